@@ -1,0 +1,73 @@
+"""reginsight: container registries (Docker Registry HTTP API V2 / OCI Distribution)
+read into pandas for analysis in Jupyter.
+
+    import reginsight as ri
+    reg = ri.Registry("https://registry.example.com")
+    reg.tags("team/app")
+"""
+
+__version__ = "0.1.0"
+
+from ._client import Registry
+from ._digest import Digest, DigestVerifier, parse_digest
+from ._errors import (
+    AuthenticationError,
+    DigestMismatch,
+    ErrorDetail,
+    InvalidDigest,
+    InvalidReference,
+    ManifestInvalid,
+    NotARegistry,
+    NotFound,
+    PermissionDenied,
+    ProtocolViolation,
+    RateLimited,
+    RegistryError,
+    RegistryUnreachable,
+    ResponseError,
+    TooLarge,
+    UnsupportedOperation,
+)
+from ._manifest import (
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Manifest,
+    Platform,
+    Schema1Manifest,
+    parse_manifest,
+)
+from ._reference import Reference, parse_reference
+
+__all__ = [
+    "AuthenticationError",
+    "Descriptor",
+    "Digest",
+    "DigestMismatch",
+    "DigestVerifier",
+    "ErrorDetail",
+    "ImageIndex",
+    "ImageManifest",
+    "InvalidDigest",
+    "InvalidReference",
+    "Manifest",
+    "ManifestInvalid",
+    "NotARegistry",
+    "NotFound",
+    "PermissionDenied",
+    "Platform",
+    "ProtocolViolation",
+    "RateLimited",
+    "Reference",
+    "Registry",
+    "RegistryError",
+    "RegistryUnreachable",
+    "ResponseError",
+    "Schema1Manifest",
+    "TooLarge",
+    "UnsupportedOperation",
+    "__version__",
+    "parse_digest",
+    "parse_manifest",
+    "parse_reference",
+]

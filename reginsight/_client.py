@@ -1,0 +1,320 @@
+"""The synchronous registry client: a thin I/O shell over the sans-I/O protocol core."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from . import __version__
+from . import _protocol as proto
+from ._blobreader import BlobReader
+from ._digest import parse_digest
+from ._errors import (
+    NotFound,
+    ProtocolViolation,
+    RegistryUnreachable,
+    ResponseError,
+    TooLarge,
+)
+from ._manifest import Manifest, parse_manifest
+from ._mediatypes import MANIFEST_ACCEPT
+from ._reference import validate_repository, validate_tag
+
+#: Catalog and tag-list pages are JSON lists of names; a page over this is refused.
+LIST_PAGE_LIMIT = 32 * 1024 * 1024
+#: A paginated listing that goes on longer than this is a loop or an attack.
+MAX_PAGES = 100_000
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    # Registries (Harbor) set session cookies; replaying them across calls is
+    # state we do not want, and a cookie jar is one more place secrets hide.
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+class Registry:
+    """A Docker Registry HTTP API V2 / OCI Distribution registry.
+
+    ``Registry(url, username=None, password=None)`` pings ``GET /v2/`` at once: a URL
+    that is not a registry, a refused connection or refused credentials fail here
+    with a typed error naming the URL (never the password).
+
+    Keyword options: ``verify`` (TLS verification, a CA bundle path, or an
+    ``ssl.SSLContext``), ``timeout`` in seconds, ``transport`` (an httpx transport,
+    for tests), ``max_connections`` for the connection pool shared by threads.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        verify: Any = True,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        parsed = proto.parse_registry_url(url)
+        self.url = parsed.base
+        self.username = username if username is not None else parsed.username
+        if password is None:
+            password = parsed.password
+        auth = httpx.BasicAuth(self.username, password or "") if self.username else None
+        self._http = httpx.Client(
+            auth=auth,
+            verify=verify,
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=True,
+            cookies=_no_cookies(),
+            headers={"User-Agent": f"reginsight/{__version__}"},
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+        try:
+            self._ping()
+        except BaseException:
+            self._http.close()
+            raise
+
+    def __repr__(self) -> str:
+        user = f", username={self.username!r}" if self.username else ""
+        return f"Registry({self.url!r}{user})"
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ I/O shell
+
+    @contextmanager
+    def _transport_errors(self, method: str, url: str) -> Iterator[None]:
+        try:
+            yield
+        except httpx.TransportError as exc:
+            # httpx messages hold no credentials; the URL is redacted anyway.
+            raise RegistryUnreachable(
+                f"{method} {proto.redact(url)}: cannot reach the registry at {self.url} "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+
+    @contextmanager
+    def _send(
+        self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> Iterator[httpx.Response]:
+        """Send a request and yield the streaming response, closed on exit.
+
+        With ``check`` an error status raises the typed error from
+        :func:`proto.decipher_error`, its body read with a cap.
+        """
+        url = path if "://" in path else self.url + path
+        with self._transport_errors(method, url):
+            request = self._http.build_request(method, url, headers=headers)
+            response = self._http.send(request, stream=True)
+        try:
+            if check and response.status_code >= 400:
+                body = self._read(response, proto.ERROR_BODY_LIMIT, truncate=True)
+                raise proto.decipher_error(
+                    response.status_code, response.headers, body, method=method, url=url
+                )
+            yield response
+        finally:
+            response.close()
+
+    def _read(self, response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes:
+        """The body, refusing (or, with ``truncate``, cutting) one over ``limit`` bytes."""
+        announced = response.headers.get("content-length")
+        if not truncate and announced and announced.isdigit() and int(announced) > limit:
+            raise TooLarge(
+                f"{proto.redact(str(response.url))}: body of {announced} bytes exceeds "
+                f"the {limit}-byte limit; not read"
+            )
+        chunks, total = [], 0
+        with self._transport_errors(response.request.method, str(response.url)):
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    if truncate:
+                        break
+                    raise TooLarge(
+                        f"{proto.redact(str(response.url))}: body exceeds the "
+                        f"{limit}-byte limit; reading stopped"
+                    )
+        return b"".join(chunks)[:limit]
+
+    def _get_json(self, url: str) -> tuple[httpx.Response, dict[str, Any]]:
+        with self._send("GET", url) as response:
+            body = self._read(response, LIST_PAGE_LIMIT)
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            doc = None
+        if not isinstance(doc, dict):
+            raise ProtocolViolation(f"GET {proto.redact(url)}: the registry sent no JSON object")
+        return response, doc
+
+    def _ping(self) -> None:
+        with self._send("GET", "/v2/", check=False) as response:
+            body = self._read(response, proto.ERROR_BODY_LIMIT, truncate=True)
+        proto.check_ping(
+            response.status_code, response.headers, body,
+            url=self.url, has_credentials=self.username is not None,
+        )
+
+    def _paginate(self, url: str, key: str) -> Iterator[Any]:
+        """Yield the entries under ``key`` of every page, following Link rel="next"."""
+        seen: set[str] = set()
+        while url:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise ProtocolViolation(
+                    f"{proto.redact(url)}: pagination loops; stopped after {len(seen)} pages"
+                )
+            seen.add(url)
+            try:
+                response, doc = self._get_json(url)
+            except ResponseError as exc:
+                smaller = _smaller_page(url, exc)
+                if smaller is None:
+                    raise
+                seen.discard(url)
+                url = smaller
+                continue
+            entries = doc.get(key) or []
+            if not isinstance(entries, list):
+                raise ProtocolViolation(f"GET {proto.redact(url)}: {key!r} is not a list")
+            yield from entries
+            url = proto.next_link(response.headers.get("link"), url) or ""
+
+    # ------------------------------------------------------------ read API
+
+    def repositories(self, *, page_size: int | None = None) -> list[str]:
+        """Every repository in the catalog (all pages of ``/v2/_catalog``), in catalog order.
+
+        ``page_size`` asks for ``n`` entries a page (the registry's default when None:
+        100 on Distribution 2.8); a registry that refuses the number (400
+        PAGINATION_NUMBER_INVALID) is asked again with smaller pages. A catalog entry
+        that is not a valid repository name raises ProtocolViolation.
+        """
+        url = f"{self.url}/v2/_catalog" + (f"?n={int(page_size)}" if page_size else "")
+        names = []
+        for name in self._paginate(url, "repositories"):
+            names.append(_checked(name, validate_repository, "repository name"))
+        return names
+
+    def tags(self, repository: str) -> list[str]:
+        """Every tag of ``repository`` (all pages), sorted; registries serve them unsorted."""
+        url = self.url + proto.tags_path(repository)
+        return sorted({_checked(tag, validate_tag, "tag") for tag in self._paginate(url, "tags")})
+
+    def manifest(self, repository: str, reference: str) -> Manifest:
+        """The manifest at ``reference`` (a tag or a digest), as a frozen model.
+
+        Sends every manifest media type in Accept so the registry serves the stored
+        document unchanged. The bytes are checked against the digest asked for, or the
+        ``Docker-Content-Digest`` the registry announced. Over 4 MiB is refused (TooLarge).
+        """
+        path = proto.manifest_path(repository, reference)
+        with self._send("GET", path, headers={"Accept": MANIFEST_ACCEPT}) as response:
+            raw = self._read(response, proto.MANIFEST_LIMIT)
+        expected = reference if ":" in reference else self._announced_digest(response)
+        return parse_manifest(
+            raw, content_type=response.headers.get("content-type"), digest=expected
+        )
+
+    def manifest_digest(self, repository: str, reference: str) -> str:
+        """The digest of the manifest at ``reference``, by HEAD: what ``manifest()`` gives."""
+        path = proto.manifest_path(repository, reference)
+        with self._send("HEAD", path, headers={"Accept": MANIFEST_ACCEPT}) as response:
+            digest = self._announced_digest(response)
+        return digest or self.manifest(repository, reference).digest
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """True if the blob exists in (is linked into) ``repository``."""
+        try:
+            with self._send("HEAD", proto.blob_path(repository, _digest(digest))):
+                return True
+        except NotFound:
+            return False
+
+    def blob_size(self, repository: str, digest: str) -> int:
+        """The blob's size in bytes, by HEAD."""
+        with self._send("HEAD", proto.blob_path(repository, _digest(digest))) as response:
+            length = response.headers.get("content-length", "")
+        if not length.isdigit():
+            raise ProtocolViolation(f"HEAD blob {digest}: no Content-Length from {self.url}")
+        return int(length)
+
+    @contextmanager
+    def download_blob(
+        self, repository: str, digest: str, *, chunk_size: int = 1 << 20
+    ) -> Iterator[BlobReader]:
+        """Stream a blob: ``with reg.download_blob(repo, digest) as f: f.read(...)``.
+
+        Bytes are hashed while read; reaching EOF with the wrong digest or length raises
+        DigestMismatch. Redirects (to storage or a CDN) are followed; httpx drops the
+        Authorization header when the redirect leaves the registry's origin.
+        """
+        path = proto.blob_path(repository, _digest(digest))
+        with self._send("GET", path) as response:
+            length = response.headers.get("content-length", "")
+            reader = BlobReader(
+                self._chunks(response, chunk_size),
+                digest=digest,
+                size=int(length) if length.isdigit() else None,
+            )
+            with reader:
+                yield reader
+
+    def _chunks(self, response: httpx.Response, chunk_size: int) -> Iterator[bytes]:
+        with self._transport_errors("GET", str(response.url)):
+            yield from response.iter_bytes(chunk_size)
+
+    def _announced_digest(self, response: httpx.Response) -> str | None:
+        value = response.headers.get(proto.DOCKER_CONTENT_DIGEST)
+        if not value:
+            return None
+        return _checked(value.strip(), lambda v: str(parse_digest(v)), "Docker-Content-Digest")
+
+
+def _digest(value: str) -> str:
+    return str(parse_digest(value))
+
+
+def _checked(value: Any, validate: Any, what: str) -> str:
+    """Validate a value the registry sent; a bad one is the server's fault, not the user's."""
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        return validate(value)
+    except (TypeError, ValueError):
+        raise ProtocolViolation(
+            f"the registry sent an invalid {what}: {str(value)[:80]!r}"
+        ) from None
+
+
+def _smaller_page(url: str, exc: ResponseError) -> str | None:
+    """On 400 PAGINATION_NUMBER_INVALID, the same page asked with a smaller ``n``."""
+    if exc.status != 400 or "PAGINATION_NUMBER_INVALID" not in exc.codes:
+        return None
+    parsed = httpx.URL(url)
+    current = parsed.params.get("n", "")
+    if not current.isdigit() or int(current) <= 10:
+        return None
+    return str(parsed.copy_set_param("n", str(max(10, int(current) // 2))))

@@ -1,0 +1,33 @@
+"""Fixtures: one real registry per test session, unique repository prefixes per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import reginsight as ri
+from tests.registry_server import RegistryServer
+
+
+@pytest.fixture(scope="session")
+def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """The shared real registry: delete enabled, schema1 accepted, plain HTTP on loopback."""
+    server = RegistryServer(tmp_path_factory.mktemp("registry")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A repository prefix no other test uses, so tests share one registry safely."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def reg(registry_server: RegistryServer) -> Iterator[ri.Registry]:
+    with ri.Registry(registry_server.url) as client:
+        yield client

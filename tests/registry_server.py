@@ -1,0 +1,150 @@
+"""Start and stop the real Distribution registry (Debian's ``docker-registry``) for tests.
+
+A process per configuration: a free loopback port, storage in a temp dir, waited
+on until ``/v2/`` answers, stopped by its process id. Failure to start is an error
+with the registry's own output, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REGISTRY_BINARY = "docker-registry"
+
+
+class RegistryStartError(RuntimeError):
+    """The registry binary is missing, or the process did not come up."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _yaml(value: Any, indent: int = 0) -> str:
+    """Tiny YAML writer for the registry config (dicts, lists, scalars); YAML is a
+    superset of JSON for scalars, so strings are written JSON-quoted."""
+    import json
+
+    pad = "  " * indent
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, dict):
+            lines.append(f"{pad}{key}:")
+            lines.append(_yaml(item, indent + 1))
+        elif isinstance(item, list):
+            lines.append(f"{pad}{key}: {json.dumps(item)}")
+        else:
+            lines.append(f"{pad}{key}: {json.dumps(item)}")
+    return "\n".join(lines)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class RegistryServer:
+    """One running registry process."""
+
+    workdir: Path
+    overrides: dict = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 0
+    scheme: str = "http"
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def storage(self) -> Path:
+        return self.workdir / "storage"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "config.yml"
+
+    def config(self) -> dict:
+        base = {
+            "version": "0.1",
+            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.storage)},
+                "delete": {"enabled": True},
+                "maintenance": {"uploadpurging": {"enabled": False}},
+            },
+            "http": {"addr": f"{self.host}:{self.port}", "secret": "reginsight-tests"},
+            "compatibility": {"schema1": {"enabled": True}},
+        }
+        return _merge(base, self.overrides)
+
+    def start(self, *, timeout: float = 20.0) -> RegistryServer:
+        binary = shutil.which(REGISTRY_BINARY)
+        if binary is None:
+            raise RegistryStartError(
+                f"{REGISTRY_BINARY!r} not found: run the README's test command, which "
+                "installs Debian's docker-registry"
+            )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.storage.mkdir(exist_ok=True)
+        self.port = self.port or free_port(self.host)
+        self.config_path.write_text(_yaml(self.config()) + "\n")
+        log = open(self.workdir / "registry.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            [binary, "serve", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                httpx.get(f"{self.url}/v2/", timeout=1.0, verify=False)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        output = (self.workdir / "registry.log").read_text(errors="replace")[-3000:]
+        self.stop()
+        raise RegistryStartError(f"registry did not start on {self.url}:\n{output}")
+
+    def stop(self) -> None:
+        """Stop the process by its id: TERM, then KILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def garbage_collect(self, *extra: str) -> str:
+        """Run ``docker-registry garbage-collect`` on this registry's config (stopped)."""
+        result = subprocess.run(
+            [REGISTRY_BINARY, "garbage-collect", *extra, str(self.config_path)],
+            capture_output=True, text=True, check=True, timeout=300,
+        )
+        return result.stdout
