@@ -78,8 +78,11 @@ def same_origin(a: str, b: str) -> bool:
 
 # ---------------------------------------------------------------- Link headers
 
-_LINK_RE = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
-_PARAM_RE = re.compile(r';\s*([A-Za-z0-9*_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)')
+# <target> then ;-separated params whose quoted values may hold commas and semicolons
+_LINK_RE = re.compile(
+    r'<([^>]*)>((?:\s*;\s*[^;,="\s]+\s*(?:=\s*(?:"(?:[^"\\]|\\.)*"|[^;,"]*))?)*)'
+)
+_PARAM_RE = re.compile(r';\s*([^;,="\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,"\s]*)')
 
 
 def next_link(link_header: str | None, request_url: str) -> str | None:
