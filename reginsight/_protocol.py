@@ -125,9 +125,9 @@ class Challenge:
     params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
-_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
-_PARAM = re.compile(r'[\s,]*(' + _TOKEN + r')\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
-_SCHEME = re.compile(r"[\s,]*(" + _TOKEN + r")")
+_TCHARS = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_PARAM = re.compile(r'[\s,]*(' + _TCHARS + r')\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+_SCHEME = re.compile(r"[\s,]*(" + _TCHARS + r")")
 
 
 def parse_challenges(header: str | None) -> list[Challenge]:

@@ -39,7 +39,8 @@ class HostileServer:
                 pass
 
             def _serve(self) -> None:
-                seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                seen = Seen(self.command, self.path, headers)
                 outer.requests.append(seen)
                 route = outer.routes.get(self.path.split("?", 1)[0])
                 status, headers, body = route(seen) if route else (404, {}, b"not found")

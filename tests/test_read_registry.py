@@ -113,7 +113,7 @@ def test_manifest_models(reg, images):
     assert isinstance(index, ri.ImageIndex) and index.kind == "index"
     assert [str(child.platform) for child in index.manifests] == ["linux/amd64",
                                                                  "linux/arm64/v8"]
-    assert [child.digest for child in index.manifests][0] == images["oci"].digest
+    assert index.manifests[0].digest == images["oci"].digest
 
 
 def _real_layer() -> bytes:
