@@ -9,9 +9,11 @@ read into pandas for analysis in Jupyter.
 __version__ = "0.1.0"
 
 from ._client import Registry
+from ._credentials import Credentials
 from ._digest import Digest, DigestVerifier, parse_digest
 from ._errors import (
     AuthenticationError,
+    CredentialsError,
     DigestMismatch,
     ErrorDetail,
     InvalidDigest,
@@ -26,6 +28,7 @@ from ._errors import (
     RegistryUnreachable,
     ResponseError,
     TooLarge,
+    UnsafeAddress,
     UnsupportedOperation,
 )
 from ._manifest import (
@@ -41,6 +44,8 @@ from ._reference import Reference, parse_reference
 
 __all__ = [
     "AuthenticationError",
+    "Credentials",
+    "CredentialsError",
     "Descriptor",
     "Digest",
     "DigestMismatch",
@@ -65,6 +70,7 @@ __all__ = [
     "ResponseError",
     "Schema1Manifest",
     "TooLarge",
+    "UnsafeAddress",
     "UnsupportedOperation",
     "__version__",
     "parse_digest",

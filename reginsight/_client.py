@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import os
+import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from . import __version__
 from . import _protocol as proto
+from ._auth import CATALOG_SCOPE, SCOPE, RegistryAuth, repository_scope
 from ._blobreader import BlobReader
+from ._credentials import Credentials, resolve_credentials
 from ._digest import parse_digest
 from ._errors import (
     NotFound,
     ProtocolViolation,
     RegistryUnreachable,
     ResponseError,
-    TooLarge,
 )
 from ._manifest import Manifest, parse_manifest
 from ._mediatypes import MANIFEST_ACCEPT
 from ._reference import validate_repository, validate_tag
+from ._transport import LIMIT, GuardedTransport
 
 #: Catalog and tag-list pages are JSON lists of names; a page over this is refused.
 LIST_PAGE_LIMIT = 32 * 1024 * 1024
@@ -44,9 +49,15 @@ class Registry:
     that is not a registry, a refused connection or refused credentials fail here
     with a typed error naming the URL (never the password).
 
-    Keyword options: ``verify`` (TLS verification, a CA bundle path, or an
-    ``ssl.SSLContext``), ``timeout`` in seconds, ``transport`` (an httpx transport,
-    for tests), ``max_connections`` for the connection pool shared by threads.
+    Credentials: ``username``/``password`` (or ``credentials=ri.Credentials(...)`` for
+    an identity or registry token) > docker's config.json ``auths`` > its credential
+    helpers > anonymous. Basic and Bearer-token registries work alike.
+
+    Keyword options: ``verify`` (True, a CA bundle path, or an ``ssl.SSLContext``),
+    ``cert`` (client certificate: a PEM path, or ``(cert, key)`` paths), ``insecure``
+    (no TLS verification: only when asked), ``timeout`` in seconds,
+    ``max_connections`` for the pool threads share, ``docker_config`` (path of a
+    docker config.json), ``transport`` (an httpx transport, for tests).
     """
 
     def __init__(
@@ -55,34 +66,49 @@ class Registry:
         username: str | None = None,
         password: str | None = None,
         *,
-        verify: Any = True,
+        credentials: Credentials | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        cert: str | tuple[str, str] | None = None,
+        insecure: bool = False,
         timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
         max_connections: int = 32,
+        docker_config: str | os.PathLike[str] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         parsed = proto.parse_registry_url(url)
         self.url = parsed.base
-        self.username = username if username is not None else parsed.username
-        if password is None:
-            password = parsed.password
-        auth = httpx.BasicAuth(self.username, password or "") if self.username else None
+        if credentials is None:
+            credentials = resolve_credentials(
+                self.url,
+                username if username is not None else parsed.username,
+                password if password is not None else parsed.password,
+                config_path=Path(docker_config) if docker_config else None,
+            )
+        self.credentials = credentials
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        if transport is None:
+            transport = httpx.HTTPTransport(
+                verify=_ssl_context(verify, cert, insecure=insecure), limits=limits
+            )
         self._http = httpx.Client(
-            auth=auth,
-            verify=verify,
+            auth=RegistryAuth(credentials, registry_url=self.url),
             timeout=timeout,
-            transport=transport,
+            transport=GuardedTransport(transport),
             follow_redirects=True,
             cookies=_no_cookies(),
             headers={"User-Agent": f"reginsight/{__version__}"},
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
         )
         try:
             self._ping()
         except BaseException:
             self._http.close()
             raise
+
+    @property
+    def username(self) -> str | None:
+        return self.credentials.username
 
     def __repr__(self) -> str:
         user = f", username={self.username!r}" if self.username else ""
@@ -115,21 +141,32 @@ class Registry:
 
     @contextmanager
     def _send(
-        self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: tuple[str, ...] = (),
+        headers: Mapping[str, str] | None = None,
+        limit: int | None = None,
         check: bool = True,
     ) -> Iterator[httpx.Response]:
         """Send a request and yield the streaming response, closed on exit.
 
-        With ``check`` an error status raises the typed error from
-        :func:`proto.decipher_error`, its body read with a cap.
+        ``scope`` names the token scopes the call needs; ``limit`` caps a 2xx body
+        (TooLarge past it). With ``check``, an error status raises the typed error
+        from :func:`proto.decipher_error` (its body capped by the transport).
         """
         url = path if "://" in path else self.url + path
+        extensions: dict[str, Any] = {SCOPE: scope}
+        if limit is not None:
+            extensions[LIMIT] = limit
         with self._transport_errors(method, url):
-            request = self._http.build_request(method, url, headers=headers)
+            request = self._http.build_request(method, url, headers=headers,
+                                               extensions=extensions)
             response = self._http.send(request, stream=True)
         try:
             if check and response.status_code >= 400:
-                body = self._read(response, proto.ERROR_BODY_LIMIT, truncate=True)
+                body = self._body(response)
                 raise proto.decipher_error(
                     response.status_code, response.headers, body, method=method, url=url
                 )
@@ -137,31 +174,13 @@ class Registry:
         finally:
             response.close()
 
-    def _read(self, response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes:
-        """The body, refusing (or, with ``truncate``, cutting) one over ``limit`` bytes."""
-        announced = response.headers.get("content-length")
-        if not truncate and announced and announced.isdigit() and int(announced) > limit:
-            raise TooLarge(
-                f"{proto.redact(str(response.url))}: body of {announced} bytes exceeds "
-                f"the {limit}-byte limit; not read"
-            )
-        chunks, total = [], 0
+    def _body(self, response: httpx.Response) -> bytes:
         with self._transport_errors(response.request.method, str(response.url)):
-            for chunk in response.iter_bytes():
-                chunks.append(chunk)
-                total += len(chunk)
-                if total > limit:
-                    if truncate:
-                        break
-                    raise TooLarge(
-                        f"{proto.redact(str(response.url))}: body exceeds the "
-                        f"{limit}-byte limit; reading stopped"
-                    )
-        return b"".join(chunks)[:limit]
+            return response.read()
 
-    def _get_json(self, url: str) -> tuple[httpx.Response, dict[str, Any]]:
-        with self._send("GET", url) as response:
-            body = self._read(response, LIST_PAGE_LIMIT)
+    def _get_json(self, url: str, scope: tuple[str, ...]) -> tuple[httpx.Response, Any]:
+        with self._send("GET", url, scope=scope, limit=LIST_PAGE_LIMIT) as response:
+            body = self._body(response)
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -172,13 +191,13 @@ class Registry:
 
     def _ping(self) -> None:
         with self._send("GET", "/v2/", check=False) as response:
-            body = self._read(response, proto.ERROR_BODY_LIMIT, truncate=True)
+            body = self._body(response)
         proto.check_ping(
             response.status_code, response.headers, body,
-            url=self.url, has_credentials=self.username is not None,
+            url=self.url, has_credentials=not self.credentials.anonymous,
         )
 
-    def _paginate(self, url: str, key: str) -> Iterator[Any]:
+    def _paginate(self, url: str, key: str, scope: tuple[str, ...]) -> Iterator[Any]:
         """Yield the entries under ``key`` of every page, following Link rel="next"."""
         seen: set[str] = set()
         while url:
@@ -188,7 +207,7 @@ class Registry:
                 )
             seen.add(url)
             try:
-                response, doc = self._get_json(url)
+                response, doc = self._get_json(url, scope)
             except ResponseError as exc:
                 smaller = _smaller_page(url, exc)
                 if smaller is None:
@@ -214,14 +233,15 @@ class Registry:
         """
         url = f"{self.url}/v2/_catalog" + (f"?n={int(page_size)}" if page_size else "")
         names = []
-        for name in self._paginate(url, "repositories"):
+        for name in self._paginate(url, "repositories", (CATALOG_SCOPE,)):
             names.append(_checked(name, validate_repository, "repository name"))
         return names
 
     def tags(self, repository: str) -> list[str]:
         """Every tag of ``repository`` (all pages), sorted; registries serve them unsorted."""
         url = self.url + proto.tags_path(repository)
-        return sorted({_checked(tag, validate_tag, "tag") for tag in self._paginate(url, "tags")})
+        tags = self._paginate(url, "tags", _pull(repository))
+        return sorted({_checked(tag, validate_tag, "tag") for tag in tags})
 
     def manifest(self, repository: str, reference: str) -> Manifest:
         """The manifest at ``reference`` (a tag or a digest), as a frozen model.
@@ -231,8 +251,9 @@ class Registry:
         ``Docker-Content-Digest`` the registry announced. Over 4 MiB is refused (TooLarge).
         """
         path = proto.manifest_path(repository, reference)
-        with self._send("GET", path, headers={"Accept": MANIFEST_ACCEPT}) as response:
-            raw = self._read(response, proto.MANIFEST_LIMIT)
+        with self._send("GET", path, scope=_pull(repository), limit=proto.MANIFEST_LIMIT,
+                        headers={"Accept": MANIFEST_ACCEPT}) as response:
+            raw = self._body(response)
         expected = reference if ":" in reference else self._announced_digest(response)
         return parse_manifest(
             raw, content_type=response.headers.get("content-type"), digest=expected
@@ -241,21 +262,24 @@ class Registry:
     def manifest_digest(self, repository: str, reference: str) -> str:
         """The digest of the manifest at ``reference``, by HEAD: what ``manifest()`` gives."""
         path = proto.manifest_path(repository, reference)
-        with self._send("HEAD", path, headers={"Accept": MANIFEST_ACCEPT}) as response:
+        with self._send("HEAD", path, scope=_pull(repository),
+                        headers={"Accept": MANIFEST_ACCEPT}) as response:
             digest = self._announced_digest(response)
         return digest or self.manifest(repository, reference).digest
 
     def has_blob(self, repository: str, digest: str) -> bool:
         """True if the blob exists in (is linked into) ``repository``."""
         try:
-            with self._send("HEAD", proto.blob_path(repository, _digest(digest))):
+            with self._send("HEAD", proto.blob_path(repository, _digest(digest)),
+                            scope=_pull(repository)):
                 return True
         except NotFound:
             return False
 
     def blob_size(self, repository: str, digest: str) -> int:
         """The blob's size in bytes, by HEAD."""
-        with self._send("HEAD", proto.blob_path(repository, _digest(digest))) as response:
+        path = proto.blob_path(repository, _digest(digest))
+        with self._send("HEAD", path, scope=_pull(repository)) as response:
             length = response.headers.get("content-length", "")
         if not length.isdigit():
             raise ProtocolViolation(f"HEAD blob {digest}: no Content-Length from {self.url}")
@@ -272,7 +296,7 @@ class Registry:
         Authorization header when the redirect leaves the registry's origin.
         """
         path = proto.blob_path(repository, _digest(digest))
-        with self._send("GET", path) as response:
+        with self._send("GET", path, scope=_pull(repository)) as response:
             length = response.headers.get("content-length", "")
             reader = BlobReader(
                 self._chunks(response, chunk_size),
@@ -291,6 +315,30 @@ class Registry:
         if not value:
             return None
         return _checked(value.strip(), lambda v: str(parse_digest(v)), "Docker-Content-Digest")
+
+
+def _pull(repository: str) -> tuple[str, ...]:
+    return (repository_scope(repository, "pull"),)
+
+
+def _ssl_context(
+    verify: bool | str | ssl.SSLContext, cert: str | tuple[str, str] | None, *, insecure: bool
+) -> ssl.SSLContext:
+    """TLS settings: verified by default, a custom CA bundle, a client certificate."""
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    elif insecure or verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, str | os.PathLike):
+        context = ssl.create_default_context(cafile=os.fspath(verify))
+    else:
+        context = ssl.create_default_context()
+    if cert is not None:
+        certfile, keyfile = (cert, None) if isinstance(cert, str | os.PathLike) else cert
+        context.load_cert_chain(certfile, keyfile)
+    return context
 
 
 def _digest(value: str) -> str:

@@ -9,6 +9,8 @@ Every error the public API raises derives from :class:`RegistryError`::
     ├── DigestMismatch          bytes received do not hash to the digest expected
     ├── TooLarge                a body exceeds the size reginsight will read
     ├── ProtocolViolation       the server broke the protocol (foreign Link, bad header, ...)
+    │   └── UnsafeAddress           a request would go to a metadata, link-local or foreign address
+    ├── CredentialsError        docker config or a credential helper could not be read
     ├── NotARegistry            the URL answers, but not as a registry API V2
     ├── RegistryUnreachable     connection refused, DNS failure, TLS failure, timeout
     └── ResponseError           the registry answered with an error status
@@ -67,6 +69,16 @@ class TooLarge(RegistryError):
 
 class ProtocolViolation(RegistryError):
     """The server broke the protocol: a Link to another host, a malformed header, ..."""
+
+
+class UnsafeAddress(ProtocolViolation):
+    """A request would reach an address registry traffic must not: a cloud metadata
+    service, a link-local host, a token realm that downgrades https or leaves the
+    registry's network."""
+
+
+class CredentialsError(RegistryError):
+    """Docker's config file or a credential helper failed (not: no credentials found)."""
 
 
 class NotARegistry(RegistryError):

@@ -31,9 +31,6 @@ from ._errors import (
 )
 from ._reference import validate_reference, validate_repository
 
-#: Error bodies are read up to this many bytes; a registry (or a proxy) can send
-#: an endless one.
-ERROR_BODY_LIMIT = 64 * 1024
 #: Manifests over 4 MiB are refused, as the distribution registry itself does.
 MANIFEST_LIMIT = 4 * 1024 * 1024
 
@@ -221,7 +218,7 @@ def decipher_error(
 ) -> ResponseError:
     """Turn an error response into the typed exception to raise. The one place this happens.
 
-    ``body`` must already be capped by the caller (see ERROR_BODY_LIMIT).
+    ``body`` must already be capped (the transport cuts error bodies at 64 KiB).
     """
     errors = parse_error_body(body)
     where = redact(url)
@@ -323,8 +320,9 @@ def check_ping(
 ) -> None:
     """Decide from the answer to ``GET /v2/`` whether ``url`` is a usable registry.
 
-    Returns quietly for a registry (200, or a Bearer challenge the token flow
-    answers); raises NotARegistry or AuthenticationError otherwise.
+    Returns quietly for a registry that let us in (200; a 401 reaching this point
+    has already been through the Basic or token flow); raises NotARegistry or
+    AuthenticationError otherwise.
     """
     if status == 200:
         version = headers.get("docker-distribution-api-version", "")
@@ -340,9 +338,6 @@ def check_ping(
             "registry API header or a JSON body"
         )
     if status == 401:
-        schemes = {c.scheme for c in parse_challenges(headers.get("www-authenticate"))}
-        if "bearer" in schemes and not has_credentials:
-            return  # anonymous token flow; answered per request
         what = "refused the credentials given" if has_credentials else "requires credentials"
         raise AuthenticationError(
             f"registry at {url} {what} (HTTP 401 on GET /v2/)", status=401, url=url + "/v2/"

@@ -130,7 +130,8 @@ def test_check_ping():
     ok = {"docker-distribution-api-version": "registry/2.0"}
     proto.check_ping(200, ok, b"", url="u", has_credentials=False)
     bearer = {"www-authenticate": 'Bearer realm="https://a/token"'}
-    proto.check_ping(401, bearer, b"", url="u", has_credentials=False)
+    with pytest.raises(ri.AuthenticationError, match="requires credentials"):
+        proto.check_ping(401, bearer, b"", url="u", has_credentials=False)
     with pytest.raises(ri.AuthenticationError, match="refused the credentials"):
         proto.check_ping(401, {"www-authenticate": "Basic"}, b"", url="u", has_credentials=True)
     with pytest.raises(ri.NotARegistry):

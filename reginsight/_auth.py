@@ -1,0 +1,219 @@
+"""Registry authentication as one httpx.Auth generator flow: Basic and Bearer tokens.
+
+The flow (after httpx's DigestAuth): send the request, with a cached credential
+when one fits; on a 401, read the ``WWW-Authenticate`` challenge; for Bearer, yield
+a token request to the realm, then the original request again with the token.
+Tokens are cached per (realm, service, scopes) until shortly before they expire.
+
+The client names the scopes a call needs in ``request.extensions[SCOPE]``; they
+are merged with the challenge's, so one token serves the whole call.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import threading
+import time
+from collections.abc import Generator, Iterable
+from urllib.parse import urlsplit
+
+import httpx
+
+from ._credentials import Credentials
+from ._errors import AuthenticationError, UnsafeAddress
+from ._protocol import Challenge, is_loopback_host, parse_challenges, redact
+from ._transport import LIMIT, unsafe_host_reason
+
+#: request.extensions key holding the scopes (tuple of str) a request needs.
+SCOPE = "reginsight.scope"
+#: Token answers larger than this are refused (a hostile realm can send forever).
+TOKEN_BODY_LIMIT = 1024 * 1024
+DEFAULT_EXPIRES_IN = 60
+CATALOG_SCOPE = "registry:catalog:*"
+
+
+def repository_scope(repository: str, *actions: str) -> str:
+    """``repository:NAME:pull,push`` — the token scope for actions on a repository."""
+    return f"repository:{repository}:{','.join(actions)}"
+
+
+def merge_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """Merge scopes on the same resource: ``a:pull`` + ``a:push`` -> ``a:pull,push``."""
+    merged: dict[str, list[str]] = {}
+    for scope in scopes:
+        resource, sep, actions = scope.rpartition(":")
+        if not sep or not resource:
+            continue
+        bucket = merged.setdefault(resource, [])
+        bucket.extend(a for a in actions.split(",") if a and a not in bucket)
+    return tuple(f"{resource}:{','.join(sorted(actions))}"
+                 for resource, actions in sorted(merged.items()))
+
+
+def _address_class(host: str) -> str | None:
+    """'loopback', 'private' or 'public' for an IP literal or localhost; None for names."""
+    if is_loopback_host(host):
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    return "private" if address.is_private else "public"
+
+
+def check_realm(realm: str, registry_url: str) -> None:
+    """Refuse a token realm that would leak credentials: https downgraded to http, a
+    metadata or link-local address, or an IP literal outside the registry's network
+    (a public registry pointing its realm at loopback or a private address)."""
+    parts = urlsplit(realm)
+    registry = urlsplit(registry_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeAddress(f"token realm {redact(realm)!r} is not an http(s) URL")
+    if registry.scheme == "https" and parts.scheme != "https":
+        raise UnsafeAddress(
+            f"token realm {redact(realm)} would downgrade {registry_url} from https to http"
+        )
+    reason = unsafe_host_reason(parts.hostname)
+    if reason:
+        raise UnsafeAddress(f"token realm {redact(realm)} points at {reason}")
+    realm_class = _address_class(parts.hostname)
+    registry_class = _address_class(registry.hostname or "") or "public"
+    allowed = {"public": {"public"}, "private": {"private", "public"},
+               "loopback": {"loopback", "private", "public"}}[registry_class]
+    if realm_class is not None and realm_class not in allowed:
+        raise UnsafeAddress(
+            f"token realm {redact(realm)} is a {realm_class} address, outside the network "
+            f"of {registry_url}"
+        )
+
+
+class RegistryAuth(httpx.Auth):
+    """Basic and Bearer-token authentication for one registry (thread-safe)."""
+
+    def __init__(self, credentials: Credentials, *, registry_url: str) -> None:
+        self._credentials = credentials
+        self._registry_url = registry_url
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, str, tuple[str, ...]], tuple[str, float]] = {}
+        self._realms: dict[str, tuple[str, str]] = {}  # origin -> (realm, service)
+        self._basic_origins: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"RegistryAuth({self._credentials!r})"
+
+    # ----------------------------------------------------------------- flow
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        scopes = tuple(request.extensions.get(SCOPE, ()))
+        known = self._known_header(request, scopes)
+        if known:
+            request.headers["Authorization"] = known
+        response = yield request
+        if response.status_code != 401:
+            return
+        challenges = parse_challenges(response.headers.get("www-authenticate"))
+        bearer = _first(challenges, "bearer")
+        if bearer is not None and "realm" in bearer.params:
+            if self._credentials.registry_token:
+                token = self._credentials.registry_token
+            else:
+                token = yield from self._fetch_token(request, bearer, scopes)
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+        elif _first(challenges, "basic") is not None and self._basic_header() and not known:
+            self._basic_origins.add(_origin(request.url))
+            request.headers["Authorization"] = self._basic_header()
+            yield request
+
+    def _fetch_token(
+        self, request: httpx.Request, challenge: Challenge, scopes: tuple[str, ...]
+    ) -> Generator[httpx.Request, httpx.Response, str]:
+        realm = challenge.params["realm"]
+        service = challenge.params.get("service", "")
+        check_realm(realm, self._registry_url)
+        wanted = merge_scopes([*challenge.params.get("scope", "").split(" "), *scopes])
+        with self._lock:
+            self._realms[_origin(request.url)] = (realm, service)
+        response = yield self._token_request(realm, service, wanted)
+        response.read()  # capped by the transport (LIMIT)
+        if response.status_code != 200:
+            who = f"user {self._credentials.username!r}" if self._credentials.username else (
+                "anonymous access")
+            raise AuthenticationError(
+                f"token server {redact(realm)} refused {who} for {self._registry_url} "
+                f"(HTTP {response.status_code})",
+                status=response.status_code, url=redact(realm),
+            )
+        token, expires_in = _parse_token(response.content, realm)
+        with self._lock:
+            self._tokens[(realm, service, wanted)] = (token, _expiry(expires_in))
+            if scopes and wanted != scopes:  # also findable by what the client asked
+                self._tokens[(realm, service, scopes)] = (token, _expiry(expires_in))
+        return token
+
+    def _token_request(self, realm: str, service: str, scopes: tuple[str, ...]) -> httpx.Request:
+        creds = self._credentials
+        extensions = {LIMIT: TOKEN_BODY_LIMIT}
+        if creds.identity_token:  # OAuth2 refresh-token grant, as docker does
+            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                    "client_id": "reginsight", "service": service, "scope": " ".join(scopes)}
+            return httpx.Request("POST", realm, data=form, extensions=extensions)
+        params = [("service", service)] if service else []
+        params += [("scope", scope) for scope in scopes]
+        headers = {"Authorization": self._basic_header()} if self._basic_header() else {}
+        return httpx.Request("GET", realm, params=params, headers=headers, extensions=extensions)
+
+    # -------------------------------------------------------------- caching
+
+    def _known_header(self, request: httpx.Request, scopes: tuple[str, ...]) -> str | None:
+        origin = _origin(request.url)
+        with self._lock:
+            if origin in self._basic_origins:
+                return self._basic_header()
+            realm = self._realms.get(origin)
+            if realm is None or not scopes:
+                return None
+            cached = self._tokens.get((*realm, merge_scopes(scopes)))
+            if cached is None:
+                cached = self._tokens.get((*realm, scopes))
+        if cached and cached[1] > time.monotonic():
+            return f"Bearer {cached[0]}"
+        return None
+
+    def _basic_header(self) -> str | None:
+        creds = self._credentials
+        if not creds.username or creds.password is None:
+            return None
+        pair = f"{creds.username}:{creds.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode()
+
+
+def _first(challenges: list[Challenge], scheme: str) -> Challenge | None:
+    return next((c for c in challenges if c.scheme == scheme), None)
+
+
+def _origin(url: httpx.URL) -> str:
+    return f"{url.scheme}://{url.netloc.decode()}"
+
+
+def _expiry(expires_in: float) -> float:
+    # renew a little early: a token that expires in flight costs a 401 round trip
+    return time.monotonic() + expires_in - min(30.0, expires_in * 0.1)
+
+
+def _parse_token(body: bytes, realm: str) -> tuple[str, float]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = None
+    token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, dict) else None
+    if not isinstance(token, str) or not token:
+        raise AuthenticationError(
+            f"token server {redact(realm)} sent no token", status=200, url=redact(realm)
+        )
+    expires_in = doc.get("expires_in")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
+        expires_in = DEFAULT_EXPIRES_IN
+    return token, float(expires_in)
