@@ -179,6 +179,11 @@ class Reference:
         # library/a/b keeps its prefix: docker only shortens official single names.
         if short != path and "/" not in short:
             path = short
+        # Unlike docker, keep the registry when the short form would be read back with
+        # its first component as a domain ("a.b/c", "localhost/c").
+        first, slash, _ = path.partition("/")
+        if slash and ("." in first or first == "localhost"):
+            return str(self)
         return path + self._suffix()
 
     def with_tag(self, tag: str) -> Reference:

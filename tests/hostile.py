@@ -20,6 +20,7 @@ class Seen:
     method: str
     path: str
     headers: dict[str, str]
+    body: bytes = b""
 
 
 @dataclass
@@ -40,7 +41,9 @@ class HostileServer:
 
             def _serve(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                seen = Seen(self.command, self.path, headers)
+                length = int(headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                seen = Seen(self.command, self.path, headers, body)
                 outer.requests.append(seen)
                 route = outer.routes.get(self.path.split("?", 1)[0])
                 status, headers, body = route(seen) if route else (404, {}, b"not found")
