@@ -52,6 +52,11 @@ def merge_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
                  for resource, actions in sorted(merged.items()))
 
 
+_PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7",
+))
+
+
 def _address_class(host: str) -> str | None:
     """'loopback', 'private' or 'public' for an IP literal or localhost; None for names."""
     if is_loopback_host(host):
@@ -60,7 +65,10 @@ def _address_class(host: str) -> str | None:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
-    return "private" if address.is_private else "public"
+    if any(address in network for network in _PRIVATE_NETWORKS
+           if network.version == address.version):
+        return "private"
+    return "public"
 
 
 def check_realm(realm: str, registry_url: str) -> None:

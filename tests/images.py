@@ -37,8 +37,9 @@ class Pushed:
 class Pusher:
     """Pushes blobs and manifests with bare httpx calls."""
 
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=30)
+    def __init__(self, base_url: str, *, auth: httpx.Auth | None = None,
+                 verify: object = True) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=30, auth=auth, verify=verify)
 
     def close(self) -> None:
         self.http.close()
