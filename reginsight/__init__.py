@@ -8,7 +8,9 @@ read into pandas for analysis in Jupyter.
 
 __version__ = "0.1.0"
 
+from . import schema1
 from ._client import Registry
+from ._copy import copy
 from ._credentials import Credentials
 from ._digest import Digest, DigestVerifier, parse_digest
 from ._errors import (
@@ -41,6 +43,7 @@ from ._manifest import (
     parse_manifest,
 )
 from ._reference import Reference, parse_reference
+from ._tagdelete import OtherTagsAffected, TagDeletion, TagMoved, delete_tag, tags_pointing_at
 
 __all__ = [
     "AuthenticationError",
@@ -59,6 +62,7 @@ __all__ = [
     "ManifestInvalid",
     "NotARegistry",
     "NotFound",
+    "OtherTagsAffected",
     "PermissionDenied",
     "Platform",
     "ProtocolViolation",
@@ -69,11 +73,17 @@ __all__ = [
     "RegistryUnreachable",
     "ResponseError",
     "Schema1Manifest",
+    "TagDeletion",
+    "TagMoved",
     "TooLarge",
     "UnsafeAddress",
     "UnsupportedOperation",
     "__version__",
+    "copy",
+    "delete_tag",
     "parse_digest",
     "parse_manifest",
     "parse_reference",
+    "schema1",
+    "tags_pointing_at",
 ]

@@ -29,6 +29,7 @@ from ._manifest import Manifest, parse_manifest
 from ._mediatypes import MANIFEST_ACCEPT
 from ._reference import validate_repository, validate_tag
 from ._transport import LIMIT, GuardedTransport
+from ._write import Writes
 
 #: Catalog and tag-list pages are JSON lists of names; a page over this is refused.
 LIST_PAGE_LIMIT = 32 * 1024 * 1024
@@ -42,7 +43,7 @@ def _no_cookies() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
-class Registry:
+class Registry(Writes):
     """A Docker Registry HTTP API V2 / OCI Distribution registry.
 
     ``Registry(url, username=None, password=None)`` pings ``GET /v2/`` at once: a URL
@@ -147,6 +148,7 @@ class Registry:
         *,
         scope: tuple[str, ...] = (),
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
         limit: int | None = None,
         check: bool = True,
     ) -> Iterator[httpx.Response]:
@@ -161,7 +163,7 @@ class Registry:
         if limit is not None:
             extensions[LIMIT] = limit
         with self._transport_errors(method, url):
-            request = self._http.build_request(method, url, headers=headers,
+            request = self._http.build_request(method, url, headers=headers, content=content,
                                                extensions=extensions)
             response = self._http.send(request, stream=True)
         try:

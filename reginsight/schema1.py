@@ -154,7 +154,7 @@ def key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey | PublicKey:
     raise SignatureInvalid(f"unsupported JWK key type {str(jwk.get('kty'))[:20]!r}")
 
 
-def save_key(key: PrivateKey, path: str | Path, *, format: str = "pem") -> Path:  # noqa: A002
+def save_key(key: PrivateKey, path: str | Path, *, format: str = "pem") -> Path:
     """Write a private key as PKCS#8 PEM (``format="pem"``) or libtrust JWK (``"jwk"``),
     readable by its owner only."""
     path = Path(path)
@@ -164,7 +164,7 @@ def save_key(key: PrivateKey, path: str | Path, *, format: str = "pem") -> Path:
     elif format == "jwk":
         data = json.dumps(private_jwk(key), indent=2).encode()
     else:
-        raise ValueError("format must be 'pem' or 'jwk'")
+        raise RegistryError(f"key format must be 'pem' or 'jwk', not {format!r}")
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
     path.write_bytes(data)

@@ -1,0 +1,86 @@
+"""Delete one tag without taking the other tags on the same digest with it."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._errors import NotFound, RegistryError, UnsupportedOperation
+
+if TYPE_CHECKING:
+    from ._client import Registry
+
+
+class OtherTagsAffected(RegistryError):
+    """Deleting the digest behind a tag would also remove tags nobody chose."""
+
+    def __init__(self, message: str, *, tags: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.tags = tags
+
+
+class TagMoved(RegistryError):
+    """A tag no longer points at the digest it was checked against."""
+
+
+@dataclass(frozen=True)
+class TagDeletion:
+    """What a tag deletion did: ``removed`` lists every tag that is gone."""
+
+    repository: str
+    tag: str
+    digest: str
+    removed: tuple[str, ...]
+    method: str  # "tag" (OCI tag DELETE) or "digest" (manifest DELETE)
+
+
+def tags_pointing_at(reg: Registry, repository: str, digest: str, *,
+                     concurrency: int = 8) -> list[str]:
+    """Every tag of ``repository`` whose manifest digest is ``digest``, sorted:
+    exactly the tags a DELETE of that digest removes."""
+    tags = reg.tags(repository)
+
+    def digest_of(tag: str) -> str | None:
+        try:
+            return reg.manifest_digest(repository, tag)
+        except NotFound:  # deleted meanwhile
+            return None
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        digests = list(pool.map(digest_of, tags))
+    return sorted(tag for tag, found in zip(tags, digests, strict=True) if found == digest)
+
+
+def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: bool = False,
+               expected_digest: str | None = None) -> TagDeletion:
+    """Remove ``tag`` from ``repository``, and no other tag unless told.
+
+    Uses the OCI tag DELETE where the registry has it. Otherwise (Distribution 2.8)
+    the manifest must be deleted by digest, which removes every tag on that digest:
+    those tags are listed first and OtherTagsAffected is raised unless
+    ``delete_other_tags``. With ``expected_digest`` (say, from a crawl) a tag that
+    has moved since raises TagMoved and nothing is deleted. Deletion disabled on the
+    registry raises UnsupportedOperation (405).
+    """
+    digest = reg.manifest_digest(repository, tag)
+    if expected_digest is not None and digest != expected_digest:
+        raise TagMoved(f"{repository}:{tag} now points at {digest}, not {expected_digest}")
+    try:
+        reg.untag(repository, tag)
+        return TagDeletion(repository, tag, digest, (tag,), "tag")
+    except UnsupportedOperation as exc:
+        if exc.status == 405:  # deletion disabled altogether
+            raise
+    sharing = tags_pointing_at(reg, repository, digest)
+    others = tuple(t for t in sharing if t != tag)
+    if others and not delete_other_tags:
+        raise OtherTagsAffected(
+            f"deleting {repository}:{tag} ({digest}) would also remove "
+            f"{', '.join(others)}; pass delete_other_tags=True to remove them too",
+            tags=others,
+        )
+    if reg.manifest_digest(repository, tag) != digest:  # moved while we looked
+        raise TagMoved(f"{repository}:{tag} moved during the deletion; nothing deleted")
+    reg.delete_manifest(repository, digest)
+    return TagDeletion(repository, tag, digest, tuple(sorted({tag, *others})), "digest")
