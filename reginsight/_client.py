@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -22,6 +23,7 @@ from ._digest import parse_digest
 from ._errors import (
     NotFound,
     ProtocolViolation,
+    RegistryError,
     RegistryUnreachable,
     ResponseError,
 )
@@ -162,9 +164,13 @@ class Registry(Writes):
         extensions: dict[str, Any] = {SCOPE: scope}
         if limit is not None:
             extensions[LIMIT] = limit
+        sent = _Body(content or b"")
         with self._transport_errors(method, url):
-            request = self._http.build_request(method, url, headers=headers, content=content,
+            request = self._http.build_request(method, url, headers=headers,
                                                extensions=extensions)
+            if content is not None:
+                request.stream = sent
+                request.headers["Content-Length"] = str(len(content))
             response = self._http.send(request, stream=True)
         try:
             if check and response.status_code >= 400:
@@ -174,7 +180,18 @@ class Registry(Writes):
                 )
             yield response
         finally:
-            response.close()
+            self._release(response)
+            sent.release()
+
+    def _release(self, response: httpx.Response) -> None:
+        """Close a response, first reading a small unread body so that its connection
+        goes back to the pool instead of being dropped (and left to the cyclic GC)."""
+        length = response.headers.get("content-length", "")
+        small = response.request.method == "HEAD" or (length.isdigit() and int(length) <= 65536)
+        if small and not response.is_stream_consumed and not response.is_closed:
+            with contextlib.suppress(httpx.HTTPError, RegistryError):
+                response.read()
+        response.close()
 
     def _body(self, response: httpx.Response) -> bytes:
         with self._transport_errors(response.request.method, str(response.url)):
@@ -317,6 +334,24 @@ class Registry(Writes):
         if not value:
             return None
         return _checked(value.strip(), lambda v: str(parse_digest(v)), "Docker-Content-Digest")
+
+
+class _Body(httpx.SyncByteStream):
+    """A request body that can be sent again (auth retries replay it) and then let go.
+
+    httpcore keeps a request and its response in a reference cycle; with plain bytes
+    content each upload chunk would live until the cyclic GC runs. Released once the
+    exchange is over, the chunk is freed at once and upload memory stays at a chunk.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._data
+
+    def release(self) -> None:
+        self._data = b""
 
 
 def _pull(repository: str) -> tuple[str, ...]:

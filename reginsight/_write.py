@@ -161,10 +161,13 @@ class Writes:
                                 content=rest) as response:
                     location = self._location(response)
                     end = _range_end(response)
-            except RegistryUnreachable:
+            except RegistryUnreachable as exc:
                 if attempt == CHUNK_ATTEMPTS - 1:
                     raise
-                location, end = self._upload_status(repository, location)
+                try:  # where did the registry get to? (2.8 cannot say once it moved on)
+                    location, end = self._upload_status(repository, location)
+                except ResponseError:
+                    raise exc from None
             accepted = offset + len(chunk) if end is None else end + 1
             if accepted > offset + len(chunk) or accepted < offset:
                 raise ProtocolViolation(

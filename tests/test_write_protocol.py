@@ -1,0 +1,42 @@
+"""Upload and delete protocol details the real 2.8 registry does not exercise: a
+relative upload Location, and the OCI tag DELETE of newer registries. Played by a
+scripted loopback server."""
+
+from __future__ import annotations
+
+import hashlib
+
+import reginsight as ri
+from tests.hostile import HostileServer, registry_ping
+
+
+def test_relative_location_with_state_is_resolved_and_kept():
+    data = b"blob" * 10
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    routes = {
+        "/v2/": registry_ping,
+        f"/v2/app/blobs/{digest}": lambda seen: (404, {}, b""),
+        "/v2/app/blobs/uploads/": lambda seen: (
+            202, {"Location": "/v2/app/blobs/uploads/u1?_state=abc%3D"}, b""),
+        "/v2/app/blobs/uploads/u1": lambda seen: (
+            201, {"Docker-Content-Digest": digest}, b""),
+    }
+    with HostileServer(routes=routes) as server, ri.Registry(server.url) as reg:
+        assert reg.upload_blob("app", data) == digest
+    put = server.requests[-1]
+    assert put.method == "PUT" and put.body == data
+    assert put.path == f"/v2/app/blobs/uploads/u1?_state=abc%3D&digest={digest.replace(':', '%3A')}"
+
+
+def test_oci_tag_delete_is_used_where_the_registry_has_it():
+    digest = "sha256:" + "1" * 64
+    manifest_route = lambda seen: (  # noqa: E731
+        (202, {}, b"") if seen.method == "DELETE" else
+        (200, {"Docker-Content-Digest": digest}, b""))
+    routes = {"/v2/": registry_ping, "/v2/app/manifests/v1": manifest_route}
+    with HostileServer(routes=routes) as server, ri.Registry(server.url) as reg:
+        done = ri.delete_tag(reg, "app", "v1")
+    assert (done.method, done.removed) == ("tag", ("v1",))
+    # no tag listing, no digest DELETE: only the one tag went
+    assert [(r.method, r.path) for r in server.requests[1:]] == [
+        ("HEAD", "/v2/app/manifests/v1"), ("DELETE", "/v2/app/manifests/v1")]
