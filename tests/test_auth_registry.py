@@ -234,3 +234,20 @@ def test_client_certificate(tls_setup):
         assert reg.repositories() == []
     with pytest.raises(ri.RegistryUnreachable):
         ri.Registry(tls_setup["mutual"].url, verify=tls_setup["ca"])
+
+
+def test_bodies_are_replayed_after_the_first_401_of_a_new_scope(token_setup):
+    """A fresh client PUTs a manifest before it holds a push token: the registry says
+    401, the token is fetched, and the same body goes again."""
+    server, tokens, _ = token_setup
+    with ri.Registry(server.url, "writer", WRITER_PW) as reg:
+        config = b'{"architecture": "amd64", "os": "linux"}'
+        digest = reg.upload_blob("private/replay", config)
+        doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                          "digest": digest, "size": len(config)}, "layers": []}
+    with ri.Registry(server.url, "writer", WRITER_PW) as fresh:
+        before = len(tokens.requests)
+        manifest_digest = fresh.put_manifest("private/replay", "v1", doc)
+        assert len(tokens.requests) == before + 1
+        assert fresh.manifest("private/replay", "v1").digest == manifest_digest

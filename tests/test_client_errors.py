@@ -205,3 +205,14 @@ def test_bad_registry_urls_are_typed():
     for url in ("", "ftp://x", "http://", "https://host/some/path", 5):
         with pytest.raises(ri.InvalidReference):
             ri.Registry(url)
+
+
+def test_cookies_are_never_sent_back():
+    routes = {
+        "/v2/": lambda seen: (200, {"Set-Cookie": "sid=secret-session; Path=/",
+                                    "Docker-Distribution-API-Version": "registry/2.0"}, b"{}"),
+        "/v2/_catalog": lambda seen: (200, {}, b'{"repositories": []}'),
+    }
+    with HostileServer(routes=routes) as server, ri.Registry(server.url) as reg:
+        reg.repositories()
+    assert all("cookie" not in seen.headers for seen in server.requests)
