@@ -45,7 +45,29 @@ from ._manifest import (
 from ._reference import Reference, parse_reference
 from ._tagdelete import OtherTagsAffected, TagDeletion, TagMoved, delete_tag, tags_pointing_at
 
+# pandas-backed names load on first use: `import reginsight` stays light
+_LAZY = {
+    "Inventory": "._inventory",
+    "InventoryError": "._inventory",
+    "crawl": "._crawl",
+    "load_tags": "._crawl",
+    "load_manifests": "._crawl",
+    "load_layers": "._crawl",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'reginsight' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LAZY,
     "AuthenticationError",
     "Credentials",
     "CredentialsError",

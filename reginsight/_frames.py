@@ -1,0 +1,103 @@
+"""The inventory frames: their columns, dtypes and order, in one place.
+
+Strings that repeat (repository, media type, kind, platform, the manifest and blob
+digests of the long ``layers`` frame) are categoricals with sorted categories, so
+memory stays low and two crawls of one registry compare equal; other strings use
+pandas' ``string`` dtype; counts are int64; byte sizes are nullable Int64, NA only
+where the registry would not say (an ``errors`` row then says why); ``created`` is
+datetime64[ns, UTC].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+CAT = "category"
+STR = "string"
+INT = "int64"
+NINT = "Int64"
+TIME = "datetime64[ns, UTC]"
+
+SCHEMAS: dict[str, dict[str, str]] = {
+    "tags": {"repository": CAT, "tag": STR, "digest": STR, "media_type": CAT},
+    "manifests": {
+        "repository": CAT, "digest": STR, "media_type": CAT, "kind": CAT, "parent": STR,
+        "os": CAT, "architecture": CAT, "variant": CAT, "config_digest": STR,
+        "created": TIME, "size": NINT, "layers": INT, "manifest_size": INT,
+    },
+    "layers": {"repository": CAT, "manifest": CAT, "position": INT, "digest": CAT,
+               "size": NINT, "media_type": CAT},
+    "blobs": {"digest": STR, "size": NINT, "kind": CAT, "repositories": INT, "manifests": INT,
+              "media_type": CAT},
+    "children": {"repository": CAT, "index": STR, "position": INT, "digest": STR,
+                 "media_type": CAT, "os": CAT, "architecture": CAT, "variant": CAT},
+    "errors": {"repository": CAT, "reference": STR, "stage": CAT, "error": STR},
+}
+
+SORT_KEYS: dict[str, list[str]] = {
+    "tags": ["repository", "tag"],
+    "manifests": ["repository", "digest"],
+    "layers": ["repository", "manifest", "position"],
+    "blobs": ["digest"],
+    "children": ["repository", "index", "position"],
+    "errors": ["repository", "reference", "stage", "error"],
+}
+
+FRAME_NAMES = tuple(SCHEMAS)
+
+
+def _column(values: Sequence[Any], dtype: str) -> pd.Series:
+    if dtype == CAT:
+        series = pd.Series(values, dtype=STR)
+        categories = sorted(series.dropna().unique())
+        return series.astype(pd.CategoricalDtype(categories=categories))
+    if dtype == TIME:
+        return pd.Series(pd.to_datetime(pd.Series(values, dtype=object), utc=True,
+                                        errors="coerce", format="ISO8601"), dtype=TIME)
+    return pd.Series(values, dtype=dtype)
+
+
+def build(name: str, rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
+    """A frame from row tuples in schema order: typed, sorted, fresh RangeIndex."""
+    schema = SCHEMAS[name]
+    columns = list(zip(*rows, strict=True)) or [()] * len(schema)
+    frame = pd.DataFrame({col: _column(list(values), dtype)
+                          for (col, dtype), values in zip(schema.items(), columns, strict=True)})
+    return tidy(name, frame)
+
+
+def tidy(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Sort a frame by its keys and give it a fresh RangeIndex."""
+    keys = SORT_KEYS[name]
+    # categoricals sort by category order, which is sorted: the same as by value
+    return frame.sort_values(keys, kind="stable", na_position="first").reset_index(drop=True)
+
+
+def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast a frame read back from Parquet to its schema's dtypes (Parquet keeps them,
+    except for columns with no values at all, which come back as object)."""
+    out = frame.copy()
+    for col, dtype in SCHEMAS[name].items():
+        if col not in out:
+            raise ValueError(f"{name}: column {col!r} is missing")
+        current = out[col].dtype
+        if dtype == CAT and not isinstance(current, pd.CategoricalDtype):
+            out[col] = _column(list(out[col]), CAT)
+        elif dtype != CAT and str(current) != dtype:
+            out[col] = out[col].astype(dtype)
+    return out
+
+
+def check(name: str, frame: pd.DataFrame) -> None:
+    """Raise ValueError unless ``frame`` has this frame's columns, in order, with dtypes."""
+    schema = SCHEMAS[name]
+    if list(frame.columns[: len(schema)]) != list(schema):
+        raise ValueError(f"{name}: columns {list(frame.columns)} != {list(schema)}")
+    for col, dtype in schema.items():
+        actual = frame[col].dtype
+        ok = isinstance(actual, pd.CategoricalDtype) if dtype == CAT else str(actual) == dtype
+        if not ok:
+            raise ValueError(f"{name}.{col}: dtype {actual} != {dtype}")
