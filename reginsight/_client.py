@@ -27,8 +27,8 @@ from ._errors import (
     RegistryUnreachable,
     ResponseError,
 )
-from ._manifest import Manifest, parse_manifest
-from ._mediatypes import MANIFEST_ACCEPT
+from ._manifest import Descriptor, Manifest, parse_manifest
+from ._mediatypes import MANIFEST_ACCEPT, essence
 from ._reference import validate_repository, validate_tag
 from ._transport import LIMIT, GuardedTransport
 from ._write import Writes
@@ -280,11 +280,22 @@ class Registry(Writes):
 
     def manifest_digest(self, repository: str, reference: str) -> str:
         """The digest of the manifest at ``reference``, by HEAD: what ``manifest()`` gives."""
+        return self.manifest_descriptor(repository, reference).digest
+
+    def manifest_descriptor(self, repository: str, reference: str) -> Descriptor:
+        """Digest, size and media type of the manifest at ``reference``, by HEAD.
+
+        A registry that sends no ``Docker-Content-Digest`` on HEAD is asked with GET.
+        """
         path = proto.manifest_path(repository, reference)
         with self._send("HEAD", path, scope=_pull(repository),
                         headers={"Accept": MANIFEST_ACCEPT}) as response:
             digest = self._announced_digest(response)
-        return digest or self.manifest(repository, reference).digest
+            length = response.headers.get("content-length", "")
+            media_type = essence(response.headers.get("content-type"))
+        if digest is None or not length.isdigit():
+            return self.manifest(repository, reference).descriptor()
+        return Descriptor(media_type=media_type, digest=digest, size=int(length))
 
     def has_blob(self, repository: str, digest: str) -> bool:
         """True if the blob exists in (is linked into) ``repository``."""

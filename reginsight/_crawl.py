@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import _mediatypes as mt
 from ._errors import ManifestInvalid, NotFound, RegistryError, TooLarge
-from ._manifest import ImageIndex, Manifest, Schema1Manifest
+from ._manifest import Descriptor, ImageIndex, Manifest, Schema1Manifest
 
 if TYPE_CHECKING:
     from ._client import Registry
@@ -143,7 +143,7 @@ class Crawler:
         self.manifests: dict[str, ManifestInfo] = {}
         self.platforms: dict[str, Platform] = {}  # config digest -> what it says
         self.blob_sizes: dict[str, int] = {}  # schema1 layers, by HEAD
-        self.tags: list[tuple[str, str, str]] = []  # repository, tag, digest
+        self.tags: list[tuple[str, str, str, str | None]] = []  # repo, tag, digest, type
         self.errors: list[tuple[str, str, str, str]] = []
         self.repositories: list[str] = []
         self._pending: dict[Future[Any], tuple[str, tuple[str, ...]]] = {}
@@ -231,17 +231,16 @@ class Crawler:
         (repository,) = key
         bar.total = (bar.total or 0) + len(tags)
         bar.refresh()
-        fetch = self.reg.manifest_digest if self.heads_only else self.reg.manifest
+        fetch = self.reg.manifest_descriptor if self.heads_only else self.reg.manifest
         for tag in tags:
             self._submit("tag", (repository, tag), fetch, repository, tag)
 
-    def _on_tag(self, key: tuple[str, ...], result: Manifest | str) -> None:
+    def _on_tag(self, key: tuple[str, ...], result: Manifest | Descriptor) -> None:
         repository, tag = key
-        if isinstance(result, str):  # a HEAD: fetch only what is not known yet
-            self.tags.append((repository, tag, result))
-            self._want_manifest(repository, result)
+        self.tags.append((repository, tag, result.digest, result.media_type))
+        if isinstance(result, Descriptor):  # a HEAD: fetch only what is not known yet
+            self._want_manifest(repository, result.digest)
         else:
-            self.tags.append((repository, tag, result.digest))
             self._on_manifest(repository, result)
 
     def _want_manifest(self, repository: str, digest: str) -> None:

@@ -185,7 +185,7 @@ def assemble(crawler: Crawler) -> Inventory:
     reach: dict[str, set[str]] = defaultdict(set)
     parents: dict[tuple[str, str], set[str]] = defaultdict(set)
     descriptor_platform: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
-    stack = [(repo, digest, None) for repo, _, digest in crawler.tags]
+    stack = [(repo, digest, None) for repo, _, digest, _ in crawler.tags]
     while stack:
         repo, digest, parent = stack.pop()
         if parent is not None:
@@ -217,8 +217,8 @@ def assemble(crawler: Crawler) -> Inventory:
             found[blob.digest] = blob_size(blob)
         return found
 
-    tags = [(repo, tag, digest, infos[digest].media_type if digest in infos else None)
-            for repo, tag, digest in crawler.tags]
+    tags = [(repo, tag, digest, infos[digest].media_type if digest in infos else media_type)
+            for repo, tag, digest, media_type in crawler.tags]
     manifests, layers, children = [], [], []
     blob_facts: dict[str, list[Any]] = {}  # digest -> [size, kind, media_type]
     blob_repos: dict[str, set[str]] = defaultdict(set)
