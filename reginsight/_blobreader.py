@@ -33,9 +33,7 @@ class BlobReader(io.RawIOBase):
     def bytes_read(self) -> int:
         return self._verifier.bytes_seen
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        if self.closed:
-            raise ValueError("I/O operation on closed blob stream")
+    def _fill(self) -> None:
         while not self._pending and not self._eof:
             chunk = next(self._chunks, None)
             if chunk is None:
@@ -45,10 +43,35 @@ class BlobReader(io.RawIOBase):
                 self._pending = memoryview(chunk)
                 if self.size is not None and self._verifier.bytes_seen > self.size:
                     self._mismatch("more bytes than announced")
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self.closed:
+            raise ValueError("I/O operation on closed blob stream")
+        self._fill()
         count = min(len(buffer), len(self._pending))
         buffer[:count] = self._pending[:count]
         self._pending = self._pending[count:]
         return count
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all with -1), without allocating ``size`` up front:
+        ``read(16 MiB)`` of a 300-byte config costs 300 bytes."""
+        if self.closed:
+            raise ValueError("I/O operation on closed blob stream")
+        parts, wanted = [], size if size is not None and size >= 0 else None
+        while wanted is None or wanted > 0:
+            self._fill()
+            if not self._pending:
+                break
+            take = len(self._pending) if wanted is None else min(wanted, len(self._pending))
+            parts.append(self._pending[:take].tobytes())
+            self._pending = self._pending[take:]
+            if wanted is not None:
+                wanted -= take
+        return b"".join(parts)
+
+    def readall(self) -> bytes:
+        return self.read()
 
     def _finish(self) -> None:
         self._eof = True

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import queue
 import re
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,7 @@ class Crawler:
         self.errors: list[tuple[str, str, str, str]] = []
         self.repositories: list[str] = []
         self._pending: dict[Future[Any], tuple[str, tuple[str, ...]]] = {}
+        self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._inflight: set[tuple[str, str]] = set()
         self.heads_only = since is not None or not fetch_manifests
         if since is not None:
@@ -170,9 +172,11 @@ class Crawler:
                     self._filter, self._filter_from_catalog = None, False
                     self._on_catalog([str(r) for r in repositories])
                 while self._pending:
-                    done, _ = wait(self._pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self._finish(future, bar)
+                    try:  # a timeout keeps Ctrl-C responsive while waiting
+                        future = self._done.get(timeout=0.2)
+                    except queue.Empty:
+                        continue
+                    self._finish(future, bar)
             except BaseException:
                 # Ctrl-C (or a bug): drop queued work; running requests end by timeout
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -183,7 +187,9 @@ class Crawler:
 
     def _submit(self, stage: str, key: tuple[str, ...], fn: Callable[..., Any], *args: Any
                 ) -> None:
-        self._pending[self._pool.submit(fn, *args)] = (stage, key)
+        future = self._pool.submit(fn, *args)
+        self._pending[future] = (stage, key)
+        future.add_done_callback(self._done.put)
 
     def _failed(self, stage: str, key: tuple[str, ...], exc: RegistryError, bar: Any) -> None:
         repository = key[0] if key else ""
