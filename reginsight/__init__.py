@@ -53,6 +53,17 @@ _LAZY = {
     "load_tags": "._crawl",
     "load_manifests": "._crawl",
     "load_layers": "._crawl",
+    "storage_summary": "._analysis",
+    "storage_by_repository": "._analysis",
+    "layer_sharing": "._analysis",
+    "sharing_matrix": "._analysis",
+    "reclaimable": "._analysis",
+    "reclaimable_blobs": "._analysis",
+    "tag_blobs": "._analysis",
+    "plan_cleanup": "._cleanup",
+    "apply_cleanup": "._cleanup",
+    "PlanError": "._cleanup",
+    "CleanupStopped": "._cleanup",
 }
 
 

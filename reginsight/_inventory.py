@@ -59,6 +59,8 @@ class Inventory:
             check(name, frame)
         self.registry = registry
         self.taken_at = taken_at
+        #: derived structures (analysis), keyed by the frames they were built from
+        self._cache: dict[str, Any] = {}
         self.tags: pd.DataFrame = frames["tags"]
         self.manifests: pd.DataFrame = frames["manifests"]
         self.layers: pd.DataFrame = frames["layers"]

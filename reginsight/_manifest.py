@@ -113,6 +113,11 @@ class Schema1Manifest(Manifest):
     kind = "schema1"
 
     @property
+    def size(self) -> int:
+        """Bytes the registry stores: the signed payload (the digest covers only it)."""
+        return len(schema1_payload(self.raw))
+
+    @property
     def image_config(self) -> Mapping[str, Any]:
         """The top ``v1Compatibility`` document: created, os, architecture of the image."""
         return self.history[-1] if self.history else _EMPTY
