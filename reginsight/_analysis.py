@@ -146,6 +146,25 @@ def _counts(ids: np.ndarray, length: int, weights: np.ndarray | None = None) -> 
     return np.bincount(ids, weights=weights, minlength=length)
 
 
+def tag_blobs(inv: Inventory) -> pd.DataFrame:
+    """The distinct layer/config blobs each tag reaches: its image bytes, blob by blob.
+
+    Columns: repository (string), tag (string), digest (string), size (int64), kind
+    (string: layer/config). Sorted by repository, tag, digest.
+    """
+    reach = Reach.of(inv)
+    tags = inv.tags
+    frame = pd.DataFrame({
+        "repository": pd.array(tags["repository"].astype(object).to_numpy()[reach.pair_tag],
+                               dtype="string"),
+        "tag": pd.array(tags["tag"].astype(object).to_numpy()[reach.pair_tag], dtype="string"),
+        "digest": pd.array(reach.blobs[reach.pair_blob].to_numpy(), dtype="string"),
+        "size": reach.blob_size[reach.pair_blob],
+        "kind": pd.array(reach.blob_kind[reach.pair_blob], dtype="string"),
+    })
+    return frame.sort_values(["repository", "tag", "digest"], ignore_index=True)
+
+
 def storage_summary(inv: Inventory) -> pd.Series:
     """Registry-wide figures, a Series with index: repositories, tags, manifests,
     blobs, logical_bytes, stored_bytes (int) and dedup_ratio (float)."""
@@ -204,7 +223,7 @@ def layer_sharing(inv: Inventory) -> pd.DataFrame:
     reach = Reach.of(inv)
     nb = len(reach.blobs)
     used = _unique(reach.pair_blob)
-    repo, blob = reach.repository_blobs()
+    _, blob = reach.repository_blobs()
     manifests = _counts(reach.uses_blob, nb)[used]
     frame = pd.DataFrame({
         "digest": pd.array(reach.blobs[used].to_numpy(), dtype="string"),

@@ -18,6 +18,7 @@ import pandas as pd
 from ._analysis import reclaimable
 from ._crawl import RepositoryFilter, select_repositories
 from ._errors import NotFound, RegistryError, UnsupportedOperation
+from ._mediatypes import is_index
 
 if TYPE_CHECKING:
     from ._client import Registry
@@ -195,9 +196,7 @@ def _still_referenced(reg: Registry, repository: str, current: dict[str, Any],
     """Manifests the repository's remaining tags reach, through indexes."""
     reached = {d.digest for d in current.values()}
     for descriptor in current.values():
-        if descriptor.digest not in skip and descriptor.media_type in (
-                "application/vnd.oci.image.index.v1+json",
-                "application/vnd.docker.distribution.manifest.list.v2+json"):
+        if descriptor.digest not in skip and is_index(descriptor.media_type):
             reached |= {c.digest for c in reg.manifest(repository, descriptor.digest).manifests}
     return reached
 
@@ -236,8 +235,7 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
             continue
         descriptor = current[next(iter(now_on))]
         children = (reg.manifest(repository, digest).manifests
-                    if descriptor.media_type and "index" in descriptor.media_type
-                    or descriptor.media_type and "list" in descriptor.media_type else ())
+                    if is_index(descriptor.media_type) else ())
         status = "would delete" if dry_run else "deleted"
         if not dry_run:
             try:
