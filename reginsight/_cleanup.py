@@ -44,6 +44,11 @@ class CleanupStopped(RegistryError):
 def _age_limit(older_than: str | dt.timedelta | None) -> pd.Timedelta | None:
     if older_than is None:
         return None
+    short = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", older_than) \
+        if isinstance(older_than, str) else None
+    if short:  # "90d", "12h", "4w": spelt out, since pandas deprecates lower-case "d"
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+        older_than = dt.timedelta(**{unit[short.group(2)]: float(short.group(1))})
     try:
         limit = pd.Timedelta(older_than)
     except (ValueError, TypeError):
@@ -191,12 +196,11 @@ def _current_digests(reg: Registry, repository: str) -> dict[str, Any]:
         return {tag: d for tag, d in pool.map(head, tags) if d is not None}
 
 
-def _still_referenced(reg: Registry, repository: str, current: dict[str, Any],
-                      skip: set[str]) -> set[str]:
+def _still_referenced(reg: Registry, repository: str, current: dict[str, Any]) -> set[str]:
     """Manifests the repository's remaining tags reach, through indexes."""
     reached = {d.digest for d in current.values()}
     for descriptor in current.values():
-        if descriptor.digest not in skip and is_index(descriptor.media_type):
+        if is_index(descriptor.media_type):
             reached |= {c.digest for c in reg.manifest(repository, descriptor.digest).manifests}
     return reached
 
@@ -215,11 +219,17 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
     """
     rows: list[tuple[str, str, str, str, str]] = []
     doomed = plan[plan["action"] == "delete"]
-    groups = list(doomed.groupby(["repository", "digest"], sort=True))
-    for number, ((repository, digest), group) in enumerate(groups):
-        repository, digest = str(repository), str(digest)
-        planned = set(group["tag"].astype(str))
-        current = _current_digests(reg, repository)
+    status = "would delete" if dry_run else "deleted"
+    work = []
+    for repository, group in doomed.groupby("repository", sort=True):
+        current = _current_digests(reg, str(repository))
+        for digest, tags in group.groupby("digest", sort=True)["tag"]:
+            work.append((str(repository), str(digest), set(tags.astype(str)), current))
+    # indexes before the manifests they list: a child goes only once nothing reaches it
+    work.sort(key=lambda item: not any(
+        d.digest == item[1] and is_index(d.media_type) for d in item[3].values()))
+    deleted: set[tuple[str, str]] = set()
+    for number, (repository, digest, planned, current) in enumerate(work):
         now_on = {t for t, d in current.items() if d.digest == digest}
         for tag in sorted(planned - now_on):
             moved = current.get(tag)
@@ -236,25 +246,27 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
         descriptor = current[next(iter(now_on))]
         children = (reg.manifest(repository, digest).manifests
                     if is_index(descriptor.media_type) else ())
-        status = "would delete" if dry_run else "deleted"
         if not dry_run:
             try:
                 reg.delete_manifest(repository, digest)
             except UnsupportedOperation as exc:
                 rows += [(repository, tag, digest, "failed", str(exc)) for tag in sorted(now_on)]
-                rows += [(str(r), str(t), str(d), "not attempted", "stopped: deletion refused")
-                         for (r, d), later in groups[number + 1:] for t in later["tag"]]
+                rows += [(r, t, d, "not attempted", "stopped: deletion refused")
+                         for r, d, later, _ in work[number + 1:] for t in sorted(later)]
                 raise CleanupStopped(
                     f"{reg.url} refused to delete ({exc}); stopped, nothing more was sent",
                     result=_result(rows)) from None
+        deleted.add((repository, digest))
         rows += [(repository, tag, digest, status, "") for tag in sorted(now_on)]
-        remaining = {t: d for t, d in current.items() if t not in now_on}
-        still = _still_referenced(reg, repository, remaining, skip=set())
+        for tag in now_on:  # these tags are gone now (or would be)
+            current.pop(tag)
+        still = _still_referenced(reg, repository, current)
         for child in children:
-            if child.digest in still:
+            if child.digest in still or (repository, child.digest) in deleted:
                 continue
             if not dry_run:
                 reg.delete_manifest(repository, child.digest)
+            deleted.add((repository, child.digest))
             rows.append((repository, "", child.digest, status, f"child of index {digest}"))
     return _result(rows)
 

@@ -1,0 +1,144 @@
+"""Analysis on a hand-built inventory whose every figure is worked out below."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import reginsight as ri
+from reginsight._frames import build
+
+L1, L2, L3, L4, L5 = (f"sha256:{c * 64}" for c in "12345")
+C1, C2, C3, C4 = (f"sha256:{c * 64}" for c in "6789")
+MX, MY, MZ, MW, IX = (f"sha256:{c * 64}" for c in "abcde")
+SIZES = {L1: 100, L2: 10, L3: 20, L4: 30, L5: 40, C1: 1, C2: 2, C3: 3, C4: 4,
+         MX: 500, MY: 501, MZ: 502, MW: 503, IX: 600}
+IMG = "application/vnd.oci.image.manifest.v1+json"
+
+
+def inventory() -> ri.Inventory:
+    """a: x and x2 -> MX (L1 L2 C1), y -> MY (L1 L3 C2).
+    b: z -> MZ (L1 L4 C3), multi -> IX = [MZ, MW (L1 L5 C4)]."""
+    images = {MX: ("a", [L1, L2], C1, "2026-01-01"), MY: ("a", [L1, L3], C2, "2026-06-01"),
+              MZ: ("b", [L1, L4], C3, "2025-01-01"), MW: ("b", [L1, L5], C4, "2025-02-01")}
+    manifests = [(repo, d, IMG, "image", IX if d in (MZ, MW) else None, "linux", "amd64", None,
+                  config, f"{day}T00:00:00Z", SIZES[config] + sum(SIZES[x] for x in layers),
+                  len(layers), SIZES[d]) for d, (repo, layers, config, day) in images.items()]
+    manifests.append(("b", IX, "application/vnd.oci.image.index.v1+json", "index", None, None,
+                      None, None, None, None, 177, 2, SIZES[IX]))
+    layers = [(repo, d, i, layer, SIZES[layer], "application/vnd.oci.image.layer.v1.tar+gzip")
+              for d, (repo, ls, _, _) in images.items() for i, layer in enumerate(ls)]
+    kinds = {**dict.fromkeys([L1, L2, L3, L4, L5], "layer"),
+             **dict.fromkeys([C1, C2, C3, C4], "config"),
+             **dict.fromkeys([MX, MY, MZ, MW, IX], "manifest")}
+    return ri.Inventory(
+        registry="http://example.test", taken_at=pd.Timestamp("2026-11-27", tz="UTC"),
+        tags=build("tags", [("a", "x", MX, IMG), ("a", "x2", MX, IMG), ("a", "y", MY, IMG),
+                            ("b", "z", MZ, IMG),
+                            ("b", "multi", IX, "application/vnd.oci.image.index.v1+json")]),
+        manifests=build("manifests", manifests),
+        layers=build("layers", layers),
+        blobs=build("blobs", [(d, SIZES[d], kinds[d], 1, 1, None) for d in SIZES]),
+        children=build("children", [("b", IX, 0, MZ, IMG, "linux", "amd64", None),
+                                    ("b", IX, 1, MW, IMG, "linux", "arm64", None)]),
+        errors=build("errors", []),
+    )
+
+
+def test_summary():
+    s = ri.storage_summary(inventory())
+    # image bytes: x 111, x2 111, y 122, z 133, multi (L1 L4 C3 L5 C4) 177
+    assert s["logical_bytes"] == 654
+    assert s["stored_bytes"] == 210  # every layer and config once
+    assert s["dedup_ratio"] == pytest.approx(654 / 210)
+    assert (s["repositories"], s["tags"], s["manifests"], s["blobs"]) == (2, 5, 5, 9)
+
+
+def test_by_repository():
+    frame = ri.storage_by_repository(inventory()).set_index("repository")
+    a, b = frame.loc["a"], frame.loc["b"]
+    assert (a["tags"], a["manifests"], a["logical_bytes"]) == (3, 2, 344)
+    assert (a["stored_bytes"], a["exclusive_bytes"], a["shared_bytes"]) == (133, 33, 100)
+    assert (b["stored_bytes"], b["exclusive_bytes"], b["shared_bytes"]) == (177, 77, 100)
+    assert list(frame.index) == ["b", "a"]  # largest stored first
+    assert str(frame.index.dtype) == "string" and str(frame["stored_bytes"].dtype) == "int64"
+
+
+def test_layer_sharing():
+    frame = ri.layer_sharing(inventory()).set_index("digest")
+    base = frame.loc[L1]
+    assert (base["repositories"], base["manifests"], base["tags"]) == (2, 4, 5)
+    assert base["bytes_saved"] == 300 and base["kind"] == "layer"
+    assert frame.loc[C4, "kind"] == "config" and frame.loc[C4, "bytes_saved"] == 0
+    assert frame.index[0] == L1  # most saved first
+
+
+def test_sharing_matrix():
+    matrix = ri.sharing_matrix(inventory())
+    assert matrix.loc["a", "b"] == matrix.loc["b", "a"] == 100
+    assert matrix.loc["a", "a"] == 133 and matrix.loc["b", "b"] == 177
+    assert list(ri.sharing_matrix(inventory(), top=1).index) == ["b"]
+
+
+def test_tag_blobs():
+    frame = ri.tag_blobs(inventory())
+    multi = frame[frame["tag"] == "multi"]
+    assert set(multi["digest"]) == {L1, L4, C3, L5, C4} and multi["size"].sum() == 177
+
+
+def test_reclaimable_of_a_shared_digest_counts_both_tags_gone():
+    blobs = ri.reclaimable_blobs(inventory(), [("a", "x")])
+    assert set(blobs["digest"]) == {MX, L2, C1}  # L1 is still reached by y and b
+    assert ri.reclaimable(inventory(), [("a", "x")]) == 500 + 10 + 1
+
+
+def test_reclaimable_of_an_index_takes_unreached_children():
+    # z still tags MZ: only the index and MW (with L5, C4) go
+    freed = ri.reclaimable_blobs(inventory(), pd.DataFrame({"repository": ["b"],
+                                                            "tag": ["multi"]}))
+    assert set(freed["digest"]) == {IX, MW, L5, C4}
+    assert ri.reclaimable(inventory(), [("b", "multi"), ("b", "z")]) == (
+        600 + 503 + 502 + 40 + 4 + 30 + 3)
+    assert ri.reclaimable(inventory(), []) == 0
+
+
+def test_plan_keeps_shared_digests_indexes_and_protected_tags():
+    plan = ri.plan_cleanup(inventory(), keep_last=1).set_index(["repository", "tag"])
+    assert plan.loc[("a", "y"), "action"] == "keep"  # the newest image of a
+    assert plan.loc[("a", "x"), "action"] == plan.loc[("a", "x2"), "action"] == "delete"
+    assert plan.loc[("b", "multi"), "action"] == "keep"  # index: its newest child, 2025-02
+    z = plan.loc[("b", "z")]
+    assert z["action"] == "keep" and z["reason"] == "referenced by kept index multi"
+    assert plan.attrs["reclaimable_bytes"] == ri.reclaimable(inventory(), [("a", "x")])
+
+    protected = ri.plan_cleanup(inventory(), keep_last=1, protect=["a:x2"]).set_index(
+        ["repository", "tag"])
+    assert protected.loc[("a", "x2"), "reason"] == "protected"
+    assert protected.loc[("a", "x"), "action"] == "keep"
+    assert protected.loc[("a", "x"), "reason"] == "shares its digest with kept tag x2"
+    assert protected.attrs["reclaimable_bytes"] == 0
+
+
+def test_plan_age_rule_scope_and_errors():
+    now = pd.Timestamp("2026-07-01", tz="UTC")
+    plan = ri.plan_cleanup(inventory(), older_than="90d", now=now, repositories="a")
+    assert set(plan["repository"]) == {"a"}
+    by_tag = plan.set_index("tag")
+    assert by_tag.loc["x", "action"] == "delete" and by_tag.loc["y", "action"] == "keep"
+    assert by_tag.loc["y", "reason"] == "newer than 90d"
+    nothing = ri.plan_cleanup(inventory())
+    assert set(nothing["action"]) == {"keep"} and set(nothing["reason"]) == {"no rule given"}
+    assert list(plan.columns) == ["repository", "tag", "digest", "created", "action", "reason"]
+    with pytest.raises(ri.PlanError):
+        ri.plan_cleanup(inventory(), older_than="soon")
+    with pytest.raises(ri.PlanError):
+        ri.plan_cleanup(inventory(), keep_last=-1)
+    with pytest.raises(ri.PlanError):
+        ri.plan_cleanup(inventory(), keep_last=1, protect="(")
+
+
+def test_analysis_cache_follows_frame_reassignment():
+    inv = inventory()
+    assert ri.storage_summary(inv)["tags"] == 5
+    inv.tags = inv.tags[inv.tags["repository"] == "a"].reset_index(drop=True)
+    assert ri.storage_summary(inv)["logical_bytes"] == 344
