@@ -64,6 +64,13 @@ _LAZY = {
     "apply_cleanup": "._cleanup",
     "PlanError": "._cleanup",
     "CleanupStopped": "._cleanup",
+    "plot_storage": "._plots",
+    "plot_layer_sharing": "._plots",
+    "plot_sharing_matrix": "._plots",
+    "plot_image_age": "._plots",
+    "plot_growth": "._plots",
+    "format_bytes": "._plots",
+    "export_report": "._report",
 }
 
 

@@ -1,0 +1,130 @@
+"""One self-contained HTML report of an Inventory: summary -> template -> file.
+
+A pure function gathers the figures (:func:`report_data`); a Jinja template with
+autoescape renders them; plots are embedded as base64 SVG images. Nothing is
+fetched when the file is opened, and every string from the registry is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from ._analysis import layer_sharing, storage_by_repository, storage_summary
+from ._cleanup import plan_cleanup
+from ._plots import (
+    format_bytes,
+    plot_image_age,
+    plot_layer_sharing,
+    plot_sharing_matrix,
+    plot_storage,
+)
+
+if TYPE_CHECKING:
+    from ._inventory import Inventory
+
+#: The cleanup policy the report suggests; say so next to the table.
+SUGGESTED_POLICY = {"keep_last": 3, "older_than": "180d", "protect": r"^(latest|stable)$"}
+
+
+def _column(name: str, *, num: bool = False, code: bool = False) -> dict[str, Any]:
+    return {"name": name, "num": num, "code": code}
+
+
+def _svg(plot: Any, inv: Inventory) -> str:
+    import matplotlib.pyplot as plt
+
+    ax = plot(inv)
+    buffer = io.BytesIO()
+    try:
+        ax.figure.savefig(buffer, format="svg")
+    finally:
+        plt.close(ax.figure)
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def report_data(inv: Inventory, *, top: int = 20, plots: bool = True) -> dict[str, Any]:
+    """Everything the report shows, as plain values (strings escaped by the template)."""
+    summary = storage_summary(inv)
+    by_repo = storage_by_repository(inv).head(top)
+    sharing = layer_sharing(inv)
+    shared = sharing[sharing["repositories"] > 1].head(top)
+    plan = plan_cleanup(inv, **SUGGESTED_POLICY, now=inv.taken_at)
+    doomed = plan[plan["action"] == "delete"]
+    cards = [
+        ("repositories", f"{summary['repositories']:,}"),
+        ("tags", f"{summary['tags']:,}"),
+        ("manifests", f"{summary['manifests']:,}"),
+        ("stored", format_bytes(summary["stored_bytes"])),
+        ("logical (pull every tag)", format_bytes(summary["logical_bytes"])),
+        ("dedup ratio", f"{summary['dedup_ratio']:.2f}x"),
+        ("cleanup would free", format_bytes(plan.attrs["reclaimable_bytes"])),
+        ("errors", f"{len(inv.errors):,}"),
+    ]
+    tables = [
+        {"title": f"Top {len(by_repo)} repositories by stored bytes", "note": "",
+         "columns": [_column("repository"), _column("tags", num=True),
+                     _column("stored", num=True), _column("exclusive", num=True),
+                     _column("shared", num=True), _column("logical", num=True)],
+         "rows": [(r.repository, r.tags, format_bytes(r.stored_bytes),
+                   format_bytes(r.exclusive_bytes), format_bytes(r.shared_bytes),
+                   format_bytes(r.logical_bytes)) for r in by_repo.itertuples()]},
+        {"title": f"Top {len(shared)} shared layers", "note": "bytes saved: size x (images "
+         "using it - 1), what one copy per image would cost on top",
+         "columns": [_column("digest", code=True), _column("kind"), _column("size", num=True),
+                     _column("repositories", num=True), _column("images", num=True),
+                     _column("bytes saved", num=True)],
+         "rows": [(r.digest[:19], r.kind, format_bytes(r.size), r.repositories, r.manifests,
+                   format_bytes(r.bytes_saved)) for r in shared.itertuples()]},
+        {"title": f"Cleanup candidates ({len(doomed)} tags)",
+         "note": "suggested policy: keep the 3 newest images per repository, delete only "
+         "images older than 180 days, never latest or stable; tags on one digest go "
+         f"together. Frees {format_bytes(plan.attrs['reclaimable_bytes'])} after garbage "
+         "collection.",
+         "columns": [_column("repository"), _column("tag"), _column("digest", code=True),
+                     _column("created"), _column("reason")],
+         "rows": [(r.repository, r.tag, r.digest[:19],
+                   "" if r.created is None or str(r.created) == "NaT"
+                   else f"{r.created:%Y-%m-%d}", r.reason)
+                  for r in doomed.head(100).itertuples()]},
+        {"title": f"Errors ({len(inv.errors)})", "note": "what the crawl could not read",
+         "columns": [_column("repository"), _column("reference"), _column("stage"),
+                     _column("error")],
+         "rows": [tuple(str(v) for v in row) for row in
+                  inv.errors.head(100).itertuples(index=False)]},
+    ]
+    figures = []
+    if plots:
+        figures = [("storage by repository", _svg(plot_storage, inv)),
+                   ("layer sharing", _svg(plot_layer_sharing, inv)),
+                   ("shared bytes between repositories", _svg(plot_sharing_matrix, inv)),
+                   ("image size and age", _svg(plot_image_age, inv))]
+    return {"registry": inv.registry, "taken_at": f"{inv.taken_at:%Y-%m-%d %H:%M UTC}",
+            "version": __version__, "cards": cards, "tables": tables, "plots": figures}
+
+
+def render_report(inv: Inventory, **options: Any) -> str:
+    """The report as one HTML string."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("reginsight", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined)
+    environment.globals["zip"] = zip
+    return environment.get_template("report.html.j2").render(**report_data(inv, **options))
+
+
+def export_report(inv: Inventory, path: str | os.PathLike[str], **options: Any) -> Path:
+    """Write the report to ``path`` (one self-contained HTML file) and return the path."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "svg") and "inline" not in \
+            matplotlib.get_backend():
+        matplotlib.use("Agg")  # no window for a file; inline backends are left alone
+    target = Path(path)
+    target.write_text(render_report(inv, **options), encoding="utf-8")
+    return target
