@@ -1,6 +1,7 @@
 """The ``reginsight`` command line.
 
-Exit codes: 0 success, 1 a registry error (message on stderr), 2 bad usage.
+Exit codes: 0 success; 1 a registry, network or file error (message on stderr);
+2 bad usage; 3 refused for safety (``rm`` would take other tags, or a tag moved).
 """
 
 from __future__ import annotations
@@ -8,27 +9,146 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from ._client import Registry
 from ._errors import RegistryError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+
+EPILOG = """\
+examples:
+  reginsight report                          report on the bundled sample -> report.html
+  reginsight report localhost:5000 -o r.html crawl a registry, then report
+  reginsight crawl ghcr.io -u me --password-stdin -o inventory/ < token.txt
+  reginsight report inventory/               report on a saved inventory
+  reginsight ls localhost:5000               list repositories (ls URL REPO: its tags)
+  reginsight rm localhost:5000 team/app:old  show what would be deleted (add --yes)
+
+credentials: --username/--password-stdin, else ~/.docker/config.json (auths and
+credential helpers), else anonymous. exit codes: 0 ok, 1 error, 2 usage, 3 refused.
+"""
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument("-u", "--username", help="user name (password: --password-stdin)")
+    group.add_argument("--password-stdin", action="store_true",
+                       help="read the password (or token) from standard input")
+    group.add_argument("--ca", metavar="PEM", help="CA bundle to verify TLS with")
+    group.add_argument("--insecure", action="store_true",
+                       help="do not verify TLS certificates (only when you must)")
+
+
+def _crawl_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repositories", metavar="GLOB",
+                        help='only repositories matching, e.g. "team/*"')
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="reginsight",
-        description="Read a container registry (Docker Registry API V2 / OCI Distribution).",
-    )
+        prog="reginsight", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="What is in a container registry, what it costs, what a cleanup frees.",
+        epilog=EPILOG)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    ls = commands.add_parser(
-        "ls", help="list repositories, or the tags of one repository",
-        description="List the repositories of a registry, or the tags of REPO.",
-    )
-    ls.add_argument("url", metavar="URL", help="registry, e.g. localhost:5000 or ghcr.io")
-    ls.add_argument("repository", metavar="REPO", nargs="?", help="list this repository's tags")
-    ls.add_argument("--username", "-u", help="user name (password from --password-stdin)")
-    ls.add_argument("--password-stdin", action="store_true",
-                    help="read the password from standard input")
+
+    report = commands.add_parser(
+        "report", help="write an HTML report (of the bundled sample by default)",
+        description="Write one self-contained HTML report. TARGET is a registry URL "
+                    "(crawled first) or a saved inventory directory; without TARGET, "
+                    "the sample inventory shipped in data/sample.")
+    report.add_argument("target", metavar="TARGET", nargs="?")
+    report.add_argument("-o", "--output", default="report.html", help="default: report.html")
+    _crawl_options(report)
+    _connection_options(report)
+
+    crawl = commands.add_parser("crawl", help="crawl a registry into a saved inventory",
+                                description="Crawl URL and save the inventory (Parquet).")
+    crawl.add_argument("url", metavar="URL")
+    crawl.add_argument("-o", "--output", required=True, metavar="DIR")
+    _crawl_options(crawl)
+    _connection_options(crawl)
+
+    ls = commands.add_parser("ls", help="list repositories, or the tags of one",
+                             description="List the repositories of URL, or the tags of REPO.")
+    ls.add_argument("url", metavar="URL", help="e.g. localhost:5000 or ghcr.io")
+    ls.add_argument("repository", metavar="REPO", nargs="?")
+    _connection_options(ls)
+
+    rm = commands.add_parser(
+        "rm", help="delete one tag (dry run unless --yes)",
+        description="Delete REPO:TAG and nothing else. Registries without tag deletion "
+                    "delete the digest, and with it every tag on it: then the other tags "
+                    "are listed and the deletion refused unless --all-tags-on-digest.")
+    rm.add_argument("url", metavar="URL")
+    rm.add_argument("reference", metavar="REPO:TAG")
+    rm.add_argument("--yes", action="store_true", help="really delete")
+    rm.add_argument("--all-tags-on-digest", action="store_true",
+                    help="also delete the other tags that share the digest")
+    _connection_options(rm)
     return parser
+
+
+def _registry(args: argparse.Namespace, url: str):  # noqa: ANN202 - Registry
+    from ._client import Registry
+
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+    return Registry(url, args.username, password, verify=args.ca or True,
+                    insecure=args.insecure)
+
+
+def _crawl(args: argparse.Namespace, url: str):  # noqa: ANN202 - Inventory
+    from ._crawl import crawl
+
+    with _registry(args, url) as reg:
+        return crawl(reg, args.repositories, concurrency=args.concurrency,
+                     progress=not args.no_progress)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ._inventory import Inventory
+    from ._report import export_report
+
+    target = args.target
+    if target is None:
+        if not (SAMPLE / "inventory.json").exists():
+            print(f"reginsight: the sample inventory is missing ({SAMPLE})", file=sys.stderr)
+            return EXIT_ERROR
+        inv = Inventory.load(SAMPLE)
+    elif Path(target).is_dir():
+        inv = Inventory.load(target)
+    else:
+        inv = _crawl(args, target)
+    path = export_report(inv, args.output)
+    print(f"wrote {path} ({inv.registry}, {len(inv.tags)} tags)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from ._copy import split_reference
+    from ._tagdelete import delete_tag, tags_pointing_at
+
+    repository, tag = split_reference(args.reference)
+    if ":" in tag:
+        print("reginsight: rm takes REPO:TAG, not a digest", file=sys.stderr)
+        return EXIT_USAGE
+    with _registry(args, args.url) as reg:
+        if not args.yes:
+            digest = reg.manifest_digest(repository, tag)
+            sharing = tags_pointing_at(reg, repository, digest)
+            others = [t for t in sharing if t != tag]
+            print(f"would delete {repository}:{tag} ({digest})")
+            if others:
+                print(f"on registries without tag deletion this also removes: "
+                      f"{', '.join(others)} (refused unless --all-tags-on-digest)")
+            print("dry run: nothing deleted; add --yes to delete")
+            return EXIT_OK
+        done = delete_tag(reg, repository, tag, delete_other_tags=args.all_tags_on_digest)
+    print(f"deleted {', '.join(f'{repository}:{t}' for t in done.removed)} "
+          f"({done.digest}, by {done.method})")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,17 +156,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+        return EXIT_USAGE
+    from ._tagdelete import OtherTagsAffected, TagMoved
+
     try:
-        with Registry(args.url, args.username, password) as reg:
-            names = reg.tags(args.repository) if args.repository else reg.repositories()
+        if args.command == "report":
+            return _report(args)
+        if args.command == "crawl":
+            inv = _crawl(args, args.url)
+            inv.save(args.output)
+            print(f"saved {inv!r} to {args.output}", file=sys.stderr)
+            return EXIT_OK
+        if args.command == "ls":
+            with _registry(args, args.url) as reg:
+                names = reg.tags(args.repository) if args.repository else reg.repositories()
+            print("\n".join(names))
+            return EXIT_OK
+        return _rm(args)
+    except (OtherTagsAffected, TagMoved) as exc:
+        print(f"reginsight: refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except RegistryError as exc:
         print(f"reginsight: {exc}", file=sys.stderr)
-        return 1
-    for name in names:
-        print(name)
-    return 0
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"reginsight: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":
