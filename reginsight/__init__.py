@@ -71,6 +71,7 @@ _LAZY = {
     "plot_growth": "._plots",
     "format_bytes": "._plots",
     "export_report": "._report",
+    "explore": "._widgets",
 }
 
 

@@ -77,7 +77,7 @@ def _protected(frame: pd.DataFrame, protect: str | re.Pattern[str] | Iterable[st
     return tags.isin(names) | (frame["repository"].astype(str) + ":" + tags).isin(names)
 
 
-def _image_created(inv: Inventory) -> pd.Series:
+def image_created(inv: Inventory) -> pd.Series:
     """Creation time per (repository, digest); an index takes its newest child's."""
     created = inv.manifests.set_index(["repository", "digest"])["created"]
     children = inv.children.merge(
@@ -123,7 +123,7 @@ def plan_cleanup(
         scope = {str(r) for r in repositories}
     frame = inv.tags[inv.tags["repository"].astype(str).isin(scope)][
         ["repository", "tag", "digest"]].astype("string").reset_index(drop=True)
-    created = _image_created(inv)
+    created = image_created(inv)
     keys = pd.MultiIndex.from_arrays([frame["repository"], frame["digest"]])
     frame["created"] = created.reindex(keys).to_numpy()
     frame["created"] = frame["created"].astype("datetime64[ns, UTC]")
