@@ -10,8 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._errors import RegistryError
+
+if TYPE_CHECKING:
+    from ._client import Registry
+    from ._inventory import Inventory
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -91,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _registry(args: argparse.Namespace, url: str):  # noqa: ANN202 - Registry
+def _registry(args: argparse.Namespace, url: str) -> Registry:
     from ._client import Registry
 
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
@@ -99,7 +104,7 @@ def _registry(args: argparse.Namespace, url: str):  # noqa: ANN202 - Registry
                     insecure=args.insecure)
 
 
-def _crawl(args: argparse.Namespace, url: str):  # noqa: ANN202 - Inventory
+def _crawl(args: argparse.Namespace, url: str) -> Inventory:
     from ._crawl import crawl
 
     with _registry(args, url) as reg:

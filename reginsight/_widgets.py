@@ -16,7 +16,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from ._analysis import storage_by_repository
-from ._cleanup import PlanError, image_created, apply_cleanup, plan_cleanup
+from ._cleanup import PlanError, apply_cleanup, image_created, plan_cleanup
 from ._errors import RegistryError
 from ._plots import format_bytes
 
