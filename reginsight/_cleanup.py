@@ -72,7 +72,7 @@ def _protected(frame: pd.DataFrame, protect: str | re.Pattern[str] | Iterable[st
         except re.error as exc:
             raise PlanError(f"protect={protect!r} is not a regular expression: {exc}"
                             ) from None
-        return tags.map(lambda t: bool(pattern.search(t)))
+        return tags.map(lambda t: bool(pattern.search(t))).astype(bool)
     names = {str(p) for p in protect}
     return tags.isin(names) | (frame["repository"].astype(str) + ":" + tags).isin(names)
 

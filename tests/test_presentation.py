@@ -1,0 +1,146 @@
+"""Plots (their data, not pixels), the HTML report, and the explorer driven headless."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import reginsight as ri  # noqa: E402
+from tests.images import Pusher  # noqa: E402
+from tests.test_analysis import L1, inventory  # noqa: E402
+
+SAMPLE = ri.Inventory.load("data/sample")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_plot_storage_bars_are_exclusive_and_shared_bytes():
+    ax = ri.plot_storage(inventory())
+    exclusive, shared = ax.containers
+    assert [bar.get_width() for bar in exclusive] == [33, 77]  # a, b (largest on top)
+    assert [bar.get_width() for bar in shared] == [100, 100]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert ax.xaxis.get_major_formatter()(2048, 0) == "2.0 KiB"
+
+
+def test_plot_layer_sharing_and_matrix():
+    ax = ri.plot_layer_sharing(inventory())
+    heights = {label.get_text(): bar.get_height()
+               for label, bar in zip(ax.get_xticklabels(), ax.patches, strict=True)}
+    assert heights == {"1": 0, "2": 300}  # L1 serves 2 repositories, 300 bytes saved
+    ax = ri.plot_sharing_matrix(inventory())
+    data = ax.images[0].get_array()
+    assert data.tolist() == [[177, 100], [100, 133]]
+
+
+def test_plot_image_age_points_are_tags():
+    ax = ri.plot_image_age(inventory())
+    offsets = ax.collections[0].get_offsets()
+    assert len(offsets) == 4  # the index has no creation time of its own
+    assert sorted(offsets[:, 1].tolist()) == [111, 111, 122, 133]
+
+
+def test_plot_growth_between_two_inventories():
+    before = inventory()
+    after = inventory()
+    after.tags = after.tags[after.tags["repository"] == "b"].reset_index(drop=True)
+    ax = ri.plot_growth(before, after)
+    changes = {t.get_text(): bar.get_width()
+               for t, bar in zip(ax.get_yticklabels(), ax.patches, strict=True)}
+    assert changes == {"a": -133, "b": 0}
+
+
+def test_plots_draw_on_a_given_axes_and_never_show(monkeypatch):
+    monkeypatch.setattr(plt, "show", lambda *a, **k: pytest.fail("plt.show called"))
+    _, ax = plt.subplots()
+    assert ri.plot_storage(SAMPLE, ax=ax) is ax
+
+
+def test_report_is_self_contained_and_escaped(tmp_path):
+    inv = inventory()
+    inv.registry = "http://evil.test/<script>alert(1)</script>"
+    from reginsight._frames import build
+
+    inv.errors = build("errors", [("a", "x", "tag", "<img src=x onerror=alert(2)>")])
+    path = ri.export_report(inv, tmp_path / "report.html")
+    text = path.read_text()
+    assert "<script>" not in text and "<img src=x" not in text
+    assert "&lt;script&gt;" in text and "&lt;img src=x onerror=alert(2)&gt;" in text
+    assert "http://" not in text.replace("http://evil.test", "").replace(
+        "http://www.w3.org", "")  # nothing fetched from elsewhere
+    assert text.count("data:image/svg+xml;base64,") == 4
+    assert "654 B" in text  # logical bytes
+    assert L1[:19] in text  # the shared base layer is listed
+
+
+def test_report_never_contains_credentials(registry_server, tmp_path, prefix):
+    Pusher(registry_server.url).image(f"{prefix}/app", "v1")
+    secret = "hunter2-not-in-reports"
+    with ri.Registry(f"{registry_server.url}", "someone", secret) as reg:
+        inv = ri.crawl(reg, f"{prefix}/*", progress=False)
+    assert len(inv.tags) == 1
+    path = ri.export_report(inv, tmp_path / "r.html")
+    inv.save(tmp_path / "saved")
+    assert secret not in path.read_text()
+    assert all(secret.encode() not in f.read_bytes() for f in (tmp_path / "saved").iterdir())
+
+
+def test_explorer_browse_repository_tag_layer():
+    explorer = ri.explore(SAMPLE)
+    names = [value for _, value in explorer.repositories.options]
+    assert names[0] == "data/etl"  # largest stored first
+    explorer.filter.value = "web/"
+    assert [v for _, v in explorer.repositories.options] == ["web/api", "web/frontend"]
+    explorer.filter.value = ""
+    explorer.repositories.value = "platform/base"
+    assert "latest" in [v for _, v in explorer.tags.options]
+    explorer.tags.value = "latest"
+    assert "platforms" in explorer.manifest.value and "arm64" in explorer.manifest.value
+    base_layer = explorer.layers.options[0][1]
+    explorer.layers.value = base_layer
+    sharing = SAMPLE.layers[SAMPLE.layers["digest"] == base_layer]["repository"].nunique()
+    assert f"used by {sharing} repositories" in explorer.sharing.value
+    assert "data/jobs" in explorer.sharing.value
+
+
+def test_explorer_cleanup_panel_without_registry_cannot_delete():
+    explorer = ri.explore(SAMPLE)
+    plan = ri.plan_cleanup(SAMPLE, keep_last=3, older_than="180d",
+                           protect=r"^(latest|stable)$", now=SAMPLE.taken_at)
+    assert ri.format_bytes(plan.attrs["reclaimable_bytes"]) in explorer.plan_view.value
+    assert explorer.delete.disabled
+    explorer.keep_last.value = 1
+    fewer = ri.plan_cleanup(SAMPLE, keep_last=1, older_than="180d",
+                            protect=r"^(latest|stable)$", now=SAMPLE.taken_at)
+    assert f"<b>{(fewer['action'] == 'delete').sum()}</b>" in explorer.plan_view.value
+    explorer.older_than.value = "whenever"
+    assert "older_than" in explorer.plan_view.value and explorer.delete.disabled
+
+
+def test_explorer_delete_asks_then_applies(registry_server, prefix):
+    pusher = Pusher(registry_server.url)
+    for n, day in enumerate(["2024-01-01", "2024-02-01", "2026-11-01"]):
+        pusher.image(f"{prefix}/w", f"v{n}", created=f"{day}T00:00:00Z")
+    pusher.close()
+    with ri.Registry(registry_server.url) as reg:
+        inv = ri.crawl(reg, f"{prefix}/*", progress=False)
+        inv.taken_at = pd.Timestamp("2026-11-27", tz="UTC")
+        explorer = ri.explore(inv, registry=reg)
+        explorer.keep_last.value, explorer.older_than.value = 1, "30d"
+        explorer.protect.value = ""
+        assert not explorer.delete.disabled
+        explorer.delete.click()
+        assert "Delete 2 tags" in explorer.result.value
+        assert reg.tags(f"{prefix}/w") == ["v0", "v1", "v2"]  # asking deleted nothing
+        explorer.confirm.click()
+        assert reg.tags(f"{prefix}/w") == ["v2"]
+        assert "deleted" in explorer.result.value and explorer.delete.disabled
