@@ -175,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ls":
             with _registry(args, args.url) as reg:
                 names = reg.tags(args.repository) if args.repository else reg.repositories()
-            print("\n".join(names))
+            for name in names:
+                print(name)
             return EXIT_OK
         return _rm(args)
     except (OtherTagsAffected, TagMoved) as exc:
