@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
 
-import reginsight as ri  # noqa: E402
-from tests.images import Pusher  # noqa: E402
-from tests.test_analysis import L1, inventory  # noqa: E402
+import reginsight as ri
+from tests.images import Pusher
+from tests.test_analysis import L1, inventory
 
 SAMPLE = ri.Inventory.load("data/sample")
 
