@@ -43,6 +43,7 @@ from ._manifest import (
     parse_manifest,
 )
 from ._reference import Reference, parse_reference
+from ._retry import NO_RETRY, RateLimit, RetryPolicy
 from ._tagdelete import OtherTagsAffected, TagDeletion, TagMoved, delete_tag, tags_pointing_at
 
 # pandas-backed names load on first use: `import reginsight` stays light
@@ -101,18 +102,21 @@ __all__ = [
     "InvalidReference",
     "Manifest",
     "ManifestInvalid",
+    "NO_RETRY",
     "NotARegistry",
     "NotFound",
     "OtherTagsAffected",
     "PermissionDenied",
     "Platform",
     "ProtocolViolation",
+    "RateLimit",
     "RateLimited",
     "Reference",
     "Registry",
     "RegistryError",
     "RegistryUnreachable",
     "ResponseError",
+    "RetryPolicy",
     "Schema1Manifest",
     "TagDeletion",
     "TagMoved",

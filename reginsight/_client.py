@@ -30,6 +30,7 @@ from ._errors import (
 from ._manifest import Descriptor, Manifest, parse_manifest
 from ._mediatypes import MANIFEST_ACCEPT, essence
 from ._reference import validate_repository, validate_tag
+from ._retry import RateLimit, RetryPolicy
 from ._transport import LIMIT, GuardedTransport
 from ._write import Writes
 
@@ -60,7 +61,8 @@ class Registry(Writes):
     ``cert`` (client certificate: a PEM path, or ``(cert, key)`` paths), ``insecure``
     (no TLS verification: only when asked), ``timeout`` in seconds,
     ``max_connections`` for the pool threads share, ``docker_config`` (path of a
-    docker config.json), ``transport`` (an httpx transport, for tests).
+    docker config.json), ``retry`` (a :class:`RetryPolicy`: attempts and backoff for
+    408/429/5xx and dropped connections), ``transport`` (an httpx transport, for tests).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Registry(Writes):
         timeout: float = 30.0,
         max_connections: int = 32,
         docker_config: str | os.PathLike[str] | None = None,
+        retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         parsed = proto.parse_registry_url(url)
@@ -95,10 +98,11 @@ class Registry(Writes):
             transport = httpx.HTTPTransport(
                 verify=_ssl_context(verify, cert, insecure=insecure), limits=limits
             )
+        self._transport = GuardedTransport(transport, retry=retry)
         self._http = httpx.Client(
             auth=RegistryAuth(credentials, registry_url=self.url),
             timeout=timeout,
-            transport=GuardedTransport(transport),
+            transport=self._transport,
             follow_redirects=True,
             cookies=_no_cookies(),
             headers={"User-Agent": f"reginsight/{__version__}"},
@@ -112,6 +116,16 @@ class Registry(Writes):
     @property
     def username(self) -> str | None:
         return self.credentials.username
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The registry's last ``RateLimit-*`` answer (Docker Hub), if it sent one."""
+        return self._transport.backoff.rate_limits.get(httpx.URL(self.url).host)
+
+    @property
+    def retries(self) -> int:
+        """How many requests this client has had to try again."""
+        return self._transport.backoff.retries
 
     def __repr__(self) -> str:
         user = f", username={self.username!r}" if self.username else ""
@@ -354,6 +368,8 @@ class _Body(httpx.SyncByteStream):
     content each upload chunk would live until the cyclic GC runs. Released once the
     exchange is over, the chunk is freed at once and upload memory stays at a chunk.
     """
+
+    replayable = True  # retries and auth may send it again
 
     def __init__(self, data: bytes) -> None:
         self._data = data

@@ -3,7 +3,9 @@
 httpx reads the intermediate responses of redirects and auth flows whole, so the
 caps reginsight promises (error bodies, token bodies) are enforced here, below
 httpx, where every byte passes. The same place refuses addresses no registry
-traffic should reach: cloud metadata services and link-local hosts.
+traffic should reach (cloud metadata services, link-local hosts) and retries what
+a busy or flaky server deserves another try for, so every request gets it: API
+calls, token requests, redirects alike.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from collections.abc import Iterator
 
 import httpx
 
+from . import _retry
 from ._errors import TooLarge, UnsafeAddress
+from ._protocol import parse_retry_after
+from ._retry import RETRY_STATUSES, HostBackoff, RetryPolicy, may_retry
 
 #: Bodies of answers that are not 2xx (errors, redirects, 401 challenges) are cut here.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -45,19 +50,17 @@ def unsafe_host_reason(host: str) -> str | None:
 
 
 class _CappedStream(httpx.SyncByteStream):
-    def __init__(self, inner: httpx.SyncByteStream, limit: int, *, truncate: bool, url: str):
-        self._inner, self._limit, self._truncate, self._url = inner, limit, truncate, url
+    """Passes an error body through, cut at ``limit`` bytes."""
+
+    def __init__(self, inner: httpx.SyncByteStream, limit: int) -> None:
+        self._inner, self._limit = inner, limit
 
     def __iter__(self) -> Iterator[bytes]:
         seen = 0
         for chunk in self._inner:
-            if seen + len(chunk) > self._limit:
-                if self._truncate:
-                    yield chunk[: self._limit - seen]
-                    return
-                raise TooLarge(
-                    f"{self._url}: body exceeds the {self._limit}-byte limit; reading stopped"
-                )
+            if seen + len(chunk) >= self._limit:
+                yield chunk[: self._limit - seen]
+                return
             seen += len(chunk)
             yield chunk
 
@@ -65,36 +68,94 @@ class _CappedStream(httpx.SyncByteStream):
         self._inner.close()
 
 
-class GuardedTransport(httpx.BaseTransport):
-    """Wraps a transport: refuses unsafe hosts, caps bodies that must stay small."""
+def _where(request: httpx.Request) -> str:
+    url = request.url
+    return f"{url.scheme}://{url.netloc.decode()}{url.path}"
 
-    def __init__(self, inner: httpx.BaseTransport) -> None:
+
+class GuardedTransport(httpx.BaseTransport):
+    """Wraps a transport: refuses unsafe hosts, retries what is worth retrying (with
+    one backoff per host), reads small bodies here so a truncated one is retried like
+    a reset, and caps the bodies that must stay small."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, retry: RetryPolicy | None = None
+                 ) -> None:
         self._inner = inner
+        self.backoff = HostBackoff(retry or _retry.DEFAULT_POLICY)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        reason = unsafe_host_reason(request.url.host)
+        host = request.url.host
+        reason = unsafe_host_reason(host)
         if reason:
-            raise UnsafeAddress(
-                f"refused to contact {request.url.scheme}://{request.url.host}: {reason}"
-            )
-        response = self._inner.handle_request(request)
-        limit = request.extensions.get(LIMIT)
-        where = f"{request.url.scheme}://{request.url.netloc.decode()}{request.url.path}"
-        if not 200 <= response.status_code < 300:
-            limit, truncate = ERROR_BODY_LIMIT, True
-        elif limit is not None:
-            truncate = False
-            announced = response.headers.get("content-length", "")
-            if announced.isdigit() and int(announced) > limit:
-                response.close()
-                raise TooLarge(
-                    f"{where}: body of {announced} bytes exceeds the {limit}-byte limit; not read"
-                )
-        else:
+            raise UnsafeAddress(f"refused to contact {request.url.scheme}://{host}: {reason}")
+        attempts = self.backoff.policy.attempts
+        for attempt in range(1, attempts + 1):
+            self.backoff.wait(host)
+            try:
+                response = self._inner.handle_request(request)
+            except httpx.TransportError as exc:
+                if attempt == attempts or not may_retry(request, error=exc):
+                    raise
+                self.backoff.failure(host, None)
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < attempts and may_retry(
+                    request, status=response.status_code):
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                _discard(response)
+                self.backoff.failure(host, retry_after)
+                continue
+            try:
+                response = self._settle(request, response)
+            except httpx.TransportError as exc:  # a small body cut short
+                if attempt == attempts or not may_retry(request, error=exc):
+                    raise
+                self.backoff.failure(host, None)
+                continue
+            self.backoff.success(host, response)
             return response
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _settle(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        """Cap error bodies; read bodies of requests with a LIMIT (refusing larger ones)."""
         assert isinstance(response.stream, httpx.SyncByteStream)
-        response.stream = _CappedStream(response.stream, limit, truncate=truncate, url=where)
-        return response
+        if not 200 <= response.status_code < 300:
+            response.stream = _CappedStream(response.stream, ERROR_BODY_LIMIT)
+            return response
+        limit = request.extensions.get(LIMIT)
+        if limit is None:
+            return response  # a blob: streamed; downloads resume themselves
+        announced = response.headers.get("content-length", "")
+        if announced.isdigit() and int(announced) > limit:
+            response.close()
+            raise TooLarge(f"{_where(request)}: body of {announced} bytes exceeds the "
+                           f"{limit}-byte limit; not read")
+        chunks, seen = [], 0
+        try:
+            for chunk in response.stream:
+                seen += len(chunk)
+                if seen > limit:
+                    raise TooLarge(f"{_where(request)}: body exceeds the {limit}-byte "
+                                   "limit; reading stopped")
+                chunks.append(chunk)
+        finally:
+            response.close()
+        if announced.isdigit() and seen != int(announced):
+            raise httpx.RemoteProtocolError(
+                f"body cut short: {seen} of {announced} bytes", request=request)
+        return httpx.Response(response.status_code, headers=response.headers,
+                              content=b"".join(chunks), request=request,
+                              extensions=response.extensions)
 
     def close(self) -> None:
         self._inner.close()
+
+
+def _discard(response: httpx.Response) -> None:
+    """Read a little of a response we will not use, so its connection can be reused."""
+    try:
+        for _ in _CappedStream(response.stream, ERROR_BODY_LIMIT):  # type: ignore[arg-type]
+            pass
+    except httpx.TransportError:
+        pass
+    finally:
+        response.close()

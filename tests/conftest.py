@@ -11,6 +11,14 @@ import reginsight as ri
 from tests.registry_server import RegistryServer
 
 
+@pytest.fixture(autouse=True)
+def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same retry rules, shorter waits: tests meet many deliberate failures."""
+    from reginsight import _retry
+
+    monkeypatch.setattr(_retry, "DEFAULT_POLICY", _retry.RetryPolicy(base=0.01, cap=0.05))
+
+
 @pytest.fixture(scope="session")
 def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """The shared real registry: delete enabled, schema1 accepted, plain HTTP on loopback."""

@@ -101,6 +101,16 @@ def test_upload_resumes_from_the_registry_range_after_a_dropped_patch(registry_s
     assert transport.count("PATCH") == 5 and transport.count("PATCH", "(dropped)") == 1
 
 
+def test_a_patch_refused_at_connect_is_simply_sent_again(registry_server, prefix):
+    """Not delivered for sure (connect failed): the transport retries it, no status GET."""
+    transport = DropPatch(2, delivered=False, error=httpx.ConnectError)
+    with ri.Registry(registry_server.url, transport=transport,
+                     retry=ri.RetryPolicy(base=0.01)) as reg:
+        digest = reg.upload_blob(f"{prefix}/connect", PatternStream(3 * MiB), chunk_size=MiB)
+    assert digest == PatternStream.digest(3 * MiB)
+    assert transport.count("GET", "/uploads/") == 0 and reg.retries == 1
+
+
 def test_a_lost_answer_registry_28_cannot_resume_is_a_typed_error(registry_server, prefix):
     """2.8 signs the offset into _state: once the answer to a PATCH that landed is lost,
     the session can be neither resumed nor cancelled (the stale _state is refused);

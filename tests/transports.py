@@ -22,18 +22,19 @@ class CountingTransport(httpx.HTTPTransport):
 
 
 class DropPatch(CountingTransport):
-    """Breaks the n-th PATCH: before it reaches the registry (``delivered=False``), or
-    after the registry took the bytes but before its answer arrives (``True``)."""
+    """Breaks the n-th PATCH: before it reaches the registry (``delivered=False``, as
+    ``error``), or after the registry took the bytes but before its answer arrives."""
 
-    def __init__(self, drop_patch: int, *, delivered: bool) -> None:
+    def __init__(self, drop_patch: int, *, delivered: bool,
+                 error: type[httpx.TransportError] = httpx.WriteError) -> None:
         super().__init__()
-        self.drop_patch, self.delivered = drop_patch, delivered
+        self.drop_patch, self.delivered, self.error = drop_patch, delivered, error
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         nth = request.method == "PATCH" and self.count("PATCH") + 1 == self.drop_patch
         if nth and not self.delivered:
             self.sent.append((request.method, "(dropped) " + request.url.path))
-            raise httpx.ConnectError("connection reset by test", request=request)
+            raise self.error("connection reset by test", request=request)
         response = super().handle_request(request)
         if nth:
             response.read()
