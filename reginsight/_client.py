@@ -156,8 +156,7 @@ class Registry(Writes):
                 f"({type(exc).__name__}: {exc})"
             ) from None
 
-    @contextmanager
-    def _send(
+    def _open(
         self,
         method: str,
         path: str,
@@ -167,8 +166,8 @@ class Registry(Writes):
         content: bytes | None = None,
         limit: int | None = None,
         check: bool = True,
-    ) -> Iterator[httpx.Response]:
-        """Send a request and yield the streaming response, closed on exit.
+    ) -> tuple[httpx.Response, _Body]:
+        """Send a request; return the streaming response (and its body, to release).
 
         ``scope`` names the token scopes the call needs; ``limit`` caps a 2xx body
         (TooLarge past it). With ``check``, an error status raises the typed error
@@ -186,12 +185,21 @@ class Registry(Writes):
                 request.stream = sent
                 request.headers["Content-Length"] = str(len(content))
             response = self._http.send(request, stream=True)
-        try:
-            if check and response.status_code >= 400:
+        if check and response.status_code >= 400:
+            try:
                 body = self._body(response)
-                raise proto.decipher_error(
-                    response.status_code, response.headers, body, method=method, url=url
-                )
+            finally:
+                self._release(response)
+                sent.release()
+            raise proto.decipher_error(
+                response.status_code, response.headers, body, method=method, url=url)
+        return response, sent
+
+    @contextmanager
+    def _send(self, method: str, path: str, **options: Any) -> Iterator[httpx.Response]:
+        """:meth:`_open` as a context: the response is released on exit."""
+        response, sent = self._open(method, path, **options)
+        try:
             yield response
         finally:
             self._release(response)
@@ -343,16 +351,47 @@ class Registry(Writes):
         with self._send("GET", path, scope=_pull(repository)) as response:
             length = response.headers.get("content-length", "")
             reader = BlobReader(
-                self._chunks(response, chunk_size),
+                self._resumable(response, path, repository, chunk_size),
                 digest=digest,
                 size=int(length) if length.isdigit() else None,
             )
             with reader:
                 yield reader
 
-    def _chunks(self, response: httpx.Response, chunk_size: int) -> Iterator[bytes]:
-        with self._transport_errors("GET", str(response.url)):
-            yield from response.iter_bytes(chunk_size)
+    def _resumable(self, response: httpx.Response, path: str, repository: str,
+                   chunk_size: int) -> Iterator[bytes]:
+        """The body's chunks; when the connection drops mid-body, ask again from the
+        byte where it broke (``Range``; a server that ignores it is skipped forward),
+        so a download is never returned short."""
+        received, skip, current = 0, 0, response
+        attempts = self._transport.backoff.policy.attempts
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    for chunk in current.iter_bytes(chunk_size):
+                        if skip:
+                            dropped = min(skip, len(chunk))
+                            chunk, skip = chunk[dropped:], skip - dropped
+                        received += len(chunk)
+                        if chunk:
+                            yield chunk
+                    return
+                except httpx.TransportError as exc:
+                    if attempt == attempts:
+                        raise RegistryUnreachable(
+                            f"GET {proto.redact(str(current.url))}: connection lost "
+                            f"{attempts} times; {received} bytes read ({exc})") from None
+                if current is not response:
+                    self._release(current)
+                self._transport.backoff.failure(httpx.URL(self.url).host, None)
+                current, _ = self._open("GET", path, scope=_pull(repository),
+                                        headers={"Range": f"bytes={received}-"})
+                ranged = current.headers.get("content-range", "")
+                skip = 0 if current.status_code == 206 and ranged.startswith(
+                    f"bytes {received}-") else received
+        finally:
+            if current is not response:
+                self._release(current)
 
     def _announced_digest(self, response: httpx.Response) -> str | None:
         value = response.headers.get(proto.DOCKER_CONTENT_DIGEST)

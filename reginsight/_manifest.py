@@ -251,6 +251,23 @@ def manifest_digest(raw: bytes, *, algorithm: str = "sha256", schema1: bool = Fa
     return str(Digest.of(schema1_payload(raw) if schema1 else raw, algorithm))
 
 
+def _verified(raw: bytes, digest: str) -> str:
+    """Check ``raw`` against ``digest`` before anything else reads it: a signed schema1
+    manifest by its signed payload, everything else by its bytes. Bytes that are not
+    even JSON any more fail here as a DigestMismatch, which is what they are."""
+    expected = parse_digest(digest)
+    payload = raw
+    if b'"signatures"' in raw:
+        try:
+            payload = schema1_payload(raw)
+        except ManifestInvalid:
+            payload = raw
+    verifier = DigestVerifier(expected)
+    verifier.update(payload)
+    verifier.verify()
+    return str(expected)
+
+
 def _is_schema1(doc: Mapping[str, Any], media_type: str | None) -> bool:
     return doc.get("schemaVersion") == 1 or mt.is_schema1(media_type)
 
@@ -310,6 +327,8 @@ def parse_manifest(
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise _fail("manifest must be bytes")
     raw = bytes(raw)
+    if digest is not None:
+        digest = _verified(raw, digest)  # before parsing: bad bytes are a mismatch
     try:
         doc = _json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -329,11 +348,6 @@ def parse_manifest(
     schema1 = _is_schema1(doc, declared or served)
     if digest is None:
         digest = manifest_digest(raw, schema1=schema1)
-    else:
-        verifier = DigestVerifier(digest)
-        verifier.update(schema1_payload(raw) if schema1 else raw)
-        verifier.verify()
-        digest = str(parse_digest(digest))
 
     common: dict[str, Any] = {"digest": digest, "raw": raw, "json": doc,
                               "schema_version": schema_version}

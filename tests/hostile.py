@@ -43,6 +43,8 @@ class HostileServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 length = int(headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if headers.get("transfer-encoding", "").lower() == "chunked":
+                    body = self._chunked()
                 seen = Seen(self.command, self.path, headers, body)
                 outer.requests.append(seen)
                 route = outer.routes.get(self.path.split("?", 1)[0])
@@ -66,6 +68,15 @@ class HostileServer:
                     self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
+
+            def _chunked(self) -> bytes:
+                parts = []
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _serve
 
