@@ -26,7 +26,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "manifests": {
         "repository": CAT, "digest": STR, "media_type": CAT, "kind": CAT, "parent": STR,
         "os": CAT, "architecture": CAT, "variant": CAT, "config_digest": STR,
-        "created": TIME, "size": NINT, "layers": INT, "manifest_size": INT,
+        "created": TIME, "size": NINT, "layers": NINT, "manifest_size": INT,
     },
     "layers": {"repository": CAT, "manifest": CAT, "position": INT, "digest": CAT,
                "size": NINT, "media_type": CAT},

@@ -39,7 +39,8 @@ class Inventory:
     ``manifests``: repository, digest, media_type, kind (image/index/schema1), parent
     (index digest or NA), os, architecture, variant, config_digest, created (UTC),
     size (image: config + distinct layer bytes; index: distinct blobs of all its
-    children), layers (count), manifest_size — one row per (repository, digest).
+    children), layers (count; NA when a child could not be read), manifest_size —
+    one row per (repository, digest).
     ``layers``: repository, manifest, position, digest, size, media_type.
     ``blobs``: digest, size, kind (layer/config/manifest), repositories and
     manifests (how many reference it), media_type — one row per distinct blob.
@@ -234,8 +235,12 @@ def assemble(crawler: Crawler) -> Inventory:
             fallback = descriptor_platform.get((repo, digest), (None, None, None))
             used = parts(info)
             size = None if any(v is None for v in used.values()) else sum(used.values())
-            layer_count = (len({d for d in used if _is_layer(d, info, infos)})
-                           if info.children else len(info.layers))
+            if not info.children:
+                layer_count = len(info.layers)
+            elif all(child.digest in infos for child in info.children):
+                layer_count = len({d for d in used if _is_layer(d, info, infos)})
+            else:
+                layer_count = None  # a child could not be read: unknown, not short
             parent = min(parents[(repo, digest)]) if parents.get((repo, digest)) else None
             manifests.append((
                 repo, digest, info.media_type, info.kind, parent,

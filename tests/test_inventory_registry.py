@@ -121,6 +121,7 @@ def test_dtypes_are_deliberate(registry_server, filled):
     dtypes = inv.manifests.dtypes.astype(str).to_dict()
     assert dtypes["created"] == "datetime64[ns, UTC]"
     assert dtypes["size"] == "Int64" and dtypes["manifest_size"] == "int64"
+    assert dtypes["layers"] == "Int64"  # NA for an index with a child that failed
     assert dtypes["repository"] == "category" and dtypes["digest"] == "string"
     assert list(inv.tags.columns) == ["repository", "tag", "digest", "media_type"]
     assert list(inv.layers.columns) == ["repository", "manifest", "position", "digest", "size",
