@@ -1,0 +1,72 @@
+"""Hostile input that is not a registry's fault mode but an attack: names that walk
+paths, tags that smuggle URLs, saved inventories aimed outside their directory."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import reginsight as ri
+from tests.hostile import HostileServer, registry_ping
+from tests.test_analysis import inventory
+
+BAD_NAMES = ["../etc", "a/%2e%2e/b", "a?x=1", "a#frag", "Upper", "x" * 300, "a//b", ""]
+BAD_TAGS = ["..", "%2e%2e", "a?b", "a#b", "a/b", "-lead", "t" * 300, ""]
+
+
+@pytest.mark.parametrize("tag", BAD_TAGS)
+def test_a_hostile_tag_list_is_refused_typed(tag):
+    body = json.dumps({"name": "app", "tags": ["good", tag]}).encode()
+    routes = {"/v2/": registry_ping, "/v2/app/tags/list": lambda seen: (200, {}, body)}
+    with HostileServer(routes=routes) as server, ri.Registry(server.url) as reg:
+        with pytest.raises(ri.ProtocolViolation, match="invalid tag"):
+            reg.tags("app")
+        inv = ri.crawl(reg, ["app"], progress=False)
+    assert inv.tags.empty and inv.errors["error"].str.contains("invalid tag").all()
+    # nothing was ever asked for the bad tag, so no path was built from it
+    assert not any("/manifests/" in seen.path for seen in server.requests)
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_user_given_names_never_reach_a_url(name):
+    with HostileServer(routes={"/v2/": registry_ping}) as server, \
+            ri.Registry(server.url) as reg:
+        for call in (lambda: reg.tags(name), lambda: reg.manifest(name, "latest"),
+                     lambda: reg.upload_blob(name, b"x"), lambda: reg.delete_manifest(
+                         name, "sha256:" + "0" * 64)):
+            with pytest.raises(ri.InvalidReference):
+                call()
+        assert [seen.path for seen in server.requests] == ["/v2/"]
+
+
+def test_saving_follows_no_planted_link(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    target = tmp_path / "inventory"
+    target.mkdir()
+    (target / "tags.parquet").symlink_to(outside)
+    (target / "inventory.json").symlink_to(outside)
+    inventory().save(target)
+    assert outside.read_text() == "precious"
+    assert not (target / "tags.parquet").is_symlink()
+    assert sorted(os.listdir(target)) == sorted(
+        [f"{n}.parquet" for n in ("tags", "manifests", "layers", "blobs", "children",
+                                  "errors")] + ["inventory.json"])
+    assert len(ri.Inventory.load(target).tags) == 5
+
+
+@pytest.mark.parametrize("damage", ["missing", "not-json", "other-format", "bad-parquet"])
+def test_loading_a_damaged_inventory_is_a_typed_error(tmp_path, damage):
+    inventory().save(tmp_path)
+    if damage == "missing":
+        (tmp_path / "layers.parquet").unlink()
+    elif damage == "not-json":
+        (tmp_path / "inventory.json").write_text("{")
+    elif damage == "other-format":
+        (tmp_path / "inventory.json").write_text('{"format": "something-else"}')
+    else:
+        (tmp_path / "tags.parquet").write_bytes(b"PAR1 but not really")
+    with pytest.raises(ri.InventoryError):
+        ri.Inventory.load(tmp_path)
