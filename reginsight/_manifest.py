@@ -210,7 +210,8 @@ def _descriptors(doc: Mapping[str, Any], key: str) -> tuple[Descriptor, ...]:
     return tuple(parse_descriptor(v, where=f"{key}[{i}]") for i, v in enumerate(value))
 
 
-def _b64url(text: Any) -> bytes:
+def b64url_decode(text: Any) -> bytes:
+    """Unpadded base64url (JOSE) to bytes; ManifestInvalid when it is not."""
     if not isinstance(text, str):
         raise _fail("schema1 signature fields must be base64url strings")
     try:
@@ -219,13 +220,24 @@ def _b64url(text: Any) -> bytes:
         raise _fail("schema1 signature field is not base64url") from None
 
 
+def signed_payload(raw: bytes, protected: Any) -> bytes:
+    """The payload one libtrust signature covers: the first ``formatLength`` bytes of
+    the pretty-printed document followed by ``formatTail``, both from its ``protected``
+    header (libtrust cuts the ``signatures`` member out this way)."""
+    try:
+        header = _json.loads(b64url_decode(protected))
+        length = header["formatLength"]
+        tail = b64url_decode(header["formatTail"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise _fail("schema1 'protected' header lacks formatLength/formatTail") from None
+    if isinstance(length, bool) or not isinstance(length, int) or not 0 < length <= len(raw):
+        raise _fail("schema1 formatLength out of range")
+    return raw[:length] + tail
+
+
 def schema1_payload(raw: bytes) -> bytes:
     """The signed payload of a schema1 "prettyjws" manifest: what its digest covers.
-
-    libtrust cuts the ``signatures`` member out of the pretty-printed JSON: the
-    payload is the first ``formatLength`` bytes followed by ``formatTail``. Unsigned
-    schema1 manifests are their own payload.
-    """
+    Unsigned schema1 manifests are their own payload."""
     try:
         doc = _json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -235,15 +247,7 @@ def schema1_payload(raw: bytes) -> bytes:
         return raw
     if not isinstance(signatures, list) or not isinstance(signatures[0], dict):
         raise _fail("'signatures' must be a list of objects")
-    try:
-        protected = _json.loads(_b64url(signatures[0].get("protected")))
-        length = protected["formatLength"]
-        tail = _b64url(protected["formatTail"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise _fail("schema1 'protected' header lacks formatLength/formatTail") from None
-    if isinstance(length, bool) or not isinstance(length, int) or not 0 < length <= len(raw):
-        raise _fail("schema1 formatLength out of range")
-    return raw[:length] + tail
+    return signed_payload(raw, signatures[0].get("protected"))
 
 
 def manifest_digest(raw: bytes, *, algorithm: str = "sha256", schema1: bool = False) -> str:

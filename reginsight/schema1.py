@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from ._errors import ManifestInvalid, RegistryError
+from ._manifest import b64url_decode, schema1_payload, signed_payload
 
 __all__ = [
     "SignatureInvalid",
@@ -67,12 +68,10 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise SignatureInvalid("expected a base64url string")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise SignatureInvalid("malformed base64url") from None
+        return b64url_decode(text)
+    except ManifestInvalid as exc:
+        raise SignatureInvalid(str(exc)) from None
 
 
 def _int_bytes(value: int, length: int | None = None) -> bytes:
@@ -236,16 +235,11 @@ def _verify_one(raw: bytes, entry: Any) -> PublicKey:
     if not isinstance(entry, dict) or not isinstance(entry.get("header"), dict):
         raise SignatureInvalid("a signature entry lacks its header")
     header = entry["header"]
+    protected_text = entry.get("protected")
     try:
-        protected_text = entry["protected"]
-        protected = json.loads(_unb64(protected_text))
-        length = protected["formatLength"]
-        tail = _unb64(protected["formatTail"])
-    except (KeyError, TypeError, ValueError, UnicodeDecodeError):
-        raise SignatureInvalid("protected header lacks formatLength/formatTail") from None
-    if isinstance(length, bool) or not isinstance(length, int) or not 0 < length <= len(raw):
-        raise SignatureInvalid("formatLength out of range")
-    payload = raw[:length] + tail
+        payload = signed_payload(raw, protected_text)
+    except ManifestInvalid as exc:
+        raise SignatureInvalid(str(exc)) from None
     if "jwk" in header:
         key = key_from_jwk(header["jwk"])
     elif header.get("x5c"):
@@ -297,8 +291,6 @@ def verify(raw: bytes) -> list[PublicKey]:
     keys = [_verify_one(bytes(raw), entry) for entry in signatures]
     # every signature covers the same payload, and it is the document minus signatures
     payload_doc = {k: v for k, v in doc.items() if k != "signatures"}
-    from ._manifest import schema1_payload
-
     try:
         signed_doc = json.loads(schema1_payload(bytes(raw)))
     except (ValueError, ManifestInvalid):
