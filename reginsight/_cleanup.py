@@ -7,6 +7,7 @@ plan says why. A digest that a kept index references is kept too.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterable
@@ -265,7 +266,8 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
             if child.digest in still or (repository, child.digest) in deleted:
                 continue
             if not dry_run:
-                reg.delete_manifest(repository, child.digest)
+                with contextlib.suppress(NotFound):  # gone already: what we wanted
+                    reg.delete_manifest(repository, child.digest)
             deleted.add((repository, child.digest))
             rows.append((repository, "", child.digest, status, f"child of index {digest}"))
     return _result(rows)
