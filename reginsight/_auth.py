@@ -24,7 +24,7 @@ import httpx
 from ._credentials import Credentials
 from ._errors import AuthenticationError, UnsafeAddress
 from ._protocol import Challenge, is_loopback_host, parse_challenges, redact
-from ._transport import LIMIT, unsafe_host_reason
+from ._transport import LIMIT, REALM_ORIGIN, unsafe_host_reason
 
 #: request.extensions key holding the scopes (tuple of str) a request needs.
 SCOPE = "reginsight.scope"
@@ -103,10 +103,11 @@ class RegistryAuth(httpx.Auth):
     def __init__(self, credentials: Credentials, *, registry_url: str) -> None:
         self._credentials = credentials
         self._registry_url = registry_url
+        self._origin = _origin(httpx.URL(registry_url))
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, tuple[str, ...]], tuple[str, float]] = {}
-        self._realms: dict[str, tuple[str, str]] = {}  # origin -> (realm, service)
-        self._basic_origins: set[str] = set()
+        self._realm: tuple[str, str] | None = None  # (realm, service) once challenged
+        self._basic = False  # the registry asked for Basic
 
     def __repr__(self) -> str:
         return f"RegistryAuth({self._credentials!r})"
@@ -114,8 +115,13 @@ class RegistryAuth(httpx.Auth):
     # ----------------------------------------------------------------- flow
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if _origin(request.url) != self._origin:
+            # another host (an upload Location, a CDN): it gets no credential and no
+            # answer to its challenges, whatever it asks
+            yield request
+            return
         scopes = tuple(request.extensions.get(SCOPE, ()))
-        known = self._known_header(request, scopes)
+        known = self._known_header(scopes)
         if known:
             request.headers["Authorization"] = known
         response = yield request
@@ -125,25 +131,28 @@ class RegistryAuth(httpx.Auth):
         bearer = _first(challenges, "bearer")
         if bearer is not None and "realm" in bearer.params:
             if self._credentials.registry_token:
+                with self._lock:
+                    self._realm = (bearer.params["realm"], bearer.params.get("service", ""))
                 token = self._credentials.registry_token
             else:
-                token = yield from self._fetch_token(request, bearer, scopes)
+                token = yield from self._fetch_token(bearer, scopes)
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
         elif _first(challenges, "basic") is not None and self._basic_header() and not known:
-            self._basic_origins.add(_origin(request.url))
+            with self._lock:
+                self._basic = True
             request.headers["Authorization"] = self._basic_header()
             yield request
 
     def _fetch_token(
-        self, request: httpx.Request, challenge: Challenge, scopes: tuple[str, ...]
+        self, challenge: Challenge, scopes: tuple[str, ...]
     ) -> Generator[httpx.Request, httpx.Response, str]:
         realm = challenge.params["realm"]
         service = challenge.params.get("service", "")
         check_realm(realm, self._registry_url)
         wanted = merge_scopes([*challenge.params.get("scope", "").split(" "), *scopes])
         with self._lock:
-            self._realms[_origin(request.url)] = (realm, service)
+            self._realm = (realm, service)
         response = yield self._token_request(realm, service, wanted)
         response.read()  # capped by the transport (LIMIT)
         if response.status_code != 200:
@@ -156,6 +165,8 @@ class RegistryAuth(httpx.Auth):
             )
         token, expires_in = _parse_token(response.content, realm)
         with self._lock:
+            now = time.monotonic()  # drop expired tokens: one per scope adds up
+            self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
             self._tokens[(realm, service, wanted)] = (token, _expiry(expires_in))
             if scopes and wanted != scopes:  # also findable by what the client asked
                 self._tokens[(realm, service, scopes)] = (token, _expiry(expires_in))
@@ -163,7 +174,8 @@ class RegistryAuth(httpx.Auth):
 
     def _token_request(self, realm: str, service: str, scopes: tuple[str, ...]) -> httpx.Request:
         creds = self._credentials
-        extensions = {LIMIT: TOKEN_BODY_LIMIT}
+        # REALM_ORIGIN: the transport refuses to follow this request to another origin
+        extensions = {LIMIT: TOKEN_BODY_LIMIT, REALM_ORIGIN: _origin(httpx.URL(realm))}
         if creds.identity_token:  # OAuth2 refresh-token grant, as docker does
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
                     "client_id": "reginsight", "service": service, "scope": " ".join(scopes)}
@@ -175,17 +187,20 @@ class RegistryAuth(httpx.Auth):
 
     # -------------------------------------------------------------- caching
 
-    def _known_header(self, request: httpx.Request, scopes: tuple[str, ...]) -> str | None:
-        origin = _origin(request.url)
+    def _known_header(self, scopes: tuple[str, ...]) -> str | None:
+        """A credential to send before being asked, when one is known to fit."""
         with self._lock:
-            if origin in self._basic_origins:
+            if self._basic:
                 return self._basic_header()
-            realm = self._realms.get(origin)
-            if realm is None or not scopes:
+            if self._realm is None:
                 return None
-            cached = self._tokens.get((*realm, merge_scopes(scopes)))
+            if self._credentials.registry_token:
+                return f"Bearer {self._credentials.registry_token}"
+            if not scopes:
+                return None
+            cached = self._tokens.get((*self._realm, merge_scopes(scopes)))
             if cached is None:
-                cached = self._tokens.get((*realm, scopes))
+                cached = self._tokens.get((*self._realm, scopes))
         if cached and cached[1] > time.monotonic():
             return f"Bearer {cached[0]}"
         return None

@@ -312,7 +312,8 @@ def parse_registry_url(url: str) -> RegistryURL:
 
 def redact_text(url: str) -> str:
     """A user-given URL with any ``user:password@`` part cut out, for messages."""
-    return re.sub(r"//[^/@]*@", "//", url)[:200]
+    # greedy up to the last "@" before the path: passwords may hold "/" and "@"
+    return re.sub(r"//.*@", "//", url)[:200]
 
 
 def check_ping(

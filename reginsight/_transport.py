@@ -24,6 +24,9 @@ from ._retry import RETRY_STATUSES, HostBackoff, RetryPolicy, may_retry
 ERROR_BODY_LIMIT = 64 * 1024
 #: A request may carry ``extensions={LIMIT: n}`` to have its 2xx body refused past n bytes.
 LIMIT = "reginsight.body_limit"
+#: A token request carries its realm's origin here: it may not be redirected elsewhere
+#: (httpx copies extensions to redirects, so every hop is checked).
+REALM_ORIGIN = "reginsight.token_for"
 
 _METADATA_HOSTS = frozenset({
     "metadata", "metadata.google.internal", "metadata.goog", "instance-data",
@@ -88,6 +91,11 @@ class GuardedTransport(httpx.BaseTransport):
         reason = unsafe_host_reason(host)
         if reason:
             raise UnsafeAddress(f"refused to contact {request.url.scheme}://{host}: {reason}")
+        realm = request.extensions.get(REALM_ORIGIN)
+        origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
+        if realm is not None and origin != realm:
+            raise UnsafeAddress(f"token request for {realm} redirected to {origin}; refused: "
+                                "credentials go to the realm the registry named, nowhere else")
         attempts = self.backoff.policy.attempts
         for attempt in range(1, attempts + 1):
             self.backoff.wait(host)

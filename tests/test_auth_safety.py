@@ -197,3 +197,40 @@ def test_missing_helper_is_a_credentials_error(tmp_path):
     path.write_text(json.dumps({"credsStore": "no-such-helper-xyz"}))
     with pytest.raises(ri.CredentialsError, match="not on PATH"):
         resolve_credentials("https://r.example", config_path=path)
+
+
+def test_an_upload_location_on_another_host_gets_no_credentials():
+    """A registry (or a proxy in its place) names another host in Location: that host
+    may challenge all it likes, it never sees the registry's password."""
+    with HostileServer(host="127.0.0.2") as elsewhere:
+        elsewhere.routes["/up"] = lambda seen: (
+            401, {"WWW-Authenticate": 'Basic realm="x"'}, b"")
+        with HostileServer(routes=_basic_registry(lambda seen: (404, {}, b""))) as registry:
+            registry.routes["/v2/app/blobs/uploads/"] = lambda seen: (
+                202, {"Location": f"{elsewhere.url}/up"}, b"")
+            with ri.Registry(registry.url, "alice", "pw-3f9e") as reg, \
+                    pytest.raises(ri.AuthenticationError):
+                reg.upload_blob("app", BLOB)
+        assert elsewhere.requests and all(
+            "authorization" not in seen.headers for seen in elsewhere.requests)
+
+
+def test_a_token_request_is_never_redirected_to_another_host():
+    with HostileServer(host="127.0.0.2") as collector:
+        with HostileServer() as server:
+            server.routes["/token"] = lambda seen: (
+                307, {"Location": f"{collector.url}/collect"}, b"")
+            server.routes["/v2/"] = lambda seen: (401, {
+                "WWW-Authenticate": f'Bearer realm="{server.url}/token",service="s"'}, b"")
+            with pytest.raises(ri.UnsafeAddress, match="redirected"):
+                ri.Registry(server.url, credentials=ri.Credentials(identity_token="REFRESH-1"))
+        assert collector.requests == []
+
+
+@pytest.mark.parametrize("url", ["https://alice:pa/ss@reg.example/x",
+                                 "https://alice:p@ss@reg.example/foo"])
+def test_passwords_with_slashes_and_ats_never_reach_a_message(url):
+    with pytest.raises(ri.InvalidReference) as caught:
+        ri.Registry(url)
+    assert "pa/ss" not in str(caught.value) and "p@ss" not in str(caught.value)
+    assert "ss@" not in str(caught.value)
