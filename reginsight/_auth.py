@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 import threading
 import time
 from collections.abc import Generator, Iterable
@@ -23,6 +22,7 @@ import httpx
 
 from ._credentials import Credentials
 from ._errors import AuthenticationError, UnsafeAddress
+from ._json import json_object
 from ._protocol import Challenge, is_loopback_host, parse_challenges, redact
 from ._transport import LIMIT, REALM_ORIGIN, unsafe_host_reason
 
@@ -227,11 +227,8 @@ def _expiry(expires_in: float) -> float:
 
 
 def _parse_token(body: bytes, realm: str) -> tuple[str, float]:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        doc = None
-    token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, dict) else None
+    doc = json_object(body)
+    token = (doc.get("token") or doc.get("access_token")) if doc is not None else None
     if not isinstance(token, str) or not token:
         raise AuthenticationError(
             f"token server {redact(realm)} sent no token", status=200, url=redact(realm)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import http.cookiejar
-import json
 import os
 import ssl
 from collections.abc import Iterator, Mapping
@@ -21,12 +20,14 @@ from ._blobreader import BlobReader
 from ._credentials import Credentials, resolve_credentials
 from ._digest import parse_digest
 from ._errors import (
+    CredentialsError,
     NotFound,
     ProtocolViolation,
     RegistryError,
     RegistryUnreachable,
     ResponseError,
 )
+from ._json import json_object
 from ._manifest import Descriptor, Manifest, parse_manifest
 from ._mediatypes import MANIFEST_ACCEPT, essence
 from ._reference import validate_repository, validate_tag
@@ -155,6 +156,9 @@ class Registry(Writes):
                 f"{method} {proto.redact(url)}: cannot reach the registry at {self.url} "
                 f"({type(exc).__name__}: {exc})"
             ) from None
+        except httpx.RequestError as exc:  # redirect loops, undecodable bodies
+            raise ProtocolViolation(
+                f"{method} {proto.redact(url)}: {type(exc).__name__}: {exc}") from None
 
     def _open(
         self,
@@ -222,11 +226,8 @@ class Registry(Writes):
     def _get_json(self, url: str, scope: tuple[str, ...]) -> tuple[httpx.Response, Any]:
         with self._send("GET", url, scope=scope, limit=LIST_PAGE_LIMIT) as response:
             body = self._body(response)
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            doc = None
-        if not isinstance(doc, dict):
+        doc = json_object(body)
+        if doc is None:
             raise ProtocolViolation(f"GET {proto.redact(url)}: the registry sent no JSON object")
         return response, doc
 
@@ -348,7 +349,9 @@ class Registry(Writes):
         Authorization header when the redirect leaves the registry's origin.
         """
         path = proto.blob_path(repository, _digest(digest))
-        with self._send("GET", path, scope=_pull(repository)) as response:
+        # identity: the digest and Range offsets count stored bytes, not decoded ones
+        with self._send("GET", path, scope=_pull(repository),
+                        headers={"Accept-Encoding": "identity"}) as response:
             length = response.headers.get("content-length", "")
             reader = BlobReader(
                 self._resumable(response, path, repository, chunk_size),
@@ -381,11 +384,15 @@ class Registry(Writes):
                         raise RegistryUnreachable(
                             f"GET {proto.redact(str(current.url))}: connection lost "
                             f"{attempts} times; {received} bytes read ({exc})") from None
+                except httpx.RequestError as exc:  # an undecodable body: not worth a retry
+                    raise ProtocolViolation(
+                        f"GET {proto.redact(str(current.url))}: {exc}") from None
                 if current is not response:
                     self._release(current)
                 self._transport.backoff.failure(httpx.URL(self.url).host, None)
                 current, _ = self._open("GET", path, scope=_pull(repository),
-                                        headers={"Range": f"bytes={received}-"})
+                                        headers={"Range": f"bytes={received}-",
+                                                 "Accept-Encoding": "identity"})
                 ranged = current.headers.get("content-range", "")
                 skip = 0 if current.status_code == 206 and ranged.startswith(
                     f"bytes {received}-") else received
@@ -428,6 +435,15 @@ def _ssl_context(
     verify: bool | str | ssl.SSLContext, cert: str | tuple[str, str] | None, *, insecure: bool
 ) -> ssl.SSLContext:
     """TLS settings: verified by default, a custom CA bundle, a client certificate."""
+    try:
+        return _load_ssl_context(verify, cert, insecure=insecure)
+    except (OSError, ssl.SSLError) as exc:
+        raise CredentialsError(f"TLS material could not be loaded: {exc}") from None
+
+
+def _load_ssl_context(
+    verify: bool | str | ssl.SSLContext, cert: str | tuple[str, str] | None, *, insecure: bool
+) -> ssl.SSLContext:
     if isinstance(verify, ssl.SSLContext):
         context = verify
     elif insecure or verify is False:

@@ -10,7 +10,6 @@ flight, what failed. A failure becomes an ``errors`` row and the crawl goes on.
 from __future__ import annotations
 
 import fnmatch
-import json
 import queue
 import re
 import sys
@@ -23,6 +22,7 @@ import pandas as pd
 
 from . import _mediatypes as mt
 from ._errors import ManifestInvalid, NotFound, RegistryError, TooLarge
+from ._json import json_object
 from ._manifest import Descriptor, ImageIndex, Manifest, Schema1Manifest
 
 if TYPE_CHECKING:
@@ -108,11 +108,8 @@ def _text(value: Any) -> str | None:
 
 def parse_config(raw: bytes) -> Platform:
     """created/os/architecture/variant of an image config blob."""
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        doc = None
-    if not isinstance(doc, dict):
+    doc = json_object(raw)
+    if doc is None:
         raise ManifestInvalid("image config is not a JSON object")
     return Platform(_text(doc.get("created")), _text(doc.get("os")),
                     _text(doc.get("architecture")), _text(doc.get("variant")))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ._errors import CredentialsError
+from ._json import json_object
 
 #: Docker Hub's key in config files and for credential helpers.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -81,21 +81,24 @@ def resolve_credentials(
         return Credentials(username=username or "", password=password, source="explicit")
     path = config_path or docker_config_path()
     try:
-        config = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        config = json_object(path.read_bytes()) if path.is_file() else {}
+    except OSError as exc:
         raise CredentialsError(f"cannot read docker config {path}: {type(exc).__name__}") from None
-    if not isinstance(config, dict):
+    if config is None:
         raise CredentialsError(f"docker config {path} is not a JSON object")
     key = config_key(registry_url)
 
     auths = config.get("auths") or {}
-    entry = next((v for k, v in auths.items() if _normalise_key(k) == key), None)
+    helpers = config.get("credHelpers") or {}
+    if not isinstance(auths, dict) or not isinstance(helpers, dict):
+        raise CredentialsError(f"docker config {path}: 'auths' and 'credHelpers' must be "
+                               "objects")
+    entry = next((v for k, v in auths.items() if _normalise_key(str(k)) == key), None)
     found = _from_auths_entry(entry, path) if isinstance(entry, dict) else None
     if found:
         return found
 
-    helpers = config.get("credHelpers") or {}
-    helper = next((v for k, v in helpers.items() if _normalise_key(k) == key), None)
+    helper = next((v for k, v in helpers.items() if _normalise_key(str(k)) == key), None)
     helper = helper or config.get("credsStore")
     if isinstance(helper, str) and helper:
         return run_helper(helper, key)
@@ -112,7 +115,7 @@ def _from_auths_entry(entry: dict, path: Path) -> Credentials | None:
     if isinstance(auth, str) and auth:
         try:
             user, sep, secret = base64.b64decode(auth, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # not base64, not ASCII, not UTF-8
             sep = ""
         if not sep:
             raise CredentialsError(f"docker config {path}: an 'auth' entry is not base64 user:pw")
@@ -146,9 +149,9 @@ def run_helper(name: str, server_url: str) -> Credentials:
             f"credential helper docker-credential-{name} exited {result.returncode}"
         )
     try:
-        answer = json.loads(result.stdout)
+        answer = json_object(result.stdout) or {}
         user, secret = answer["Username"], answer["Secret"]
-    except (ValueError, KeyError, TypeError):
+    except KeyError:
         raise CredentialsError(
             f"credential helper docker-credential-{name} gave no Username/Secret JSON"
         ) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json as _json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -18,6 +17,7 @@ from typing import Any
 from . import _mediatypes as mt
 from ._digest import Digest, DigestVerifier, parse_digest
 from ._errors import InvalidReference, ManifestInvalid
+from ._json import json_object
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -224,12 +224,11 @@ def signed_payload(raw: bytes, protected: Any) -> bytes:
     """The payload one libtrust signature covers: the first ``formatLength`` bytes of
     the pretty-printed document followed by ``formatTail``, both from its ``protected``
     header (libtrust cuts the ``signatures`` member out this way)."""
-    try:
-        header = _json.loads(b64url_decode(protected))
-        length = header["formatLength"]
-        tail = b64url_decode(header["formatTail"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise _fail("schema1 'protected' header lacks formatLength/formatTail") from None
+    header = json_object(b64url_decode(protected)) or {}
+    length = header.get("formatLength")
+    if "formatTail" not in header:
+        raise _fail("schema1 'protected' header lacks formatLength/formatTail")
+    tail = b64url_decode(header["formatTail"])
     if isinstance(length, bool) or not isinstance(length, int) or not 0 < length <= len(raw):
         raise _fail("schema1 formatLength out of range")
     return raw[:length] + tail
@@ -238,11 +237,10 @@ def signed_payload(raw: bytes, protected: Any) -> bytes:
 def schema1_payload(raw: bytes) -> bytes:
     """The signed payload of a schema1 "prettyjws" manifest: what its digest covers.
     Unsigned schema1 manifests are their own payload."""
-    try:
-        doc = _json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise _fail("not JSON") from None
-    signatures = doc.get("signatures") if isinstance(doc, dict) else None
+    doc = json_object(raw)
+    if doc is None:
+        raise _fail("not a JSON object")
+    signatures = doc.get("signatures")
     if not signatures:
         return raw
     if not isinstance(signatures, list) or not isinstance(signatures[0], dict):
@@ -292,11 +290,8 @@ def _schema1(doc: dict[str, Any], common: dict[str, Any]) -> Schema1Manifest:
     decoded = []
     for i, entry in enumerate(reversed(history)):
         v1 = entry.get("v1Compatibility") if isinstance(entry, dict) else None
-        try:
-            value = _json.loads(v1) if isinstance(v1, str) else None
-        except ValueError:
-            value = None
-        if not isinstance(value, dict):
+        value = json_object(v1) if isinstance(v1, str) else None
+        if value is None:
             raise _fail(f"history[{i}] needs a JSON 'v1Compatibility' object")
         decoded.append(MappingProxyType(value))
     signatures = doc.get("signatures") or []
@@ -333,11 +328,8 @@ def parse_manifest(
     raw = bytes(raw)
     if digest is not None:
         digest = _verified(raw, digest)  # before parsing: bad bytes are a mismatch
-    try:
-        doc = _json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _fail("not JSON") from None
-    if not isinstance(doc, dict):
+    doc = json_object(raw)
+    if doc is None:
         raise _fail("not a JSON object")
     served = mt.essence(content_type)
     declared = _str(doc, "mediaType")

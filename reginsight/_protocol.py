@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from ._errors import (
     ResponseError,
     UnsupportedOperation,
 )
+from ._json import json_object
 from ._reference import validate_reference, validate_repository
 
 #: Manifests over 4 MiB are refused, as the distribution registry itself does.
@@ -162,11 +162,8 @@ def parse_challenges(header: str | None) -> list[Challenge]:
 
 def parse_error_body(body: bytes) -> tuple[ErrorDetail, ...]:
     """The ``{"errors": [{code, message, detail}]}`` entries of an error body, if any."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return ()
-    entries = doc.get("errors") if isinstance(doc, dict) else None
+    doc = json_object(body)
+    entries = doc.get("errors") if doc is not None else None
     if not isinstance(entries, list):
         return ()
     details = []
@@ -329,11 +326,8 @@ def check_ping(
         version = headers.get("docker-distribution-api-version", "")
         if version.lower().startswith("registry/2"):
             return
-        try:
-            if isinstance(json.loads(body), dict):
-                return
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            pass
+        if json_object(body) is not None:
+            return
         raise NotARegistry(
             f"{url} is not a container registry: GET /v2/ answered 200 without the "
             "registry API header or a JSON body"

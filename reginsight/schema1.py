@@ -133,6 +133,8 @@ def _jwk_int(jwk: Mapping[str, Any], name: str) -> int:
 
 def key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey | PublicKey:
     """A key from a libtrust JWK: private when it has ``d``, public otherwise."""
+    if not isinstance(jwk, Mapping):
+        raise SignatureInvalid("a JWK must be a JSON object")
     try:
         if jwk.get("kty") == "EC":
             curve = _CURVES[jwk["crv"]][0]()
@@ -245,8 +247,11 @@ def _verify_one(raw: bytes, entry: Any) -> PublicKey:
     elif header.get("x5c"):
         from cryptography import x509
 
+        chain = header["x5c"]
         try:
-            key = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0])).public_key()
+            if not isinstance(chain, list) or not isinstance(chain[0], str):
+                raise TypeError
+            key = x509.load_der_x509_certificate(base64.b64decode(chain[0])).public_key()
         except (ValueError, TypeError, binascii.Error):
             raise SignatureInvalid("unreadable x5c certificate") from None
     else:

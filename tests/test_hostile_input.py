@@ -70,3 +70,54 @@ def test_loading_a_damaged_inventory_is_a_typed_error(tmp_path, damage):
         (tmp_path / "tags.parquet").write_bytes(b"PAR1 but not really")
     with pytest.raises(ri.InventoryError):
         ri.Inventory.load(tmp_path)
+
+
+def test_a_redirect_loop_is_typed_and_a_crawl_survives_it():
+    routes = {"/v2/": registry_ping,
+              "/v2/_catalog": lambda seen: (200, {}, b'{"repositories": ["ok", "loop"]}'),
+              "/v2/ok/tags/list": lambda seen: (200, {}, b'{"name": "ok", "tags": []}'),
+              "/v2/loop/tags/list": lambda seen: (302, {"Location": "/v2/loop/tags/list"},
+                                                  b"")}
+    with HostileServer(routes=routes) as server, ri.Registry(server.url) as reg:
+        with pytest.raises(ri.ProtocolViolation, match="TooManyRedirects"):
+            reg.tags("loop")
+        inv = ri.crawl(reg, progress=False)
+    assert list(inv.errors["repository"]) == ["loop"]
+
+
+@pytest.mark.parametrize("config", [
+    {"auths": ["not", "an", "object"]},
+    {"credHelpers": "x"},
+    {"auths": {"r.example": {"auth": "w6nDqcOp"}}},  # base64 of non-ASCII, no colon
+    {"auths": {"r.example": {"auth": "éé"}}},
+])
+def test_odd_docker_configs_are_credentials_errors(tmp_path, config):
+    from reginsight._credentials import resolve_credentials
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ri.CredentialsError):
+        resolve_credentials("https://r.example", config_path=path)
+
+
+def test_missing_tls_material_is_a_credentials_error(tmp_path):
+    with pytest.raises(ri.CredentialsError):
+        ri.Registry("https://127.0.0.1:1", verify=str(tmp_path / "missing.pem"))
+    with pytest.raises(ri.CredentialsError):
+        ri.Registry("https://127.0.0.1:1", cert=(str(tmp_path / "c.pem"), str(tmp_path / "k")))
+
+
+@pytest.mark.parametrize("header", [{"jwk": "a string", "alg": "ES256"},
+                                    {"x5c": {"not": "a list"}, "alg": "ES256"},
+                                    {"x5c": ["!!!"], "alg": "ES256"}, {"alg": "ES256"}])
+def test_odd_signature_headers_are_signature_errors(header):
+    import base64
+
+    from reginsight import schema1
+
+    protected = base64.urlsafe_b64encode(
+        json.dumps({"formatLength": 10, "formatTail": "fQ"}).encode()).decode().rstrip("=")
+    raw = json.dumps({"schemaVersion": 1, "signatures": [
+        {"header": header, "signature": "AA", "protected": protected}]}).encode()
+    with pytest.raises(schema1.SignatureInvalid):
+        schema1.verify(raw)

@@ -132,9 +132,11 @@ def test_digest_is_verified_with_its_own_algorithm():
 
 
 @pytest.mark.parametrize(("data", "why"), [
-    (b"not json", "not JSON"),
+    (b"not json", "not a JSON object"),
     (b"[]", "not a JSON object"),
-    (b"\xff\xfe", "not JSON"),
+    (b"\xff\xfe", "not a JSON object"),
+    (b'{"schemaVersion": 1, "signatures": [{"protected": "x"}], "a": ' + b"[" * 100_000
+     + b"]" * 100_000 + b"}", "not a JSON object"),
     (raw({"mediaType": mt.OCI_MANIFEST}), "schemaVersion"),
     (raw({"schemaVersion": True}), "schemaVersion"),
     (raw({**image(), "manifests": []}), "both"),
