@@ -7,12 +7,10 @@ plan says why. A digest that a kept index references is kept too.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pandas as pd
 
@@ -20,6 +18,7 @@ from ._analysis import reclaimable
 from ._crawl import RepositoryFilter, select_repositories
 from ._errors import NotFound, RegistryError, UnsupportedOperation
 from ._mediatypes import is_index
+from ._tagdelete import tag_descriptors
 
 if TYPE_CHECKING:
     from ._client import Registry
@@ -42,22 +41,35 @@ class CleanupStopped(RegistryError):
         self.result = result
 
 
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
 def _age_limit(older_than: str | dt.timedelta | None) -> pd.Timedelta | None:
+    """``"90d"``, ``"12h"``, ``"4w"`` or a timedelta. A bare number is refused: pandas
+    would read ``"90"`` as 90 nanoseconds and plan to delete nearly everything."""
     if older_than is None:
         return None
-    short = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", older_than) \
-        if isinstance(older_than, str) else None
-    if short:  # "90d", "12h", "4w": spelt out, since pandas deprecates lower-case "d"
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-        older_than = dt.timedelta(**{unit[short.group(2)]: float(short.group(1))})
-    try:
+    if isinstance(older_than, str):
+        short = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", older_than)
+        if short is None:
+            raise PlanError(f"older_than={older_than!r}: give a number and a unit, "
+                            "e.g. '90d', '12h', '4w'")
+        try:
+            limit = pd.Timedelta(dt.timedelta(**{_UNITS[short.group(2)]: float(short.group(1))}))
+        except OverflowError:
+            raise PlanError(f"older_than={older_than!r} is too long") from None
+    elif isinstance(older_than, dt.timedelta):  # pd.Timedelta is one too
         limit = pd.Timedelta(older_than)
-    except (ValueError, TypeError):
-        raise PlanError(f"older_than={older_than!r}: give a timedelta or e.g. '90d', '12h'"
-                        ) from None
-    if pd.isna(limit) or limit < pd.Timedelta(0):
+    else:
+        raise PlanError(f"older_than={older_than!r}: give a timedelta or e.g. '90d'")
+    if pd.isna(limit) or limit <= pd.Timedelta(0):
         raise PlanError(f"older_than={older_than!r} must be a positive duration")
     return limit
+
+
+def _utc(now: Any) -> pd.Timestamp:
+    when = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
 
 
 def _protected(frame: pd.DataFrame, protect: str | re.Pattern[str] | Iterable[str] | None
@@ -116,7 +128,7 @@ def plan_cleanup(
     if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 0):
         raise PlanError(f"keep_last={keep_last!r} must be a non-negative integer")
     limit = _age_limit(older_than)
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = _utc(now)  # a naive time is taken as UTC
     names = [str(r) for r in inv.tags["repository"].cat.categories]
     if isinstance(repositories, str | re.Pattern) or repositories is None:
         scope = set(select_repositories(names, repositories))
@@ -180,30 +192,27 @@ def plan_cleanup(
 # ------------------------------------------------------------------ applying
 
 
-def _current_digests(reg: Registry, repository: str) -> dict[str, Any]:
-    """tag -> Descriptor for every tag the repository has now."""
-    try:
-        tags = reg.tags(repository)
-    except NotFound:
-        return {}
+class _Indexes:
+    """Children of the indexes of one apply run, each index fetched once."""
 
-    def head(tag: str) -> tuple[str, Any]:
-        try:
-            return tag, reg.manifest_descriptor(repository, tag)
-        except NotFound:
-            return tag, None
+    def __init__(self, reg: Registry) -> None:
+        self.reg = reg
+        self._children: dict[tuple[str, str], tuple[str, ...]] = {}
 
-    with ThreadPoolExecutor(8) as pool:
-        return {tag: d for tag, d in pool.map(head, tags) if d is not None}
+    def children(self, repository: str, digest: str) -> tuple[str, ...]:
+        key = (repository, digest)
+        if key not in self._children:
+            manifest = self.reg.manifest(repository, digest)
+            self._children[key] = tuple(c.digest for c in manifest.manifests)
+        return self._children[key]
 
-
-def _still_referenced(reg: Registry, repository: str, current: dict[str, Any]) -> set[str]:
-    """Manifests the repository's remaining tags reach, through indexes."""
-    reached = {d.digest for d in current.values()}
-    for descriptor in current.values():
-        if is_index(descriptor.media_type):
-            reached |= {c.digest for c in reg.manifest(repository, descriptor.digest).manifests}
-    return reached
+    def reached(self, repository: str, current: dict[str, Any]) -> set[str]:
+        """Manifests the repository's remaining tags reach, through indexes."""
+        found = {d.digest for d in current.values()}
+        for descriptor in current.values():
+            if is_index(descriptor.media_type):
+                found.update(self.children(repository, descriptor.digest))
+        return found
 
 
 def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) -> pd.DataFrame:
@@ -221,16 +230,43 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
     rows: list[tuple[str, str, str, str, str]] = []
     doomed = plan[plan["action"] == "delete"]
     status = "would delete" if dry_run else "deleted"
+    indexes = _Indexes(reg)
     work = []
     for repository, group in doomed.groupby("repository", sort=True):
-        current = _current_digests(reg, str(repository))
+        current = tag_descriptors(reg, str(repository))
+        index_digests = {d.digest for d in current.values() if is_index(d.media_type)}
         for digest, tags in group.groupby("digest", sort=True)["tag"]:
-            work.append((str(repository), str(digest), set(tags.astype(str)), current))
+            work.append((str(repository), str(digest), set(tags.astype(str)), current,
+                         str(digest) in index_digests))
     # indexes before the manifests they list: a child goes only once nothing reaches it
-    work.sort(key=lambda item: not any(
-        d.digest == item[1] and is_index(d.media_type) for d in item[3].values()))
+    work.sort(key=lambda item: not item[4])
     deleted: set[tuple[str, str]] = set()
-    for number, (repository, digest, planned, current) in enumerate(work):
+
+    def delete(repository: str, digest: str) -> str | None:
+        """DELETE (unless a dry run); the reason it failed, or None. A 405 propagates."""
+        if dry_run:
+            return None
+        try:
+            reg.delete_manifest(repository, digest)
+        except NotFound:
+            return None  # gone already: what we wanted
+        except UnsupportedOperation as exc:
+            if exc.status == 405:
+                raise
+            return str(exc)
+        except RegistryError as exc:  # 403, an outage: this one failed, others may not
+            return str(exc)
+        return None
+
+    def stop(number: int, failed: list[tuple[str, str, str]], exc: Exception) -> NoReturn:
+        rows.extend((r, t, d, "failed", str(exc)) for r, t, d in failed)
+        rows.extend((r, t, d, "not attempted", "stopped: deletion refused")
+                    for r, d, later, _, _ in work[number + 1:] for t in sorted(later))
+        raise CleanupStopped(
+            f"{reg.url} refused to delete ({exc}); stopped, nothing more was sent",
+            result=_result(rows)) from None
+
+    for number, (repository, digest, planned, current, index) in enumerate(work):
         now_on = {t for t, d in current.items() if d.digest == digest}
         for tag in sorted(planned - now_on):
             moved = current.get(tag)
@@ -244,32 +280,29 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
             continue
         if not now_on:
             continue
-        descriptor = current[next(iter(now_on))]
-        children = (reg.manifest(repository, digest).manifests
-                    if is_index(descriptor.media_type) else ())
-        if not dry_run:
-            try:
-                reg.delete_manifest(repository, digest)
-            except UnsupportedOperation as exc:
-                rows += [(repository, tag, digest, "failed", str(exc)) for tag in sorted(now_on)]
-                rows += [(r, t, d, "not attempted", "stopped: deletion refused")
-                         for r, d, later, _ in work[number + 1:] for t in sorted(later)]
-                raise CleanupStopped(
-                    f"{reg.url} refused to delete ({exc}); stopped, nothing more was sent",
-                    result=_result(rows)) from None
+        children = indexes.children(repository, digest) if index else ()
+        try:
+            failure = delete(repository, digest)
+        except UnsupportedOperation as exc:
+            stop(number, [(repository, t, digest) for t in sorted(now_on)], exc)
+        if failure:
+            rows += [(repository, tag, digest, "failed", failure) for tag in sorted(now_on)]
+            continue
         deleted.add((repository, digest))
         rows += [(repository, tag, digest, status, "") for tag in sorted(now_on)]
         for tag in now_on:  # these tags are gone now (or would be)
             current.pop(tag)
-        still = _still_referenced(reg, repository, current)
+        still = indexes.reached(repository, current)
         for child in children:
-            if child.digest in still or (repository, child.digest) in deleted:
+            if child in still or (repository, child) in deleted:
                 continue
-            if not dry_run:
-                with contextlib.suppress(NotFound):  # gone already: what we wanted
-                    reg.delete_manifest(repository, child.digest)
-            deleted.add((repository, child.digest))
-            rows.append((repository, "", child.digest, status, f"child of index {digest}"))
+            try:
+                failure = delete(repository, child)
+            except UnsupportedOperation as exc:
+                stop(number, [(repository, "", child)], exc)
+            deleted.add((repository, child))
+            rows.append((repository, "", child, "failed" if failure else status,
+                         failure or f"child of index {digest}"))
     return _result(rows)
 
 

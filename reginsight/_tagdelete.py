@@ -10,6 +10,7 @@ from ._errors import NotFound, RegistryError, UnsupportedOperation
 
 if TYPE_CHECKING:
     from ._client import Registry
+    from ._manifest import Descriptor
 
 
 class OtherTagsAffected(RegistryError):
@@ -35,21 +36,31 @@ class TagDeletion:
     method: str  # "tag" (OCI tag DELETE) or "digest" (manifest DELETE)
 
 
+def tag_descriptors(reg: Registry, repository: str, *, concurrency: int = 8
+                    ) -> dict[str, Descriptor]:
+    """tag -> Descriptor (HEAD) for every tag ``repository`` has now; a tag deleted
+    while we look is left out, and so is a repository with no tag at all."""
+    try:
+        tags = reg.tags(repository)
+    except NotFound:
+        return {}
+
+    def head(tag: str) -> tuple[str, Descriptor | None]:
+        try:
+            return tag, reg.manifest_descriptor(repository, tag)
+        except NotFound:
+            return tag, None
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return {tag: found for tag, found in pool.map(head, tags) if found is not None}
+
+
 def tags_pointing_at(reg: Registry, repository: str, digest: str, *,
                      concurrency: int = 8) -> list[str]:
     """Every tag of ``repository`` whose manifest digest is ``digest``, sorted:
     exactly the tags a DELETE of that digest removes."""
-    tags = reg.tags(repository)
-
-    def digest_of(tag: str) -> str | None:
-        try:
-            return reg.manifest_digest(repository, tag)
-        except NotFound:  # deleted meanwhile
-            return None
-
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        digests = list(pool.map(digest_of, tags))
-    return sorted(tag for tag, found in zip(tags, digests, strict=True) if found == digest)
+    current = tag_descriptors(reg, repository, concurrency=concurrency)
+    return sorted(tag for tag, found in current.items() if found.digest == digest)
 
 
 def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: bool = False,

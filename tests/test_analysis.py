@@ -122,6 +122,9 @@ def test_plan_keeps_shared_digests_indexes_and_protected_tags():
 def test_plan_age_rule_scope_and_errors():
     now = pd.Timestamp("2026-07-01", tz="UTC")
     plan = ri.plan_cleanup(inventory(), older_than="90d", now=now, repositories="a")
+    as_timedelta = ri.plan_cleanup(inventory(), older_than=pd.Timedelta(days=90), now=now,
+                                   repositories="a")
+    assert as_timedelta["action"].equals(plan["action"])
     assert set(plan["repository"]) == {"a"}
     by_tag = plan.set_index("tag")
     assert by_tag.loc["x", "action"] == "delete" and by_tag.loc["y", "action"] == "keep"
@@ -129,8 +132,11 @@ def test_plan_age_rule_scope_and_errors():
     nothing = ri.plan_cleanup(inventory())
     assert set(nothing["action"]) == {"keep"} and set(nothing["reason"]) == {"no rule given"}
     assert list(plan.columns) == ["repository", "tag", "digest", "created", "action", "reason"]
-    with pytest.raises(ri.PlanError):
-        ri.plan_cleanup(inventory(), older_than="soon")
+    for unclear in ("soon", "90", 90, "99999999999d", "-3d", "0d"):
+        with pytest.raises(ri.PlanError):  # "90" would be 90 ns to pandas
+            ri.plan_cleanup(inventory(), older_than=unclear)
+    naive = ri.plan_cleanup(inventory(), older_than="90d", now=pd.Timestamp("2026-07-01"))
+    assert naive.equals(ri.plan_cleanup(inventory(), older_than="90d", now=now))
     with pytest.raises(ri.PlanError):
         ri.plan_cleanup(inventory(), keep_last=-1)
     with pytest.raises(ri.PlanError):

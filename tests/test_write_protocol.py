@@ -40,3 +40,32 @@ def test_oci_tag_delete_is_used_where_the_registry_has_it():
     # no tag listing, no digest DELETE: only the one tag went
     assert [(r.method, r.path) for r in server.requests[1:]] == [
         ("HEAD", "/v2/app/manifests/v1"), ("DELETE", "/v2/app/manifests/v1")]
+
+
+def test_apply_cleanup_records_a_refused_digest_and_goes_on():
+    """One digest answers 403, the next is deleted: both are in the result."""
+    import pandas as pd
+
+    first, second = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    descriptor = {"a": first, "b": second}
+
+    def manifest(tag_or_digest):
+        def route(seen):
+            if seen.method == "DELETE":
+                return (403, {}, b'{"errors":[{"code":"DENIED"}]}') if tag_or_digest == first \
+                    else (202, {}, b"")
+            digest = descriptor.get(tag_or_digest, tag_or_digest)
+            return 200, {"Docker-Content-Digest": digest, "Content-Length": "2",
+                         "Content-Type": "application/vnd.oci.image.manifest.v1+json"}, b""
+        return route
+
+    routes = {"/v2/": registry_ping,
+              "/v2/app/tags/list": lambda seen: (200, {}, b'{"name":"app","tags":["a","b"]}')}
+    for key in ("a", "b", first, second):
+        routes[f"/v2/app/manifests/{key}"] = manifest(key)
+    plan = pd.DataFrame({"repository": ["app", "app"], "tag": ["a", "b"],
+                         "digest": [first, second], "action": ["delete", "delete"]})
+    with HostileServer(routes=routes) as server, ri.Registry(server.url) as reg:
+        result = ri.apply_cleanup(reg, plan, dry_run=False).set_index("tag")
+    assert result.loc["a", "status"] == "failed" and "DENIED" in result.loc["a", "detail"]
+    assert result.loc["b", "status"] == "deleted"
