@@ -55,8 +55,8 @@ def test_apply_cleanup_records_a_refused_digest_and_goes_on():
                 return (403, {}, b'{"errors":[{"code":"DENIED"}]}') if tag_or_digest == first \
                     else (202, {}, b"")
             digest = descriptor.get(tag_or_digest, tag_or_digest)
-            return 200, {"Docker-Content-Digest": digest, "Content-Length": "2",
-                         "Content-Type": "application/vnd.oci.image.manifest.v1+json"}, b""
+            return 200, {"Docker-Content-Digest": digest,
+                         "Content-Type": "application/vnd.oci.image.manifest.v1+json"}, b"{}"
         return route
 
     routes = {"/v2/": registry_ping,
