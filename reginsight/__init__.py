@@ -70,7 +70,7 @@ _LAZY = {
     "plot_sharing_matrix": "._plots",
     "plot_image_age": "._plots",
     "plot_growth": "._plots",
-    "format_bytes": "._plots",
+    "format_bytes": "._units",
     "export_report": "._report",
     "explore": "._widgets",
 }

@@ -69,12 +69,12 @@ class Reach:
     def of(cls, inv: Inventory) -> Reach:
         """The inventory's Reach, built once and kept on it while its frames stay the
         same objects (reassigning a frame, e.g. ``inv.tags = inv.tags[...]``, rebuilds)."""
-        key = tuple((id(frame), len(frame)) for _, frame in inv.frames())
+        frames = tuple(frame for _, frame in inv.frames())
         cached = inv._cache.get("reach")
-        if cached is not None and cached[0] == key:
+        if cached is not None and all(a is b for a, b in zip(cached[0], frames, strict=True)):
             return cached[1]
         reach = cls._build(inv)
-        inv._cache["reach"] = (key, reach)
+        inv._cache["reach"] = (frames, reach)  # the frames themselves: ids get reused
         return reach
 
     @classmethod
@@ -98,7 +98,7 @@ class Reach:
         sizes[at[at >= 0]] = known["size"].fillna(0).to_numpy(dtype=np.int64)[at >= 0]
         layer_ids = _ids(blob_index, layers["digest"])
         layer_sizes = layers["size"].fillna(0).to_numpy(dtype=np.int64)
-        sizes[layer_ids] = np.maximum(sizes[layer_ids], layer_sizes)
+        np.maximum.at(sizes, layer_ids, layer_sizes)  # repeated ids: every size counts
         kinds = np.full(len(blob_index), "layer", dtype=object)
         config_ids = blob_index.get_indexer(configs["config_digest"].astype(object))
         kinds[config_ids] = "config"
@@ -289,7 +289,7 @@ def reclaimable_blobs(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataF
     Columns: digest (string), size (int64), kind (string: manifest/layer/config).
     """
     reach = Reach.of(inv)
-    nm, n_tags = len(reach.manifests), len(reach.tag_manifest)
+    nm = len(reach.manifests)
     chosen = _chosen_tags(inv, tags)
     # a digest delete takes every tag on that digest in that repository
     link = reach.tag_repository.astype(np.int64) * nm + reach.tag_manifest
@@ -298,7 +298,7 @@ def reclaimable_blobs(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataF
     kept_rows = np.isin(reach.reach_tag, kept_tags)
     links = reach.tag_repository[reach.reach_tag].astype(np.int64) * nm + reach.reach_manifest
     kept_links = np.unique(links[kept_rows])
-    gone_links = np.setdiff1d(np.unique(links[~kept_rows & (n_tags > 0)]), kept_links)
+    gone_links = np.setdiff1d(np.unique(links[~kept_rows]), kept_links)
     linked_after = np.unique(kept_links % nm)
     deleted = np.unique(gone_links % nm)
     freed_manifests = np.setdiff1d(deleted, linked_after)

@@ -20,6 +20,7 @@ import pandas as pd
 from . import __version__
 from ._errors import RegistryError
 from ._frames import FRAME_NAMES, build, check, conform
+from ._units import format_bytes
 
 if TYPE_CHECKING:
     from ._crawl import Crawler, ManifestInfo, Platform
@@ -132,7 +133,7 @@ class Inventory:
             "indexes": int(kinds.get("index", 0)),
             "schema1": int(kinds.get("schema1", 0)),
             "blobs": len(self.blobs),
-            "stored_bytes": int(self.blobs["size"].sum()),
+            "blob_bytes": int(self.blobs["size"].sum()),  # every blob, manifests too
             "errors": len(self.errors),
         }
 
@@ -140,13 +141,14 @@ class Inventory:
         s = self.summary()
         return (f"<Inventory {s['registry']} at {s['taken_at']}: {s['repositories']} "
                 f"repositories, {s['tags']} tags, {s['blobs']} blobs, "
-                f"{_bytes(s['stored_bytes'])}, {s['errors']} errors>")
+                f"{format_bytes(s['blob_bytes'])} in blobs, {s['errors']} errors>")
 
     def _repr_html_(self) -> str:
         s = self.summary()
         rows = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k.replace('_', ' '))}</th>"
-            f"<td style='text-align:right'>{html.escape(_bytes(v) if k == 'stored_bytes' else str(v))}</td></tr>"  # noqa: E501
+            f"<td style='text-align:right'>"
+            f"{html.escape(format_bytes(v) if k == 'blob_bytes' else str(v))}</td></tr>"
             for k, v in s.items())
         top = (self.tags.groupby("repository", observed=True).size()
                .sort_values(ascending=False).head(5))
@@ -158,14 +160,6 @@ class Inventory:
                       f"{html.escape(str(self.errors['error'].iloc[0])[:200])}</p>")
         return (f"<div><b>reginsight Inventory</b><table>{rows}</table>"
                 f"<p>Most tags:</p><table>{top_rows}</table>{errors}</div>")
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def _replace(directory: Path, name: str, write: Any) -> None:
@@ -250,19 +244,19 @@ def assemble(crawler: Crawler) -> Inventory:
                 info.config.digest if info.config else None,
                 platform.created if platform else None,
                 size, layer_count, info.manifest_size))
-            blob_facts.setdefault(digest, [info.manifest_size, "manifest", info.media_type])
+            _note_blob(blob_facts, digest, info.manifest_size, "manifest", info.media_type)
             blob_repos[digest].add(repo)
             blob_users[digest].update(parents.get((repo, digest), ()))
             for position, layer in enumerate(info.layers):
                 layers.append((repo, digest, position, layer.digest, blob_size(layer),
                                layer.media_type))
-                blob_facts.setdefault(layer.digest, [blob_size(layer), "layer",
-                                                     layer.media_type])
+                _note_blob(blob_facts, layer.digest, blob_size(layer), "layer",
+                           layer.media_type)
                 blob_repos[layer.digest].add(repo)
                 blob_users[layer.digest].add(digest)
             if info.config:
-                blob_facts.setdefault(info.config.digest, [info.config.size, "config",
-                                                           info.config.media_type])
+                _note_blob(blob_facts, info.config.digest, info.config.size, "config",
+                           info.config.media_type)
                 blob_repos[info.config.digest].add(repo)
                 blob_users[info.config.digest].add(digest)
             for position, child in enumerate(info.children):
@@ -280,6 +274,14 @@ def assemble(crawler: Crawler) -> Inventory:
         children=build("children", children),
         errors=build("errors", crawler.errors),
     )
+
+
+def _note_blob(facts: dict[str, list[Any]], digest: str, size: int | None, kind: str,
+               media_type: str | None) -> None:
+    """Record a blob once; a size learnt later fills one that was unknown."""
+    known = facts.setdefault(digest, [size, kind, media_type])
+    if known[0] is None and size is not None:
+        known[0] = size
 
 
 def _is_layer(digest: str, index: ManifestInfo, infos: dict[str, ManifestInfo]) -> bool:
@@ -317,12 +319,14 @@ def known_facts(inv: Inventory) -> tuple[dict[str, ManifestInfo], dict[str, Plat
         child_lists.setdefault(str(row.index), []).append(Child(
             str(row.digest), text(row.media_type), text(row.os), text(row.architecture),
             text(row.variant)))
-    blob_rows = inv.blobs.set_index("digest")
+    blob_rows = inv.blobs.drop_duplicates("digest").set_index("digest")
     infos: dict[str, ManifestInfo] = {}
     platforms: dict[str, Platform] = {}
     for row in inv.manifests.drop_duplicates("digest").itertuples(index=False):
         platform = Platform(created(row.created), text(row.os), text(row.architecture),
                             text(row.variant))
+        learnt = any(v is not None for v in (platform.created, platform.os,
+                                             platform.architecture))
         config = None
         if not pd.isna(row.config_digest):
             found = blob_rows.loc[row.config_digest] if row.config_digest in blob_rows.index \
@@ -330,7 +334,8 @@ def known_facts(inv: Inventory) -> tuple[dict[str, ManifestInfo], dict[str, Plat
             config = Blob(str(row.config_digest),
                           None if found is None or pd.isna(found["size"]) else int(found["size"]),
                           None if found is None else text(found["media_type"]))
-            platforms[str(row.config_digest)] = platform
+            if learnt:  # a config that failed last time is fetched again
+                platforms[str(row.config_digest)] = platform
         infos[str(row.digest)] = ManifestInfo(
             digest=str(row.digest), media_type=text(row.media_type), kind=str(row.kind),
             manifest_size=int(row.manifest_size), config=config,

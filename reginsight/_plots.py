@@ -12,24 +12,12 @@ import numpy as np
 import pandas as pd
 
 from ._analysis import layer_sharing, sharing_matrix, storage_by_repository
+from ._units import format_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from ._inventory import Inventory
-
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def format_bytes(value: float, _position: Any = None) -> str:
-    """1536 -> '1.5 KiB': binary units, as registries and docker report sizes."""
-    value = float(value)
-    for unit in _UNITS:
-        if abs(value) < 1024 or unit == _UNITS[-1]:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} {_UNITS[-1]}"
-
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (8, 5)) -> Axes:
     if ax is not None:

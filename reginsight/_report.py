@@ -17,12 +17,12 @@ from . import __version__
 from ._analysis import layer_sharing, storage_by_repository, storage_summary
 from ._cleanup import plan_cleanup
 from ._plots import (
-    format_bytes,
     plot_image_age,
     plot_layer_sharing,
     plot_sharing_matrix,
     plot_storage,
 )
+from ._units import format_bytes
 
 if TYPE_CHECKING:
     from ._inventory import Inventory

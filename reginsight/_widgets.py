@@ -18,7 +18,7 @@ import pandas as pd
 from ._analysis import storage_by_repository
 from ._cleanup import PlanError, apply_cleanup, image_created, plan_cleanup
 from ._errors import RegistryError
-from ._plots import format_bytes
+from ._units import format_bytes
 
 if TYPE_CHECKING:
     from ._client import Registry

@@ -148,3 +148,15 @@ def test_analysis_cache_follows_frame_reassignment():
     assert ri.storage_summary(inv)["tags"] == 5
     inv.tags = inv.tags[inv.tags["repository"] == "a"].reset_index(drop=True)
     assert ri.storage_summary(inv)["logical_bytes"] == 344
+
+
+def test_a_size_known_anywhere_is_used_everywhere():
+    """The same layer in three manifests, its size unknown in two (a schema1 HEAD
+    that failed): the known size counts, not the last one written."""
+    inv = inventory()
+    layers = inv.layers.copy()
+    layers["size"] = layers["size"].astype("Int64")
+    first_base = layers.index[layers["digest"] == L1]
+    layers.loc[first_base[[0, 2]], "size"] = pd.NA
+    inv.layers = layers
+    assert ri.storage_summary(inv)["stored_bytes"] == 210

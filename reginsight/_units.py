@@ -1,0 +1,18 @@
+"""Byte counts for people: binary units, as registries and docker report sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def format_bytes(value: float, _position: Any = None) -> str:
+    """1536 -> '1.5 KiB'. (The unused second argument lets matplotlib use it as a
+    tick formatter.)"""
+    value = float(value)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} {_UNITS[-1]}"
