@@ -157,7 +157,7 @@ def test_a_size_known_anywhere_is_used_everywhere():
     layers = inv.layers.copy()
     layers["size"] = layers["size"].astype("Int64")
     first_base = layers.index[layers["digest"] == L1]
-    layers.loc[first_base[[0, 2]], "size"] = pd.NA
+    layers.loc[first_base[[0, 1, 3]], "size"] = pd.NA  # known only in the third
     blobs = inv.blobs.copy()
     blobs.loc[blobs["digest"] == L1, "size"] = pd.NA  # as an older crawl recorded it
     inv.layers, inv.blobs = layers, blobs
