@@ -60,6 +60,7 @@ _LAZY = {
     "sharing_matrix": "._analysis",
     "reclaimable": "._analysis",
     "reclaimable_blobs": "._analysis",
+    "PartialInventoryWarning": "._analysis",
     "tag_blobs": "._analysis",
     "plan_cleanup": "._cleanup",
     "apply_cleanup": "._cleanup",

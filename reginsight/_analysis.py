@@ -14,6 +14,7 @@ manifests and blobs are numbered once, and the work is numpy over int arrays.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,6 +24,10 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from ._inventory import Inventory
+
+class PartialInventoryWarning(UserWarning):
+    """A figure needs the whole registry; the inventory holds only part of it."""
+
 
 _MAX_INDEX_DEPTH = 4  # indexes of indexes exist; deeper nesting is not seen in practice
 
@@ -285,9 +290,16 @@ def reclaimable_blobs(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataF
 
     Freed: the deleted manifests themselves, and layer/config blobs no remaining tag
     reaches, in any repository. Assumes no untagged manifest outside the inventory
-    holds blobs (the registry's API cannot list those).
+    holds blobs (the registry's API cannot list those). On an inventory that is not
+    ``complete`` (part of the catalog, or with errors) this is an upper bound, and a
+    PartialInventoryWarning says so.
     Columns: digest (string), size (int64), kind (string: manifest/layer/config).
     """
+    if not inv.complete:
+        warnings.warn(
+            f"the inventory covers {inv.scope or 'the catalog'} with {len(inv.errors)} "
+            "errors: blobs shared with what it does not see are counted as freed",
+            PartialInventoryWarning, stacklevel=2)
     reach = Reach.of(inv)
     nm = len(reach.manifests)
     chosen = _chosen_tags(inv, tags)

@@ -144,6 +144,7 @@ class Crawler:
         self.tags: list[tuple[str, str, str, str | None]] = []  # repo, tag, digest, type
         self.errors: list[tuple[str, str, str, str]] = []
         self.repositories: list[str] = []
+        self.scope: str | None = None  # what was asked for; None: the whole catalog
         self._pending: dict[Future[Any], tuple[str, tuple[str, ...]]] = {}
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._inflight: set[tuple[str, str]] = set()
@@ -158,6 +159,10 @@ class Crawler:
     def run(self, repositories: RepositoryFilter = None) -> Inventory:
         from ._inventory import assemble
 
+        if repositories is not None:
+            self.scope = (repositories.pattern if isinstance(repositories, re.Pattern)
+                          else repositories if isinstance(repositories, str)
+                          else ", ".join(sorted(str(r) for r in repositories)))
         bar = _progress_bar(self.reg.url, enabled=self.progress)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="reginsight") as pool:
             self._pool = pool

@@ -53,7 +53,7 @@ class Inventory:
     crawl finished (UTC).
     """
 
-    def __init__(self, *, registry: str, taken_at: pd.Timestamp,
+    def __init__(self, *, registry: str, taken_at: pd.Timestamp, scope: str | None = None,
                  **frames: pd.DataFrame) -> None:
         if set(frames) != set(FRAME_NAMES):
             raise TypeError(f"Inventory needs exactly the frames {FRAME_NAMES}")
@@ -61,6 +61,8 @@ class Inventory:
             check(name, frame)
         self.registry = registry
         self.taken_at = taken_at
+        #: which repositories were asked for: None for the whole catalog
+        self.scope = scope
         #: derived structures (analysis), keyed by the frames they were built from
         self._cache: dict[str, Any] = {}
         self.tags: pd.DataFrame = frames["tags"]
@@ -69,6 +71,13 @@ class Inventory:
         self.blobs: pd.DataFrame = frames["blobs"]
         self.children: pd.DataFrame = frames["children"]
         self.errors: pd.DataFrame = frames["errors"]
+
+    @property
+    def complete(self) -> bool:
+        """True for a crawl of the whole catalog that read everything. Figures that
+        need the whole registry (what garbage collection frees) are upper bounds
+        otherwise: blobs shared with repositories outside the inventory look free."""
+        return self.scope is None and self.errors.empty
 
     def frames(self) -> Iterator[tuple[str, pd.DataFrame]]:
         """(name, frame) for every frame, in DESIGN order."""
@@ -87,7 +96,8 @@ class Inventory:
         for name, frame in self.frames():
             _replace(directory, f"{name}.parquet", lambda f, fr=frame: fr.to_parquet(f))
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "registry": self.registry,
-                "taken_at": self.taken_at.isoformat(), "reginsight": __version__}
+                "taken_at": self.taken_at.isoformat(), "scope": self.scope,
+                "reginsight": __version__}
         _replace(directory, "inventory.json",
                  lambda f: f.write(json.dumps(meta, indent=2).encode()))
         return directory
@@ -114,8 +124,10 @@ class Inventory:
                 raise InventoryError(f"{directory}/{name}.parquet: {type(exc).__name__}"
                                      ) from None
         try:
+            scope = meta.get("scope")
             return cls(registry=str(meta.get("registry", "")),
-                       taken_at=pd.Timestamp(meta["taken_at"]), **frames)
+                       taken_at=pd.Timestamp(meta["taken_at"]),
+                       scope=None if scope is None else str(scope), **frames)
         except (KeyError, ValueError) as exc:
             raise InventoryError(f"{directory}: {exc}") from None
 
@@ -267,6 +279,7 @@ def assemble(crawler: Crawler) -> Inventory:
     return Inventory(
         registry=crawler.reg.url,
         taken_at=pd.Timestamp.now(tz="UTC"),
+        scope=crawler.scope,
         tags=build("tags", tags),
         manifests=build("manifests", manifests),
         layers=build("layers", layers),

@@ -10,11 +10,17 @@ from __future__ import annotations
 import base64
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from ._analysis import layer_sharing, storage_by_repository, storage_summary
+from ._analysis import (
+    PartialInventoryWarning,
+    layer_sharing,
+    storage_by_repository,
+    storage_summary,
+)
 from ._cleanup import plan_cleanup
 from ._plots import (
     plot_image_age,
@@ -53,7 +59,12 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True) -> dict[st
     by_repo = storage_by_repository(inv).head(top)
     sharing = layer_sharing(inv)
     shared = sharing[sharing["repositories"] > 1].head(top)
-    plan = plan_cleanup(inv, **SUGGESTED_POLICY, now=inv.taken_at)
+    with warnings.catch_warnings():  # said in the table's note instead
+        warnings.simplefilter("ignore", PartialInventoryWarning)
+        plan = plan_cleanup(inv, **SUGGESTED_POLICY, now=inv.taken_at)
+    partial = "" if inv.complete else (
+        f" An upper bound: the inventory covers {inv.scope or 'the catalog'} with "
+        f"{len(inv.errors)} errors, and blobs shared with what it does not see look free.")
     doomed = plan[plan["action"] == "delete"]
     cards = [
         ("repositories", f"{summary['repositories']:,}"),
@@ -84,7 +95,7 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True) -> dict[st
          "note": "suggested policy: keep the 3 newest images per repository, delete only "
          "images older than 180 days, never latest or stable; tags on one digest go "
          f"together. Frees {format_bytes(plan.attrs['reclaimable_bytes'])} after garbage "
-         "collection.",
+         f"collection.{partial}",
          "columns": [_column("repository"), _column("tag"), _column("digest", code=True),
                      _column("created"), _column("reason")],
          "rows": [(r.repository, r.tag, r.digest[:19],

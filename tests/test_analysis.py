@@ -143,6 +143,14 @@ def test_plan_age_rule_scope_and_errors():
         ri.plan_cleanup(inventory(), keep_last=1, protect="(")
 
 
+def test_a_partial_inventory_warns_that_reclaimable_is_an_upper_bound():
+    inv = inventory()
+    assert inv.complete
+    inv.scope = "a"
+    with pytest.warns(ri.PartialInventoryWarning, match="covers a"):
+        ri.reclaimable(inv, [("a", "x")])
+
+
 def test_analysis_cache_follows_frame_reassignment():
     inv = inventory()
     assert ri.storage_summary(inv)["tags"] == 5
