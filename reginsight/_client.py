@@ -20,7 +20,6 @@ from ._blobreader import BlobReader
 from ._credentials import Credentials, resolve_credentials
 from ._digest import parse_digest
 from ._errors import (
-    CredentialsError,
     NotFound,
     ProtocolViolation,
     RegistryError,
@@ -32,7 +31,7 @@ from ._manifest import Descriptor, Manifest, parse_manifest
 from ._mediatypes import MANIFEST_ACCEPT, essence
 from ._reference import validate_repository, validate_tag
 from ._retry import RateLimit, RetryPolicy
-from ._transport import LIMIT, GuardedTransport
+from ._transport import LIMIT, Body, GuardedTransport, ssl_context
 from ._write import Writes
 
 #: Catalog and tag-list pages are JSON lists of names; a page over this is refused.
@@ -97,7 +96,7 @@ class Registry(Writes):
         )
         if transport is None:
             transport = httpx.HTTPTransport(
-                verify=_ssl_context(verify, cert, insecure=insecure), limits=limits
+                verify=ssl_context(verify, cert, insecure=insecure), limits=limits
             )
         self._transport = GuardedTransport(transport, retry=retry)
         self._http = httpx.Client(
@@ -170,7 +169,7 @@ class Registry(Writes):
         content: bytes | None = None,
         limit: int | None = None,
         check: bool = True,
-    ) -> tuple[httpx.Response, _Body]:
+    ) -> tuple[httpx.Response, Body]:
         """Send a request; return the streaming response (and its body, to release).
 
         ``scope`` names the token scopes the call needs; ``limit`` caps a 2xx body
@@ -181,7 +180,7 @@ class Registry(Writes):
         extensions: dict[str, Any] = {SCOPE: scope}
         if limit is not None:
             extensions[LIMIT] = limit
-        sent = _Body(content or b"")
+        sent = Body(content or b"")
         with self._transport_errors(method, url):
             request = self._http.build_request(method, url, headers=headers,
                                                extensions=extensions)
@@ -407,57 +406,8 @@ class Registry(Writes):
         return _checked(value.strip(), lambda v: str(parse_digest(v)), "Docker-Content-Digest")
 
 
-class _Body(httpx.SyncByteStream):
-    """A request body that can be sent again (auth retries replay it) and then let go.
-
-    httpcore keeps a request and its response in a reference cycle; with plain bytes
-    content each upload chunk would live until the cyclic GC runs. Released once the
-    exchange is over, the chunk is freed at once and upload memory stays at a chunk.
-    """
-
-    replayable = True  # retries and auth may send it again
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self._data
-
-    def release(self) -> None:
-        self._data = b""
-
-
 def _pull(repository: str) -> tuple[str, ...]:
     return (repository_scope(repository, "pull"),)
-
-
-def _ssl_context(
-    verify: bool | str | ssl.SSLContext, cert: str | tuple[str, str] | None, *, insecure: bool
-) -> ssl.SSLContext:
-    """TLS settings: verified by default, a custom CA bundle, a client certificate."""
-    try:
-        return _load_ssl_context(verify, cert, insecure=insecure)
-    except (OSError, ssl.SSLError) as exc:
-        raise CredentialsError(f"TLS material could not be loaded: {exc}") from None
-
-
-def _load_ssl_context(
-    verify: bool | str | ssl.SSLContext, cert: str | tuple[str, str] | None, *, insecure: bool
-) -> ssl.SSLContext:
-    if isinstance(verify, ssl.SSLContext):
-        context = verify
-    elif insecure or verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif isinstance(verify, str | os.PathLike):
-        context = ssl.create_default_context(cafile=os.fspath(verify))
-    else:
-        context = ssl.create_default_context()
-    if cert is not None:
-        certfile, keyfile = (cert, None) if isinstance(cert, str | os.PathLike) else cert
-        context.load_cert_chain(certfile, keyfile)
-    return context
 
 
 def _digest(value: str) -> str:

@@ -11,12 +11,14 @@ calls, token requests, redirects alike.
 from __future__ import annotations
 
 import ipaddress
+import os
+import ssl
 from collections.abc import Iterator
 
 import httpx
 
 from . import _retry
-from ._errors import TooLarge, UnsafeAddress
+from ._errors import CredentialsError, TooLarge, UnsafeAddress
 from ._protocol import parse_retry_after
 from ._retry import RETRY_STATUSES, HostBackoff, RetryPolicy, may_retry
 
@@ -167,3 +169,52 @@ def _discard(response: httpx.Response) -> None:
         pass
     finally:
         response.close()
+
+
+class Body(httpx.SyncByteStream):
+    """A request body that can be sent again (auth retries replay it) and then let go.
+
+    httpcore keeps a request and its response in a reference cycle; with plain bytes
+    content each upload chunk would live until the cyclic GC runs. Released once the
+    exchange is over, the chunk is freed at once and upload memory stays at a chunk.
+    """
+
+    replayable = True  # retries and auth may send it again
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._data
+
+    def release(self) -> None:
+        self._data = b""
+
+
+def ssl_context(
+    verify: bool | str | ssl.SSLContext, cert: str | tuple[str, str] | None, *, insecure: bool
+) -> ssl.SSLContext:
+    """TLS settings: verified by default, a custom CA bundle, a client certificate."""
+    try:
+        return _load_ssl_context(verify, cert, insecure=insecure)
+    except (OSError, ssl.SSLError) as exc:
+        raise CredentialsError(f"TLS material could not be loaded: {exc}") from None
+
+
+def _load_ssl_context(
+    verify: bool | str | ssl.SSLContext, cert: str | tuple[str, str] | None, *, insecure: bool
+) -> ssl.SSLContext:
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    elif insecure or verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, str | os.PathLike):
+        context = ssl.create_default_context(cafile=os.fspath(verify))
+    else:
+        context = ssl.create_default_context()
+    if cert is not None:
+        certfile, keyfile = (cert, None) if isinstance(cert, str | os.PathLike) else cert
+        context.load_cert_chain(certfile, keyfile)
+    return context
