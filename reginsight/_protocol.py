@@ -258,6 +258,17 @@ def is_loopback_host(host: str | None) -> bool:
 
 
 _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*",
+                        re.ASCII)
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name or an IP literal: nothing httpx would refuse later as a bad URL."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return len(host) <= 253 and _HOST_NAME.fullmatch(host) is not None
 
 
 @dataclass(frozen=True)
@@ -279,15 +290,15 @@ def parse_registry_url(url: str) -> RegistryURL:
     if not isinstance(url, str) or not url.strip():
         raise InvalidReference("registry URL must be a non-empty string")
     text = url.strip()
-    if "://" not in text:
-        host = urlsplit("//" + text).hostname
-        text = ("http://" if is_loopback_host(host) else "https://") + text
     try:
+        if "://" not in text:
+            host = urlsplit("//" + text).hostname
+            text = ("http://" if is_loopback_host(host) else "https://") + text
         parts = urlsplit(text)
         host, port = parts.hostname, parts.port
     except ValueError:
         raise InvalidReference(f"registry URL {redact_text(url)!r} is malformed") from None
-    if parts.scheme not in ("http", "https") or not host:
+    if parts.scheme not in ("http", "https") or not host or not _valid_host(host):
         raise InvalidReference(
             f"registry URL {redact_text(url)!r} must be http(s)://host[:port]"
         )

@@ -70,3 +70,13 @@ def test_help_reads_well():
     text = run("--help").stdout
     for word in ("report", "crawl", "ls", "rm", "exit codes", "--password-stdin"):
         assert word in text or word in run("rm", "--help").stdout
+
+
+def test_the_console_script_is_installed(tmp_path):
+    import shutil
+
+    script = shutil.which("reginsight")
+    assert script, "pip install -e . puts `reginsight` on PATH (the README's first command)"
+    result = subprocess.run([script, "report", "-o", str(tmp_path / "r.html")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and (tmp_path / "r.html").stat().st_size > 10_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -146,3 +147,31 @@ def test_paths_validate_before_building():
         proto.manifest_path("a/b", "../../x")
     with pytest.raises(ri.InvalidReference):
         proto.blob_path("a", "sha256:zz")
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=120))
+def test_registry_urls_parse_or_raise_typed(text):
+    try:
+        parsed = proto.parse_registry_url(text)
+    except ri.InvalidReference:
+        return
+    assert parsed.base.startswith(("http://", "https://"))
+    httpx.URL(parsed.base)  # and httpx takes it: no bad URL surfaces later
+
+
+@settings(max_examples=300)
+@given(password=st.text(alphabet=st.characters(codec="ascii", exclude_characters="\x00"),
+                        max_size=30).map(lambda p: "S3cr3t" + p).filter(
+                            lambda p: p.strip() == p),
+       rest=st.sampled_from(["", "/", "/v2/", "/some/path", "/x?y=1", ":99999"]))
+def test_a_password_in_a_url_never_reaches_a_message(password, rest):
+    from urllib.parse import quote
+
+    url = f"https://me:{quote(password, safe='')}@registry.example{rest}"
+    try:
+        parsed = proto.parse_registry_url(url)
+    except ri.InvalidReference as exc:
+        assert quote(password, safe="") not in str(exc)
+        return
+    assert parsed.password == password and password not in parsed.base
