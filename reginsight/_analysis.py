@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ._errors import PlanError
+
 if TYPE_CHECKING:
     from ._inventory import Inventory
 
@@ -271,10 +273,15 @@ def sharing_matrix(inv: Inventory, *, top: int | None = 30) -> pd.DataFrame:
 def _chosen_tags(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame
                  ) -> np.ndarray:
     """Row numbers in ``inv.tags`` of the chosen (repository, tag) pairs."""
-    if isinstance(tags, pd.DataFrame):
-        pairs = list(zip(tags["repository"].astype(str), tags["tag"].astype(str), strict=True))
-    else:
-        pairs = [(str(r), str(t)) for r, t in tags]
+    try:
+        if isinstance(tags, pd.DataFrame):
+            pairs = list(zip(tags["repository"].astype(str), tags["tag"].astype(str),
+                             strict=True))
+        else:
+            pairs = [(str(r), str(t)) for r, t in tags]
+    except (KeyError, TypeError, ValueError):
+        raise PlanError("tags: give (repository, tag) pairs or a frame with those columns"
+                        ) from None
     index = pd.MultiIndex.from_arrays([inv.tags["repository"].astype(str),
                                        inv.tags["tag"].astype(str)])
     rows = index.get_indexer(pd.MultiIndex.from_tuples(pairs, names=index.names)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ._analysis import reclaimable
 from ._crawl import RepositoryFilter, select_repositories
-from ._errors import NotFound, RegistryError, UnsupportedOperation
+from ._errors import NotFound, PlanError, RegistryError, UnsupportedOperation
 from ._mediatypes import is_index
 from ._tagdelete import tag_descriptors
 
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 
 PLAN_COLUMNS = ["repository", "tag", "digest", "created", "action", "reason"]
 RESULT_COLUMNS = ["repository", "tag", "digest", "status", "detail"]
-
-
-class PlanError(RegistryError, ValueError):
-    """A cleanup rule cannot be understood (e.g. ``older_than="soon"``)."""
 
 
 class CleanupStopped(RegistryError):
@@ -227,6 +223,9 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
     Columns: repository, tag, digest, status (would delete / deleted / skipped /
     not attempted), detail (all string). Index children appear with an empty tag.
     """
+    missing = {"repository", "tag", "digest", "action"} - set(getattr(plan, "columns", ()))
+    if missing:
+        raise PlanError(f"a plan needs the columns of plan_cleanup; missing {sorted(missing)}")
     rows: list[tuple[str, str, str, str, str]] = []
     doomed = plan[plan["action"] == "delete"]
     status = "would delete" if dry_run else "deleted"

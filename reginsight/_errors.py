@@ -5,6 +5,7 @@ Every error the public API raises derives from :class:`RegistryError`::
     RegistryError
     ├── InvalidReference        a repository name, tag or reference breaks the grammar
     ├── InvalidDigest           a digest string is malformed or uses an unknown algorithm
+    ├── PlanError               a cleanup rule, plan or tag selection cannot be understood
     ├── ManifestInvalid         a manifest document cannot be parsed
     ├── DigestMismatch          bytes received do not hash to the digest expected
     ├── TooLarge                a body exceeds the size reginsight will read
@@ -48,6 +49,11 @@ class InvalidReference(RegistryError, ValueError):
 
 class InvalidDigest(InvalidReference):
     """A digest is malformed or uses an algorithm reginsight cannot verify."""
+
+
+class PlanError(RegistryError, ValueError):
+    """A cleanup rule, plan or tag selection cannot be understood (``older_than="soon"``,
+    a plan without its columns)."""
 
 
 class ManifestInvalid(RegistryError):

@@ -170,3 +170,12 @@ def test_a_size_known_anywhere_is_used_everywhere():
     blobs.loc[blobs["digest"] == L1, "size"] = pd.NA  # as an older crawl recorded it
     inv.layers, inv.blobs = layers, blobs
     assert ri.storage_summary(inv)["stored_bytes"] == 210
+
+
+def test_bad_tag_selections_and_plans_are_plan_errors():
+    with pytest.raises(ri.PlanError):
+        ri.reclaimable(inventory(), pd.DataFrame({"repo": ["a"]}))
+    with pytest.raises(ri.PlanError):
+        ri.reclaimable(inventory(), [("a", "x", "extra")])
+    with pytest.raises(ri.PlanError):
+        ri.apply_cleanup(None, pd.DataFrame({"tag": ["x"]}))
