@@ -29,6 +29,27 @@ def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regist
         server.stop()
 
 
+BASIC_USER, BASIC_PASSWORD = "alice", "s3cret-Pa55word"
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A second real registry, behind htpasswd (bcrypt) Basic auth."""
+    import subprocess
+
+    workdir = tmp_path_factory.mktemp("basic-registry")
+    htpasswd = subprocess.run(["htpasswd", "-Bbn", BASIC_USER, BASIC_PASSWORD],
+                              capture_output=True, text=True, check=True).stdout
+    (workdir / "htpasswd").write_text(htpasswd)
+    server = RegistryServer(workdir, overrides={
+        "auth": {"htpasswd": {"realm": "reginsight-test", "path": str(workdir / "htpasswd")}},
+    }).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def prefix() -> str:
     """A repository prefix no other test uses, so tests share one registry safely."""

@@ -67,7 +67,7 @@ def test_catalog_scope_is_asked_for(token_setup):
     assert any("registry:catalog:*" in r["scopes"] for r in tokens.requests)
 
 
-def test_pull_only_token_fails_a_push_on_the_real_registry(token_setup):
+def test_harness_pull_only_token_fails_a_push_on_the_real_registry(token_setup):
     server, tokens, _ = token_setup
     answer = httpx.get(tokens.realm, params=[("service", "reginsight-test"),
                                              ("scope", "repository:private/app:pull,push")],
@@ -146,6 +146,10 @@ def test_docker_config_auths_entry(token_setup, tmp_path, monkeypatch):
     with ri.Registry(server.url) as reg:
         assert reg.credentials.username == "reader"
         assert reg.tags("private/app") == ["v1"]
+    # the same file named explicitly, with DOCKER_CONFIG pointing at nothing
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "nowhere"))
+    with ri.Registry(server.url, docker_config=tmp_path / "config.json") as reg:
+        assert reg.credentials.username == "reader"
     # explicit credentials win over the config
     with pytest.raises(ri.AuthenticationError):
         ri.Registry(server.url, "reader", "wrong")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import reginsight as ri
+from tests.conftest import BASIC_PASSWORD, BASIC_USER
 from tests.images import Pusher
 
 
@@ -61,9 +62,14 @@ def test_errors_and_usage_have_their_exit_codes(tmp_path):
     assert run("report", str(tmp_path)).returncode == 1  # a directory without inventory
 
 
-def test_password_comes_from_stdin_and_is_never_echoed(tmp_path):
-    result = run("ls", "127.0.0.1:1", "-u", "me", "--password-stdin", stdin="s3cr3t-pw\n")
-    assert result.returncode == 1 and "s3cr3t-pw" not in result.stderr + result.stdout
+def test_password_comes_from_stdin_and_is_never_echoed(basic_registry):
+    ok = run("ls", basic_registry.url, "-u", BASIC_USER, "--password-stdin",
+             stdin=BASIC_PASSWORD + "\n")
+    assert ok.returncode == 0, ok.stderr
+    wrong = run("ls", basic_registry.url, "-u", BASIC_USER, "--password-stdin",
+                stdin="not-" + BASIC_PASSWORD + "\n")
+    assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr
+    assert BASIC_PASSWORD not in ok.stdout + ok.stderr + wrong.stdout + wrong.stderr
 
 
 def test_help_reads_well():

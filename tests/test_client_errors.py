@@ -5,28 +5,15 @@ server (tests/hostile.py); credentials are checked against the real registry."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 import reginsight as ri
+from tests.conftest import BASIC_PASSWORD
 from tests.hostile import HostileServer, endless, registry_ping
-from tests.registry_server import RegistryServer, free_port
+from tests.registry_server import free_port
 
-PASSWORD = "s3cret-Pa55word"
-
-
-@pytest.fixture(scope="module")
-def basic_registry(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("basic-registry")
-    htpasswd = subprocess.run(["htpasswd", "-Bbn", "alice", PASSWORD], capture_output=True,
-                              text=True, check=True).stdout
-    (workdir / "htpasswd").write_text(htpasswd)
-    server = RegistryServer(workdir, overrides={
-        "auth": {"htpasswd": {"realm": "reginsight-test", "path": str(workdir / "htpasswd")}},
-    }).start()
-    yield server
-    server.stop()
+PASSWORD = BASIC_PASSWORD
 
 
 def test_basic_auth_with_the_right_password_works(basic_registry):
@@ -216,3 +203,28 @@ def test_cookies_are_never_sent_back():
     with HostileServer(routes=routes) as server, ri.Registry(server.url) as reg:
         reg.repositories()
     assert all("cookie" not in seen.headers for seen in server.requests)
+
+
+def test_a_stalled_server_times_out_typed():
+    import time
+
+    def stall(seen):
+        time.sleep(2)
+        return 200, {}, b"{}"
+
+    routes = {"/v2/": registry_ping, "/v2/a/tags/list": stall}
+    with HostileServer(routes=routes) as server, \
+            ri.Registry(server.url, timeout=0.3, retry=ri.NO_RETRY) as reg:
+        started = time.monotonic()
+        with pytest.raises(ri.RegistryUnreachable, match="Timeout"):
+            reg.tags("a")
+        assert time.monotonic() - started < 1.5  # not the server's 2 s: our 0.3 s
+
+
+def test_no_retry_sends_once():
+    routes = {"/v2/": registry_ping, "/v2/a/tags/list": lambda seen: (503, {}, b"")}
+    with HostileServer(routes=routes) as server, \
+            ri.Registry(server.url, retry=ri.NO_RETRY) as reg:
+        with pytest.raises(ri.ResponseError):
+            reg.tags("a")
+    assert [s.path for s in server.requests].count("/v2/a/tags/list") == 1

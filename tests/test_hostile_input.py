@@ -24,7 +24,8 @@ def test_a_hostile_tag_list_is_refused_typed(tag):
         with pytest.raises(ri.ProtocolViolation, match="invalid tag"):
             reg.tags("app")
         inv = ri.crawl(reg, ["app"], progress=False)
-    assert inv.tags.empty and inv.errors["error"].str.contains("invalid tag").all()
+    assert inv.tags.empty and len(inv.errors) == 1
+    assert "invalid tag" in inv.errors["error"].iloc[0]
     # nothing was ever asked for the bad tag, so no path was built from it
     assert not any("/manifests/" in seen.path for seen in server.requests)
 

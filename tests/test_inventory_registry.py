@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import re
 import threading
 
 import pandas as pd
@@ -234,7 +235,16 @@ def test_load_tags_only_heads(registry_server, filled):
     pdt.assert_frame_equal(tags, full.tags)  # HEAD tells digest and media type alike
     with ri.Registry(registry_server.url) as reg:
         layers = ri.load_layers(reg, f"{filled[0]}/web", progress=False)
+        manifests = ri.load_manifests(reg, f"{filled[0]}/*", progress=False)
+        some = ri.crawl(reg, re.compile(rf"^{filled[0]}/(web|api)$"), progress=False)
     assert set(layers["digest"]) >= {sha256(BASE_LAYER)}
+    pdt.assert_frame_equal(manifests, full.manifests)
+    assert set(some.tags["repository"]) == {f"{filled[0]}/web", f"{filled[0]}/api"}
+    assert some.scope == rf"^{filled[0]}/(web|api)$" and not some.complete
+    summary = full.summary()
+    assert (summary["tags"], summary["indexes"], summary["schema1"]) == (8, 2, 1)
+    assert repr(full).startswith(f"<Inventory {registry_server.url} at ")
+    assert "8 tags" in repr(full) and "0 errors" in repr(full)
 
 
 def test_works_inside_a_running_event_loop(registry_server, filled):
@@ -248,16 +258,20 @@ def test_works_inside_a_running_event_loop(registry_server, filled):
 def test_ctrl_c_stops_the_crawl_cleanly(registry_server, filled):
     before = threading.active_count()
     with ri.Registry(registry_server.url) as reg:
-        real = reg.manifest
+        real, calls = reg.manifest, []
 
         def interrupted(repository, reference):
-            if reference == "all":
+            calls.append(reference)
+            if len(calls) == 2:
                 raise KeyboardInterrupt
             return real(repository, reference)
 
         reg.manifest = interrupted
         with pytest.raises(KeyboardInterrupt):
-            ri.crawl(reg, f"{filled[0]}/*", progress=False)
+            ri.crawl(reg, f"{filled[0]}/*", progress=False, concurrency=1)
+    # one worker: at most the job it had already taken ran after the interrupt; the
+    # rest of the 8 tags' queue was dropped
+    assert len(calls) <= 3
     assert threading.active_count() == before
 
 

@@ -3,7 +3,7 @@ kept without outputs in git."""
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
 import nbformat
@@ -42,9 +42,8 @@ def test_notebook_executes_against_the_registry(path, registry_server, prefix, t
     monkeypatch.setenv("REGINSIGHT_REPOSITORIES", f"{prefix}/*")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
+    # allow_errors is off: a failing cell raises here
     NotebookClient(notebook, timeout=180, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in notebook.cells for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert errors == []
-    assert os.environ["REGINSIGHT_REPOSITORIES"] == f"{prefix}/*"
+    outputs = json.dumps([c.get("outputs", []) for c in notebook.cells])
+    assert f"{prefix}/app" in outputs  # it read this test's registry, not something else

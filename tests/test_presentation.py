@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -14,7 +16,7 @@ import reginsight as ri
 from tests.images import Pusher
 from tests.test_analysis import L1, inventory
 
-SAMPLE = ri.Inventory.load("data/sample")
+SAMPLE = ri.Inventory.load(Path(__file__).resolve().parent.parent / "data" / "sample")
 
 
 @pytest.fixture(autouse=True)
