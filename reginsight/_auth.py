@@ -24,7 +24,7 @@ from ._credentials import Credentials
 from ._errors import AuthenticationError, UnsafeAddress
 from ._json import json_object
 from ._protocol import Challenge, is_loopback_host, parse_challenges, redact
-from ._transport import LIMIT, REALM_ORIGIN, unsafe_host_reason
+from ._transport import LIMIT, REALM_ORIGIN, origin, unsafe_host_reason
 
 #: request.extensions key holding the scopes (tuple of str) a request needs.
 SCOPE = "reginsight.scope"
@@ -103,7 +103,7 @@ class RegistryAuth(httpx.Auth):
     def __init__(self, credentials: Credentials, *, registry_url: str) -> None:
         self._credentials = credentials
         self._registry_url = registry_url
-        self._origin = _origin(httpx.URL(registry_url))
+        self._origin = origin(httpx.URL(registry_url))
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, tuple[str, ...]], tuple[str, float]] = {}
         self._realm: tuple[str, str] | None = None  # (realm, service) once challenged
@@ -115,7 +115,7 @@ class RegistryAuth(httpx.Auth):
     # ----------------------------------------------------------------- flow
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if _origin(request.url) != self._origin:
+        if origin(request.url) != self._origin:
             # another host (an upload Location, a CDN): it gets no credential and no
             # answer to its challenges, whatever it asks
             yield request
@@ -175,7 +175,7 @@ class RegistryAuth(httpx.Auth):
     def _token_request(self, realm: str, service: str, scopes: tuple[str, ...]) -> httpx.Request:
         creds = self._credentials
         # REALM_ORIGIN: the transport refuses to follow this request to another origin
-        extensions = {LIMIT: TOKEN_BODY_LIMIT, REALM_ORIGIN: _origin(httpx.URL(realm))}
+        extensions = {LIMIT: TOKEN_BODY_LIMIT, REALM_ORIGIN: origin(httpx.URL(realm))}
         if creds.identity_token:  # OAuth2 refresh-token grant, as docker does
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
                     "client_id": "reginsight", "service": service, "scope": " ".join(scopes)}
@@ -215,10 +215,6 @@ class RegistryAuth(httpx.Auth):
 
 def _first(challenges: list[Challenge], scheme: str) -> Challenge | None:
     return next((c for c in challenges if c.scheme == scheme), None)
-
-
-def _origin(url: httpx.URL) -> str:
-    return f"{url.scheme}://{url.netloc.decode()}"
 
 
 def _expiry(expires_in: float) -> float:

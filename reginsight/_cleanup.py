@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from ._client import Registry
     from ._inventory import Inventory
 
+#: The policy the report and the explorer start from.
+SUGGESTED_POLICY = {"keep_last": 3, "older_than": "180d", "protect": r"^(latest|stable)$"}
+
 PLAN_COLUMNS = ["repository", "tag", "digest", "created", "action", "reason"]
 RESULT_COLUMNS = ["repository", "tag", "digest", "status", "detail"]
 
@@ -126,10 +129,7 @@ def plan_cleanup(
     limit = _age_limit(older_than)
     now = _utc(now)  # a naive time is taken as UTC
     names = [str(r) for r in inv.tags["repository"].cat.categories]
-    if isinstance(repositories, str | re.Pattern) or repositories is None:
-        scope = set(select_repositories(names, repositories))
-    else:
-        scope = {str(r) for r in repositories}
+    scope = set(select_repositories(names, repositories))
     frame = inv.tags[inv.tags["repository"].astype(str).isin(scope)][
         ["repository", "tag", "digest"]].astype("string").reset_index(drop=True)
     created = image_created(inv)
@@ -156,21 +156,23 @@ def plan_cleanup(
         keep(frame["created"].isna(), "creation time unknown")
         keep(frame["created"] >= now - limit, f"newer than {older_than}")
 
+    def keep_digests(kept_by: pd.Series, why: str) -> None:
+        """Keep every tag whose (repository, digest) is in ``kept_by``, naming the tag
+        ``kept_by`` gives as the reason."""
+        named = pd.Series(kept_by.reindex(keys).to_numpy(), index=frame.index)
+        keep(pd.Series(keys.isin(kept_by.index), index=frame.index), why + named.fillna(""))
+
+    children = inv.children[["repository", "index", "digest"]].astype("string")
     # tags on one digest share its fate: one kept tag keeps them all
     for _ in range(2):  # twice: a digest kept via an index may keep more tags
         kept = frame[reasons.notna()]
-        first_kept = kept.groupby(["repository", "digest"])["tag"].first()
-        shared = pd.Series(keys.isin(first_kept.index), index=frame.index)
-        keep(shared, "shares its digest with kept tag " + pd.Series(
-            first_kept.reindex(keys).to_numpy(), index=frame.index).fillna(""))
-        children = inv.children[["repository", "index", "digest"]].astype("string")
+        keep_digests(kept.groupby(["repository", "digest"])["tag"].first(),
+                     "shares its digest with kept tag ")
         kept_children = children.merge(
-            frame.loc[reasons.notna(), ["repository", "digest", "tag"]].rename(
-                columns={"digest": "index"}), on=["repository", "index"])
-        referenced = kept_children.groupby(["repository", "digest"])["tag"].first()
-        keep(pd.Series(keys.isin(referenced.index), index=frame.index),
-             "referenced by kept index " + pd.Series(
-                 referenced.reindex(keys).to_numpy(), index=frame.index).fillna(""))
+            kept[["repository", "digest", "tag"]].rename(columns={"digest": "index"}),
+            on=["repository", "index"])
+        keep_digests(kept_children.groupby(["repository", "digest"])["tag"].first(),
+                     "referenced by kept index ")
 
     frame["action"] = reasons.isna().map({True: "delete", False: "keep"}).astype("string")
     rules = []

@@ -18,7 +18,7 @@ from . import _protocol as proto
 from ._auth import CATALOG_SCOPE, SCOPE, RegistryAuth, repository_scope
 from ._blobreader import BlobReader
 from ._credentials import Credentials, resolve_credentials
-from ._digest import parse_digest
+from ._digest import validate_digest
 from ._errors import (
     NotFound,
     ProtocolViolation,
@@ -322,7 +322,7 @@ class Registry(Writes):
     def has_blob(self, repository: str, digest: str) -> bool:
         """True if the blob exists in (is linked into) ``repository``."""
         try:
-            with self._send("HEAD", proto.blob_path(repository, _digest(digest)),
+            with self._send("HEAD", proto.blob_path(repository, validate_digest(digest)),
                             scope=_pull(repository)):
                 return True
         except NotFound:
@@ -330,7 +330,7 @@ class Registry(Writes):
 
     def blob_size(self, repository: str, digest: str) -> int:
         """The blob's size in bytes, by HEAD."""
-        path = proto.blob_path(repository, _digest(digest))
+        path = proto.blob_path(repository, validate_digest(digest))
         with self._send("HEAD", path, scope=_pull(repository)) as response:
             length = response.headers.get("content-length", "")
         if not length.isdigit():
@@ -347,7 +347,7 @@ class Registry(Writes):
         DigestMismatch. Redirects (to storage or a CDN) are followed; httpx drops the
         Authorization header when the redirect leaves the registry's origin.
         """
-        path = proto.blob_path(repository, _digest(digest))
+        path = proto.blob_path(repository, validate_digest(digest))
         # identity: the digest and Range offsets count stored bytes, not decoded ones
         with self._send("GET", path, scope=_pull(repository),
                         headers={"Accept-Encoding": "identity"}) as response:
@@ -403,15 +403,11 @@ class Registry(Writes):
         value = response.headers.get(proto.DOCKER_CONTENT_DIGEST)
         if not value:
             return None
-        return _checked(value.strip(), lambda v: str(parse_digest(v)), "Docker-Content-Digest")
+        return _checked(value.strip(), validate_digest, "Docker-Content-Digest")
 
 
 def _pull(repository: str) -> tuple[str, ...]:
     return (repository_scope(repository, "pull"),)
-
-
-def _digest(value: str) -> str:
-    return str(parse_digest(value))
 
 
 def _checked(value: Any, validate: Any, what: str) -> str:

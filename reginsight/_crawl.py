@@ -116,14 +116,16 @@ def parse_config(raw: bytes) -> Platform:
 
 
 def select_repositories(names: Iterable[str], wanted: RepositoryFilter) -> list[str]:
-    """Apply the ``repositories=`` filter: None (all), a glob, a compiled regex."""
+    """Apply the ``repositories=`` filter: None (all), a glob, a compiled regex, or an
+    iterable of names."""
     if wanted is None:
         return list(names)
     if isinstance(wanted, re.Pattern):
         return [n for n in names if wanted.search(n)]
     if isinstance(wanted, str):
         return [n for n in names if fnmatch.fnmatchcase(n, wanted)]
-    raise TypeError("repositories filter must be None, a glob string or a compiled regex")
+    chosen = {str(w) for w in wanted}
+    return [n for n in names if n in chosen]
 
 
 class Crawler:

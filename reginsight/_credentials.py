@@ -44,10 +44,6 @@ class Credentials:
     def anonymous(self) -> bool:
         return not (self.username or self.identity_token or self.registry_token)
 
-    def secrets(self) -> tuple[str, ...]:
-        """The secret strings, for tests and redaction."""
-        return tuple(s for s in (self.password, self.identity_token, self.registry_token) if s)
-
 
 def config_key(registry_url: str) -> str:
     """The key docker uses for this registry in config files and helpers."""

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,7 +231,17 @@ def assemble(crawler: Crawler) -> Inventory:
     manifests, layers, children = [], [], []
     blob_facts: dict[str, list[Any]] = {}  # digest -> [size, kind, media_type]
     blob_repos: dict[str, set[str]] = defaultdict(set)
-    blob_users: dict[str, set[str]] = defaultdict(set)
+    blob_users: dict[str, set[str]] = defaultdict(set)  # the manifests referencing a blob
+
+    def note(digest: str, size: int | None, kind: str, media_type: str | None, repo: str,
+             users: Iterable[str]) -> None:
+        """Record a blob once; a size learnt later fills one that was unknown."""
+        known = blob_facts.setdefault(digest, [size, kind, media_type])
+        if known[0] is None and size is not None:
+            known[0] = size
+        blob_repos[digest].add(repo)
+        blob_users[digest].update(users)
+
     for repo in sorted(reach):
         for digest in sorted(reach[repo]):
             info = infos.get(digest)
@@ -244,7 +254,8 @@ def assemble(crawler: Crawler) -> Inventory:
             if not info.children:
                 layer_count = len(info.layers)
             elif all(child.digest in infos for child in info.children):
-                layer_count = len({d for d in used if _is_layer(d, info, infos)})
+                layer_count = len({layer.digest for child in info.children
+                                   for layer in infos[child.digest].layers})
             else:
                 layer_count = None  # a child could not be read: unknown, not short
             parent = min(parents[(repo, digest)]) if parents.get((repo, digest)) else None
@@ -256,21 +267,15 @@ def assemble(crawler: Crawler) -> Inventory:
                 info.config.digest if info.config else None,
                 platform.created if platform else None,
                 size, layer_count, info.manifest_size))
-            _note_blob(blob_facts, digest, info.manifest_size, "manifest", info.media_type)
-            blob_repos[digest].add(repo)
-            blob_users[digest].update(parents.get((repo, digest), ()))
+            note(digest, info.manifest_size, "manifest", info.media_type, repo,
+                 parents.get((repo, digest), ()))
             for position, layer in enumerate(info.layers):
                 layers.append((repo, digest, position, layer.digest, blob_size(layer),
                                layer.media_type))
-                _note_blob(blob_facts, layer.digest, blob_size(layer), "layer",
-                           layer.media_type)
-                blob_repos[layer.digest].add(repo)
-                blob_users[layer.digest].add(digest)
+                note(layer.digest, blob_size(layer), "layer", layer.media_type, repo, (digest,))
             if info.config:
-                _note_blob(blob_facts, info.config.digest, info.config.size, "config",
-                           info.config.media_type)
-                blob_repos[info.config.digest].add(repo)
-                blob_users[info.config.digest].add(digest)
+                note(info.config.digest, info.config.size, "config", info.config.media_type,
+                     repo, (digest,))
             for position, child in enumerate(info.children):
                 children.append((repo, digest, position, child.digest, child.media_type,
                                  child.os, child.architecture, child.variant))
@@ -287,20 +292,6 @@ def assemble(crawler: Crawler) -> Inventory:
         children=build("children", children),
         errors=build("errors", crawler.errors),
     )
-
-
-def _note_blob(facts: dict[str, list[Any]], digest: str, size: int | None, kind: str,
-               media_type: str | None) -> None:
-    """Record a blob once; a size learnt later fills one that was unknown."""
-    known = facts.setdefault(digest, [size, kind, media_type])
-    if known[0] is None and size is not None:
-        known[0] = size
-
-
-def _is_layer(digest: str, index: ManifestInfo, infos: dict[str, ManifestInfo]) -> bool:
-    return any(layer.digest == digest
-               for child in index.children if child.digest in infos
-               for layer in infos[child.digest].layers)
 
 
 def _platform_of(info: ManifestInfo, platforms: dict[str, Platform]) -> Platform | None:

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _mediatypes as mt
-from ._digest import Digest, DigestVerifier, parse_digest
+from ._digest import Digest, DigestVerifier, parse_digest, validate_digest
 from ._errors import InvalidReference, ManifestInvalid
 from ._json import json_object
 
@@ -178,7 +178,7 @@ def _digest_field(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise _fail(f"{where} has no digest string")
     try:
-        return str(parse_digest(value))
+        return validate_digest(value)
     except InvalidReference as exc:
         raise _fail(f"{where}: {exc}") from None
 

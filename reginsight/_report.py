@@ -21,7 +21,7 @@ from ._analysis import (
     storage_by_repository,
     storage_summary,
 )
-from ._cleanup import plan_cleanup
+from ._cleanup import SUGGESTED_POLICY, plan_cleanup
 from ._plots import (
     plot_image_age,
     plot_layer_sharing,
@@ -33,8 +33,6 @@ from ._units import format_bytes
 if TYPE_CHECKING:
     from ._inventory import Inventory
 
-#: The cleanup policy the report suggests; say so next to the table.
-SUGGESTED_POLICY = {"keep_last": 3, "older_than": "180d", "protect": r"^(latest|stable)$"}
 
 
 def _column(name: str, *, num: bool = False, code: bool = False) -> dict[str, Any]:

@@ -73,9 +73,13 @@ class _CappedStream(httpx.SyncByteStream):
         self._inner.close()
 
 
+def origin(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` (httpx leaves default ports out)."""
+    return f"{url.scheme}://{url.netloc.decode()}"
+
+
 def _where(request: httpx.Request) -> str:
-    url = request.url
-    return f"{url.scheme}://{url.netloc.decode()}{url.path}"
+    return origin(request.url) + request.url.path
 
 
 class GuardedTransport(httpx.BaseTransport):
@@ -94,9 +98,9 @@ class GuardedTransport(httpx.BaseTransport):
         if reason:
             raise UnsafeAddress(f"refused to contact {request.url.scheme}://{host}: {reason}")
         realm = request.extensions.get(REALM_ORIGIN)
-        origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
-        if realm is not None and origin != realm:
-            raise UnsafeAddress(f"token request for {realm} redirected to {origin}; refused: "
+        if realm is not None and origin(request.url) != realm:
+            raise UnsafeAddress(f"token request for {realm} redirected to "
+                                f"{origin(request.url)}; refused: "
                                 "credentials go to the realm the registry named, nowhere else")
         attempts = self.backoff.policy.attempts
         for attempt in range(1, attempts + 1):

@@ -16,8 +16,13 @@ import ipywidgets as widgets
 import pandas as pd
 
 from ._analysis import storage_by_repository
-from ._cleanup import PlanError, apply_cleanup, image_created, plan_cleanup
-from ._errors import RegistryError
+from ._cleanup import (
+    SUGGESTED_POLICY,
+    apply_cleanup,
+    image_created,
+    plan_cleanup,
+)
+from ._errors import PlanError, RegistryError
 from ._units import format_bytes
 
 if TYPE_CHECKING:
@@ -74,10 +79,12 @@ class Explorer(widgets.VBox):
                                self.layers, self.sharing])
 
         # -- clean up
-        self.keep_last = widgets.BoundedIntText(value=3, min=0, max=10_000,
+        self.keep_last = widgets.BoundedIntText(value=SUGGESTED_POLICY["keep_last"], min=0,
+                                                max=10_000,
                                                 description="keep last")
-        self.older_than = widgets.Text(value="180d", description="older than")
-        self.protect = widgets.Text(value=r"^(latest|stable)$", description="protect")
+        self.older_than = widgets.Text(value=SUGGESTED_POLICY["older_than"],
+                                       description="older than")
+        self.protect = widgets.Text(value=SUGGESTED_POLICY["protect"], description="protect")
         self.plan_view = widgets.HTML()
         self.delete = widgets.Button(description="Delete planned tags", button_style="danger",
                                      icon="trash", disabled=True)

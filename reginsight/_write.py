@@ -16,7 +16,7 @@ import httpx
 
 from . import _protocol as proto
 from ._auth import repository_scope
-from ._digest import Digest, DigestVerifier, parse_digest
+from ._digest import Digest, DigestVerifier, parse_digest, validate_digest
 from ._errors import (
     DigestMismatch,
     InvalidReference,
@@ -213,7 +213,7 @@ class Writes:
         True when mounted (201). False when the registry opened an upload session
         instead (202): that session is cancelled, never leaked.
         """
-        digest = str(parse_digest(digest))
+        digest = validate_digest(digest)
         params = httpx.QueryParams({"mount": digest, "from": validate_repository(from_repository)})
         path = f"/v2/{validate_repository(repository)}/blobs/uploads/?{params}"
         scope = (*_push(repository), repository_scope(from_repository, "pull"))
@@ -240,15 +240,15 @@ class Writes:
         raw = _manifest_bytes(manifest)
         if len(raw) > proto.MANIFEST_LIMIT:
             raise TooLarge(f"manifest of {len(raw)} bytes exceeds the 4 MiB registries accept")
-        parsed = parse_manifest(raw, content_type=media_type)
+        by_digest = ":" in reference
+        if not by_digest:
+            validate_tag(reference)
+        # by digest, the bytes must hash to it (DigestMismatch before anything is sent)
+        parsed = parse_manifest(raw, content_type=media_type,
+                                digest=reference if by_digest else None)
         content_type = media_type or parsed.media_type
         if not content_type:
             raise ManifestInvalid("manifest has no mediaType; pass media_type=")
-        if ":" in reference:
-            wanted = parse_digest(reference)
-            parsed = parse_manifest(raw, content_type=content_type, digest=str(wanted))
-        else:
-            validate_tag(reference)
         path = proto.manifest_path(repository, reference)
         with self._send("PUT", path, scope=_push(repository),
                         headers={"Content-Type": content_type}, content=raw) as response:
@@ -270,7 +270,7 @@ class Writes:
             raise InvalidReference(
                 f"delete_manifest takes a digest, not {str(digest)[:80]!r}; "
                 "use reginsight.delete_tag to remove a tag")
-        path = proto.manifest_path(repository, str(parse_digest(digest)))
+        path = proto.manifest_path(repository, validate_digest(digest))
         self._delete(repository, path)
 
     def untag(self, repository: str, tag: str) -> None:
