@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 import reginsight as ri
-from reginsight._frames import SCHEMAS, tidy
+from reginsight.inventory._frames import SCHEMAS, tidy
 
 
 def _digests(prefix: str, n: int) -> np.ndarray:

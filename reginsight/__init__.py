@@ -4,37 +4,59 @@ read into pandas for analysis in Jupyter.
     import reginsight as ri
     reg = ri.Registry("https://registry.example.com")
     reg.tags("team/app")
+
+The package is layered, imports pointing down only (checked by import-linter, see
+pyproject.toml)::
+
+    _cli        the ``reginsight`` command line
+    present     plots, the explorer widget, the HTML report (no network I/O)
+    ops         copy, delete_tag, cleanup plans and applying them
+    analysis    pure DataFrame -> DataFrame/Series functions
+    inventory   the facts model, one reachability, crawl -> frames -> Parquet
+    registry    Registry (the I/O shell), auth, transport, the sans-I/O protocol
+                core, manifests, references, digests, hosts
+    _errors, _mediatypes, _json, _units, _version   no project imports
+
+Every public name is re-exported here; pandas-backed ones load on first use so that
+``import reginsight`` stays light.
 """
 
-__version__ = "0.1.0"
-
 from . import schema1
-from ._client import Registry
-from ._copy import copy
-from ._credentials import Credentials
-from ._digest import Digest, DigestVerifier, parse_digest
 from ._errors import (
     AuthenticationError,
+    CleanupStopped,
     CredentialsError,
     DigestMismatch,
     ErrorDetail,
     InvalidDigest,
     InvalidReference,
+    InventoryError,
     ManifestInvalid,
     NotARegistry,
     NotFound,
+    OtherTagsAffected,
     PermissionDenied,
     PlanError,
     ProtocolViolation,
     RateLimited,
+    ReginsightError,
     RegistryError,
     RegistryUnreachable,
     ResponseError,
+    SignatureInvalid,
+    TagMoved,
     TooLarge,
     UnsafeAddress,
     UnsupportedOperation,
 )
-from ._manifest import (
+from ._units import format_bytes
+from ._version import __version__
+from .ops._copy import copy
+from .ops._tagdelete import TagDeletion, delete_tag, tags_pointing_at
+from .registry._client import Registry
+from .registry._credentials import Credentials
+from .registry._digest import Digest, DigestVerifier, is_digest, parse_digest
+from .registry._manifest import (
     Descriptor,
     ImageIndex,
     ImageManifest,
@@ -43,37 +65,36 @@ from ._manifest import (
     Schema1Manifest,
     parse_manifest,
 )
-from ._reference import Reference, parse_reference
-from ._retry import NO_RETRY, RateLimit, RetryPolicy
-from ._tagdelete import OtherTagsAffected, TagDeletion, TagMoved, delete_tag, tags_pointing_at
+from .registry._reference import Reference, parse_reference
+from .registry._retry import NO_RETRY, RateLimit, RetryPolicy
 
 # pandas-backed names load on first use: `import reginsight` stays light
 _LAZY = {
-    "Inventory": "._inventory",
-    "InventoryError": "._inventory",
-    "crawl": "._crawl",
-    "load_tags": "._crawl",
-    "load_manifests": "._crawl",
-    "load_layers": "._crawl",
-    "storage_summary": "._analysis",
-    "storage_by_repository": "._analysis",
-    "layer_sharing": "._analysis",
-    "sharing_matrix": "._analysis",
-    "reclaimable": "._analysis",
-    "reclaimable_blobs": "._analysis",
-    "PartialInventoryWarning": "._analysis",
-    "tag_blobs": "._analysis",
-    "plan_cleanup": "._cleanup",
-    "apply_cleanup": "._cleanup",
-    "CleanupStopped": "._cleanup",
-    "plot_storage": "._plots",
-    "plot_layer_sharing": "._plots",
-    "plot_sharing_matrix": "._plots",
-    "plot_image_age": "._plots",
-    "plot_growth": "._plots",
-    "format_bytes": "._units",
-    "export_report": "._report",
-    "explore": "._widgets",
+    "Inventory": "inventory._inventory",
+    "crawl": "inventory._crawl",
+    "load_tags": "inventory._crawl",
+    "load_manifests": "inventory._crawl",
+    "load_layers": "inventory._crawl",
+    "storage_summary": "analysis._storage",
+    "storage_by_repository": "analysis._storage",
+    "layer_sharing": "analysis._storage",
+    "sharing_matrix": "analysis._storage",
+    "tag_blobs": "analysis._storage",
+    "reclaimable": "analysis._reclaim",
+    "reclaimable_blobs": "analysis._reclaim",
+    "PartialInventoryWarning": "analysis._reclaim",
+    "image_created": "analysis._history",
+    "image_ages": "analysis._history",
+    "growth": "analysis._history",
+    "plan_cleanup": "ops._plan",
+    "apply_cleanup": "ops._apply",
+    "plot_storage": "present._plots",
+    "plot_layer_sharing": "present._plots",
+    "plot_sharing_matrix": "present._plots",
+    "plot_image_age": "present._plots",
+    "plot_growth": "present._plots",
+    "export_report": "present._report",
+    "explore": "present._widgets",
 }
 
 
@@ -81,15 +102,22 @@ def __getattr__(name: str):
     if name in _LAZY:
         from importlib import import_module
 
-        value = getattr(import_module(_LAZY[name], __name__), name)
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'reginsight' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """What tab completion offers: the loaded names and the lazily loaded ones."""
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
     *_LAZY,
+    "NO_RETRY",
     "AuthenticationError",
+    "CleanupStopped",
     "Credentials",
     "CredentialsError",
     "Descriptor",
@@ -101,9 +129,9 @@ __all__ = [
     "ImageManifest",
     "InvalidDigest",
     "InvalidReference",
+    "InventoryError",
     "Manifest",
     "ManifestInvalid",
-    "NO_RETRY",
     "NotARegistry",
     "NotFound",
     "OtherTagsAffected",
@@ -114,12 +142,14 @@ __all__ = [
     "RateLimit",
     "RateLimited",
     "Reference",
+    "ReginsightError",
     "Registry",
     "RegistryError",
     "RegistryUnreachable",
     "ResponseError",
     "RetryPolicy",
     "Schema1Manifest",
+    "SignatureInvalid",
     "TagDeletion",
     "TagMoved",
     "TooLarge",
@@ -128,6 +158,8 @@ __all__ = [
     "__version__",
     "copy",
     "delete_tag",
+    "format_bytes",
+    "is_digest",
     "parse_digest",
     "parse_manifest",
     "parse_reference",

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._errors import RegistryError
+from ._errors import OtherTagsAffected, RegistryError, TagMoved
 
 if TYPE_CHECKING:
-    from ._client import Registry
-    from ._inventory import Inventory
+    from .inventory._inventory import Inventory
+    from .registry._client import Registry
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _registry(args: argparse.Namespace, url: str) -> Registry:
-    from ._client import Registry
+    from .registry._client import Registry
 
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
     return Registry(url, args.username, password, verify=args.ca or True,
@@ -105,7 +105,7 @@ def _registry(args: argparse.Namespace, url: str) -> Registry:
 
 
 def _crawl(args: argparse.Namespace, url: str) -> Inventory:
-    from ._crawl import crawl
+    from .inventory._crawl import crawl
 
     with _registry(args, url) as reg:
         return crawl(reg, args.repositories, concurrency=args.concurrency,
@@ -113,8 +113,8 @@ def _crawl(args: argparse.Namespace, url: str) -> Inventory:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ._inventory import Inventory
-    from ._report import export_report
+    from .inventory._inventory import Inventory
+    from .present._report import export_report
 
     target = args.target
     if target is None:
@@ -132,11 +132,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _rm(args: argparse.Namespace) -> int:
-    from ._copy import split_reference
-    from ._tagdelete import delete_tag, tags_pointing_at
+    from .ops._tagdelete import delete_tag, tags_pointing_at
+    from .registry._digest import is_digest
+    from .registry._reference import split_reference
 
     repository, tag = split_reference(args.reference)
-    if ":" in tag:
+    if is_digest(tag):
         print("reginsight: rm takes REPO:TAG, not a digest", file=sys.stderr)
         return EXIT_USAGE
     with _registry(args, args.url) as reg:
@@ -162,8 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from ._tagdelete import OtherTagsAffected, TagMoved
-
     try:
         if args.command == "report":
             return _report(args)

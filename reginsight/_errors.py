@@ -1,12 +1,19 @@
 """The one exception hierarchy of reginsight.
 
-Every error the public API raises derives from :class:`RegistryError`::
+Every error reginsight raises derives from :class:`ReginsightError`, and every one of
+them is defined here. ``RegistryError`` is the same class under its first name, so
+``except ri.RegistryError`` keeps catching everything it caught before::
 
-    RegistryError
+    ReginsightError (= RegistryError)
     ├── InvalidReference        a repository name, tag or reference breaks the grammar
     ├── InvalidDigest           a digest string is malformed or uses an unknown algorithm
     ├── PlanError               a cleanup rule, plan or tag selection cannot be understood
+    ├── InventoryError          a saved inventory is missing, incomplete or not an inventory
+    ├── CleanupStopped          the registry refused deletions; ``result`` holds what was done
+    ├── OtherTagsAffected       deleting a tag's digest would take tags nobody chose
+    ├── TagMoved                a tag no longer points at the digest it was checked against
     ├── ManifestInvalid         a manifest document cannot be parsed
+    ├── SignatureInvalid        a schema1 signature is missing, malformed or does not verify
     ├── DigestMismatch          bytes received do not hash to the digest expected
     ├── TooLarge                a body exceeds the size reginsight will read
     ├── ProtocolViolation       the server broke the protocol (foreign Link, bad header, ...)
@@ -28,6 +35,7 @@ response keep the HTTP status and the registry's error entries (``errors``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,12 @@ class ErrorDetail:
     detail: object = None
 
 
-class RegistryError(Exception):
+class ReginsightError(Exception):
     """Base class of every error reginsight raises."""
+
+
+#: The base's first name, kept so that ``except RegistryError`` catches what it did.
+RegistryError = ReginsightError
 
 
 class InvalidReference(RegistryError, ValueError):
@@ -58,6 +70,35 @@ class PlanError(RegistryError, ValueError):
 
 class ManifestInvalid(RegistryError):
     """A manifest document cannot be parsed into a model."""
+
+
+class SignatureInvalid(RegistryError):
+    """A schema1 manifest's signature is missing, malformed or does not verify."""
+
+
+class InventoryError(RegistryError):
+    """A saved inventory is missing, incomplete or not an inventory."""
+
+
+class CleanupStopped(RegistryError):
+    """The registry refused a deletion in a way that makes going on pointless (405:
+    deletion disabled). ``result`` holds the frame of what was done up to then."""
+
+    def __init__(self, message: str, *, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class OtherTagsAffected(RegistryError):
+    """Deleting the digest behind a tag would also remove tags nobody chose."""
+
+    def __init__(self, message: str, *, tags: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.tags = tags
+
+
+class TagMoved(RegistryError):
+    """A tag no longer points at the digest it was checked against."""
 
 
 class DigestMismatch(RegistryError):

@@ -14,7 +14,7 @@ from tests.registry_server import RegistryServer
 @pytest.fixture(autouse=True)
 def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same retry rules, shorter waits: tests meet many deliberate failures."""
-    from reginsight import _retry
+    from reginsight.registry import _retry
 
     monkeypatch.setattr(_retry, "DEFAULT_POLICY", _retry.RetryPolicy(base=0.01, cap=0.05))
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import reginsight as ri
-from reginsight._frames import build
+from reginsight.inventory._frames import build
 
 L1, L2, L3, L4, L5 = (f"sha256:{c * 64}" for c in "12345")
 C1, C2, C3, C4 = (f"sha256:{c * 64}" for c in "6789")

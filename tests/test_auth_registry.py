@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 import reginsight as ri
-from reginsight._auth import RegistryAuth
-from reginsight._credentials import resolve_credentials
+from reginsight.registry._auth import RegistryAuth
+from reginsight.registry._credentials import resolve_credentials
 from tests.images import Pusher
 from tests.pki import issue, self_signed
 from tests.registry_server import RegistryServer

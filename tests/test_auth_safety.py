@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 import reginsight as ri
-from reginsight._auth import check_realm, merge_scopes
-from reginsight._credentials import Credentials, config_key, resolve_credentials
-from reginsight._transport import unsafe_host_reason
+from reginsight.registry._auth import check_realm
+from reginsight.registry._credentials import Credentials, config_key, resolve_credentials
+from reginsight.registry._hosts import unsafe_host_reason
+from reginsight.registry.protocol import merge_scopes
 from tests.hostile import HostileServer, endless, registry_ping
 
 BLOB = b"layer bytes " * 100

@@ -1,4 +1,4 @@
-"""Tests of reginsight._digest: parsing, computing and stream verification."""
+"""Tests of reginsight.registry._digest: parsing, computing and stream verification."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reginsight._digest import (
+from reginsight._errors import DigestMismatch, InvalidDigest, InvalidReference
+from reginsight.registry._digest import (
     SUPPORTED_ALGORITHMS,
     Digest,
     DigestVerifier,
     parse_digest,
     validate_digest,
 )
-from reginsight._errors import DigestMismatch, InvalidDigest, InvalidReference
 
 HEX64 = "0123456789abcdef" * 4
 HEX128 = HEX64 * 2

@@ -11,8 +11,8 @@ import pandas.testing as pdt
 import pytest
 
 import reginsight as ri
-from reginsight._retry import HostBackoff
-from reginsight._retry import time as _retry_time
+from reginsight.registry._retry import HostBackoff
+from reginsight.registry._retry import time as _retry_time
 from tests.fault_proxy import FaultProxy
 from tests.hostile import HostileServer, registry_ping
 from tests.images import Pusher

@@ -93,7 +93,7 @@ def test_a_redirect_loop_is_typed_and_a_crawl_survives_it():
     {"auths": {"r.example": {"auth": "éé"}}},
 ])
 def test_odd_docker_configs_are_credentials_errors(tmp_path, config):
-    from reginsight._credentials import resolve_credentials
+    from reginsight.registry._credentials import resolve_credentials
 
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))

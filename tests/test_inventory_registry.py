@@ -282,7 +282,7 @@ def test_progress_bar_on_stderr(registry_server, filled, capsys):
 
 
 def test_html_summary_escapes_everything():
-    from reginsight._frames import build
+    from reginsight.inventory._frames import build
 
     frames = {name: build(name, []) for name in
               ("tags", "manifests", "layers", "blobs", "children")}

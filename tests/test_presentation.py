@@ -70,7 +70,7 @@ def test_plots_draw_on_a_given_axes_and_never_show(monkeypatch):
 def test_report_is_self_contained_and_escaped(tmp_path):
     inv = inventory()
     inv.registry = "http://evil.test/<script>alert(1)</script>"
-    from reginsight._frames import build
+    from reginsight.inventory._frames import build
 
     inv.errors = build("errors", [("a", "x", "tag", "<img src=x onerror=alert(2)>")])
     path = ri.export_report(inv, tmp_path / "report.html")

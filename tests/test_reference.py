@@ -1,4 +1,4 @@
-"""Tests of reginsight._reference: the distribution reference grammar and Docker Hub rules."""
+"""Tests of reginsight.registry._reference: the reference grammar and Docker Hub rules."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from reginsight._digest import Digest
 from reginsight._errors import InvalidDigest, InvalidReference
-from reginsight._reference import (
+from reginsight.registry._digest import Digest
+from reginsight.registry._reference import (
     DOCKER_HUB_REGISTRY,
     Reference,
     parse_reference,

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from . import _mediatypes as mt
+from .. import _mediatypes as mt
+from .._errors import InvalidReference, ManifestInvalid
+from .._json import json_object
 from ._digest import Digest, DigestVerifier, parse_digest, validate_digest
-from ._errors import InvalidReference, ManifestInvalid
-from ._json import json_object
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 

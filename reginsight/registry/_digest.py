@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from ._errors import DigestMismatch, InvalidDigest
+from .._errors import DigestMismatch, InvalidDigest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -124,6 +124,12 @@ class Digest:
 def parse_digest(text: str) -> Digest:
     """Parse ``algorithm:hex`` into a :class:`Digest` (same as :meth:`Digest.parse`)."""
     return Digest.parse(text)
+
+
+def is_digest(reference: str) -> bool:
+    """True when a manifest reference names a digest, not a tag: a tag never holds ':'.
+    (Whether the digest is well formed is :func:`validate_digest`'s question.)"""
+    return ":" in reference
 
 
 def validate_digest(text: str) -> str:

@@ -128,6 +128,17 @@ class HostBackoff:
             until = time.monotonic() + delay
             self._not_before[host] = max(self._not_before.get(host, 0.0), until)
 
+    def resumptions(self, host: str) -> range:
+        """Attempt numbers for a loop that resumes its own work (a download from the
+        byte where it broke, an upload chunk from the registry's offset): the policy's
+        ``attempts``, the first try included. Call :meth:`retry` before each resumption."""
+        return range(1, self.policy.attempts + 1)
+
+    def retry(self, host: str) -> None:
+        """Count a failure on ``host`` and wait out its backoff before trying again."""
+        self.failure(host, None)
+        self.wait(host)
+
     def success(self, host: str, response: Any = None) -> None:
         with self._lock:
             self._failures[host] = 0

@@ -9,24 +9,34 @@ flight, what failed. A failure becomes an ``errors`` row and the crawl goes on.
 
 from __future__ import annotations
 
-import fnmatch
 import queue
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import _mediatypes as mt
-from ._errors import ManifestInvalid, NotFound, RegistryError, TooLarge
-from ._json import json_object
-from ._manifest import Descriptor, ImageIndex, Manifest, Schema1Manifest
+from .. import _mediatypes as mt
+from .._errors import NotFound, RegistryError, TooLarge
+from ..registry._manifest import Descriptor, Manifest
+from ..registry.protocol import ErrorCode
+from ._assemble import assemble, facts_of
+from ._facts import (
+    ConfigFacts,
+    CrawlResult,
+    Facts,
+    ManifestInfo,
+    RepositoryFilter,
+    describe_scope,
+    manifest_info,
+    parse_config,
+    select_repositories,
+)
 
 if TYPE_CHECKING:
-    from ._client import Registry
+    from ..registry._client import Registry
     from ._inventory import Inventory
 
 #: Image configs are small JSON documents; a larger "config" is not read.
@@ -34,102 +44,10 @@ CONFIG_LIMIT = 16 * 1024 * 1024
 DEFAULT_CONCURRENCY = 32
 _CONFIG_TYPES = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
 
-RepositoryFilter = None | str | re.Pattern[str] | Iterable[str]
-
-
-@dataclass(frozen=True)
-class Blob:
-    digest: str
-    size: int | None
-    media_type: str | None
-
-
-@dataclass(frozen=True)
-class Child:
-    digest: str
-    media_type: str | None
-    os: str | None
-    architecture: str | None
-    variant: str | None
-
-
-@dataclass(frozen=True)
-class Platform:
-    """What an image config (or schema1 v1Compatibility) says about the image."""
-
-    created: str | None
-    os: str | None
-    architecture: str | None
-    variant: str | None
-
-
-@dataclass(frozen=True)
-class ManifestInfo:
-    """What a manifest says, the same in every repository that holds its digest."""
-
-    digest: str
-    media_type: str | None
-    kind: str
-    manifest_size: int
-    config: Blob | None = None
-    layers: tuple[Blob, ...] = ()
-    children: tuple[Child, ...] = ()
-    platform: Platform | None = None  # schema1 carries it inline
-
-
-def manifest_info(manifest: Manifest) -> ManifestInfo:
-    """The repository-independent facts of a parsed manifest."""
-    common = {"digest": manifest.digest, "media_type": manifest.media_type or None,
-              "kind": manifest.kind, "manifest_size": manifest.size}
-    if isinstance(manifest, ImageIndex):
-        children = tuple(
-            Child(d.digest, d.media_type,
-                  d.platform.os if d.platform else None,
-                  d.platform.architecture if d.platform else None,
-                  d.platform.variant if d.platform else None)
-            for d in manifest.manifests)
-        return ManifestInfo(**common, children=children)
-    layers = tuple(Blob(d.digest, d.size, d.media_type) for d in manifest.layers)
-    if isinstance(manifest, Schema1Manifest):
-        image = manifest.image_config
-        return ManifestInfo(**common, layers=layers, platform=Platform(
-            _text(image.get("created")), _text(image.get("os")),
-            _text(image.get("architecture")) or manifest.architecture or None,
-            _text(image.get("variant"))))
-    config = manifest.config
-    return ManifestInfo(
-        **common, layers=layers,
-        config=Blob(config.digest, config.size, config.media_type) if config else None)
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def parse_config(raw: bytes) -> Platform:
-    """created/os/architecture/variant of an image config blob."""
-    doc = json_object(raw)
-    if doc is None:
-        raise ManifestInvalid("image config is not a JSON object")
-    return Platform(_text(doc.get("created")), _text(doc.get("os")),
-                    _text(doc.get("architecture")), _text(doc.get("variant")))
-
-
-def select_repositories(names: Iterable[str], wanted: RepositoryFilter) -> list[str]:
-    """Apply the ``repositories=`` filter: None (all), a glob, a compiled regex, or an
-    iterable of names."""
-    if wanted is None:
-        return list(names)
-    if isinstance(wanted, re.Pattern):
-        return [n for n in names if wanted.search(n)]
-    if isinstance(wanted, str):
-        return [n for n in names if fnmatch.fnmatchcase(n, wanted)]
-    chosen = {str(w) for w in wanted}
-    return [n for n in names if n in chosen]
-
 
 class Crawler:
-    """One crawl. ``run()`` returns the Inventory; state lives in the calling thread."""
+    """One crawl. ``run()`` returns a :class:`CrawlResult`; state lives in the calling
+    thread."""
 
     def __init__(self, reg: Registry, *, concurrency: int = DEFAULT_CONCURRENCY,
                  progress: bool = True, since: Inventory | None = None,
@@ -140,9 +58,7 @@ class Crawler:
         self.concurrency = concurrency
         self.progress = progress
         self.fetch_manifests = fetch_manifests
-        self.manifests: dict[str, ManifestInfo] = {}
-        self.platforms: dict[str, Platform] = {}  # config digest -> what it says
-        self.blob_sizes: dict[str, int] = {}  # schema1 layers, by HEAD
+        self.facts = facts_of(since) if since is not None else Facts()
         self.tags: list[tuple[str, str, str, str | None]] = []  # repo, tag, digest, type
         self.errors: list[tuple[str, str, str, str]] = []
         self.repositories: list[str] = []
@@ -151,20 +67,11 @@ class Crawler:
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._inflight: set[tuple[str, str]] = set()
         self.heads_only = since is not None or not fetch_manifests
-        if since is not None:
-            from ._inventory import known_facts
-
-            self.manifests, self.platforms, self.blob_sizes = known_facts(since)
 
     # ---------------------------------------------------------------- driver
 
-    def run(self, repositories: RepositoryFilter = None) -> Inventory:
-        from ._inventory import assemble
-
-        if repositories is not None:
-            self.scope = (repositories.pattern if isinstance(repositories, re.Pattern)
-                          else repositories if isinstance(repositories, str)
-                          else ", ".join(sorted(str(r) for r in repositories)))
+    def run(self, repositories: RepositoryFilter = None) -> CrawlResult:
+        self.scope = describe_scope(repositories)
         bar = _progress_bar(self.reg.url, enabled=self.progress)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="reginsight") as pool:
             self._pool = pool
@@ -187,7 +94,8 @@ class Crawler:
                 raise
             finally:
                 bar.close()
-        return assemble(self)
+        return CrawlResult(registry=self.reg.url, scope=self.scope, tags=tuple(self.tags),
+                           errors=tuple(self.errors), facts=self.facts)
 
     def _submit(self, stage: str, key: tuple[str, ...], fn: Callable[..., Any], *args: Any
                 ) -> None:
@@ -207,7 +115,8 @@ class Crawler:
         try:
             result = future.result()
         except NotFound as exc:
-            if stage == "tags" and self._filter_from_catalog and "NAME_UNKNOWN" in exc.codes:
+            unknown = ErrorCode.NAME_UNKNOWN in exc.codes
+            if stage == "tags" and self._filter_from_catalog and unknown:
                 # 2.8 lists repositories that hold blobs but no tag: empty, not an error
                 return
             self._failed(stage, key, exc, bar)
@@ -226,9 +135,9 @@ class Crawler:
         elif stage == "manifest":
             self._on_manifest(key[0], result)
         elif stage == "config":
-            self.platforms[key[1]] = result
+            self.facts.configs[key[1]] = result
         elif stage == "blob":
-            self.blob_sizes[key[1]] = result
+            self.facts.blob_sizes[key[1]] = result
 
     # ------------------------------------------------------------- handlers
 
@@ -254,7 +163,7 @@ class Crawler:
             self._on_manifest(repository, result)
 
     def _want_manifest(self, repository: str, digest: str) -> None:
-        info = self.manifests.get(digest)
+        info = self.facts.manifests.get(digest)
         if info is not None:
             self._want_parts(repository, info)
         elif self.fetch_manifests and ("manifest", digest) not in self._inflight:
@@ -262,8 +171,8 @@ class Crawler:
             self._submit("manifest", (repository, digest), self.reg.manifest, repository, digest)
 
     def _on_manifest(self, repository: str, manifest: Manifest) -> None:
-        info = self.manifests.get(manifest.digest) or manifest_info(manifest)
-        self.manifests[manifest.digest] = info
+        info = self.facts.manifests.get(manifest.digest) or manifest_info(manifest)
+        self.facts.manifests[manifest.digest] = info
         self._want_parts(repository, info)
 
     def _want_parts(self, repository: str, info: ManifestInfo) -> None:
@@ -271,20 +180,20 @@ class Crawler:
             self._want_manifest(repository, child.digest)
         config = info.config
         if (config is not None and config.media_type in _CONFIG_TYPES
-                and config.digest not in self.platforms
+                and config.digest not in self.facts.configs
                 and ("config", config.digest) not in self._inflight):
             self._inflight.add(("config", config.digest))
             self._submit("config", (repository, config.digest), self._config, repository,
                          config.digest)
         if info.kind == "schema1":
             for layer in info.layers:
-                if (layer.digest not in self.blob_sizes
+                if (layer.digest not in self.facts.blob_sizes
                         and ("blob", layer.digest) not in self._inflight):
                     self._inflight.add(("blob", layer.digest))
                     self._submit("blob", (repository, layer.digest), self.reg.blob_size,
                                  repository, layer.digest)
 
-    def _config(self, repository: str, digest: str) -> Platform:
+    def _config(self, repository: str, digest: str) -> ConfigFacts:
         with self.reg.download_blob(repository, digest) as stream:
             raw = stream.read(CONFIG_LIMIT + 1)
             if len(raw) > CONFIG_LIMIT:
@@ -333,8 +242,8 @@ def crawl(
     A repository or tag that fails becomes an ``errors`` row; the crawl goes on.
     Ctrl-C stops it (KeyboardInterrupt) without waiting for queued work.
     """
-    return Crawler(reg, concurrency=concurrency, progress=progress, since=since).run(
-        repositories)
+    return assemble(Crawler(reg, concurrency=concurrency, progress=progress, since=since).run(
+        repositories))
 
 
 def load_tags(reg: Registry, repositories: RepositoryFilter = None, **options: Any
@@ -345,7 +254,7 @@ def load_tags(reg: Registry, repositories: RepositoryFilter = None, **options: A
     (category; NA: HEAD does not tell it).
     """
     crawler = Crawler(reg, fetch_manifests=False, **options)
-    return crawler.run(repositories).tags
+    return assemble(crawler.run(repositories)).tags
 
 
 def load_manifests(reg: Registry, repositories: RepositoryFilter = None, **options: Any

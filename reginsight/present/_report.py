@@ -14,24 +14,15 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from ._analysis import (
-    PartialInventoryWarning,
-    layer_sharing,
-    storage_by_repository,
-    storage_summary,
-)
-from ._cleanup import SUGGESTED_POLICY, plan_cleanup
-from ._plots import (
-    plot_image_age,
-    plot_layer_sharing,
-    plot_sharing_matrix,
-    plot_storage,
-)
-from ._units import format_bytes
+from .._units import format_bytes
+from .._version import __version__
+from ..analysis._reclaim import PartialInventoryWarning
+from ..analysis._storage import layer_sharing, storage_by_repository, storage_summary
+from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
+from ._plots import plot_image_age, plot_layer_sharing, plot_sharing_matrix, plot_storage
 
 if TYPE_CHECKING:
-    from ._inventory import Inventory
+    from ..inventory._inventory import Inventory
 
 
 
@@ -121,7 +112,7 @@ def render_report(inv: Inventory, **options: Any) -> str:
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("reginsight", "templates"),
+        loader=jinja2.PackageLoader("reginsight.present", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined)
     environment.globals["zip"] = zip
     return environment.get_template("report.html.j2").render(**report_data(inv, **options))

@@ -15,19 +15,16 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import pandas as pd
 
-from ._analysis import storage_by_repository
-from ._cleanup import (
-    SUGGESTED_POLICY,
-    apply_cleanup,
-    image_created,
-    plan_cleanup,
-)
-from ._errors import PlanError, RegistryError
-from ._units import format_bytes
+from .._errors import PlanError, RegistryError
+from .._units import format_bytes
+from ..analysis._history import image_created
+from ..analysis._storage import storage_by_repository
+from ..ops._apply import apply_cleanup
+from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
 
 if TYPE_CHECKING:
-    from ._client import Registry
-    from ._inventory import Inventory
+    from ..inventory._inventory import Inventory
+    from ..registry._client import Registry
 
 
 def _table(frame: pd.DataFrame, *, limit: int = 200) -> str:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from ._digest import Digest, _show, validate_digest
-from ._errors import InvalidDigest, InvalidReference
+from .._errors import InvalidDigest, InvalidReference
+from ._digest import Digest, _show, is_digest, validate_digest
+from ._hosts import DOCKER_HUB_ALIASES, DOCKER_HUB_API
 
 #: The API endpoint of Docker Hub, which docker calls ``docker.io``.
-DOCKER_HUB_REGISTRY = "registry-1.docker.io"
-# Spellings docker accepts for Docker Hub; all are rewritten to the API endpoint.
-_DOCKER_HUB_DOMAINS = frozenset({"docker.io", "index.docker.io"})
+DOCKER_HUB_REGISTRY = DOCKER_HUB_API
 # Docker Hub keeps official images under library/; "ubuntu" means "library/ubuntu".
 _OFFICIAL_PREFIX = "library/"
 
@@ -116,7 +115,7 @@ def validate_reference(ref: str) -> str:
     """
     if not isinstance(ref, str):
         raise _not_str("manifest reference", ref)
-    if ":" in ref:
+    if is_digest(ref):
         validate_digest(ref)
         return ref
     problem = _tag_problem(ref)
@@ -247,7 +246,7 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     else:
         tag = default_tag if digest is None else None
 
-    registry = DOCKER_HUB_REGISTRY if domain is None or domain in _DOCKER_HUB_DOMAINS else domain
+    registry = DOCKER_HUB_REGISTRY if domain is None or domain in DOCKER_HUB_ALIASES else domain
     # registry-1.docker.io written out is Docker Hub too, so it gets the same prefix.
     if registry == DOCKER_HUB_REGISTRY and path and "/" not in path:
         path = _OFFICIAL_PREFIX + path
@@ -255,3 +254,19 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     if problem is not None:
         raise fail(problem)
     return Reference(registry, path, tag, digest)
+
+
+def split_reference(text: str) -> tuple[str, str]:
+    """A reference within one registry: ``team/app:1.0`` -> (``team/app``, ``1.0``);
+    ``team/app@sha256:..`` -> (``team/app``, the digest); no tag -> ``latest``. No
+    registry host: the Registry object says where."""
+    if not isinstance(text, str):
+        raise InvalidReference("reference must be a string")
+    if "@" in text:
+        repository, _, reference = text.partition("@")
+    else:
+        head, _, last = text.rpartition("/")
+        name, sep, tag = last.partition(":")
+        repository = f"{head}/{name}" if head else name
+        reference = tag if sep else "latest"
+    return validate_repository(repository), validate_reference(reference)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
+from .._errors import DigestMismatch
 from ._digest import DigestVerifier
-from ._errors import DigestMismatch
 
 
 class BlobReader(io.RawIOBase):

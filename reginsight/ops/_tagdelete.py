@@ -6,23 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._errors import NotFound, RegistryError, UnsupportedOperation
+from .._errors import NotFound, OtherTagsAffected, TagMoved, UnsupportedOperation
 
 if TYPE_CHECKING:
-    from ._client import Registry
-    from ._manifest import Descriptor
-
-
-class OtherTagsAffected(RegistryError):
-    """Deleting the digest behind a tag would also remove tags nobody chose."""
-
-    def __init__(self, message: str, *, tags: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.tags = tags
-
-
-class TagMoved(RegistryError):
-    """A tag no longer points at the digest it was checked against."""
+    from ..registry._client import Registry
+    from ..registry._manifest import Descriptor
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,17 @@ calls, token requests, redirects alike.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import ssl
 from collections.abc import Iterator
 
 import httpx
 
+from .._errors import CredentialsError, TooLarge, UnsafeAddress
 from . import _retry
-from ._errors import CredentialsError, TooLarge, UnsafeAddress
-from ._protocol import parse_retry_after
+from ._hosts import origin, unsafe_host_reason
 from ._retry import RETRY_STATUSES, HostBackoff, RetryPolicy, may_retry
+from .protocol import parse_retry_after
 
 #: Bodies of answers that are not 2xx (errors, redirects, 401 challenges) are cut here.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -29,30 +29,6 @@ LIMIT = "reginsight.body_limit"
 #: A token request carries its realm's origin here: it may not be redirected elsewhere
 #: (httpx copies extensions to redirects, so every hop is checked).
 REALM_ORIGIN = "reginsight.token_for"
-
-_METADATA_HOSTS = frozenset({
-    "metadata", "metadata.google.internal", "metadata.goog", "instance-data",
-    "instance-data.ec2.internal",
-})
-
-
-def unsafe_host_reason(host: str) -> str | None:
-    """Why ``host`` must never be contacted, or None when it may be."""
-    host = host.strip("[]").lower().rstrip(".")
-    if host in _METADATA_HOSTS:
-        return "a cloud metadata service"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    if address.is_link_local or address == ipaddress.ip_address("fd00:ec2::254"):
-        return "a link-local address (cloud metadata services live there)"
-    if address.is_unspecified or address.is_multicast:
-        return "not a host address"
-    return None
-
 
 class _CappedStream(httpx.SyncByteStream):
     """Passes an error body through, cut at ``limit`` bytes."""
@@ -73,13 +49,8 @@ class _CappedStream(httpx.SyncByteStream):
         self._inner.close()
 
 
-def origin(url: httpx.URL) -> str:
-    """``scheme://host[:port]`` (httpx leaves default ports out)."""
-    return f"{url.scheme}://{url.netloc.decode()}"
-
-
 def _where(request: httpx.Request) -> str:
-    return origin(request.url) + request.url.path
+    return origin(str(request.url)) + request.url.path
 
 
 class GuardedTransport(httpx.BaseTransport):
@@ -98,9 +69,9 @@ class GuardedTransport(httpx.BaseTransport):
         if reason:
             raise UnsafeAddress(f"refused to contact {request.url.scheme}://{host}: {reason}")
         realm = request.extensions.get(REALM_ORIGIN)
-        if realm is not None and origin(request.url) != realm:
+        if realm is not None and origin(str(request.url)) != realm:
             raise UnsafeAddress(f"token request for {realm} redirected to "
-                                f"{origin(request.url)}; refused: "
+                                f"{origin(str(request.url))}; refused: "
                                 "credentials go to the realm the registry named, nowhere else")
         attempts = self.backoff.policy.attempts
         for attempt in range(1, attempts + 1):

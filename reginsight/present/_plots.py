@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from ._analysis import layer_sharing, sharing_matrix, storage_by_repository
-from ._units import format_bytes
+from .._units import format_bytes
+from ..analysis._history import growth, image_ages
+from ..analysis._storage import layer_sharing, sharing_matrix, storage_by_repository
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from ._inventory import Inventory
+    from ..inventory._inventory import Inventory
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (8, 5)) -> Axes:
     if ax is not None:
@@ -81,13 +79,6 @@ def plot_sharing_matrix(inv: Inventory, ax: Axes | None = None, *, top: int = 20
     return ax
 
 
-def image_ages(inv: Inventory) -> pd.DataFrame:
-    """Per tag: repository, tag, created, size (image bytes) — what plot_image_age draws."""
-    images = inv.manifests[["repository", "digest", "created", "size"]]
-    frame = inv.tags[["repository", "tag", "digest"]].merge(images, on=["repository", "digest"])
-    return frame[frame["created"].notna()].reset_index(drop=True)
-
-
 def plot_image_age(inv: Inventory, ax: Axes | None = None) -> Axes:
     """Image size against creation time, one point per tag."""
     ax = _axes(ax)
@@ -100,18 +91,6 @@ def plot_image_age(inv: Inventory, ax: Axes | None = None) -> Axes:
     ax.set_title(f"Image size and age ({len(frame)} tags)")
     ax.figure.autofmt_xdate()
     return ax
-
-
-def growth(before: Inventory, after: Inventory) -> pd.DataFrame:
-    """Stored bytes per repository in two inventories: repository, before, after,
-    change (int64), largest change first."""
-    old = storage_by_repository(before).set_index("repository")["stored_bytes"]
-    new = storage_by_repository(after).set_index("repository")["stored_bytes"]
-    frame = pd.DataFrame({"before": old, "after": new}).fillna(0).astype("int64")
-    frame["change"] = frame["after"] - frame["before"]
-    frame.index.name = "repository"
-    order = np.argsort(-frame["change"].abs().to_numpy(), kind="stable")
-    return frame.iloc[order].reset_index()
 
 
 def plot_growth(before: Inventory, after: Inventory, ax: Axes | None = None, *,

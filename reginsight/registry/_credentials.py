@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ._errors import CredentialsError
-from ._json import json_object
+from .._errors import CredentialsError
+from .._json import json_object
+from ._hosts import is_docker_hub
 
 #: Docker Hub's key in config files and for credential helpers.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
-_DOCKER_HUB_HOSTS = {"registry-1.docker.io", "index.docker.io", "docker.io"}
 _HELPER_TIMEOUT = 30.0
 
 
@@ -48,7 +48,7 @@ class Credentials:
 def config_key(registry_url: str) -> str:
     """The key docker uses for this registry in config files and helpers."""
     host = urlsplit(registry_url).netloc.lower()
-    return DOCKER_HUB_KEY if urlsplit(registry_url).hostname in _DOCKER_HUB_HOSTS else host
+    return DOCKER_HUB_KEY if is_docker_hub(urlsplit(registry_url).hostname) else host
 
 
 def docker_config_path() -> Path:
@@ -62,7 +62,7 @@ def _normalise_key(key: str) -> str:
         return key
     text = key if "://" in key else "//" + key
     host = urlsplit(text).netloc.lower()
-    return DOCKER_HUB_KEY if host in _DOCKER_HUB_HOSTS else host
+    return DOCKER_HUB_KEY if is_docker_hub(host) else host
 
 
 def resolve_credentials(

@@ -12,63 +12,25 @@ are merged with the challenge's, so one token serves the whole call.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import threading
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from urllib.parse import urlsplit
 
 import httpx
 
+from .._errors import AuthenticationError, UnsafeAddress
+from .._json import json_object
 from ._credentials import Credentials
-from ._errors import AuthenticationError, UnsafeAddress
-from ._json import json_object
-from ._protocol import Challenge, is_loopback_host, parse_challenges, redact
-from ._transport import LIMIT, REALM_ORIGIN, origin, unsafe_host_reason
+from ._hosts import host_class, origin, redact, unsafe_host_reason
+from ._transport import LIMIT, REALM_ORIGIN
+from .protocol import Challenge, merge_scopes, parse_challenges
 
 #: request.extensions key holding the scopes (tuple of str) a request needs.
 SCOPE = "reginsight.scope"
 #: Token answers larger than this are refused (a hostile realm can send forever).
 TOKEN_BODY_LIMIT = 1024 * 1024
 DEFAULT_EXPIRES_IN = 60
-CATALOG_SCOPE = "registry:catalog:*"
-
-
-def repository_scope(repository: str, *actions: str) -> str:
-    """``repository:NAME:pull,push`` — the token scope for actions on a repository."""
-    return f"repository:{repository}:{','.join(actions)}"
-
-
-def merge_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
-    """Merge scopes on the same resource: ``a:pull`` + ``a:push`` -> ``a:pull,push``."""
-    merged: dict[str, list[str]] = {}
-    for scope in scopes:
-        resource, sep, actions = scope.rpartition(":")
-        if not sep or not resource:
-            continue
-        bucket = merged.setdefault(resource, [])
-        bucket.extend(a for a in actions.split(",") if a and a not in bucket)
-    return tuple(f"{resource}:{','.join(sorted(actions))}"
-                 for resource, actions in sorted(merged.items()))
-
-
-_PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7",
-))
-
-
-def _address_class(host: str) -> str | None:
-    """'loopback', 'private' or 'public' for an IP literal or localhost; None for names."""
-    if is_loopback_host(host):
-        return "loopback"
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-    if any(address in network for network in _PRIVATE_NETWORKS
-           if network.version == address.version):
-        return "private"
-    return "public"
 
 
 def check_realm(realm: str, registry_url: str) -> None:
@@ -86,8 +48,8 @@ def check_realm(realm: str, registry_url: str) -> None:
     reason = unsafe_host_reason(parts.hostname)
     if reason:
         raise UnsafeAddress(f"token realm {redact(realm)} points at {reason}")
-    realm_class = _address_class(parts.hostname)
-    registry_class = _address_class(registry.hostname or "") or "public"
+    realm_class = host_class(parts.hostname)
+    registry_class = host_class(registry.hostname or "") or "public"
     allowed = {"public": {"public"}, "private": {"private", "public"},
                "loopback": {"loopback", "private", "public"}}[registry_class]
     if realm_class is not None and realm_class not in allowed:
@@ -103,7 +65,7 @@ class RegistryAuth(httpx.Auth):
     def __init__(self, credentials: Credentials, *, registry_url: str) -> None:
         self._credentials = credentials
         self._registry_url = registry_url
-        self._origin = origin(httpx.URL(registry_url))
+        self._origin = origin(registry_url)
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, tuple[str, ...]], tuple[str, float]] = {}
         self._realm: tuple[str, str] | None = None  # (realm, service) once challenged
@@ -115,7 +77,7 @@ class RegistryAuth(httpx.Auth):
     # ----------------------------------------------------------------- flow
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if origin(request.url) != self._origin:
+        if origin(str(request.url)) != self._origin:
             # another host (an upload Location, a CDN): it gets no credential and no
             # answer to its challenges, whatever it asks
             yield request
@@ -175,7 +137,7 @@ class RegistryAuth(httpx.Auth):
     def _token_request(self, realm: str, service: str, scopes: tuple[str, ...]) -> httpx.Request:
         creds = self._credentials
         # REALM_ORIGIN: the transport refuses to follow this request to another origin
-        extensions = {LIMIT: TOKEN_BODY_LIMIT, REALM_ORIGIN: origin(httpx.URL(realm))}
+        extensions = {LIMIT: TOKEN_BODY_LIMIT, REALM_ORIGIN: origin(realm)}
         if creds.identity_token:  # OAuth2 refresh-token grant, as docker does
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
                     "client_id": "reginsight", "service": service, "scope": " ".join(scopes)}

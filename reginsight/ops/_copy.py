@@ -4,27 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._errors import InvalidReference, NotFound
-from ._manifest import Descriptor, Manifest
-from ._reference import validate_reference, validate_repository
+from .._errors import NotFound
+from ..registry._digest import is_digest
+from ..registry._manifest import Descriptor, Manifest
+from ..registry._reference import split_reference
 
 if TYPE_CHECKING:
-    from ._client import Registry
-
-
-def split_reference(text: str) -> tuple[str, str]:
-    """``team/app:1.0`` -> (``team/app``, ``1.0``); ``team/app@sha256:..`` -> digest;
-    no tag -> ``latest``. No registry host: the Registry object says where."""
-    if not isinstance(text, str):
-        raise InvalidReference("reference must be a string")
-    if "@" in text:
-        repository, _, reference = text.partition("@")
-    else:
-        head, _, last = text.rpartition("/")
-        name, sep, tag = last.partition(":")
-        repository = f"{head}/{name}" if head else name
-        reference = tag if sep else "latest"
-    return validate_repository(repository), validate_reference(reference)
+    from ..registry._client import Registry
 
 
 def copy(src: Registry, src_ref: str, dst: Registry, dst_ref: str) -> str:
@@ -38,7 +24,7 @@ def copy(src: Registry, src_ref: str, dst: Registry, dst_ref: str) -> str:
     dst_repo, dst_reference = split_reference(dst_ref)
     copier = _Copier(src, src_repo, dst, dst_repo)
     manifest = src.manifest(src_repo, src_reference)
-    copier.manifest(manifest, manifest.digest if ":" in dst_reference else dst_reference)
+    copier.manifest(manifest, manifest.digest if is_digest(dst_reference) else dst_reference)
     return manifest.digest
 
 

@@ -1,0 +1,1 @@
+"""The analysis layer: pure DataFrame in, DataFrame (or Series) out; no I/O."""

@@ -1,0 +1,155 @@
+"""What a crawl (or a storage scan) learns, before it becomes frames: the facts model.
+
+Facts are kept by digest, the same in every repository that holds the digest: what
+a manifest lists, what an image config says, the sizes learnt by HEAD. A
+:class:`CrawlResult` adds what is per repository (tags, errors) and the scope.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import ManifestInvalid
+from .._json import json_object
+from ..registry._manifest import ImageIndex, Manifest, Schema1Manifest
+
+RepositoryFilter = None | str | re.Pattern[str] | Iterable[str]
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int | None
+    media_type: str | None
+
+
+@dataclass(frozen=True)
+class Child:
+    """One entry of an index: the child manifest and the platform the index names."""
+
+    digest: str
+    media_type: str | None
+    os: str | None
+    architecture: str | None
+    variant: str | None
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    """What an image config (or schema1 v1Compatibility) says about the image."""
+
+    created: str | None
+    os: str | None
+    architecture: str | None
+    variant: str | None
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """What a manifest says, the same in every repository that holds its digest."""
+
+    digest: str
+    media_type: str | None
+    kind: str
+    manifest_size: int
+    config: Blob | None = None
+    layers: tuple[Blob, ...] = ()
+    children: tuple[Child, ...] = ()
+    platform: ConfigFacts | None = None  # schema1 carries it inline
+
+    def blobs(self) -> tuple[Blob, ...]:
+        """The config (if any) and the layers: the blobs this manifest references."""
+        return ((self.config,) if self.config else ()) + self.layers
+
+
+@dataclass
+class Facts:
+    """Everything known by digest: manifests, what configs say (by config digest), and
+    blob sizes learnt by HEAD (schema1 layers carry none)."""
+
+    manifests: dict[str, ManifestInfo] = field(default_factory=dict)
+    configs: dict[str, ConfigFacts] = field(default_factory=dict)
+    blob_sizes: dict[str, int] = field(default_factory=dict)
+
+
+#: repository, tag, digest, media type (None when HEAD did not say)
+TagRow = tuple[str, str, str, str | None]
+#: repository, reference, stage, error
+ErrorRow = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class CrawlResult:
+    """What one crawl learnt: the facts, the tags and the errors, and what was asked."""
+
+    registry: str
+    scope: str | None  # None: the whole catalog
+    tags: tuple[TagRow, ...]
+    errors: tuple[ErrorRow, ...]
+    facts: Facts
+
+
+def manifest_info(manifest: Manifest) -> ManifestInfo:
+    """The repository-independent facts of a parsed manifest."""
+    common = {"digest": manifest.digest, "media_type": manifest.media_type or None,
+              "kind": manifest.kind, "manifest_size": manifest.size}
+    if isinstance(manifest, ImageIndex):
+        children = tuple(
+            Child(d.digest, d.media_type,
+                  d.platform.os if d.platform else None,
+                  d.platform.architecture if d.platform else None,
+                  d.platform.variant if d.platform else None)
+            for d in manifest.manifests)
+        return ManifestInfo(**common, children=children)
+    layers = tuple(Blob(d.digest, d.size, d.media_type) for d in manifest.layers)
+    if isinstance(manifest, Schema1Manifest):
+        image = manifest.image_config
+        return ManifestInfo(**common, layers=layers, platform=ConfigFacts(
+            _text(image.get("created")), _text(image.get("os")),
+            _text(image.get("architecture")) or manifest.architecture or None,
+            _text(image.get("variant"))))
+    config = manifest.config
+    return ManifestInfo(
+        **common, layers=layers,
+        config=Blob(config.digest, config.size, config.media_type) if config else None)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_config(raw: bytes) -> ConfigFacts:
+    """created/os/architecture/variant of an image config blob."""
+    doc = json_object(raw)
+    if doc is None:
+        raise ManifestInvalid("image config is not a JSON object")
+    return ConfigFacts(_text(doc.get("created")), _text(doc.get("os")),
+                       _text(doc.get("architecture")), _text(doc.get("variant")))
+
+
+def select_repositories(names: Iterable[str], wanted: RepositoryFilter) -> list[str]:
+    """Apply the ``repositories=`` filter: None (all), a glob, a compiled regex, or an
+    iterable of names."""
+    if wanted is None:
+        return list(names)
+    if isinstance(wanted, re.Pattern):
+        return [n for n in names if wanted.search(n)]
+    if isinstance(wanted, str):
+        return [n for n in names if fnmatch.fnmatchcase(n, wanted)]
+    chosen = {str(w) for w in wanted}
+    return [n for n in names if n in chosen]
+
+
+def describe_scope(repositories: RepositoryFilter) -> str | None:
+    """How an inventory records what was asked for: None for the whole catalog."""
+    if repositories is None:
+        return None
+    if isinstance(repositories, re.Pattern):
+        return repositories.pattern
+    if isinstance(repositories, str):
+        return repositories
+    return ", ".join(sorted(str(r) for r in repositories))

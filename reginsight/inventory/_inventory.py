@@ -1,0 +1,177 @@
+"""The Inventory: a registry's contents as tidy DataFrames, kept as Parquet.
+
+Built by :func:`reginsight.crawl` (through :mod:`._assemble`); this module holds the
+frames pinned in DESIGN.md, saves and loads them, and summarises them in notebooks.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .._errors import InventoryError
+from .._units import format_bytes
+from .._version import __version__
+from ._frames import FRAME_NAMES, check, conform
+
+FORMAT = "reginsight-inventory"
+FORMAT_VERSION = 1
+
+
+class Inventory:
+    """What a registry holds, as DataFrames (columns and dtypes per DESIGN.md).
+
+    ``tags``: repository, tag, digest, media_type — one row per tag.
+    ``manifests``: repository, digest, media_type, kind (image/index/schema1), parent
+    (index digest or NA), os, architecture, variant, config_digest, created (UTC),
+    size (image: config + distinct layer bytes; index: distinct blobs of all its
+    children), layers (count; NA when a child could not be read), manifest_size —
+    one row per (repository, digest).
+    ``layers``: repository, manifest, position, digest, size, media_type.
+    ``blobs``: digest, size, kind (layer/config/manifest), repositories and
+    manifests (how many reference it), media_type — one row per distinct blob.
+    ``children``: repository, index, position, digest, media_type, os,
+    architecture, variant — the entries of every index.
+    ``errors``: repository, reference, stage, error — what could not be read.
+
+    ``registry`` is the registry's URL (never credentials), ``taken_at`` when the
+    crawl finished (UTC).
+    """
+
+    def __init__(self, *, registry: str, taken_at: pd.Timestamp, scope: str | None = None,
+                 **frames: pd.DataFrame) -> None:
+        if set(frames) != set(FRAME_NAMES):
+            raise TypeError(f"Inventory needs exactly the frames {FRAME_NAMES}")
+        for name, frame in frames.items():
+            check(name, frame)
+        self.registry = registry
+        self.taken_at = taken_at
+        #: which repositories were asked for: None for the whole catalog
+        self.scope = scope
+        #: derived structures (analysis), keyed by the frames they were built from
+        self._cache: dict[str, Any] = {}
+        self.tags: pd.DataFrame = frames["tags"]
+        self.manifests: pd.DataFrame = frames["manifests"]
+        self.layers: pd.DataFrame = frames["layers"]
+        self.blobs: pd.DataFrame = frames["blobs"]
+        self.children: pd.DataFrame = frames["children"]
+        self.errors: pd.DataFrame = frames["errors"]
+
+    @property
+    def complete(self) -> bool:
+        """True for a crawl of the whole catalog that read everything. Figures that
+        need the whole registry (what garbage collection frees) are upper bounds
+        otherwise: blobs shared with repositories outside the inventory look free."""
+        return self.scope is None and self.errors.empty
+
+    def frames(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """(name, frame) for every frame, in DESIGN order."""
+        for name in FRAME_NAMES:
+            yield name, getattr(self, name)
+
+    # ----------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the inventory into directory ``path`` (created if needed): one Parquet
+        file per frame and ``inventory.json`` (registry URL, time, versions). Each file
+        is written beside its final name and moved in place, so a link planted in
+        the directory is replaced, never followed: nothing lands outside ``path``."""
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, frame in self.frames():
+            _replace(directory, f"{name}.parquet", lambda f, fr=frame: fr.to_parquet(f))
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "registry": self.registry,
+                "taken_at": self.taken_at.isoformat(), "scope": self.scope,
+                "reginsight": __version__}
+        _replace(directory, "inventory.json",
+                 lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        return directory
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Inventory:
+        """Read an inventory written by :meth:`save`; dtypes come back exactly."""
+        directory = Path(path)
+        try:
+            meta = json.loads((directory / "inventory.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise InventoryError(f"{directory} holds no inventory ({type(exc).__name__})"
+                                 ) from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise InventoryError(f"{directory}/inventory.json is not a reginsight inventory")
+        if meta.get("version") != FORMAT_VERSION:
+            raise InventoryError(f"{directory}: inventory format {meta.get('version')} "
+                                 f"is not {FORMAT_VERSION}")
+        frames = {}
+        for name in FRAME_NAMES:
+            try:
+                frames[name] = conform(name, pd.read_parquet(directory / f"{name}.parquet"))
+            except (OSError, ValueError, TypeError) as exc:
+                raise InventoryError(f"{directory}/{name}.parquet: {type(exc).__name__}"
+                                     ) from None
+        try:
+            scope = meta.get("scope")
+            return cls(registry=str(meta.get("registry", "")),
+                       taken_at=pd.Timestamp(meta["taken_at"]),
+                       scope=None if scope is None else str(scope), **frames)
+        except (KeyError, ValueError) as exc:
+            raise InventoryError(f"{directory}: {exc}") from None
+
+    # ------------------------------------------------------------- notebooks
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and totals shown by ``repr`` and ``_repr_html_``."""
+        kinds = self.manifests["kind"].value_counts()
+        return {
+            "registry": self.registry,
+            "taken_at": self.taken_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "repositories": int(self.tags["repository"].nunique()),
+            "tags": len(self.tags),
+            "images": int(kinds.get("image", 0)),
+            "indexes": int(kinds.get("index", 0)),
+            "schema1": int(kinds.get("schema1", 0)),
+            "blobs": len(self.blobs),
+            "blob_bytes": int(self.blobs["size"].sum()),  # every blob, manifests too
+            "errors": len(self.errors),
+        }
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"<Inventory {s['registry']} at {s['taken_at']}: {s['repositories']} "
+                f"repositories, {s['tags']} tags, {s['blobs']} blobs, "
+                f"{format_bytes(s['blob_bytes'])} in blobs, {s['errors']} errors>")
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k.replace('_', ' '))}</th>"
+            f"<td style='text-align:right'>"
+            f"{html.escape(format_bytes(v) if k == 'blob_bytes' else str(v))}</td></tr>"
+            for k, v in s.items())
+        top = (self.tags.groupby("repository", observed=True).size()
+               .sort_values(ascending=False).head(5))
+        top_rows = "".join(f"<tr><td>{html.escape(str(r))}</td><td>{n}</td></tr>"
+                           for r, n in top.items())
+        errors = ""
+        if len(self.errors):
+            errors = (f"<p><b>{len(self.errors)} errors</b>, e.g. "
+                      f"{html.escape(str(self.errors['error'].iloc[0])[:200])}</p>")
+        return (f"<div><b>reginsight Inventory</b><table>{rows}</table>"
+                f"<p>Most tags:</p><table>{top_rows}</table>{errors}</div>")
+
+
+def _replace(directory: Path, name: str, write: Any) -> None:
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+        os.replace(temporary, directory / name)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,134 @@
+"""Manifest verbs: GET, HEAD, PUT, DELETE by digest, and the OCI tag DELETE (untag)."""
+
+from __future__ import annotations
+
+from ..._errors import (
+    DigestMismatch,
+    InvalidReference,
+    ManifestInvalid,
+    ProtocolViolation,
+    ResponseError,
+    TooLarge,
+    UnsupportedOperation,
+)
+from ..._mediatypes import MANIFEST_ACCEPT, essence
+from .._digest import is_digest, validate_digest
+from .._manifest import Descriptor, Manifest, parse_manifest
+from .._reference import validate_tag
+from ._message import Answer, ErrorCode, Request, check
+from ._paths import manifest_path
+from ._scopes import delete_scope, pull_scope, push_scope
+
+#: Manifests over 4 MiB are refused, as the distribution registry itself does.
+MANIFEST_LIMIT = 4 * 1024 * 1024
+DOCKER_CONTENT_DIGEST = "docker-content-digest"
+
+# Every manifest media type: without it registry 2.8 rewrites Docker v2 manifests
+# into schema1 (another digest), answers 404 for OCI manifests and serves one child.
+_ACCEPT = {"Accept": MANIFEST_ACCEPT}
+
+
+def announced_digest(answer: Answer) -> str | None:
+    """The ``Docker-Content-Digest`` the registry sent, validated; None without one."""
+    value = answer.header(DOCKER_CONTENT_DIGEST)
+    if not value:
+        return None
+    try:
+        return validate_digest(value)
+    except InvalidReference:
+        raise ProtocolViolation(
+            f"the registry sent an invalid Docker-Content-Digest: {value[:80]!r}") from None
+
+
+def get_manifest(repository: str, reference: str) -> Request:
+    return Request(method="GET", url=manifest_path(repository, reference), headers=_ACCEPT,
+                   scope=pull_scope(repository), limit=MANIFEST_LIMIT)
+
+
+def interpret_manifest(answer: Answer, reference: str) -> Manifest:
+    """The manifest as a frozen model, its bytes checked against the digest asked for,
+    or else the ``Docker-Content-Digest`` the registry announced."""
+    check(answer)
+    expected = reference if is_digest(reference) else announced_digest(answer)
+    return parse_manifest(answer.body, content_type=answer.headers.get("content-type"),
+                          digest=expected)
+
+
+def head_manifest(repository: str, reference: str) -> Request:
+    return Request(method="HEAD", url=manifest_path(repository, reference), headers=_ACCEPT,
+                   scope=pull_scope(repository), limit=None)
+
+
+def interpret_manifest_head(answer: Answer) -> Descriptor | None:
+    """Digest, size and media type from a HEAD; None when the registry did not say
+    the digest or the size (ask with GET then)."""
+    check(answer)
+    digest = announced_digest(answer)
+    length = answer.header("content-length")
+    if digest is None or not length.isdigit():
+        return None
+    return Descriptor(media_type=essence(answer.headers.get("content-type")), digest=digest,
+                      size=int(length))
+
+
+def put_manifest(repository: str, reference: str, raw: bytes, media_type: str | None
+                 ) -> tuple[Request, Manifest]:
+    """The PUT, and the manifest as parsed from ``raw`` (its digest is what the
+    registry must answer). By digest, ``raw`` must hash to it: checked before sending."""
+    if len(raw) > MANIFEST_LIMIT:
+        raise TooLarge(f"manifest of {len(raw)} bytes exceeds the 4 MiB registries accept")
+    by_digest = is_digest(reference)
+    if not by_digest:
+        validate_tag(reference)
+    parsed = parse_manifest(raw, content_type=media_type, digest=reference if by_digest else None)
+    content_type = media_type or parsed.media_type
+    if not content_type:
+        raise ManifestInvalid("manifest has no mediaType; pass media_type=")
+    request = Request(method="PUT", url=manifest_path(repository, reference),
+                      headers={"Content-Type": content_type}, scope=push_scope(repository),
+                      content=raw)
+    return request, parsed
+
+
+def interpret_put_manifest(answer: Answer, parsed: Manifest) -> str:
+    """The digest stored; DigestMismatch when the registry names another."""
+    check(answer)
+    announced = answer.header(DOCKER_CONTENT_DIGEST)
+    if announced and announced != parsed.digest:
+        raise DigestMismatch(
+            f"registry stored {announced} for a manifest whose digest is {parsed.digest}",
+            expected=parsed.digest, actual=announced)
+    return parsed.digest
+
+
+def delete_manifest(repository: str, digest: str) -> Request:
+    """DELETE by digest: every tag on that digest goes with it. Tags are refused here."""
+    if not isinstance(digest, str) or not is_digest(digest):
+        raise InvalidReference(
+            f"delete_manifest takes a digest, not {str(digest)[:80]!r}; "
+            "use reginsight.delete_tag to remove a tag")
+    return Request(method="DELETE", url=manifest_path(repository, validate_digest(digest)),
+                   scope=delete_scope(repository))
+
+
+def interpret_delete(answer: Answer) -> None:
+    check(answer)
+
+
+def untag(repository: str, tag: str) -> Request:
+    """The OCI tag DELETE: ``DELETE /manifests/<tag>`` removes that tag only."""
+    return Request(method="DELETE", url=manifest_path(repository, validate_tag(tag)),
+                   scope=delete_scope(repository))
+
+
+def interpret_untag(answer: Answer, *, registry: str) -> None:
+    """Registries without the tag DELETE (Distribution 2.8 answers 400 DIGEST_INVALID)
+    raise UnsupportedOperation; nothing was deleted then."""
+    try:
+        check(answer)
+    except ResponseError as exc:
+        if exc.status == 400 and ErrorCode.DIGEST_INVALID in exc.codes:
+            raise UnsupportedOperation(
+                f"{registry} does not delete by tag (OCI tag DELETE): {exc}",
+                status=exc.status, url=exc.url, errors=exc.errors) from None
+        raise
