@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Debian packages and Python extras), then run
-# ruff and the whole pytest suite against real registries started by fixtures.
+# ruff, the import-linter layers contract (pyproject.toml) and the whole pytest
+# suite against real registries started by fixtures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +19,5 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check .
+lint-imports --no-cache
 python3 -m pytest "$@"

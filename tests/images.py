@@ -63,9 +63,9 @@ class Pusher:
         return response.headers["docker-content-digest"]
 
     def image(
-        self, repo: str, tag: str, *, layers: tuple[bytes, ...] | None = None, oci: bool = False,
-        architecture: str = "amd64", os_name: str = "linux", variant: str | None = None,
-        created: str = "2026-01-02T03:04:05Z",
+        self, repo: str, tag: str | None, *, layers: tuple[bytes, ...] | None = None,
+        oci: bool = False, architecture: str = "amd64", os_name: str = "linux",
+        variant: str | None = None, created: str = "2026-01-02T03:04:05Z",
     ) -> Pushed:
         layers = layers if layers is not None else (os.urandom(256),)
         config_doc = {
@@ -90,11 +90,12 @@ class Pusher:
             ],
         }
         raw = json.dumps(doc, indent=3).encode()
-        digest = self.manifest(repo, tag, raw, media_type)
+        reference = tag or sha256(raw)  # no tag: pushed by digest, untagged
+        digest = self.manifest(repo, reference, raw, media_type)
         assert digest == sha256(raw)
-        return Pushed(repo, tag, digest, media_type, raw, config_digest, layer_digests)
+        return Pushed(repo, reference, digest, media_type, raw, config_digest, layer_digests)
 
-    def index(self, repo: str, tag: str, children: list[tuple[Pushed, dict]],
+    def index(self, repo: str, tag: str | None, children: list[tuple[Pushed, dict]],
               *, oci: bool = True) -> Pushed:
         media_type = OCI_INDEX if oci else DOCKER_LIST
         doc = {
@@ -107,5 +108,6 @@ class Pusher:
             ],
         }
         raw = json.dumps(doc, indent=2).encode()
-        digest = self.manifest(repo, tag, raw, media_type)
-        return Pushed(repo, tag, digest, media_type, raw)
+        reference = tag or sha256(raw)
+        digest = self.manifest(repo, reference, raw, media_type)
+        return Pushed(repo, reference, digest, media_type, raw)
