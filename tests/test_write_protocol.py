@@ -8,6 +8,7 @@ import hashlib
 
 import reginsight as ri
 from tests.hostile import HostileServer, registry_ping
+from tests.images import Pusher
 
 
 def test_relative_location_with_state_is_resolved_and_kept():
@@ -69,3 +70,37 @@ def test_apply_cleanup_records_a_refused_digest_and_goes_on():
         result = ri.apply_cleanup(reg, plan, dry_run=False).set_index("tag")
     assert result.loc["a", "status"] == "failed" and "DENIED" in result.loc["a", "detail"]
     assert result.loc["b", "status"] == "deleted"
+
+
+def test_referrers_are_read_page_by_page_and_none_without_the_api(registry_server, prefix):
+    """A registry with the OCI 1.1 referrers API (scripted: pages joined by Link), and
+    the real 2.8, which has none: None, so a caller knows to read the fallback tag."""
+    import json
+
+    subject = "sha256:" + "5" * 64
+    entries = [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:" + c * 64, "size": 7, "artifactType": "application/spdx+json"}
+               for c in "67"]
+
+    def page(seen):
+        last = "last=" in seen.path
+        doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+               "manifests": [entries[1 if last else 0]]}
+        headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        if not last:
+            headers["Link"] = f'</v2/app/referrers/{subject}?last=x>; rel="next"'
+        return 200, headers, json.dumps(doc).encode()
+
+    routes = {"/v2/": registry_ping, f"/v2/app/referrers/{subject}": page}
+    with HostileServer(routes=routes) as server, ri.Registry(server.url) as reg:
+        found = reg.referrers("app", subject)
+    assert [d.digest for d in found] == [e["digest"] for e in entries]
+    assert found[0].artifact_type == "application/spdx+json"
+    assert [r.path for r in server.requests[1:]] == [
+        f"/v2/app/referrers/{subject}", f"/v2/app/referrers/{subject}?last=x"]
+
+    pusher = Pusher(registry_server.url)
+    image = pusher.image(f"{prefix}/ref", "v1")
+    pusher.close()
+    with ri.Registry(registry_server.url) as reg:
+        assert reg.referrers(f"{prefix}/ref", image.digest) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -89,11 +90,11 @@ def interpret_ping(answer: Answer, *, registry: str, has_credentials: bool) -> N
                has_credentials=has_credentials)
 
 
-def check_ping(status: int, headers: dict[str, str] | object, body: bytes, *, url: str,
+def check_ping(status: int, headers: Mapping[str, str], body: bytes, *, url: str,
                has_credentials: bool) -> None:
     """:func:`interpret_ping` on bare status, headers (lower-case keys) and body."""
     if status == 200:
-        version = headers.get("docker-distribution-api-version", "")  # type: ignore[attr-defined]
+        version = headers.get("docker-distribution-api-version", "")
         if version.lower().startswith("registry/2"):
             return
         if json_object(body) is not None:
