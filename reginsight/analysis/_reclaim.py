@@ -62,11 +62,11 @@ def reclaimable_blobs(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataF
     nm = len(reach.manifests)
     chosen = _chosen_tags(inv, tags)
     # a digest delete takes every tag on that digest in that repository
-    link = reach.tag_repository.astype(np.int64) * nm + reach.tag_manifest
+    link = reach.placement(reach.tag_repository, reach.tag_manifest)
     gone = np.isin(link, link[chosen])
     kept_tags = np.flatnonzero(~gone)
     kept_rows = np.isin(reach.reach_tag, kept_tags)
-    links = reach.tag_repository[reach.reach_tag].astype(np.int64) * nm + reach.reach_manifest
+    links = reach.placement(reach.tag_repository[reach.reach_tag], reach.reach_manifest)
     kept_links = np.unique(links[kept_rows])
     gone_links = np.setdiff1d(np.unique(links[~kept_rows]), kept_links)
     linked_after = np.unique(kept_links % nm)

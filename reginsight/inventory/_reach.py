@@ -158,6 +158,11 @@ class Reach:
             reach_manifest=reach_manifest, uses_manifest=uses_m, uses_blob=uses_b,
             pair_tag=pair_tag, pair_blob=pair_blob)
 
+    def placement(self, repository_ids: np.ndarray, manifest_ids: np.ndarray) -> np.ndarray:
+        """One int64 per (repository, manifest) pair, equal exactly when both are: a
+        manifest in a repository, the unit a DELETE by digest removes."""
+        return repository_ids.astype(np.int64) * len(self.manifests) + manifest_ids
+
     def repository_blobs(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct (repository id, blob id) pairs."""
         return unique_pairs(self.tag_repository[self.pair_tag], self.pair_blob,

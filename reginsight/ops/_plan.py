@@ -139,21 +139,20 @@ def plan_cleanup(
     reach = Reach.of(inv)
     kept = rows[reasons.notna().to_numpy()]
     if len(kept):
-        width = len(reach.manifests)
-        link = reach.tag_repository[rows].astype(np.int64) * width + reach.tag_manifest[rows]
-        kept_at = pd.Series(inv.tags["tag"].astype(str).to_numpy()[kept],
-                            index=link[reasons.notna().to_numpy()]).sort_values()
-        directly = kept_at[~kept_at.index.duplicated()]  # (repo, digest) -> first kept tag
-        through = np.isin(reach.reach_tag, kept)
-        reached = pd.Series(
-            inv.tags["tag"].astype(str).to_numpy()[reach.reach_tag[through]],
-            index=reach.tag_repository[reach.reach_tag[through]].astype(np.int64) * width
-            + reach.reach_manifest[through]).sort_values()
-        reached = reached[~reached.index.duplicated()]
-        named = pd.Series(directly.reindex(link).to_numpy(), index=frame.index)
-        keep(named.notna(), "shares its digest with kept tag " + named.fillna(""))
-        named = pd.Series(reached.reindex(link).to_numpy(), index=frame.index)
-        keep(named.notna(), "referenced by kept index " + named.fillna(""))
+        tag_names = inv.tags["tag"].astype(str).to_numpy()
+        placed = reach.placement(reach.tag_repository[rows], reach.tag_manifest[rows])
+        through = reach.reach_tag[np.isin(reach.reach_tag, kept)]
+        reached = reach.reach_manifest[np.isin(reach.reach_tag, kept)]
+        for why, where, tags in (
+            ("shares its digest with kept tag ",
+             reach.placement(reach.tag_repository[kept], reach.tag_manifest[kept]), kept),
+            ("referenced by kept index ",
+             reach.placement(reach.tag_repository[through], reached), through),
+        ):
+            first = pd.Series(tag_names[tags], index=where).sort_values()  # first by name
+            first = first[~first.index.duplicated()]
+            named = pd.Series(first.reindex(placed).to_numpy(), index=frame.index)
+            keep(named.notna(), why + named.fillna(""))
 
     frame["action"] = reasons.isna().map({True: "delete", False: "keep"}).astype("string")
     rules = []
