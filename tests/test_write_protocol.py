@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 import reginsight as ri
 from tests.hostile import HostileServer, registry_ping
 from tests.images import Pusher
@@ -104,3 +106,16 @@ def test_referrers_are_read_page_by_page_and_none_without_the_api(registry_serve
     pusher.close()
     with ri.Registry(registry_server.url) as reg:
         assert reg.referrers(f"{prefix}/ref", image.digest) is None
+
+
+def test_a_referrers_link_back_to_itself_is_refused_after_one_repeat():
+    subject = "sha256:" + "5" * 64
+    path = f"/v2/app/referrers/{subject}"
+    index = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", ' \
+            b'"manifests": []}'
+    routes = {"/v2/": registry_ping,
+              path: lambda seen: (200, {"Link": f'<{path}>; rel="next"'}, index)}
+    with HostileServer(routes=routes) as server, ri.Registry(server.url) as reg:
+        with pytest.raises(ri.ProtocolViolation, match="pagination loops"):
+            reg.referrers("app", subject)
+    assert len(server.requests) == 2  # the ping and one page: the repeat is never sent

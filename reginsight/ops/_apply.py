@@ -29,8 +29,9 @@ class _Indexes:
     def below(self, repository: str, index: str) -> list[str]:
         """Every manifest an index reaches, at any depth, itself left out: its own
         children first, in its order, then the deeper ones."""
-        own = [child for child, _ in self._entries(repository, index)]
-        deeper = self._reach(repository, [(index, mt.OCI_INDEX)]) - {index} - set(own)
+        entries = list(self._entries(repository, index))
+        own = [child for child, _ in entries]
+        deeper = self._reach(repository, entries) - {index} - set(own)
         return own + sorted(deeper)
 
     def _entries(self, repository: str, digest: str) -> tuple[tuple[str, str | None], ...]:

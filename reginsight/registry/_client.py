@@ -196,9 +196,9 @@ class Registry:
         (capped by the transport); a body without a limit at most SMALL_BODY_LIMIT."""
         body = b""
         if read or response.status_code >= 400:
-            cap = None if request.limit is not None or response.status_code >= 400 else \
-                proto.SMALL_BODY_LIMIT
-            body = self._body(response, cap=cap)
+            # the transport already read (or capped) bodies with a limit and error bodies
+            bounded = request.limit is not None or response.status_code >= 400
+            body = self._body(response, cap=None if bounded else proto.SMALL_BODY_LIMIT)
         return proto.Answer.of(response.status_code, response.headers.items(), body,
                                url=self._absolute(request.url), method=request.method)
 
@@ -236,15 +236,20 @@ class Registry:
         seen: set[str] = set()
         request: proto.Request | None = first
         while request is not None:
-            url = self._absolute(request.url)
-            if url in seen or len(seen) >= proto.MAX_PAGES:
-                raise ProtocolViolation(
-                    f"{redact(url)}: pagination loops; stopped after {len(seen)} pages")
+            url = self._unseen_page(seen, request)
             page = self._call(request, lambda answer, asked=request: interpret(asked, answer))
             if not page.again:  # the same page asked smaller is not a loop
                 seen.add(url)
             yield from page.entries
             request = page.next
+
+    def _unseen_page(self, seen: set[str], request: proto.Request) -> str:
+        """The page's absolute URL; a page asked twice, or too many, is a loop."""
+        url = self._absolute(request.url)
+        if url in seen or len(seen) >= proto.MAX_PAGES:
+            raise ProtocolViolation(
+                f"{redact(url)}: pagination loops; stopped after {len(seen)} pages")
+        return url
 
     # ------------------------------------------------------------ read API
 
@@ -293,13 +298,11 @@ class Registry:
         referrers API: its referrers are then indexed under the fallback tag
         (``proto.fallback_tag(digest)``)."""
         found: list[Descriptor] = []
+        seen: set[str] = set()
         request: proto.Request | None = proto.referrers(repository, digest,
                                                          artifact_type=artifact_type)
-        pages = 0
         while request is not None:
-            pages += 1
-            if pages > proto.MAX_PAGES:
-                raise ProtocolViolation(f"referrers of {digest}: pagination loops")
+            seen.add(self._unseen_page(seen, request))
             page = self._call(request, lambda answer, asked=request: proto.interpret_referrers(
                 asked, answer, artifact_type=artifact_type))
             if page is None:
