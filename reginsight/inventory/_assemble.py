@@ -29,6 +29,17 @@ def assemble(result: CrawlResult) -> Inventory:
     for repo, _, digest, _ in result.tags:
         roots[repo].add(digest)
     reach = {repo: reachable(digests, children) for repo, digests in roots.items()}
+    tagged: set[tuple[str, str]] | None = None
+    if result.revisions is not None:  # a storage scan: every revision is a row
+        held: dict[str, set[str]] = defaultdict(set)
+        for repo, digest in result.revisions:
+            held[repo].add(digest)
+        # a tag reaches what its repository holds; a child missing there pulls nothing
+        tagged = {(repo, digest) for repo, digests in held.items()
+                  for digest in reachable(
+                      roots[repo] & digests,
+                      lambda d, digests=digests: [c for c in children(d) if c in digests])}
+        reach = held
     # which indexes of the repository list a manifest, and the platform they name it by
     parents: dict[tuple[str, str], set[str]] = defaultdict(set)
     named_platform: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
@@ -103,12 +114,17 @@ def assemble(result: CrawlResult) -> Inventory:
                                    child.os, child.architecture, child.variant))
     blobs = [(digest, size, kind, len(blob_repos[digest]), len(blob_users[digest]), media)
              for digest, (size, kind, media) in blob_facts.items()]
+    manifest_frame = build("manifests", manifests)
+    if tagged is not None:
+        manifest_frame["tagged"] = [
+            (repo, digest) in tagged for repo, digest in zip(
+                manifest_frame["repository"].astype(str), manifest_frame["digest"], strict=True)]
     return Inventory(
         registry=result.registry,
         taken_at=pd.Timestamp.now(tz="UTC"),
         scope=result.scope,
         tags=build("tags", tags),
-        manifests=build("manifests", manifests),
+        manifests=manifest_frame,
         layers=build("layers", layers),
         blobs=build("blobs", blobs),
         children=build("children", child_rows),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import re
-import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from ._facts import (
     parse_config,
     select_repositories,
 )
+from ._progress import progress_bar
 
 if TYPE_CHECKING:
     from ..registry._client import Registry
@@ -72,7 +72,7 @@ class Crawler:
 
     def run(self, repositories: RepositoryFilter = None) -> CrawlResult:
         self.scope = describe_scope(repositories)
-        bar = _progress_bar(self.reg.url, enabled=self.progress)
+        bar = progress_bar(f"crawl {self.reg.url}", unit="tag", enabled=self.progress)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="reginsight") as pool:
             self._pool = pool
             try:
@@ -200,27 +200,6 @@ class Crawler:
                 raise TooLarge(f"config {digest} exceeds {CONFIG_LIMIT} bytes")
             stream.read()  # to EOF: the digest is checked there
         return parse_config(raw)
-
-
-class _NoBar:
-    total = 0
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def refresh(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(url: str, *, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=0, unit="tag", desc=f"crawl {url}", file=sys.stderr, leave=True)
 
 
 def crawl(

@@ -91,6 +91,9 @@ class CrawlResult:
     tags: tuple[TagRow, ...]
     errors: tuple[ErrorRow, ...]
     facts: Facts
+    #: (repository, digest) of every manifest a repository holds, tagged or not: only a
+    #: storage scan knows them (the API lists tags). None: a crawl, tags are the roots.
+    revisions: frozenset[tuple[str, str]] | None = None
 
 
 def manifest_info(manifest: Manifest) -> ManifestInfo:

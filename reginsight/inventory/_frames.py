@@ -20,6 +20,7 @@ STR = "string"
 INT = "int64"
 NINT = "Int64"
 TIME = "datetime64[ns, UTC]"
+BOOL = "bool"
 
 SCHEMAS: dict[str, dict[str, str]] = {
     "tags": {"repository": CAT, "tag": STR, "digest": STR, "media_type": CAT},
@@ -35,6 +36,11 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "children": {"repository": CAT, "index": STR, "position": INT, "digest": STR,
                  "media_type": CAT, "os": CAT, "architecture": CAT, "variant": CAT},
     "errors": {"repository": CAT, "reference": STR, "stage": CAT, "error": STR},
+    # what only a registry's storage shows (scan_storage); empty after a crawl
+    "uploads": {"repository": CAT, "uuid": STR, "started": TIME, "size": NINT},
+    "tag_history": {"repository": CAT, "tag": STR, "digest": STR, "current": BOOL,
+                    "linked": TIME},
+    "layer_links": {"repository": CAT, "digest": STR},
 }
 
 SORT_KEYS: dict[str, list[str]] = {
@@ -44,9 +50,20 @@ SORT_KEYS: dict[str, list[str]] = {
     "blobs": ["digest"],
     "children": ["repository", "index", "position"],
     "errors": ["repository", "reference", "stage", "error"],
+    "uploads": ["repository", "uuid"],
+    "tag_history": ["repository", "tag", "linked", "digest"],
+    "layer_links": ["repository", "digest"],
 }
 
 FRAME_NAMES = tuple(SCHEMAS)
+#: frames only a storage scan fills: absent from older saved inventories, empty then
+STORAGE_FRAMES = ("uploads", "tag_history", "layer_links")
+#: columns only a storage scan adds, after the pinned ones
+STORAGE_COLUMNS = {"manifests": {"tagged": BOOL}, "blobs": {"on_disk": BOOL}}
+
+
+def empty(name: str) -> pd.DataFrame:
+    return build(name, [])
 
 
 def _column(values: Sequence[Any], dtype: str) -> pd.Series:

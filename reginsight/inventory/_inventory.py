@@ -19,7 +19,7 @@ import pandas as pd
 from .._errors import InventoryError
 from .._units import format_bytes
 from .._version import __version__
-from ._frames import FRAME_NAMES, check, conform
+from ._frames import FRAME_NAMES, STORAGE_FRAMES, check, conform, empty
 
 FORMAT = "reginsight-inventory"
 FORMAT_VERSION = 1
@@ -41,12 +41,25 @@ class Inventory:
     architecture, variant — the entries of every index.
     ``errors``: repository, reference, stage, error — what could not be read.
 
-    ``registry`` is the registry's URL (never credentials), ``taken_at`` when the
-    crawl finished (UTC).
+    Only a storage scan (:func:`reginsight.scan_storage`) fills these; after a crawl
+    they are empty: ``uploads``: repository, uuid, started (UTC), size (Int64, NA
+    where the storage does not keep the data as a file) — unfinished uploads;
+    ``tag_history``: repository, tag, digest, current (bool: where the tag points
+    now), linked (UTC, when the storage wrote that link; NA if it does not say) —
+    every digest each tag has pointed at; ``layer_links``: repository, digest — the
+    blobs each repository links (pushed or mounted into it). A scan also adds
+    ``manifests.tagged`` (bool: a tag reaches it, directly or through indexes) and
+    ``blobs.on_disk`` (bool: its data is in the storage), and ``blobs`` then lists
+    every blob in the storage, referenced or not (kind NA when nothing references it).
+
+    ``registry`` is the registry's URL (never credentials) or the storage root,
+    ``taken_at`` when the crawl or scan finished (UTC).
     """
 
     def __init__(self, *, registry: str, taken_at: pd.Timestamp, scope: str | None = None,
                  **frames: pd.DataFrame) -> None:
+        for name in STORAGE_FRAMES:
+            frames.setdefault(name, empty(name))
         if set(frames) != set(FRAME_NAMES):
             raise TypeError(f"Inventory needs exactly the frames {FRAME_NAMES}")
         for name, frame in frames.items():
@@ -63,6 +76,15 @@ class Inventory:
         self.blobs: pd.DataFrame = frames["blobs"]
         self.children: pd.DataFrame = frames["children"]
         self.errors: pd.DataFrame = frames["errors"]
+        self.uploads: pd.DataFrame = frames["uploads"]
+        self.tag_history: pd.DataFrame = frames["tag_history"]
+        self.layer_links: pd.DataFrame = frames["layer_links"]
+
+    @property
+    def from_storage(self) -> bool:
+        """True when the inventory was read from the registry's storage: it then holds
+        every manifest revision and every blob, not only what tags reach."""
+        return "tagged" in self.manifests.columns and "on_disk" in self.blobs.columns
 
     @property
     def complete(self) -> bool:
@@ -110,6 +132,8 @@ class Inventory:
                                  f"is not {FORMAT_VERSION}")
         frames = {}
         for name in FRAME_NAMES:
+            if name in STORAGE_FRAMES and not (directory / f"{name}.parquet").exists():
+                continue  # saved before storage scans existed: empty
             try:
                 frames[name] = conform(name, pd.read_parquet(directory / f"{name}.parquet"))
             except (OSError, ValueError, TypeError) as exc:

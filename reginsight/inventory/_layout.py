@@ -1,0 +1,94 @@
+"""The Distribution registry's storage layout, as pure path parsing (no I/O).
+
+Under ``<root>/docker/registry/v2`` the registry (2.x, and v3 alike) keeps::
+
+    blobs/<alg>/<hex[:2]>/<hex>/data                              every blob, once
+    repositories/<name>/_manifests/revisions/<alg>/<hex>/link     a manifest in <name>
+    repositories/<name>/_manifests/tags/<tag>/current/link        where <tag> points
+    repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link  every digest it had
+    repositories/<name>/_layers/<alg>/<hex>/link                  a blob linked into <name>
+    repositories/<name>/_uploads/<uuid>/{data,startedat,hashstates/...}  unfinished uploads
+
+``<name>`` has one or more components, none starting with ``_`` (the reference
+grammar forbids it), so the first ``_``-component ends it. A link file holds a
+digest; the registry trusts its content, not its path, and so do we.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .._errors import InvalidDigest
+from ..registry._digest import validate_digest
+
+V2 = "docker/registry/v2"
+#: scan error stages at which the registry's own garbage-collect stops while marking
+#: (it cannot read a revision link or a manifest), deleting nothing
+GC_FATAL_STAGES = frozenset({"revision link", "manifest"})
+
+_HEX = r"[a-f0-9]{32,}"
+_ALG = r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*"
+_BLOB = re.compile(rf"blobs/({_ALG})/[a-f0-9]{{2}}/({_HEX})/data")
+_REPO = re.compile(r"repositories/((?:[a-z0-9][^/]*/)*?[a-z0-9][^/]*)/(_[a-z]+)/(.+)")
+_REVISION = re.compile(rf"revisions/({_ALG})/({_HEX})/link")
+_CURRENT = re.compile(r"tags/([^/]+)/current/link")
+_TAG_INDEX = re.compile(rf"tags/([^/]+)/index/({_ALG})/({_HEX})/link")
+_LAYER = re.compile(rf"({_ALG})/({_HEX})/link")
+_UPLOAD = re.compile(r"([^/]+)/(data|startedat)")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of the storage that means something: ``kind`` is ``blob``,
+    ``revision``, ``tag``, ``tag_index``, ``layer``, ``upload_data`` or
+    ``upload_started``; the other fields are what its path says."""
+
+    kind: str
+    repository: str | None = None
+    digest: str | None = None  # from the path
+    tag: str | None = None
+    upload: str | None = None
+
+
+def classify(relative: str) -> Entry | None:
+    """What the file at ``relative`` (a path below ``docker/registry/v2``) is, or None
+    for files the layout does not give a meaning (hash states, stray files)."""
+    blob = _BLOB.fullmatch(relative)
+    if blob:
+        return Entry("blob", digest=f"{blob.group(1)}:{blob.group(2)}")
+    repo = _REPO.fullmatch(relative)
+    if repo is None:
+        return None
+    name, area, rest = repo.groups()
+    if area == "_manifests":
+        if match := _REVISION.fullmatch(rest):
+            return Entry("revision", name, f"{match.group(1)}:{match.group(2)}")
+        if match := _CURRENT.fullmatch(rest):
+            return Entry("tag", name, tag=match.group(1))
+        if match := _TAG_INDEX.fullmatch(rest):
+            return Entry("tag_index", name, f"{match.group(2)}:{match.group(3)}",
+                         tag=match.group(1))
+    elif area == "_layers":
+        if match := _LAYER.fullmatch(rest):
+            return Entry("layer", name, f"{match.group(1)}:{match.group(2)}")
+    elif area == "_uploads" and (match := _UPLOAD.fullmatch(rest)):
+        return Entry(f"upload_{match.group(2)}", name, upload=match.group(1))
+    return None
+
+
+def link_target(content: bytes) -> str | None:
+    """The digest a link file holds, or None when it holds anything else (empty,
+    garbled, a path): such a link is reported, never followed."""
+    try:
+        text = content.decode("ascii")
+        return validate_digest(text) if text == text.strip() else None
+    except (UnicodeDecodeError, InvalidDigest):
+        return None
+
+
+def blob_path(digest: str) -> str:
+    """Where a blob's data lives, below ``docker/registry/v2``. Only for a digest that
+    passed :func:`link_target` (or came from a blob path): nothing else is joined."""
+    algorithm, hexa = digest.split(":", 1)
+    return f"blobs/{algorithm}/{hexa[:2]}/{hexa}/data"

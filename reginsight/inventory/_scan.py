@@ -1,0 +1,325 @@
+"""Read a Distribution registry's own storage into an :class:`Inventory`, read-only.
+
+The tag API shows what tags reach; the storage holds everything: manifests a moved
+tag left behind, blobs of deleted manifests, unfinished uploads. This module lists
+the tree once (one recursive listing, which on S3 is a paged ListObjects), reads
+the small link files and the manifest and config blobs in batches, and hands the
+facts to the same assembly as a crawl. Any fsspec filesystem works (local, s3,
+gcs, az ...); nothing is ever written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from .. import _mediatypes as mt
+from .._errors import InventoryError, ReginsightError
+from ..registry._manifest import parse_manifest
+from ._assemble import assemble
+from ._facts import Blob, CrawlResult, Facts, ManifestInfo, manifest_info, parse_config
+from ._frames import build, tidy
+from ._inventory import Inventory
+from ._layout import V2, blob_path, classify, link_target
+from ._progress import progress_bar
+
+#: manifest and config blobs are small JSON documents; a larger one is not read
+DOCUMENT_LIMIT = 16 * 1024 * 1024
+#: files read per batch (s3fs fetches a batch concurrently)
+BATCH = 512
+
+
+@dataclass
+class _Tree:
+    """What the listing says, before any file is read."""
+
+    blobs: dict[str, int] = field(default_factory=dict)  # digest -> bytes of data
+    revisions: list[tuple[str, str]] = field(default_factory=list)  # repo, link path
+    tags: list[tuple[str, str, str]] = field(default_factory=list)  # repo, tag, link path
+    history: list[tuple[str, str, str, Any]] = field(default_factory=list)  # + digest, time
+    layer_links: list[tuple[str, str]] = field(default_factory=list)  # repo, digest
+    uploads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # path, why
+
+
+def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None = None,
+                 progress: bool = True) -> Inventory:
+    """Read the registry storage at ``root`` into an :class:`Inventory`, read-only.
+
+    ``root`` is the folder holding ``docker/registry/v2`` (the registry's
+    ``rootdirectory``), or an fsspec URL such as ``s3://bucket/rootdirectory``;
+    ``storage_options`` go to fsspec (credentials, ``endpoint_url`` ...) and are
+    never kept. The frames are those of a crawl (see :class:`Inventory`), with
+    every manifest revision of every repository, tagged or not
+    (``manifests.tagged``), every blob in the storage (``blobs.on_disk``), and the
+    frames ``uploads``, ``tag_history`` and ``layer_links``. Sizes are the bytes of
+    the blob data. What cannot be read (a garbled link, a link to a missing blob,
+    a corrupt manifest) becomes an ``errors`` row; the scan goes on.
+
+    Raises InventoryError when ``root`` holds no registry storage.
+    """
+    import fsspec
+
+    url = str(root)
+    try:
+        fs, base = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+    except (ValueError, ImportError) as exc:
+        raise InventoryError(f"cannot open {_shown(url)}: {exc}") from None
+    top = f"{base.rstrip('/')}/{V2}"
+    if not fs.isdir(top):
+        raise InventoryError(f"{_shown(url)} is not a registry storage: it has no {V2}")
+    return _Scan(fs, top, _shown(url), progress=progress).run()
+
+
+def _shown(url: str) -> str:
+    """The root as an inventory records it: never a password in a URL."""
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
+class _Scan:
+    def __init__(self, fs: Any, top: str, shown: str, *, progress: bool) -> None:
+        self.fs, self.top, self.shown, self.progress = fs, top, shown, progress
+        self.errors: list[tuple[str, str, str, str]] = []
+        self.facts = Facts()
+
+    def run(self) -> Inventory:
+        tree = self._list()
+        for path, why in tree.refused:
+            self.errors.append(("", path, "path", why))
+        revisions = self._revisions(tree)
+        tags = self._tags(tree)
+        self._manifests(tree, revisions)
+        held = frozenset((repo, d) for repo, d in revisions if d in self.facts.manifests)
+        self._missing(tree, held)
+        result = CrawlResult(registry=self.shown, scope=None, tags=tuple(tags),
+                             errors=tuple(self.errors), facts=self.facts, revisions=held)
+        inv = assemble(result)
+        return Inventory(
+            registry=inv.registry, taken_at=pd.Timestamp.now(tz="UTC"), scope=None,
+            tags=inv.tags, manifests=inv.manifests, layers=inv.layers,
+            blobs=_every_blob(inv.blobs, tree.blobs), children=inv.children,
+            errors=inv.errors, uploads=self._uploads(tree),
+            tag_history=build("tag_history", self._history(tree, tags)),
+            layer_links=build("layer_links", tree.layer_links))
+
+    # ------------------------------------------------------------------ list
+
+    def _list(self) -> _Tree:
+        entries = self.fs.find(self.top, withdirs=True, detail=True)
+        # a symbolic link could lead out of the root: refuse it and all below it
+        links = sorted(p for p, info in entries.items() if info.get("islink"))
+        tree = _Tree()
+        prefix = self.top.rstrip("/") + "/"
+        for path, info in entries.items():
+            if info.get("type") == "directory" and not info.get("islink"):
+                continue
+            relative = path[len(prefix):] if path.startswith(prefix) else None
+            if relative is None:
+                tree.refused.append((path, "outside the storage root"))
+                continue
+            if any(path == link or path.startswith(link + "/") for link in links):
+                if path in links:
+                    tree.refused.append((relative, "a symbolic link: not followed"))
+                continue
+            entry = classify(relative)
+            if entry is None:
+                continue
+            if entry.kind == "blob":
+                tree.blobs[entry.digest] = int(info.get("size") or 0)
+            elif entry.kind == "revision":
+                tree.revisions.append((entry.repository, path))
+            elif entry.kind == "tag":
+                tree.tags.append((entry.repository, entry.tag, path))
+            elif entry.kind == "tag_index":
+                tree.history.append((entry.repository, entry.tag, entry.digest,
+                                     _modified(info)))
+            elif entry.kind == "layer":
+                tree.layer_links.append((entry.repository, entry.digest))
+            else:
+                upload = tree.uploads.setdefault((entry.repository, entry.upload), {})
+                if entry.kind == "upload_data":
+                    upload["size"] = int(info.get("size") or 0)
+                else:
+                    upload["started_path"] = path
+        return tree
+
+    # ------------------------------------------------------------------ read
+
+    def _read(self, paths: list[str]) -> Iterable[tuple[str, bytes | Exception]]:
+        """(path, content or the exception) for each path, in batches."""
+        for start in range(0, len(paths), BATCH):
+            chunk = paths[start:start + BATCH]
+            got = self.fs.cat(chunk, on_error="return") if chunk else {}
+            for path in chunk:
+                value = got.get(path, got.get(self.fs._strip_protocol(path)))
+                yield path, value if value is not None else FileNotFoundError(path)
+
+    def _links(self, paths: list[str]) -> dict[str, str | Exception]:
+        out: dict[str, str | Exception] = {}
+        for path, content in self._read(paths):
+            if isinstance(content, Exception):
+                out[path] = content
+            else:
+                target = link_target(content)
+                out[path] = target if target else ValueError(
+                    "holds no digest" if not content.strip() else "does not hold a digest")
+        return out
+
+    def _documents(self, digests: list[str], sizes: Mapping[str, int]
+                   ) -> Iterable[tuple[str, bytes | Exception]]:
+        """(digest, bytes or the exception) of small JSON blobs; a huge one is not read."""
+        paths = {}
+        for digest in digests:
+            if sizes[digest] > DOCUMENT_LIMIT:
+                yield digest, InventoryError(f"{sizes[digest]} bytes: too large to be one")
+            else:
+                paths[f"{self.top}/{blob_path(digest)}"] = digest
+        for path, raw in self._read(list(paths)):
+            yield paths[path], raw
+
+    def _relative(self, path: str) -> str:
+        return path[len(self.top.rstrip("/")) + 1:]
+
+    def _revisions(self, tree: _Tree) -> list[tuple[str, str]]:
+        """(repository, digest) of each revision link, as the registry reads it."""
+        found = []
+        links = self._links([path for _, path in tree.revisions])
+        for repo, path in tree.revisions:
+            target = links[path]
+            if isinstance(target, Exception):
+                self.errors.append((repo, self._relative(path), "revision link",
+                                    f"{type(target).__name__}: {target}"))
+            elif target not in tree.blobs:  # the registry skips such a revision too
+                self.errors.append((repo, target, "revision",
+                                    "its manifest blob is not in the storage"))
+            else:
+                found.append((repo, target))
+        return found
+
+    def _tags(self, tree: _Tree) -> list[tuple[str, str, str, str | None]]:
+        rows = []
+        links = self._links([path for _, _, path in tree.tags])
+        for repo, tag, path in tree.tags:
+            target = links[path]
+            if isinstance(target, Exception):
+                self.errors.append((repo, tag, "tag link", f"{type(target).__name__}: {target}"))
+            else:
+                rows.append((repo, tag, target, None))
+        return rows
+
+    def _manifests(self, tree: _Tree, revisions: list[tuple[str, str]]) -> None:
+        """Parse every revision's manifest blob once, then the image configs."""
+        where = defaultdict(set)
+        for repo, digest in revisions:
+            where[digest].add(repo)
+        bar = progress_bar(f"scan {self.shown}", unit="manifest", total=len(where),
+                           enabled=self.progress)
+        configs: dict[str, str] = {}  # config digest -> a manifest using it
+        for digest, raw in self._documents(sorted(where), tree.blobs):
+            bar.update()
+            try:
+                if isinstance(raw, Exception):
+                    raise raw
+                info = manifest_info(parse_manifest(raw, digest=digest))
+            except (ReginsightError, OSError, ValueError) as exc:
+                for repo in sorted(where[digest]):
+                    self.errors.append((repo, digest, "manifest", f"{type(exc).__name__}: {exc}"))
+                continue
+            self.facts.manifests[digest] = _sized(info, tree.blobs)
+            if info.config is not None and info.config.media_type in _CONFIG_TYPES:
+                configs.setdefault(info.config.digest, digest)
+        bar.close()
+        on_disk = {d: m for d, m in configs.items() if d in tree.blobs}
+        for digest, raw in self._documents(sorted(on_disk), tree.blobs):
+            try:
+                if isinstance(raw, Exception):
+                    raise raw
+                self.facts.configs[digest] = parse_config(raw)
+            except (ReginsightError, OSError, ValueError) as exc:
+                for repo in sorted(where[on_disk[digest]]):
+                    self.errors.append((repo, digest, "config", f"{type(exc).__name__}: {exc}"))
+
+    def _missing(self, tree: _Tree, held: frozenset[tuple[str, str]]) -> None:
+        """An errors row for each blob or child a held manifest names that the storage
+        lacks: that image cannot be pulled whole."""
+        for repo, digest in sorted(held):
+            info = self.facts.manifests[digest]
+            for blob in info.blobs():
+                if blob.digest not in tree.blobs and not _foreign(blob.media_type):
+                    self.errors.append((repo, blob.digest, "blob",
+                                        f"referenced by {digest}, not in the storage"))
+            for child in info.children:
+                if (repo, child.digest) not in held:
+                    self.errors.append((repo, child.digest, "child",
+                                        f"listed by index {digest}, not held by {repo}"))
+
+    # ---------------------------------------------------- storage-only frames
+
+    def _uploads(self, tree: _Tree) -> pd.DataFrame:
+        started_paths = [u["started_path"] for u in tree.uploads.values() if "started_path" in u]
+        started = dict(self._read(started_paths))
+        rows = []
+        for (repo, uuid), upload in sorted(tree.uploads.items()):
+            when = started.get(upload.get("started_path", ""))
+            text = when.decode("ascii", "replace").strip() if isinstance(when, bytes) else None
+            rows.append((repo, uuid, text, upload.get("size")))
+        return build("uploads", rows)
+
+    def _history(self, tree: _Tree, tags: list[tuple[str, str, str, str | None]]
+                 ) -> list[tuple[str, str, str, bool, Any]]:
+        current = {(repo, tag): digest for repo, tag, digest, _ in tags}
+        return [(repo, tag, digest, current.get((repo, tag)) == digest, when)
+                for repo, tag, digest, when in tree.history]
+
+
+_CONFIG_TYPES = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
+
+
+def _foreign(media_type: str | None) -> bool:
+    return media_type == mt.DOCKER_FOREIGN_LAYER
+
+
+def _sized(info: ManifestInfo, disk: Mapping[str, int]) -> ManifestInfo:
+    """The manifest's blobs with the sizes of their data on disk (the truth a
+    descriptor only claims); a blob not on disk keeps its descriptor size."""
+    def sized(blob: Blob) -> Blob:
+        return replace(blob, size=disk.get(blob.digest, blob.size))
+
+    return replace(info, config=sized(info.config) if info.config else None,
+                   layers=tuple(sized(b) for b in info.layers))
+
+
+def _every_blob(referenced: pd.DataFrame, disk: Mapping[str, int]) -> pd.DataFrame:
+    """The blobs frame of a scan: every referenced blob (its size from disk when
+    there), and every blob on disk that nothing references; ``on_disk`` says which."""
+    frame = referenced.copy()
+    frame["size"] = frame["digest"].map(disk).astype("Int64").fillna(frame["size"])
+    known = set(frame["digest"])
+    extra = pd.DataFrame({"digest": pd.array([d for d in disk if d not in known], dtype="string")})
+    extra["size"] = extra["digest"].map(disk).astype("Int64")
+    for column, value in (("repositories", 0), ("manifests", 0)):
+        extra[column] = pd.Series(value, index=extra.index, dtype="int64")
+    frame = pd.concat([frame, extra], ignore_index=True)
+    for column in ("kind", "media_type"):
+        frame[column] = frame[column].astype(str).where(frame[column].notna())
+        categories = sorted(frame[column].dropna().unique())
+        frame[column] = frame[column].astype(pd.CategoricalDtype(categories))
+    frame = frame[list(referenced.columns)]
+    frame["on_disk"] = frame["digest"].isin(list(disk)).astype(bool)
+    return tidy("blobs", frame)
+
+
+def _modified(info: Mapping[str, Any]) -> str | None:
+    """When the storage wrote a file, as ISO text (local: mtime; S3: LastModified)."""
+    value = info.get("mtime", info.get("LastModified", info.get("last_modified")))
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, dt.UTC).isoformat()
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+    return None
