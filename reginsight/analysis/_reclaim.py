@@ -11,6 +11,7 @@ import pandas as pd
 
 from .._errors import PlanError
 from ..inventory._reach import Reach
+from ._disk import freed_after
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -47,12 +48,17 @@ def reclaimable_blobs(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataF
     remaining tag reaches).
 
     Freed: the deleted manifests themselves, and layer/config blobs no remaining tag
-    reaches, in any repository. Assumes no untagged manifest outside the inventory
-    holds blobs (the registry's API cannot list those). On an inventory that is not
+    reaches, in any repository. From a crawl, this assumes no untagged manifest holds
+    blobs (the registry's API cannot list those); from a storage scan
+    (:func:`reginsight.scan_storage`) it is exact: untagged revisions keep what they
+    reference, and the blobs already unreferenced (``disk_usage``) are not counted,
+    though a garbage collection frees them too. On an inventory that is not
     ``complete`` (part of the catalog, or with errors) this is an upper bound, and a
     PartialInventoryWarning says so.
     Columns: digest (string), size (int64), kind (string: manifest/layer/config).
     """
+    if inv.from_storage:
+        return freed_after(inv, removed_by_tags(inv, tags))
     if not inv.complete:
         warnings.warn(
             f"the inventory covers {inv.scope or 'the catalog'} with {len(inv.errors)} "
@@ -86,6 +92,21 @@ def reclaimable_blobs(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataF
     ], ignore_index=True)
     frame = frame.astype({"digest": "string", "size": "int64", "kind": "string"})
     return frame.sort_values("digest", ignore_index=True)
+
+
+def removed_by_tags(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame
+                    ) -> set[tuple[str, str]]:
+    """The (repository, digest) revisions that deleting the manifests behind ``tags``
+    removes: those manifests, and what they reach that no remaining tag reaches."""
+    reach = Reach.of(inv)
+    nm = len(reach.manifests)
+    chosen = _chosen_tags(inv, tags)
+    link = reach.placement(reach.tag_repository, reach.tag_manifest)
+    kept_tags = np.flatnonzero(~np.isin(link, link[chosen]))
+    kept_rows = np.isin(reach.reach_tag, kept_tags)
+    links = reach.placement(reach.tag_repository[reach.reach_tag], reach.reach_manifest)
+    gone = np.setdiff1d(np.unique(links[~kept_rows]), np.unique(links[kept_rows]))
+    return {(str(reach.repositories[g // nm]), str(reach.manifests[g % nm])) for g in gone}
 
 
 def reclaimable(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame) -> int:

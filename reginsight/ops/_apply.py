@@ -62,8 +62,12 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
     reaches. A 405 (deletion disabled) raises CleanupStopped at once, with the result
     so far, and no further request is made.
 
+    Rows with no tag (``plan_cleanup(untagged=True)``) delete an untagged manifest by
+    digest, unless a tag now points at it or a tagged index now lists it.
+
     Columns: repository, tag, digest, status (would delete / deleted / skipped /
-    not attempted), detail (all string). Index children appear with an empty tag.
+    not attempted), detail (all string). Index children and untagged manifests appear
+    with an empty tag.
     """
     missing = {"repository", "tag", "digest", "action"} - set(getattr(plan, "columns", ()))
     if missing:
@@ -77,8 +81,9 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
         current = tag_descriptors(reg, str(repository))
         index_digests = {d.digest for d in current.values() if mt.is_index(d.media_type)}
         for digest, tags in group.groupby("digest", sort=True)["tag"]:
-            work.append((str(repository), str(digest), set(tags.astype(str)), current,
-                         str(digest) in index_digests))
+            # NA tag: an untagged manifest (plan_cleanup(untagged=True)), deleted by digest
+            work.append((str(repository), str(digest), set(tags.dropna().astype(str)), current,
+                         str(digest) in index_digests, bool(tags.isna().any())))
     # indexes before the manifests they list: a child goes only once nothing reaches it
     work.sort(key=lambda item: not item[4])
     deleted: set[tuple[str, str]] = set()
@@ -102,13 +107,28 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
     def stop(number: int, failed: list[tuple[str, str, str]], exc: Exception) -> NoReturn:
         rows.extend((r, t, d, "failed", str(exc)) for r, t, d in failed)
         rows.extend((r, t, d, "not attempted", "stopped: deletion refused")
-                    for r, d, later, _, _ in work[number + 1:] for t in sorted(later))
+                    for r, d, later, *_ in work[number + 1:] for t in sorted(later) or [""])
         raise CleanupStopped(
             f"{reg.url} refused to delete ({exc}); stopped, nothing more was sent",
             result=_result(rows)) from None
 
-    for number, (repository, digest, planned, current, index) in enumerate(work):
+    for number, (repository, digest, planned, current, index, untagged) in enumerate(work):
         now_on = {t for t, d in current.items() if d.digest == digest}
+        if untagged and not planned:  # by digest, unless it gained a tag or a tagged index
+            skip = (f"now tagged {', '.join(sorted(now_on))}; not in the plan" if now_on else
+                    "a tagged index now lists it"
+                    if digest in indexes.reached(repository, current) else None)
+            if skip:
+                rows.append((repository, "", digest, "skipped", skip))
+                continue
+            try:
+                failure = delete(repository, digest)
+            except UnsupportedOperation as exc:
+                stop(number, [(repository, "", digest)], exc)
+            deleted.add((repository, digest))
+            rows.append((repository, "", digest, "failed" if failure else status,
+                         failure or "untagged"))
+            continue
         for tag in sorted(planned - now_on):
             moved = current.get(tag)
             rows.append((repository, tag, digest, "skipped",

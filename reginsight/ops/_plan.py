@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PlanError
+from ..analysis._disk import freed_after
 from ..analysis._history import image_created
-from ..analysis._reclaim import reclaimable
+from ..analysis._reclaim import reclaimable, removed_by_tags
 from ..inventory._facts import RepositoryFilter, select_repositories
 from ..inventory._reach import Reach
 
@@ -86,6 +87,7 @@ def plan_cleanup(
     older_than: str | dt.timedelta | None = None,
     protect: str | re.Pattern[str] | Iterable[str] | None = None,
     repositories: RepositoryFilter = None,
+    untagged: bool = False,
     now: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Decide, per tag, ``delete`` or ``keep``, with the reason. Pure: no I/O.
@@ -94,7 +96,13 @@ def plan_cleanup(
     newest images (distinct digests) of its repository, and created more than
     ``older_than`` before ``now``. ``protect`` (regex on the tag, or names and
     ``repo:tag`` pairs) keeps tags whatever the rules say. A digest stays when any tag
-    on it stays, or when a kept index references it. With no rule, nothing is deleted.
+    on it stays, or when a kept index references it. With no rule, no tag is deleted.
+
+    ``untagged=True`` (an inventory from :func:`reginsight.scan_storage`) adds a row
+    for every manifest no tag reaches, tag NA, action ``delete``: deleted by digest
+    through the API, then a plain ``garbage-collect`` frees their blobs. A child of
+    an index that a tag reaches is never one of them. This is the safe alternative
+    to ``garbage-collect --delete-untagged``, which also removes those children.
 
     Columns: repository (string), tag (string), digest (string), created
     (datetime64[ns, UTC]; an index: its newest child), action (delete/keep), reason
@@ -105,7 +113,7 @@ def plan_cleanup(
         raise PlanError(f"keep_last={keep_last!r} must be a non-negative integer")
     limit = _age_limit(older_than)
     now = _utc(now)  # a naive time is taken as UTC
-    names = [str(r) for r in inv.tags["repository"].cat.categories]
+    names = sorted({*inv.tags["repository"].astype(str), *inv.manifests["repository"].astype(str)})
     scope = set(select_repositories(names, repositories))
     in_scope = inv.tags["repository"].astype(str).isin(scope).to_numpy()
     rows = np.flatnonzero(in_scope)  # the plan's tags, as row numbers of inv.tags
@@ -161,7 +169,37 @@ def plan_cleanup(
     if limit is not None:
         rules.append(f"older than {older_than}")
     frame["reason"] = reasons.fillna(", ".join(rules)).astype("string")
-    frame = frame[PLAN_COLUMNS].sort_values(["repository", "tag"], ignore_index=True)
+    frame = frame[PLAN_COLUMNS]
     doomed = frame[frame["action"] == "delete"]
-    frame.attrs["reclaimable_bytes"] = reclaimable(inv, doomed) if len(doomed) else 0
+    if untagged:
+        extra = _untagged_rows(inv, scope, created)
+        frame = pd.concat([frame, extra], ignore_index=True) if len(frame) else extra
+    frame = frame.sort_values(["repository", "tag", "digest"], ignore_index=True)
+    if inv.from_storage:  # exact: untagged revisions keep what they reference
+        removed = removed_by_tags(inv, doomed) if len(doomed) else set()
+        if untagged:
+            removed |= set(zip(extra["repository"], extra["digest"], strict=True))
+        frame.attrs["reclaimable_bytes"] = int(freed_after(inv, removed)["size"].sum())
+    else:
+        frame.attrs["reclaimable_bytes"] = reclaimable(inv, doomed) if len(doomed) else 0
     return frame
+
+
+def _untagged_rows(inv: Inventory, scope: set[str], created: pd.Series) -> pd.DataFrame:
+    """A delete row (tag NA) per manifest no tag reaches, in the chosen repositories."""
+    if not inv.from_storage:
+        raise PlanError("untagged=True needs an inventory read from the registry's storage "
+                        "(reginsight.scan_storage): the API does not list untagged manifests")
+    manifests = inv.manifests
+    chosen = manifests[~manifests["tagged"] & manifests["repository"].astype(str).isin(scope)]
+    frame = pd.DataFrame({
+        "repository": pd.array(chosen["repository"].astype(str), dtype="string"),
+        "tag": pd.array([pd.NA] * len(chosen), dtype="string"),
+        "digest": pd.array(chosen["digest"].astype(str), dtype="string"),
+    })
+    keys = pd.MultiIndex.from_arrays([frame["repository"], frame["digest"]])
+    frame["created"] = created.reindex(keys).to_numpy()
+    frame["created"] = frame["created"].astype("datetime64[ns, UTC]")
+    frame["action"] = pd.array(["delete"] * len(frame), dtype="string")
+    frame["reason"] = pd.array(["untagged"] * len(frame), dtype="string")
+    return frame[PLAN_COLUMNS]

@@ -1,0 +1,175 @@
+"""scan_storage, disk_usage and gc_preview against the real registry's filesystem storage,
+checked against what was pushed, the bytes on disk and the real garbage collector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import reginsight as ri
+from tests import storage_scenario as sc
+from tests.images import Pusher
+from tests.registry_server import RegistryServer
+from tests.skopeo import skopeo
+
+PINNED = ["repository", "digest", "media_type", "kind", "parent", "os", "architecture",
+          "variant", "config_digest", "created", "size", "layers", "manifest_size"]
+
+
+def _filled(workdir: Path, prefix: str) -> tuple[RegistryServer, sc.Scenario]:
+    server = RegistryServer(workdir).start()
+    pusher = Pusher(server.url)
+    try:
+        return server, sc.build(pusher, prefix)
+    except BaseException:
+        server.stop()
+        raise
+    finally:
+        pusher.close()
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[RegistryServer, sc.Scenario]]:
+    """A registry of its own (its disk totals are the test's), filled once."""
+    server, scenario = _filled(tmp_path_factory.mktemp("storage"), "s")
+    try:
+        yield server, scenario
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def scanned(filled: tuple[RegistryServer, sc.Scenario]) -> ri.Inventory:
+    return ri.scan_storage(filled[0].storage, progress=False)
+
+
+def test_each_category_is_what_was_pushed_and_all_sum_to_the_disk(filled, scanned):
+    server, scenario = filled
+    assert scanned.errors.empty, scanned.errors
+    blobs = ri.disk_blobs(scanned)
+    for category in ("tagged", "untagged", "unreferenced"):
+        assert set(blobs.loc[blobs["category"] == category, "digest"]) == getattr(
+            scenario, category), category
+    usage = ri.disk_usage(scanned).set_index("category")
+    on_disk = sc.blob_bytes(server.storage)
+    assert usage.loc[["tagged", "untagged", "unreferenced"], "bytes"].sum() == sum(
+        on_disk.values())
+    assert usage.loc[["tagged", "untagged", "unreferenced"], "blobs"].sum() == len(on_disk)
+    assert usage.loc["uploads", "bytes"] == scenario.upload_bytes == sc.upload_bytes(
+        server.storage)
+    assert list(usage.index) == ["tagged", "untagged", "unreferenced", "uploads"]
+    # and every blob's size is its data on disk
+    sizes = scanned.blobs.set_index("digest")["size"]
+    assert {d: int(sizes[d]) for d in on_disk} == on_disk
+
+
+@pytest.mark.parametrize("delete_untagged", [False, True])
+def test_gc_preview_names_exactly_what_the_real_garbage_collector_deletes(
+        filled, scanned, tmp_path, delete_untagged):
+    server, scenario = filled
+    preview = ri.gc_preview(scanned, delete_untagged=delete_untagged)
+    freed = sc.collect_copy(server, tmp_path,
+                            *(["--delete-untagged"] if delete_untagged else []))
+    blobs = preview[preview["kind"] != "revision"]
+    assert dict(zip(blobs["digest"], blobs["size"], strict=True)) == freed
+    assert preview["size"].sum() == sum(freed.values())
+    hazards = preview[preview["breaks"] != ""]
+    if not delete_untagged:
+        assert set(preview["digest"]) == scenario.unreferenced
+        assert hazards.empty
+        return
+    # --delete-untagged: the tagged index's children lose their revisions; the arm64
+    # child keeps every blob (through multi:solo) and still breaks the pull
+    hazard = preview.set_index("digest").loc[scenario.hazard_child.digest]
+    assert (hazard["kind"], hazard["size"], hazard["breaks"]) == ("revision", 0, "s/multi:v1")
+    assert set(hazards["breaks"]) == {"s/multi:v1"}
+    assert set(hazards["reason"]) == {"child of a tagged index"}
+    amd = scenario.children[0]
+    assert {amd.config, *amd.layers} <= set(hazards["digest"])
+
+
+def test_the_scan_agrees_with_a_crawl_on_everything_tagged(filled, scanned):
+    server, _ = filled
+    with ri.Registry(server.url) as reg:
+        crawled = ri.crawl(reg, progress=False)
+    pd.testing.assert_frame_equal(scanned.tags, crawled.tags)
+    tagged = scanned.manifests[scanned.manifests["tagged"]][PINNED].reset_index(drop=True)
+    pd.testing.assert_frame_equal(tagged, crawled.manifests[PINNED], check_categorical=False)
+    assert len(scanned.manifests) == len(crawled.manifests) + 2  # the two moved-off images
+    # the tag-based byte figures are the same; "manifests" counts every revision
+    figures = ri.storage_summary(scanned).drop("manifests")
+    assert figures.equals(ri.storage_summary(crawled).drop("manifests"))
+
+
+def test_tag_history_and_uploads(filled, scanned):
+    history = scanned.tag_history
+    latest = history[(history["repository"] == "s/app") & (history["tag"] == "latest")]
+    assert len(latest) == 3 and latest["current"].tolist() == [False, False, True]
+    assert latest["linked"].is_monotonic_increasing and latest["linked"].notna().all()
+    untagged = scanned.manifests[~scanned.manifests["tagged"]]
+    assert set(untagged["digest"]) == set(latest["digest"][:2])
+    uploads = scanned.uploads
+    assert len(uploads) == 1 and uploads["size"].iloc[0] == 3000
+    assert uploads["started"].notna().all() and str(uploads["repository"].iloc[0]) == "s/app"
+
+
+def test_a_scanned_inventory_round_trips_with_its_storage_frames(scanned, tmp_path):
+    back = ri.Inventory.load(scanned.save(tmp_path / "inv"))
+    assert back.from_storage
+    for name, frame in scanned.frames():
+        pd.testing.assert_frame_equal(getattr(back, name), frame, obj=name)
+    pd.testing.assert_frame_equal(ri.gc_preview(back, delete_untagged=True),
+                                  ri.gc_preview(scanned, delete_untagged=True))
+
+
+def test_gc_preview_refuses_a_crawled_inventory(filled):
+    with ri.Registry(filled[0].url) as reg:
+        crawled = ri.crawl(reg, progress=False)
+    with pytest.raises(ri.InventoryError, match="scan_storage"):
+        ri.gc_preview(crawled)
+    with pytest.raises(ri.PlanError, match="scan_storage"):
+        ri.plan_cleanup(crawled, untagged=True)
+
+
+def test_untagged_cleanup_through_the_api_then_plain_gc_frees_exactly_and_breaks_nothing(
+        tmp_path):
+    server, scenario = _filled(tmp_path / "reg", "u")
+    try:
+        inv = ri.scan_storage(server.storage, progress=False)
+        usage = ri.disk_usage(inv).set_index("category")["bytes"]
+        plan = ri.plan_cleanup(inv, untagged=True)
+        doomed = plan[plan["action"] == "delete"]
+        assert doomed["tag"].isna().all() and set(doomed["reason"]) == {"untagged"}
+        assert set(doomed["digest"]) == set(
+            inv.manifests.loc[~inv.manifests["tagged"], "digest"])
+        # the children of the tagged index are not in it
+        assert not {c.digest for c in scenario.children} & set(doomed["digest"])
+        assert plan.attrs["reclaimable_bytes"] == usage["untagged"]
+        with ri.Registry(server.url) as reg:
+            dry = ri.apply_cleanup(reg, plan)
+            assert set(dry["status"]) == {"would delete"}
+            done = ri.apply_cleanup(reg, plan, dry_run=False)
+        assert set(done["status"]) == {"deleted"} and len(done) == len(doomed)
+        before = sc.blob_bytes(server.storage)
+        server.stop()
+        server.garbage_collect()
+        after = sc.blob_bytes(server.storage)
+        freed = sum(before.values()) - sum(after.values())
+        assert freed == usage["untagged"] + usage["unreferenced"]
+        server.start()
+        host = server.url.split("://", 1)[1]
+        for reference in ("u/multi:v1", "u/multi:solo", "u/app:latest"):
+            skopeo("copy", "--all", "--src-tls-verify=false", f"docker://{host}/{reference}",
+                   f"dir:{tmp_path / reference.replace('/', '_')}")
+        rescanned = ri.scan_storage(server.storage, progress=False)
+        assert rescanned.manifests["tagged"].all()
+        assert ri.gc_preview(rescanned).empty
+        # the hazard of --delete-untagged is still there: only the children are untagged
+        hazard = ri.gc_preview(rescanned, delete_untagged=True)
+        assert set(hazard["breaks"]) == {"u/multi:v1"}
+    finally:
+        server.stop()
