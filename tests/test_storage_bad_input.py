@@ -1,0 +1,136 @@
+"""A damaged or hostile storage tree: errors rows or a typed error, never a crash, and
+the scan never writes. Each case damages a copy of a real registry's storage."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import reginsight as ri
+from reginsight.inventory._layout import blob_path, classify, link_target
+from tests import storage_scenario as sc
+from tests.images import Pusher
+from tests.registry_server import RegistryServer
+
+V2 = "docker/registry/v2"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    server = RegistryServer(tmp_path_factory.mktemp("bad-input")).start()
+    pusher = Pusher(server.url)
+    try:
+        sc.build(pusher, "b")
+    finally:
+        pusher.close()
+        server.stop()
+    yield server.storage
+
+
+@pytest.fixture
+def storage(pristine: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "storage"
+    shutil.copytree(pristine, copy, symlinks=True)
+    return copy
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in root.rglob("*")}
+
+
+def _repo(storage: Path, name: str) -> Path:
+    return storage / V2 / "repositories" / "b" / name
+
+
+def _scan(storage: Path) -> ri.Inventory:
+    before = _snapshot(storage)
+    inv = ri.scan_storage(storage, progress=False)
+    assert _snapshot(storage) == before  # read-only
+    return inv
+
+
+def test_a_root_that_is_not_a_registry_storage(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ri.InventoryError, match="not a registry storage"):
+        ri.scan_storage(tmp_path, progress=False)
+    with pytest.raises(ri.InventoryError, match="not a registry storage"):
+        ri.scan_storage(tmp_path / "missing", progress=False)
+
+
+@pytest.mark.parametrize("content", [b"", b"sha256:nothex", b"../../../../etc/passwd",
+                                     b"\xff\xfe", b"sha256:" + b"a" * 64 + b"\n"])
+def test_an_empty_or_garbled_tag_link_is_an_error_row(storage, content):
+    (_repo(storage, "app") / "_manifests/tags/latest/current/link").write_bytes(content)
+    inv = _scan(storage)
+    errors = inv.errors[inv.errors["stage"] == "tag link"]
+    assert errors[["repository", "reference"]].astype(str).values.tolist() == [
+        ["b/app", "latest"]]
+    assert "latest" not in set(inv.tags.loc[inv.tags["repository"] == "b/app", "tag"])
+    # the other repository is whole, and the collector is still predictable
+    assert set(inv.tags.loc[inv.tags["repository"] == "b/multi", "tag"]) == {"v1", "solo"}
+    ri.gc_preview(inv)
+
+
+def test_a_garbled_revision_link_makes_gc_preview_refuse(storage):
+    revisions = _repo(storage, "app") / "_manifests/revisions/sha256"
+    link = next(revisions.iterdir()) / "link"
+    link.write_bytes(b"garbage")
+    inv = _scan(storage)
+    assert (inv.errors["stage"] == "revision link").sum() == 1
+    assert ri.disk_usage(inv)["bytes"].sum() > 0  # the rest is still accounted
+    with pytest.raises(ri.InventoryError, match="cannot predict garbage-collect"):
+        ri.gc_preview(inv)
+
+
+def test_a_link_to_a_missing_blob_is_skipped_as_the_registry_skips_it(storage):
+    missing = "sha256:" + hashlib.sha256(b"never pushed").hexdigest()
+    revision = _repo(storage, "app") / "_manifests/revisions/sha256" / missing[7:]
+    revision.mkdir(parents=True)
+    (revision / "link").write_text(missing)
+    inv = _scan(storage)
+    row = inv.errors[inv.errors["reference"] == missing]
+    assert row["stage"].tolist() == ["revision"] and "not in the storage" in row["error"].iloc[0]
+    assert missing not in set(inv.manifests["digest"])
+    assert len(ri.gc_preview(inv)) > 0  # the real collector skips it too
+
+
+def test_a_corrupt_manifest_blob_is_an_error_row(storage):
+    inv = _scan(storage)
+    digest = str(inv.tags.loc[inv.tags["tag"] == "solo", "digest"].iloc[0])
+    (storage / V2 / blob_path(digest)).write_bytes(b'{"schemaVersion": 2, "layers": [')
+    damaged = _scan(storage)
+    row = damaged.errors[damaged.errors["reference"] == digest]
+    assert row["stage"].tolist() == ["manifest"]
+    assert digest not in set(damaged.manifests["digest"])
+    with pytest.raises(ri.InventoryError, match="cannot predict"):
+        ri.gc_preview(damaged)
+
+
+def test_a_symbolic_link_out_of_the_root_is_not_followed(storage, tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "_manifests/tags/secret/current").mkdir(parents=True)
+    (outside / "_manifests/tags/secret/current/link").write_text("sha256:" + "b" * 64)
+    os.symlink(outside, _repo(storage, "escape"))
+    os.symlink(tmp_path / "outside-file",
+               _repo(storage, "app") / "_manifests/tags/latest/current/elsewhere")
+    inv = _scan(storage)
+    refused = inv.errors[inv.errors["stage"] == "path"]
+    assert len(refused) == 2 and refused["error"].str.contains("symbolic link").all()
+    assert "b/escape" not in set(inv.tags["repository"].astype(str))
+
+
+def test_the_layout_parser_names_only_what_the_layout_defines():
+    hexa = "ab" * 32
+    assert classify(f"blobs/sha256/ab/{hexa}/data").digest == f"sha256:{hexa}"
+    assert classify(f"blobs/sha256/ab/{hexa}/data/extra") is None
+    assert classify("repositories/_manifests/tags/x/current/link") is None
+    assert classify(f"repositories/a/b/_layers/sha256/{hexa}/link").repository == "a/b"
+    assert classify("repositories/a/_uploads/u1/hashstates/sha256/0") is None
+    assert link_target(f"sha256:{hexa}".encode()) == f"sha256:{hexa}"
+    assert link_target(b"sha256:" + b"g" * 64) is None
