@@ -20,6 +20,12 @@ from typing import Any
 REGISTRY_BINARY = "docker-registry"
 
 
+def registry_environment() -> dict[str, str]:
+    """The registry's environment: ours, less AWS_CA_BUNDLE, with which the Go
+    registry refuses to start its S3 driver."""
+    return {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+
+
 class RegistryStartError(RuntimeError):
     """The registry binary is missing, or the process did not come up."""
 
@@ -112,7 +118,7 @@ class RegistryServer:
         self.process = subprocess.Popen(
             [binary, "serve", str(self.config_path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, env=registry_environment(),
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -139,10 +145,12 @@ class RegistryServer:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def garbage_collect(self, *extra: str) -> str:
-        """Run ``docker-registry garbage-collect`` on this registry's config (stopped)."""
+    def garbage_collect(self, *extra: str, config: Path | None = None) -> str:
+        """Run ``docker-registry garbage-collect`` on this registry's config (stopped),
+        or on ``config``, a copy pointing at other storage."""
         result = subprocess.run(
-            [REGISTRY_BINARY, "garbage-collect", *extra, str(self.config_path)],
+            [REGISTRY_BINARY, "garbage-collect", *extra, str(config or self.config_path)],
             capture_output=True, text=True, check=True, timeout=300,
+            env=registry_environment(),
         )
         return result.stdout

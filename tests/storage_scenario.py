@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.images import Pusher, Pushed, sha256
-from tests.registry_server import REGISTRY_BINARY, RegistryServer
+from tests.registry_server import RegistryServer
 
 BASE = b"shared base layer " * 64  # in every image of "app": stays tagged throughout
 
@@ -102,7 +101,6 @@ def collect_copy(server: RegistryServer, target: Path, *extra: str) -> dict[str,
     config = target / "config.yml"
     config.write_text(server.config_path.read_text().replace(str(server.storage), str(copy)))
     before = blob_bytes(copy)
-    subprocess.run([REGISTRY_BINARY, "garbage-collect", *extra, str(config)],
-                   capture_output=True, text=True, check=True, timeout=300)
+    server.garbage_collect(*extra, config=config)
     after = blob_bytes(copy)
     return {d: s for d, s in before.items() if d not in after}

@@ -262,6 +262,8 @@ class _Scan:
     # ---------------------------------------------------- storage-only frames
 
     def _uploads(self, tree: _Tree) -> pd.DataFrame:
+        for key, size in _multipart_sizes(self.fs, self.top).items():
+            tree.uploads.setdefault(key, {})["size"] = size
         started_paths = [u["started_path"] for u in tree.uploads.values() if "started_path" in u]
         started = dict(self._read(started_paths))
         rows = []
@@ -283,6 +285,31 @@ _CONFIG_TYPES = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
 
 def _foreign(media_type: str | None) -> bool:
     return media_type == mt.DOCKER_FOREIGN_LAYER
+
+
+def _multipart_sizes(fs: Any, top: str) -> dict[tuple[str, str], int]:
+    """On S3 an upload's data is a multipart upload, not an object, until it is
+    finished: the bytes of its parts so far, by (repository, upload)."""
+    if not hasattr(fs, "list_multipart_uploads"):
+        return {}
+    bucket, _, _ = top.partition("/")
+    prefix = top.rstrip("/") + "/"
+    sizes = {}
+    for upload in fs.list_multipart_uploads(bucket):
+        path = f"{bucket}/{upload.get('Key', '')}"
+        entry = classify(path[len(prefix):]) if path.startswith(prefix) else None
+        if entry is None or entry.kind != "upload_data":
+            continue
+        total, marker = 0, 0
+        while True:
+            page = fs.call_s3("list_parts", Bucket=bucket, Key=upload["Key"],
+                              UploadId=upload["UploadId"], PartNumberMarker=marker)
+            total += sum(int(part.get("Size", 0)) for part in page.get("Parts", ()))
+            if not page.get("IsTruncated"):
+                break
+            marker = page.get("NextPartNumberMarker", 0)
+        sizes[(entry.repository, entry.upload)] = total
+    return sizes
 
 
 def _sized(info: ManifestInfo, disk: Mapping[str, int]) -> ManifestInfo:
