@@ -1,7 +1,8 @@
 """The ``reginsight`` command line.
 
 Exit codes: 0 success; 1 a registry, network or file error (message on stderr);
-2 bad usage; 3 refused for safety (``rm`` would take other tags, or a tag moved).
+2 bad usage; 3 refused for safety (``rm`` would take other tags, or a tag moved), or
+(``gc-preview``) the garbage collector would break tagged images.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ examples:
   reginsight report inventory/               report on a saved inventory
   reginsight ls localhost:5000               list repositories (ls URL REPO: its tags)
   reginsight rm localhost:5000 team/app:old  show what would be deleted (add --yes)
+  reginsight report /var/lib/registry        report on the registry's own storage
+  reginsight gc-preview s3://bucket/registry what garbage-collect would delete and break
 
 credentials: --username/--password-stdin, else ~/.docker/config.json (auths and
 credential helpers), else anonymous. exit codes: 0 ok, 1 error, 2 usage, 3 refused.
@@ -52,6 +55,12 @@ def _crawl_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an fsspec option for a storage URL, e.g. "
+                             "endpoint_url=http://127.0.0.1:9000 (repeatable)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reginsight", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -62,12 +71,28 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="write an HTML report (of the bundled sample by default)",
         description="Write one self-contained HTML report. TARGET is a registry URL "
-                    "(crawled first) or a saved inventory directory; without TARGET, "
-                    "the sample inventory shipped in data/sample.")
+                    "(crawled first), a saved inventory directory, or a registry's "
+                    "storage root (a folder holding docker/registry/v2, or an fsspec "
+                    "URL such as s3://bucket/root: then the report shows where the disk "
+                    "goes); without TARGET, the sample inventory shipped in data/sample.")
     report.add_argument("target", metavar="TARGET", nargs="?")
     report.add_argument("-o", "--output", default="report.html", help="default: report.html")
     _crawl_options(report)
+    _storage_options(report)
     _connection_options(report)
+
+    gc = commands.add_parser(
+        "gc-preview", help="what the registry's garbage-collect would delete, and break",
+        description="Read the registry's storage at ROOT (read-only) and print what "
+                    "`docker-registry garbage-collect` (Distribution 2.x) would delete, "
+                    "and the tags whose images it would break. Exit 3 if it would break "
+                    "any.")
+    gc.add_argument("root", metavar="ROOT", help="folder holding docker/registry/v2, or "
+                                                 "an fsspec URL (s3://bucket/root)")
+    gc.add_argument("--delete-untagged", action="store_true",
+                    help="model garbage-collect --delete-untagged")
+    gc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _storage_options(gc)
 
     crawl = commands.add_parser("crawl", help="crawl a registry into a saved inventory",
                                 description="Crawl URL and save the inventory (Parquet).")
@@ -112,6 +137,57 @@ def _crawl(args: argparse.Namespace, url: str) -> Inventory:
                      progress=not args.no_progress)
 
 
+def _is_storage(target: str) -> bool:
+    """A storage root: an fsspec URL (s3://, gs://, az://, file://...) or a folder
+    holding docker/registry/v2."""
+    if "://" in target and not target.startswith(("http://", "https://")):
+        return True
+    return (Path(target) / "docker" / "registry" / "v2").is_dir()
+
+
+def _scan(args: argparse.Namespace, root: str) -> Inventory:
+    from .inventory._scan import scan_storage
+
+    options = {}
+    for pair in args.storage_option:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option {pair!r}: give KEY=VALUE")
+        options[key] = value
+    return scan_storage(root, storage_options=options, progress=not args.no_progress)
+
+
+class UsageError(Exception):
+    """Bad command-line input found after parsing."""
+
+
+def _gc_preview(args: argparse.Namespace) -> int:
+    from ._units import format_bytes
+    from .analysis._disk import disk_usage, gc_preview
+
+    inv = _scan(args, args.root)
+    for row in disk_usage(inv).itertuples(index=False):
+        unit = "uploads" if row.category == "uploads" else "blobs"
+        print(f"{row.category:>13}  {row.blobs:>8} {unit:<8}{format_bytes(row.bytes):>12}")
+    preview = gc_preview(inv, delete_untagged=args.delete_untagged)
+    blobs = preview[preview["kind"] != "revision"]
+    command = "garbage-collect" + (" --delete-untagged" if args.delete_untagged else "")
+    print(f"\n{command} would delete {len(blobs)} blobs, {format_bytes(int(blobs['size'].sum()))}")
+    broken = preview[preview["breaks"] != ""]
+    if len(inv.errors):
+        print(f"{len(inv.errors)} problems in the storage (see scan_storage(...).errors)")
+    if broken.empty:
+        return EXIT_OK
+    tags = sorted({t for value in broken["breaks"] for t in value.split(", ")})
+    print(f"\nit would BREAK {len(tags)} tagged images (their pulls would fail):")
+    for tag in tags:
+        lost = broken[broken["breaks"].str.split(", ").map(lambda names, t=tag: t in names)]
+        print(f"  {tag}: loses {len(lost)} blobs/revisions ({lost['reason'].iloc[0]})")
+    print("\nsafe instead: ri.plan_cleanup(ri.scan_storage(ROOT), untagged=True), "
+          "ri.apply_cleanup(reg, plan, dry_run=False), then a plain garbage-collect")
+    return EXIT_REFUSED
+
+
 def _report(args: argparse.Namespace) -> int:
     from .inventory._inventory import Inventory
     from .present._report import export_report
@@ -122,6 +198,8 @@ def _report(args: argparse.Namespace) -> int:
             print(f"reginsight: the sample inventory is missing ({SAMPLE})", file=sys.stderr)
             return EXIT_ERROR
         inv = Inventory.load(SAMPLE)
+    elif _is_storage(target):
+        inv = _scan(args, target)
     elif Path(target).is_dir():
         inv = Inventory.load(target)
     else:
@@ -171,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             inv.save(args.output)
             print(f"saved {inv!r} to {args.output}", file=sys.stderr)
             return EXIT_OK
+        if args.command == "gc-preview":
+            return _gc_preview(args)
         if args.command == "ls":
             with _registry(args, args.url) as reg:
                 names = reg.tags(args.repository) if args.repository else reg.repositories()
@@ -178,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(name)
             return EXIT_OK
         return _rm(args)
+    except UsageError as exc:
+        print(f"reginsight: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (OtherTagsAffected, TagMoved) as exc:
         print(f"reginsight: refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED

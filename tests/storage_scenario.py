@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.images import Pusher, Pushed, sha256
+from tests.images import Pushed, Pusher, sha256
 from tests.registry_server import RegistryServer
 
 BASE = b"shared base layer " * 64  # in every image of "app": stays tagged throughout

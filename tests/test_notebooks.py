@@ -15,9 +15,9 @@ from tests.images import Pusher
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_the_three_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["cleanup.ipynb", "quickstart.ipynb",
-                                           "storage_audit.ipynb"]
+def test_there_are_the_four_notebooks():
+    assert [p.name for p in NOTEBOOKS] == ["cleanup.ipynb", "disk_audit.ipynb",
+                                           "quickstart.ipynb", "storage_audit.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -37,8 +37,11 @@ def test_notebook_executes_against_the_registry(path, registry_server, prefix, t
                      created=f"{day}T00:00:00Z")
     latest = pusher.image(f"{prefix}/tool", "0.1", created="2023-01-01T00:00:00Z")
     pusher.manifest(f"{prefix}/tool", "latest", latest.raw, latest.media_type)
+    for _ in range(2):  # a tag that moved: one untagged manifest for the disk audit
+        pusher.image(f"{prefix}/app", "nightly", created="2026-11-21T00:00:00Z")
     pusher.close()
     monkeypatch.setenv("REGINSIGHT_REGISTRY", registry_server.url)
+    monkeypatch.setenv("REGINSIGHT_STORAGE", str(registry_server.storage))
     monkeypatch.setenv("REGINSIGHT_REPOSITORIES", f"{prefix}/*")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)

@@ -173,3 +173,43 @@ def test_untagged_cleanup_through_the_api_then_plain_gc_frees_exactly_and_breaks
         assert set(hazard["breaks"]) == {"u/multi:v1"}
     finally:
         server.stop()
+
+
+def test_cli_gc_preview_exits_3_only_when_the_collector_would_break_images(filled, capsys):
+    from reginsight._cli import main
+
+    root = str(filled[0].storage)
+    assert main(["gc-preview", root, "--no-progress"]) == 0
+    plain = capsys.readouterr().out
+    assert "garbage-collect would delete 4 blobs" in plain and "BREAK" not in plain
+    assert main(["gc-preview", root, "--delete-untagged", "--no-progress"]) == 3
+    risky = capsys.readouterr().out
+    assert "it would BREAK 1 tagged images" in risky and "s/multi:v1" in risky
+    assert "untagged=True" in risky  # and names the safe way
+    assert main(["gc-preview", str(filled[0].workdir), "--no-progress"]) == 1
+    assert "not a registry storage" in capsys.readouterr().err
+    assert main(["gc-preview", root, "--storage-option", "novalue"]) == 2
+
+
+def test_report_and_explorer_on_a_storage_root_show_the_disk(filled, scanned, tmp_path):
+    from reginsight._cli import main
+    from reginsight.present._report import render_report
+
+    page = render_report(scanned, plots=False)
+    usage = ri.disk_usage(scanned).set_index("category")["bytes"]
+    assert "Where the disk goes" in page and "storage read" in page
+    for category in ("tagged", "untagged", "unreferenced", "uploads"):
+        assert ri.format_bytes(int(usage[category])) in page
+    assert "Images --delete-untagged would break (1)" in page and "s/multi:v1" in page
+    output = tmp_path / "r.html"
+    assert main(["report", str(filled[0].storage), "-o", str(output), "--no-progress"]) == 0
+    assert "Where the disk goes" in output.read_text()
+
+    explorer = ri.explore(scanned)
+    explorer.repositories.value = "s/app"
+    untagged = [value for _, value in explorer.tags.options if value.startswith("@")]
+    assert len(untagged) == 2
+    explorer.tags.value = untagged[0]
+    assert "(untagged)" in explorer.manifest.value and untagged[0][1:] in explorer.manifest.value
+    disk = explorer.children[1].children[2].value
+    assert "where the disk goes" in disk and "s/multi:v1" in disk

@@ -14,6 +14,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
+from .._errors import ReginsightError
 from .._units import format_bytes
 from .._version import __version__
 from ..analysis._reclaim import PartialInventoryWarning
@@ -91,12 +94,16 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True) -> dict[st
                    "" if r.created is None or str(r.created) == "NaT"
                    else f"{r.created:%Y-%m-%d}", r.reason)
                   for r in doomed.head(100).itertuples()]},
-        {"title": f"Errors ({len(inv.errors)})", "note": "what the crawl could not read",
+        {"title": f"Errors ({len(inv.errors)})", "note": "what could not be read",
          "columns": [_column("repository"), _column("reference"), _column("stage"),
                      _column("error")],
          "rows": [tuple(str(v) for v in row) for row in
                   inv.errors.head(100).itertuples(index=False)]},
     ]
+    if inv.from_storage:
+        disk_cards, disk_tables = _disk_sections(inv, top)
+        cards = disk_cards + cards
+        tables = disk_tables + tables
     figures = []
     if plots:
         figures = [("storage by repository", _svg(plot_storage, inv)),
@@ -104,7 +111,79 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True) -> dict[st
                    ("shared bytes between repositories", _svg(plot_sharing_matrix, inv)),
                    ("image size and age", _svg(plot_image_age, inv))]
     return {"registry": inv.registry, "taken_at": f"{inv.taken_at:%Y-%m-%d %H:%M UTC}",
+            "source": "storage read" if inv.from_storage else "crawled",
             "version": __version__, "cards": cards, "tables": tables, "plots": figures}
+
+
+_MEANING = {
+    "tagged": "reached by a tag, through indexes too",
+    "untagged": "only manifests no tag reaches use them (a moved tag left them behind)",
+    "unreferenced": "no manifest uses them: deleted manifests, unused uploads; "
+                    "garbage-collect frees these",
+    "uploads": "data of unfinished uploads (garbage-collect does not touch them)",
+}
+
+
+def _disk_sections(inv: Inventory, top: int) -> tuple[list[tuple[str, str]], list[dict]]:
+    """Cards and tables only a storage scan can give: where the disk goes, and what
+    the registry's garbage collector would delete and break."""
+    from ..analysis._disk import disk_usage, gc_preview
+
+    usage = disk_usage(inv)
+    total = int(usage["bytes"].sum())
+    cards = [("on disk", format_bytes(total))]
+    tables = [{
+        "title": "Where the disk goes", "note": "every byte under blobs/ and _uploads, "
+        "by what still uses it",
+        "columns": [_column("category"), _column("blobs", num=True), _column("bytes", num=True),
+                    _column("share", num=True), _column("meaning")],
+        "rows": [(r.category, f"{r.blobs:,}", format_bytes(r.bytes),
+                  f"{r.bytes / total:.0%}" if total else "-", _MEANING[r.category])
+                 for r in usage.itertuples()]}]
+    try:
+        plain, untagged = gc_preview(inv), gc_preview(inv, delete_untagged=True)
+    except ReginsightError as exc:
+        tables.append({"title": "Garbage collection", "note": str(exc), "columns": [],
+                       "rows": []})
+        return cards, tables
+    broken = untagged[untagged["breaks"] != ""]
+    tags = sorted({t for value in broken["breaks"] for t in value.split(", ")})
+    cards.append(("garbage-collect frees", format_bytes(int(plain["size"].sum()))))
+    tables.append({
+        "title": "What garbage-collect would do",
+        "note": "modelled on Distribution 2.x; --delete-untagged also deletes the children "
+        "of tagged multi-platform indexes. The safe way to free untagged manifests: "
+        "plan_cleanup(inv, untagged=True), apply_cleanup, then a plain garbage-collect.",
+        "columns": [_column("command", code=True), _column("blobs", num=True),
+                    _column("frees", num=True), _column("breaks")],
+        "rows": [(command, f"{int((frame['kind'] != 'revision').sum()):,}",
+                  format_bytes(int(frame["size"].sum())), breaks)
+                 for command, frame, breaks in (
+                     ("garbage-collect", plain, "nothing"),
+                     ("garbage-collect --delete-untagged", untagged,
+                      f"{len(tags)} tagged images" if tags else "nothing"))]})
+    if tags:
+        tables.append({
+            "title": f"Images --delete-untagged would break ({len(tags)})",
+            "note": "their pulls fail afterwards: a child manifest or its blobs are gone",
+            "columns": [_column("tag"), _column("blobs and revisions lost", num=True),
+                        _column("bytes lost", num=True)],
+            "rows": [(tag, f"{len(lost):,}", format_bytes(int(lost["size"].sum())))
+                     for tag in tags[:top]
+                     for lost in [broken[broken["breaks"].str.split(", ").map(
+                         lambda names, t=tag: t in names)]]]})
+    manifests = inv.manifests[~inv.manifests["tagged"]].sort_values(
+        ["size", "digest"], ascending=[False, True], na_position="last").head(top)
+    tables.append({
+        "title": f"Largest untagged manifests (of {int((~inv.manifests['tagged']).sum()):,})",
+        "note": "manifests no tag reaches; their blobs count as untagged above",
+        "columns": [_column("repository"), _column("digest", code=True), _column("kind"),
+                    _column("created"), _column("size", num=True)],
+        "rows": [(r.repository, r.digest[:19], r.kind,
+                  "" if pd.isna(r.created) else f"{r.created:%Y-%m-%d}",
+                  "" if pd.isna(r.size) else format_bytes(int(r.size)))
+                 for r in manifests.itertuples()]})
+    return cards, tables
 
 
 def render_report(inv: Inventory, **options: Any) -> str:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import pandas as pd
 
-from .._errors import PlanError, RegistryError
+from .._errors import PlanError, ReginsightError, RegistryError
 from .._units import format_bytes
+from ..analysis._disk import disk_usage, gc_preview
 from ..analysis._history import image_created
 from ..analysis._storage import storage_by_repository
 from ..ops._apply import apply_cleanup
@@ -45,6 +46,24 @@ def _age(created: Any, now: pd.Timestamp) -> str:
         return "age unknown"
     days = (now - created).days
     return f"{days} d" if days < 730 else f"{days / 365.25:.1f} y"
+
+
+def _disk_page(inv: Inventory) -> str:
+    """Where the storage's bytes go, and what garbage-collect would free and break."""
+    usage = disk_usage(inv)
+    usage["bytes"] = usage["bytes"].map(format_bytes)
+    parts = ["<p>where the disk goes:</p>", _table(usage)]
+    try:
+        plain = gc_preview(inv)
+        risky = gc_preview(inv, delete_untagged=True)
+    except ReginsightError as exc:
+        return "".join(parts) + f"<p>{html.escape(str(exc))}</p>"
+    broken = sorted({t for v in risky["breaks"] for t in v.split(", ") if t})
+    parts.append(f"<p>garbage-collect frees {format_bytes(int(plain['size'].sum()))}; with "
+                 f"--delete-untagged {format_bytes(int(risky['size'].sum()))} and breaks "
+                 f"{len(broken)} tagged images{': ' if broken else ''}"
+                 f"{html.escape(', '.join(broken[:20]))}</p>")
+    return "".join(parts)
 
 
 class Explorer(widgets.VBox):
@@ -101,10 +120,14 @@ class Explorer(widgets.VBox):
             widgets.HTML(f"<small>{where}</small>"),
             widgets.HBox([self.delete, self.confirm, self.cancel]), self.result])
 
-        tabs = widgets.Tab(children=[browse, cleanup])
-        tabs.set_title(0, "Explore")
-        tabs.set_title(1, "Clean up")
-        title = widgets.HTML(f"<b>{html.escape(inv.registry)}</b>, crawled "
+        pages = [("Explore", browse), ("Clean up", cleanup)]
+        if inv.from_storage:
+            pages.append(("Disk", widgets.HTML(_disk_page(inv))))
+        tabs = widgets.Tab(children=[page for _, page in pages])
+        for number, (name, _) in enumerate(pages):
+            tabs.set_title(number, name)
+        title = widgets.HTML(f"<b>{html.escape(inv.registry)}</b>, "
+                             f"{'storage read' if inv.from_storage else 'crawled'} "
                              f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {len(inv.tags)} tags")
         super().__init__([title, tabs])
         self._plan: pd.DataFrame | None = None
@@ -129,6 +152,14 @@ class Explorer(widgets.VBox):
                 facts["size"]) else "?"
             age = _age(self._created.get((repository, row.digest)), self.now)
             options.append((f"{row.tag}  {str(row.digest)[7:19]}  {size}  {age}", row.tag))
+        if self.inv.from_storage:  # the manifests no tag reaches: "@digest" values
+            manifests = self.inv.manifests
+            untagged = manifests[(manifests["repository"] == repository) & ~manifests["tagged"]]
+            for row in untagged.sort_values("created", ascending=False).itertuples(index=False):
+                size = "?" if pd.isna(row.size) else format_bytes(row.size)
+                age = _age(self._created.get((repository, row.digest)), self.now)
+                options.append((f"<untagged>  {str(row.digest)[7:19]}  {size}  {age}",
+                                f"@{row.digest}"))
         self.tags.options = options
         if not options:
             self.manifest.value, self.layers.options, self.sharing.value = "", [], ""
@@ -143,13 +174,17 @@ class Explorer(widgets.VBox):
         repository, tag = self.repositories.value, self.tags.value
         if tag is None:
             return
-        row = self.inv.tags[(self.inv.tags["repository"] == repository)
-                            & (self.inv.tags["tag"] == tag)].iloc[0]
-        digest = str(row["digest"])
+        if tag.startswith("@"):  # an untagged manifest (a tag never holds "@")
+            digest, name = tag[1:], f"{repository} (untagged)"
+            media_type = self._facts(repository, digest)["media_type"]
+        else:
+            row = self.inv.tags[(self.inv.tags["repository"] == repository)
+                                & (self.inv.tags["tag"] == tag)].iloc[0]
+            digest, name, media_type = str(row["digest"]), f"{repository}:{tag}", row["media_type"]
         facts = self._facts(repository, digest)
         kind = str(facts["kind"]) if facts is not None else "unknown"
-        parts = [f"<p><b>{html.escape(repository)}:{html.escape(tag)}</b> "
-                 f"<code>{html.escape(digest)}</code><br>{html.escape(str(row['media_type']))}"
+        parts = [f"<p><b>{html.escape(name)}</b> "
+                 f"<code>{html.escape(digest)}</code><br>{html.escape(str(media_type))}"
                  f" ({html.escape(kind)})</p>"]
         manifests = [digest]
         if kind == "index":
