@@ -10,8 +10,6 @@ gcs, az ...); nothing is ever written.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -28,11 +26,10 @@ from ._frames import build, tidy
 from ._inventory import Inventory
 from ._layout import V2, blob_path, classify, link_target
 from ._progress import progress_bar
+from ._stores import open_store, shown
 
 #: manifest and config blobs are small JSON documents; a larger one is not read
 DOCUMENT_LIMIT = 16 * 1024 * 1024
-#: files read per batch (s3fs fetches a batch concurrently)
-BATCH = 512
 
 
 @dataclass
@@ -64,27 +61,16 @@ def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None =
 
     Raises InventoryError when ``root`` holds no registry storage.
     """
-    import fsspec
-
     url = str(root)
-    try:
-        fs, base = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-    except (ValueError, ImportError) as exc:
-        raise InventoryError(f"cannot open {_shown(url)}: {exc}") from None
-    top = f"{base.rstrip('/')}/{V2}"
-    if not fs.isdir(top):
-        raise InventoryError(f"{_shown(url)} is not a registry storage: it has no {V2}")
-    return _Scan(fs, top, _shown(url), progress=progress).run()
-
-
-def _shown(url: str) -> str:
-    """The root as an inventory records it: never a password in a URL."""
-    return re.sub(r"//[^/@]*@", "//", url)
+    store = open_store(url, storage_options, V2)
+    if not store.exists():
+        raise InventoryError(f"{shown(url)} is not a registry storage: it has no {V2}")
+    return _Scan(store, shown(url), progress=progress).run()
 
 
 class _Scan:
-    def __init__(self, fs: Any, top: str, shown: str, *, progress: bool) -> None:
-        self.fs, self.top, self.shown, self.progress = fs, top, shown, progress
+    def __init__(self, store: Any, shown: str, *, progress: bool) -> None:
+        self.store, self.top, self.shown, self.progress = store, store.top, shown, progress
         self.errors: list[tuple[str, str, str, str]] = []
         self.facts = Facts()
 
@@ -111,54 +97,42 @@ class _Scan:
     # ------------------------------------------------------------------ list
 
     def _list(self) -> _Tree:
-        entries = self.fs.find(self.top, withdirs=True, detail=True)
-        # a symbolic link could lead out of the root: refuse it and all below it
-        links = sorted(p for p, info in entries.items() if info.get("islink"))
         tree = _Tree()
         prefix = self.top.rstrip("/") + "/"
-        for path, info in entries.items():
-            if info.get("type") == "directory" and not info.get("islink"):
-                continue
-            relative = path[len(prefix):] if path.startswith(prefix) else None
-            if relative is None:
-                tree.refused.append((path, "outside the storage root"))
-                continue
-            if any(path == link or path.startswith(link + "/") for link in links):
-                if path in links:
-                    tree.refused.append((relative, "a symbolic link: not followed"))
+        for info in self.store.listing():
+            relative = info.path[len(prefix):]
+            if info.link:  # could lead out of the root: refused, never followed
+                tree.refused.append((relative, "a symbolic link: not followed"))
                 continue
             entry = classify(relative)
             if entry is None:
                 continue
             if entry.kind == "blob":
-                tree.blobs[entry.digest] = int(info.get("size") or 0)
+                tree.blobs[entry.digest] = info.size
             elif entry.kind == "revision":
-                tree.revisions.append((entry.repository, path))
+                tree.revisions.append((entry.repository, info.path))
             elif entry.kind == "tag":
-                tree.tags.append((entry.repository, entry.tag, path))
+                tree.tags.append((entry.repository, entry.tag, info.path))
             elif entry.kind == "tag_index":
-                tree.history.append((entry.repository, entry.tag, entry.digest,
-                                     _modified(info)))
+                tree.history.append((entry.repository, entry.tag, entry.digest, info.modified))
             elif entry.kind == "layer":
                 tree.layer_links.append((entry.repository, entry.digest))
             else:
                 upload = tree.uploads.setdefault((entry.repository, entry.upload), {})
                 if entry.kind == "upload_data":
-                    upload["size"] = int(info.get("size") or 0)
+                    upload["size"] = info.size
                 else:
-                    upload["started_path"] = path
+                    upload["started_path"] = info.path
+        for path, size in self.store.multipart_sizes().items():
+            entry = classify(path[len(prefix):])
+            if entry is not None and entry.kind == "upload_data":
+                tree.uploads.setdefault((entry.repository, entry.upload), {})["size"] = size
         return tree
 
     # ------------------------------------------------------------------ read
 
     def _read(self, paths: list[str]) -> Iterable[tuple[str, bytes | Exception]]:
-        """(path, content or the exception) for each path, in batches."""
-        for start in range(0, len(paths), BATCH):
-            chunk = paths[start:start + BATCH]
-            got = self.fs.cat(chunk, on_error="return") if chunk else {}
-            for path in chunk:
-                value = got.get(path, got.get(self.fs._strip_protocol(path)))
-                yield path, value if value is not None else FileNotFoundError(path)
+        return self.store.read(paths)
 
     def _links(self, paths: list[str]) -> dict[str, str | Exception]:
         out: dict[str, str | Exception] = {}
@@ -262,8 +236,6 @@ class _Scan:
     # ---------------------------------------------------- storage-only frames
 
     def _uploads(self, tree: _Tree) -> pd.DataFrame:
-        for key, size in _multipart_sizes(self.fs, self.top).items():
-            tree.uploads.setdefault(key, {})["size"] = size
         started_paths = [u["started_path"] for u in tree.uploads.values() if "started_path" in u]
         started = dict(self._read(started_paths))
         rows = []
@@ -285,31 +257,6 @@ _CONFIG_TYPES = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
 
 def _foreign(media_type: str | None) -> bool:
     return media_type == mt.DOCKER_FOREIGN_LAYER
-
-
-def _multipart_sizes(fs: Any, top: str) -> dict[tuple[str, str], int]:
-    """On S3 an upload's data is a multipart upload, not an object, until it is
-    finished: the bytes of its parts so far, by (repository, upload)."""
-    if not hasattr(fs, "list_multipart_uploads"):
-        return {}
-    bucket, _, _ = top.partition("/")
-    prefix = top.rstrip("/") + "/"
-    sizes = {}
-    for upload in fs.list_multipart_uploads(bucket):
-        path = f"{bucket}/{upload.get('Key', '')}"
-        entry = classify(path[len(prefix):]) if path.startswith(prefix) else None
-        if entry is None or entry.kind != "upload_data":
-            continue
-        total, marker = 0, 0
-        while True:
-            page = fs.call_s3("list_parts", Bucket=bucket, Key=upload["Key"],
-                              UploadId=upload["UploadId"], PartNumberMarker=marker)
-            total += sum(int(part.get("Size", 0)) for part in page.get("Parts", ()))
-            if not page.get("IsTruncated"):
-                break
-            marker = page.get("NextPartNumberMarker", 0)
-        sizes[(entry.repository, entry.upload)] = total
-    return sizes
 
 
 def _sized(info: ManifestInfo, disk: Mapping[str, int]) -> ManifestInfo:
@@ -340,13 +287,3 @@ def _every_blob(referenced: pd.DataFrame, disk: Mapping[str, int]) -> pd.DataFra
     frame = frame[list(referenced.columns)]
     frame["on_disk"] = frame["digest"].isin(list(disk)).astype(bool)
     return tidy("blobs", frame)
-
-
-def _modified(info: Mapping[str, Any]) -> str | None:
-    """When the storage wrote a file, as ISO text (local: mtime; S3: LastModified)."""
-    value = info.get("mtime", info.get("LastModified", info.get("last_modified")))
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(value, dt.UTC).isoformat()
-    if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
-    return None
