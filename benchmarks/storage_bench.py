@@ -135,6 +135,9 @@ def synthetic_tree(root: Path, manifests: int, repositories: int = 1000) -> None
         digest = _blob(v2, doc.encode())
         hexa = digest[7:]
         repo = v2 / "repositories" / repository
+        for linked in json.loads(doc)["layers"] + [json.loads(doc)["config"]]:
+            _write(repo / "_layers/sha256" / linked["digest"][7:] / "link",
+                   linked["digest"].encode())
         _write(repo / "_manifests/revisions/sha256" / hexa / "link", digest.encode())
         tag = f"v{n // repositories // 3}"  # three manifests per tag: the last one stays
         _write(repo / "_manifests/tags" / tag / "index/sha256" / hexa / "link", digest.encode())

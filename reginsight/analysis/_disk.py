@@ -15,14 +15,14 @@ pull of that tagged index breaks. The model below is that algorithm, on frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .._errors import InventoryError
-from ..inventory._layout import GC_FATAL_STAGES
+from ..inventory._frames import GC_FATAL_STAGES
 from ..inventory._reach import Reach
 
 if TYPE_CHECKING:
@@ -39,17 +39,71 @@ def _require_storage(inv: Inventory, what: str) -> None:
             "(reginsight.scan_storage): the API does not list untagged manifests or blobs")
 
 
-def references(inv: Inventory, manifests: Iterable[str]) -> set[str]:
-    """The digests the garbage collector marks for these manifest digests: each
-    manifest itself, its config and layers, an index's child manifests (one level,
-    as Distribution 2.x does)."""
-    chosen = set(manifests)
-    frame = inv.manifests
-    configs = frame.loc[frame["digest"].isin(chosen) & frame["config_digest"].notna(),
-                        "config_digest"]
-    layers = inv.layers.loc[inv.layers["manifest"].isin(chosen), "digest"]
-    children = inv.children.loc[inv.children["index"].isin(chosen), "digest"]
-    return chosen | set(configs) | set(layers.astype(str)) | set(children)
+def _within(values: np.ndarray, pool: object) -> np.ndarray:
+    """``values`` (object array) in ``pool``, by hash: an explicit object Series, as
+    pandas' Arrow-backed strings test membership element by element in Python."""
+    return pd.Series(values, dtype=object).isin(
+        pd.Series(np.asarray(list(pool) if isinstance(pool, set) else pool, dtype=object))
+    ).to_numpy()
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """The storage as integer ids, built once per inventory: every (manifest, digest
+    it marks) pair, and the blobs on disk. Marking is then numpy indexing."""
+
+    manifest: np.ndarray  # object: digest of each manifests row
+    repository: np.ndarray  # object: its repository
+    tagged: np.ndarray  # bool
+    manifest_id: np.ndarray  # int: the id of each manifests row's digest
+    marks_from: np.ndarray  # int ids: a manifest ...
+    marks: np.ndarray  # ... and a digest it marks (itself included)
+    disk: np.ndarray  # object: digests of the blobs on disk
+    disk_id: np.ndarray  # int
+    disk_size: np.ndarray  # int64
+    disk_kind: np.ndarray  # object, None when nothing references it
+    ids: int  # how many distinct digests
+
+    @classmethod
+    def of(cls, inv: Inventory) -> _Graph:
+        frames = tuple(frame for _, frame in inv.frames())
+        cached = inv._cache.get("disk")
+        if cached is not None and all(a is b for a, b in zip(cached[0], frames, strict=True)):
+            return cached[1]
+        manifests, layers, children = inv.manifests, inv.layers, inv.children
+        blobs = inv.blobs[inv.blobs["on_disk"]]
+        digest = manifests["digest"].to_numpy(dtype=object)
+        configs = manifests["config_digest"].notna().to_numpy()
+        parts = [
+            digest, digest[configs], layers["manifest"].astype(object).to_numpy(),
+            children["index"].to_numpy(dtype=object),  # marking from ...
+            digest, manifests["config_digest"].to_numpy(dtype=object)[configs],
+            layers["digest"].astype(object).to_numpy(),
+            children["digest"].to_numpy(dtype=object),  # ... marking what
+            blobs["digest"].to_numpy(dtype=object),
+        ]
+        codes, universe = pd.factorize(np.concatenate(parts))
+        bounds = np.cumsum([0, *(len(p) for p in parts)])
+        half = bounds[4]
+        graph = cls(manifest=digest, repository=manifests["repository"].astype(object).to_numpy(),
+                    tagged=manifests["tagged"].to_numpy(dtype=bool),
+                    manifest_id=codes[:len(digest)], marks_from=codes[:half],
+                    marks=codes[half:bounds[8]], disk=blobs["digest"].to_numpy(dtype=object),
+                    disk_id=codes[bounds[8]:],
+                    disk_size=blobs["size"].fillna(0).to_numpy(dtype=np.int64),
+                    disk_kind=blobs["kind"].astype(object).to_numpy(), ids=len(universe))
+        inv._cache["disk"] = (frames, graph)
+        return graph
+
+    def marked(self, rows: np.ndarray) -> np.ndarray:
+        """Which disk blobs the garbage collector marks from these manifests rows (a
+        boolean mask over the rows): each manifest, its config and layers, an index's
+        child manifests (one level, as Distribution 2.x does)."""
+        chosen = np.zeros(self.ids, dtype=bool)
+        chosen[self.manifest_id[rows]] = True
+        hit = np.zeros(self.ids, dtype=bool)
+        hit[self.marks[chosen[self.marks_from]]] = True
+        return hit[self.disk_id]
 
 
 def disk_blobs(inv: Inventory) -> pd.DataFrame:
@@ -62,17 +116,14 @@ def disk_blobs(inv: Inventory) -> pd.DataFrame:
     Sorted by digest.
     """
     _require_storage(inv, "disk_blobs")
-    blobs = inv.blobs[inv.blobs["on_disk"]]
-    manifests = inv.manifests
-    tagged = references(inv, manifests.loc[manifests["tagged"], "digest"])
-    referenced = references(inv, manifests["digest"])
-    digest = blobs["digest"].astype(str)
-    category = np.where(digest.isin(tagged), "tagged",
-                        np.where(digest.isin(referenced), "untagged", "unreferenced"))
+    graph = _Graph.of(inv)
+    tagged = graph.marked(graph.tagged)
+    referenced = graph.marked(np.ones(len(graph.manifest), dtype=bool))
+    category = np.where(tagged, "tagged", np.where(referenced, "untagged", "unreferenced"))
     return pd.DataFrame({
-        "digest": pd.array(digest, dtype="string"),
-        "size": blobs["size"].fillna(0).astype("int64").to_numpy(),
-        "kind": pd.array(blobs["kind"].astype(object), dtype="string"),
+        "digest": pd.array(graph.disk, dtype="string"),
+        "size": graph.disk_size,
+        "kind": pd.array(graph.disk_kind, dtype="string"),
         "category": pd.array(category, dtype="string"),
     }).sort_values("digest", ignore_index=True)
 
@@ -95,6 +146,10 @@ def disk_usage(inv: Inventory) -> pd.DataFrame:
     return frame.astype({"category": "string", "blobs": "int64", "bytes": "int64"})
 
 
+def _placements(repository: np.ndarray, digest: np.ndarray) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([repository, digest])
+
+
 def freed_after(inv: Inventory, removed: set[tuple[str, str]]) -> pd.DataFrame:
     """The blobs a plain garbage collection frees once the ``removed`` (repository,
     digest) revisions are deleted that it would not free today (blobs already
@@ -103,14 +158,14 @@ def freed_after(inv: Inventory, removed: set[tuple[str, str]]) -> pd.DataFrame:
     Columns: digest (string), size (int64), kind (string). Sorted by digest.
     """
     _require_storage(inv, "freed_after")
-    manifests = inv.manifests
-    placed = pd.MultiIndex.from_arrays([manifests["repository"].astype(str),
-                                        manifests["digest"].astype(str)])
-    gone = placed.isin(list(removed)) if removed else np.zeros(len(placed), dtype=bool)
-    lost = references(inv, manifests["digest"]) - references(inv, manifests.loc[~gone, "digest"])
-    blobs = disk_blobs(inv)
-    freed = blobs.loc[blobs["digest"].isin(lost), ["digest", "size", "kind"]]
-    return freed.reset_index(drop=True)
+    graph = _Graph.of(inv)
+    gone = (_placements(graph.repository, graph.manifest).isin(list(removed)) if removed
+            else np.zeros(len(graph.manifest), dtype=bool))
+    lost = graph.marked(np.ones(len(gone), dtype=bool)) & ~graph.marked(~gone)
+    return pd.DataFrame({"digest": pd.array(graph.disk[lost], dtype="string"),
+                         "size": graph.disk_size[lost],
+                         "kind": pd.array(graph.disk_kind[lost], dtype="string")}
+                        ).sort_values("digest", ignore_index=True)
 
 
 def _check_readable(inv: Inventory) -> None:
@@ -134,88 +189,109 @@ def gc_preview(inv: Inventory, *, delete_untagged: bool = False) -> pd.DataFrame
     revision row), kind (string: manifest/config/layer/revision, or unknown for a
     blob nothing references), repositories (string: those referencing or linking it,
     comma-separated), reason (string: ``unreferenced``, ``untagged``, ``child of a
-    tagged index``), breaks (string: the ``repository:tag``s whose pull it breaks,
-    comma-separated; empty when none). Sorted by reason, then digest.
+    tagged index``, or ``repository never visited (no _layers)``: the collector finds
+    repositories by their ``_layers`` folder), breaks (string: the ``repository:tag``s
+    whose pull it breaks, comma-separated; empty when none). Sorted by reason, then digest.
     ``size`` sums to what the real command frees. Raises InventoryError when the
     scan could not read a revision (the real command would stop).
     """
     _require_storage(inv, "gc_preview")
     _check_readable(inv)
-    manifests = inv.manifests
-    placed = pd.MultiIndex.from_arrays([manifests["repository"].astype(str),
-                                        manifests["digest"].astype(str)])
-    if delete_untagged:
-        named = pd.MultiIndex.from_arrays([inv.tags["repository"].astype(str),
-                                           inv.tags["digest"].astype(str)])
-        kept = placed.isin(named)
+    graph = _Graph.of(inv)
+    placed = _placements(graph.repository, graph.manifest)
+    # the collector finds a repository by its _layers directory; one without is never
+    # visited: its revisions are neither marked nor removed
+    visited = _within(graph.repository, inv.layer_links["repository"].astype(object).unique())
+    if delete_untagged:  # only a revision some tag's current link names is marked
+        named = placed.isin(_placements(inv.tags["repository"].to_numpy(dtype=object),
+                                        inv.tags["digest"].to_numpy(dtype=object)))
     else:
-        kept = np.ones(len(manifests), dtype=bool)
-    marked = references(inv, manifests.loc[kept, "digest"])
-    blobs = disk_blobs(inv)
-    doomed = blobs[~blobs["digest"].isin(marked)].copy()
-    removed = set(placed[~kept])  # revision links --delete-untagged removes
-
-    tagged_refs = references(inv, manifests.loc[manifests["tagged"], "digest"])
-    doomed["reason"] = np.where(
-        doomed["category"] == "unreferenced", "unreferenced",
-        np.where(doomed["digest"].isin(tagged_refs), "child of a tagged index", "untagged"))
-    breaks = _breaks(inv, set(doomed["digest"]), removed)
-    users = _users(inv)
-    doomed["kind"] = doomed["kind"].fillna("unknown")
-    doomed["repositories"] = [users.get(d, "") for d in doomed["digest"]]
-    doomed["breaks"] = [breaks.blob.get(d, "") for d in doomed["digest"]]
-    gone = set(doomed["digest"])
-    revisions = [
+        named = np.ones(len(placed), dtype=bool)
+    kept = visited & named
+    doomed = ~graph.marked(kept)
+    referenced = graph.marked(np.ones(len(placed), dtype=bool))
+    seen = graph.marked(visited)
+    tagged = graph.marked(graph.tagged)
+    reason = np.select([~referenced, ~seen, tagged],
+                       ["unreferenced", "repository never visited (no _layers)",
+                        "child of a tagged index"], "untagged")
+    digests = graph.disk[doomed]
+    removed = set(placed[visited & ~named])  # revision links --delete-untagged removes
+    breaks = _breaks(inv, set(digests), removed)
+    users = _users(inv, digests)
+    blobs = pd.DataFrame({
+        "digest": digests,
+        "size": graph.disk_size[doomed],
+        "kind": pd.Series(graph.disk_kind[doomed], dtype=object).fillna("unknown").to_numpy(),
+        "repositories": [users.get(d, "") for d in digests],
+        "reason": reason[doomed],
+        "breaks": [breaks.blob.get(d, "") for d in digests],
+    })
+    gone = set(digests)
+    revisions = pd.DataFrame([
         (digest, 0, "revision", repo,
-         "child of a tagged index" if tagged else "untagged", broken)
-        for (repo, digest), tagged in zip(placed, manifests["tagged"], strict=True)
+         "child of a tagged index" if was_tagged else "untagged", broken)
+        for (repo, digest), was_tagged in zip(placed, graph.tagged, strict=True)
         if (repo, digest) in removed and digest not in gone
-        and (broken := breaks.revision.get((repo, digest)))]
-    frame = pd.concat([doomed[GC_COLUMNS],
-                       pd.DataFrame(revisions, columns=GC_COLUMNS)], ignore_index=True)
+        and (broken := breaks.revision.get((repo, digest)))], columns=GC_COLUMNS)
+    frame = pd.concat([blobs, revisions], ignore_index=True) if len(revisions) else blobs
     frame = frame.astype({"digest": "string", "size": "int64", "kind": "string",
                           "repositories": "string", "reason": "string", "breaks": "string"})
     return frame.sort_values(["reason", "digest"], ignore_index=True)
 
 
+@dataclass(frozen=True)
 class _Broken:
-    """Which tags break, per deleted blob and per removed revision."""
+    """Which tags break ("repo:tag, ..."), per deleted blob and per removed revision."""
 
-    def __init__(self, blob: dict[str, str], revision: dict[tuple[str, str], str]) -> None:
-        self.blob, self.revision = blob, revision
+    blob: dict[str, str]
+    revision: dict[tuple[str, str], str]
 
 
 def _breaks(inv: Inventory, deleted: set[str], removed: set[tuple[str, str]]) -> _Broken:
     reach = Reach.of(inv)
     names = (inv.tags["repository"].astype(str) + ":" + inv.tags["tag"].astype(str)).to_numpy()
     by_blob: dict[str, set[str]] = {}
+    by_revision: dict[tuple[str, str], set[str]] = {}
     # a config or layer the tag's images use
-    lost = reach.blobs.isin(list(deleted))[reach.pair_blob]
+    lost = _within(reach.blobs.to_numpy(dtype=object), deleted)[reach.pair_blob]
     for tag, blob in zip(reach.pair_tag[lost], reach.pair_blob[lost], strict=True):
         by_blob.setdefault(reach.blobs[blob], set()).add(names[tag])
-    # a manifest the tag reaches: its blob deleted, or its revision removed in that repo
-    manifest = reach.manifests[reach.reach_manifest].astype(str)
-    repository = reach.repositories[reach.tag_repository[reach.reach_tag]].astype(str)
-    by_revision: dict[tuple[str, str], set[str]] = {}
-    for tag, repo, digest in zip(reach.reach_tag, repository, manifest, strict=True):
-        if digest in deleted:
-            by_blob.setdefault(digest, set()).add(names[tag])
-        if (repo, digest) in removed:
-            by_revision.setdefault((repo, digest), set()).add(names[tag])
-    joined = {key: ", ".join(sorted(tags)) for key, tags in by_blob.items()}
-    return _Broken(joined, {key: ", ".join(sorted(t)) for key, t in by_revision.items()})
+    # a manifest the tag reaches: its blob deleted, or its revision removed there
+    manifest = reach.manifests.to_numpy(dtype=object)[reach.reach_manifest]
+    repository = reach.repositories[reach.tag_repository[reach.reach_tag]]
+    blob_gone = _within(manifest, deleted)
+    revision_gone = (_placements(repository, manifest).isin(list(removed)) if removed
+                     else np.zeros(len(manifest), dtype=bool))
+    for row in np.flatnonzero(blob_gone | revision_gone):
+        tag, key = names[reach.reach_tag[row]], (repository[row], manifest[row])
+        if blob_gone[row]:
+            by_blob.setdefault(key[1], set()).add(tag)
+        if revision_gone[row]:
+            by_revision.setdefault(key, set()).add(tag)
+    return _Broken({k: ", ".join(sorted(v)) for k, v in by_blob.items()},
+                   {k: ", ".join(sorted(v)) for k, v in by_revision.items()})
 
 
-def _users(inv: Inventory) -> dict[str, str]:
-    """Per digest, the repositories whose revisions reference it or that link it."""
-    pairs = pd.concat([
-        inv.manifests[["repository", "digest"]],
-        inv.manifests.loc[inv.manifests["config_digest"].notna(),
-                          ["repository", "config_digest"]].rename(
-                              columns={"config_digest": "digest"}),
-        inv.layers[["repository", "digest"]],
-        inv.children[["repository", "digest"]],
-        inv.layer_links[["repository", "digest"]],
-    ], ignore_index=True).astype(str).drop_duplicates()
-    return pairs.sort_values("repository").groupby("digest")["repository"].agg(", ".join
-                                                                              ).to_dict()
+def _users(inv: Inventory, digests: pd.Index) -> dict[str, str]:
+    """For these digests, the repositories whose revisions mark them or that link
+    them (``_layers``), comma-separated."""
+    graph = _Graph.of(inv)
+    wanted = np.zeros(graph.ids, dtype=bool)
+    wanted[graph.disk_id[_within(graph.disk, digests)]] = True
+    chosen = wanted[graph.marks]
+    pairs = pd.DataFrame({"id": graph.manifest_id, "repository": graph.repository}).merge(
+        pd.DataFrame({"id": graph.marks_from[chosen], "marked_id": graph.marks[chosen]}),
+        on="id")
+    digest_of = np.empty(graph.ids, dtype=object)
+    digest_of[graph.disk_id] = graph.disk
+    pairs["marked"] = digest_of[pairs["marked_id"].to_numpy()]
+    links = inv.layer_links[_within(inv.layer_links["digest"].to_numpy(dtype=object), digests)]
+    found: dict[str, set[str]] = {}
+    for digest, repository in zip(
+            np.concatenate([pairs["marked"].to_numpy(dtype=object),
+                            links["digest"].to_numpy(dtype=object)]),
+            np.concatenate([pairs["repository"].to_numpy(dtype=object),
+                            links["repository"].astype(object).to_numpy()]), strict=True):
+        found.setdefault(digest, set()).add(str(repository))
+    return {digest: ", ".join(sorted(names)) for digest, names in found.items()}

@@ -56,6 +56,9 @@ SORT_KEYS: dict[str, list[str]] = {
 }
 
 FRAME_NAMES = tuple(SCHEMAS)
+#: ``errors`` stages of a storage scan at which the registry's own garbage-collect stops
+#: while marking (it cannot read a revision link or a manifest), deleting nothing
+GC_FATAL_STAGES = frozenset({"revision link", "manifest"})
 #: frames only a storage scan fills: absent from older saved inventories, empty then
 STORAGE_FRAMES = ("uploads", "tag_history", "layer_links")
 #: columns only a storage scan adds, after the pinned ones

@@ -23,9 +23,6 @@ from .._errors import InvalidDigest
 from ..registry._digest import validate_digest
 
 V2 = "docker/registry/v2"
-#: scan error stages at which the registry's own garbage-collect stops while marking
-#: (it cannot read a revision link or a manifest), deleting nothing
-GC_FATAL_STAGES = frozenset({"revision link", "manifest"})
 
 _HEX = r"[a-f0-9]{32,}"
 _ALG = r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*"

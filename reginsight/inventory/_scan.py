@@ -99,6 +99,7 @@ class _Scan:
     def _list(self) -> _Tree:
         tree = _Tree()
         prefix = self.top.rstrip("/") + "/"
+        details = self.store.details
         for info in self.store.listing():
             relative = info.path[len(prefix):]
             if info.link:  # could lead out of the root: refused, never followed
@@ -108,19 +109,20 @@ class _Scan:
             if entry is None:
                 continue
             if entry.kind == "blob":
-                tree.blobs[entry.digest] = info.size
+                tree.blobs[entry.digest] = details(info.details)[0]
             elif entry.kind == "revision":
                 tree.revisions.append((entry.repository, info.path))
             elif entry.kind == "tag":
                 tree.tags.append((entry.repository, entry.tag, info.path))
             elif entry.kind == "tag_index":
-                tree.history.append((entry.repository, entry.tag, entry.digest, info.modified))
+                tree.history.append((entry.repository, entry.tag, entry.digest,
+                                     details(info.details)[1]))
             elif entry.kind == "layer":
                 tree.layer_links.append((entry.repository, entry.digest))
             else:
                 upload = tree.uploads.setdefault((entry.repository, entry.upload), {})
                 if entry.kind == "upload_data":
-                    upload["size"] = info.size
+                    upload["size"] = details(info.details)[0]
                 else:
                     upload["started_path"] = info.path
         for path, size in self.store.multipart_sizes().items():

@@ -11,8 +11,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._errors import InventoryError
 
@@ -20,12 +19,13 @@ from .._errors import InventoryError
 BATCH = 512
 
 
-@dataclass(frozen=True)
-class FileInfo:
+class FileInfo(NamedTuple):
+    """A file the listing found. ``details`` is store-specific: hand it to the store's
+    ``details()`` for size and time, which only some files need (fetched lazily)."""
+
     path: str
-    size: int
-    modified: str | None  # ISO time the storage gives, or None
-    link: bool = False  # a symbolic link: reported, never followed
+    link: bool  # a symbolic link: reported, never followed
+    details: Any
 
 
 def _iso(value: Any) -> str | None:
@@ -56,12 +56,17 @@ class LocalStore:
                 continue  # vanished or unreadable: what it held is not there for us
             for entry in entries:
                 if entry.is_symlink():
-                    yield FileInfo(entry.path, 0, None, link=True)
+                    yield FileInfo(entry.path, True, entry)
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                 else:
-                    info = entry.stat(follow_symlinks=False)
-                    yield FileInfo(entry.path, info.st_size, _iso(info.st_mtime))
+                    yield FileInfo(entry.path, False, entry)
+
+    @staticmethod
+    def details(entry: os.DirEntry) -> tuple[int, str | None]:
+        """Size and modification time (ISO) of a listed file."""
+        info = entry.stat(follow_symlinks=False)
+        return info.st_size, _iso(info.st_mtime)
 
     def read(self, paths: Iterable[str]) -> Iterator[tuple[str, bytes | Exception]]:
         for path in paths:
@@ -92,10 +97,15 @@ class FsspecStore:
             if any(path.startswith(link + "/") for link in links):
                 continue  # below a link: never descended into
             if info.get("islink"):
-                yield FileInfo(path, 0, None, link=True)
+                yield FileInfo(path, True, info)
             elif info.get("type") != "directory":
-                modified = info.get("mtime", info.get("LastModified", info.get("last_modified")))
-                yield FileInfo(path, int(info.get("size") or 0), _iso(modified))
+                yield FileInfo(path, False, info)
+
+    @staticmethod
+    def details(info: Mapping[str, Any]) -> tuple[int, str | None]:
+        """Size and modification time (ISO; S3: LastModified) of a listed file."""
+        modified = info.get("mtime", info.get("LastModified", info.get("last_modified")))
+        return int(info.get("size") or 0), _iso(modified)
 
     def read(self, paths: Iterable[str]) -> Iterator[tuple[str, bytes | Exception]]:
         paths = list(paths)
