@@ -5,7 +5,8 @@ registry's own ``docker-registry garbage-collect --dry-run`` on the same tree.
                                        [--synthetic-manifests 100000]
 
 1. The benchmark corpus (benchmarks.fill) plus churn: ``latest`` of every repository
-   re-pushed ``--churn`` times, leaving untagged manifests. Both tools run in both
+   re-pushed ``--churn`` times, leaving untagged manifests, and some manifests deleted,
+   leaving unreferenced blobs. Both tools run in both
    modes (plain, --delete-untagged), alternating, medians of ``--rounds``; the sets of
    blobs each names must be equal.
 2. A synthetic storage tree of ``--synthetic-manifests`` manifests written straight to
@@ -35,12 +36,16 @@ _ELIGIBLE = re.compile(r"blob eligible for deletion: (\S+)")
 
 
 def churn(url: str, times: int) -> int:
-    """Re-push ``latest`` of every repository ``times`` times; the manifests pushed."""
+    """Re-push ``latest`` of every repository ``times`` times (the manifests pushed are
+    returned), and delete the manifest of ``1.0`` in every fourth repository (its own
+    blobs become unreferenced)."""
     pushed = 0
     with ri.Registry(url) as reg:
-        for repository in reg.repositories():
+        for number, repository in enumerate(reg.repositories()):
             if not repository.startswith("team"):
                 continue
+            if number % 4 == 0:
+                reg.delete_manifest(repository, reg.manifest_digest(repository, "1.0"))
             for n in range(times):
                 manifest = reg.manifest(repository, "latest")
                 doc = json.loads(manifest.raw)
@@ -150,11 +155,17 @@ def synthetic(args: argparse.Namespace) -> None:
         synthetic_tree(Path(tmp), args.synthetic_manifests)
         print(f"\nsynthetic tree of {args.synthetic_manifests:,} manifests written in "
               f"{time.perf_counter() - start:.0f} s")
+        config = Path(tmp) / "config.yml"
+        config.write_text("version: 0.1\nlog: {level: warn}\nstorage:\n"
+                          f"  filesystem: {{rootdirectory: {tmp}}}\n  delete: {{enabled: true}}\n")
+        go_dry_run(config, True)  # warm the page cache for both
+        for mode in (False, True):
+            _, seconds = timed(go_dry_run, config, mode)
+            print(f"garbage-collect --dry-run{' --delete-untagged' if mode else ''}: "
+                  f"{seconds:.1f} s")
         child = subprocess.run([sys.executable, "-m", "benchmarks.storage_bench",
                                 "--measure", tmp], capture_output=True, text=True, check=True)
         print(child.stdout.strip())
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB
-        print(f"peak memory (max RSS of that process): {peak:.2f} GiB")
 
 
 def measure(root: str) -> None:
@@ -168,6 +179,8 @@ def measure(root: str) -> None:
           f"{len(inv.manifests):,} revisions ({int((~inv.manifests['tagged']).sum()):,} "
           f"untagged), {len(inv.blobs):,} blobs; plain GC frees {len(plain):,} blobs, "
           f"--delete-untagged {len(risky):,}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    print(f"peak memory of this process (max RSS): {peak:.2f} GiB")
 
 
 def main() -> None:

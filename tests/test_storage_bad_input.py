@@ -119,9 +119,15 @@ def test_a_symbolic_link_out_of_the_root_is_not_followed(storage, tmp_path):
     os.symlink(outside, _repo(storage, "escape"))
     os.symlink(tmp_path / "outside-file",
                _repo(storage, "app") / "_manifests/tags/latest/current/elsewhere")
+    revision = next((_repo(storage, "multi") / "_manifests/revisions/sha256").iterdir())
+    (tmp_path / "outside-link").write_bytes((revision / "link").read_bytes())
+    (revision / "link").unlink()
+    os.symlink(tmp_path / "outside-link", revision / "link")
     inv = _scan(storage)
     refused = inv.errors[inv.errors["stage"] == "path"]
-    assert len(refused) == 2 and refused["error"].str.contains("symbolic link").all()
+    assert len(refused) == 3 and refused["error"].str.contains("symbolic link").all()
+    assert f"sha256:{revision.name}" not in set(
+        inv.manifests.loc[inv.manifests["repository"] == "b/multi", "digest"])
     assert "b/escape" not in set(inv.tags["repository"].astype(str))
 
 

@@ -74,6 +74,20 @@ def classify(relative: str) -> Entry | None:
     return None
 
 
+def leaf_file(relative: str) -> str | None:
+    """The one file the layout keeps in a digest's folder (``data`` below ``blobs/``,
+    ``link`` below ``repositories/``), or None for any other folder. ``relative``:
+    the folder's path below ``docker/registry/v2``."""
+    name = relative.rsplit("/", 1)[-1]
+    if len(name) < 32 or not _HEX_NAME.fullmatch(name):
+        return None
+    return ("link" if relative.startswith("repositories/") else
+            "data" if relative.startswith("blobs/") else None)
+
+
+_HEX_NAME = re.compile(_HEX)
+
+
 def link_target(content: bytes) -> str | None:
     """The digest a link file holds, or None when it holds anything else (empty,
     garbled, a path): such a link is reported, never followed."""

@@ -10,8 +10,10 @@ gcs, az ...); nothing is ever written.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -65,7 +67,22 @@ def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None =
     store = open_store(url, storage_options, V2)
     if not store.exists():
         raise InventoryError(f"{shown(url)} is not a registry storage: it has no {V2}")
-    return _Scan(store, shown(url), progress=progress).run()
+    with _collector_paused():
+        return _Scan(store, shown(url), progress=progress).run()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A scan makes millions of small objects that all live until it ends; Python's
+    cycle collector would re-traverse them again and again (a fifth of the time at
+    30,000 manifests). Paused for the scan, restored after, whatever happens."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Scan:

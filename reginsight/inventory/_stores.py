@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from .._errors import InventoryError
+from ._layout import leaf_file
 
 #: files read per batch (s3fs fetches a batch concurrently)
 BATCH = 512
@@ -47,6 +49,7 @@ class LocalStore:
         return os.path.isdir(self.top)
 
     def listing(self) -> Iterator[FileInfo]:
+        skip = len(self.top) + 1
         stack = [self.top]
         while stack:
             directory = stack.pop()
@@ -56,16 +59,25 @@ class LocalStore:
                 continue  # vanished or unreadable: what it held is not there for us
             for entry in entries:
                 if entry.is_symlink():
-                    yield FileInfo(entry.path, True, entry)
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                    yield FileInfo(entry.path, True, entry.path)
+                elif not entry.is_dir(follow_symlinks=False):
+                    yield FileInfo(entry.path, False, entry.path)
+                elif leaf := leaf_file(entry.path[skip:]):
+                    # a digest's folder holds its one file: look at it, not list the folder
+                    # (half the folders of a storage; a stray file there means nothing)
+                    path = f"{entry.path}/{leaf}"
+                    try:
+                        info = os.lstat(path)
+                    except OSError:
+                        continue
+                    yield FileInfo(path, stat.S_ISLNK(info.st_mode), info)
                 else:
-                    yield FileInfo(entry.path, False, entry)
+                    stack.append(entry.path)
 
     @staticmethod
-    def details(entry: os.DirEntry) -> tuple[int, str | None]:
+    def details(handle: str | os.stat_result) -> tuple[int, str | None]:
         """Size and modification time (ISO) of a listed file."""
-        info = entry.stat(follow_symlinks=False)
+        info = handle if isinstance(handle, os.stat_result) else os.lstat(handle)
         return info.st_size, _iso(info.st_mtime)
 
     def read(self, paths: Iterable[str]) -> Iterator[tuple[str, bytes | Exception]]:
