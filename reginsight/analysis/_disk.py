@@ -10,7 +10,8 @@ manifests, not what those reference), then deletes every blob not marked. With
 ``--delete-untagged`` a revision no tag's ``current/link`` names is neither marked
 nor followed, and its revision link is removed; the children of a tagged index are
 never named by a tag, so their layers go unless another image marks them: the
-pull of that tagged index breaks. The model below is that algorithm, on frames.
+pull of that tagged index breaks. Repositories are found by their ``_layers``
+folder: one without is never visited. The model below is that algorithm, on frames.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ class _Graph:
 
     @classmethod
     def of(cls, inv: Inventory) -> _Graph:
-        frames = tuple(frame for _, frame in inv.frames())
-        cached = inv._cache.get("disk")
-        if cached is not None and all(a is b for a, b in zip(cached[0], frames, strict=True)):
-            return cached[1]
+        return inv.derived("disk", cls._build)
+
+    @classmethod
+    def _build(cls, inv: Inventory) -> _Graph:
         manifests, layers, children = inv.manifests, inv.layers, inv.children
         blobs = inv.blobs[inv.blobs["on_disk"]]
         digest = manifests["digest"].to_numpy(dtype=object)
@@ -85,15 +86,13 @@ class _Graph:
         codes, universe = pd.factorize(np.concatenate(parts))
         bounds = np.cumsum([0, *(len(p) for p in parts)])
         half = bounds[4]
-        graph = cls(manifest=digest, repository=manifests["repository"].astype(object).to_numpy(),
-                    tagged=manifests["tagged"].to_numpy(dtype=bool),
-                    manifest_id=codes[:len(digest)], marks_from=codes[:half],
-                    marks=codes[half:bounds[8]], disk=blobs["digest"].to_numpy(dtype=object),
-                    disk_id=codes[bounds[8]:],
-                    disk_size=blobs["size"].fillna(0).to_numpy(dtype=np.int64),
-                    disk_kind=blobs["kind"].astype(object).to_numpy(), ids=len(universe))
-        inv._cache["disk"] = (frames, graph)
-        return graph
+        return cls(manifest=digest, repository=manifests["repository"].astype(object).to_numpy(),
+                   tagged=manifests["tagged"].to_numpy(dtype=bool),
+                   manifest_id=codes[:len(digest)], marks_from=codes[:half],
+                   marks=codes[half:bounds[8]], disk=blobs["digest"].to_numpy(dtype=object),
+                   disk_id=codes[bounds[8]:],
+                   disk_size=blobs["size"].fillna(0).to_numpy(dtype=np.int64),
+                   disk_kind=blobs["kind"].astype(object).to_numpy(), ids=len(universe))
 
     def marked(self, rows: np.ndarray) -> np.ndarray:
         """Which disk blobs the garbage collector marks from these manifests rows (a

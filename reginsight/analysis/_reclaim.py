@@ -66,15 +66,7 @@ def reclaimable_blobs(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataF
             PartialInventoryWarning, stacklevel=2)
     reach = Reach.of(inv)
     nm = len(reach.manifests)
-    chosen = _chosen_tags(inv, tags)
-    # a digest delete takes every tag on that digest in that repository
-    link = reach.placement(reach.tag_repository, reach.tag_manifest)
-    gone = np.isin(link, link[chosen])
-    kept_tags = np.flatnonzero(~gone)
-    kept_rows = np.isin(reach.reach_tag, kept_tags)
-    links = reach.placement(reach.tag_repository[reach.reach_tag], reach.reach_manifest)
-    kept_links = np.unique(links[kept_rows])
-    gone_links = np.setdiff1d(np.unique(links[~kept_rows]), kept_links)
+    kept_links, gone_links = _links_after(inv, tags)
     linked_after = np.unique(kept_links % nm)
     deleted = np.unique(gone_links % nm)
     freed_manifests = np.setdiff1d(deleted, linked_after)
@@ -100,13 +92,23 @@ def removed_by_tags(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFra
     removes: those manifests, and what they reach that no remaining tag reaches."""
     reach = Reach.of(inv)
     nm = len(reach.manifests)
+    _, gone = _links_after(inv, tags)
+    return {(str(reach.repositories[g // nm]), str(reach.manifests[g % nm])) for g in gone}
+
+
+def _links_after(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The (repository, manifest) placements (:meth:`Reach.placement`) the remaining
+    tags still reach, and those deleting the manifests behind ``tags`` removes. A
+    digest delete takes every tag on that digest in that repository."""
+    reach = Reach.of(inv)
     chosen = _chosen_tags(inv, tags)
     link = reach.placement(reach.tag_repository, reach.tag_manifest)
     kept_tags = np.flatnonzero(~np.isin(link, link[chosen]))
     kept_rows = np.isin(reach.reach_tag, kept_tags)
     links = reach.placement(reach.tag_repository[reach.reach_tag], reach.reach_manifest)
-    gone = np.setdiff1d(np.unique(links[~kept_rows]), np.unique(links[kept_rows]))
-    return {(str(reach.repositories[g // nm]), str(reach.manifests[g % nm])) for g in gone}
+    kept = np.unique(links[kept_rows])
+    return kept, np.setdiff1d(np.unique(links[~kept_rows]), kept)
 
 
 def reclaimable(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame) -> int:

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 #: Image configs are small JSON documents; a larger "config" is not read.
 CONFIG_LIMIT = 16 * 1024 * 1024
 DEFAULT_CONCURRENCY = 32
-_CONFIG_TYPES = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
 
 
 class Crawler:
@@ -179,7 +178,7 @@ class Crawler:
         for child in info.children:
             self._want_manifest(repository, child.digest)
         config = info.config
-        if (config is not None and config.media_type in _CONFIG_TYPES
+        if (config is not None and config.media_type in mt.IMAGE_CONFIGS
                 and config.digest not in self.facts.configs
                 and ("config", config.digest) not in self._inflight):
             self._inflight.add(("config", config.digest))

@@ -10,9 +10,9 @@ import html
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -20,6 +20,8 @@ from .._errors import InventoryError
 from .._units import format_bytes
 from .._version import __version__
 from ._frames import FRAME_NAMES, STORAGE_FRAMES, check, conform, empty
+
+T = TypeVar("T")
 
 FORMAT = "reginsight-inventory"
 FORMAT_VERSION = 1
@@ -92,6 +94,17 @@ class Inventory:
         need the whole registry (what garbage collection frees) are upper bounds
         otherwise: blobs shared with repositories outside the inventory look free."""
         return self.scope is None and self.errors.empty
+
+    def derived(self, key: str, build: Callable[[Inventory], T]) -> T:
+        """A structure built from the frames (by the analysis), built once and kept
+        while the frames stay the same objects: reassigning a frame rebuilds it."""
+        frames = tuple(frame for _, frame in self.frames())
+        cached = self._cache.get(key)
+        if cached is not None and all(a is b for a, b in zip(cached[0], frames, strict=True)):
+            return cached[1]
+        value = build(self)
+        self._cache[key] = (frames, value)  # the frames themselves: ids get reused
+        return value
 
     def frames(self) -> Iterator[tuple[str, pd.DataFrame]]:
         """(name, frame) for every frame, in DESIGN order."""

@@ -97,13 +97,7 @@ class Reach:
     def of(cls, inv: Inventory) -> Reach:
         """The inventory's Reach, built once and kept on it while its frames stay the
         same objects (reassigning a frame, e.g. ``inv.tags = inv.tags[...]``, rebuilds)."""
-        frames = tuple(frame for _, frame in inv.frames())
-        cached = inv._cache.get("reach")
-        if cached is not None and all(a is b for a, b in zip(cached[0], frames, strict=True)):
-            return cached[1]
-        reach = cls._build(inv)
-        inv._cache["reach"] = (frames, reach)  # the frames themselves: ids get reused
-        return reach
+        return inv.derived("reach", cls._build)
 
     @classmethod
     def _build(cls, inv: Inventory) -> Reach:

@@ -2,10 +2,10 @@
 
 The tag API shows what tags reach; the storage holds everything: manifests a moved
 tag left behind, blobs of deleted manifests, unfinished uploads. This module lists
-the tree once (one recursive listing, which on S3 is a paged ListObjects), reads
-the small link files and the manifest and config blobs in batches, and hands the
-facts to the same assembly as a crawl. Any fsspec filesystem works (local, s3,
-gcs, az ...); nothing is ever written.
+the tree once (:mod:`._stores`: os.scandir locally, one paged listing on S3), reads
+the small link files and the manifest and config blobs, and hands the facts to the
+same assembly as a crawl. Any fsspec filesystem works (local, s3, gcs, az ...);
+nothing is ever written.
 """
 
 from __future__ import annotations
@@ -150,12 +150,9 @@ class _Scan:
 
     # ------------------------------------------------------------------ read
 
-    def _read(self, paths: list[str]) -> Iterable[tuple[str, bytes | Exception]]:
-        return self.store.read(paths)
-
     def _links(self, paths: list[str]) -> dict[str, str | Exception]:
         out: dict[str, str | Exception] = {}
-        for path, content in self._read(paths):
+        for path, content in self.store.read(paths):
             if isinstance(content, Exception):
                 out[path] = content
             else:
@@ -173,7 +170,7 @@ class _Scan:
                 yield digest, InventoryError(f"{sizes[digest]} bytes: too large to be one")
             else:
                 paths[f"{self.top}/{blob_path(digest)}"] = digest
-        for path, raw in self._read(list(paths)):
+        for path, raw in self.store.read(list(paths)):
             yield paths[path], raw
 
     def _relative(self, path: str) -> str:
@@ -225,7 +222,7 @@ class _Scan:
                     self.errors.append((repo, digest, "manifest", f"{type(exc).__name__}: {exc}"))
                 continue
             self.facts.manifests[digest] = _sized(info, tree.blobs)
-            if info.config is not None and info.config.media_type in _CONFIG_TYPES:
+            if info.config is not None and info.config.media_type in mt.IMAGE_CONFIGS:
                 configs.setdefault(info.config.digest, digest)
         bar.close()
         on_disk = {d: m for d, m in configs.items() if d in tree.blobs}
@@ -256,7 +253,7 @@ class _Scan:
 
     def _uploads(self, tree: _Tree) -> pd.DataFrame:
         started_paths = [u["started_path"] for u in tree.uploads.values() if "started_path" in u]
-        started = dict(self._read(started_paths))
+        started = dict(self.store.read(started_paths))
         rows = []
         for (repo, uuid), upload in sorted(tree.uploads.items()):
             when = started.get(upload.get("started_path", ""))
@@ -271,7 +268,6 @@ class _Scan:
                 for repo, tag, digest, when in tree.history]
 
 
-_CONFIG_TYPES = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
 
 
 def _foreign(media_type: str | None) -> bool:
