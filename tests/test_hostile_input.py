@@ -54,7 +54,8 @@ def test_saving_follows_no_planted_link(tmp_path):
     assert not (target / "tags.parquet").is_symlink()
     assert sorted(os.listdir(target)) == sorted(
         [f"{n}.parquet" for n in ("tags", "manifests", "layers", "blobs", "children",
-                                  "errors")] + ["inventory.json"])
+                                  "errors", "uploads", "tag_history", "layer_links")]
+        + ["inventory.json"])
     assert len(ri.Inventory.load(target).tags) == 5
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import reginsight as ri
 from reginsight.inventory._layout import blob_path, classify, link_target
 from tests import storage_scenario as sc
 from tests.images import Pusher
-from tests.registry_server import RegistryServer
+from tests.registry_server import REGISTRY_BINARY, RegistryServer, registry_environment
 
 V2 = "docker/registry/v2"
 
@@ -88,6 +89,15 @@ def test_a_garbled_revision_link_makes_gc_preview_refuse(storage):
         ri.gc_preview(inv)
 
 
+def _real_gc(storage: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    config = storage.parent / "gc.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {storage}}}\n"
+                      "  delete: {enabled: true}\n")
+    return subprocess.run([REGISTRY_BINARY, "garbage-collect", *extra, str(config)],
+                          capture_output=True, text=True, env=registry_environment(),
+                          timeout=120)
+
+
 def test_a_link_to_a_missing_blob_is_skipped_as_the_registry_skips_it(storage):
     missing = "sha256:" + hashlib.sha256(b"never pushed").hexdigest()
     revision = _repo(storage, "app") / "_manifests/revisions/sha256" / missing[7:]
@@ -97,7 +107,13 @@ def test_a_link_to_a_missing_blob_is_skipped_as_the_registry_skips_it(storage):
     row = inv.errors[inv.errors["reference"] == missing]
     assert row["stage"].tolist() == ["revision"] and "not in the storage" in row["error"].iloc[0]
     assert missing not in set(inv.manifests["digest"])
-    assert len(ri.gc_preview(inv)) > 0  # the real collector skips it too
+    # the real collector skips it too, and deletes exactly what the preview says
+    preview = ri.gc_preview(inv)
+    before = sc.blob_bytes(storage)
+    assert _real_gc(storage).returncode == 0
+    after = sc.blob_bytes(storage)
+    assert {d: s for d, s in before.items() if d not in after} == dict(
+        zip(preview["digest"], preview["size"], strict=True))
 
 
 def test_a_corrupt_manifest_blob_is_an_error_row(storage):
@@ -110,6 +126,10 @@ def test_a_corrupt_manifest_blob_is_an_error_row(storage):
     assert digest not in set(damaged.manifests["digest"])
     with pytest.raises(ri.InventoryError, match="cannot predict"):
         ri.gc_preview(damaged)
+    # and the registry's own collector indeed stops, deleting nothing
+    before = sc.blob_bytes(storage)
+    assert _real_gc(storage).returncode != 0
+    assert sc.blob_bytes(storage) == before
 
 
 def test_a_symbolic_link_out_of_the_root_is_not_followed(storage, tmp_path):
@@ -140,3 +160,20 @@ def test_the_layout_parser_names_only_what_the_layout_defines():
     assert classify("repositories/a/_uploads/u1/hashstates/sha256/0") is None
     assert link_target(f"sha256:{hexa}".encode()) == f"sha256:{hexa}"
     assert link_target(b"sha256:" + b"g" * 64) is None
+
+
+@pytest.mark.parametrize("delete_untagged", [False, True])
+def test_a_repository_without_layers_is_never_visited_by_the_collector(storage,
+                                                                     delete_untagged):
+    shutil.rmtree(_repo(storage, "multi") / "_layers")
+    inv = _scan(storage)
+    preview = ri.gc_preview(inv, delete_untagged=delete_untagged)
+    never = preview[preview["reason"] == "repository never visited (no _layers)"]
+    assert len(never) > 0 and set(never["breaks"]) >= {"b/multi:solo"}
+    before = sc.blob_bytes(storage)
+    assert _real_gc(storage, *(["--delete-untagged"] if delete_untagged else [])
+                    ).returncode == 0
+    after = sc.blob_bytes(storage)
+    blobs = preview[preview["kind"] != "revision"]
+    assert {d: s for d, s in before.items() if d not in after} == dict(
+        zip(blobs["digest"], blobs["size"], strict=True))
