@@ -137,8 +137,8 @@ def test_a_symbolic_link_out_of_the_root_is_not_followed(storage, tmp_path):
     (outside / "_manifests/tags/secret/current").mkdir(parents=True)
     (outside / "_manifests/tags/secret/current/link").write_text("sha256:" + "b" * 64)
     os.symlink(outside, _repo(storage, "escape"))
-    os.symlink(tmp_path / "outside-file",
-               _repo(storage, "app") / "_manifests/tags/latest/current/elsewhere")
+    os.symlink(outside / "_manifests/tags/secret",
+               _repo(storage, "app") / "_manifests/tags/secret")
     revision = next((_repo(storage, "multi") / "_manifests/revisions/sha256").iterdir())
     (tmp_path / "outside-link").write_bytes((revision / "link").read_bytes())
     (revision / "link").unlink()
@@ -149,6 +149,7 @@ def test_a_symbolic_link_out_of_the_root_is_not_followed(storage, tmp_path):
     assert f"sha256:{revision.name}" not in set(
         inv.manifests.loc[inv.manifests["repository"] == "b/multi", "digest"])
     assert "b/escape" not in set(inv.tags["repository"].astype(str))
+    assert "secret" not in set(inv.tags["tag"])
 
 
 def test_the_layout_parser_names_only_what_the_layout_defines():
@@ -177,3 +178,17 @@ def test_a_repository_without_layers_is_never_visited_by_the_collector(storage,
     blobs = preview[preview["kind"] != "revision"]
     assert {d: s for d, s in before.items() if d not in after} == dict(
         zip(blobs["digest"], blobs["size"], strict=True))
+
+
+def test_the_local_walk_and_the_fsspec_listing_find_the_same_files(pristine):
+    import fsspec
+
+    from reginsight.inventory._stores import FsspecStore, LocalStore
+
+    top = str(pristine / V2)
+    local = {(entry, path[len(top):]) for entry, path, _ in LocalStore(top).entries()}
+    listed = {(entry, path[len(top):]) for entry, path, _ in
+              FsspecStore(fsspec.filesystem("file"), top).entries()}
+    assert local == listed
+    assert {entry.kind for entry, _ in local} == {
+        "blob", "layer", "revision", "tag", "tag_index", "upload_data", "upload_started"}

@@ -38,8 +38,9 @@ _UPLOAD = re.compile(r"([^/]+)/(data|startedat)")
 @dataclass(frozen=True)
 class Entry:
     """One file of the storage that means something: ``kind`` is ``blob``,
-    ``revision``, ``tag``, ``tag_index``, ``layer``, ``upload_data`` or
-    ``upload_started``; the other fields are what its path says."""
+    ``revision``, ``tag``, ``tag_index``, ``layer``, ``upload_data``,
+    ``upload_started``, or ``link`` (a symbolic link, never followed); the other
+    fields are what its path says."""
 
     kind: str
     repository: str | None = None
@@ -70,22 +71,35 @@ def classify(relative: str) -> Entry | None:
         if match := _LAYER.fullmatch(rest):
             return Entry("layer", name, f"{match.group(1)}:{match.group(2)}")
     elif area == "_uploads" and (match := _UPLOAD.fullmatch(rest)):
-        return Entry(f"upload_{match.group(2)}", name, upload=match.group(1))
+        kind = "upload_data" if match.group(2) == "data" else "upload_started"
+        return Entry(kind, name, upload=match.group(1))
     return None
 
 
-def leaf_file(relative: str) -> str | None:
-    """The one file the layout keeps in a digest's folder (``data`` below ``blobs/``,
-    ``link`` below ``repositories/``), or None for any other folder. ``relative``:
-    the folder's path below ``docker/registry/v2``."""
-    name = relative.rsplit("/", 1)[-1]
-    if len(name) < 32 or not _HEX_NAME.fullmatch(name):
-        return None
-    return ("link" if relative.startswith("repositories/") else
-            "data" if relative.startswith("blobs/") else None)
-
-
+_ALGORITHM = re.compile(_ALG)
 _HEX_NAME = re.compile(_HEX)
+_TWO_HEX = re.compile(r"[a-f0-9]{2}")
+_COMPONENT = re.compile(r"[a-z0-9][^/]*")
+
+
+def is_algorithm(name: str) -> bool:
+    """A folder name the layout uses for a digest algorithm (``sha256``)."""
+    return _ALGORITHM.fullmatch(name) is not None
+
+
+def is_hex(name: str) -> bool:
+    """A folder name the layout uses for a digest's hex (32 characters or more)."""
+    return _HEX_NAME.fullmatch(name) is not None
+
+
+def is_prefix(name: str) -> bool:
+    """The two-hex-digit folder that fans blobs out."""
+    return _TWO_HEX.fullmatch(name) is not None
+
+
+def is_component(name: str) -> bool:
+    """A repository name component (``_``-folders are the layout's own areas)."""
+    return _COMPONENT.fullmatch(name) is not None
 
 
 def link_target(content: bytes) -> str | None:

@@ -117,31 +117,27 @@ class _Scan:
         tree = _Tree()
         prefix = self.top.rstrip("/") + "/"
         details = self.store.details
-        for info in self.store.listing():
-            relative = info.path[len(prefix):]
-            if info.link:  # could lead out of the root: refused, never followed
-                tree.refused.append((relative, "a symbolic link: not followed"))
-                continue
-            entry = classify(relative)
-            if entry is None:
-                continue
-            if entry.kind == "blob":
-                tree.blobs[entry.digest] = details(info.details)[0]
-            elif entry.kind == "revision":
-                tree.revisions.append((entry.repository, info.path))
-            elif entry.kind == "tag":
-                tree.tags.append((entry.repository, entry.tag, info.path))
-            elif entry.kind == "tag_index":
-                tree.history.append((entry.repository, entry.tag, entry.digest,
-                                     details(info.details)[1]))
-            elif entry.kind == "layer":
+        for entry, path, handle in self.store.entries():
+            kind = entry.kind
+            if kind == "blob":
+                tree.blobs[entry.digest] = details(handle)[0]
+            elif kind == "layer":
                 tree.layer_links.append((entry.repository, entry.digest))
+            elif kind == "revision":
+                tree.revisions.append((entry.repository, path))
+            elif kind == "tag":
+                tree.tags.append((entry.repository, entry.tag, path))
+            elif kind == "tag_index":
+                tree.history.append((entry.repository, entry.tag, entry.digest,
+                                     details(handle)[1]))
+            elif kind == "link":  # could lead out of the root: refused, never followed
+                tree.refused.append((path[len(prefix):], "a symbolic link: not followed"))
             else:
                 upload = tree.uploads.setdefault((entry.repository, entry.upload), {})
-                if entry.kind == "upload_data":
-                    upload["size"] = details(info.details)[0]
+                if kind == "upload_data":
+                    upload["size"] = details(handle)[0]
                 else:
-                    upload["started_path"] = info.path
+                    upload["started_path"] = path
         for path, size in self.store.multipart_sizes().items():
             entry = classify(path[len(prefix):])
             if entry is not None and entry.kind == "upload_data":

@@ -1,8 +1,9 @@
 """Where a storage scan reads from: a local folder (os.scandir, the fast path) or any
 fsspec filesystem (S3, GCS, Azure ...). Read-only: listing and reading, nothing else.
 
-Both list every file below the top once, with its size and modification time, and
-report a symbolic link instead of following it (a link could lead out of the root).
+Both yield every file the layout gives a meaning (:mod:`._layout`), with details for
+its size and modification time, and report a symbolic link instead of following it
+(a link could lead out of the root).
 """
 
 from __future__ import annotations
@@ -12,22 +13,18 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from .._errors import InventoryError
-from ._layout import leaf_file
+from ._layout import Entry, classify, is_algorithm, is_component, is_hex, is_prefix
 
 #: files read per batch (s3fs fetches a batch concurrently)
 BATCH = 512
 
 
-class FileInfo(NamedTuple):
-    """A file the listing found. ``details`` is store-specific: hand it to the store's
-    ``details()`` for size and time, which only some files need (fetched lazily)."""
-
-    path: str
-    link: bool  # a symbolic link: reported, never followed
-    details: Any
+#: (what the file is, its path, store-specific details for ``details()``)
+Found = tuple[Entry, str, Any]
+LINK = Entry("link")
 
 
 def _iso(value: Any) -> str | None:
@@ -48,31 +45,95 @@ class LocalStore:
     def exists(self) -> bool:
         return os.path.isdir(self.top)
 
-    def listing(self) -> Iterator[FileInfo]:
-        skip = len(self.top) + 1
-        stack = [self.top]
-        while stack:
-            directory = stack.pop()
-            try:
-                entries = list(os.scandir(directory))
-            except OSError:
-                continue  # vanished or unreadable: what it held is not there for us
-            for entry in entries:
-                if entry.is_symlink():
-                    yield FileInfo(entry.path, True, entry.path)
-                elif not entry.is_dir(follow_symlinks=False):
-                    yield FileInfo(entry.path, False, entry.path)
-                elif leaf := leaf_file(entry.path[skip:]):
-                    # a digest's folder holds its one file: look at it, not list the folder
-                    # (half the folders of a storage; a stray file there means nothing)
-                    path = f"{entry.path}/{leaf}"
-                    try:
-                        info = os.lstat(path)
-                    except OSError:
+    def entries(self) -> Iterator[Found]:
+        """Walk the layout itself (the names each level may hold, see :mod:`._layout`)
+        rather than list every folder: a digest's folder is not listed, its one file
+        is looked at. Anything else is not looked at; a symbolic link is reported."""
+        yield from self._blobs(f"{self.top}/blobs")
+        yield from self._repositories(f"{self.top}/repositories", [])
+
+    @staticmethod
+    def _folders(path: str) -> Iterator[os.DirEntry | Found]:
+        """The folders in ``path``; a symbolic link comes back as a LINK entry."""
+        try:
+            children = list(os.scandir(path))
+        except OSError:
+            return  # absent or unreadable: nothing there for us
+        for child in children:
+            if child.is_symlink():
+                yield (LINK, child.path, None)
+            elif child.is_dir(follow_symlinks=False):
+                yield child
+
+    @staticmethod
+    def _file(path: str, entry: Entry) -> Iterator[Found]:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return  # an emptied folder (the registry deletes files, not folders)
+        yield (LINK if stat.S_ISLNK(info.st_mode) else entry, path, info)
+
+    def _blobs(self, path: str) -> Iterator[Found]:
+        for algorithm in self._folders(path):
+            if isinstance(algorithm, tuple) or not is_algorithm(algorithm.name):
+                yield from _links_only(algorithm)
+                continue
+            for prefix in self._folders(algorithm.path):
+                if isinstance(prefix, tuple) or not is_prefix(prefix.name):
+                    yield from _links_only(prefix)
+                    continue
+                for digest in self._folders(prefix.path):
+                    if isinstance(digest, tuple) or not is_hex(digest.name):
+                        yield from _links_only(digest)
                         continue
-                    yield FileInfo(path, stat.S_ISLNK(info.st_mode), info)
-                else:
-                    stack.append(entry.path)
+                    yield from self._file(f"{digest.path}/data", Entry(
+                        "blob", digest=f"{algorithm.name}:{digest.name}"))
+
+    def _digests(self, path: str, kind: str, repository: str, tag: str | None = None
+                 ) -> Iterator[Found]:
+        """``<alg>/<hex>/link`` files below ``path``."""
+        for algorithm in self._folders(path):
+            if isinstance(algorithm, tuple) or not is_algorithm(algorithm.name):
+                yield from _links_only(algorithm)
+                continue
+            for digest in self._folders(algorithm.path):
+                if isinstance(digest, tuple) or not is_hex(digest.name):
+                    yield from _links_only(digest)
+                    continue
+                yield from self._file(f"{digest.path}/link", Entry(
+                    kind, repository, f"{algorithm.name}:{digest.name}", tag=tag))
+
+    def _repositories(self, path: str, parts: list[str]) -> Iterator[Found]:
+        for child in self._folders(path):
+            if isinstance(child, tuple):
+                yield child
+            elif not child.name.startswith("_"):
+                if is_component(child.name):
+                    yield from self._repositories(child.path, [*parts, child.name])
+            elif parts:
+                yield from self._area(child.path, child.name, "/".join(parts))
+
+    def _area(self, path: str, area: str, repository: str) -> Iterator[Found]:
+        if area == "_layers":
+            yield from self._digests(path, "layer", repository)
+        elif area == "_manifests":
+            yield from self._digests(f"{path}/revisions", "revision", repository)
+            for tag in self._folders(f"{path}/tags"):
+                if isinstance(tag, tuple):
+                    yield tag
+                    continue
+                yield from self._file(f"{tag.path}/current/link",
+                                      Entry("tag", repository, tag=tag.name))
+                yield from self._digests(f"{tag.path}/index", "tag_index", repository,
+                                         tag.name)
+        elif area == "_uploads":
+            for upload in self._folders(path):
+                if isinstance(upload, tuple):
+                    yield upload
+                    continue
+                for name, kind in (("data", "upload_data"), ("startedat", "upload_started")):
+                    yield from self._file(f"{upload.path}/{name}",
+                                          Entry(kind, repository, upload=upload.name))
 
     @staticmethod
     def details(handle: str | os.stat_result) -> tuple[int, str | None]:
@@ -102,16 +163,18 @@ class FsspecStore:
     def exists(self) -> bool:
         return bool(self.fs.isdir(self.top))
 
-    def listing(self) -> Iterator[FileInfo]:
-        entries = self.fs.find(self.top, withdirs=True, detail=True)
-        links = sorted(p for p, info in entries.items() if info.get("islink"))
-        for path, info in entries.items():
+    def entries(self) -> Iterator[Found]:
+        """One recursive listing, each file classified by its path."""
+        listed = self.fs.find(self.top, withdirs=True, detail=True)
+        links = sorted(p for p, info in listed.items() if info.get("islink"))
+        skip = len(self.top.rstrip("/")) + 1
+        for path, info in listed.items():
             if any(path.startswith(link + "/") for link in links):
                 continue  # below a link: never descended into
             if info.get("islink"):
-                yield FileInfo(path, True, info)
-            elif info.get("type") != "directory":
-                yield FileInfo(path, False, info)
+                yield (LINK, path, info)
+            elif info.get("type") != "directory" and (entry := classify(path[skip:])):
+                yield (entry, path, info)
 
     @staticmethod
     def details(info: Mapping[str, Any]) -> tuple[int, str | None]:
@@ -149,6 +212,12 @@ class FsspecStore:
                 marker = page.get("NextPartNumberMarker", 0)
             sizes[path] = total
         return sizes
+
+
+def _links_only(found: os.DirEntry | Found) -> Iterator[Found]:
+    """Of a folder the layout does not name, only a symbolic link is reported."""
+    if isinstance(found, tuple):
+        yield found
 
 
 def shown(url: str) -> str:
