@@ -274,8 +274,11 @@ def _sized(info: ManifestInfo, disk: Mapping[str, int]) -> ManifestInfo:
     """The manifest's blobs with the sizes of their data on disk (the truth a
     descriptor only claims); a blob not on disk keeps its descriptor size."""
     def sized(blob: Blob) -> Blob:
-        return replace(blob, size=disk.get(blob.digest, blob.size))
+        size = disk.get(blob.digest, blob.size)
+        return blob if size == blob.size else replace(blob, size=size)
 
+    if all(disk.get(b.digest, b.size) == b.size for b in info.blobs()):
+        return info  # as nearly always: the descriptors tell the truth
     return replace(info, config=sized(info.config) if info.config else None,
                    layers=tuple(sized(b) for b in info.layers))
 
