@@ -20,6 +20,39 @@ from typing import Any
 REGISTRY_BINARY = "docker-registry"
 
 
+def launch(command: list[str], log: Path, env: dict[str, str] | None = None
+           ) -> subprocess.Popen:
+    """Start a server process in its own session, its output appended to ``log``."""
+    with open(log, "ab") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+
+
+def listening(process: subprocess.Popen, host: str, port: int, timeout: float) -> bool:
+    """Wait until ``process`` accepts connections on ``host:port``; False if it exits or
+    the time runs out. (A bare socket: TLS set-ups may refuse a plain HTTP request.)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection((host, port), timeout=1.0).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def stop_process(process: subprocess.Popen | None) -> None:
+    """Stop a server by its process id: TERM, then KILL if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 def registry_environment() -> dict[str, str]:
     """The registry's environment: ours, less AWS_CA_BUNDLE, with which the Go
     registry refuses to start its S3 driver."""
@@ -114,36 +147,16 @@ class RegistryServer:
         self.storage.mkdir(exist_ok=True)
         self.port = self.port or free_port(self.host)
         self.config_path.write_text(_yaml(self.config()) + "\n")
-        log = open(self.workdir / "registry.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(
-            [binary, "serve", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=registry_environment(),
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:  # a listening socket; TLS set-ups may refuse a bare HTTP request
-                socket.create_connection((self.host, self.port), timeout=1.0).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+        self.process = launch([binary, "serve", str(self.config_path)],
+                              self.workdir / "registry.log", env=registry_environment())
+        if listening(self.process, self.host, self.port, timeout):
+            return self
         output = (self.workdir / "registry.log").read_text(errors="replace")[-3000:]
         self.stop()
         raise RegistryStartError(f"registry did not start on {self.url}:\n{output}")
 
     def stop(self) -> None:
-        """Stop the process by its id: TERM, then KILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
     def garbage_collect(self, *extra: str, config: Path | None = None) -> str:
         """Run ``docker-registry garbage-collect`` on this registry's config (stopped),

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.registry_server import free_port
+from tests.registry_server import free_port, launch, listening, stop_process
 
 KEY, SECRET, REGION = "reginsight-test", "reginsight-test-secret", "us-east-1"
 
@@ -44,31 +41,16 @@ class S3Server:
                                "installs moto[server]")
         self.port = self.port or free_port(self.host)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.workdir / "moto.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen([binary, "-H", self.host, "-p", str(self.port)],
-                                        stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                socket.create_connection((self.host, self.port), timeout=1.0).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
+        self.process = launch([binary, "-H", self.host, "-p", str(self.port)],
+                              self.workdir / "moto.log")
+        if listening(self.process, self.host, self.port, timeout):
+            return self
         output = (self.workdir / "moto.log").read_text(errors="replace")[-3000:]
         self.stop()
         raise S3StartError(f"moto_server did not start on {self.endpoint}:\n{output}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
     def client(self) -> Any:
         """A boto3 client: the independent oracle of what the bucket holds."""

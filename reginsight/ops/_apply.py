@@ -112,6 +112,16 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
             f"{reg.url} refused to delete ({exc}); stopped, nothing more was sent",
             result=_result(rows)) from None
 
+    def delete_untagged(number: int, repository: str, digest: str, why: str) -> None:
+        """Delete a manifest no tag names (an index's child, an untagged one): a row
+        with an empty tag."""
+        try:
+            failure = delete(repository, digest)
+        except UnsupportedOperation as exc:
+            stop(number, [(repository, "", digest)], exc)
+        deleted.add((repository, digest))
+        rows.append((repository, "", digest, "failed" if failure else status, failure or why))
+
     for number, (repository, digest, planned, current, index, untagged) in enumerate(work):
         now_on = {t for t, d in current.items() if d.digest == digest}
         if untagged and not planned:  # by digest, unless it gained a tag or a tagged index
@@ -120,14 +130,8 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
                     if digest in indexes.reached(repository, current) else None)
             if skip:
                 rows.append((repository, "", digest, "skipped", skip))
-                continue
-            try:
-                failure = delete(repository, digest)
-            except UnsupportedOperation as exc:
-                stop(number, [(repository, "", digest)], exc)
-            deleted.add((repository, digest))
-            rows.append((repository, "", digest, "failed" if failure else status,
-                         failure or "untagged"))
+            else:
+                delete_untagged(number, repository, digest, "untagged")
             continue
         for tag in sorted(planned - now_on):
             moved = current.get(tag)
@@ -155,15 +159,8 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
             current.pop(tag)
         still = indexes.reached(repository, current)
         for child in children:
-            if child in still or (repository, child) in deleted:
-                continue
-            try:
-                failure = delete(repository, child)
-            except UnsupportedOperation as exc:
-                stop(number, [(repository, "", child)], exc)
-            deleted.add((repository, child))
-            rows.append((repository, "", child, "failed" if failure else status,
-                         failure or f"child of index {digest}"))
+            if child not in still and (repository, child) not in deleted:
+                delete_untagged(number, repository, child, f"child of index {digest}")
     return _result(rows)
 
 
