@@ -91,7 +91,9 @@ class LocalStore:
 
     def _digests(self, path: str, kind: str, repository: str, tag: str | None = None
                  ) -> Iterator[Found]:
-        """``<alg>/<hex>/link`` files below ``path``."""
+        """``<alg>/<hex>/link`` files below ``path``. A ``_layers`` link is never read,
+        so its folder is not even looked into: the registry's collector too goes by
+        the folders."""
         for algorithm in self._folders(path):
             if isinstance(algorithm, tuple) or not is_algorithm(algorithm.name):
                 yield from _links_only(algorithm)
@@ -100,8 +102,11 @@ class LocalStore:
                 if isinstance(digest, tuple) or not is_hex(digest.name):
                     yield from _links_only(digest)
                     continue
-                yield from self._file(f"{digest.path}/link", Entry(
-                    kind, repository, f"{algorithm.name}:{digest.name}", tag=tag))
+                entry = Entry(kind, repository, f"{algorithm.name}:{digest.name}", tag=tag)
+                if kind == "layer":
+                    yield (entry, f"{digest.path}/link", None)
+                else:
+                    yield from self._file(f"{digest.path}/link", entry)
 
     def _repositories(self, path: str, parts: list[str]) -> Iterator[Found]:
         for child in self._folders(path):

@@ -8,6 +8,7 @@ lowercase hex (uppercase would make two spellings of one digest).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -132,8 +133,10 @@ def is_digest(reference: str) -> bool:
     return ":" in reference
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def validate_digest(text: str) -> str:
-    """Return the canonical form of a digest string, or raise :class:`InvalidDigest`."""
+    """Return the canonical form of a digest string, or raise :class:`InvalidDigest`.
+    Remembered: a registry names its shared base layers thousands of times."""
     return str(Digest.parse(text))
 
 
