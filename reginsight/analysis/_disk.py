@@ -216,7 +216,9 @@ def gc_preview(inv: Inventory, *, delete_untagged: bool = False) -> pd.DataFrame
                         "child of a tagged index"], "untagged")
     digests = graph.disk[doomed]
     removed = set(placed[visited & ~named])  # revision links --delete-untagged removes
-    breaks = _breaks(inv, set(digests), removed)
+    # only a blob some tag reaches, or a removed revision, can break a pull
+    breaks = (_breaks(inv, set(digests), removed) if removed or (tagged & doomed).any()
+              else _Broken({}, {}))
     users = _users(inv, digests)
     blobs = pd.DataFrame({
         "digest": digests,

@@ -24,7 +24,7 @@ from .._errors import InventoryError, ReginsightError
 from ..registry._manifest import parse_manifest
 from ._assemble import assemble
 from ._facts import Blob, CrawlResult, Facts, ManifestInfo, manifest_info, parse_config
-from ._frames import build, tidy
+from ._frames import build, conform, tidy
 from ._inventory import Inventory
 from ._layout import V2, blob_path, classify, link_target
 from ._progress import progress_bar
@@ -286,18 +286,22 @@ def _sized(info: ManifestInfo, disk: Mapping[str, int]) -> ManifestInfo:
 def _every_blob(referenced: pd.DataFrame, disk: Mapping[str, int]) -> pd.DataFrame:
     """The blobs frame of a scan: every referenced blob (its size from disk when
     there), and every blob on disk that nothing references; ``on_disk`` says which."""
-    frame = referenced.copy()
-    frame["size"] = frame["digest"].map(disk).astype("Int64").fillna(frame["size"])
-    known = set(frame["digest"])
-    extra = pd.DataFrame({"digest": pd.array([d for d in disk if d not in known], dtype="string")})
-    extra["size"] = extra["digest"].map(disk).astype("Int64")
-    for column, value in (("repositories", 0), ("manifests", 0)):
-        extra[column] = pd.Series(value, index=extra.index, dtype="int64")
-    frame = pd.concat([frame, extra], ignore_index=True)
-    for column in ("kind", "media_type"):
-        frame[column] = frame[column].astype(str).where(frame[column].notna())
-        categories = sorted(frame[column].dropna().unique())
-        frame[column] = frame[column].astype(pd.CategoricalDtype(categories))
-    frame = frame[list(referenced.columns)]
-    frame["on_disk"] = frame["digest"].isin(list(disk)).astype(bool)
+    digests = referenced["digest"].to_numpy(dtype=object)
+    known = set(digests)
+    unreferenced = [d for d in disk if d not in known]
+    on_disk = [disk.get(d) for d in digests]
+    sizes = pd.array([s if s is not None else r for s, r in zip(
+        on_disk, referenced["size"].astype(object), strict=True)] + [
+        disk[d] for d in unreferenced], dtype="Int64")
+    frame = pd.DataFrame({
+        "digest": pd.array([*digests, *unreferenced], dtype="string"),
+        "size": sizes,
+        "kind": [*referenced["kind"].astype(object), *([None] * len(unreferenced))],
+        "repositories": [*referenced["repositories"], *([0] * len(unreferenced))],
+        "manifests": [*referenced["manifests"], *([0] * len(unreferenced))],
+        "media_type": [*referenced["media_type"].astype(object),
+                       *([None] * len(unreferenced))],
+    })
+    frame = conform("blobs", frame)
+    frame["on_disk"] = [s is not None for s in on_disk] + [True] * len(unreferenced)
     return tidy("blobs", frame)
