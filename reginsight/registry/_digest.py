@@ -133,10 +133,14 @@ def is_digest(reference: str) -> bool:
     return ":" in reference
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def validate_digest(text: str) -> str:
-    """Return the canonical form of a digest string, or raise :class:`InvalidDigest`.
-    Remembered: a registry names its shared base layers thousands of times."""
+    """Return the canonical form of a digest string, or raise :class:`InvalidDigest`."""
+    return _canonical(text) if isinstance(text, str) else str(Digest.parse(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical(text: str) -> str:
+    # remembered: a registry names its shared base layers thousands of times
     return str(Digest.parse(text))
 
 
