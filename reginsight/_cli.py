@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from .registry._client import Registry
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+#: the sample inventory, shipped inside the package (data/sample links to it)
+SAMPLE = Path(__file__).resolve().parent / "sample"
 
 EPILOG = """\
 examples:
@@ -74,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                     "(crawled first), a saved inventory directory, or a registry's "
                     "storage root (a folder holding docker/registry/v2, or an fsspec "
                     "URL such as s3://bucket/root: then the report shows where the disk "
-                    "goes); without TARGET, the sample inventory shipped in data/sample.")
+                    "goes); without TARGET, the sample inventory shipped with the "
+                    "package (data/sample).")
     report.add_argument("target", metavar="TARGET", nargs="?")
     report.add_argument("-o", "--output", default="report.html", help="default: report.html")
     _crawl_options(report)

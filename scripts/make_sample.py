@@ -125,7 +125,7 @@ def fill(reg: ri.Registry) -> None:
 
 
 def main() -> None:
-    target = ROOT / "data" / "sample"
+    target = ROOT / "reginsight" / "sample"  # data/sample links here
     with tempfile.TemporaryDirectory() as tmp:
         server = RegistryServer(Path(tmp) / "registry").start()
         try:

@@ -46,3 +46,30 @@ def test_cli_lists_repositories_and_tags(registry_server, prefix):
     assert tags.stdout.split() == ["v1", "v2"]
     missing = subprocess.run([*run, f"{prefix}/none"], capture_output=True, text=True)
     assert missing.returncode == 1 and "NAME_UNKNOWN" in missing.stderr
+
+
+def test_the_built_wheel_runs_the_readme_command_on_its_sample(tmp_path):
+    """Not only `pip install -e .`: the wheel a user installs must carry the sample."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "wheel"), str(root)], check=True, capture_output=True)
+    wheel = next((tmp_path / "wheel").glob("reginsight-*.whl"))
+    venv = tmp_path / "venv"
+    # the venv sees this interpreter's packages (nothing downloads), but reginsight only
+    # from the wheel: a source checkout on the path would hide a missing file
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--force-reinstall", str(wheel)], check=True, capture_output=True)
+    done = subprocess.run([venv / "bin" / "reginsight", "report", "-o", "r.html"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "33 tags" in done.stderr and (tmp_path / "r.html").stat().st_size > 10_000
+    located = subprocess.run([python, "-c", "import reginsight; print(reginsight.__file__)"],
+                             cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert str(venv) in located  # the wheel's copy, not the checkout
