@@ -79,6 +79,7 @@ _LAZY = {
     "disk_usage": "analysis._disk",
     "disk_blobs": "analysis._disk",
     "gc_preview": "analysis._disk",
+    "broken_images": "analysis._disk",
     "storage_summary": "analysis._storage",
     "storage_by_repository": "analysis._storage",
     "layer_sharing": "analysis._storage",

@@ -165,7 +165,7 @@ class UsageError(Exception):
 
 def _gc_preview(args: argparse.Namespace) -> int:
     from ._units import format_bytes
-    from .analysis._disk import disk_usage, gc_preview
+    from .analysis._disk import broken_images, disk_usage, gc_preview
 
     inv = _scan(args, args.root)
     for row in disk_usage(inv).itertuples(index=False):
@@ -175,16 +175,14 @@ def _gc_preview(args: argparse.Namespace) -> int:
     blobs = preview[preview["kind"] != "revision"]
     command = "garbage-collect" + (" --delete-untagged" if args.delete_untagged else "")
     print(f"\n{command} would delete {len(blobs)} blobs, {format_bytes(int(blobs['size'].sum()))}")
-    broken = preview[preview["breaks"] != ""]
+    broken = broken_images(preview)
     if len(inv.errors):
         print(f"{len(inv.errors)} problems in the storage (see scan_storage(...).errors)")
     if broken.empty:
         return EXIT_OK
-    tags = sorted({t for value in broken["breaks"] for t in value.split(", ")})
-    print(f"\nit would BREAK {len(tags)} tagged images (their pulls would fail):")
-    for tag in tags:
-        lost = broken[broken["breaks"].str.split(", ").map(lambda names, t=tag: t in names)]
-        print(f"  {tag}: loses {len(lost)} blobs/revisions ({lost['reason'].iloc[0]})")
+    print(f"\nit would BREAK {len(broken)} tagged images (their pulls would fail):")
+    for row in broken.itertuples(index=False):
+        print(f"  {row.tag}: loses {row.lost} blobs/revisions ({row.reason})")
     print("\nsafe instead: ri.plan_cleanup(ri.scan_storage(ROOT), untagged=True), "
           "ri.apply_cleanup(reg, plan, dry_run=False), then a plain garbage-collect")
     return EXIT_REFUSED

@@ -241,6 +241,20 @@ def gc_preview(inv: Inventory, *, delete_untagged: bool = False) -> pd.DataFrame
     return frame.sort_values(["reason", "digest"], ignore_index=True)
 
 
+def broken_images(preview: pd.DataFrame) -> pd.DataFrame:
+    """The tags a :func:`gc_preview` breaks, one row each, sorted by tag.
+
+    Columns: tag (string, ``repository:tag``), lost (int64: blobs and revisions it
+    loses), bytes (int64: their size), reason (string: of its first loss).
+    """
+    pairs = preview.loc[preview["breaks"] != "", ["breaks", "size", "reason"]].astype(object)
+    pairs["tag"] = pairs.pop("breaks").str.split(", ")
+    per_tag = pairs.explode("tag").groupby("tag", sort=True).agg(
+        lost=("size", "size"), bytes=("size", "sum"), reason=("reason", "first"))
+    return per_tag.reset_index().astype(
+        {"tag": "string", "lost": "int64", "bytes": "int64", "reason": "string"})
+
+
 @dataclass(frozen=True)
 class _Broken:
     """Which tags break ("repo:tag, ..."), per deleted blob and per removed revision."""

@@ -28,9 +28,10 @@ def assemble(result: CrawlResult) -> Inventory:
     roots: dict[str, set[str]] = defaultdict(set)
     for repo, _, digest, _ in result.tags:
         roots[repo].add(digest)
-    reach = {repo: reachable(digests, children) for repo, digests in roots.items()}
     tagged: set[tuple[str, str]] | None = None
-    if result.revisions is not None:  # a storage scan: every revision is a row
+    if result.revisions is None:  # a crawl: the rows are what tags reach
+        reach = {repo: reachable(digests, children) for repo, digests in roots.items()}
+    else:  # a storage scan: every revision is a row
         held: dict[str, set[str]] = defaultdict(set)
         for repo, digest in result.revisions:
             held[repo].add(digest)

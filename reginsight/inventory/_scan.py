@@ -28,7 +28,7 @@ from ._frames import build, conform, tidy
 from ._inventory import Inventory
 from ._layout import V2, blob_path, classify, link_target
 from ._progress import progress_bar
-from ._stores import open_store, shown
+from ._stores import FsspecStore, LocalStore, open_store, shown
 
 #: manifest and config blobs are small JSON documents; a larger one is not read
 DOCUMENT_LIMIT = 16 * 1024 * 1024
@@ -86,7 +86,8 @@ def _collector_paused() -> Iterator[None]:
 
 
 class _Scan:
-    def __init__(self, store: Any, shown: str, *, progress: bool) -> None:
+    def __init__(self, store: LocalStore | FsspecStore, shown: str, *, progress: bool
+                 ) -> None:
         self.store, self.top, self.shown, self.progress = store, store.top, shown, progress
         self.errors: list[tuple[str, str, str, str]] = []
         self.facts = Facts()
@@ -115,7 +116,6 @@ class _Scan:
 
     def _list(self) -> _Tree:
         tree = _Tree()
-        prefix = self.top.rstrip("/") + "/"
         details = self.store.details
         for entry, path, handle in self.store.entries():
             kind = entry.kind
@@ -131,7 +131,7 @@ class _Scan:
                 tree.history.append((entry.repository, entry.tag, entry.digest,
                                      details(handle)[1]))
             elif kind == "link":  # could lead out of the root: refused, never followed
-                tree.refused.append((path[len(prefix):], "a symbolic link: not followed"))
+                tree.refused.append((self._relative(path), "a symbolic link: not followed"))
             else:
                 upload = tree.uploads.setdefault((entry.repository, entry.upload), {})
                 if kind == "upload_data":
@@ -139,7 +139,7 @@ class _Scan:
                 else:
                     upload["started_path"] = path
         for path, size in self.store.multipart_sizes().items():
-            entry = classify(path[len(prefix):])
+            entry = classify(self._relative(path))
             if entry is not None and entry.kind == "upload_data":
                 tree.uploads.setdefault((entry.repository, entry.upload), {})["size"] = size
         return tree

@@ -127,7 +127,7 @@ _MEANING = {
 def _disk_sections(inv: Inventory, top: int) -> tuple[list[tuple[str, str]], list[dict]]:
     """Cards and tables only a storage scan can give: where the disk goes, and what
     the registry's garbage collector would delete and break."""
-    from ..analysis._disk import disk_usage, gc_preview
+    from ..analysis._disk import broken_images, disk_usage, gc_preview
 
     usage = disk_usage(inv)
     total = int(usage["bytes"].sum())
@@ -146,8 +146,7 @@ def _disk_sections(inv: Inventory, top: int) -> tuple[list[tuple[str, str]], lis
         tables.append({"title": "Garbage collection", "note": str(exc), "columns": [],
                        "rows": []})
         return cards, tables
-    broken = untagged[untagged["breaks"] != ""]
-    tags = sorted({t for value in broken["breaks"] for t in value.split(", ")})
+    broken = broken_images(untagged)
     cards.append(("garbage-collect frees", format_bytes(int(plain["size"].sum()))))
     tables.append({
         "title": "What garbage-collect would do",
@@ -161,17 +160,15 @@ def _disk_sections(inv: Inventory, top: int) -> tuple[list[tuple[str, str]], lis
                  for command, frame, breaks in (
                      ("garbage-collect", plain, "nothing"),
                      ("garbage-collect --delete-untagged", untagged,
-                      f"{len(tags)} tagged images" if tags else "nothing"))]})
-    if tags:
+                      f"{len(broken)} tagged images" if len(broken) else "nothing"))]})
+    if len(broken):
         tables.append({
-            "title": f"Images --delete-untagged would break ({len(tags)})",
+            "title": f"Images --delete-untagged would break ({len(broken)})",
             "note": "their pulls fail afterwards: a child manifest or its blobs are gone",
             "columns": [_column("tag"), _column("blobs and revisions lost", num=True),
                         _column("bytes lost", num=True)],
-            "rows": [(tag, f"{len(lost):,}", format_bytes(int(lost["size"].sum())))
-                     for tag in tags[:top]
-                     for lost in [broken[broken["breaks"].str.split(", ").map(
-                         lambda names, t=tag: t in names)]]]})
+            "rows": [(r.tag, f"{r.lost:,}", format_bytes(r.bytes))
+                     for r in broken.head(top).itertuples(index=False)]})
     manifests = inv.manifests[~inv.manifests["tagged"]].sort_values(
         ["size", "digest"], ascending=[False, True], na_position="last").head(top)
     tables.append({

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._errors import PlanError, ReginsightError, RegistryError
 from .._units import format_bytes
-from ..analysis._disk import disk_usage, gc_preview
+from ..analysis._disk import broken_images, disk_usage, gc_preview
 from ..analysis._history import image_created
 from ..analysis._storage import storage_by_repository
 from ..ops._apply import apply_cleanup
@@ -58,7 +58,7 @@ def _disk_page(inv: Inventory) -> str:
         risky = gc_preview(inv, delete_untagged=True)
     except ReginsightError as exc:
         return "".join(parts) + f"<p>{html.escape(str(exc))}</p>"
-    broken = sorted({t for v in risky["breaks"] for t in v.split(", ") if t})
+    broken = list(broken_images(risky)["tag"])
     parts.append(f"<p>garbage-collect frees {format_bytes(int(plain['size'].sum()))}; with "
                  f"--delete-untagged {format_bytes(int(risky['size'].sum()))} and breaks "
                  f"{len(broken)} tagged images{': ' if broken else ''}"
