@@ -63,7 +63,7 @@ def synthetic_inventory(*, repositories: int = 3000, manifests: int = 30000,
         "media_type": "application/vnd.oci.image.manifest.v1+json", "kind": "image",
         "os": "linux", "architecture": "amd64", "config_digest": config_digest,
         "created": created, "size": image_bytes.loc[manifest_digest].to_numpy() + 2000,
-        "layers": per_manifest, "manifest_size": 1000,
+        "layers": per_manifest, "manifest_size": 1000, "role": "image",
     })
     # one tag per manifest, plus "latest" sharing the newest digest of each repository
     newest = manifests_frame.sort_values("created").groupby("repository", observed=True).tail(1)

@@ -15,6 +15,7 @@ pyproject.toml)::
     inventory   the facts model, one reachability, crawl -> frames -> Parquet
     registry    Registry (the I/O shell), auth, transport, the sans-I/O protocol
                 core, manifests, references, digests, hosts
+    _artifacts  roles of manifests (signature, sbom, ...) and the subject conventions
     _errors, _mediatypes, _json, _units, _version   no project imports
 
 Every public name is re-exported here; pandas-backed ones load on first use so that
@@ -88,6 +89,9 @@ _LAZY = {
     "reclaimable": "analysis._reclaim",
     "reclaimable_blobs": "analysis._reclaim",
     "PartialInventoryWarning": "analysis._reclaim",
+    "referrers": "analysis._referrers",
+    "storage_by_role": "analysis._referrers",
+    "images_without": "analysis._referrers",
     "image_created": "analysis._history",
     "image_ages": "analysis._history",
     "growth": "analysis._history",

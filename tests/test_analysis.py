@@ -23,9 +23,10 @@ def inventory() -> ri.Inventory:
               MZ: ("b", [L1, L4], C3, "2025-01-01"), MW: ("b", [L1, L5], C4, "2025-02-01")}
     manifests = [(repo, d, IMG, "image", IX if d in (MZ, MW) else None, "linux", "amd64", None,
                   config, f"{day}T00:00:00Z", SIZES[config] + sum(SIZES[x] for x in layers),
-                  len(layers), SIZES[d]) for d, (repo, layers, config, day) in images.items()]
+                  len(layers), SIZES[d], "image", None, None, None)
+                 for d, (repo, layers, config, day) in images.items()]
     manifests.append(("b", IX, "application/vnd.oci.image.index.v1+json", "index", None, None,
-                      None, None, None, None, 177, 2, SIZES[IX]))
+                      None, None, None, None, 177, 2, SIZES[IX], "index", None, None, None))
     layers = [(repo, d, i, layer, SIZES[layer], "application/vnd.oci.image.layer.v1.tar+gzip")
               for d, (repo, ls, _, _) in images.items() for i, layer in enumerate(ls)]
     kinds = {**dict.fromkeys([L1, L2, L3, L4, L5], "layer"),
@@ -39,8 +40,8 @@ def inventory() -> ri.Inventory:
         manifests=build("manifests", manifests),
         layers=build("layers", layers),
         blobs=build("blobs", [(d, SIZES[d], kinds[d], 1, 1, None) for d in SIZES]),
-        children=build("children", [("b", IX, 0, MZ, IMG, "linux", "amd64", None),
-                                    ("b", IX, 1, MW, IMG, "linux", "arm64", None)]),
+        children=build("children", [("b", IX, 0, MZ, IMG, "linux", "amd64", None, None),
+                                    ("b", IX, 1, MW, IMG, "linux", "arm64", None, None)]),
         errors=build("errors", []),
     )
 

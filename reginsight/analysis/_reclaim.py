@@ -22,12 +22,27 @@ class PartialInventoryWarning(UserWarning):
 
 
 
-def _chosen_tags(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame
-                 ) -> np.ndarray:
-    """Row numbers in ``inv.tags`` of the chosen (repository, tag) pairs."""
+Chosen = Iterable[tuple[str, str]] | pd.DataFrame
+
+
+def _chosen(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers in ``inv.tags`` of the chosen (repository, tag) pairs, and the
+    placements (:meth:`Reach.placement`) of the manifests chosen by digest: rows of a
+    frame whose tag is NA (``plan_cleanup``'s untagged manifests and referrers)."""
+    reach = Reach.of(inv)
+    by_digest = np.empty(0, dtype=np.int64)
     try:
         if isinstance(tags, pd.DataFrame):
-            pairs = list(zip(tags["repository"].astype(str), tags["tag"].astype(str),
+            untagged = tags["tag"].isna().to_numpy()
+            if untagged.any():
+                rows = tags[untagged]
+                repos = reach.repositories_index().get_indexer(
+                    rows["repository"].astype(object))
+                digests = reach.manifests.get_indexer(rows["digest"].astype(object))
+                known = (repos >= 0) & (digests >= 0)
+                by_digest = reach.placement(repos[known], digests[known])
+            tagged = tags[~untagged]
+            pairs = list(zip(tagged["repository"].astype(str), tagged["tag"].astype(str),
                              strict=True))
         else:
             pairs = [(str(r), str(t)) for r, t in tags]
@@ -38,18 +53,22 @@ def _chosen_tags(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame
                                        inv.tags["tag"].astype(str)])
     rows = index.get_indexer(pd.MultiIndex.from_tuples(pairs, names=index.names)
                              if pairs else index[:0])
-    return np.unique(rows[rows >= 0])
+    return np.unique(rows[rows >= 0]), by_digest
 
 
-def reclaimable_blobs(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame
-                      ) -> pd.DataFrame:
+def reclaimable_blobs(inv: Inventory, tags: Chosen) -> pd.DataFrame:
     """The blobs the registry's garbage collector frees once the manifests behind
     ``tags`` are deleted (with every tag on those digests, and index children no
     remaining tag reaches).
 
-    Freed: the deleted manifests themselves, and layer/config blobs no remaining tag
-    reaches, in any repository. From a crawl, this assumes no untagged manifest holds
-    blobs (the registry's API cannot list those); from a storage scan
+    ``tags``: (repository, tag) pairs, or a frame with repository and tag columns
+    (a plan's delete rows); a row whose tag is NA deletes the manifest at its
+    ``digest`` column (an untagged manifest, a referrer).
+
+    Freed: the deleted manifests themselves, and layer/config blobs no remaining
+    manifest references, in any repository. From a crawl, the remaining manifests are
+    those the other tags reach plus the untagged ones the crawl found (referrers, their
+    subjects); the API lists no others. From a storage scan
     (:func:`reginsight.scan_storage`) it is exact: untagged revisions keep what they
     reference, and the blobs already unreferenced (``disk_usage``) are not counted,
     though a garbage collection frees them too. On an inventory that is not
@@ -86,33 +105,34 @@ def reclaimable_blobs(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataF
     return frame.sort_values("digest", ignore_index=True)
 
 
-def removed_by_tags(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame
-                    ) -> set[tuple[str, str]]:
-    """The (repository, digest) revisions that deleting the manifests behind ``tags``
-    removes: those manifests, and what they reach that no remaining tag reaches."""
+def removed_by_tags(inv: Inventory, tags: Chosen) -> set[tuple[str, str]]:
+    """The (repository, digest) manifests that deleting the manifests behind ``tags``
+    (and the NA-tag rows' digests) removes: those, and what they reach that nothing
+    remaining reaches."""
     reach = Reach.of(inv)
     nm = len(reach.manifests)
     _, gone = _links_after(inv, tags)
     return {(str(reach.repositories[g // nm]), str(reach.manifests[g % nm])) for g in gone}
 
 
-def _links_after(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The (repository, manifest) placements (:meth:`Reach.placement`) the remaining
-    tags still reach, and those deleting the manifests behind ``tags`` removes. A
-    digest delete takes every tag on that digest in that repository."""
+def _links_after(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
+    """The (repository, manifest) placements (:meth:`Reach.placement`) that remain,
+    and those the deletion removes. A digest delete takes every tag on that digest in
+    that repository; what remains is what the other tags and the untagged manifests
+    the inventory holds reach."""
     reach = Reach.of(inv)
-    chosen = _chosen_tags(inv, tags)
+    chosen, by_digest = _chosen(inv, tags)
     link = reach.placement(reach.tag_repository, reach.tag_manifest)
-    kept_tags = np.flatnonzero(~np.isin(link, link[chosen]))
-    kept_rows = np.isin(reach.reach_tag, kept_tags)
-    links = reach.placement(reach.tag_repository[reach.reach_tag], reach.reach_manifest)
-    kept = np.unique(links[kept_rows])
-    return kept, np.setdiff1d(np.unique(links[~kept_rows]), kept)
+    explicit = np.union1d(link[chosen], by_digest)
+    rows = reach.placement(reach.row_repository, reach.row_manifest)
+    untagged_rows = rows[reach.untagged_rows()]  # found by referrers, or on disk
+    every = reach.closure(np.union1d(link, untagged_rows))
+    kept = reach.closure(np.setdiff1d(np.union1d(link, untagged_rows), explicit))
+    return kept, np.setdiff1d(every, kept)
 
 
-def reclaimable(inv: Inventory, tags: Iterable[tuple[str, str]] | pd.DataFrame) -> int:
+def reclaimable(inv: Inventory, tags: Chosen) -> int:
     """Bytes the garbage collector frees after deleting the manifests behind ``tags``
-    (``(repository, tag)`` pairs or a frame with those columns; see
-    :func:`reclaimable_blobs` for exactly which blobs)."""
+    (``(repository, tag)`` pairs or a frame with those columns; NA-tag rows delete
+    their ``digest``; see :func:`reclaimable_blobs` for exactly which blobs)."""
     return int(reclaimable_blobs(inv, tags)["size"].sum())

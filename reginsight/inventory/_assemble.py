@@ -5,7 +5,7 @@ into facts, so a recrawl (``since=``) fetches only what it does not know."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -14,6 +14,25 @@ from ._facts import Blob, Child, ConfigFacts, CrawlResult, Facts, ManifestInfo
 from ._frames import build
 from ._inventory import Inventory
 from ._reach import reachable
+from ._subjects import subjects
+
+
+def crawled_rows(tags: Iterable[tuple[str, str, str, str | None]],
+                 untagged: Iterable[tuple[str, str]], infos: Mapping[str, ManifestInfo]
+                 ) -> dict[str, set[str]]:
+    """What a crawl's ``manifests`` rows are, per repository: the manifests its tags
+    and the untagged manifests it found (referrers, subjects) reach, through indexes."""
+    roots: dict[str, set[str]] = defaultdict(set)
+    for repo, _, digest, _ in tags:
+        roots[repo].add(digest)
+    for repo, digest in untagged:
+        roots[repo].add(digest)
+
+    def children(digest: str) -> Iterable[str]:
+        info = infos.get(digest)
+        return [child.digest for child in info.children] if info else ()
+
+    return {repo: reachable(digests, children) for repo, digests in roots.items()}
 
 
 def assemble(result: CrawlResult) -> Inventory:
@@ -25,13 +44,13 @@ def assemble(result: CrawlResult) -> Inventory:
         info = infos.get(digest)
         return [child.digest for child in info.children] if info else ()
 
-    roots: dict[str, set[str]] = defaultdict(set)
-    for repo, _, digest, _ in result.tags:
-        roots[repo].add(digest)
     tagged: set[tuple[str, str]] | None = None
-    if result.revisions is None:  # a crawl: the rows are what tags reach
-        reach = {repo: reachable(digests, children) for repo, digests in roots.items()}
+    if result.revisions is None:  # a crawl: the rows are what tags (and referrers) reach
+        reach = crawled_rows(result.tags, result.untagged, infos)
     else:  # a storage scan: every revision is a row
+        roots: dict[str, set[str]] = defaultdict(set)
+        for repo, _, digest, _ in result.tags:
+            roots[repo].add(digest)
         held: dict[str, set[str]] = defaultdict(set)
         for repo, digest in result.revisions:
             held[repo].add(digest)
@@ -64,6 +83,9 @@ def assemble(result: CrawlResult) -> Inventory:
 
     tags = [(repo, tag, digest, infos[digest].media_type if digest in infos else media_type)
             for repo, tag, digest, media_type in result.tags]
+    about = subjects(rows=reach, infos=infos,
+                     tags=[(repo, tag, digest) for repo, tag, digest, _ in result.tags],
+                     referrers=result.referrers)
     manifests, layers, child_rows = [], [], []
     blob_facts: dict[str, list[Any]] = {}  # digest -> [size, kind, media_type]
     blob_repos: dict[str, set[str]] = defaultdict(set)
@@ -100,7 +122,8 @@ def assemble(result: CrawlResult) -> Inventory:
                 (platform.variant if platform else None) or named[2],
                 info.config.digest if info.config else None,
                 platform.created if platform else None,
-                size, layer_count, info.manifest_size))
+                size, layer_count, info.manifest_size, info.role, info.artifact_type,
+                *about.get((repo, digest), (None, None))))
             note(digest, info.manifest_size, "manifest", info.media_type, repo,
                  parents.get((repo, digest), ()))
             for position, layer in enumerate(info.layers):
@@ -112,7 +135,7 @@ def assemble(result: CrawlResult) -> Inventory:
                      repo, (digest,))
             for position, child in enumerate(info.children):
                 child_rows.append((repo, digest, position, child.digest, child.media_type,
-                                   child.os, child.architecture, child.variant))
+                                   child.os, child.architecture, child.variant, child.subject))
     blobs = [(digest, size, kind, len(blob_repos[digest]), len(blob_users[digest]), media)
              for digest, (size, kind, media) in blob_facts.items()]
     manifest_frame = build("manifests", manifests)
@@ -160,7 +183,7 @@ def facts_of(inv: Inventory) -> Facts:
     for row in inv.children.drop_duplicates(["index", "position"]).itertuples(index=False):
         child_lists.setdefault(str(row.index), []).append(Child(
             str(row.digest), text(row.media_type), text(row.os), text(row.architecture),
-            text(row.variant)))
+            text(row.variant), text(row.subject)))
     blob_rows = inv.blobs.drop_duplicates("digest").set_index("digest")
     facts = Facts()
     for row in inv.manifests.drop_duplicates("digest").itertuples(index=False):
@@ -182,7 +205,10 @@ def facts_of(inv: Inventory) -> Facts:
             manifest_size=int(row.manifest_size), config=config,
             layers=tuple(layer_lists.get(str(row.digest), ())),
             children=tuple(child_lists.get(str(row.digest), ())),
-            platform=platform if row.kind == "schema1" else None)
+            platform=platform if row.kind == "schema1" else None,
+            role=str(row.role), artifact_type=text(row.artifact_type),
+            # only the manifest's own field: the other sources are per repository
+            subject=text(row.subject) if row.subject_source == "subject" else None)
     facts.blob_sizes.update(
         (str(d), int(s)) for d, s in zip(inv.layers["digest"], inv.layers["size"], strict=True)
         if not pd.isna(s))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import re
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from .. import _mediatypes as mt
 from .._errors import NotFound, RegistryError, TooLarge
 from ..registry._manifest import Descriptor, Manifest
 from ..registry.protocol import ErrorCode
-from ._assemble import assemble, facts_of
+from ._assemble import assemble, crawled_rows, facts_of
 from ._facts import (
     ConfigFacts,
     CrawlResult,
@@ -34,6 +35,7 @@ from ._facts import (
     select_repositories,
 )
 from ._progress import progress_bar
+from ._subjects import subjects
 
 if TYPE_CHECKING:
     from ..registry._client import Registry
@@ -66,6 +68,14 @@ class Crawler:
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._inflight: set[tuple[str, str]] = set()
         self.heads_only = since is not None or not fetch_manifests
+        #: what the referrers API listed: (repository, subject, referrer digest)
+        self.referrer_links: list[tuple[str, str, str]] = []
+        #: (repository, digest) found held without a tag: referrers, subjects
+        self.untagged: set[tuple[str, str]] = set()
+        self.referrers_api: bool | None = None  # None: not known yet
+        self._asked: set[tuple[str, str, str]] = set()  # (stage, repository, digest)
+        self._probing = False  # one referrers request in flight while the API is unknown
+        self._waiting: deque[tuple[str, str]] = deque()  # to ask once that is known
 
     # ---------------------------------------------------------------- driver
 
@@ -87,6 +97,9 @@ class Crawler:
                     except queue.Empty:
                         continue
                     self._finish(future, bar)
+                    self._next_referrers()
+                    if not self._pending and self.fetch_manifests:
+                        self._want_subjects()
             except BaseException:
                 # Ctrl-C (or a bug): drop queued work; running requests end by timeout
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -94,7 +107,9 @@ class Crawler:
             finally:
                 bar.close()
         return CrawlResult(registry=self.reg.url, scope=self.scope, tags=tuple(self.tags),
-                           errors=tuple(self.errors), facts=self.facts)
+                           errors=tuple(self.errors), facts=self.facts,
+                           referrers=tuple(self.referrer_links),
+                           untagged=frozenset(self.untagged))
 
     def _submit(self, stage: str, key: tuple[str, ...], fn: Callable[..., Any], *args: Any
                 ) -> None:
@@ -111,6 +126,8 @@ class Crawler:
 
     def _finish(self, future: Future[Any], bar: Any) -> None:
         stage, key = self._pending.pop(future)
+        if stage == "referrers":
+            self._probing = False
         try:
             result = future.result()
         except NotFound as exc:
@@ -118,6 +135,8 @@ class Crawler:
             if stage == "tags" and self._filter_from_catalog and unknown:
                 # 2.8 lists repositories that hold blobs but no tag: empty, not an error
                 return
+            if stage == "subject":
+                return  # the subject is gone: its referrers are orphaned
             self._failed(stage, key, exc, bar)
             return
         except RegistryError as exc:
@@ -137,6 +156,11 @@ class Crawler:
             self.facts.configs[key[1]] = result
         elif stage == "blob":
             self.facts.blob_sizes[key[1]] = result
+        elif stage == "referrers":
+            self._on_referrers(key, result)
+        elif stage == "subject":
+            self.untagged.add((key[0], key[1]))
+            self._on_tag_target(key[0], result)
 
     # ------------------------------------------------------------- handlers
 
@@ -156,6 +180,9 @@ class Crawler:
     def _on_tag(self, key: tuple[str, ...], result: Manifest | Descriptor) -> None:
         repository, tag = key
         self.tags.append((repository, tag, result.digest, result.media_type))
+        self._on_tag_target(repository, result)
+
+    def _on_tag_target(self, repository: str, result: Manifest | Descriptor) -> None:
         if isinstance(result, Descriptor):  # a HEAD: fetch only what is not known yet
             self._want_manifest(repository, result.digest)
         else:
@@ -175,6 +202,7 @@ class Crawler:
         self._want_parts(repository, info)
 
     def _want_parts(self, repository: str, info: ManifestInfo) -> None:
+        self._want_referrers(repository, info.digest)
         for child in info.children:
             self._want_manifest(repository, child.digest)
         config = info.config
@@ -191,6 +219,58 @@ class Crawler:
                     self._inflight.add(("blob", layer.digest))
                     self._submit("blob", (repository, layer.digest), self.reg.blob_size,
                                  repository, layer.digest)
+
+    def _once(self, stage: str, repository: str, digest: str, fn: Callable[..., Any]) -> None:
+        """Ask ``fn(repository, digest)`` once per crawl."""
+        if (stage, repository, digest) not in self._asked:
+            self._asked.add((stage, repository, digest))
+            self._submit(stage, (repository, digest), fn, repository, digest)
+
+    def _want_referrers(self, repository: str, digest: str) -> None:
+        """Ask the referrers API about a manifest; while nobody knows whether the
+        registry has the API, one request at a time (a 404 ends the asking)."""
+        if not self.fetch_manifests or self.referrers_api is False:
+            return
+        if self.referrers_api is None:
+            if self._probing:
+                self._waiting.append((repository, digest))
+                return
+            self._probing = True
+        self._once("referrers", repository, digest, self.reg.referrers)
+
+    def _next_referrers(self) -> None:
+        """After a referrers answer: ask the waiting ones (API present), drop them
+        (absent), or probe with the next one (the answer was an error)."""
+        if self.referrers_api is False:
+            self._waiting.clear()
+        while self._waiting and not self._probing:
+            self._want_referrers(*self._waiting.popleft())
+
+    def _on_referrers(self, key: tuple[str, ...], found: list[Descriptor] | None) -> None:
+        repository, subject = key
+        if found is None:  # 404: no referrers API; the fallback tags are crawled as tags
+            self.referrers_api = False
+            return
+        self.referrers_api = True
+        for descriptor in found:
+            self.referrer_links.append((repository, subject, descriptor.digest))
+            self.untagged.add((repository, descriptor.digest))
+            self._want_manifest(repository, descriptor.digest)
+
+    def _want_subjects(self) -> None:
+        """Once the crawl has settled: ask for every subject a repository's referrers
+        name that the crawl has not seen there. One held untagged becomes a row (the
+        API lists no untagged manifests); one the registry does not hold is gone,
+        and its referrers are orphaned."""
+        rows = crawled_rows(self.tags, self.untagged, self.facts.manifests)
+        about = subjects(rows=rows, infos=self.facts.manifests,
+                         tags=[(repo, tag, digest) for repo, tag, digest, _ in self.tags],
+                         referrers=self.referrer_links)
+        for (repository, _), (subject, _) in sorted(about.items()):
+            if subject not in rows.get(repository, ()):
+                known = subject in self.facts.manifests  # then a HEAD says enough
+                self._once("subject", repository, subject,
+                           self.reg.manifest_descriptor if known else self.reg.manifest)
 
     def _config(self, repository: str, digest: str) -> ConfigFacts:
         with self.reg.download_blob(repository, digest) as stream:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._artifacts import buildx_subject, classify
 from .._errors import ManifestInvalid
 from .._json import json_object
 from ..registry._manifest import ImageIndex, Manifest, Schema1Manifest
@@ -36,6 +37,8 @@ class Child:
     os: str | None
     architecture: str | None
     variant: str | None
+    #: the entry this one attests (buildx's ``vnd.docker.reference.digest``), or None
+    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class ManifestInfo:
     layers: tuple[Blob, ...] = ()
     children: tuple[Child, ...] = ()
     platform: ConfigFacts | None = None  # schema1 carries it inline
+    role: str = "image"  # see reginsight._artifacts
+    artifact_type: str | None = None
+    subject: str | None = None  # the manifest's own OCI 1.1 ``subject`` field
 
     def blobs(self) -> tuple[Blob, ...]:
         """The config (if any) and the layers: the blobs this manifest references."""
@@ -94,18 +100,30 @@ class CrawlResult:
     #: (repository, digest) of every manifest a repository holds, tagged or not: only a
     #: storage scan knows them (the API lists tags). None: a crawl, tags are the roots.
     revisions: frozenset[tuple[str, str]] | None = None
+    #: (repository, subject, referrer digest) as the referrers API listed them
+    referrers: tuple[tuple[str, str, str], ...] = ()
+    #: (repository, digest) a crawl found held without a tag: referrers the API
+    #: listed, subjects fetched by digest
+    untagged: frozenset[tuple[str, str]] = frozenset()
 
 
 def manifest_info(manifest: Manifest) -> ManifestInfo:
     """The repository-independent facts of a parsed manifest."""
+    role = classify(kind=manifest.kind, artifact_type=manifest.artifact_type,
+                    config_media_type=manifest.config.media_type if manifest.config else None,
+                    layer_media_types=[d.media_type for d in manifest.layers],
+                    annotations=manifest.annotations)
     common = {"digest": manifest.digest, "media_type": manifest.media_type or None,
-              "kind": manifest.kind, "manifest_size": manifest.size}
+              "kind": manifest.kind, "manifest_size": manifest.size, "role": role.role,
+              "artifact_type": role.artifact_type,
+              "subject": manifest.subject.digest if manifest.subject else None}
     if isinstance(manifest, ImageIndex):
         children = tuple(
             Child(d.digest, d.media_type,
                   d.platform.os if d.platform else None,
                   d.platform.architecture if d.platform else None,
-                  d.platform.variant if d.platform else None)
+                  d.platform.variant if d.platform else None,
+                  buildx_subject(d.annotations))
             for d in manifest.manifests)
         return ManifestInfo(**common, children=children)
     layers = tuple(Blob(d.digest, d.size, d.media_type) for d in manifest.layers)

@@ -29,13 +29,15 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "repository": CAT, "digest": STR, "media_type": CAT, "kind": CAT, "parent": STR,
         "os": CAT, "architecture": CAT, "variant": CAT, "config_digest": STR,
         "created": TIME, "size": NINT, "layers": NINT, "manifest_size": INT,
+        "role": CAT, "artifact_type": STR, "subject": STR, "subject_source": CAT,
     },
     "layers": {"repository": CAT, "manifest": CAT, "position": INT, "digest": CAT,
                "size": NINT, "media_type": CAT},
     "blobs": {"digest": STR, "size": NINT, "kind": CAT, "repositories": INT, "manifests": INT,
               "media_type": CAT},
     "children": {"repository": CAT, "index": STR, "position": INT, "digest": STR,
-                 "media_type": CAT, "os": CAT, "architecture": CAT, "variant": CAT},
+                 "media_type": CAT, "os": CAT, "architecture": CAT, "variant": CAT,
+                 "subject": STR},
     "errors": {"repository": CAT, "reference": STR, "stage": CAT, "error": STR},
     # what only a registry's storage shows (scan_storage); empty after a crawl
     "uploads": {"repository": CAT, "uuid": STR, "started": TIME, "size": NINT},
@@ -66,6 +68,10 @@ STORAGE_FRAMES = ("uploads", "tag_history", "layer_links")
 STORAGE_COLUMNS = {"manifests": {"tagged": BOOL}, "blobs": {"on_disk": BOOL}}
 
 
+_EARLIEST = pd.Timestamp.min.tz_localize("UTC")
+_LATEST = pd.Timestamp.max.tz_localize("UTC")
+
+
 def empty(name: str) -> pd.DataFrame:
     """A frame with no rows, typed."""
     return _empty(name).copy()
@@ -85,8 +91,11 @@ def _column(values: Sequence[Any], dtype: str) -> pd.Series:
         categories = sorted(series.dropna().unique())
         return series.astype(pd.CategoricalDtype(categories=categories))
     if dtype == TIME:
-        return pd.Series(pd.to_datetime(pd.Series(values, dtype=object), utc=True,
-                                        errors="coerce", format="ISO8601"), dtype=TIME)
+        parsed = pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce",
+                                format="ISO8601")
+        if parsed.dtype != TIME:  # a time nanoseconds cannot hold (cosign writes year 1)
+            parsed = parsed.where((parsed >= _EARLIEST) & (parsed <= _LATEST))
+        return pd.Series(parsed, dtype=TIME)
     return pd.Series(values, dtype=dtype)
 
 

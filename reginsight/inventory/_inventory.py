@@ -20,6 +20,7 @@ from .._errors import InventoryError
 from .._units import format_bytes
 from .._version import __version__
 from ._frames import FRAME_NAMES, STORAGE_FRAMES, check, conform, empty
+from ._upgrade import upgrade
 
 T = TypeVar("T")
 
@@ -148,10 +149,14 @@ class Inventory:
             if name in STORAGE_FRAMES and not (directory / f"{name}.parquet").exists():
                 continue  # saved before storage scans existed: empty
             try:
-                frames[name] = conform(name, pd.read_parquet(directory / f"{name}.parquet"))
+                frames[name] = pd.read_parquet(directory / f"{name}.parquet")
             except (OSError, ValueError, TypeError) as exc:
                 raise InventoryError(f"{directory}/{name}.parquet: {type(exc).__name__}"
                                      ) from None
+        try:
+            frames = {name: conform(name, frame) for name, frame in upgrade(frames).items()}
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InventoryError(f"{directory}: {type(exc).__name__}: {exc}") from None
         try:
             scope = meta.get("scope")
             return cls(registry=str(meta.get("registry", "")),

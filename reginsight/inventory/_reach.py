@@ -92,6 +92,10 @@ class Reach:
     uses_blob: np.ndarray
     pair_tag: np.ndarray  # (tag, blob) pairs, distinct: every blob a tag reaches
     pair_blob: np.ndarray
+    row_repository: np.ndarray  # repository id of each manifests row
+    row_manifest: np.ndarray  # manifest id of each manifests row
+    closure_from: np.ndarray  # (manifest, manifest it reaches) pairs, itself included
+    closure_to: np.ndarray
 
     @classmethod
     def of(cls, inv: Inventory) -> Reach:
@@ -130,6 +134,8 @@ class Reach:
         uses_b = np.concatenate([layer_ids, config_ids])
         uses_m, uses_b = unique_pairs(uses_m, uses_b, len(blob_index))
 
+        repository_index = pd.Index(sorted({*tags["repository"].cat.categories.astype(str),
+                                            *manifests["repository"].cat.categories.astype(str)}))
         tag_manifest = manifest_index.get_indexer(tags["digest"].astype(object))
         child_of = manifest_index.get_indexer(children["index"].astype(object))
         child = manifest_index.get_indexer(children["digest"].astype(object))
@@ -145,17 +151,41 @@ class Reach:
         pair_tag, pair_blob = unique_pairs(joined["tag"].to_numpy(), joined["blob"].to_numpy(),
                                             len(blob_index))
         return cls(
-            repositories=tags["repository"].cat.categories.astype(object).to_numpy(),
-            tag_repository=tags["repository"].cat.codes.to_numpy(),
+            repositories=repository_index.to_numpy(dtype=object),
+            tag_repository=ids_of(repository_index, tags["repository"]),
             tag_manifest=tag_manifest, manifests=manifest_index, blobs=blob_index,
             blob_size=sizes, blob_kind=kinds, reach_tag=reach_tag,
             reach_manifest=reach_manifest, uses_manifest=uses_m, uses_blob=uses_b,
-            pair_tag=pair_tag, pair_blob=pair_blob)
+            pair_tag=pair_tag, pair_blob=pair_blob,
+            row_repository=ids_of(repository_index, manifests["repository"]),
+            row_manifest=manifest_index.get_indexer(manifests["digest"].astype(object)),
+            closure_from=closure_from, closure_to=closure_to)
+
+    def repositories_index(self) -> pd.Index:
+        """Repository names as an Index: id by name."""
+        return pd.Index(self.repositories)
 
     def placement(self, repository_ids: np.ndarray, manifest_ids: np.ndarray) -> np.ndarray:
         """One int64 per (repository, manifest) pair, equal exactly when both are: a
         manifest in a repository, the unit a DELETE by digest removes."""
         return repository_ids.astype(np.int64) * len(self.manifests) + manifest_ids
+
+    def untagged_rows(self) -> np.ndarray:
+        """Which ``manifests`` rows no tag of their repository reaches (bool mask)."""
+        rows = self.placement(self.row_repository, self.row_manifest)
+        return ~np.isin(rows, self.placement(self.tag_repository[self.reach_tag],
+                                             self.reach_manifest))
+
+    def closure(self, placements: np.ndarray) -> np.ndarray:
+        """Every placement reachable from these: the same repository, the manifests
+        each one reaches through indexes (itself included). Distinct, sorted."""
+        placements = np.unique(placements)
+        nm = len(self.manifests)
+        roots = pd.DataFrame({"repository": placements // nm, "manifest": placements % nm})
+        reached = roots.merge(pd.DataFrame({"manifest": self.closure_from,
+                                            "reached": self.closure_to}), on="manifest")
+        return np.unique(self.placement(reached["repository"].to_numpy(),
+                                        reached["reached"].to_numpy()))
 
     def repository_blobs(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct (repository id, blob id) pairs."""

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._artifacts import IMAGE_ROLES
 from .._errors import PlanError
-from ..analysis._disk import freed_after
 from ..analysis._history import image_created
 from ..analysis._reclaim import reclaimable, removed_by_tags
 from ..inventory._facts import RepositoryFilter, select_repositories
 from ..inventory._reach import Reach
+from ._fates import ReferrerFates
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 SUGGESTED_POLICY = {"keep_last": 3, "older_than": "180d", "protect": r"^(latest|stable)$"}
 
 PLAN_COLUMNS = ["repository", "tag", "digest", "created", "action", "reason"]
+#: a creation time at or before this is a placeholder (reproducible builds, cosign)
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -88,21 +91,38 @@ def plan_cleanup(
     protect: str | re.Pattern[str] | Iterable[str] | None = None,
     repositories: RepositoryFilter = None,
     untagged: bool = False,
+    orphans: bool = False,
     now: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Decide, per tag, ``delete`` or ``keep``, with the reason. Pure: no I/O.
 
-    A tag is deleted when every rule given allows it: not among the ``keep_last``
-    newest images (distinct digests) of its repository, and created more than
-    ``older_than`` before ``now``. ``protect`` (regex on the tag, or names and
-    ``repo:tag`` pairs) keeps tags whatever the rules say. A digest stays when any tag
-    on it stays, or when a kept index references it. With no rule, no tag is deleted.
+    The rules count and order images and indexes only (``manifests.role``), and only
+    those about no other manifest. An image is deleted when every rule given allows
+    it: not among the ``keep_last`` newest images (distinct digests) of its
+    repository, and created more than ``older_than`` before ``now``. One whose
+    creation time is unknown (none, or at or before 1970-01-01, the placeholder of
+    reproducible builds and cosign) is kept and takes no ``keep_last`` place.
+    ``protect`` (regex on the tag, or names and ``repo:tag`` pairs) keeps tags
+    whatever the rules say. A digest stays when any tag on it stays, or when a kept
+    index reaches it. With no rule, no image is deleted. Other artifacts without a
+    subject (Helm charts, ...) are kept.
+
+    A referrer (a manifest with a ``subject``: signature, SBOM, attestation) is kept
+    with its subject and deleted with it, reason ``referrer of <subject>``. One whose
+    subject is gone is kept unless ``orphans=True``; one whose subject is held in
+    another repository (cosign's ``COSIGN_REPOSITORY``) is never deleted as an orphan.
+    Referrers no tag reaches (listed by the referrers API, or found in the storage)
+    get rows with tag NA when they are deleted.
 
     ``untagged=True`` (an inventory from :func:`reginsight.scan_storage`) adds a row
     for every manifest no tag reaches, tag NA, action ``delete``: deleted by digest
     through the API, then a plain ``garbage-collect`` frees their blobs. A child of
-    an index that a tag reaches is never one of them. This is the safe alternative
-    to ``garbage-collect --delete-untagged``, which also removes those children.
+    an index that a tag reaches is never one of them, nor a referrer of a kept
+    manifest. This is the safe alternative to ``garbage-collect --delete-untagged``,
+    which also removes those children.
+
+    Deleting an index deletes the children no kept manifest reaches
+    (:func:`reginsight.apply_cleanup` does it by digest), so their bytes count.
 
     Columns: repository (string), tag (string), digest (string), created
     (datetime64[ns, UTC]; an index: its newest child), action (delete/keep), reason
@@ -111,6 +131,9 @@ def plan_cleanup(
     """
     if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 0):
         raise PlanError(f"keep_last={keep_last!r} must be a non-negative integer")
+    if untagged and not inv.from_storage:
+        raise PlanError("untagged=True needs an inventory read from the registry's storage "
+                        "(reginsight.scan_storage): the API does not list untagged manifests")
     limit = _age_limit(older_than)
     now = _utc(now)  # a naive time is taken as UTC
     names = sorted({*inv.tags["repository"].astype(str), *inv.manifests["repository"].astype(str)})
@@ -123,75 +146,123 @@ def plan_cleanup(
     keys = pd.MultiIndex.from_arrays([frame["repository"], frame["digest"]])
     frame["created"] = created.reindex(keys).to_numpy()
     frame["created"] = frame["created"].astype("datetime64[ns, UTC]")
-    reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
-
-    def keep(mask: pd.Series, why: str | pd.Series) -> None:
-        chosen = mask & reasons.isna()
-        reasons[chosen] = why if isinstance(why, str) else why[chosen]
-
+    about = _roles(inv).reindex(keys)
+    referrer = about["subject"].notna().to_numpy()
+    image = about["role"].isin(IMAGE_ROLES).to_numpy() & ~referrer
+    unknown_time = (frame["created"].isna() | (frame["created"] <= EPOCH)).to_numpy()
+    decided = _Reasons(len(frame))
+    keep = decided.keep
     keep(_protected(frame, protect), "protected")
+    keep(about["role"].isna(), "manifest not read (see errors)")
+    keep(~image & ~referrer, (about["role"] + " " + about["artifact_type"].fillna(""))
+         .str.strip() + ", not an image")
     if keep_last is None and limit is None:
-        keep(pd.Series(True, index=frame.index), "no rule given")
+        keep(image, "no rule given")
+    keep(image & unknown_time, "creation time unknown")
     if keep_last is not None:
-        images = frame.drop_duplicates(["repository", "digest"])
-        rank = images.sort_values(["created", "digest"], ascending=[False, True],
-                                  na_position="first").groupby("repository").cumcount()
+        images = frame[image & ~unknown_time].drop_duplicates(["repository", "digest"])
+        rank = images.sort_values(["created", "digest"], ascending=[False, True]
+                                  ).groupby("repository").cumcount()
         newest = images.loc[rank[rank < keep_last].index, ["repository", "digest"]]
-        in_newest = keys.isin(pd.MultiIndex.from_frame(newest))
-        keep(pd.Series(in_newest, index=frame.index), f"among the {keep_last} newest images")
+        keep(keys.isin(pd.MultiIndex.from_frame(newest)), f"among the {keep_last} newest images")
     if limit is not None:
-        keep(frame["created"].isna(), "creation time unknown")
         keep(frame["created"] >= now - limit, f"newer than {older_than}")
+    _share_fates(inv, rows, decided)
 
-    # tags on one digest share its fate, and a kept index keeps all it reaches
-    reach = Reach.of(inv)
-    kept = rows[reasons.notna().to_numpy()]
-    if len(kept):
-        tag_names = inv.tags["tag"].astype(str).to_numpy()
-        placed = reach.placement(reach.tag_repository[rows], reach.tag_manifest[rows])
-        through = reach.reach_tag[np.isin(reach.reach_tag, kept)]
-        reached = reach.reach_manifest[np.isin(reach.reach_tag, kept)]
-        for why, where, tags in (
-            ("shares its digest with kept tag ",
-             reach.placement(reach.tag_repository[kept], reach.tag_manifest[kept]), kept),
-            ("referenced by kept index ",
-             reach.placement(reach.tag_repository[through], reached), through),
-        ):
-            first = pd.Series(tag_names[tags], index=where).sort_values()  # first by name
-            first = first[~first.index.duplicated()]
-            named = pd.Series(first.reindex(placed).to_numpy(), index=frame.index)
-            keep(named.notna(), why + named.fillna(""))
+    # referrers follow their subjects: first what the images' fates remove
+    plain_untagged = _untagged_rows(inv, scope if untagged else set(), created,
+                                    referrers=False)
+    doomed = frame[~decided.kept & ~referrer]
+    fates = ReferrerFates(inv, removed_by_tags(inv, pd.concat([doomed, plain_untagged])),
+                          orphans=orphans)
+    verdicts = [fates.of(r, d) if is_referrer else ("", "") for r, d, is_referrer in zip(
+        frame["repository"], frame["digest"], referrer, strict=True)]
+    fate = pd.Series([v[0] for v in verdicts], dtype=object)
+    why = pd.Series([v[1] for v in verdicts], dtype="string")
+    keep(fate == "keep", why)
+    _share_fates(inv, rows, decided)
 
-    frame["action"] = reasons.isna().map({True: "delete", False: "keep"}).astype("string")
-    rules = []
-    if keep_last is not None:
-        rules.append(f"not among the {keep_last} newest")
+    rules = [f"not among the {keep_last} newest"] if keep_last is not None else []
     if limit is not None:
         rules.append(f"older than {older_than}")
-    frame["reason"] = reasons.fillna(", ".join(rules)).astype("string")
+    frame["action"] = pd.array(np.where(decided.kept, "keep", "delete"), dtype="string")
+    frame["reason"] = decided.reasons.fillna(why.where(fate == "delete", ", ".join(rules)))
     frame = frame[PLAN_COLUMNS]
-    doomed = frame[frame["action"] == "delete"]
-    if untagged:
-        extra = _untagged_rows(inv, scope, created)
-        frame = pd.concat([frame, extra], ignore_index=True) if len(frame) else extra
+    referrer_rows = _untagged_rows(inv, scope, created, referrers=True)
+    verdicts = [fates.of(r, d, untagged=untagged) for r, d in zip(
+        referrer_rows["repository"], referrer_rows["digest"], strict=True)]
+    referrer_rows["reason"] = pd.array([v[1] for v in verdicts], dtype="string")
+    referrer_rows = referrer_rows[[v[0] == "delete" for v in verdicts]]
+    extra = [part for part in (plain_untagged, referrer_rows) if len(part)]
+    if extra:
+        frame = pd.concat([frame, *extra], ignore_index=True) if len(frame) else \
+            pd.concat(extra, ignore_index=True)
     frame = frame.sort_values(["repository", "tag", "digest"], ignore_index=True)
-    if inv.from_storage:  # exact: untagged revisions keep what they reference
-        removed = removed_by_tags(inv, doomed) if len(doomed) else set()
-        if untagged:
-            removed |= set(zip(extra["repository"], extra["digest"], strict=True))
-        frame.attrs["reclaimable_bytes"] = int(freed_after(inv, removed)["size"].sum())
-    else:
-        frame.attrs["reclaimable_bytes"] = reclaimable(inv, doomed) if len(doomed) else 0
+    delete = frame[frame["action"] == "delete"]
+    frame.attrs["reclaimable_bytes"] = reclaimable(inv, delete) if len(delete) else 0
     return frame
 
 
-def _untagged_rows(inv: Inventory, scope: set[str], created: pd.Series) -> pd.DataFrame:
-    """A delete row (tag NA) per manifest no tag reaches, in the chosen repositories."""
-    if not inv.from_storage:
-        raise PlanError("untagged=True needs an inventory read from the registry's storage "
-                        "(reginsight.scan_storage): the API does not list untagged manifests")
+def _roles(inv: Inventory) -> pd.DataFrame:
+    """role, artifact_type and subject per (repository, digest)."""
     manifests = inv.manifests
-    chosen = manifests[~manifests["tagged"] & manifests["repository"].astype(str).isin(scope)]
+    found = pd.DataFrame({"role": manifests["role"].astype("string").to_numpy(),
+                          "artifact_type": manifests["artifact_type"].to_numpy(),
+                          "subject": manifests["subject"].to_numpy()},
+                         index=pd.MultiIndex.from_arrays([manifests["repository"].astype(str),
+                                                          manifests["digest"].astype(str)]))
+    return found[~found.index.duplicated()].astype("string")
+
+
+class _Reasons:
+    """Why each of the plan's tags is kept; NA: deleted (so far). The first reason
+    given sticks."""
+
+    def __init__(self, count: int) -> None:
+        self.reasons = pd.Series(pd.NA, index=pd.RangeIndex(count), dtype="string")
+
+    @property
+    def kept(self) -> np.ndarray:
+        return self.reasons.notna().to_numpy()
+
+    def keep(self, mask: np.ndarray | pd.Series, why: str | pd.Series) -> None:
+        chosen = np.asarray(mask, dtype=bool) & ~self.kept
+        self.reasons[chosen] = why if isinstance(why, str) else \
+            pd.Series(why).to_numpy()[chosen]
+
+
+def _share_fates(inv: Inventory, rows: np.ndarray, decided: _Reasons) -> None:
+    """Tags on one digest share its fate, and a kept index keeps all it reaches: keep
+    the plan's tags (``rows`` of ``inv.tags``) that a kept tag says must stay."""
+    reach = Reach.of(inv)
+    kept = rows[decided.kept]
+    if not len(kept):
+        return
+    tag_names = inv.tags["tag"].astype(str).to_numpy()
+    placed = reach.placement(reach.tag_repository[rows], reach.tag_manifest[rows])
+    through = reach.reach_tag[np.isin(reach.reach_tag, kept)]
+    reached = reach.reach_manifest[np.isin(reach.reach_tag, kept)]
+    for why, where, tags in (
+        ("shares its digest with kept tag ",
+         reach.placement(reach.tag_repository[kept], reach.tag_manifest[kept]), kept),
+        ("referenced by kept index ",
+         reach.placement(reach.tag_repository[through], reached), through),
+    ):
+        first = pd.Series(tag_names[tags], index=where).sort_values()  # first by name
+        first = first[~first.index.duplicated()]
+        named = pd.Series(first.reindex(placed).to_numpy(), dtype="string")
+        decided.keep(named.notna().to_numpy(), why + named.fillna(""))
+
+
+def _untagged_rows(inv: Inventory, scope: set[str], created: pd.Series, *, referrers: bool
+                   ) -> pd.DataFrame:
+    """Delete rows (tag NA) for the manifests no tag reaches in the chosen repositories:
+    the referrers among them (``referrers=True``) or the others (reason ``untagged``)."""
+    reach = Reach.of(inv)
+    manifests = inv.manifests
+    chosen = manifests[reach.untagged_rows()
+                       & (manifests["subject"].notna().to_numpy() == referrers)
+                       & manifests["repository"].astype(str).isin(scope).to_numpy()]
     frame = pd.DataFrame({
         "repository": pd.array(chosen["repository"].astype(str), dtype="string"),
         "tag": pd.array([pd.NA] * len(chosen), dtype="string"),

@@ -1,0 +1,126 @@
+"""Signatures, SBOMs, attestations and other artifacts: who refers to what, and what
+each role stores. Pure DataFrame in, DataFrame out (roles: reginsight._artifacts)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._artifacts import IMAGE_ROLES, ROLES
+from ..inventory._reach import Reach, unique_pairs
+from ._storage import counts
+
+if TYPE_CHECKING:
+    from ..inventory._inventory import Inventory
+
+REFERRER_COLUMNS = ["repository", "subject", "digest", "role", "artifact_type", "tags",
+                    "orphaned"]
+
+
+def _tags_on(inv: Inventory) -> pd.Series:
+    """Comma-separated tag names per (repository, digest)."""
+    tags = inv.tags.astype({"repository": str, "tag": str, "digest": str})
+    return tags.sort_values("tag").groupby(["repository", "digest"])["tag"].agg(", ".join)
+
+
+def referrers(inv: Inventory) -> pd.DataFrame:
+    """Every manifest that is about another one (``manifests.subject`` set): signatures,
+    attestations, SBOMs and other referrers, one row per (repository, digest).
+
+    Columns: repository, subject, digest, role, artifact_type (string), tags (string:
+    the tags on the referrer, comma-separated, empty when none), orphaned (bool: its
+    subject is not in its repository: the image it is about was deleted). Sorted by
+    repository, subject, digest.
+    """
+    manifests = inv.manifests
+    about = manifests[manifests["subject"].notna()]
+    held = pd.MultiIndex.from_arrays([manifests["repository"].astype(str),
+                                      manifests["digest"].astype(str)])
+    subjects = pd.MultiIndex.from_arrays([about["repository"].astype(str),
+                                          about["subject"].astype(str)])
+    keys = pd.MultiIndex.from_arrays([about["repository"].astype(str),
+                                      about["digest"].astype(str)])
+    frame = pd.DataFrame({
+        "repository": about["repository"].astype(str),
+        "subject": about["subject"].astype(str),
+        "digest": about["digest"].astype(str),
+        "role": about["role"].astype(str),
+        "artifact_type": about["artifact_type"],
+        "tags": _tags_on(inv).reindex(keys).fillna("").to_numpy(),
+        "orphaned": ~subjects.isin(held),
+    }).astype({c: "string" for c in REFERRER_COLUMNS[:-1]})
+    return frame.sort_values(["repository", "subject", "digest"], ignore_index=True)
+
+
+def storage_by_role(inv: Inventory) -> pd.DataFrame:
+    """What each role stores, in the order of ``reginsight._artifacts.ROLES`` (image,
+    index, signature, attestation, sbom, artifact), roles with no manifest left out.
+
+    Columns: role (string), manifests (int64: distinct digests), stored_bytes (int64:
+    the distinct config and layer blobs its manifests reference; a blob several roles
+    use counts in each), exclusive_bytes (int64: blobs no other role uses). An index
+    references manifests, not blobs: its bytes are its images'.
+    """
+    reach = Reach.of(inv)
+    roles = inv.manifests.drop_duplicates("digest")
+    role_of = np.full(len(reach.manifests), -1, dtype=np.int64)
+    at = reach.manifests.get_indexer(roles["digest"].astype(object))
+    codes = pd.Categorical(roles["role"].astype(str), categories=ROLES).codes
+    role_of[at[at >= 0]] = codes[at >= 0]
+    used = role_of[reach.uses_manifest]
+    role_ids, blob_ids = unique_pairs(used[used >= 0], reach.uses_blob[used >= 0],
+                                      len(reach.blobs))
+    holders = counts(blob_ids, len(reach.blobs))
+    size = reach.blob_size[blob_ids].astype(np.float64)
+    frame = pd.DataFrame({
+        "role": pd.array(ROLES, dtype="string"),
+        "manifests": np.bincount(codes[codes >= 0], minlength=len(ROLES)).astype(np.int64),
+        "stored_bytes": counts(role_ids, len(ROLES), size).astype(np.int64),
+        "exclusive_bytes": counts(role_ids, len(ROLES),
+                                  np.where(holders[blob_ids] == 1, size, 0.0)).astype(np.int64),
+    })
+    return frame[frame["manifests"] > 0].reset_index(drop=True)
+
+
+def images_without(inv: Inventory, role: str = "signature") -> pd.DataFrame:
+    """The tags of images and indexes that no referrer of ``role`` is about: "which
+    images are unsigned" is ``ri.images_without(inv, "signature")``. A referrer about
+    any manifest the tag reaches counts (cosign signs the index; buildx attests each
+    platform image). Tags that are themselves referrers or artifacts are left out.
+
+    Columns: repository, tag, digest (string), role (string: image/index). Sorted.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role={role!r}: choose one of {', '.join(ROLES)}")
+    reach = Reach.of(inv)
+    manifests = inv.manifests
+    kind = pd.Series(manifests["role"].astype(str).to_numpy(),
+                     index=pd.MultiIndex.from_arrays([manifests["repository"].astype(str),
+                                                      manifests["digest"].astype(str)]))
+    kind = kind[~kind.index.duplicated()]
+    plain = manifests["subject"].isna().to_numpy()
+    keys = pd.MultiIndex.from_arrays([inv.tags["repository"].astype(str),
+                                      inv.tags["digest"].astype(str)])
+    tag_role = kind.reindex(keys).to_numpy()
+    no_subject = set(zip(manifests["repository"].astype(str)[plain],
+                         manifests["digest"].astype(str)[plain], strict=True))
+    candidates = np.array([r in IMAGE_ROLES and k in no_subject
+                           for r, k in zip(tag_role, keys, strict=True)], dtype=bool)
+    about = manifests[(manifests["role"] == role) & manifests["subject"].notna()]
+    covered = pd.MultiIndex.from_arrays([about["repository"].astype(str),
+                                         about["subject"].astype(str)])
+    reached = pd.MultiIndex.from_arrays([
+        reach.repositories[reach.tag_repository[reach.reach_tag]].astype(str),
+        reach.manifests.to_numpy(dtype=object)[reach.reach_manifest]])
+    has = np.zeros(len(inv.tags), dtype=bool)
+    has[np.unique(reach.reach_tag[reached.isin(covered)])] = True
+    chosen = candidates & ~has
+    frame = pd.DataFrame({
+        "repository": inv.tags["repository"].astype(str)[chosen],
+        "tag": inv.tags["tag"].astype(str)[chosen],
+        "digest": inv.tags["digest"].astype(str)[chosen],
+        "role": tag_role[chosen],
+    }).astype("string")
+    return frame.sort_values(["repository", "tag"], ignore_index=True)
