@@ -65,7 +65,7 @@ class Pusher:
     def image(
         self, repo: str, tag: str | None, *, layers: tuple[bytes, ...] | None = None,
         oci: bool = False, architecture: str = "amd64", os_name: str = "linux",
-        variant: str | None = None, created: str = "2026-01-02T03:04:05Z",
+        variant: str | None = None, created: str | None = "2026-01-02T03:04:05Z",
     ) -> Pushed:
         layers = layers if layers is not None else (os.urandom(256),)
         config_doc = {
@@ -73,6 +73,8 @@ class Pusher:
             "rootfs": {"type": "layers", "diff_ids": [sha256(layer) for layer in layers]},
             "config": {},
         }
+        if created is None:  # reproducible builds may leave it out
+            del config_doc["created"]
         if variant:
             config_doc["variant"] = variant
         config = json.dumps(config_doc, sort_keys=True).encode()

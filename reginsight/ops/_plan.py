@@ -144,8 +144,8 @@ def plan_cleanup(
         drop=True)
     created = image_created(inv)
     keys = pd.MultiIndex.from_arrays([frame["repository"], frame["digest"]])
-    frame["created"] = created.reindex(keys).to_numpy()
-    frame["created"] = frame["created"].astype("datetime64[ns, UTC]")
+    frame["created"] = created.reindex(keys).to_numpy(dtype=object)
+    frame["created"] = pd.to_datetime(frame["created"], utc=True)
     about = _roles(inv).reindex(keys)
     referrer = about["subject"].notna().to_numpy()
     image = about["role"].isin(IMAGE_ROLES).to_numpy() & ~referrer
@@ -269,8 +269,8 @@ def _untagged_rows(inv: Inventory, scope: set[str], created: pd.Series, *, refer
         "digest": pd.array(chosen["digest"].astype(str), dtype="string"),
     })
     keys = pd.MultiIndex.from_arrays([frame["repository"], frame["digest"]])
-    frame["created"] = created.reindex(keys).to_numpy()
-    frame["created"] = frame["created"].astype("datetime64[ns, UTC]")
+    frame["created"] = created.reindex(keys).to_numpy(dtype=object)
+    frame["created"] = pd.to_datetime(frame["created"], utc=True)
     frame["action"] = pd.array(["delete"] * len(frame), dtype="string")
     frame["reason"] = pd.array(["untagged"] * len(frame), dtype="string")
     return frame[PLAN_COLUMNS]
