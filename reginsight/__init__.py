@@ -99,6 +99,7 @@ _LAZY = {
     "apply_cleanup": "ops._apply",
     "plot_storage": "present._plots",
     "plot_layer_sharing": "present._plots",
+    "plot_storage_by_role": "present._plots",
     "plot_sharing_matrix": "present._plots",
     "plot_image_age": "present._plots",
     "plot_growth": "present._plots",

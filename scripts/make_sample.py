@@ -4,7 +4,10 @@
 
 Starts the Distribution registry on a free loopback port, fills it with
 reginsight's own push helpers (teams sharing base layers, an index, tags sharing
-digests, old and new images), crawls it and saves the inventory. Content and
+digests, old and new images) and the test suite's supply-chain helpers (cosign
+signatures and attestations, an SPDX SBOM with its referrers fallback tag, a buildx
+index with attestations, Helm charts, a signature whose image was deleted), crawls it
+and saves the inventory. Content and
 dates are fixed, so the digests and every figure come out the same each time; the
 registry URL and crawl time are recorded as fixed values too.
 """
@@ -23,7 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import reginsight as ri  # noqa: E402
+from tests.images import Pushed  # noqa: E402
+from tests.images import Pusher as HttpPusher  # noqa: E402
 from tests.registry_server import RegistryServer  # noqa: E402
+from tests.supply_chain import SupplyChain  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -52,7 +58,7 @@ class Pusher:
                                                   content(f"{name}-{i}", size)), size)
                             for i, size in enumerate(sizes)]
 
-    def image(self, repo: str, tag: str, *, base: str, extra: list[int], created: str,
+    def image(self, repo: str, tag: str | None, *, base: str, extra: list[int], created: str,
               arch: str = "amd64", tags: tuple[str, ...] = ()) -> str:
         layers = []
         for digest, size in self.bases[base]:
@@ -70,6 +76,10 @@ class Pusher:
                     "config": {"mediaType": OCI_CONFIG,
                                "digest": self.reg.upload_blob(repo, config),
                                "size": len(config)}, "layers": layers}
+        if tag is None:  # pushed by digest: untagged, as buildx pushes platform images
+            raw = json.dumps(manifest).encode()
+            digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+            return self.reg.put_manifest(repo, digest, raw, media_type=OCI_MANIFEST)
         digest = self.reg.put_manifest(repo, tag, manifest)
         for other in tags:
             self.reg.put_manifest(repo, other, manifest)
@@ -124,6 +134,50 @@ def fill(reg: ri.Registry) -> None:
             created="2025-02-02T00:00:00Z")
 
 
+class Noise:
+    """Fixed stand-ins for signatures and padding, so digests repeat run to run."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, size: int) -> bytes:
+        self.count += 1
+        return content(f"noise-{self.count}", size)
+
+
+def supply_chain(reg: ri.Registry) -> None:
+    http = HttpPusher(reg.url)
+    chain = SupplyChain(http, noise=Noise())
+
+    def pushed(repo: str, reference: str) -> Pushed:
+        manifest = reg.manifest(repo, reference)
+        return Pushed(repo, reference, manifest.digest, manifest.media_type, manifest.raw)
+
+    chain.cosign_signature("platform/base", pushed("platform/base", "2026.10").digest)
+    api = pushed("web/api", "v4")
+    chain.cosign_signature("web/api", api.digest)
+    chain.cosign_attestation("web/api", api.digest)
+    chain.spdx_sbom("web/api", api, size=40_000)
+    chain.cosign_signature("web/frontend", pushed("web/frontend", "1.4.0").digest)
+    # a signature whose image was deleted afterwards: an orphan
+    p = Pusher(reg)
+    p.bases["none"] = []
+    dropped = p.image("data/etl", "nightly-20241201", base="none", extra=[500_000],
+                      created="2024-12-01T02:00:00Z")
+    chain.cosign_signature("data/etl", dropped)
+    reg.delete_manifest("data/etl", dropped)
+    # a multi-platform build with buildx attestations
+    images = []
+    for arch in ("amd64", "arm64"):
+        digest = p.image("web/worker", None, base="none", extra=[700_000],
+                         created="2026-11-15T09:00:00Z", arch=arch)
+        images.append((pushed("web/worker", digest), {"os": "linux", "architecture": arch}))
+    chain.buildx_index("web/worker", "1.0", images)
+    for version in ("0.1.0", "0.2.0"):
+        chain.helm_chart("charts/web", version, size=20_000)
+    http.close()
+
+
 def main() -> None:
     target = ROOT / "reginsight" / "sample"  # data/sample links here
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,6 +185,7 @@ def main() -> None:
         try:
             with ri.Registry(server.url) as reg:
                 fill(reg)
+                supply_chain(reg)
                 inv = ri.crawl(reg, progress=False)
         finally:
             server.stop()

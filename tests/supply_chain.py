@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Callable
 
 from tests.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Pushed, Pusher, sha256
 
@@ -32,8 +33,9 @@ def subject_tag(digest: str, suffix: str = "") -> str:
 class SupplyChain:
     """Artifacts about images already in the registry (``Pushed`` from tests.images)."""
 
-    def __init__(self, pusher: Pusher) -> None:
+    def __init__(self, pusher: Pusher, *, noise: Callable[[int], bytes] = os.urandom) -> None:
         self.push = pusher
+        self.noise = noise  # signatures and padding: random, or fixed for a reproducible sample
 
     def _manifest(self, repo: str, reference: str | None, doc: dict) -> Pushed:
         raw = json.dumps(doc, indent=2).encode()
@@ -62,7 +64,7 @@ class SupplyChain:
                          "image": {"docker-manifest-digest": subject},
                          "type": "cosign container image signature"},
             "optional": None}).encode()
-        signature = base64.b64encode(os.urandom(64)).decode()
+        signature = base64.b64encode(self.noise(64)).decode()
         return self._manifest(repo, subject_tag(subject, ".sig"), {
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": self._cosign_config(repo, payload),
@@ -78,7 +80,7 @@ class SupplyChain:
                                 "predicate": {"builder": {"id": "ci"}}}).encode()
         envelope = json.dumps({"payloadType": "application/vnd.in-toto+json",
                                "payload": base64.b64encode(statement).decode(),
-                               "signatures": [{"sig": base64.b64encode(os.urandom(64)).decode()}]
+                               "signatures": [{"sig": base64.b64encode(self.noise(64)).decode()}]
                                }).encode()
         return self._manifest(repo, subject_tag(subject, ".att"), {
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -116,7 +118,7 @@ class SupplyChain:
             layers = [self._blob(repo, json.dumps({
                 "_type": "https://in-toto.io/Statement/v0.1", "predicateType": predicate,
                 "subject": [{"name": tag, "digest": {"sha256": image.digest[7:]}}],
-                "predicate": {"pad": os.urandom(300).hex()}}).encode(), IN_TOTO,
+                "predicate": {"pad": self.noise(300).hex()}}).encode(), IN_TOTO,
                 annotations={"in-toto.io/predicate-type": predicate})
                 for predicate in ("https://spdx.dev/Document",
                                   "https://slsa.dev/provenance/v0.2")]
@@ -140,4 +142,4 @@ class SupplyChain:
         return self._manifest(repo, version, {
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": self._blob(repo, config, HELM_CONFIG),
-            "layers": [self._blob(repo, os.urandom(size), HELM_CHART)]})
+            "layers": [self._blob(repo, self.noise(size), HELM_CHART)]})

@@ -52,7 +52,7 @@ def test_report_renders_without_console_errors(browser, tmp_path):
     page.wait_for_load_state("load")
     assert page.title() == "reginsight report: http://localhost:5000"
     widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
-    assert len(widths) == 4 and all(w > 0 for w in widths)  # every plot decoded
+    assert len(widths) == 5 and all(w > 0 for w in widths)  # every plot decoded
     assert "data/etl" in page.inner_text("table")
     assert problems == []
     assert all(url.startswith(("file:", "data:")) for url in requests)  # self-contained

@@ -11,13 +11,15 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.images import Pusher
+from tests.supply_chain import SupplyChain
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_the_four_notebooks():
+def test_there_are_the_five_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["cleanup.ipynb", "disk_audit.ipynb",
-                                           "quickstart.ipynb", "storage_audit.ipynb"]
+                                           "quickstart.ipynb", "storage_audit.ipynb",
+                                           "supply_chain.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -39,6 +41,11 @@ def test_notebook_executes_against_the_registry(path, registry_server, prefix, t
     pusher.manifest(f"{prefix}/tool", "latest", latest.raw, latest.media_type)
     for _ in range(2):  # a tag that moved: one untagged manifest for the disk audit
         pusher.image(f"{prefix}/app", "nightly", created="2026-11-21T00:00:00Z")
+    chain = SupplyChain(pusher)  # for the supply-chain notebook
+    newest = pusher.image(f"{prefix}/app", "1.3", created="2026-11-22T00:00:00Z")
+    chain.cosign_signature(f"{prefix}/app", newest.digest)
+    chain.spdx_sbom(f"{prefix}/app", newest)
+    chain.cosign_signature(f"{prefix}/app", "sha256:" + "0" * 64)  # an orphan
     pusher.close()
     monkeypatch.setenv("REGINSIGHT_REGISTRY", registry_server.url)
     monkeypatch.setenv("REGINSIGHT_STORAGE", str(registry_server.storage))

@@ -69,7 +69,7 @@ def test_the_built_wheel_runs_the_readme_command_on_its_sample(tmp_path):
     done = subprocess.run([venv / "bin" / "reginsight", "report", "-o", "r.html"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "33 tags" in done.stderr and (tmp_path / "r.html").stat().st_size > 10_000
+    assert "42 tags" in done.stderr and (tmp_path / "r.html").stat().st_size > 10_000
     located = subprocess.run([python, "-c", "import reginsight; print(reginsight.__file__)"],
                              cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert str(venv) in located  # the wheel's copy, not the checkout

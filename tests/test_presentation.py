@@ -79,7 +79,7 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     assert "&lt;script&gt;" in text and "&lt;img src=x onerror=alert(2)&gt;" in text
     assert "http://" not in text.replace("http://evil.test", "").replace(
         "http://www.w3.org", "")  # nothing fetched from elsewhere
-    assert text.count("data:image/svg+xml;base64,") == 4
+    assert text.count("data:image/svg+xml;base64,") == 5
     assert "654 B" in text  # logical bytes
     assert L1[:19] in text  # the shared base layer is listed
 
@@ -101,7 +101,8 @@ def test_explorer_browse_repository_tag_layer():
     names = [value for _, value in explorer.repositories.options]
     assert names[0] == "data/etl"  # largest stored first
     explorer.filter.value = "web/"
-    assert [v for _, v in explorer.repositories.options] == ["web/api", "web/frontend"]
+    assert [v for _, v in explorer.repositories.options] == ["web/api", "web/frontend",
+                                                          "web/worker"]
     explorer.filter.value = ""
     explorer.repositories.value = "platform/base"
     assert "latest" in [v for _, v in explorer.tags.options]
@@ -112,6 +113,28 @@ def test_explorer_browse_repository_tag_layer():
     sharing = SAMPLE.layers[SAMPLE.layers["digest"] == base_layer]["repository"].nunique()
     assert f"used by {sharing} repositories" in explorer.sharing.value
     assert "data/jobs" in explorer.sharing.value
+
+
+def test_explorer_shows_an_image_s_referrers_under_it():
+    explorer = ri.explore(SAMPLE)
+    explorer.repositories.value = "web/api"
+    labels = dict((value, label) for label, value in explorer.tags.options)
+    assert labels["v4"].endswith("[attestation, sbom, signed]")
+    assert "[" not in labels["v3"]  # nothing is about v3
+    v4 = SAMPLE.tags.set_index(["repository", "tag"]).loc[("web/api", "v4"), "digest"]
+    signature_tag = v4.replace(":", "-") + ".sig"
+    assert f"signature of {v4[7:19]}" in labels[signature_tag]
+    explorer.tags.value = "v4"
+    pane = explorer.manifest.value
+    assert "referrers" in pane
+    for role in ("signature", "attestation", "sbom"):
+        assert f"<td style='padding:2px 8px'>{role}</td>" in pane
+    explorer.tags.value = signature_tag
+    assert f"a signature about <code>{v4}</code>" in explorer.manifest.value
+    # buildx attestations of the platform images count for the index
+    explorer.repositories.value = "web/worker"
+    labels = dict((value, label) for label, value in explorer.tags.options)
+    assert labels["1.0"].endswith("[attestation]")
 
 
 def test_explorer_cleanup_panel_without_registry_cannot_delete():

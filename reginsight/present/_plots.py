@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._units import format_bytes
 from ..analysis._history import growth, image_ages
+from ..analysis._referrers import storage_by_role
 from ..analysis._storage import layer_sharing, sharing_matrix, storage_by_repository
 
 if TYPE_CHECKING:
@@ -44,6 +45,27 @@ def plot_storage(inv: Inventory, ax: Axes | None = None, *, top: int = 20) -> Ax
     ax.set_xlabel("stored bytes")
     ax.set_title(f"Storage by repository (top {len(frame)})")
     ax.legend(loc="lower right")
+    return ax
+
+
+def plot_storage_by_role(inv: Inventory, ax: Axes | None = None) -> Axes:
+    """Stored bytes per role (image, index, signature, attestation, sbom, artifact):
+    exclusive and shared with other roles stacked, manifests counted at each bar."""
+    ax = _axes(ax, (8, 3.5))
+    frame = storage_by_role(inv).iloc[::-1]
+    names = frame["role"].astype(str).tolist()
+    shared = frame["stored_bytes"] - frame["exclusive_bytes"]
+    ax.barh(names, frame["exclusive_bytes"], label="only this role", color="#4c72b0")
+    ax.barh(names, shared, left=frame["exclusive_bytes"], label="shared with other roles",
+            color="#dd8452")
+    for y, (stored, count) in enumerate(zip(frame["stored_bytes"], frame["manifests"],
+                                            strict=True)):
+        ax.annotate(f" {count} manifests", (stored, y), va="center", fontsize=8)
+    _byte_axis(ax.xaxis)
+    ax.set_xlabel("stored bytes (config and layer blobs)")
+    ax.set_title("Storage by role")
+    ax.legend(loc="lower right")
+    ax.margins(x=0.2)
     return ax
 
 

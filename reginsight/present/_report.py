@@ -20,9 +20,16 @@ from .._errors import ReginsightError
 from .._units import format_bytes
 from .._version import __version__
 from ..analysis._reclaim import PartialInventoryWarning
+from ..analysis._referrers import images_without, referrers, storage_by_role
 from ..analysis._storage import layer_sharing, storage_by_repository, storage_summary
 from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
-from ._plots import plot_image_age, plot_layer_sharing, plot_sharing_matrix, plot_storage
+from ._plots import (
+    plot_image_age,
+    plot_layer_sharing,
+    plot_sharing_matrix,
+    plot_storage,
+    plot_storage_by_role,
+)
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -100,6 +107,9 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True) -> dict[st
          "rows": [tuple(str(v) for v in row) for row in
                   inv.errors.head(100).itertuples(index=False)]},
     ]
+    role_cards, role_tables = _supply_chain_sections(inv, top)
+    cards += role_cards
+    tables[1:1] = role_tables  # after the repositories
     if inv.from_storage:
         disk_cards, disk_tables = _disk_sections(inv, top)
         cards = disk_cards + cards
@@ -107,12 +117,53 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True) -> dict[st
     figures = []
     if plots:
         figures = [("storage by repository", _svg(plot_storage, inv)),
+                   ("storage by role", _svg(plot_storage_by_role, inv)),
                    ("layer sharing", _svg(plot_layer_sharing, inv)),
                    ("shared bytes between repositories", _svg(plot_sharing_matrix, inv)),
                    ("image size and age", _svg(plot_image_age, inv))]
     return {"registry": inv.registry, "taken_at": f"{inv.taken_at:%Y-%m-%d %H:%M UTC}",
             "source": "storage read" if inv.from_storage else "crawled",
             "version": __version__, "cards": cards, "tables": tables, "plots": figures}
+
+
+def _supply_chain_sections(inv: Inventory, top: int
+                           ) -> tuple[list[tuple[str, str]], list[dict]]:
+    """Storage by role, orphaned referrers, and the images no signature is about."""
+    roles = storage_by_role(inv)
+    refs = referrers(inv)
+    orphaned = refs[refs["orphaned"]]
+    unsigned = images_without(inv, "signature")
+    tables = [{
+        "title": "Storage by role", "note": "distinct config and layer blobs the role's "
+        "manifests reference; a blob two roles use counts in both, and in neither's "
+        "exclusive bytes. Signatures, SBOMs and attestations are kept and deleted with "
+        "the image they are about.",
+        "columns": [_column("role"), _column("manifests", num=True),
+                    _column("stored", num=True), _column("exclusive", num=True)],
+        "rows": [(r.role, f"{r.manifests:,}", format_bytes(r.stored_bytes),
+                  format_bytes(r.exclusive_bytes)) for r in roles.itertuples()]}]
+    if len(orphaned):
+        tables.append({
+            "title": f"Orphaned referrers ({len(orphaned)})",
+            "note": "their subject is gone from the repository; "
+            "plan_cleanup(inv, orphans=True) deletes them",
+            "columns": [_column("repository"), _column("role"), _column("subject", code=True),
+                        _column("digest", code=True), _column("tags")],
+            "rows": [(r.repository, r.role, r.subject[:19], r.digest[:19], r.tags)
+                     for r in orphaned.head(top).itertuples()]})
+    signed = int((refs["role"] == "signature").sum())
+    tables.append({
+        "title": f"Images without a signature ({len(unsigned)} tags)",
+        "note": "tags of images and indexes that no signature (cosign, Notation, sigstore) "
+        "is about, directly or through a platform image" + (
+            "" if signed else "; this registry holds no signatures at all"),
+        "columns": [_column("repository"), _column("tag"), _column("digest", code=True),
+                    _column("role")],
+        "rows": [(r.repository, r.tag, r.digest[:19], r.role)
+                 for r in unsigned.head(top).itertuples()]})
+    cards = [("signatures, SBOMs, attestations", f"{len(refs):,}"),
+             ("tags without a signature", f"{len(unsigned):,}")]
+    return cards, tables
 
 
 _MEANING = {

@@ -19,7 +19,9 @@ from .._errors import PlanError, ReginsightError, RegistryError
 from .._units import format_bytes
 from ..analysis._disk import broken_images, disk_usage, gc_preview
 from ..analysis._history import image_created
+from ..analysis._referrers import referrers
 from ..analysis._storage import storage_by_repository
+from ..inventory._reach import Reach
 from ..ops._apply import apply_cleanup
 from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
 
@@ -76,6 +78,9 @@ class Explorer(widgets.VBox):
         self._stored = {str(k): int(v) for k, v in sizes.items()}
         self._manifests = inv.manifests.set_index(["repository", "digest"])
         self._created = image_created(inv)  # an index: its newest child
+        self._referrers = referrers(inv)
+        self._roles_about = self._referrer_roles()
+        self._untagged = Reach.of(inv).untagged_rows()  # by manifests row
 
         # -- browse
         self.filter = widgets.Text(placeholder="filter repositories", description="filter")
@@ -142,24 +147,46 @@ class Explorer(widgets.VBox):
         self.repositories.options = [(f"{n}  ({format_bytes(self._stored[n])})", n)
                                      for n in names if needle in n.lower()]
 
+    def _referrer_roles(self) -> dict[tuple[str, str], list[str]]:
+        """(repository, digest) -> the roles of the referrers about it or, for an
+        index, about its platform images: "signed, sbom"."""
+        about: dict[tuple[str, str], set[str]] = {}
+        for row in self._referrers.itertuples(index=False):
+            if row.role != "index":  # a fallback tag's index lists referrers, it is none
+                about.setdefault((row.repository, row.subject), set()).add(row.role)
+        children = self.inv.children
+        for repository, index, child in zip(children["repository"].astype(str),
+                                            children["index"], children["digest"], strict=True):
+            found = about.get((repository, str(child)))
+            if found:
+                about.setdefault((repository, str(index)), set()).update(found)
+        return {key: sorted("signed" if r == "signature" else r for r in roles)
+                for key, roles in about.items()}
+
+    def _label(self, repository: str, digest: str) -> str:
+        """What a tag list entry says besides its name: size, age, referrers."""
+        facts = self._facts(repository, digest)
+        size = format_bytes(facts["size"]) if facts is not None and not pd.isna(
+            facts["size"]) else "?"
+        if facts is not None and not pd.isna(facts["subject"]):
+            return f"{str(digest)[7:19]}  {size}  {facts['role']} of {facts['subject'][7:19]}"
+        age = _age(self._created.get((repository, digest)), self.now)
+        roles = self._roles_about.get((repository, digest))
+        return (f"{str(digest)[7:19]}  {size}  {age}"
+                + (f"  [{', '.join(roles)}]" if roles else ""))
+
     def _show_tags(self) -> None:
         repository = self.repositories.value
         tags = self.inv.tags[self.inv.tags["repository"] == repository]
-        options = []
-        for row in tags.itertuples(index=False):
-            facts = self._facts(repository, row.digest)
-            size = format_bytes(facts["size"]) if facts is not None and not pd.isna(
-                facts["size"]) else "?"
-            age = _age(self._created.get((repository, row.digest)), self.now)
-            options.append((f"{row.tag}  {str(row.digest)[7:19]}  {size}  {age}", row.tag))
-        if self.inv.from_storage:  # the manifests no tag reaches: "@digest" values
-            manifests = self.inv.manifests
-            untagged = manifests[(manifests["repository"] == repository) & ~manifests["tagged"]]
-            for row in untagged.sort_values("created", ascending=False).itertuples(index=False):
-                size = "?" if pd.isna(row.size) else format_bytes(row.size)
-                age = _age(self._created.get((repository, row.digest)), self.now)
-                options.append((f"<untagged>  {str(row.digest)[7:19]}  {size}  {age}",
-                                f"@{row.digest}"))
+        options = [(f"{row.tag}  {self._label(repository, row.digest)}", row.tag)
+                   for row in tags.itertuples(index=False)]
+        # the manifests no tag reaches (on disk, or referrers the API listed): "@digest"
+        manifests = self.inv.manifests
+        untagged = manifests[(manifests["repository"] == repository).to_numpy()
+                             & self._untagged]
+        for row in untagged.sort_values("created", ascending=False).itertuples(index=False):
+            options.append((f"<untagged>  {self._label(repository, row.digest)}",
+                            f"@{row.digest}"))
         self.tags.options = options
         if not options:
             self.manifest.value, self.layers.options, self.sharing.value = "", [], ""
@@ -194,6 +221,15 @@ class Explorer(widgets.VBox):
                 "string").fillna("")
             parts.append("<p>platforms:</p>" + _table(platforms))
             manifests = [str(d) for d in children["digest"]]
+        about = self._referrers[(self._referrers["repository"] == repository)
+                                & self._referrers["subject"].isin([digest, *manifests])]
+        if len(about):
+            parts.append("<p>referrers (signatures, SBOMs, attestations about it):</p>"
+                         + _table(about[["role", "artifact_type", "subject", "digest", "tags"]]
+                                  .fillna("")))
+        if facts is not None and not pd.isna(facts["subject"]):
+            parts.append(f"<p>a {html.escape(str(facts['role']))} about "
+                         f"<code>{html.escape(str(facts['subject']))}</code></p>")
         self.manifest.value = "".join(parts)
         layers = self.inv.layers[(self.inv.layers["repository"] == repository)
                                  & self.inv.layers["manifest"].isin(manifests)]
