@@ -42,17 +42,18 @@ def _chosen(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
                 known = (repos >= 0) & (digests >= 0)
                 by_digest = reach.placement(repos[known], digests[known])
             tagged = tags[~untagged]
-            pairs = list(zip(tagged["repository"].astype(str), tagged["tag"].astype(str),
-                             strict=True))
+            wanted = pd.MultiIndex.from_arrays([
+                tagged["repository"].astype(str).to_numpy(dtype=object),
+                tagged["tag"].astype(str).to_numpy(dtype=object)])
         else:
             pairs = [(str(r), str(t)) for r, t in tags]
+            wanted = pd.MultiIndex.from_tuples(pairs) if pairs else None
     except (KeyError, TypeError, ValueError):
         raise PlanError("tags: give (repository, tag) pairs or a frame with those columns"
                         ) from None
-    index = pd.MultiIndex.from_arrays([inv.tags["repository"].astype(str),
-                                       inv.tags["tag"].astype(str)])
-    rows = index.get_indexer(pd.MultiIndex.from_tuples(pairs, names=index.names)
-                             if pairs else index[:0])
+    index = pd.MultiIndex.from_arrays([inv.tags["repository"].astype(str).to_numpy(dtype=object),
+                                       inv.tags["tag"].astype(str).to_numpy(dtype=object)])
+    rows = index.get_indexer(index[:0] if wanted is None or not len(wanted) else wanted)
     return np.unique(rows[rows >= 0]), by_digest
 
 

@@ -172,15 +172,21 @@ def plan_cleanup(
     # referrers follow their subjects: first what the images' fates remove
     plain_untagged = _untagged_rows(inv, scope if untagged else set(), created,
                                     referrers=False)
-    doomed = frame[~decided.kept & ~referrer]
-    fates = ReferrerFates(inv, removed_by_tags(inv, pd.concat([doomed, plain_untagged])),
-                          orphans=orphans)
-    verdicts = [fates.of(r, d) if is_referrer else ("", "") for r, d, is_referrer in zip(
-        frame["repository"], frame["digest"], referrer, strict=True)]
-    fate = pd.Series([v[0] for v in verdicts], dtype=object)
-    why = pd.Series([v[1] for v in verdicts], dtype="string")
-    keep(fate == "keep", why)
-    _share_fates(inv, rows, decided)
+    fate = pd.Series("", index=frame.index, dtype=object)
+    why = pd.Series("", index=frame.index, dtype="string")
+    referrer_rows = _untagged_rows(inv, scope, created, referrers=True)
+    if referrer.any() or len(referrer_rows):
+        doomed = frame[~decided.kept & ~referrer]
+        fates = ReferrerFates(inv, removed_by_tags(inv, pd.concat([doomed, plain_untagged])),
+                              orphans=orphans)
+        for row in np.flatnonzero(referrer):
+            fate[row], why[row] = fates.of(frame.at[row, "repository"], frame.at[row, "digest"])
+        keep(fate == "keep", why)
+        _share_fates(inv, rows, decided)
+        verdicts = [fates.of(r, d, untagged=untagged) for r, d in zip(
+            referrer_rows["repository"], referrer_rows["digest"], strict=True)]
+        referrer_rows["reason"] = pd.array([v[1] for v in verdicts], dtype="string")
+        referrer_rows = referrer_rows[[v[0] == "delete" for v in verdicts]]
 
     rules = [f"not among the {keep_last} newest"] if keep_last is not None else []
     if limit is not None:
@@ -188,11 +194,6 @@ def plan_cleanup(
     frame["action"] = pd.array(np.where(decided.kept, "keep", "delete"), dtype="string")
     frame["reason"] = decided.reasons.fillna(why.where(fate == "delete", ", ".join(rules)))
     frame = frame[PLAN_COLUMNS]
-    referrer_rows = _untagged_rows(inv, scope, created, referrers=True)
-    verdicts = [fates.of(r, d, untagged=untagged) for r, d in zip(
-        referrer_rows["repository"], referrer_rows["digest"], strict=True)]
-    referrer_rows["reason"] = pd.array([v[1] for v in verdicts], dtype="string")
-    referrer_rows = referrer_rows[[v[0] == "delete" for v in verdicts]]
     extra = [part for part in (plain_untagged, referrer_rows) if len(part)]
     if extra:
         frame = pd.concat([frame, *extra], ignore_index=True) if len(frame) else \

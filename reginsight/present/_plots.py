@@ -60,12 +60,13 @@ def plot_storage_by_role(inv: Inventory, ax: Axes | None = None) -> Axes:
             color="#dd8452")
     for y, (stored, count) in enumerate(zip(frame["stored_bytes"], frame["manifests"],
                                             strict=True)):
-        ax.annotate(f" {count} manifests", (stored, y), va="center", fontsize=8)
+        ax.annotate(f" {format_bytes(stored)}, {count} manifests", (stored, y), va="center",
+                    fontsize=8)  # a role's few KiB next to GiB of images: read, not seen
     _byte_axis(ax.xaxis)
     ax.set_xlabel("stored bytes (config and layer blobs)")
     ax.set_title("Storage by role")
     ax.legend(loc="lower right")
-    ax.margins(x=0.2)
+    ax.margins(x=0.3)
     return ax
 
 

@@ -156,7 +156,8 @@ def _supply_chain_sections(inv: Inventory, top: int
         "title": f"Images without a signature ({len(unsigned)} tags)",
         "note": "tags of images and indexes that no signature (cosign, Notation, sigstore) "
         "is about, directly or through a platform image" + (
-            "" if signed else "; this registry holds no signatures at all"),
+            "" if signed else "; this registry holds no signatures at all") + (
+            f"; the first {top} shown" if len(unsigned) > top else ""),
         "columns": [_column("repository"), _column("tag"), _column("digest", code=True),
                     _column("role")],
         "rows": [(r.repository, r.tag, r.digest[:19], r.role)
