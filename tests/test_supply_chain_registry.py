@@ -125,6 +125,14 @@ def test_roles_and_subjects_from_every_source(registry_server, reg, prefix):
     assert "v1" not in set(ri.images_without(inv, "attestation")["tag"])
 
 
+def test_a_recrawl_since_keeps_roles_and_subjects(registry_server, reg, prefix):
+    scene = _fill(registry_server.url, prefix)
+    first = ri.crawl(reg, [scene.app, scene.charts], progress=False)
+    again = ri.crawl(reg, [scene.app, scene.charts], progress=False, since=first)
+    for name, frame in first.frames():
+        pd.testing.assert_frame_equal(getattr(again, name), frame, obj=name)
+
+
 def test_storage_by_role_equals_the_blobs_on_disk(registry_server, reg, prefix):
     scene = _fill(registry_server.url, prefix)
     inv = ri.crawl(reg, [scene.app, scene.charts], progress=False)

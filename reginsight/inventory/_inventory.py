@@ -35,13 +35,20 @@ class Inventory:
     ``manifests``: repository, digest, media_type, kind (image/index/schema1), parent
     (index digest or NA), os, architecture, variant, config_digest, created (UTC),
     size (image: config + distinct layer bytes; index: distinct blobs of all its
-    children), layers (count; NA when a child could not be read), manifest_size —
-    one row per (repository, digest).
+    children), layers (count; NA when a child could not be read), manifest_size,
+    role (category: image, index, signature, attestation, sbom, artifact),
+    artifact_type (string: its ``artifactType``, else the media type that told its
+    role; NA for images and indexes), subject (string: the digest it is about, or
+    NA), subject_source (category: subject, referrers API, fallback tag, cosign tag,
+    buildx annotation) — one row per (repository, digest). A crawl's rows are what
+    the tags reach, plus the untagged referrers the referrers API lists and the
+    untagged subjects referrers name.
     ``layers``: repository, manifest, position, digest, size, media_type.
     ``blobs``: digest, size, kind (layer/config/manifest), repositories and
     manifests (how many reference it), media_type — one row per distinct blob.
     ``children``: repository, index, position, digest, media_type, os,
-    architecture, variant — the entries of every index.
+    architecture, variant, subject (the entry a buildx attestation entry attests) —
+    the entries of every index.
     ``errors``: repository, reference, stage, error — what could not be read.
 
     Only a storage scan (:func:`reginsight.scan_storage`) fills these; after a crawl
