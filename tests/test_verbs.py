@@ -251,6 +251,7 @@ def test_referrers_list_filter_and_page_or_say_unsupported():
     both, _ = proto.interpret_referrers(request, answer(200, {}, _index(sbom, sig)))
     assert len(both) == 2
     assert proto.interpret_referrers(request, answer(404)) is None
+    assert proto.interpret_referrers(request, answer(405)) is None
     with pytest.raises(ri.ProtocolViolation):
         proto.interpret_referrers(request, answer(200, {}, b"[]"))
     assert proto.fallback_tag(DIGEST) == "sha256-" + "a" * 64

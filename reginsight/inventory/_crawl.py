@@ -70,7 +70,8 @@ class Crawler:
         self.heads_only = since is not None or not fetch_manifests
         #: what the referrers API listed: (repository, subject, referrer digest)
         self.referrer_links: list[tuple[str, str, str]] = []
-        #: (repository, digest) found held without a tag: referrers, subjects
+        #: (repository, digest) found by other means than tags (referrers the API
+        #: listed, subjects asked for by digest): untagged ones become rows this way
         self.untagged: set[tuple[str, str]] = set()
         self.referrers_api: bool | None = None  # None: not known yet
         self._asked: set[tuple[str, str, str]] = set()  # (stage, repository, digest)

@@ -144,8 +144,7 @@ def plan_cleanup(
         drop=True)
     created = image_created(inv)
     keys = pd.MultiIndex.from_arrays([frame["repository"], frame["digest"]])
-    frame["created"] = created.reindex(keys).to_numpy(dtype=object)
-    frame["created"] = pd.to_datetime(frame["created"], utc=True)
+    frame["created"] = _created(created, keys)
     about = _roles(inv).reindex(keys)
     referrer = about["subject"].notna().to_numpy()
     image = about["role"].isin(IMAGE_ROLES).to_numpy() & ~referrer
@@ -202,6 +201,11 @@ def plan_cleanup(
     delete = frame[frame["action"] == "delete"]
     frame.attrs["reclaimable_bytes"] = reclaimable(inv, delete) if len(delete) else 0
     return frame
+
+
+def _created(created: pd.Series, keys: pd.MultiIndex) -> pd.Series:
+    """``image_created`` for these (repository, digest) keys, UTC (NaT: unknown)."""
+    return pd.to_datetime(pd.Series(created.reindex(keys).to_numpy(dtype=object)), utc=True)
 
 
 def _roles(inv: Inventory) -> pd.DataFrame:
@@ -269,9 +273,8 @@ def _untagged_rows(inv: Inventory, scope: set[str], created: pd.Series, *, refer
         "tag": pd.array([pd.NA] * len(chosen), dtype="string"),
         "digest": pd.array(chosen["digest"].astype(str), dtype="string"),
     })
-    keys = pd.MultiIndex.from_arrays([frame["repository"], frame["digest"]])
-    frame["created"] = created.reindex(keys).to_numpy(dtype=object)
-    frame["created"] = pd.to_datetime(frame["created"], utc=True)
+    frame["created"] = _created(created, pd.MultiIndex.from_arrays([frame["repository"],
+                                                                     frame["digest"]]))
     frame["action"] = pd.array(["delete"] * len(frame), dtype="string")
     frame["reason"] = pd.array(["untagged"] * len(frame), dtype="string")
     return frame[PLAN_COLUMNS]

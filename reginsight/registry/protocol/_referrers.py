@@ -28,8 +28,9 @@ def referrers(repository: str, digest: str, *, artifact_type: str | None = None)
 def interpret_referrers(request: Request, answer: Answer, *, artifact_type: str | None = None
                         ) -> tuple[tuple[Descriptor, ...], Request | None] | None:
     """The referrer descriptors of one page and the request for the next page; None
-    when the registry has no referrers API (404): use the fallback tag then."""
-    if answer.status == 404:
+    when the registry has no referrers API (404, as the spec says; 405 from registries
+    that route the path but not the verb): use the fallback tag then."""
+    if answer.status in (404, 405):
         return None
     check(answer)
     try:
