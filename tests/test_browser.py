@@ -127,6 +127,19 @@ def test_explorer_in_voila_repository_tag_layer(browser, voila):
     assert "data/jobs" in page.inner_text("body")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
+    # an image's signature, SBOM and attestation are shown under it
+    _select(page, "repository", "web/api")
+    page.wait_for_function("() => [...document.querySelectorAll('option')]"
+                           ".some(o => o.textContent.startsWith('v4'))", timeout=20_000)
+    label = _select(page, "tag", "v4")
+    assert label.replace("\xa0", " ").endswith("[attestation, sbom, signed]")
+    # v4's own pane (platform/base:latest's had a signature too): its SBOM's type
+    page.wait_for_selector("text=application/spdx+json", timeout=20_000)
+    pane = page.inner_text("body")
+    assert "referrers (signatures, SBOMs, attestations about it)" in pane
+    assert "application/vnd.dev.cosign.simplesigning.v1+json" in pane
+    assert "application/vnd.dsse.envelope.v1+json" in pane
+    page.screenshot(path=str(ARTIFACTS / "explorer-referrers.png"), full_page=True)
     # Voila's page asks a CDN for MathJax; there is no internet here, and nothing of
     # the explorer's own comes from anywhere but the local Voila server
     offsite = [url for url in failed if not url.startswith(voila)]

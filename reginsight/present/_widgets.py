@@ -224,9 +224,11 @@ class Explorer(widgets.VBox):
         about = self._referrers[(self._referrers["repository"] == repository)
                                 & self._referrers["subject"].isin([digest, *manifests])]
         if len(about):
+            shown = about[["role", "artifact_type", "subject", "digest", "tags"]].fillna("")
+            shown = shown.assign(subject=shown["subject"].str[:19], digest=shown["digest"]
+                                 .str[:19]).rename(columns={"subject": "about"})
             parts.append("<p>referrers (signatures, SBOMs, attestations about it):</p>"
-                         + _table(about[["role", "artifact_type", "subject", "digest", "tags"]]
-                                  .fillna("")))
+                         + _table(shown))
         if facts is not None and not pd.isna(facts["subject"]):
             parts.append(f"<p>a {html.escape(str(facts['role']))} about "
                          f"<code>{html.escape(str(facts['subject']))}</code></p>")
