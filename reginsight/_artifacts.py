@@ -1,7 +1,7 @@
 """What a manifest is for, beyond images: signatures, attestations, SBOMs, other artifacts.
 
 One table (:data:`MEDIA_ROLES`) maps the media types that cosign, sigstore, in-toto,
-SPDX, CycloneDX, syft and Notation document to a role; :func:`classify` applies it
+SPDX, CycloneDX, syft, Notation and Helm document to a role; :func:`classify` applies it
 to a manifest's ``artifactType``, then its config media type, then its layers' media
 types. The tag conventions that name a subject (cosign's ``sha256-<hex>.sig|.att|.sbom``
 and the OCI 1.1 referrers fallback tag ``sha256-<hex>``) and buildx's attestation
@@ -21,7 +21,7 @@ ROLES = ("image", "index", "signature", "attestation", "sbom", "artifact")
 #: roles whose manifests cleanup rules (keep_last, older_than) count and order
 IMAGE_ROLES = frozenset({"image", "index"})
 
-SIGNATURE, ATTESTATION, SBOM = "signature", "attestation", "sbom"
+SIGNATURE, ATTESTATION, SBOM, ARTIFACT = "signature", "attestation", "sbom", "artifact"
 
 #: documented media types -> role, whether they appear as ``artifactType``, as the
 #: config media type or as a layer media type
@@ -47,6 +47,10 @@ MEDIA_ROLES: Mapping[str, str] = {
     "application/vnd.cyclonedx+xml": SBOM,
     "application/vnd.syft+json": SBOM,
     "application/vnd.dev.cosign.artifact.sbom.v1+json": SBOM,
+    # Helm charts: artifacts (a manifest no row names is one too, unless it is an image)
+    "application/vnd.cncf.helm.config.v1+json": ARTIFACT,
+    "application/vnd.cncf.helm.chart.content.v1.tar+gzip": ARTIFACT,
+    "application/vnd.cncf.helm.chart.provenance.v1.prov": ARTIFACT,
 }
 
 #: a sigstore bundle holds a signature or an attestation: its predicate type tells

@@ -25,6 +25,17 @@ def _tags_on(inv: Inventory) -> pd.Series:
     return tags.sort_values("tag").groupby(["repository", "digest"])["tag"].agg(", ".join)
 
 
+def manifest_roles(inv: Inventory) -> pd.DataFrame:
+    """role, artifact_type and subject (string) indexed by (repository, digest)."""
+    manifests = inv.manifests
+    found = pd.DataFrame({"role": manifests["role"].astype("string").to_numpy(),
+                          "artifact_type": manifests["artifact_type"].to_numpy(),
+                          "subject": manifests["subject"].to_numpy()},
+                         index=pd.MultiIndex.from_arrays([manifests["repository"].astype(str),
+                                                          manifests["digest"].astype(str)]))
+    return found[~found.index.duplicated()].astype("string")
+
+
 def referrers(inv: Inventory) -> pd.DataFrame:
     """Every manifest that is about another one (``manifests.subject`` set): signatures,
     attestations, SBOMs and other referrers, one row per (repository, digest).
@@ -96,18 +107,11 @@ def images_without(inv: Inventory, role: str = "signature") -> pd.DataFrame:
         raise ValueError(f"role={role!r}: choose one of {', '.join(ROLES)}")
     reach = Reach.of(inv)
     manifests = inv.manifests
-    kind = pd.Series(manifests["role"].astype(str).to_numpy(),
-                     index=pd.MultiIndex.from_arrays([manifests["repository"].astype(str),
-                                                      manifests["digest"].astype(str)]))
-    kind = kind[~kind.index.duplicated()]
-    plain = manifests["subject"].isna().to_numpy()
     keys = pd.MultiIndex.from_arrays([inv.tags["repository"].astype(str),
                                       inv.tags["digest"].astype(str)])
-    tag_role = kind.reindex(keys).to_numpy()
-    no_subject = set(zip(manifests["repository"].astype(str)[plain],
-                         manifests["digest"].astype(str)[plain], strict=True))
-    candidates = np.array([r in IMAGE_ROLES and k in no_subject
-                           for r, k in zip(tag_role, keys, strict=True)], dtype=bool)
+    found = manifest_roles(inv).reindex(keys)
+    tag_role = found["role"].to_numpy(dtype=object)
+    candidates = (found["role"].isin(IMAGE_ROLES) & found["subject"].isna()).to_numpy()
     about = manifests[(manifests["role"] == role) & manifests["subject"].notna()]
     covered = pd.MultiIndex.from_arrays([about["repository"].astype(str),
                                          about["subject"].astype(str)])

@@ -19,6 +19,7 @@ from .._artifacts import IMAGE_ROLES
 from .._errors import PlanError
 from ..analysis._history import image_created
 from ..analysis._reclaim import reclaimable, removed_by_tags
+from ..analysis._referrers import manifest_roles
 from ..inventory._facts import RepositoryFilter, select_repositories
 from ..inventory._reach import Reach
 from ._fates import ReferrerFates
@@ -145,7 +146,7 @@ def plan_cleanup(
     created = image_created(inv)
     keys = pd.MultiIndex.from_arrays([frame["repository"], frame["digest"]])
     frame["created"] = _created(created, keys)
-    about = _roles(inv).reindex(keys)
+    about = manifest_roles(inv).reindex(keys)
     referrer = about["subject"].notna().to_numpy()
     image = about["role"].isin(IMAGE_ROLES).to_numpy() & ~referrer
     unknown_time = (frame["created"].isna() | (frame["created"] <= EPOCH)).to_numpy()
@@ -206,17 +207,6 @@ def plan_cleanup(
 def _created(created: pd.Series, keys: pd.MultiIndex) -> pd.Series:
     """``image_created`` for these (repository, digest) keys, UTC (NaT: unknown)."""
     return pd.to_datetime(pd.Series(created.reindex(keys).to_numpy(dtype=object)), utc=True)
-
-
-def _roles(inv: Inventory) -> pd.DataFrame:
-    """role, artifact_type and subject per (repository, digest)."""
-    manifests = inv.manifests
-    found = pd.DataFrame({"role": manifests["role"].astype("string").to_numpy(),
-                          "artifact_type": manifests["artifact_type"].to_numpy(),
-                          "subject": manifests["subject"].to_numpy()},
-                         index=pd.MultiIndex.from_arrays([manifests["repository"].astype(str),
-                                                          manifests["digest"].astype(str)]))
-    return found[~found.index.duplicated()].astype("string")
 
 
 class _Reasons:
