@@ -58,12 +58,12 @@ SIGSTORE_BUNDLE = re.compile(r"^application/vnd\.dev\.sigstore\.bundle(\.v[\d.]+
 SIGSTORE_PREDICATE = "dev.sigstore.bundle.predicateType"
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 
-#: buildx marks an index entry that attests another entry with these annotations
+#: buildx marks an index entry that attests another entry with these annotations (read
+#: by ``inventory._facts.buildx_subject``, which checks the digest)
 BUILDX_REFERENCE_TYPE = "vnd.docker.reference.type"
 BUILDX_REFERENCE_DIGEST = "vnd.docker.reference.digest"
 BUILDX_ATTESTATION = "attestation-manifest"
 
-_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")  # the OCI grammar
 _SUBJECT_TAG = re.compile(r"^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})(\.(sig|att|sbom))?$")
 
 
@@ -118,11 +118,3 @@ def subject_of_tag(tag: str) -> tuple[str, str] | None:
         return None
     digest = found.group(1).replace("-", ":", 1)
     return digest, ("cosign tag" if found.group(3) else "fallback tag")
-
-
-def buildx_subject(annotations: Mapping[str, str]) -> str | None:
-    """The digest a buildx attestation entry of an index attests, else None."""
-    if annotations.get(BUILDX_REFERENCE_TYPE) != BUILDX_ATTESTATION:
-        return None
-    named = annotations.get(BUILDX_REFERENCE_DIGEST, "")
-    return named if _DIGEST.fullmatch(named) else None

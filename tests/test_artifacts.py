@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import reginsight as ri
-from reginsight._artifacts import buildx_subject, classify, subject_of_tag
+from reginsight._artifacts import classify, subject_of_tag
+from reginsight.inventory._facts import buildx_subject
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 EMPTY = "application/vnd.oci.empty.v1+json"

@@ -5,7 +5,7 @@ into facts, so a recrawl (``since=``) fetches only what it does not know."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -27,22 +27,26 @@ def crawled_rows(tags: Iterable[tuple[str, str, str, str | None]],
         roots[repo].add(digest)
     for repo, digest in untagged:
         roots[repo].add(digest)
+    children = _children_of(infos)
+    return {repo: reachable(digests, children) for repo, digests in roots.items()}
+
+
+def _children_of(infos: Mapping[str, ManifestInfo]) -> Callable[[str], Iterable[str]]:
+    """The successors for :func:`reachable`: an index's child digests (none when the
+    manifest was not read)."""
 
     def children(digest: str) -> Iterable[str]:
         info = infos.get(digest)
         return [child.digest for child in info.children] if info else ()
 
-    return {repo: reachable(digests, children) for repo, digests in roots.items()}
+    return children
 
 
 def assemble(result: CrawlResult) -> Inventory:
     """The inventory frames of what a crawl learnt (columns: see :class:`Inventory`)."""
     facts = result.facts
     infos = facts.manifests
-
-    def children(digest: str) -> Iterable[str]:
-        info = infos.get(digest)
-        return [child.digest for child in info.children] if info else ()
+    children = _children_of(infos)
 
     tagged: set[tuple[str, str]] | None = None
     if result.revisions is None:  # a crawl: the rows are what tags (and referrers) reach

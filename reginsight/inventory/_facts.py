@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._artifacts import buildx_subject, classify
-from .._errors import ManifestInvalid
+from .._artifacts import (
+    BUILDX_ATTESTATION,
+    BUILDX_REFERENCE_DIGEST,
+    BUILDX_REFERENCE_TYPE,
+    classify,
+)
+from .._errors import InvalidDigest, ManifestInvalid
 from .._json import json_object
+from ..registry._digest import validate_digest
 from ..registry._manifest import ImageIndex, Manifest, Schema1Manifest
 
 RepositoryFilter = None | str | re.Pattern[str] | Iterable[str]
@@ -137,6 +143,16 @@ def manifest_info(manifest: Manifest) -> ManifestInfo:
     return ManifestInfo(
         **common, layers=layers,
         config=Blob(config.digest, config.size, config.media_type) if config else None)
+
+
+def buildx_subject(annotations: Mapping[str, str]) -> str | None:
+    """The digest a buildx attestation entry of an index attests, else None."""
+    if annotations.get(BUILDX_REFERENCE_TYPE) != BUILDX_ATTESTATION:
+        return None
+    try:
+        return validate_digest(annotations.get(BUILDX_REFERENCE_DIGEST, ""))
+    except InvalidDigest:
+        return None
 
 
 def _text(value: Any) -> str | None:

@@ -9,6 +9,7 @@ so a byte figure and a plan can never disagree about what a tag holds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -170,6 +171,7 @@ class Reach:
         manifest in a repository, the unit a DELETE by digest removes."""
         return repository_ids.astype(np.int64) * len(self.manifests) + manifest_ids
 
+    @functools.cached_property
     def untagged_rows(self) -> np.ndarray:
         """Which ``manifests`` rows no tag of their repository reaches (bool mask)."""
         rows = self.placement(self.row_repository, self.row_manifest)

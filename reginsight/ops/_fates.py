@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
+from ..analysis._referrers import manifest_roles
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -31,14 +31,9 @@ class ReferrerFates:
     """
 
     def __init__(self, inv: Inventory, removed: set[Placement], *, orphans: bool) -> None:
-        manifests = inv.manifests
-        repositories = manifests["repository"].astype(str).to_numpy()
-        digests = manifests["digest"].astype(str).to_numpy()
-        subjects = manifests["subject"].to_numpy(dtype=object)
-        self.subject: dict[Placement, str] = {
-            (r, d): str(s) for r, d, s in zip(repositories, digests, subjects, strict=True)
-            if not pd.isna(s)}
-        self.held = set(zip(repositories, digests, strict=True))
+        roles = manifest_roles(inv)
+        self.subject: dict[Placement, str] = roles["subject"].dropna().to_dict()
+        self.held: set[Placement] = set(roles.index)
         self.holders: dict[str, set[str]] = {}
         for repository, digest in self.held:
             self.holders.setdefault(digest, set()).add(repository)

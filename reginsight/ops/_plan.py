@@ -255,7 +255,7 @@ def _untagged_rows(inv: Inventory, scope: set[str], created: pd.Series, *, refer
     the referrers among them (``referrers=True``) or the others (reason ``untagged``)."""
     reach = Reach.of(inv)
     manifests = inv.manifests
-    chosen = manifests[reach.untagged_rows()
+    chosen = manifests[reach.untagged_rows
                        & (manifests["subject"].notna().to_numpy() == referrers)
                        & manifests["repository"].astype(str).isin(scope).to_numpy()]
     frame = pd.DataFrame({

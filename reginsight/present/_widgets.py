@@ -80,7 +80,7 @@ class Explorer(widgets.VBox):
         self._created = image_created(inv)  # an index: its newest child
         self._referrers = referrers(inv)
         self._roles_about = self._referrer_roles()
-        self._untagged = Reach.of(inv).untagged_rows()  # by manifests row
+        self._untagged = Reach.of(inv).untagged_rows  # by manifests row
 
         # -- browse
         self.filter = widgets.Text(placeholder="filter repositories", description="filter")

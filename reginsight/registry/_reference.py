@@ -10,6 +10,7 @@ rejected here, before any request is built.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from .._errors import InvalidDigest, InvalidReference
@@ -87,24 +88,25 @@ def _domain_problem(domain: str) -> str | None:
     return None
 
 
+def _validated(what: str, value: object, problem_of: Callable[[str], str | None]) -> str:
+    """``value`` if it is a str ``problem_of`` finds nothing wrong with, else raise
+    InvalidReference naming ``what`` it should have been."""
+    if not isinstance(value, str):
+        raise _not_str(what, value)
+    problem = problem_of(value)
+    if problem is not None:
+        raise InvalidReference(f"invalid {what} {_show(value)}: {problem}")
+    return value
+
+
 def validate_repository(name: str) -> str:
     """Return ``name`` if it is a repository path (no domain), else raise InvalidReference."""
-    if not isinstance(name, str):
-        raise _not_str("repository name", name)
-    problem = _repository_problem(name)
-    if problem is not None:
-        raise InvalidReference(f"invalid repository name {_show(name)}: {problem}")
-    return name
+    return _validated("repository name", name, _repository_problem)
 
 
 def validate_tag(tag: str) -> str:
     """Return ``tag`` if it is a valid tag, else raise InvalidReference."""
-    if not isinstance(tag, str):
-        raise _not_str("tag", tag)
-    problem = _tag_problem(tag)
-    if problem is not None:
-        raise InvalidReference(f"invalid tag {_show(tag)}: {problem}")
-    return tag
+    return _validated("tag", tag, _tag_problem)
 
 
 def validate_reference(ref: str) -> str:
