@@ -25,6 +25,7 @@ Every public name is re-exported here; pandas-backed ones load on first use so t
 from . import schema1
 from ._errors import (
     AuthenticationError,
+    CatalogUnavailable,
     CleanupStopped,
     CredentialsError,
     DigestMismatch,
@@ -127,6 +128,7 @@ __all__ = [
     *_LAZY,
     "NO_RETRY",
     "AuthenticationError",
+    "CatalogUnavailable",
     "CleanupStopped",
     "Credentials",
     "CredentialsError",

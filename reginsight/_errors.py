@@ -26,6 +26,7 @@ them is defined here. ``RegistryError`` is the same class under its first name, 
         ├── PermissionDenied        403
         ├── NotFound                404 (MANIFEST_UNKNOWN, BLOB_UNKNOWN, NAME_UNKNOWN, ...)
         ├── UnsupportedOperation    405 (e.g. deletion disabled)
+        │   └── CatalogUnavailable      /v2/_catalog refused: repositories must be named
         └── RateLimited             429
 
 Messages name the registry URL and never a credential. Errors that come from a
@@ -176,6 +177,11 @@ class NotFound(ResponseError):
 
 class UnsupportedOperation(ResponseError):
     """405: the registry does not allow this operation (e.g. deletion disabled)."""
+
+
+class CatalogUnavailable(UnsupportedOperation):
+    """``/v2/_catalog`` is refused (Docker Hub, GHCR, GitLab answer 401, 404 or 405):
+    repositories must be named, they cannot be listed. ``status`` is the answer's."""
 
 
 class RateLimited(ResponseError):

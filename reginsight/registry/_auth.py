@@ -15,7 +15,7 @@ import base64
 import threading
 import time
 from collections.abc import Generator
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -118,13 +118,8 @@ class RegistryAuth(httpx.Auth):
         response = yield self._token_request(realm, service, wanted)
         response.read()  # capped by the transport (LIMIT)
         if response.status_code != 200:
-            who = f"user {self._credentials.username!r}" if self._credentials.username else (
-                "anonymous access")
-            raise AuthenticationError(
-                f"token server {redact(realm)} refused {who} for {self._registry_url} "
-                f"(HTTP {response.status_code})",
-                status=response.status_code, url=redact(realm),
-            )
+            raise AuthenticationError(self._token_refusal(realm, response.status_code),
+                                      status=response.status_code, url=redact(realm))
         token, expires_in = _parse_token(response.content, realm)
         with self._lock:
             now = time.monotonic()  # drop expired tokens: one per scope adds up
@@ -133,6 +128,16 @@ class RegistryAuth(httpx.Auth):
             if scopes and wanted != scopes:  # also findable by what the client asked
                 self._tokens[(realm, service, scopes)] = (token, _expiry(expires_in))
         return token
+
+    def _token_refusal(self, realm: str, status: int) -> str:
+        who = f"user {self._credentials.username!r}" if self._credentials.username else (
+            "anonymous access")
+        where = f"token server {redact(realm)}"
+        if status in (401, 403):
+            return f"{where} refused {who} for {self._registry_url} (HTTP {status})"
+        # not a verdict on the credentials: the request or the server is at fault
+        return (f"{where} could not issue a token to {who} for {self._registry_url} "
+                f"(HTTP {status})")
 
     def _token_request(self, realm: str, service: str, scopes: tuple[str, ...]) -> httpx.Request:
         creds = self._credentials
@@ -145,7 +150,8 @@ class RegistryAuth(httpx.Auth):
         params = [("service", service)] if service else []
         params += [("scope", scope) for scope in scopes]
         headers = {"Authorization": self._basic_header()} if self._basic_header() else {}
-        return httpx.Request("GET", realm, params=params, headers=headers, extensions=extensions)
+        return httpx.Request("GET", with_params(realm, params), headers=headers,
+                             extensions=extensions)
 
     # -------------------------------------------------------------- caching
 
@@ -173,6 +179,16 @@ class RegistryAuth(httpx.Auth):
             return None
         pair = f"{creds.username}:{creds.password}".encode()
         return "Basic " + base64.b64encode(pair).decode()
+
+
+def with_params(url: str, params: list[tuple[str, str]]) -> str:
+    """``url`` with ``params`` added after the query it already has. A realm may carry
+    its own (``?tenant=acme``), and httpx 0.28's ``params=`` would replace it."""
+    if not params:
+        return url
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return urlunsplit(parts._replace(query=query))
 
 
 def _first(challenges: list[Challenge], scheme: str) -> Challenge | None:

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import ssl
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ import httpx
 from .._errors import (
     DigestMismatch,
     ProtocolViolation,
+    RateLimited,
     RegistryError,
     RegistryUnreachable,
     ResponseError,
@@ -31,11 +33,14 @@ from ._digest import Digest, DigestVerifier, parse_digest
 from ._hosts import redact
 from ._manifest import Descriptor, Manifest
 from ._reference import validate_repository
-from ._retry import RateLimit, RetryPolicy
-from ._transport import LIMIT, Body, GuardedTransport, ssl_context
+from ._retry import RetryPolicy
+from ._transport import FALLBACK, LIMIT, PULL, Body, GuardedTransport, ssl_context
+from .protocol import RateLimit
 
 #: Blobs up to this size (and all in-memory bytes up to it) go in one PUT.
 MONOLITHIC_LIMIT = 16 * 1024 * 1024
+#: Seconds manifest HEADs are skipped (GET instead) after one was refused with 429.
+HEAD_PAUSE = 60.0
 #: Chunk size of PATCH uploads: memory stays near one chunk whatever the blob size.
 CHUNK_SIZE = 8 * 1024 * 1024
 
@@ -102,6 +107,7 @@ class Registry:
                 verify=ssl_context(verify, cert, insecure=insecure), limits=limits
             )
         self._transport = GuardedTransport(transport, retry=retry)
+        self._heads_refused_until = 0.0  # monotonic time; see manifest_descriptor
         self._http = httpx.Client(
             auth=RegistryAuth(credentials, registry_url=self.url),
             timeout=timeout,
@@ -176,6 +182,10 @@ class Registry:
         extensions: dict[str, Any] = {SCOPE: request.scope}
         if request.limit is not None:
             extensions[LIMIT] = request.limit
+        if request.pull:
+            extensions[PULL] = True
+        if request.fallback:
+            extensions[FALLBACK] = True
         sent = Body(request.content or b"")
         with self._transport_errors(request.method, url):
             message = self._http.build_request(request.method, url, headers=request.headers,
@@ -286,9 +296,17 @@ class Registry:
         """Digest, size and media type of the manifest at ``reference``, by HEAD.
 
         A registry that sends no ``Docker-Content-Digest`` on HEAD is asked with GET.
+        So is one that refuses HEADs with 429 while it still serves GETs: for the
+        next minute (or its longer ``Retry-After``), this client asks by GET at once.
         """
-        found = self._call(proto.head_manifest(repository, reference),
-                           proto.interpret_manifest_head)
+        found = None
+        if time.monotonic() >= self._heads_refused_until:
+            try:
+                found = self._call(proto.head_manifest(repository, reference),
+                                   proto.interpret_manifest_head)
+            except RateLimited as exc:
+                pause = max(exc.retry_after or 0.0, HEAD_PAUSE)
+                self._heads_refused_until = time.monotonic() + pause
         return found or self.manifest(repository, reference).descriptor()
 
     def referrers(self, repository: str, digest: str, *, artifact_type: str | None = None

@@ -308,6 +308,17 @@ def _schema1(doc: dict[str, Any], common: dict[str, Any]) -> Schema1Manifest:
     )
 
 
+def _type_by_shape(doc: Mapping[str, Any]) -> str:
+    """The media type of a document that names none, served under a generic type.
+    Docker's formats must name theirs, so an unnamed one is OCI: an index when it
+    lists manifests, an image manifest when it has a config (as containerd infers)."""
+    if "manifests" in doc:
+        return mt.OCI_INDEX
+    if "config" in doc:
+        return mt.OCI_MANIFEST
+    return ""
+
+
 def parse_manifest(
     raw: bytes,
     *,
@@ -317,8 +328,11 @@ def parse_manifest(
     """Parse manifest bytes as served into a frozen model.
 
     ``content_type`` is the response's Content-Type; a document whose ``mediaType``
-    contradicts a manifest Content-Type is refused. ``digest``, when given, is checked
-    against the bytes (DigestMismatch); otherwise the sha256 digest is computed.
+    contradicts a manifest Content-Type is refused. Without ``mediaType``, the media
+    type is the Content-Type's, unless that is generic (``application/json``): then
+    the document's shape tells it (OCI index or image manifest), or it stays "".
+    ``digest``, when given, is checked against the bytes (DigestMismatch); otherwise
+    the sha256 digest is computed.
 
     Raises ManifestInvalid for anything that is not a well-formed manifest, including a
     document with both ``layers`` and ``manifests``.
@@ -331,7 +345,7 @@ def parse_manifest(
     doc = json_object(raw)
     if doc is None:
         raise _fail("not a JSON object")
-    served = mt.essence(content_type)
+    served = mt.specific(content_type)
     declared = _str(doc, "mediaType")
     if declared and served and mt.is_manifest(served) and declared != served:
         raise _fail(f"mediaType {declared!r} contradicts Content-Type {served!r}")
@@ -354,7 +368,7 @@ def parse_manifest(
         )
         return _schema1(doc, {**common, "media_type": media_type})
 
-    media_type = declared or served or ""
+    media_type = declared or served or _type_by_shape(doc)
     common.update(
         media_type=media_type,
         annotations=_annotations(doc),

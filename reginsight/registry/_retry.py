@@ -1,20 +1,24 @@
-"""When and how long to wait before trying a request again; rate-limit headers.
+"""When and how long to wait before trying a request again; rate-limit budgets.
 
 One :class:`HostBackoff` per client is shared by all its threads: when a host says
-429 or 503, every request to that host waits, not just the one that was told.
+429 or 503, every request to that host waits, not just the one that was told. A
+metered registry's pulls (Docker Hub: manifest GETs) have a lane of their own: a
+spent pull budget holds back pulls only, never HEADs or blob downloads.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import ssl
 import threading
 import time
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
+
+from .protocol import RateLimit, parse_rate_limit
 
 #: Statuses worth another try: the server was busy, not wrong.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -43,30 +47,6 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(attempts=1)
 #: What a client uses unless given ``retry=``.
 DEFAULT_POLICY = RetryPolicy()
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """What a registry said of its rate limit (Docker Hub's ``RateLimit-*`` headers)."""
-
-    limit: int | None
-    remaining: int | None
-    window: int | None  # seconds
-
-
-_RATE = re.compile(r"\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?")
-
-
-def parse_rate_limit(headers: httpx.Headers) -> RateLimit | None:
-    """``RateLimit-Limit: 100;w=21600`` and ``RateLimit-Remaining: 76;w=21600``."""
-    remaining = _RATE.match(headers.get("ratelimit-remaining", ""))
-    if remaining is None:
-        return None
-    limit = _RATE.match(headers.get("ratelimit-limit", ""))
-    window = remaining.group(2) or (limit.group(2) if limit else None)
-    return RateLimit(limit=int(limit.group(1)) if limit else None,
-                     remaining=int(remaining.group(1)),
-                     window=int(window) if window else None)
 
 
 def replayable(request: httpx.Request) -> bool:
@@ -98,7 +78,11 @@ def may_retry(request: httpx.Request, *, status: int | None = None,
 
 
 class HostBackoff:
-    """Per-host backoff shared by every thread of one client."""
+    """Per-host backoff shared by every thread of one client.
+
+    Waits are kept per lane: a host's name for all its requests, and
+    ``pulls_lane(host)`` for its metered pulls alone.
+    """
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
@@ -106,27 +90,33 @@ class HostBackoff:
         self._failures: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
         self.rate_limits: dict[str, RateLimit] = {}
+        self._spent: set[str] = set()  # hosts whose pull budget is known spent
         self.retries = 0  # how many retries this client made, for reports
 
-    def wait(self, host: str) -> None:
+    @staticmethod
+    def pulls_lane(host: str) -> str:
+        return host + " pulls"
+
+    def wait(self, *lanes: str) -> None:
         with self._lock:
-            delay = self._not_before.get(host, 0.0) - time.monotonic()
+            until = max((self._not_before.get(lane, 0.0) for lane in lanes), default=0.0)
+        delay = until - time.monotonic()
         if delay > 0:
             time.sleep(min(delay, self.policy.max_retry_after))
 
-    def failure(self, host: str, retry_after: float | None) -> None:
+    def failure(self, lane: str, retry_after: float | None) -> None:
         policy = self.policy
         with self._lock:
             self.retries += 1
-            failures = self._failures.get(host, 0) + 1
-            self._failures[host] = failures
+            failures = self._failures.get(lane, 0) + 1
+            self._failures[lane] = failures
             if retry_after is not None:
                 delay = min(retry_after, policy.max_retry_after)
             else:
                 delay = min(policy.cap, policy.base * 2 ** (failures - 1))
                 delay *= random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not secrecy
             until = time.monotonic() + delay
-            self._not_before[host] = max(self._not_before.get(host, 0.0), until)
+            self._not_before[lane] = max(self._not_before.get(lane, 0.0), until)
 
     def resumptions(self, host: str) -> range:
         """Attempt numbers for a loop that resumes its own work (a download from the
@@ -139,16 +129,34 @@ class HostBackoff:
         self.failure(host, None)
         self.wait(host)
 
-    def success(self, host: str, response: Any = None) -> None:
+    def success(self, lane: str) -> None:
         with self._lock:
-            self._failures[host] = 0
-        if response is not None:
-            rate = parse_rate_limit(response.headers)
-            if rate is not None:
-                with self._lock:
-                    self.rate_limits[host] = rate
-                if rate.remaining == 0 and rate.limit and rate.window:
-                    # out of budget: pace requests instead of walking into 429s
-                    with self._lock:
-                        pace = min(self.policy.cap, rate.window / rate.limit)
-                        self._not_before[host] = time.monotonic() + pace
+            self._failures[lane] = 0
+
+    def observe(self, host: str, headers: Mapping[str, str]) -> RateLimit | None:
+        """Note the ``RateLimit-*`` headers of any answer. Only says when the pull
+        budget runs out (a warning, once until it is back): an answer that came is
+        never held back, and what does not count against the budget goes on."""
+        rate = parse_rate_limit(headers)
+        if rate is None:
+            return None
+        with self._lock:
+            self.rate_limits[host] = rate
+            newly_spent = rate.spent and host not in self._spent
+            if rate.spent:
+                self._spent.add(host)
+            else:
+                self._spent.discard(host)
+        if newly_spent:
+            warnings.warn(f"{host}: the pull budget is spent ({rate.describe()}); manifest "
+                          "GETs will be refused until it is back; HEADs and blob downloads "
+                          "go on", RateLimitWarning, stacklevel=2)
+        return rate
+
+    def budget_spent(self, host: str) -> bool:
+        with self._lock:
+            return host in self._spent
+
+
+class RateLimitWarning(UserWarning):
+    """A metered registry's pull budget ran out (reginsight goes on with what is free)."""

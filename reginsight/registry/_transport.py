@@ -29,6 +29,10 @@ LIMIT = "reginsight.body_limit"
 #: A token request carries its realm's origin here: it may not be redirected elsewhere
 #: (httpx copies extensions to redirects, so every hop is checked).
 REALM_ORIGIN = "reginsight.token_for"
+#: A request metered registries count against a pull budget (protocol Request.pull).
+PULL = "reginsight.pull"
+#: A request whose caller falls back to another way when refused with 429.
+FALLBACK = "reginsight.fallback"
 
 class _CappedStream(httpx.SyncByteStream):
     """Passes an error body through, cut at ``limit`` bytes."""
@@ -73,32 +77,52 @@ class GuardedTransport(httpx.BaseTransport):
             raise UnsafeAddress(f"token request for {realm} redirected to "
                                 f"{origin(str(request.url))}; refused: "
                                 "credentials go to the realm the registry named, nowhere else")
-        attempts = self.backoff.policy.attempts
+        backoff, attempts = self.backoff, self.backoff.policy.attempts
+        pull = bool(request.extensions.get(PULL))
+        lanes = (host, backoff.pulls_lane(host)) if pull else (host,)
         for attempt in range(1, attempts + 1):
-            self.backoff.wait(host)
+            backoff.wait(*lanes)
             try:
                 response = self._inner.handle_request(request)
             except httpx.TransportError as exc:
                 if attempt == attempts or not may_retry(request, error=exc):
                     raise
-                self.backoff.failure(host, None)
+                backoff.failure(host, None)
                 continue
-            if response.status_code in RETRY_STATUSES and attempt < attempts and may_retry(
-                    request, status=response.status_code):
+            backoff.observe(host, response.headers)
+            status = response.status_code
+            if status in RETRY_STATUSES and attempt < attempts and may_retry(
+                    request, status=status):
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if status == 429 and self._answer_now(request, host, retry_after):
+                    return self._settle(request, response)
                 _discard(response)
-                self.backoff.failure(host, retry_after)
+                # a refused pull holds back pulls only; anything else, the whole host
+                backoff.failure(lanes[-1] if status == 429 else host, retry_after)
                 continue
             try:
                 response = self._settle(request, response)
             except httpx.TransportError as exc:  # a small body cut short
                 if attempt == attempts or not may_retry(request, error=exc):
                     raise
-                self.backoff.failure(host, None)
+                backoff.failure(host, None)
                 continue
-            self.backoff.success(host, response)
+            for lane in lanes:
+                backoff.success(lane)
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _answer_now(self, request: httpx.Request, host: str, retry_after: float | None
+                    ) -> bool:
+        """Whether a 429 goes back to the caller at once instead of being waited out:
+        the caller has another way to ask (HEAD -> GET), or a pull was refused for a
+        spent budget and the server did not say when to come back (Docker Hub's
+        window is hours: retrying in seconds only spends requests)."""
+        if request.extensions.get(FALLBACK):
+            return True
+        told = retry_after is not None and retry_after <= self.backoff.policy.max_retry_after
+        return bool(request.extensions.get(PULL)) and self.backoff.budget_spent(host) and (
+            not told)
 
     def _settle(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
         """Cap error bodies; read bodies of requests with a LIMIT (refusing larger ones)."""

@@ -90,12 +90,14 @@ from ._message import (
     parse_retry_after,
 )
 from ._paths import blob_path, manifest_path, tags_path, with_query
+from ._ratelimit import RateLimit, parse_rate_limit
 from ._referrers import fallback_tag, interpret_referrers, referrers
 from ._scopes import CATALOG_SCOPE, merge_scopes, repository_scope
 
 __all__ = [
     "CATALOG_SCOPE", "DOCKER_CONTENT_DIGEST", "LIST_PAGE_LIMIT", "MANIFEST_LIMIT", "MAX_PAGES",
-    "SMALL_BODY_LIMIT", "Answer", "Challenge", "ErrorCode", "MountResult", "Page", "RegistryURL",
+    "SMALL_BODY_LIMIT", "Answer", "Challenge", "ErrorCode", "MountResult", "Page", "RateLimit",
+    "RegistryURL",
     "Request", "UploadProgress", "accepted_offset", "announced_digest", "blob_path",
     "cancel_upload", "catalog_page", "check", "check_ping", "decipher_error",
     "delete_manifest", "fallback_tag", "finish_upload", "get_blob", "get_manifest",
@@ -105,8 +107,8 @@ __all__ = [
     "interpret_patch", "interpret_ping", "interpret_put_manifest", "interpret_referrers",
     "interpret_start_upload", "interpret_tags_page", "interpret_untag",
     "interpret_upload_status", "manifest_path", "merge_scopes", "mount_blob", "next_link",
-    "parse_challenges", "parse_error_body", "parse_registry_url", "parse_retry_after",
-    "patch_chunk", "ping_request", "put_manifest", "referrers", "repository_scope",
-    "resume_skip", "smaller_page", "start_upload", "tags_page", "tags_path", "untag",
-    "upload_status", "with_query",
+    "parse_challenges", "parse_error_body", "parse_rate_limit", "parse_registry_url",
+    "parse_retry_after", "patch_chunk", "ping_request", "put_manifest", "referrers",
+    "repository_scope", "resume_skip", "smaller_page", "start_upload", "tags_page",
+    "tags_path", "untag", "upload_status", "with_query",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..._errors import InvalidReference, ProtocolViolation, ResponseError
+from ..._errors import CatalogUnavailable, InvalidReference, ProtocolViolation, ResponseError
 from ..._json import json_object
 from .._reference import validate_repository, validate_tag
 from ._links import next_link
@@ -24,6 +24,9 @@ LIST_PAGE_LIMIT = 32 * 1024 * 1024
 MAX_PAGES = 100_000
 #: Pages are never asked smaller than this.
 MIN_PAGE_SIZE = 10
+#: How registries without a catalog refuse it: Docker Hub 401, GitLab 401 or 404,
+#: GHCR 404 or 405, registries with the catalog switched off 403 or 405.
+CATALOG_REFUSALS = frozenset({401, 403, 404, 405})
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,19 @@ def tags_page(repository: str) -> Request:
 
 
 def interpret_catalog_page(request: Request, answer: Answer) -> Page:
-    """Repository names of one catalog page; an invalid name is the server's fault."""
-    return _page(request, answer, "repositories", validate_repository, "repository name")
+    """Repository names of one catalog page; an invalid name is the server's fault.
+
+    A refused catalog raises CatalogUnavailable: the repositories must be named.
+    """
+    try:
+        return _page(request, answer, "repositories", validate_repository, "repository name")
+    except ResponseError as exc:
+        if exc.status not in CATALOG_REFUSALS:
+            raise
+        raise CatalogUnavailable(
+            f"this registry does not list its repositories ({exc}); name the "
+            "repositories to read instead", status=exc.status, url=exc.url,
+            errors=exc.errors) from None
 
 
 def interpret_tags_page(request: Request, answer: Answer) -> Page:

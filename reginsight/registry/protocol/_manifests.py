@@ -11,7 +11,7 @@ from ..._errors import (
     TooLarge,
     UnsupportedOperation,
 )
-from ..._mediatypes import MANIFEST_ACCEPT, essence
+from ..._mediatypes import MANIFEST_ACCEPT, specific
 from .._digest import is_digest, validate_digest
 from .._manifest import Descriptor, Manifest, parse_manifest
 from .._reference import validate_tag
@@ -42,7 +42,7 @@ def announced_digest(answer: Answer) -> str | None:
 
 def get_manifest(repository: str, reference: str) -> Request:
     return Request(method="GET", url=manifest_path(repository, reference), headers=_ACCEPT,
-                   scope=pull_scope(repository), limit=MANIFEST_LIMIT)
+                   scope=pull_scope(repository), limit=MANIFEST_LIMIT, pull=True)
 
 
 def interpret_manifest(answer: Answer, reference: str) -> Manifest:
@@ -56,7 +56,7 @@ def interpret_manifest(answer: Answer, reference: str) -> Manifest:
 
 def head_manifest(repository: str, reference: str) -> Request:
     return Request(method="HEAD", url=manifest_path(repository, reference), headers=_ACCEPT,
-                   scope=pull_scope(repository), limit=None)
+                   scope=pull_scope(repository), limit=None, fallback=True)
 
 
 def interpret_manifest_head(answer: Answer) -> Descriptor | None:
@@ -67,7 +67,8 @@ def interpret_manifest_head(answer: Answer) -> Descriptor | None:
     length = answer.header("content-length")
     if digest is None or not length.isdigit():
         return None
-    return Descriptor(media_type=essence(answer.headers.get("content-type")), digest=digest,
+    # a generic Content-Type (application/json) says nothing: unknown, not "json"
+    return Descriptor(media_type=specific(answer.headers.get("content-type")), digest=digest,
                       size=int(length))
 
 
@@ -81,7 +82,9 @@ def put_manifest(repository: str, reference: str, raw: bytes, media_type: str | 
     if not by_digest:
         validate_tag(reference)
     parsed = parse_manifest(raw, content_type=media_type, digest=reference if by_digest else None)
-    content_type = media_type or parsed.media_type
+    # a generic type (a manifest read from a registry that served application/json)
+    # would be refused: send what the document is
+    content_type = specific(media_type) or parsed.media_type
     if not content_type:
         raise ManifestInvalid("manifest has no mediaType; pass media_type=")
     request = Request(method="PUT", url=manifest_path(repository, reference),

@@ -26,6 +26,7 @@ from ..._errors import (
 )
 from ..._json import json_object
 from .._hosts import redact
+from ._ratelimit import parse_rate_limit
 
 #: Bodies of answers that are read whole (not manifests, lists or blobs) are capped here.
 SMALL_BODY_LIMIT = 64 * 1024
@@ -63,6 +64,10 @@ class Request:
 
     ``scope``: the token scopes the call needs. ``limit``: the most bytes a 2xx body
     may have (TooLarge past it); None for HEAD and for blobs, which are streamed.
+    ``pull``: a request metered registries count (Docker Hub: manifest GETs); when
+    its budget is spent, only pulls wait or fail, never HEADs or blob downloads.
+    ``fallback``: the caller has another way to ask (HEAD -> GET), so a 429 comes
+    back at once instead of being waited out.
     """
 
     method: str
@@ -71,6 +76,8 @@ class Request:
     scope: tuple[str, ...] = ()
     limit: int | None = SMALL_BODY_LIMIT
     content: bytes | None = field(default=None, repr=False)
+    pull: bool = False
+    fallback: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +167,10 @@ def decipher_error(status: int, headers: Mapping[str, str], body: bytes, *, meth
     cls = _STATUS_ERRORS.get(status, ResponseError)
     if cls is RateLimited:
         retry_after = parse_retry_after(headers.get("retry-after"))
+        budget = parse_rate_limit(headers)
+        if budget is not None and budget.spent:
+            message += (f" (the pull budget is spent: {budget.describe()}; HEADs and blob "
+                        "downloads are not counted)")
         return RateLimited(message, status=status, url=where, errors=errors,
                            retry_after=retry_after)
     return cls(message, status=status, url=where, errors=errors)
