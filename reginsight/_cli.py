@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._errors import OtherTagsAffected, RegistryError, TagMoved
+from ._errors import CatalogUnavailable, OtherTagsAffected, RegistryError, TagMoved
 
 if TYPE_CHECKING:
     from .inventory._inventory import Inventory
@@ -50,8 +51,10 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _crawl_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repositories", metavar="GLOB",
-                        help='only repositories matching, e.g. "team/*"')
+    parser.add_argument("--repositories", metavar="NAMES", action="append",
+                        help='only these repositories: names ("team/app", read directly, '
+                             'so registries without a catalog work) or globs ("team/*", '
+                             "matched against the catalog); comma-separated or repeated")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -135,8 +138,18 @@ def _crawl(args: argparse.Namespace, url: str) -> Inventory:
     from .inventory._crawl import crawl
 
     with _registry(args, url) as reg:
-        return crawl(reg, args.repositories, concurrency=args.concurrency,
+        return crawl(reg, _repositories(args.repositories), concurrency=args.concurrency,
                      progress=not args.no_progress)
+
+
+def _repositories(values: list[str] | None) -> list[str] | None:
+    """``--repositories a,b --repositories "team/*"`` as one list (None: all)."""
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise UsageError("--repositories: give at least one name or glob")
+    return names
 
 
 def _is_storage(target: str) -> bool:
@@ -235,12 +248,24 @@ def _rm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: object = None, line: str | None = None) -> None:
+    # a warning on the command line is news for the user, not a source location
+    print(f"reginsight: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "report":
             return _report(args)
@@ -261,6 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"reginsight: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CatalogUnavailable as exc:
+        hint = ("reginsight ls URL REPO lists one repository's tags" if args.command == "ls"
+                else "name them: --repositories NAME[,NAME...], e.g. "
+                     "--repositories library/alpine,team/app")
+        print(f"reginsight: {exc}\n  {hint}", file=sys.stderr)
+        return EXIT_ERROR
     except (OtherTagsAffected, TagMoved) as exc:
         print(f"reginsight: refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED

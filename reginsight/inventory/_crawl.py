@@ -10,7 +10,6 @@ flight, what failed. A failure becomes an ``errors`` row and the crawl goes on.
 from __future__ import annotations
 
 import queue
-import re
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,13 +27,11 @@ from ._facts import (
     CrawlResult,
     Facts,
     ManifestInfo,
-    RepositoryFilter,
-    describe_scope,
     manifest_info,
     parse_config,
-    select_repositories,
 )
 from ._progress import progress_bar
+from ._selection import RepositoryFilter, describe_scope, selection
 from ._subjects import subjects
 
 if TYPE_CHECKING:
@@ -64,6 +61,7 @@ class Crawler:
         self.errors: list[tuple[str, str, str, str]] = []
         self.repositories: list[str] = []
         self.scope: str | None = None  # what was asked for; None: the whole catalog
+        self._selection = selection(None)
         self._pending: dict[Future[Any], tuple[str, tuple[str, ...]]] = {}
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._inflight: set[tuple[str, str]] = set()
@@ -86,12 +84,11 @@ class Crawler:
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="reginsight") as pool:
             self._pool = pool
             try:
-                if repositories is None or isinstance(repositories, str | re.Pattern):
-                    self._filter, self._filter_from_catalog = repositories, True
+                self._selection = selection(repositories)
+                if self._selection.needs_catalog:
                     self._submit("catalog", (), self.reg.repositories)
                 else:
-                    self._filter, self._filter_from_catalog = None, False
-                    self._on_catalog([str(r) for r in repositories])
+                    self._on_catalog([])
                 while self._pending:
                     try:  # a timeout keeps Ctrl-C responsive while waiting
                         future = self._done.get(timeout=0.2)
@@ -131,17 +128,11 @@ class Crawler:
             self._probing = False
         try:
             result = future.result()
-        except NotFound as exc:
-            unknown = ErrorCode.NAME_UNKNOWN in exc.codes
-            if stage == "tags" and self._filter_from_catalog and unknown:
-                # 2.8 lists repositories that hold blobs but no tag: empty, not an error
-                return
-            if stage == "subject":
-                return  # the subject is gone: its referrers are orphaned
-            self._failed(stage, key, exc, bar)
-            return
         except RegistryError as exc:
-            self._failed(stage, key, exc, bar)
+            if stage == "catalog":
+                raise  # nothing to crawl: an empty inventory would pass for a whole one
+            if not (isinstance(exc, NotFound) and self._expected_absence(stage, key, exc)):
+                self._failed(stage, key, exc, bar)
             return
 
         if stage == "catalog":
@@ -163,10 +154,20 @@ class Crawler:
             self.untagged.add((key[0], key[1]))
             self._on_tag_target(key[0], result)
 
+    def _expected_absence(self, stage: str, key: tuple[str, ...], exc: NotFound) -> bool:
+        """A 404 that is an answer, not an error: a repository the catalog listed
+        with no tags (2.8 lists repositories that hold only blobs), or a subject
+        that is gone (its referrers are orphaned)."""
+        if stage == "subject":
+            return True
+        return (stage == "tags" and ErrorCode.NAME_UNKNOWN in exc.codes
+                and key[0] not in self._selection.names)
+
     # ------------------------------------------------------------- handlers
 
-    def _on_catalog(self, names: list[str]) -> None:
-        self.repositories = sorted(set(select_repositories(names, self._filter)))
+    def _on_catalog(self, listed: list[str]) -> None:
+        chosen = self._selection
+        self.repositories = sorted({*chosen.names, *filter(chosen.matches, listed)})
         for repository in self.repositories:
             self._submit("tags", (repository,), self.reg.tags, repository)
 
@@ -292,9 +293,13 @@ def crawl(
 ) -> Inventory:
     """Crawl ``reg`` into an :class:`Inventory` of DataFrames.
 
-    ``repositories``: None for the whole catalog, a list of names, a glob string
-    (``"team/*"``) or a compiled regex (searched). ``concurrency`` bounds requests in
-    flight (threads over the registry's one connection pool). ``since``: a previous
+    ``repositories``: None for the whole catalog; a name (``"team/app"``) or a list
+    of names, read directly, so registries that refuse the catalog (Docker Hub, GHCR,
+    GitLab) can be crawled; a glob (``"team/*"``), a compiled regex (searched), or a
+    list mixing them with names, matched against the catalog. A catalog that cannot
+    be read raises (CatalogUnavailable when the registry refuses to list).
+    ``concurrency`` bounds requests in flight (threads over the registry's one
+    connection pool). ``since``: a previous
     Inventory of this registry; tags are then HEADed and only digests it does not
     know are fetched. ``progress`` shows a tqdm bar (a widget in Jupyter).
 

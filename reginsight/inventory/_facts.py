@@ -7,9 +7,7 @@ a manifest lists, what an image config says, the sizes learnt by HEAD. A
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +21,6 @@ from .._errors import InvalidDigest, ManifestInvalid
 from .._json import json_object
 from ..registry._digest import validate_digest
 from ..registry._manifest import ImageIndex, Manifest, Schema1Manifest
-
-RepositoryFilter = None | str | re.Pattern[str] | Iterable[str]
 
 
 @dataclass(frozen=True)
@@ -166,27 +162,3 @@ def parse_config(raw: bytes) -> ConfigFacts:
         raise ManifestInvalid("image config is not a JSON object")
     return ConfigFacts(_text(doc.get("created")), _text(doc.get("os")),
                        _text(doc.get("architecture")), _text(doc.get("variant")))
-
-
-def select_repositories(names: Iterable[str], wanted: RepositoryFilter) -> list[str]:
-    """Apply the ``repositories=`` filter: None (all), a glob, a compiled regex, or an
-    iterable of names."""
-    if wanted is None:
-        return list(names)
-    if isinstance(wanted, re.Pattern):
-        return [n for n in names if wanted.search(n)]
-    if isinstance(wanted, str):
-        return [n for n in names if fnmatch.fnmatchcase(n, wanted)]
-    chosen = {str(w) for w in wanted}
-    return [n for n in names if n in chosen]
-
-
-def describe_scope(repositories: RepositoryFilter) -> str | None:
-    """How an inventory records what was asked for: None for the whole catalog."""
-    if repositories is None:
-        return None
-    if isinstance(repositories, re.Pattern):
-        return repositories.pattern
-    if isinstance(repositories, str):
-        return repositories
-    return ", ".join(sorted(str(r) for r in repositories))

@@ -20,8 +20,8 @@ from .._errors import PlanError
 from ..analysis._history import image_created
 from ..analysis._reclaim import reclaimable, removed_by_tags
 from ..analysis._referrers import manifest_roles
-from ..inventory._facts import RepositoryFilter, select_repositories
 from ..inventory._reach import Reach
+from ..inventory._selection import RepositoryFilter, select_repositories
 from ._fates import ReferrerFates
 
 if TYPE_CHECKING:

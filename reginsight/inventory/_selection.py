@@ -1,0 +1,75 @@
+"""Which repositories a crawl or a plan covers: the ``repositories=`` argument.
+
+Names are read directly; only patterns need the catalog, which Docker Hub, GHCR and
+GitLab refuse. So ``"team/app"`` or ``["a", "b"]`` work on every registry, and
+``"team/*"`` or ``re.compile("^team/")`` where the catalog is listed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+RepositoryFilter = None | str | re.Pattern[str] | Iterable[str]
+
+#: Characters that make a string a glob (fnmatch) rather than a repository name.
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+def is_glob(text: str) -> bool:
+    """True when ``text`` is a pattern; repository names never hold these characters."""
+    return not GLOB_CHARACTERS.isdisjoint(text)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """``repositories=`` taken apart: ``names`` to read directly, ``patterns`` (globs
+    or regexes) to match against the catalog; ``everything`` for None."""
+
+    names: tuple[str, ...] = ()
+    patterns: tuple[str | re.Pattern[str], ...] = ()
+    everything: bool = False
+
+    @property
+    def needs_catalog(self) -> bool:
+        return self.everything or bool(self.patterns)
+
+    def matches(self, name: str) -> bool:
+        return self.everything or name in self.names or any(
+            pattern.search(name) if isinstance(pattern, re.Pattern)
+            else fnmatch.fnmatchcase(name, pattern) for pattern in self.patterns)
+
+
+def selection(wanted: RepositoryFilter) -> Selection:
+    """None (everything), a name or glob string, a compiled regex (searched), or an
+    iterable of those."""
+    if wanted is None:
+        return Selection(everything=True)
+    items = [wanted] if isinstance(wanted, str | re.Pattern) else list(wanted)
+    names, patterns = [], []
+    for item in items:
+        if isinstance(item, re.Pattern) or is_glob(str(item)):
+            patterns.append(item if isinstance(item, re.Pattern) else str(item))
+        else:
+            names.append(str(item))
+    return Selection(names=tuple(dict.fromkeys(names)), patterns=tuple(patterns))
+
+
+def select_repositories(names: Iterable[str], wanted: RepositoryFilter) -> list[str]:
+    """The ``names`` that ``wanted`` covers, in their order."""
+    chosen = selection(wanted)
+    return [name for name in names if chosen.matches(name)]
+
+
+def describe_scope(repositories: RepositoryFilter) -> str | None:
+    """How an inventory records what was asked for: None for the whole catalog."""
+    if repositories is None:
+        return None
+    if isinstance(repositories, re.Pattern):
+        return repositories.pattern
+    if isinstance(repositories, str):
+        return repositories
+    return ", ".join(sorted(r.pattern if isinstance(r, re.Pattern) else str(r)
+                            for r in repositories))
