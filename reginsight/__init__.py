@@ -41,6 +41,7 @@ from ._errors import (
     PlanError,
     ProtocolViolation,
     RateLimited,
+    RateLimitWarning,
     ReginsightError,
     RegistryError,
     RegistryUnreachable,
@@ -68,7 +69,8 @@ from .registry._manifest import (
     parse_manifest,
 )
 from .registry._reference import Reference, parse_reference
-from .registry._retry import NO_RETRY, RateLimit, RetryPolicy
+from .registry._retry import NO_RETRY, RetryPolicy
+from .registry.protocol import RateLimit
 
 # pandas-backed names load on first use: `import reginsight` stays light
 _LAZY = {
@@ -152,6 +154,7 @@ __all__ = [
     "PlanError",
     "ProtocolViolation",
     "RateLimit",
+    "RateLimitWarning",
     "RateLimited",
     "Reference",
     "ReginsightError",

@@ -29,6 +29,8 @@ them is defined here. ``RegistryError`` is the same class under its first name, 
         │   └── CatalogUnavailable      /v2/_catalog refused: repositories must be named
         └── RateLimited             429
 
+One warning: ``RateLimitWarning``, when a metered registry's pull budget runs out.
+
 Messages name the registry URL and never a credential. Errors that come from a
 response keep the HTTP status and the registry's error entries (``errors``).
 """
@@ -190,3 +192,8 @@ class RateLimited(ResponseError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class RateLimitWarning(UserWarning):
+    """A metered registry's pull budget ran out: manifest GETs will be refused until it
+    is back; reginsight goes on with what is not counted (HEADs, blob downloads)."""

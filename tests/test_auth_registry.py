@@ -52,8 +52,9 @@ def test_token_registry_serves_reader_and_anonymous_but_refuses_where_it_should(
     with ri.Registry(server.url, "reader", READER_PW) as reg:
         assert reg.tags("private/app") == ["v1"]
         assert reg.manifest("private/app", "v1").kind == "image"
-        with pytest.raises(ri.AuthenticationError):  # no catalog grant for reader
+        with pytest.raises(ri.CatalogUnavailable) as refused:  # no catalog grant for reader
             reg.repositories()
+        assert refused.value.status == 401
     with ri.Registry(server.url) as anonymous:
         assert anonymous.tags("public/app") == ["v1"]
         with pytest.raises(ri.AuthenticationError):

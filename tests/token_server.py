@@ -46,6 +46,8 @@ class TokenServer:
     anonymous: list[tuple[str, set[str]]] = field(default_factory=list)
     expires_in: int | None = 300
     token_field: str = "token"
+    #: a query the realm carries (``tenant=acme``) and every token request must keep
+    realm_query: str = ""
     requests: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -61,7 +63,7 @@ class TokenServer:
 
     @property
     def realm(self) -> str:
-        return f"{self.http.url}/token"
+        return f"{self.http.url}/token" + (f"?{self.realm_query}" if self.realm_query else "")
 
     def write_bundle(self, path: Path) -> Path:
         path.write_bytes(self.signer.cert.public_bytes(serialization.Encoding.PEM))
@@ -93,7 +95,10 @@ class TokenServer:
         scopes = [s for value in params.get("scope", []) for s in value.split(" ") if s]
         name, ok = self._who(seen, form)
         self.requests.append({"user": name, "scopes": scopes, "method": seen.method,
-                              "service": params.get("service", [""])[0]})
+                              "service": params.get("service", [""])[0], "query": query})
+        for key, values in parse_qs(self.realm_query).items():
+            if query.get(key) != values:  # as a multi-tenant token server would
+                return 400, {"Content-Type": "application/json"}, b'{"details":"no tenant"}'
         if not ok:
             return 401, {"Content-Type": "application/json"}, b'{"details":"bad credentials"}'
         grants = self.users[name].grants if name else self.anonymous

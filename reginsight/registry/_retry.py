@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from .._errors import RateLimitWarning
 from .protocol import RateLimit, parse_rate_limit
 
 #: Statuses worth another try: the server was busy, not wrong.
@@ -92,6 +93,7 @@ class HostBackoff:
         self.rate_limits: dict[str, RateLimit] = {}
         self._spent: set[str] = set()  # hosts whose pull budget is known spent
         self.retries = 0  # how many retries this client made, for reports
+        self.waited = 0.0  # seconds its requests were held back, all threads together
 
     @staticmethod
     def pulls_lane(host: str) -> str:
@@ -100,9 +102,11 @@ class HostBackoff:
     def wait(self, *lanes: str) -> None:
         with self._lock:
             until = max((self._not_before.get(lane, 0.0) for lane in lanes), default=0.0)
-        delay = until - time.monotonic()
+        delay = min(until - time.monotonic(), self.policy.max_retry_after)
         if delay > 0:
-            time.sleep(min(delay, self.policy.max_retry_after))
+            with self._lock:
+                self.waited += delay
+            time.sleep(delay)
 
     def failure(self, lane: str, retry_after: float | None) -> None:
         policy = self.policy
@@ -156,7 +160,3 @@ class HostBackoff:
     def budget_spent(self, host: str) -> bool:
         with self._lock:
             return host in self._spent
-
-
-class RateLimitWarning(UserWarning):
-    """A metered registry's pull budget ran out (reginsight goes on with what is free)."""
