@@ -172,3 +172,18 @@ def test_rate_limit_headers_are_exposed():
     with HostileServer(routes={"/v2/": lambda seen: (200, headers, b"{}")}) as server, \
             ri.Registry(server.url) as reg:
         assert reg.rate_limit == ri.RateLimit(limit=100, remaining=76, window=21600)
+
+
+def test_a_refused_pull_holds_back_pulls_only():
+    backoff = HostBackoff(ri.RetryPolicy(base=0.01))
+    pulls = backoff.pulls_lane("hub.test")
+    backoff.failure(pulls, 0.2)  # a manifest GET was told to wait
+    slept = []
+    original, _retry_time.sleep = _retry_time.sleep, slept.append
+    try:
+        backoff.wait("hub.test")  # a HEAD or a blob download: goes at once
+        assert slept == [] and backoff.waited == 0
+        backoff.wait("hub.test", pulls)  # another manifest GET: waits its turn
+    finally:
+        _retry_time.sleep = original
+    assert len(slept) == 1 and 0.1 < slept[0] <= 0.2 and backoff.waited == slept[0]

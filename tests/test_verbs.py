@@ -265,3 +265,66 @@ def test_ping_accepts_a_registry_and_names_what_is_not_one():
         proto.interpret_ping(answer(200, {}, b"<html>"), registry=BASE, has_credentials=False)
     with pytest.raises(ri.AuthenticationError, match="refused the credentials"):
         proto.interpret_ping(answer(401), registry=BASE, has_credentials=True)
+
+
+# ------------------------------------------------------------------ dialects
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 405])
+def test_a_refused_catalog_is_catalog_unavailable(status):
+    first = proto.catalog_page()
+    with pytest.raises(ri.CatalogUnavailable) as refused:
+        proto.interpret_catalog_page(first, answer(status, {}, b"404 page not found"))
+    assert refused.value.status == status and isinstance(refused.value, ri.ResponseError)
+    with pytest.raises(ri.ResponseError) as other:  # not a refusal: a failure
+        proto.interpret_catalog_page(first, answer(500))
+    assert not isinstance(other.value, ri.CatalogUnavailable)
+
+
+def test_a_generic_content_type_is_no_media_type():
+    unnamed = json.loads(IMAGE)
+    del unnamed["mediaType"]
+    raw = json.dumps(unnamed).encode()
+    json_type = {"Content-Type": "application/json; charset=utf-8",
+                 "Docker-Content-Digest": sha(raw), "Content-Length": str(len(raw))}
+    assert proto.interpret_manifest(answer(200, json_type, raw), "t").media_type == (
+        mt.OCI_MANIFEST)
+    named = proto.interpret_manifest(answer(200, {**json_type, "Docker-Content-Digest":
+                                                  sha(IMAGE)}, IMAGE), "t")
+    assert named.media_type == mt.OCI_MANIFEST
+    head = proto.interpret_manifest_head(answer(200, json_type, method="HEAD"))
+    assert head is not None and head.media_type is None
+    index = json.dumps({"schemaVersion": 2, "manifests": []}).encode()
+    assert ri.parse_manifest(index, content_type="text/plain").media_type == mt.OCI_INDEX
+    assert ri.parse_manifest(b'{"schemaVersion": 2, "blobs": []}',
+                             content_type="application/json").media_type == ""
+    request, _ = proto.put_manifest("x", "t", raw, "application/json")
+    assert request.headers["Content-Type"] == mt.OCI_MANIFEST
+
+
+def test_pulls_and_fallbacks_are_marked():
+    assert proto.get_manifest("x", "t").pull and not proto.get_manifest("x", "t").fallback
+    assert proto.head_manifest("x", "t").fallback and not proto.head_manifest("x", "t").pull
+    assert not proto.get_blob("x", DIGEST).pull
+
+
+def test_rate_limit_headers_and_words():
+    spent = proto.parse_rate_limit({"ratelimit-limit": "100;w=21600",
+                                    "ratelimit-remaining": "0;w=21600"})
+    assert spent == proto.RateLimit(limit=100, remaining=0, window=21600) and spent.spent
+    assert spent.describe() == ("0 of 100 pulls left per 6 h window; pulls come back "
+                                "within 6 h")
+    reset = proto.parse_rate_limit({"ratelimit-remaining": "0", "ratelimit-reset": "90"})
+    assert reset.describe() == "0 pulls left; it resets in 90 s"
+    assert proto.parse_rate_limit({}) is None
+    refused = proto.decipher_error(429, {"ratelimit-limit": "100;w=21600",
+                                         "ratelimit-remaining": "0;w=21600"},
+                                   error_body("TOOMANYREQUESTS"), method="GET", url=BASE)
+    assert isinstance(refused, ri.RateLimited) and "pull budget is spent" in str(refused)
+    busy = proto.decipher_error(429, {}, b"", method="GET", url=BASE)
+    assert "budget" not in str(busy)
+
+
+@pytest.mark.parametrize("body", [b"", b"  \n", b"{}", b"true", b'{"ok": 1}'])
+def test_a_bare_or_json_200_ping_is_a_registry(body):
+    proto.check_ping(200, {}, body, url=BASE, has_credentials=False)
