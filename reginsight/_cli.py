@@ -219,7 +219,19 @@ def _report(args: argparse.Namespace) -> int:
         inv = _crawl(args, target)
     path = export_report(inv, args.output)
     print(f"wrote {path} ({inv.registry}, {len(inv.tags)} tags)", file=sys.stderr)
+    _warn_errors(inv)
     return EXIT_OK
+
+
+def _warn_errors(inv: Inventory) -> None:
+    """What could not be read must not pass unnoticed: its count, and the first."""
+    if inv.errors.empty:
+        return
+    first = inv.errors.iloc[0]
+    where = " ".join(str(part) for part in (first["repository"], first["reference"]) if part)
+    count = f"{len(inv.errors)} read{'s' if len(inv.errors) > 1 else ''} failed"
+    print(f"reginsight: warning: {count} (the inventory's errors frame); the first, "
+          f"{where} ({first['stage']}): {first['error']}", file=sys.stderr)
 
 
 def _rm(args: argparse.Namespace) -> int:
@@ -273,6 +285,7 @@ def _run(args: argparse.Namespace) -> int:
             inv = _crawl(args, args.url)
             inv.save(args.output)
             print(f"saved {inv!r} to {args.output}", file=sys.stderr)
+            _warn_errors(inv)
             return EXIT_OK
         if args.command == "gc-preview":
             return _gc_preview(args)

@@ -233,7 +233,8 @@ def test_a_spent_pull_budget_never_stalls_answers_that_come(registry_server, cle
     _same(crawled, clean)
 
 
-def test_refused_pulls_fail_at_once_and_heads_go_on(registry_server, clean):
+def test_refused_pulls_fail_at_once_and_heads_go_on(registry_server, clean, tmp_path,
+                                                     capsys):
     with DialectProxy(registry_server.url, dialects=(pull_budget(refuse_gets=True),)) as proxy, \
             ri.Registry(proxy.url, retry=REAL_WAITS) as reg:
         with warnings.catch_warnings():
@@ -247,6 +248,12 @@ def test_refused_pulls_fail_at_once_and_heads_go_on(registry_server, clean):
         "pull budget is spent: 0 of 100 pulls left per 6 h window").all()
     assert full.errors["error"].str.contains("HEADs and blob downloads are not counted").all()
     assert proxy.count("GET", "/manifests/") == len(clean.tags)  # each asked once
+    with DialectProxy(registry_server.url, dialects=(pull_budget(refuse_gets=True),)) as proxy:
+        assert main(["crawl", proxy.url, "--repositories", "dialects/r0", "--no-progress",
+                     "-o", str(tmp_path / "inv")]) == 0
+    said = capsys.readouterr().err
+    assert "reginsight: warning: " in said and "the pull budget is spent" in said
+    assert "2 reads failed" in said and "dialects/r0 v1 (tag): RateLimited" in said
 
 
 def test_heads_refused_with_429_fall_back_to_get(registry_server, clean):
