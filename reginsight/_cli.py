@@ -28,7 +28,9 @@ EPILOG = """\
 examples:
   reginsight report                          report on the bundled sample -> report.html
   reginsight report localhost:5000 -o r.html crawl a registry, then report
-  reginsight crawl ghcr.io -u me --password-stdin -o inventory/ < token.txt
+  reginsight crawl ghcr.io -u me --password-stdin -o inventory/ --repositories me/app
+                                             name repositories where there is no catalog
+                                             (GHCR, Docker Hub, GitLab); token on stdin
   reginsight report inventory/               report on a saved inventory
   reginsight ls localhost:5000               list repositories (ls URL REPO: its tags)
   reginsight rm localhost:5000 team/app:old  show what would be deleted (add --yes)
