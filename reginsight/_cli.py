@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._errors import CatalogUnavailable, OtherTagsAffected, RegistryError, TagMoved
+from ._errors import (
+    CatalogUnavailable,
+    InvalidReference,
+    OtherTagsAffected,
+    RegistryError,
+    TagMoved,
+)
 
 if TYPE_CHECKING:
     from .inventory._inventory import Inventory
@@ -148,9 +154,18 @@ def _repositories(values: list[str] | None) -> list[str] | None:
     """``--repositories a,b --repositories "team/*"`` as one list (None: all)."""
     if not values:
         return None
+    from .inventory._selection import is_glob
+    from .registry._reference import validate_repository
+
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
     if not names:
         raise UsageError("--repositories: give at least one name or glob")
+    for name in names:
+        if not is_glob(name):
+            try:
+                validate_repository(name)
+            except InvalidReference as exc:
+                raise UsageError(f"--repositories {name!r}: {exc}") from None
     return names
 
 
@@ -262,6 +277,22 @@ def _rm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _catalog_hint(args: argparse.Namespace, refused: CatalogUnavailable) -> str:
+    from .inventory._selection import is_glob
+
+    if args.command == "ls":
+        hint = "reginsight ls URL REPO lists one repository's tags"
+    else:
+        globs = [name for name in _repositories(getattr(args, "repositories", None)) or []
+                 if is_glob(name)]
+        hint = (f"globs ({', '.join(globs)}) need the catalog; " if globs else "") + (
+            "name the repositories: --repositories NAME[,NAME...], e.g. "
+            "--repositories library/alpine,team/app")
+    if refused.status == 401 and not args.username:
+        hint += "\n  or give credentials (-u NAME --password-stdin): the catalog may need them"
+    return hint
+
+
 def _show_warning(message: Warning | str, category: type[Warning], filename: str,
                   lineno: int, file: object = None, line: str | None = None) -> None:
     # a warning on the command line is news for the user, not a source location
@@ -302,10 +333,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"reginsight: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CatalogUnavailable as exc:
-        hint = ("reginsight ls URL REPO lists one repository's tags" if args.command == "ls"
-                else "name them: --repositories NAME[,NAME...], e.g. "
-                     "--repositories library/alpine,team/app")
-        print(f"reginsight: {exc}\n  {hint}", file=sys.stderr)
+        print(f"reginsight: {exc}\n  {_catalog_hint(args, exc)}", file=sys.stderr)
         return EXIT_ERROR
     except (OtherTagsAffected, TagMoved) as exc:
         print(f"reginsight: refused: {exc}", file=sys.stderr)

@@ -37,11 +37,6 @@ MANIFEST_MEDIA_TYPES = (
 
 MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 
-#: Content-Types that do not say which document a body is. Some registries and
-#: mirrors serve manifests under them; the document itself must then tell.
-GENERIC_TYPES = frozenset({"application/json", "text/plain", "application/octet-stream",
-                           "binary/octet-stream"})
-
 
 def is_index(media_type: str | None) -> bool:
     """True for an OCI image index or a Docker manifest list."""
@@ -70,8 +65,9 @@ def essence(content_type: str | None) -> str | None:
     return content_type.split(";", 1)[0].strip().lower() or None
 
 
-def specific(content_type: str | None) -> str | None:
-    """The media type of a Content-Type header, or None when it names no particular
-    document (absent, or a generic type such as ``application/json``)."""
+def manifest_type(content_type: str | None) -> str | None:
+    """The manifest media type a Content-Type header names, or None when it names none.
+    Mirrors and some registries serve manifests as ``application/json`` (or text/json,
+    octet-stream ...): that says nothing of which document it is."""
     media_type = essence(content_type)
-    return None if media_type in GENERIC_TYPES else media_type
+    return media_type if is_manifest(media_type) else None

@@ -73,11 +73,13 @@ def _generic_type(method: str, path: str, reply: Reply) -> Reply:
 GENERIC_CONTENT_TYPE = Dialect("manifests as application/json", after=_generic_type)
 
 
-def pull_budget(*, refuse_gets: bool) -> Dialect:
+def pull_budget(*, refuse_gets: bool, remaining: int = 0) -> Dialect:
     """Docker Hub once the pulls are spent: ``RateLimit-Remaining: 0`` on every
     manifest answer; HEADs (not counted) still 200; GETs 429 when ``refuse_gets``
-    (the real thing), 200 when not (a mirror that passes the headers along)."""
-    spent = {"RateLimit-Limit": "100;w=21600", "RateLimit-Remaining": "0;w=21600",
+    (the real thing), 200 when not (a mirror that passes the headers along).
+    ``remaining`` > 0: a metered registry with pulls left."""
+    spent = {"RateLimit-Limit": "100;w=21600",
+             "RateLimit-Remaining": f"{remaining};w=21600",
              "Docker-RateLimit-Source": "127.0.0.1"}
 
     def after(method: str, path: str, reply: Reply) -> Reply:

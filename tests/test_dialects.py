@@ -269,6 +269,40 @@ def test_heads_refused_with_429_fall_back_to_get(registry_server, clean):
     assert 1 <= heads <= 4  # those in flight before the first refusal; then GET only
 
 
+def test_on_a_metered_registry_a_refused_head_waits_its_turn_before_spending_a_pull(
+        registry_server, clean):
+    metered = pull_budget(refuse_gets=False, remaining=50)  # GETs cost pulls here
+    with DialectProxy(registry_server.url,
+                      dialects=(head_rate_limited("0"), metered)) as proxy, \
+            ri.Registry(proxy.url, retry=ri.RetryPolicy(attempts=3, base=0.01)) as reg:
+        reg.manifest("dialects/r0", "v2")  # the registry is now known to meter GETs
+        descriptor = reg.manifest_descriptor("dialects/r0", "v1")
+        assert proxy.count("HEAD", "/manifests/") == 3  # retried as a busy server is
+        assert proxy.count("GET", "/manifests/v1") == 1  # then one pull, not before
+    assert descriptor.digest == clean.tags.set_index(["repository", "tag"]).loc[
+        ("dialects/r0", "v1"), "digest"]
+
+
+def test_a_generator_of_names_is_read_once_and_whole(registry_server, clean):
+    with ri.Registry(registry_server.url) as reg:
+        inventory = ri.crawl(reg, (name for name in ["dialects/r0", "dialects/r1"]),
+                             progress=False)
+    assert sorted(set(inventory.tags["repository"])) == ["dialects/r0", "dialects/r1"]
+    assert inventory.scope == "dialects/r0, dialects/r1"
+
+
+def test_cli_names_what_it_needs(registry_server, clean, tmp_path, capsys):
+    with DialectProxy(registry_server.url, dialects=(no_catalog(401),)) as proxy:
+        assert main(["crawl", proxy.url, "--repositories", "dialects/r0,team/*",
+                     "-o", str(tmp_path / "x")]) == 1
+        said = capsys.readouterr().err
+        assert "globs (team/*) need the catalog" in said and "-u NAME" in said
+        assert main(["crawl", proxy.url, "--repositories", "Team/App",
+                     "-o", str(tmp_path / "y")]) == 2
+        assert "--repositories 'Team/App'" in capsys.readouterr().err
+        assert proxy.count("GET", "/v2/Team") == 0
+
+
 # ------------------------------------------------------------------ 8: bare ping
 
 

@@ -4,6 +4,8 @@ truncated and slow answers, tampered bytes. Same inventory, or an explicit error
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import json
 import threading
 import time
 
@@ -187,3 +189,37 @@ def test_a_refused_pull_holds_back_pulls_only():
     finally:
         _retry_time.sleep = original
     assert len(slept) == 1 and 0.1 < slept[0] <= 0.2 and backoff.waited == slept[0]
+
+
+def test_the_budget_warning_comes_once_per_spell_on_every_client():
+    spent, back = {"ratelimit-remaining": "0"}, {"ratelimit-remaining": "9"}
+    with pytest.warns(ri.RateLimitWarning) as said:
+        for _ in range(2):  # two clients: Python's once-per-line filter must not hide one
+            backoff = HostBackoff(ri.RetryPolicy())
+            backoff.observe("hub.test", spent)
+            backoff.observe("hub.test", spent)  # the same spell: no second warning
+        backoff.observe("hub.test", back)
+        backoff.observe("hub.test", spent)  # a new spell
+    assert len(said) == 3
+
+
+def test_a_pull_refused_with_a_reset_waits_that_long_and_gets_through():
+    raw = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                 "digest": "sha256:" + "a" * 64, "size": 2},
+                      "layers": []}).encode()
+    served = []
+
+    def manifest(seen):
+        served.append(seen.method)
+        if len(served) == 1:  # the IETF draft's way: no Retry-After, a reset in 1 s
+            return 429, {"RateLimit-Remaining": "0", "RateLimit-Reset": "1"}, b""
+        return 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json",
+                     "Docker-Content-Digest": "sha256:" + hashlib.sha256(raw).hexdigest()}, raw
+
+    routes = {"/v2/": registry_ping, "/v2/a/manifests/t": manifest}
+    with HostileServer(routes=routes) as server, \
+            ri.Registry(server.url, retry=ri.RetryPolicy()) as reg:
+        with pytest.warns(ri.RateLimitWarning):
+            assert reg.manifest("a", "t").digest.startswith("sha256:")
+        assert served == ["GET", "GET"] and 0.5 < reg._transport.backoff.waited <= 1.0

@@ -279,6 +279,11 @@ def test_a_refused_catalog_is_catalog_unavailable(status):
     with pytest.raises(ri.ResponseError) as other:  # not a refusal: a failure
         proto.interpret_catalog_page(first, answer(500))
     assert not isinstance(other.value, ri.CatalogUnavailable)
+    page = proto.interpret_catalog_page(first, answer(
+        200, {"Link": '</v2/_catalog?last=a&n=100>; rel="next"'}, b'{"repositories": ["a"]}'))
+    with pytest.raises(ri.NotFound) as later:  # a broken Link, not a registry that hides
+        proto.interpret_catalog_page(page.next, answer(404))
+    assert not isinstance(later.value, ri.CatalogUnavailable)
 
 
 def test_a_generic_content_type_is_no_media_type():
@@ -289,6 +294,12 @@ def test_a_generic_content_type_is_no_media_type():
                  "Docker-Content-Digest": sha(raw), "Content-Length": str(len(raw))}
     assert proto.interpret_manifest(answer(200, json_type, raw), "t").media_type == (
         mt.OCI_MANIFEST)
+    for served in ("text/json", "application/problem+json", "text/html", "", "x"):
+        headers = {**json_type, "Content-Type": served}
+        assert proto.interpret_manifest(answer(200, headers, raw), "t").media_type == (
+            mt.OCI_MANIFEST), served
+        head = proto.interpret_manifest_head(answer(200, headers, method="HEAD"))
+        assert head is not None and head.media_type is None, served
     named = proto.interpret_manifest(answer(200, {**json_type, "Docker-Content-Digest":
                                                   sha(IMAGE)}, IMAGE), "t")
     assert named.media_type == mt.OCI_MANIFEST

@@ -10,6 +10,7 @@ flight, what failed. A failure becomes an ``errors`` row and the crawl goes on.
 from __future__ import annotations
 
 import queue
+import re
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -79,6 +80,8 @@ class Crawler:
     # ---------------------------------------------------------------- driver
 
     def run(self, repositories: RepositoryFilter = None) -> CrawlResult:
+        if repositories is not None and not isinstance(repositories, str | re.Pattern):
+            repositories = list(repositories)  # read twice below: a generator only once
         self.scope = describe_scope(repositories)
         bar = progress_bar(f"crawl {self.reg.url}", unit="tag", enabled=self.progress)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="reginsight") as pool:

@@ -296,7 +296,8 @@ class Registry:
         """Digest, size and media type of the manifest at ``reference``, by HEAD.
 
         A registry that sends no ``Docker-Content-Digest`` on HEAD is asked with GET.
-        So is one that refuses HEADs with 429 while it still serves GETs: for the
+        So is one that refuses HEADs with 429 while it still serves GETs (at once;
+        on a registry that meters GETs, once the HEAD's retries are spent): for the
         next minute (or its longer ``Retry-After``), this client asks by GET at once.
         """
         found = None

@@ -329,8 +329,9 @@ def parse_manifest(
 
     ``content_type`` is the response's Content-Type; a document whose ``mediaType``
     contradicts a manifest Content-Type is refused. Without ``mediaType``, the media
-    type is the Content-Type's, unless that is generic (``application/json``): then
-    the document's shape tells it (OCI index or image manifest), or it stays "".
+    type is the Content-Type's when that names a manifest type; when it does not
+    (``application/json``), the document's shape tells (OCI index or image
+    manifest), or it stays "".
     ``digest``, when given, is checked against the bytes (DigestMismatch); otherwise
     the sha256 digest is computed.
 
@@ -345,9 +346,9 @@ def parse_manifest(
     doc = json_object(raw)
     if doc is None:
         raise _fail("not a JSON object")
-    served = mt.specific(content_type)
+    served = mt.manifest_type(content_type)
     declared = _str(doc, "mediaType")
-    if declared and served and mt.is_manifest(served) and declared != served:
+    if declared and served and declared != served:
         raise _fail(f"mediaType {declared!r} contradicts Content-Type {served!r}")
     schema_version = doc.get("schemaVersion")
     if isinstance(schema_version, bool) or not isinstance(schema_version, int):

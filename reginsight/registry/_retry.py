@@ -152,9 +152,13 @@ class HostBackoff:
             else:
                 self._spent.discard(host)
         if newly_spent:
-            warnings.warn(f"{host}: the pull budget is spent ({rate.describe()}); manifest "
-                          "GETs will be refused until it is back; HEADs and blob downloads "
-                          "go on", RateLimitWarning, stacklevel=2)
+            # once per spell of an empty budget, decided here: a fresh registry keeps
+            # Python's filter from hiding the next spell (same text, same line)
+            warnings.warn_explicit(
+                f"{host}: the pull budget is spent ({rate.describe()}); manifest GETs will "
+                "be refused until it is back; HEADs and blob downloads go on",
+                RateLimitWarning, filename=__file__, lineno=0, module=__name__,
+                registry={})
         return rate
 
     def budget_spent(self, host: str) -> bool:

@@ -89,11 +89,13 @@ class GuardedTransport(httpx.BaseTransport):
                     raise
                 backoff.failure(host, None)
                 continue
-            backoff.observe(host, response.headers)
+            rate = backoff.observe(host, response.headers)
             status = response.status_code
             if status in RETRY_STATUSES and attempt < attempts and may_retry(
                     request, status=status):
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if retry_after is None and status == 429 and rate is not None and rate.spent:
+                    retry_after = rate.reset  # the IETF draft's way of saying when
                 if status == 429 and self._answer_now(request, host, retry_after):
                     return self._settle(request, response)
                 _discard(response)
@@ -115,11 +117,12 @@ class GuardedTransport(httpx.BaseTransport):
     def _answer_now(self, request: httpx.Request, host: str, retry_after: float | None
                     ) -> bool:
         """Whether a 429 goes back to the caller at once instead of being waited out:
-        the caller has another way to ask (HEAD -> GET), or a pull was refused for a
-        spent budget and the server did not say when to come back (Docker Hub's
-        window is hours: retrying in seconds only spends requests)."""
+        the caller has another way to ask (HEAD -> GET) that costs nothing extra (a
+        metered registry counts GETs: there HEADs wait their turn first), or a pull
+        was refused for a spent budget and the server did not say when to come back
+        (Docker Hub's window is hours: retrying in seconds only spends requests)."""
         if request.extensions.get(FALLBACK):
-            return True
+            return host not in self.backoff.rate_limits
         told = retry_after is not None and retry_after <= self.backoff.policy.max_retry_after
         return bool(request.extensions.get(PULL)) and self.backoff.budget_spent(host) and (
             not told)

@@ -54,12 +54,16 @@ def tags_page(repository: str) -> Request:
 def interpret_catalog_page(request: Request, answer: Answer) -> Page:
     """Repository names of one catalog page; an invalid name is the server's fault.
 
-    A refused catalog raises CatalogUnavailable: the repositories must be named.
+    A catalog refused on its first page raises CatalogUnavailable: the repositories
+    must be named. A later page refused is a failure of the listing, not a refusal.
     """
     try:
         return _page(request, answer, "repositories", validate_repository, "repository name")
     except ResponseError as exc:
-        if exc.status not in CATALOG_REFUSALS:
+        # followed pages come from Link headers, always absolute; the first page (and
+        # its smaller-page retries) is the path catalog_page built
+        first = request.url.startswith("/v2/_catalog")
+        if exc.status not in CATALOG_REFUSALS or not first:
             raise
         raise CatalogUnavailable(
             f"this registry does not list its repositories ({exc}); name the "

@@ -11,7 +11,7 @@ from ..._errors import (
     TooLarge,
     UnsupportedOperation,
 )
-from ..._mediatypes import MANIFEST_ACCEPT, specific
+from ..._mediatypes import MANIFEST_ACCEPT, manifest_type
 from .._digest import is_digest, validate_digest
 from .._manifest import Descriptor, Manifest, parse_manifest
 from .._reference import validate_tag
@@ -67,9 +67,9 @@ def interpret_manifest_head(answer: Answer) -> Descriptor | None:
     length = answer.header("content-length")
     if digest is None or not length.isdigit():
         return None
-    # a generic Content-Type (application/json) says nothing: unknown, not "json"
-    return Descriptor(media_type=specific(answer.headers.get("content-type")), digest=digest,
-                      size=int(length))
+    # a Content-Type naming no manifest type (application/json) says nothing: unknown
+    return Descriptor(media_type=manifest_type(answer.headers.get("content-type")),
+                      digest=digest, size=int(length))
 
 
 def put_manifest(repository: str, reference: str, raw: bytes, media_type: str | None
@@ -82,9 +82,9 @@ def put_manifest(repository: str, reference: str, raw: bytes, media_type: str | 
     if not by_digest:
         validate_tag(reference)
     parsed = parse_manifest(raw, content_type=media_type, digest=reference if by_digest else None)
-    # a generic type (a manifest read from a registry that served application/json)
+    # a type naming no manifest (one read from a registry that served application/json)
     # would be refused: send what the document is
-    content_type = specific(media_type) or parsed.media_type
+    content_type = manifest_type(media_type) or parsed.media_type or media_type
     if not content_type:
         raise ManifestInvalid("manifest has no mediaType; pass media_type=")
     request = Request(method="PUT", url=manifest_path(repository, reference),
