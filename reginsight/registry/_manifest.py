@@ -309,7 +309,7 @@ def _schema1(doc: dict[str, Any], common: dict[str, Any]) -> Schema1Manifest:
 
 
 def _type_by_shape(doc: Mapping[str, Any]) -> str:
-    """The media type of a document that names none, served under a generic type.
+    """The media type of a document that names none, served under no manifest type.
     Docker's formats must name theirs, so an unnamed one is OCI: an index when it
     lists manifests, an image manifest when it has a config (as containerd infers)."""
     if "manifests" in doc:
