@@ -14,3 +14,12 @@ def json_object(data: bytes | str) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def is_json(data: bytes | str) -> bool:
+    """True when ``data`` is any JSON document (an object, ``true``, a list ...)."""
+    try:
+        json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return True

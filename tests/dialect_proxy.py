@@ -14,9 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
-import httpx
-
-from tests.fault_proxy import _HOP, FaultProxy
+from tests.fault_proxy import FaultProxy
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -129,17 +127,11 @@ class DialectProxy(FaultProxy):
             if reply is not None:
                 self._reply(handler, *reply)
                 return
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP}
-        upstream = self._client.request(method, path, headers=headers, content=body)
-        reply = (upstream.status_code, self._headers(upstream),
-                 upstream.content if method != "HEAD" else b"")
+        upstream, out = self._forward(handler, body)
+        reply = (upstream.status_code, out, upstream.content if method != "HEAD" else b"")
         for dialect in self.dialects:
             reply = dialect.after(method, path, reply)
         status, out, data = reply
         declared = upstream.headers.get("content-length") if method == "HEAD" else None
         self._reply(handler, status, out, data,
                     declared=int(declared) if declared and data == b"" else None)
-
-    def _headers(self, upstream: httpx.Response) -> dict[str, str]:
-        return {k: v.replace(self.upstream, self.url) for k, v in upstream.headers.items()
-                if k.lower() not in _HOP and k.lower() != "content-encoding"}

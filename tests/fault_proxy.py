@@ -103,11 +103,8 @@ class FaultProxy:
         if fault == "reset" and self._coin():  # before the registry sees it, or after
             self._reset(handler)
             return
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP}
-        upstream = self._client.request(method, path, headers=headers, content=body)
+        upstream, out = self._forward(handler, body)
         data = upstream.content if method != "HEAD" else b""
-        out = {k: v.replace(self.upstream, self.url) for k, v in upstream.headers.items()
-               if k.lower() not in _HOP and k.lower() != "content-encoding"}
         if fault == "reset":
             self._reset(handler)
             return
@@ -123,6 +120,17 @@ class FaultProxy:
             return
         self._reply(handler, upstream.status_code, out, data,
                     declared=int(upstream.headers.get("content-length") or len(data)))
+
+    def _forward(self, handler: BaseHTTPRequestHandler, body: bytes
+                 ) -> tuple[httpx.Response, dict[str, str]]:
+        """The registry's answer to the request, and its headers as the proxy passes
+        them on (hop-by-hop ones dropped, the registry's URL replaced by the proxy's)."""
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP}
+        upstream = self._client.request(handler.command, handler.path, headers=headers,
+                                        content=body)
+        out = {k: v.replace(self.upstream, self.url) for k, v in upstream.headers.items()
+               if k.lower() not in _HOP and k.lower() != "content-encoding"}
+        return upstream, out
 
     def _coin(self) -> bool:
         with self._lock:

@@ -14,7 +14,8 @@ import pytest
 
 import reginsight as ri
 from reginsight._cli import main
-from reginsight.registry._auth import RegistryAuth, with_params
+from reginsight.registry._auth import RegistryAuth
+from reginsight.registry.protocol import with_query as with_params
 from tests.dialect_proxy import (
     BARE_PING,
     GENERIC_CONTENT_TYPE,

@@ -15,7 +15,7 @@ import base64
 import threading
 import time
 from collections.abc import Generator
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -24,7 +24,7 @@ from .._json import json_object
 from ._credentials import Credentials
 from ._hosts import host_class, origin, redact, unsafe_host_reason
 from ._transport import LIMIT, REALM_ORIGIN
-from .protocol import Challenge, merge_scopes, parse_challenges
+from .protocol import Challenge, merge_scopes, parse_challenges, with_query
 
 #: request.extensions key holding the scopes (tuple of str) a request needs.
 SCOPE = "reginsight.scope"
@@ -150,7 +150,7 @@ class RegistryAuth(httpx.Auth):
         params = [("service", service)] if service else []
         params += [("scope", scope) for scope in scopes]
         headers = {"Authorization": self._basic_header()} if self._basic_header() else {}
-        return httpx.Request("GET", with_params(realm, params), headers=headers,
+        return httpx.Request("GET", with_query(realm, params), headers=headers,
                              extensions=extensions)
 
     # -------------------------------------------------------------- caching
@@ -179,16 +179,6 @@ class RegistryAuth(httpx.Auth):
             return None
         pair = f"{creds.username}:{creds.password}".encode()
         return "Basic " + base64.b64encode(pair).decode()
-
-
-def with_params(url: str, params: list[tuple[str, str]]) -> str:
-    """``url`` with ``params`` added after the query it already has. A realm may carry
-    its own (``?tenant=acme``), and httpx 0.28's ``params=`` would replace it."""
-    if not params:
-        return url
-    parts = urlsplit(url)
-    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
-    return urlunsplit(parts._replace(query=query))
 
 
 def _first(challenges: list[Challenge], scheme: str) -> Challenge | None:

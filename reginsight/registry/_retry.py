@@ -91,7 +91,6 @@ class HostBackoff:
         self._failures: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
         self.rate_limits: dict[str, RateLimit] = {}
-        self._spent: set[str] = set()  # hosts whose pull budget is known spent
         self.retries = 0  # how many retries this client made, for reports
         self.waited = 0.0  # seconds its requests were held back, all threads together
 
@@ -145,12 +144,9 @@ class HostBackoff:
         if rate is None:
             return None
         with self._lock:
+            before = self.rate_limits.get(host)
             self.rate_limits[host] = rate
-            newly_spent = rate.spent and host not in self._spent
-            if rate.spent:
-                self._spent.add(host)
-            else:
-                self._spent.discard(host)
+        newly_spent = rate.spent and not (before is not None and before.spent)
         if newly_spent:
             # once per spell of an empty budget, decided here: a fresh registry keeps
             # Python's filter from hiding the next spell (same text, same line)
@@ -161,6 +157,10 @@ class HostBackoff:
                 registry={})
         return rate
 
+    def metered(self, host: str) -> bool:
+        """True once ``host`` has sent ``RateLimit-*``: it counts pulls."""
+        return host in self.rate_limits
+
     def budget_spent(self, host: str) -> bool:
-        with self._lock:
-            return host in self._spent
+        rate = self.rate_limits.get(host)
+        return rate is not None and rate.spent

@@ -122,7 +122,7 @@ class GuardedTransport(httpx.BaseTransport):
         was refused for a spent budget and the server did not say when to come back
         (Docker Hub's window is hours: retrying in seconds only spends requests)."""
         if request.extensions.get(FALLBACK):
-            return host not in self.backoff.rate_limits
+            return not self.backoff.metered(host)
         told = retry_after is not None and retry_after <= self.backoff.policy.max_retry_after
         return bool(request.extensions.get(PULL)) and self.backoff.budget_spent(host) and (
             not told)

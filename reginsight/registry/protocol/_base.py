@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from ..._errors import AuthenticationError, InvalidReference, NotARegistry
+from ..._json import is_json
 from .._hosts import DOCKER_HUB_API, is_docker_hub, is_loopback_host, redact_text
 from ._message import Answer, Request
 
@@ -73,14 +73,6 @@ def parse_registry_url(url: str) -> RegistryURL:
     )
 
 
-def _is_json(body: bytes) -> bool:
-    try:
-        json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return True
-
-
 def ping_request() -> Request:
     """``GET /v2/``: is this a registry, and does it let us in? (No limit: a web page
     that is no registry may be large; the shell reads only its first bytes.)"""
@@ -105,7 +97,7 @@ def check_ping(status: int, headers: Mapping[str, str], body: bytes, *, url: str
         # The spec asks only for a 200; registries and proxies send the API header,
         # a JSON body, or nothing at all. A page of text or HTML is some other server.
         version = headers.get("docker-distribution-api-version", "")
-        if version.lower().startswith("registry/2") or not body.strip() or _is_json(body):
+        if version.lower().startswith("registry/2") or not body.strip() or is_json(body):
             return
         raise NotARegistry(
             f"{url} is not a container registry: GET /v2/ answered 200 with a body that "

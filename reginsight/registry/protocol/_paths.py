@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._reference import validate_reference, validate_repository
@@ -27,12 +28,16 @@ def referrers_path(repository: str, digest: str) -> str:
     return f"/v2/{validate_repository(repository)}/referrers/{validate_reference(digest)}"
 
 
-def with_query(url: str, **params: str) -> str:
-    """``url`` with ``params`` added to the query it already has (kept as sent: an
-    upload's ``_state`` must survive byte for byte), or replacing keys of the same name."""
+def with_query(url: str, pairs: Iterable[tuple[str, str]] = (), /, **params: str) -> str:
+    """``url`` with ``pairs`` (a key may repeat) and ``params`` added to the query it
+    already has (kept as sent: an upload's ``_state`` must survive byte for byte, a
+    token realm's ``?tenant=`` too), or replacing keys of the same name. Never httpx's
+    ``params=``: 0.28 replaces the whole query with it."""
+    added = [*pairs, *params.items()]
+    names = {key for key, _ in added}
     parts = urlsplit(url)
-    kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in params]
-    query = "&".join([*kept, urlencode(params)]) if params else parts.query
+    kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in names]
+    query = "&".join([*kept, urlencode(added)]) if added else parts.query
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 

@@ -47,7 +47,6 @@ class RateLimit:
 
 
 _RATE = re.compile(r"\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?")
-_SECONDS = re.compile(r"\s*(\d+)")
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimit | None:
@@ -59,7 +58,7 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimit | None:
         return None
     limit = _RATE.match(headers.get("ratelimit-limit", ""))
     window = remaining.group(2) or (limit.group(2) if limit else None)
-    reset = _SECONDS.match(headers.get("ratelimit-reset", ""))
+    reset = _RATE.match(headers.get("ratelimit-reset", ""))
     return RateLimit(limit=int(limit.group(1)) if limit else None,
                      remaining=int(remaining.group(1)),
                      window=int(window) if window else None,
