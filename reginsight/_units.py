@@ -13,6 +13,8 @@ def format_bytes(value: float, _position: Any = None) -> str:
     value = float(value)
     for unit in _UNITS:
         if abs(value) < 1024 or unit == _UNITS[-1]:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            if unit == "B":
+                return f"{round(value) or 0} B"  # never "-0 B"
+            return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} {_UNITS[-1]}"

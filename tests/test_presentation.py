@@ -31,7 +31,7 @@ def test_plot_storage_bars_are_exclusive_and_shared_bytes():
     assert [bar.get_width() for bar in exclusive] == [33, 77]  # a, b (largest on top)
     assert [bar.get_width() for bar in shared] == [100, 100]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
-    assert ax.xaxis.get_major_formatter()(2048, 0) == "2.0 KiB"
+    assert ax.xaxis.get_major_formatter()(2048, 0) == "2 KiB"
 
 
 def test_plot_layer_sharing_and_matrix():
@@ -41,14 +41,30 @@ def test_plot_layer_sharing_and_matrix():
     assert heights == {"1": 0, "2": 300}  # L1 serves 2 repositories, 300 bytes saved
     ax = ri.plot_sharing_matrix(inventory())
     data = ax.images[0].get_array()
-    assert data.tolist() == [[177, 100], [100, 133]]
+    assert data.tolist() == [[None, 100], [100, None]]  # the diagonal left out of the scale
+    assert sorted(t.get_text() for t in ax.texts) == ["100", "100", "—", "—"]
 
 
-def test_plot_image_age_points_are_tags():
+def test_plot_image_age_points_are_tags_an_index_at_its_newest_image_by_repository():
     ax = ri.plot_image_age(inventory())
-    offsets = ax.collections[0].get_offsets()
-    assert len(offsets) == 4  # the index has no creation time of its own
-    assert sorted(offsets[:, 1].tolist()) == [111, 111, 122, 133]
+    points = {c.get_label(): sorted(c.get_offsets()[:, 1].tolist()) for c in ax.collections}
+    # multi, an index, is drawn at its newest platform image's time with its own size
+    assert points == {"a": [111, 111, 122], "b": [133, 177]}
+    assert ax.get_title() == "Image size and age (5 tags)"
+
+
+def test_byte_axes_step_in_binary_units():
+    from reginsight.present._plots import binary_ticks
+
+    mib = 2 ** 20
+    assert binary_ticks(0, 15.3 * mib) == [n * 2 * mib for n in range(8)]  # 0, 2 ... 14 MiB
+    assert binary_ticks(0, 1500 * 1024) == [n * 256 * 1024 for n in range(6)]
+    assert binary_ticks(-15.3 * mib, 3 * mib) == [-12 * mib, -8 * mib, -4 * mib, 0]
+    ax = ri.plot_storage(SAMPLE)
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[0] == "0" and all(label.split()[0].isdigit() for label in labels), labels
+    assert ri.format_bytes(-0.0) == "0 B" and ri.format_bytes(-0.3) == "0 B"
 
 
 def test_plot_growth_between_two_inventories():

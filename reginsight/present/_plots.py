@@ -1,15 +1,19 @@
 """Plots of an Inventory (matplotlib): presentation only, no I/O.
 
 Each function takes ``ax=None`` (a new figure then) and returns the Axes; none
-calls ``plt.show()``. Byte axes read in KiB/MiB/GiB.
+calls ``plt.show()``. Byte axes step in binary units (1, 2, 4 ... MiB) and read in
+KiB/MiB/GiB; an inventory with nothing to plot gets a note, not an empty frame.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from .._units import format_bytes
-from ..analysis._history import growth, image_ages
+import numpy as np
+
+from .._units import _UNITS, format_bytes
+from ..analysis._history import growth, image_created
 from ..analysis._referrers import storage_by_role
 from ..analysis._storage import layer_sharing, sharing_matrix, storage_by_repository
 
@@ -17,6 +21,12 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from ..inventory._inventory import Inventory
+
+#: repositories named on an axis at most; more and the labels overlap
+MAX_LABELS = 30
+#: a heatmap writes its values in the cells up to this many repositories
+MAX_ANNOTATED = 12
+
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (8, 5)) -> Axes:
     if ax is not None:
@@ -27,16 +37,75 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (8, 5)) -> Axes:
     return ax
 
 
+def binary_ticks(low: float, high: float, *, most: int = 8) -> list[float]:
+    """Tick positions for a byte axis from ``low`` to ``high``: multiples of a power of
+    two of the unit that fits (1, 2, 4 ... MiB; 256, 512, 768 KiB), at most ``most``
+    of them (one more where the ends fall on ticks), 0 included when in range."""
+    span = high - low
+    if not (math.isfinite(low) and math.isfinite(high)) or span <= 0:
+        return [low] if math.isfinite(low) else [0.0]
+    largest = max(abs(low), abs(high), 1.0)
+    unit = 1024.0 ** min(len(_UNITS) - 1, int(math.log(largest, 1024)))
+    step = max(1.0, unit * 2.0 ** math.ceil(math.log2(span / unit / most)))
+    return [n * step for n in range(math.ceil(low / step), math.floor(high / step) + 1)]
+
+
+def _tick_label(value: float, _position: Any = None) -> str:
+    """A tick's bytes with as many decimals as it needs: "4 MiB", "1.25 MiB", "0"."""
+    if not value:
+        return "0"  # also -0.0, never "-0 B"
+    power = min(len(_UNITS) - 1, int(math.log(abs(value), 1024))) if abs(value) >= 1 else 0
+    number = f"{value / 1024.0 ** power:.2f}".rstrip("0").rstrip(".")
+    return f"{number} {_UNITS[power]}"
+
+
+def _short(value: float) -> str:
+    """A heatmap cell's bytes in three or four characters: "6.8M", "15M", "0"."""
+    label = format_bytes(value).replace("iB", "").replace(" B", "").replace(" ", "")
+    return label.replace(".0", "") if value else "0"
+
+
+class _BinaryLocator:
+    """A matplotlib Locator (built lazily: the module imports without matplotlib)."""
+
+    @staticmethod
+    def make() -> Any:
+        from matplotlib.ticker import Locator
+
+        class BinaryLocator(Locator):
+            def __call__(self) -> list[float]:
+                low, high = sorted(self.axis.get_view_interval())
+                return binary_ticks(low, high)
+
+            def tick_values(self, vmin: float, vmax: float) -> list[float]:
+                return binary_ticks(*sorted((vmin, vmax)))
+
+        return BinaryLocator()
+
+
 def _byte_axis(axis: Any) -> None:
     from matplotlib.ticker import FuncFormatter
 
-    axis.set_major_formatter(FuncFormatter(format_bytes))
+    axis.set_major_locator(_BinaryLocator.make())
+    axis.set_major_formatter(FuncFormatter(_tick_label))
+
+
+def _nothing(ax: Axes, title: str, what: str) -> Axes:
+    """An empty inventory: say so where the plot would be."""
+    ax.set_title(title)
+    ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="#59636e")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
 
 
 def plot_storage(inv: Inventory, ax: Axes | None = None, *, top: int = 20) -> Axes:
     """Stored bytes per repository, exclusive and shared stacked, the ``top`` largest."""
     ax = _axes(ax)
-    frame = storage_by_repository(inv).head(top).iloc[::-1]
+    frame = storage_by_repository(inv)
+    frame = frame[frame["stored_bytes"] > 0].head(min(top, MAX_LABELS)).iloc[::-1]
+    if frame.empty:
+        return _nothing(ax, "Storage by repository", "no image bytes in this inventory")
     names = frame["repository"].astype(str).tolist()
     ax.barh(names, frame["exclusive_bytes"], label="exclusive", color="#4c72b0")
     ax.barh(names, frame["shared_bytes"], left=frame["exclusive_bytes"], label="shared",
@@ -53,6 +122,8 @@ def plot_storage_by_role(inv: Inventory, ax: Axes | None = None) -> Axes:
     exclusive and shared with other roles stacked, manifests counted at each bar."""
     ax = _axes(ax, (8, 3.5))
     frame = storage_by_role(inv).iloc[::-1]
+    if frame.empty:
+        return _nothing(ax, "Storage by role", "no manifests in this inventory")
     names = frame["role"].astype(str).tolist()
     shared = frame["stored_bytes"] - frame["exclusive_bytes"]
     ax.barh(names, frame["exclusive_bytes"], label="only this role", color="#4c72b0")
@@ -61,7 +132,7 @@ def plot_storage_by_role(inv: Inventory, ax: Axes | None = None) -> Axes:
     for y, (stored, count) in enumerate(zip(frame["stored_bytes"], frame["manifests"],
                                             strict=True)):
         ax.annotate(f" {format_bytes(stored)}, {count} manifests", (stored, y), va="center",
-                    fontsize=8)  # a role's few KiB next to GiB of images: read, not seen
+                    fontsize="small")  # a role's few KiB next to GiB of images: read, not seen
     _byte_axis(ax.xaxis)
     ax.set_xlabel("stored bytes (config and layer blobs)")
     ax.set_title("Storage by role")
@@ -71,16 +142,29 @@ def plot_storage_by_role(inv: Inventory, ax: Axes | None = None) -> Axes:
 
 
 def plot_layer_sharing(inv: Inventory, ax: Axes | None = None) -> Axes:
-    """How many repositories each layer serves, and the bytes sharing saves there."""
+    """How many repositories each layer serves, and the bytes sharing saves there.
+    Past :data:`MAX_LABELS` bars, the counts are grouped in ranges (1, 2, 3-4, 5-8 ...)."""
     ax = _axes(ax)
     sharing = layer_sharing(inv)
     sharing = sharing[sharing["kind"] == "layer"]
-    grouped = sharing.groupby("repositories").agg(layers=("digest", "size"),
-                                                   saved=("bytes_saved", "sum"))
-    bars = ax.bar(grouped.index.astype(str), grouped["saved"], color="#55a868")
+    if sharing.empty:
+        return _nothing(ax, "Layer sharing", "no layers in this inventory")
+    served = sharing["repositories"].astype("int64")
+    if served.nunique() > MAX_LABELS:  # 300 repositories: ranges, not 300 labels
+        upper = 2 ** np.ceil(np.log2(served.to_numpy()))
+        lower = np.where(upper <= 2, upper, upper // 2 + 1).astype(int)
+        bucket = [f"{lo}" if lo == up else f"{lo}-{int(up)}" for lo, up in zip(
+            lower, upper, strict=True)]
+        sharing = sharing.assign(group=bucket, order=upper)
+    else:
+        sharing = sharing.assign(group=served.astype(str), order=served)
+    grouped = sharing.groupby(["order", "group"]).agg(layers=("digest", "size"),
+                                                      saved=("bytes_saved", "sum"))
+    labels = grouped.index.get_level_values("group").tolist()
+    bars = ax.bar(labels, grouped["saved"], color="#55a868")
     for bar, count in zip(bars, grouped["layers"], strict=True):
         ax.annotate(f"{count} layers", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)
+                    ha="center", va="bottom", fontsize="small")
     _byte_axis(ax.yaxis)
     ax.set_xlabel("repositories a layer serves")
     ax.set_ylabel("bytes saved by sharing")
@@ -89,29 +173,68 @@ def plot_layer_sharing(inv: Inventory, ax: Axes | None = None) -> Axes:
 
 
 def plot_sharing_matrix(inv: Inventory, ax: Axes | None = None, *, top: int = 20) -> Axes:
-    """Heatmap of bytes shared between repositories (the ``top`` storing most)."""
-    matrix = sharing_matrix(inv, top=top)
-    ax = _axes(ax, (7, 6))
-    image = ax.imshow(matrix.to_numpy(dtype=float), cmap="viridis")
+    """Heatmap of bytes shared between repositories (the ``top`` storing most). The
+    diagonal (each repository's own stored bytes) is left blank so the colours show
+    what is shared; up to :data:`MAX_ANNOTATED` repositories the cells carry values."""
+    matrix = sharing_matrix(inv, top=min(top, MAX_LABELS))
+    ax = _axes(ax, (8, 7))
+    if len(matrix) < 2:
+        return _nothing(ax, "Bytes shared between repositories",
+                        "fewer than two repositories hold image bytes")
+    values = matrix.to_numpy(dtype=float, copy=True)
+    np.fill_diagonal(values, np.nan)
+    shown = np.ma.masked_invalid(values)
+    image = ax.imshow(shown, cmap="viridis", vmin=0, vmax=max(float(np.nanmax(values)), 1.0))
     labels = [str(n) for n in matrix.index]
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_yticks(range(len(labels)), labels)
+    if len(labels) <= MAX_ANNOTATED:
+        middle = max(float(np.nanmax(values)), 1.0) / 2
+        for row in range(len(labels)):
+            for column in range(len(labels)):
+                value = values[row, column]
+                text = "—" if np.isnan(value) else _short(value)
+                ax.text(column, row, text, ha="center", va="center", fontsize="small",
+                        color="white" if np.isnan(value) or value < middle else "black")
+    ax.set_facecolor("#59636e")  # the blank diagonal
     colorbar = ax.figure.colorbar(image, ax=ax)
     _byte_axis(colorbar.ax.yaxis)
-    ax.set_title("Bytes shared between repositories")
+    ax.set_title("Bytes shared between repositories (diagonal: itself, left out)")
     return ax
 
 
 def plot_image_age(inv: Inventory, ax: Axes | None = None) -> Axes:
-    """Image size against creation time, one point per tag."""
+    """Image size against creation time, one point per tag (an index's tag at its
+    newest platform image's time), coloured by repository (the 10 with most tags
+    named, the others grey)."""
     ax = _axes(ax)
-    frame = image_ages(inv)
-    ax.scatter(frame["created"].dt.tz_convert(None), frame["size"].astype(float), s=12,
-               alpha=0.7, color="#8172b3")
+    created = image_created(inv).rename("created").reset_index()
+    sizes = inv.manifests[["repository", "digest", "size"]]
+    frame = inv.tags[["repository", "tag", "digest"]].merge(
+        created, on=["repository", "digest"]).merge(sizes, on=["repository", "digest"])
+    frame = frame[frame["created"].notna() & frame["size"].notna()]
+    if frame.empty:
+        return _nothing(ax, "Image size and age", "no tag with a known creation time")
+    frame = frame.assign(repository=frame["repository"].astype(str))
+    named = frame["repository"].value_counts().index[:10]
+    import matplotlib as mpl
+
+    colours = mpl.colormaps["tab10"]
+    for number, repository in enumerate(named):
+        part = frame[frame["repository"] == repository]
+        ax.scatter(part["created"].dt.tz_convert(None), part["size"].astype(float), s=18,
+                   alpha=0.8, color=colours(number), label=repository)
+    rest = frame[~frame["repository"].isin(named)]
+    if len(rest):
+        ax.scatter(rest["created"].dt.tz_convert(None), rest["size"].astype(float), s=12,
+                   alpha=0.5, color="#999999",
+                   label=f"{rest['repository'].nunique()} other repositories")
     _byte_axis(ax.yaxis)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("created")
     ax.set_ylabel("image size")
     ax.set_title(f"Image size and age ({len(frame)} tags)")
+    ax.legend(fontsize="small", loc="best", ncols=2)
     ax.figure.autofmt_xdate()
     return ax
 
@@ -120,11 +243,15 @@ def plot_growth(before: Inventory, after: Inventory, ax: Axes | None = None, *,
                 top: int = 20) -> Axes:
     """Change in stored bytes per repository between two saved inventories."""
     ax = _axes(ax)
-    frame = growth(before, after).head(top).iloc[::-1]
+    frame = growth(before, after).head(min(top, MAX_LABELS)).iloc[::-1]
+    title = f"Growth {before.taken_at:%Y-%m-%d} -> {after.taken_at:%Y-%m-%d}"
+    if frame.empty:
+        return _nothing(ax, title, "no repositories in either inventory")
     colors = ["#c44e52" if c > 0 else "#55a868" for c in frame["change"]]
     ax.barh(frame["repository"].astype(str), frame["change"], color=colors)
     ax.axvline(0, color="black", linewidth=0.8)
     _byte_axis(ax.xaxis)
     ax.set_xlabel("change in stored bytes")
-    ax.set_title(f"Growth {before.taken_at:%Y-%m-%d} -> {after.taken_at:%Y-%m-%d}")
+    ax.set_title(title)
     return ax
+

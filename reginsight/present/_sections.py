@@ -1,0 +1,204 @@
+"""The report's sections beyond the registry-wide figures: supply chain, disk, and
+the cleanup plan told per digest and per repository. Each returns cards (label,
+value) and tables (title, note, columns, rows): plain values the template escapes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import ReginsightError
+from .._units import format_bytes
+from ..analysis._referrers import images_without, referrers, storage_by_role
+from ..inventory._reach import Reach
+from ..ops._frees import plan_frees
+
+if TYPE_CHECKING:
+    from ..inventory._inventory import Inventory
+
+Section = tuple[list[tuple[str, str]], list[dict[str, Any]]]
+
+
+def column(name: str, *, num: bool = False, code: bool = False) -> dict[str, Any]:
+    return {"name": name, "num": num, "code": code}
+
+
+def day(created: Any) -> str:
+    return "" if created is None or pd.isna(created) else f"{created:%Y-%m-%d}"
+
+
+def supply_chain_sections(inv: Inventory, top: int) -> Section:
+    """Storage by role, orphaned referrers, and the images no signature is about."""
+    roles = storage_by_role(inv)
+    refs = referrers(inv)
+    orphaned = refs[refs["orphaned"]]
+    unsigned = images_without(inv, "signature")
+    tables = [{
+        "title": "Storage by role", "note": "distinct config and layer blobs the role's "
+        "manifests reference; a blob two roles use counts in both, and in neither's "
+        "exclusive bytes. Signatures, SBOMs and attestations are kept and deleted with "
+        "the image they are about.",
+        "columns": [column("role"), column("manifests", num=True),
+                    column("stored", num=True), column("exclusive", num=True)],
+        "rows": [(r.role, f"{r.manifests:,}", format_bytes(r.stored_bytes),
+                  format_bytes(r.exclusive_bytes)) for r in roles.itertuples()]}]
+    if len(orphaned):
+        tables.append({
+            "title": f"Orphaned referrers ({len(orphaned)})",
+            "note": "their subject is gone from the repository; "
+            "plan_cleanup(inv, orphans=True) deletes them",
+            "columns": [column("repository"), column("role"), column("subject", code=True),
+                        column("digest", code=True), column("tags")],
+            "rows": [(r.repository, r.role, r.subject[:19], r.digest[:19], r.tags)
+                     for r in orphaned.head(top).itertuples()]})
+    signed = int((refs["role"] == "signature").sum())
+    tables.append({
+        "title": f"Images without a signature ({len(unsigned)} tags)",
+        "note": "tags of images and indexes that no signature (cosign, Notation, sigstore) "
+        "is about, directly or through a platform image" + (
+            "" if signed else "; this registry holds no signatures at all") + (
+            f"; the first {top} shown" if len(unsigned) > top else ""),
+        "columns": [column("repository"), column("tag"), column("digest", code=True),
+                    column("role")],
+        "rows": [(r.repository, r.tag, r.digest[:19], r.role)
+                 for r in unsigned.head(top).itertuples()]})
+    cards = [("signatures, SBOMs, attestations", f"{len(refs):,}"),
+             ("tags without a signature", f"{len(unsigned):,}")]
+    return cards, tables
+
+
+_MEANING = {
+    "tagged": "reached by a tag, through indexes too",
+    "untagged": "only manifests no tag reaches use them (a moved tag left them behind)",
+    "unreferenced": "no manifest uses them: deleted manifests, unused uploads; "
+                    "garbage-collect frees these",
+    "uploads": "data of unfinished uploads (garbage-collect does not touch them)",
+}
+
+
+def disk_sections(inv: Inventory, top: int) -> Section:
+    """Cards and tables only a storage scan can give: where the disk goes, and what
+    the registry's garbage collector would delete and break."""
+    from ..analysis._disk import broken_images, disk_usage, gc_preview
+
+    usage = disk_usage(inv)
+    total = int(usage["bytes"].sum())
+    cards = [("on disk", format_bytes(total))]
+    tables = [{
+        "title": "Where the disk goes", "note": "every byte under blobs/ and _uploads, "
+        "by what still uses it",
+        "columns": [column("category"), column("blobs", num=True), column("bytes", num=True),
+                    column("share", num=True), column("meaning")],
+        "rows": [(r.category, f"{r.blobs:,}", format_bytes(r.bytes),
+                  f"{r.bytes / total:.0%}" if total else "-", _MEANING[r.category])
+                 for r in usage.itertuples()]}]
+    try:
+        plain, untagged = gc_preview(inv), gc_preview(inv, delete_untagged=True)
+    except ReginsightError as exc:
+        tables.append({"title": "Garbage collection", "note": str(exc), "columns": [],
+                       "rows": []})
+        return cards, tables
+    broken = broken_images(untagged)
+    cards.append(("garbage-collect frees", format_bytes(int(plain["size"].sum()))))
+    tables.append({
+        "title": "What garbage-collect would do",
+        "note": "modelled on Distribution 2.x; --delete-untagged also deletes the children "
+        "of tagged multi-platform indexes. The safe way to free untagged manifests: "
+        "plan_cleanup(inv, untagged=True), apply_cleanup, then a plain garbage-collect.",
+        "columns": [column("command", code=True), column("blobs", num=True),
+                    column("frees", num=True), column("breaks")],
+        "rows": [(command, f"{int((frame['kind'] != 'revision').sum()):,}",
+                  format_bytes(int(frame["size"].sum())), breaks)
+                 for command, frame, breaks in (
+                     ("garbage-collect", plain, "nothing"),
+                     ("garbage-collect --delete-untagged", untagged,
+                      f"{len(broken)} tagged images" if len(broken) else "nothing"))]})
+    if len(broken):
+        tables.append({
+            "title": f"Images --delete-untagged would break ({len(broken)})",
+            "note": "their pulls fail afterwards: a child manifest or its blobs are gone",
+            "columns": [column("tag"), column("blobs and revisions lost", num=True),
+                        column("bytes lost", num=True)],
+            "rows": [(r.tag, f"{r.lost:,}", format_bytes(r.bytes))
+                     for r in broken.head(top).itertuples(index=False)]})
+    manifests = inv.manifests[~inv.manifests["tagged"]].sort_values(
+        ["size", "digest"], ascending=[False, True], na_position="last").head(top)
+    tables.append({
+        "title": f"Largest untagged manifests (of {int((~inv.manifests['tagged']).sum()):,})",
+        "note": "manifests no tag reaches; their blobs count as untagged above",
+        "columns": [column("repository"), column("digest", code=True), column("kind"),
+                    column("created"), column("size", num=True)],
+        "rows": [(r.repository, r.digest[:19], r.kind,
+                  day(r.created),
+                  "" if pd.isna(r.size) else format_bytes(int(r.size)))
+                 for r in manifests.itertuples()]})
+    return cards, tables
+
+
+def describe_policy(keep_last: int | None, older_than: str | None, protect: str | None) -> str:
+    """The cleanup rules in words, as the report's note and card say them."""
+    rules = []
+    if keep_last is not None:
+        rules.append(f"keep the {keep_last} newest images per repository")
+    if older_than:
+        rules.append(f"delete only images older than {older_than}")
+    if protect:
+        rules.append(f"never tags matching {protect}")
+    if keep_last is None and not older_than:
+        return "no rule given: nothing is deleted"
+    return "; ".join(rules) + "; tags on one digest go together"
+
+
+def cleanup_sections(inv: Inventory, plan: pd.DataFrame, policy: str, partial: str,
+                     top: int) -> Section:
+    """The plan per repository (subtotals) and per digest (the tags on it, what it
+    frees alone), each figure the registry's garbage-collect would confirm."""
+    by_digest, by_repository = plan_frees(inv, plan)
+    total = plan.attrs["reclaimable_bytes"]
+    alone = int(by_digest["frees"].sum())
+    shown = by_digest.head(max(top, 100))
+    tables = [{
+        "title": f"Cleanup by repository ({len(by_repository)})",
+        "note": f"{policy}. Frees {format_bytes(total)} in all after garbage collection; "
+        "a repository's figure is what its deletions alone free. A blob that deleted "
+        "images in two repositories share is freed only when both go: it counts in the "
+        f"total, in neither repository.{partial}",
+        "columns": [column("repository"), column("images", num=True),
+                    column("tags", num=True), column("frees", num=True)],
+        "rows": [(r.repository, f"{r.digests:,}", f"{r.tags:,}", format_bytes(r.frees))
+                 for r in by_repository.itertuples()]
+        + ([("all repositories", f"{by_repository['digests'].sum():,}",
+             f"{by_repository['tags'].sum():,}", format_bytes(total))]
+           if len(by_repository) else [])}, {
+        "title": f"Cleanup candidates ({len(by_digest)} images, "
+                 f"{int(plan['action'].eq('delete').sum())} rows of the plan)",
+        "note": "one row per image (digest) to delete, with every tag on it; frees: what "
+        "deleting only that image would free. Layers two deleted images share are freed "
+        f"only with both, so these add up to {format_bytes(alone)}, not the total"
+        + (f"; the first {len(shown)} shown" if len(shown) < len(by_digest) else "")
+        + (f"; frees computed for the {by_digest['frees'].notna().sum()} largest images"
+           if by_digest["frees"].isna().any() else ""),
+        "columns": [column("repository"), column("tags"), column("digest", code=True),
+                    column("created"), column("frees", num=True), column("reason")],
+        "rows": [(r.repository, r.tags or "(untagged)", r.digest[:19], day(r.created),
+                  "" if pd.isna(r.frees) else format_bytes(int(r.frees)), r.reason)
+                 for r in shown.itertuples()]}]
+    return [("cleanup would free", format_bytes(total))], tables
+
+
+def layer_users(inv: Inventory, digests: list[str], *, most: int = 6) -> dict[str, str]:
+    """digest -> the repositories whose tags reach that blob (the ones
+    ``layer_sharing`` counts), "a, b, c and 4 more"."""
+    reach = Reach.of(inv)
+    repository, blob = reach.repository_blobs()
+    wanted = np.isin(blob, reach.blobs.get_indexer(digests))
+    pairs = pd.DataFrame({"digest": reach.blobs[blob[wanted]].astype(str),
+                          "repository": reach.repositories[repository[wanted]].astype(str)})
+    named = {}
+    for digest, part in pairs.groupby("digest"):
+        names = sorted(part["repository"])
+        extra = f" and {len(names) - most} more" if len(names) > most else ""
+        named[str(digest)] = ", ".join(names[:most]) + extra
+    return named
