@@ -1,13 +1,22 @@
 """The ``reginsight`` command line.
 
-Exit codes: 0 success; 1 a registry, network or file error (message on stderr);
-2 bad usage; 3 refused for safety (``rm`` would take other tags, or a tag moved), or
+Targets: a registry is ``http(s)://HOST[:PORT]`` or a bare ``HOST[:PORT]`` (one with a
+dot or a colon, or ``localhost``; plain HTTP only for loopback hosts); a saved
+inventory or a storage root is an existing directory; ``s3://``, ``gs://``... are
+storage roots. Anything else is refused as bad usage, before any request is sent.
+
+Exit codes: 0 success (also when some reads failed: a crawl or report then warns on
+stderr with their count); 1 a registry, network or file error (message on stderr);
+2 bad usage, including a TARGET that is neither an existing directory nor a registry
+URL, a reference without tag or digest, a cleanup flag that cannot be understood;
+3 refused for safety (``rm`` would take other tags, or a tag moved), or
 (``gc-preview``) the garbage collector would break tagged images.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -18,9 +27,11 @@ from ._errors import (
     CatalogUnavailable,
     InvalidReference,
     OtherTagsAffected,
+    PlanError,
     RegistryError,
     TagMoved,
 )
+from ._version import __version__
 
 if TYPE_CHECKING:
     from .inventory._inventory import Inventory
@@ -30,6 +41,10 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 #: the sample inventory, shipped inside the package (data/sample links to it)
 SAMPLE = Path(__file__).resolve().parent / "sample"
 
+#: the report's cleanup policy by default: ops._plan.SUGGESTED_POLICY (a test checks it;
+#: written out here so that --help and --version need no pandas)
+POLICY_DEFAULTS = {"keep_last": 3, "older_than": "180d", "protect": r"^(latest|stable)$"}
+
 EPILOG = """\
 examples:
   reginsight report                          report on the bundled sample -> report.html
@@ -37,14 +52,24 @@ examples:
   reginsight crawl ghcr.io -u me --password-stdin -o inventory/ --repositories me/app
                                              name repositories where there is no catalog
                                              (GHCR, Docker Hub, GitLab); token on stdin
-  reginsight report inventory/               report on a saved inventory
+  reginsight report inventory/ --keep-last 5 --older-than 26w
+                                             report on a saved inventory, with the
+                                             cleanup policy the report estimates
   reginsight ls localhost:5000               list repositories (ls URL REPO: its tags)
   reginsight rm localhost:5000 team/app:old  show what would be deleted (add --yes)
+  reginsight rm localhost:5000 team/app@sha256:...
+                                             delete a manifest by digest (with --yes)
   reginsight report /var/lib/registry        report on the registry's own storage
   reginsight gc-preview s3://bucket/registry what garbage-collect would delete and break
 
+targets: http(s)://HOST[:PORT] or HOST[:PORT] is a registry; an existing directory is
+a saved inventory or a storage root (docker/registry/v2 inside); s3:// gs:// ... are
+storage roots.
 credentials: --username/--password-stdin, else ~/.docker/config.json (auths and
-credential helpers), else anonymous. exit codes: 0 ok, 1 error, 2 usage, 3 refused.
+credential helpers), else anonymous.
+exit codes: 0 ok (failed reads are warned about on stderr), 1 registry, network or
+file error, 2 usage, 3 refused for safety (rm would take other tags; gc-preview would
+break images).
 """
 
 
@@ -64,7 +89,9 @@ def _crawl_options(parser: argparse.ArgumentParser) -> None:
                              'so registries without a catalog work) or globs ("team/*", '
                              "matched against the catalog); comma-separated or repeated")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress on stderr (a bar on a terminal, else a plain "
+                             "line every few seconds)")
 
 
 def _storage_options(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="reginsight", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="What is in a container registry, what it costs, what a cleanup frees.",
         epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"reginsight {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     report = commands.add_parser(
@@ -90,6 +118,18 @@ def _parser() -> argparse.ArgumentParser:
                     "package (data/sample).")
     report.add_argument("target", metavar="TARGET", nargs="?")
     report.add_argument("-o", "--output", default="report.html", help="default: report.html")
+    policy = report.add_argument_group(
+        "cleanup policy", "what the report's \"cleanup would free\" estimates: delete what "
+        "none of these rules keeps (0, 0d or '' turns a rule off)")
+    policy.add_argument("--keep-last", type=int, metavar="N",
+                        default=POLICY_DEFAULTS["keep_last"],
+                        help="keep the newest N images of each repository (default: "
+                             "%(default)s)")
+    policy.add_argument("--older-than", metavar="AGE", default=POLICY_DEFAULTS["older_than"],
+                        help="keep images newer than AGE, e.g. 90d, 26w, 12h (default: "
+                             "%(default)s)")
+    policy.add_argument("--protect", metavar="REGEX", default=POLICY_DEFAULTS["protect"],
+                        help="keep tags matching REGEX (default: %(default)s)")
     _crawl_options(report)
     _storage_options(report)
     _connection_options(report)
@@ -121,22 +161,50 @@ def _parser() -> argparse.ArgumentParser:
     _connection_options(ls)
 
     rm = commands.add_parser(
-        "rm", help="delete one tag (dry run unless --yes)",
+        "rm", help="delete one tag, or one manifest by digest (dry run unless --yes)",
         description="Delete REPO:TAG and nothing else. Registries without tag deletion "
                     "delete the digest, and with it every tag on it: then the other tags "
-                    "are listed and the deletion refused unless --all-tags-on-digest.")
+                    "are listed and the deletion refused (exit 3) unless "
+                    "--all-tags-on-digest. REPO@DIGEST deletes that manifest: the tags "
+                    "pointing at it are listed, and it is refused while any does unless "
+                    "--all-tags-on-digest. A bare REPO is refused: no implicit :latest.")
     rm.add_argument("url", metavar="URL")
-    rm.add_argument("reference", metavar="REPO:TAG")
+    rm.add_argument("reference", metavar="REPO:TAG|REPO@DIGEST")
     rm.add_argument("--yes", action="store_true", help="really delete")
     rm.add_argument("--all-tags-on-digest", action="store_true",
-                    help="also delete the other tags that share the digest")
+                    help="also delete the tags that share the digest")
     _connection_options(rm)
     return parser
 
 
+#: a bare registry host: name or IPv4 or [IPv6], an optional port, an optional "/"
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+                   r"(?::[0-9]+)?/?")
+
+
+def _looks_like_registry(target: str) -> bool:
+    """``http(s)://...``, or a bare ``HOST[:PORT]`` as docker tells a registry from a
+    path: with a dot or a colon, or ``localhost``."""
+    if target.startswith(("http://", "https://")):
+        return True
+    if "://" in target or not _HOST.fullmatch(target):
+        return False
+    return "." in target or ":" in target or target.rstrip("/") == "localhost"
+
+
+NOT_A_REGISTRY = "not a registry URL (give http(s)://HOST or HOST:PORT)"
+
+
 def _registry(args: argparse.Namespace, url: str) -> Registry:
     from .registry._client import Registry
+    from .registry.protocol import parse_registry_url
 
+    if not _looks_like_registry(url):
+        raise UsageError(f"{url}: {NOT_A_REGISTRY}")
+    try:
+        parse_registry_url(url)
+    except InvalidReference as exc:
+        raise UsageError(str(exc)) from None
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
     return Registry(url, args.username, password, verify=args.ca or True,
                     insecure=args.insecure)
@@ -148,6 +216,15 @@ def _crawl(args: argparse.Namespace, url: str) -> Inventory:
     with _registry(args, url) as reg:
         return crawl(reg, _repositories(args.repositories), concurrency=args.concurrency,
                      progress=not args.no_progress)
+
+
+def _check_repository(name: str) -> None:
+    from .registry._reference import validate_repository
+
+    try:
+        validate_repository(name)
+    except InvalidReference as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _repositories(values: list[str] | None) -> list[str] | None:
@@ -169,12 +246,24 @@ def _repositories(values: list[str] | None) -> list[str] | None:
     return names
 
 
-def _is_storage(target: str) -> bool:
-    """A storage root: an fsspec URL (s3://, gs://, az://, file://...) or a folder
-    holding docker/registry/v2."""
-    if "://" in target and not target.startswith(("http://", "https://")):
-        return True
-    return (Path(target) / "docker" / "registry" / "v2").is_dir()
+def _target_kind(target: str) -> str:
+    """What a report TARGET is: "registry", "storage" or "inventory".
+
+    ``http(s)://`` is a registry and any other ``scheme://`` a storage root (fsspec);
+    an existing directory is a storage root when it holds docker/registry/v2, else a
+    saved inventory; a bare ``HOST[:PORT]`` is a registry. Anything else (a path that
+    does not exist, a file) is a UsageError, before any request is sent."""
+    if "://" in target:
+        return "registry" if target.startswith(("http://", "https://")) else "storage"
+    path = Path(target)
+    if path.is_dir():
+        return "storage" if (path / "docker" / "registry" / "v2").is_dir() else "inventory"
+    if path.exists():
+        raise UsageError(f"{target}: not a directory (give a saved inventory's directory, "
+                         "a storage root or a registry URL)")
+    if _looks_like_registry(target):
+        return "registry"
+    raise UsageError(f"{target}: no such directory, and {NOT_A_REGISTRY}")
 
 
 def _scan(args: argparse.Namespace, root: str) -> Inventory:
@@ -218,26 +307,85 @@ def _gc_preview(args: argparse.Namespace) -> int:
     return EXIT_REFUSED
 
 
+def _policy(args: argparse.Namespace) -> dict[str, object]:
+    """The report's cleanup rules from --keep-last/--older-than/--protect; 0 or '' is
+    no such rule (None)."""
+    if args.keep_last < 0:
+        raise UsageError(f"--keep-last {args.keep_last}: give 0 (no such rule) or more")
+    older_than = args.older_than.strip() or None
+    if older_than is not None and re.fullmatch(r"0+(?:\.0*)?\s*[smhdw]?", older_than):
+        older_than = None  # older than nothing: every image, as with no age rule
+    if older_than is not None:
+        from .ops._plan import _age_limit  # checked now, not after a long crawl
+
+        try:
+            _age_limit(older_than)
+        except PlanError as exc:
+            raise UsageError(_flag_words(exc)) from None
+    protect = args.protect or None
+    if protect is not None:
+        try:
+            re.compile(protect)
+        except re.error as exc:
+            raise UsageError(f"--protect {protect!r}: not a regular expression: {exc}"
+                             ) from None
+    return {"keep_last": args.keep_last or None, "older_than": older_than,
+            "protect": protect}
+
+
+def _flag_words(exc: PlanError) -> str:
+    """A plan_cleanup complaint in the words of the command line: ``older_than='x'``
+    becomes ``--older-than 'x'``."""
+    text = str(exc)
+    for argument, flag in (("keep_last=", "--keep-last "), ("older_than=", "--older-than "),
+                           ("protect=", "--protect ")):
+        text = text.replace(argument, flag)
+    return text
+
+
 def _report(args: argparse.Namespace) -> int:
     from .inventory._inventory import Inventory
     from .present._report import export_report
 
     target = args.target
+    policy = _policy(args)
     if target is None:
         if not (SAMPLE / "inventory.json").exists():
             print(f"reginsight: the sample inventory is missing ({SAMPLE})", file=sys.stderr)
             return EXIT_ERROR
         inv = Inventory.load(SAMPLE)
-    elif _is_storage(target):
-        inv = _scan(args, target)
-    elif Path(target).is_dir():
-        inv = Inventory.load(target)
     else:
-        inv = _crawl(args, target)
-    path = export_report(inv, args.output)
+        kind = _target_kind(target)
+        if kind == "storage":
+            inv = _scan(args, target)
+        elif kind == "inventory":
+            inv = Inventory.load(target)
+        else:
+            inv = _crawl(args, target)
+    try:
+        path = export_report(inv, args.output, **policy)
+    except PlanError as exc:  # the policy flags, read by plan_cleanup
+        raise UsageError(_flag_words(exc)) from None
     print(f"wrote {path} ({inv.registry}, {len(inv.tags)} tags)", file=sys.stderr)
     _warn_errors(inv)
     return EXIT_OK
+
+
+def _saved(inv: Inventory, output: str) -> str:
+    """``saved 42 tags, 38 manifests in 9 repositories (1.2 GiB stored) to DIR``."""
+    from ._units import format_bytes
+    from .analysis._storage import storage_summary
+
+    summary = storage_summary(inv)
+
+    def count(key: str, one: str, many: str) -> str:
+        n = int(summary[key])
+        return f"{n:,} {one if n == 1 else many}"
+
+    return (f"saved {count('tags', 'tag', 'tags')}, "
+            f"{count('manifests', 'manifest', 'manifests')} in "
+            f"{count('repositories', 'repository', 'repositories')} "
+            f"({format_bytes(summary['stored_bytes'])} stored) to {output}")
 
 
 def _warn_errors(inv: Inventory) -> None:
@@ -251,29 +399,75 @@ def _warn_errors(inv: Inventory) -> None:
           f"{where} ({first['stage']}): {first['error']}", file=sys.stderr)
 
 
-def _rm(args: argparse.Namespace) -> int:
-    from .ops._tagdelete import delete_tag, tags_pointing_at
-    from .registry._digest import is_digest
+def _rm_reference(text: str) -> tuple[str, str]:
+    """(repository, tag or digest) from ``REPO:TAG`` or ``REPO@DIGEST``; a bare REPO
+    is refused rather than taken as :latest."""
     from .registry._reference import split_reference
 
-    repository, tag = split_reference(args.reference)
-    if is_digest(tag):
-        print("reginsight: rm takes REPO:TAG, not a digest", file=sys.stderr)
-        return EXIT_USAGE
+    if "@" not in text and ":" not in text.rpartition("/")[2]:
+        raise UsageError(f"rm {text}: give REPO:TAG or REPO@DIGEST (no implicit :latest)")
+    try:
+        return split_reference(text)
+    except InvalidReference as exc:
+        raise UsageError(f"rm {text}: {exc}") from None
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from .registry._digest import is_digest
+
+    repository, reference = _rm_reference(args.reference)
     with _registry(args, args.url) as reg:
-        if not args.yes:
-            digest = reg.manifest_digest(repository, tag)
-            sharing = tags_pointing_at(reg, repository, digest)
-            others = [t for t in sharing if t != tag]
-            print(f"would delete {repository}:{tag} ({digest})")
-            if others:
-                print(f"on registries without tag deletion this also removes: "
-                      f"{', '.join(others)} (refused unless --all-tags-on-digest)")
-            print("dry run: nothing deleted; add --yes to delete")
-            return EXIT_OK
+        if is_digest(reference):
+            return _rm_digest(args, reg, repository, reference)
+        return _rm_tag(args, reg, repository, reference)
+
+
+def _rm_tag(args: argparse.Namespace, reg: Registry, repository: str, tag: str) -> int:
+    from .ops._tagdelete import delete_tag, tags_pointing_at
+
+    if not args.yes:
+        digest = reg.manifest_digest(repository, tag)
+        others = [t for t in tags_pointing_at(reg, repository, digest) if t != tag]
+        print(f"would delete {repository}:{tag} ({digest})")
+        if others:
+            print(f"on registries without tag deletion this also removes: "
+                  f"{', '.join(others)} (refused unless --all-tags-on-digest)")
+        print("dry run: nothing deleted; add --yes to delete")
+        return EXIT_OK
+    try:
         done = delete_tag(reg, repository, tag, delete_other_tags=args.all_tags_on_digest)
+    except OtherTagsAffected as exc:  # the library's advice is a Python argument
+        print(f"reginsight: refused: deleting {repository}:{tag} would also remove "
+              f"{', '.join(f'{repository}:{t}' for t in exc.tags)} (this registry deletes "
+              "tags by their digest); "
+              "nothing deleted: add --all-tags-on-digest to delete them too",
+              file=sys.stderr)
+        return EXIT_REFUSED
     print(f"deleted {', '.join(f'{repository}:{t}' for t in done.removed)} "
           f"({done.digest}, by {done.method})")
+    return EXIT_OK
+
+
+def _rm_digest(args: argparse.Namespace, reg: Registry, repository: str, digest: str
+               ) -> int:
+    from .ops._tagdelete import tags_pointing_at
+
+    reg.manifest_digest(repository, digest)  # a missing manifest: NotFound, said clearly
+    tags = tags_pointing_at(reg, repository, digest)
+    shown = ", ".join(f"{repository}:{t}" for t in tags)
+    if not args.yes:
+        print(f"would delete {repository}@{digest}")
+        print(f"and with it the tags pointing at it: {shown} (refused unless "
+              "--all-tags-on-digest)" if tags else "no tag points at it")
+        print("dry run: nothing deleted; add --yes to delete")
+        return EXIT_OK
+    if tags and not args.all_tags_on_digest:
+        print(f"reginsight: refused: deleting {repository}@{digest} would also remove "
+              f"the tags {shown}; nothing deleted: add --all-tags-on-digest to delete "
+              "them too", file=sys.stderr)
+        return EXIT_REFUSED
+    reg.delete_manifest(repository, digest)
+    print(f"deleted {repository}@{digest}" + (f" and the tags {shown}" if tags else ""))
     return EXIT_OK
 
 
@@ -317,12 +511,14 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "crawl":
             inv = _crawl(args, args.url)
             inv.save(args.output)
-            print(f"saved {inv!r} to {args.output}", file=sys.stderr)
+            print(_saved(inv, args.output), file=sys.stderr)
             _warn_errors(inv)
             return EXIT_OK
         if args.command == "gc-preview":
             return _gc_preview(args)
         if args.command == "ls":
+            if args.repository:
+                _check_repository(args.repository)
             with _registry(args, args.url) as reg:
                 names = reg.tags(args.repository) if args.repository else reg.repositories()
             for name in names:

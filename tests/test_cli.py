@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -46,6 +47,9 @@ def test_rm_is_a_dry_run_unless_yes_and_refuses_shared_digests(registry_server, 
     assert dry.returncode == 0 and "dry run" in dry.stdout and "alias" in dry.stdout
     refused = run("rm", registry_server.url, f"{prefix}/rm:old", "--yes")
     assert refused.returncode == 3 and "alias" in refused.stderr
+    # the refusal names the flag that overrides it, never the Python argument
+    assert "--all-tags-on-digest" in refused.stderr
+    assert "delete_other_tags" not in refused.stderr
     done = run("rm", registry_server.url, f"{prefix}/rm:solo", "--yes")
     assert done.returncode == 0 and f"deleted {prefix}/rm:solo" in done.stdout
     both = run("rm", registry_server.url, f"{prefix}/rm:old", "--yes", "--all-tags-on-digest")
@@ -86,3 +90,168 @@ def test_the_console_script_is_installed(tmp_path):
     result = subprocess.run([script, "report", "-o", str(tmp_path / "r.html")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_version_prints_the_package_version():
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"reginsight {ri.__version__}"
+
+
+def test_rm_needs_a_tag_or_a_digest_never_an_implicit_latest(registry_server, prefix):
+    Pusher(registry_server.url).image(f"{prefix}/bare", "latest")
+    bare = run("rm", registry_server.url, f"{prefix}/bare", "--yes")
+    assert bare.returncode == 2
+    assert "REPO:TAG or REPO@DIGEST" in bare.stderr
+    assert run("ls", registry_server.url, f"{prefix}/bare").stdout.split() == ["latest"]
+
+
+def test_rm_by_digest_lists_its_tags_and_refuses_unless_all_tags(registry_server, prefix):
+    pusher = Pusher(registry_server.url)
+    repo = f"{prefix}/bydigest"
+    image = pusher.image(repo, "one")
+    pusher.manifest(repo, "two", image.raw, image.media_type)
+    pusher.image(repo, "other")
+    reference = f"{repo}@{image.digest}"
+
+    dry = run("rm", registry_server.url, reference)
+    assert dry.returncode == 0, dry.stderr
+    assert f"{repo}:one" in dry.stdout and f"{repo}:two" in dry.stdout
+    assert "dry run" in dry.stdout and "other" not in dry.stdout
+
+    refused = run("rm", registry_server.url, reference, "--yes")
+    assert refused.returncode == 3
+    assert "--all-tags-on-digest" in refused.stderr and f"{repo}:two" in refused.stderr
+    assert "delete_other_tags" not in refused.stderr
+    assert run("ls", registry_server.url, repo).stdout.split() == ["one", "other", "two"]
+
+    done = run("rm", registry_server.url, reference, "--yes", "--all-tags-on-digest")
+    assert done.returncode == 0, done.stderr
+    assert f"deleted {reference}" in done.stdout
+    assert run("ls", registry_server.url, repo).stdout.split() == ["other"]
+
+    gone = run("rm", registry_server.url, reference)
+    assert gone.returncode == 1 and f"not found: {reference}" in gone.stderr
+
+
+def test_rm_by_digest_of_an_untagged_manifest(registry_server, prefix):
+    repo = f"{prefix}/untagged"
+    pusher = Pusher(registry_server.url)
+    pusher.image(repo, "kept")
+    loose = pusher.image(repo, None)
+    dry = run("rm", registry_server.url, f"{repo}@{loose.digest}")
+    assert dry.returncode == 0 and "no tag points at it" in dry.stdout
+    done = run("rm", registry_server.url, f"{repo}@{loose.digest}", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert run("ls", registry_server.url, repo).stdout.split() == ["kept"]
+
+
+def test_a_target_that_is_neither_a_directory_nor_a_registry_is_bad_usage(tmp_path):
+    missing = run("report", "/no/such/dir", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "/no/such/dir: no such directory, and not a registry URL" in missing.stderr
+    assert "http(s)://HOST or HOST:PORT" in missing.stderr
+    assert "must be http(s)" not in missing.stderr
+    assert run("report", "nosuchdir", cwd=tmp_path).returncode == 2  # no dot, no colon
+    (tmp_path / "notes.txt").write_text("x")
+    a_file = run("report", "notes.txt", cwd=tmp_path)
+    assert a_file.returncode == 2 and "not a directory" in a_file.stderr
+    assert not (tmp_path / "report.html").exists()
+    not_url = run("ls", "nosuchhost")
+    assert not_url.returncode == 2 and "not a registry URL" in not_url.stderr
+
+
+def test_https_to_a_plain_http_registry_hints_at_http(registry_server):
+    host = registry_server.url.removeprefix("http://")
+    result = run("ls", f"https://{host}")
+    assert result.returncode == 1
+    assert "the server may speak plain HTTP: try http://" + host in result.stderr
+
+
+def test_missing_repository_and_tag_read_clearly(registry_server, prefix):
+    Pusher(registry_server.url).image(f"{prefix}/here", "v1")
+    repository = run("ls", registry_server.url, f"{prefix}/missing")
+    assert repository.returncode == 1
+    assert f"not found: {prefix}/missing (NAME_UNKNOWN" in repository.stderr
+    assert "HTTP 404" in repository.stderr and "failed with" not in repository.stderr
+    tag = run("rm", registry_server.url, f"{prefix}/here:missing")
+    assert tag.returncode == 1
+    assert f"not found: {prefix}/here:missing (manifest unknown, HTTP 404" in tag.stderr
+    assert "HEAD" not in tag.stderr
+
+
+def test_crawl_says_what_it_saved_in_plain_lines(registry_server, prefix, tmp_path):
+    Pusher(registry_server.url).image(f"{prefix}/sum", "v1")
+    result = run("crawl", registry_server.url, "-o", str(tmp_path / "inv"),
+                 "--repositories", f"{prefix}/sum")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"saved 1 tag, 1 manifest in 1 repository \(\d[\d.]* [KMG]?i?B stored\) "
+                     r"to " + re.escape(str(tmp_path / "inv")), result.stderr), result.stderr
+    assert "Inventory(" not in result.stderr
+    # stderr is a pipe, not a terminal: plain lines, no carriage-return redraws
+    assert "\r" not in result.stderr
+    assert re.search(r"^crawl \S+: 1/1 tags", result.stderr, re.MULTILINE), result.stderr
+
+
+def test_failed_reads_are_counted_on_stderr_and_exit_0(registry_server, prefix, tmp_path):
+    Pusher(registry_server.url).image(f"{prefix}/ok", "v1")
+    result = run("crawl", registry_server.url, "-o", str(tmp_path / "inv"), "--no-progress",
+                 "--repositories", f"{prefix}/ok,{prefix}/absent")
+    assert result.returncode == 0, result.stderr
+    assert "warning: 1 read failed" in result.stderr
+    assert f"{prefix}/absent" in result.stderr and "NAME_UNKNOWN" in result.stderr
+    report = run("report", str(tmp_path / "inv"), "-o", str(tmp_path / "r.html"))
+    assert report.returncode == 0 and "warning: 1 read failed" in report.stderr
+
+
+def _freed(html: str) -> str:
+    found = re.search(r"<span>cleanup would free</span><b>([^<]+)</b>", html)
+    assert found, "the report shows what the cleanup would free"
+    return found.group(1)
+
+
+def test_report_cleanup_policy_flags(tmp_path):
+    default = run("report", "-o", str(tmp_path / "default.html"))
+    assert default.returncode == 0, default.stderr
+    strict = run("report", "-o", str(tmp_path / "strict.html"),
+                 "--keep-last", "1", "--older-than", "0d", "--protect", "")
+    assert strict.returncode == 0, strict.stderr
+    assert _freed((tmp_path / "strict.html").read_text()) != \
+        _freed((tmp_path / "default.html").read_text())
+    bad = run("report", "-o", str(tmp_path / "bad.html"), "--older-than", "soon")
+    assert bad.returncode == 2 and "--older-than 'soon'" in bad.stderr
+    assert "older_than" not in bad.stderr and not (tmp_path / "bad.html").exists()
+    assert run("report", "--protect", "(", "-o", str(tmp_path / "b.html")).returncode == 2
+    assert run("report", "--keep-last", "-1", "-o", str(tmp_path / "b.html")).returncode == 2
+    text = run("report", "--help").stdout
+    for flag in ("--keep-last N", "--older-than AGE", "--protect REGEX", "180d"):
+        assert flag in text
+
+
+def test_report_policy_defaults_are_the_suggested_policy():
+    from reginsight._cli import POLICY_DEFAULTS
+    from reginsight.ops._plan import SUGGESTED_POLICY
+
+    assert POLICY_DEFAULTS == SUGGESTED_POLICY
+
+
+def test_plain_progress_lines_are_throttled_with_a_final_line():
+    import io
+
+    from reginsight.inventory._progress import LineBar
+
+    out = io.StringIO()
+    bar = LineBar("crawl r", unit="tag", file=out, interval=3600)
+    bar.total = 300
+    for _ in range(300):
+        bar.update(1)
+    bar.refresh()
+    assert out.getvalue() == ""  # throttled
+    bar.close()
+    bar.close()  # once only
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("crawl r: 300/300 tags")
+    eager = io.StringIO()
+    bar = LineBar("scan s", unit="manifest", file=eager, interval=0)
+    bar.update(2)
+    assert eager.getvalue() == "scan s: 2 manifests\n" and "\r" not in eager.getvalue()

@@ -64,7 +64,8 @@ def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: b
     """
     digest = reg.manifest_digest(repository, tag)
     if expected_digest is not None and digest != expected_digest:
-        raise TagMoved(f"{repository}:{tag} now points at {digest}, not {expected_digest}")
+        raise TagMoved(f"{repository}:{tag} now points at {digest}, not {expected_digest}; "
+                       "nothing deleted: look at what it points at now, then decide again")
     try:
         reg.untag(repository, tag)
         return TagDeletion(repository, tag, digest, (tag,), "tag")
@@ -76,10 +77,12 @@ def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: b
     if others and not delete_other_tags:
         raise OtherTagsAffected(
             f"deleting {repository}:{tag} ({digest}) would also remove "
-            f"{', '.join(others)}; pass delete_other_tags=True to remove them too",
+            f"{', '.join(others)} (this registry deletes tags by their digest); "
+            "nothing deleted: pass delete_other_tags=True to remove them too",
             tags=others,
         )
     if reg.manifest_digest(repository, tag) != digest:  # moved while we looked
-        raise TagMoved(f"{repository}:{tag} moved during the deletion; nothing deleted")
+        raise TagMoved(f"{repository}:{tag} moved during the deletion; nothing deleted: "
+                       "look at what it points at now, then delete again")
     reg.delete_manifest(repository, digest)
     return TagDeletion(repository, tag, digest, tuple(sorted({tag, *others})), "digest")

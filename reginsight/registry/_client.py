@@ -18,6 +18,7 @@ import httpx
 
 from .._errors import (
     DigestMismatch,
+    NotFound,
     ProtocolViolation,
     RateLimited,
     RegistryError,
@@ -29,7 +30,7 @@ from . import protocol as proto
 from ._auth import SCOPE, RegistryAuth
 from ._blobreader import BlobReader
 from ._credentials import Credentials, resolve_credentials
-from ._digest import Digest, DigestVerifier, parse_digest
+from ._digest import Digest, DigestVerifier, is_digest, parse_digest
 from ._hosts import redact
 from ._manifest import Descriptor, Manifest
 from ._reference import validate_repository
@@ -43,6 +44,10 @@ MONOLITHIC_LIMIT = 16 * 1024 * 1024
 HEAD_PAUSE = 60.0
 #: Chunk size of PATCH uploads: memory stays near one chunk whatever the blob size.
 CHUNK_SIZE = 8 * 1024 * 1024
+
+#: how OpenSSL says the other side answered a TLS handshake in plain HTTP
+_PLAIN_HTTP_SIGNS = ("wrong_version_number", "wrong version number", "record layer failure",
+                     "packet length too long")
 
 BlobSource = bytes | bytearray | memoryview | IO[bytes]
 T = TypeVar("T")
@@ -168,11 +173,35 @@ class Registry:
             # httpx messages hold no credentials; the URL is redacted anyway.
             raise RegistryUnreachable(
                 f"{method} {redact(url)}: cannot reach the registry at {self.url} "
-                f"({type(exc).__name__}: {exc})"
+                f"({type(exc).__name__}: {exc}){self._plain_http_hint(exc)}"
             ) from None
         except httpx.RequestError as exc:  # redirect loops, undecodable bodies
             raise ProtocolViolation(f"{method} {redact(url)}: {type(exc).__name__}: {exc}"
                                     ) from None
+
+    def _plain_http_hint(self, exc: Exception) -> str:
+        """TLS spoken to a plain-HTTP server fails with OpenSSL's "wrong version number"
+        (the server's HTTP answer read as a TLS record): say what it most likely means."""
+        if not self.url.startswith("https://"):
+            return ""
+        text = str(exc).lower()
+        if not any(sign in text for sign in _PLAIN_HTTP_SIGNS):
+            return ""
+        return (f"; the server may speak plain HTTP: try "
+                f"http://{self.url.removeprefix('https://')}")
+
+    @contextmanager
+    def _naming_404(self, what: str, unknown: str) -> Iterator[None]:
+        """A 404 says what is missing (``not found: team/app:v1 (...)``), not only which
+        request failed. A HEAD's 404 has no body, so no error code: ``unknown`` says
+        what the 404 of that endpoint means."""
+        try:
+            yield
+        except NotFound as exc:
+            said = "; ".join(f"{e.code}: {e.message}" if e.message else e.code
+                             for e in exc.errors) or unknown
+            raise NotFound(f"not found: {what} ({said}, HTTP {exc.status} from {self.url})",
+                           status=exc.status, url=exc.url, errors=exc.errors) from exc
 
     @contextmanager
     def _exchange(self, request: proto.Request) -> Iterator[httpx.Response]:
@@ -276,7 +305,9 @@ class Registry:
 
     def tags(self, repository: str) -> list[str]:
         """Every tag of ``repository`` (all pages), sorted; registries serve them unsorted."""
-        return sorted(set(self._pages(proto.tags_page(repository), proto.interpret_tags_page)))
+        with self._naming_404(repository, "repository unknown"):
+            return sorted(set(self._pages(proto.tags_page(repository),
+                                          proto.interpret_tags_page)))
 
     def manifest(self, repository: str, reference: str) -> Manifest:
         """The manifest at ``reference`` (a tag or a digest), as a frozen model.
@@ -285,8 +316,9 @@ class Registry:
         document unchanged. The bytes are checked against the digest asked for, or the
         ``Docker-Content-Digest`` the registry announced. Over 4 MiB is refused (TooLarge).
         """
-        return self._call(proto.get_manifest(repository, reference),
-                          lambda answer: proto.interpret_manifest(answer, reference))
+        with self._naming_404(_manifest_name(repository, reference), "manifest unknown"):
+            return self._call(proto.get_manifest(repository, reference),
+                              lambda answer: proto.interpret_manifest(answer, reference))
 
     def manifest_digest(self, repository: str, reference: str) -> str:
         """The digest of the manifest at ``reference``, by HEAD: what ``manifest()`` gives."""
@@ -303,8 +335,10 @@ class Registry:
         found = None
         if time.monotonic() >= self._heads_refused_until:
             try:
-                found = self._call(proto.head_manifest(repository, reference),
-                                   proto.interpret_manifest_head)
+                with self._naming_404(_manifest_name(repository, reference),
+                                      "manifest unknown"):
+                    found = self._call(proto.head_manifest(repository, reference),
+                                       proto.interpret_manifest_head)
             except RateLimited as exc:
                 pause = max(exc.retry_after or 0.0, HEAD_PAUSE)
                 self._heads_refused_until = time.monotonic() + pause
@@ -336,7 +370,8 @@ class Registry:
 
     def blob_size(self, repository: str, digest: str) -> int:
         """The blob's size in bytes, by HEAD."""
-        return self._call(proto.head_blob(repository, digest), proto.interpret_blob_size)
+        with self._naming_404(f"blob {digest} in {repository}", "blob unknown"):
+            return self._call(proto.head_blob(repository, digest), proto.interpret_blob_size)
 
     @contextmanager
     def download_blob(
@@ -526,7 +561,8 @@ class Registry:
         and nothing else, use :func:`reginsight.delete_tag`. A registry with deletion
         disabled answers 405: UnsupportedOperation.
         """
-        self._call(proto.delete_manifest(repository, digest), proto.interpret_delete)
+        with self._naming_404(_manifest_name(repository, digest), "manifest unknown"):
+            self._call(proto.delete_manifest(repository, digest), proto.interpret_delete)
 
     def untag(self, repository: str, tag: str) -> None:
         """Remove one tag only, by the OCI ``DELETE /manifests/<tag>``.
@@ -536,6 +572,11 @@ class Registry:
         """
         self._call(proto.untag(repository, tag),
                    lambda answer: proto.interpret_untag(answer, registry=self.url))
+
+
+def _manifest_name(repository: str, reference: str) -> str:
+    """``team/app:v1`` or ``team/app@sha256:...``, as the user would write it."""
+    return f"{repository}{'@' if is_digest(reference) else ':'}{reference}"
 
 
 def _read_full(stream: IO[bytes], size: int) -> bytes:
