@@ -255,3 +255,17 @@ def test_plain_progress_lines_are_throttled_with_a_final_line():
     bar = LineBar("scan s", unit="manifest", file=eager, interval=0)
     bar.update(2)
     assert eager.getvalue() == "scan s: 2 manifests\n" and "\r" not in eager.getvalue()
+
+
+def test_the_library_says_the_same_to_notebook_users(registry_server, reg, prefix):
+    import pytest
+
+    host = registry_server.url.removeprefix("http://")
+    with pytest.raises(ri.RegistryUnreachable, match="may speak plain HTTP: try http://"):
+        ri.Registry(f"https://{host}")
+    with pytest.raises(ri.NotFound, match=rf"^not found: {prefix}/none:v1 \(manifest unknown"):
+        reg.manifest_digest(f"{prefix}/none", "v1")
+    with pytest.raises(ri.NotFound) as caught:
+        reg.tags(f"{prefix}/none")
+    assert caught.value.codes == ("NAME_UNKNOWN",) and caught.value.status == 404
+    assert str(caught.value).startswith(f"not found: {prefix}/none (NAME_UNKNOWN")
