@@ -114,43 +114,99 @@ def test_report_never_contains_credentials(registry_server, tmp_path, prefix):
 
 def test_explorer_browse_repository_tag_layer():
     explorer = ri.explore(SAMPLE)
-    names = [value for _, value in explorer.repositories.options]
-    assert names[0] == "data/etl"  # largest stored first
-    explorer.filter.value = "web/"
-    assert [v for _, v in explorer.repositories.options] == ["web/api", "web/frontend",
-                                                          "web/worker"]
-    explorer.filter.value = ""
-    explorer.repositories.value = "platform/base"
-    assert "latest" in [v for _, v in explorer.tags.options]
-    explorer.tags.value = "latest"
-    assert "platforms" in explorer.manifest.value and "arm64" in explorer.manifest.value
-    base_layer = explorer.layers.options[0][1]
-    explorer.layers.value = base_layer
+    browse = explorer.browse
+    assert browse._repository_frame["repository"].iloc[0] == "data/etl"  # largest first
+    assert {"repository", "tags", "stored", "exclusive"} <= set(browse._repository_frame)
+    explorer.select("platform/base", "latest")
+    assert browse.repository == "platform/base" and browse.tag == "latest"
+    assert "platforms" in browse.manifest.value and "arm64" in browse.manifest.value
+    # an index's platforms are told apart: each has its own positions 0, 1, 2
+    layers = browse._layer_frame
+    assert sorted(layers["platform"].unique()) == ["linux/amd64", "linux/arm64"]
+    assert not layers.duplicated(["platform", "position"]).any()
+    base_layer = layers["digest"].iloc[0]
+    explorer.select("platform/base", "latest", base_layer)
     sharing = SAMPLE.layers[SAMPLE.layers["digest"] == base_layer]["repository"].nunique()
-    assert f"used by {sharing} repositories" in explorer.sharing.value
-    assert "data/jobs" in explorer.sharing.value
+    assert f"used by {sharing} repositories" in browse.sharing.value
+    assert "data/jobs" in browse.sharing.value
+    with pytest.raises(KeyError, match="no tag"):
+        explorer.select("platform/base", "nope")
+
+
+def test_explorer_panes_follow_the_repository_picked():
+    """The reported bug: pick platform/base:latest, switch to web/api, and the panes
+    still showed platform/base:latest."""
+    explorer = ri.explore(SAMPLE)
+    browse = explorer.browse
+    explorer.select("platform/base", "latest")
+    assert "platform/base:latest" in browse.manifest.value
+    browse.repositories.selected_rows = [list(browse._repository_frame["repository"]).index(
+        "web/api")]  # what a click in the table does
+    assert browse.repository == "web/api" and browse.tag is None
+    assert browse.manifest.value == "" and browse.sharing.value == ""
+    assert browse.layers._df.empty and "latest" in browse.tag_choices
+    assert browse.tags.caption == "tags of web/api"
+    browse.tags.selected_rows = [browse.tag_choices.index("latest")]
+    assert "web/api:latest" in browse.manifest.value
+    assert "platform/base" not in browse.manifest.value
+
+
+def test_explorer_tables_sort_by_bytes_not_by_their_text():
+    explorer = ri.explore(SAMPLE)
+    table = explorer.browse.repositories
+    frame = explorer.browse._repository_frame
+    columns = list(frame.columns)
+    defs = table._dt_args["columnDefs"]
+    stored = next(d for d in defs if d.get("targets") == columns.index("stored"))
+    assert columns[stored["orderData"]] == "stored bytes"
+    hidden = next(d for d in defs if d.get("visible") is False)
+    assert [columns[i] for i in hidden["targets"]] == ["stored bytes", "exclusive bytes"]
+    assert table._dt_args["select"] == {"style": "single"}
+    assert table._dt_args["layout"]["topEnd"] == "search"  # searchable however short
 
 
 def test_explorer_shows_an_image_s_referrers_under_it():
     explorer = ri.explore(SAMPLE)
-    explorer.repositories.value = "web/api"
-    labels = dict((value, label) for label, value in explorer.tags.options)
-    assert labels["v4"].endswith("[attestation, sbom, signed]")
-    assert "[" not in labels["v3"]  # nothing is about v3
+    explorer.select("web/api")
+    tags = explorer.browse._tag_frame.set_index("value")
+    assert tags.loc["v4", "referrers"] == "attestation, sbom, signed"
+    assert tags.loc["v3", "referrers"] == ""  # nothing is about v3
     v4 = SAMPLE.tags.set_index(["repository", "tag"]).loc[("web/api", "v4"), "digest"]
     signature_tag = v4.replace(":", "-") + ".sig"
-    assert f"signature of {v4[7:19]}" in labels[signature_tag]
-    explorer.tags.value = "v4"
-    pane = explorer.manifest.value
+    assert tags.loc[signature_tag, "referrers"] == f"signature of {v4[7:19]}"
+    explorer.select("web/api", "v4")
+    pane = explorer.browse.manifest.value
     assert "referrers" in pane
     for role in ("signature", "attestation", "sbom"):
         assert f"<td style='padding:2px 8px'>{role}</td>" in pane
-    explorer.tags.value = signature_tag
-    assert f"a signature about <code>{v4}</code>" in explorer.manifest.value
+    explorer.select("web/api", signature_tag)
+    assert f"a signature about <code>{v4}</code>" in explorer.browse.manifest.value
     # buildx attestations of the platform images count for the index
-    explorer.repositories.value = "web/worker"
-    labels = dict((value, label) for label, value in explorer.tags.options)
-    assert labels["1.0"].endswith("[attestation]")
+    explorer.select("web/worker")
+    tags = explorer.browse._tag_frame.set_index("value")
+    assert tags.loc["1.0", "referrers"] == "attestation"
+
+
+def test_plan_inputs_are_debounced_in_a_kernel():
+    """In Jupyter an event loop runs: keystrokes within the delay make one plan."""
+    import asyncio
+
+    from reginsight.present._widgets import Debounced
+
+    calls: list[int] = []
+
+    async def typing() -> None:
+        debounced = Debounced(lambda: calls.append(1), delay=0.05)
+        for _ in range(5):
+            debounced()
+            await asyncio.sleep(0.01)
+        assert calls == []
+        await asyncio.sleep(0.15)
+
+    asyncio.run(typing())
+    assert calls == [1]
+    Debounced(lambda: calls.append(2))()  # no loop (a script): at once
+    assert calls == [1, 2]
 
 
 def test_explorer_cleanup_panel_without_registry_cannot_delete():
@@ -167,7 +223,7 @@ def test_explorer_cleanup_panel_without_registry_cannot_delete():
     assert "older_than" in explorer.plan_view.value and explorer.delete.disabled
 
 
-def test_explorer_delete_asks_then_applies(registry_server, prefix):
+def test_explorer_delete_asks_applies_then_shows_the_registry_after(registry_server, prefix):
     pusher = Pusher(registry_server.url)
     for n, day in enumerate(["2024-01-01", "2024-02-01", "2026-11-01"]):
         pusher.image(f"{prefix}/w", f"v{n}", created=f"{day}T00:00:00Z")
@@ -176,12 +232,25 @@ def test_explorer_delete_asks_then_applies(registry_server, prefix):
         inv = ri.crawl(reg, f"{prefix}/*", progress=False)
         inv.taken_at = pd.Timestamp("2026-11-27", tz="UTC")
         explorer = ri.explore(inv, registry=reg)
+        explorer.select(f"{prefix}/w", "v0")
         explorer.keep_last.value, explorer.older_than.value = 1, "30d"
         explorer.protect.value = ""
         assert not explorer.delete.disabled
+        plan = explorer._plan
+        freed = plan.attrs["reclaimable_bytes"]
         explorer.delete.click()
         assert "Delete 2 tags" in explorer.result.value
         assert reg.tags(f"{prefix}/w") == ["v0", "v1", "v2"]  # asking deleted nothing
         explorer.confirm.click()
         assert reg.tags(f"{prefix}/w") == ["v2"]
-        assert "deleted" in explorer.result.value and explorer.delete.disabled
+        assert "Deleted 2 tags" in explorer.result.value
+        assert f"<b>{ri.format_bytes(freed)}</b> are freed when the registry's garbage " \
+               "collector runs" in explorer.result.value
+        # the explorer shows the registry as it is now, as a fresh crawl sees it
+        after = ri.crawl(reg, f"{prefix}/*", progress=False)
+    assert list(explorer.inv.tags["tag"]) == list(after.tags["tag"]) == ["v2"]
+    assert set(explorer.inv.manifests["digest"]) == set(after.manifests["digest"])
+    assert explorer.browse.tag_choices == ["v2"] and explorer.browse.tag is None
+    assert "v0" not in explorer.browse.manifest.value
+    assert "<b>0</b> of 1 tags to delete" in explorer.plan_view.value
+    assert explorer.delete.disabled and "1 tags" in explorer.title.value

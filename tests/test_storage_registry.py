@@ -206,10 +206,11 @@ def test_report_and_explorer_on_a_storage_root_show_the_disk(filled, scanned, tm
     assert "Where the disk goes" in output.read_text()
 
     explorer = ri.explore(scanned)
-    explorer.repositories.value = "s/app"
-    untagged = [value for _, value in explorer.tags.options if value.startswith("@")]
+    explorer.select("s/app")
+    untagged = [value for value in explorer.browse.tag_choices if value.startswith("@")]
     assert len(untagged) == 2
-    explorer.tags.value = untagged[0]
-    assert "(untagged)" in explorer.manifest.value and untagged[0][1:] in explorer.manifest.value
-    disk = explorer.children[1].children[2].value
+    explorer.select("s/app", untagged[0])
+    pane = explorer.browse.manifest.value
+    assert "(untagged)" in pane and untagged[0][1:] in pane
+    disk = explorer.disk.value
     assert "where the disk goes" in disk and "s/multi:v1" in disk

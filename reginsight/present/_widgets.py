@@ -1,15 +1,24 @@
 """``ri.explore(inv, registry=None)``: ipywidgets explorers of an Inventory.
 
-Browse: filter repositories, pick one, see its tags (digest, size, age); pick a tag
-for its manifest (platforms of an index) and layers; pick a layer for who else
-shares it. Clean up: keep-last / older-than / protect -> a live plan with the bytes
-it frees -> a delete button, disabled without a registry, that asks to confirm and
-then runs ``apply_cleanup``. Only that button touches the network.
+Browse: a table of repositories; pick one for its tags (digest, size, created,
+referrers); pick a tag for its manifest (the platforms of an index) and its layers
+per platform; pick a layer for who else shares it. The panes always show the
+selected ``repository:tag``, or nothing. Clean up: keep-last / older-than / protect
+-> a plan with the bytes it frees -> a delete button, disabled without a registry,
+that asks to confirm, runs ``apply_cleanup`` and then shows the inventory as it is
+after the deletion. Only that button touches the network.
+
+The tables are itables' ``ITable`` widgets (DataTables): sorted and searched in the
+browser, so a keystroke in a search box costs the kernel nothing; the plan's own
+inputs are debounced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
+import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -17,20 +26,43 @@ import pandas as pd
 
 from .._errors import PlanError, ReginsightError, RegistryError
 from .._units import format_bytes
-from ..analysis._disk import broken_images, disk_usage, gc_preview
-from ..analysis._history import image_created
-from ..analysis._referrers import referrers
-from ..analysis._storage import storage_by_repository
-from ..inventory._reach import Reach
+from ..analysis._reclaim import PartialInventoryWarning, reclaimable
+from ..ops._after import inventory_after
 from ..ops._apply import apply_cleanup
 from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
+from ._browse import Browse, disk_page
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
     from ..registry._client import Registry
 
+#: seconds of quiet after the last keystroke before the plan is computed again
+DEBOUNCE = 0.4
 
-def _table(frame: pd.DataFrame, *, limit: int = 200) -> str:
+
+class Debounced:
+    """Call ``action`` once input has been quiet for ``delay`` seconds. In a kernel
+    (Jupyter, Voila) an event loop runs and the call waits; without one (a script, a
+    test) it happens at once."""
+
+    def __init__(self, action: Callable[[], None], delay: float = DEBOUNCE) -> None:
+        self.action, self.delay = action, delay
+        self._pending: asyncio.TimerHandle | None = None
+
+    def __call__(self, *_: Any) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._pending = None
+            self.action()
+            return
+        self._pending = loop.call_later(self.delay, self.action)
+
+
+def _rows(frame: pd.DataFrame, *, limit: int = 200) -> str:
+    """A small static table (the plan's result)."""
     if frame.empty:
         return "<i>none</i>"
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(str(c))}</th>"
@@ -43,66 +75,18 @@ def _table(frame: pd.DataFrame, *, limit: int = 200) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
-def _age(created: Any, now: pd.Timestamp) -> str:
-    if created is None or pd.isna(created):
-        return "age unknown"
-    days = (now - created).days
-    return f"{days} d" if days < 730 else f"{days / 365.25:.1f} y"
-
-
-def _disk_page(inv: Inventory) -> str:
-    """Where the storage's bytes go, and what garbage-collect would free and break."""
-    usage = disk_usage(inv)
-    usage["bytes"] = usage["bytes"].map(format_bytes)
-    parts = ["<p>where the disk goes:</p>", _table(usage)]
-    try:
-        plain = gc_preview(inv)
-        risky = gc_preview(inv, delete_untagged=True)
-    except ReginsightError as exc:
-        return "".join(parts) + f"<p>{html.escape(str(exc))}</p>"
-    broken = list(broken_images(risky)["tag"])
-    parts.append(f"<p>garbage-collect frees {format_bytes(int(plain['size'].sum()))}; with "
-                 f"--delete-untagged {format_bytes(int(risky['size'].sum()))} and breaks "
-                 f"{len(broken)} tagged images{': ' if broken else ''}"
-                 f"{html.escape(', '.join(broken[:20]))}</p>")
-    return "".join(parts)
-
-
 class Explorer(widgets.VBox):
-    """The explorer widget; its parts are attributes so code (and tests) can drive it."""
+    """The explorer widget; its parts are attributes so code (and tests) can drive it:
+    ``select(repository, tag, layer)``, ``keep_last``/``older_than``/``protect``,
+    ``delete``/``confirm`` buttons."""
 
     def __init__(self, inv: Inventory, registry: Registry | None = None) -> None:
-        self.inv, self.registry = inv, registry
-        self.now = inv.taken_at
-        sizes = storage_by_repository(inv).set_index("repository")["stored_bytes"]
-        self._stored = {str(k): int(v) for k, v in sizes.items()}
-        self._manifests = inv.manifests.set_index(["repository", "digest"])
-        self._created = image_created(inv)  # an index: its newest child
-        self._referrers = referrers(inv)
-        self._roles_about = self._referrer_roles()
-        self._untagged = Reach.of(inv).untagged_rows  # by manifests row
-
-        # -- browse
-        self.filter = widgets.Text(placeholder="filter repositories", description="filter")
-        self.repositories = widgets.Select(description="repository", rows=10,
-                                           layout=widgets.Layout(width="95%"))
-        self.tags = widgets.Select(description="tag", rows=10,
-                                   layout=widgets.Layout(width="95%"))
-        self.manifest = widgets.HTML()
-        self.layers = widgets.Select(description="layer", rows=8,
-                                     layout=widgets.Layout(width="95%"))
-        self.sharing = widgets.HTML()
-        self.filter.observe(lambda _: self._show_repositories(), "value")
-        self.repositories.observe(lambda _: self._show_tags(), "value")
-        self.tags.observe(lambda _: self._show_manifest(), "value")
-        self.layers.observe(lambda _: self._show_sharing(), "value")
-        browse = widgets.VBox([self.filter, self.repositories, self.tags, self.manifest,
-                               self.layers, self.sharing])
+        self.registry = registry
+        self.browse = Browse(inv)
 
         # -- clean up
         self.keep_last = widgets.BoundedIntText(value=SUGGESTED_POLICY["keep_last"], min=0,
-                                                max=10_000,
-                                                description="keep last")
+                                                max=10_000, description="keep last")
         self.older_than = widgets.Text(value=SUGGESTED_POLICY["older_than"],
                                        description="older than")
         self.protect = widgets.Text(value=SUGGESTED_POLICY["protect"], description="protect")
@@ -113,8 +97,9 @@ class Explorer(widgets.VBox):
                                       layout=widgets.Layout(display="none"))
         self.cancel = widgets.Button(description="Cancel", layout=widgets.Layout(display="none"))
         self.result = widgets.HTML()
+        self.plan_changed = Debounced(self._show_plan)
         for control in (self.keep_last, self.older_than, self.protect):
-            control.observe(lambda _: self._show_plan(), "value")
+            control.observe(self.plan_changed, "value")
         self.delete.on_click(lambda _: self._ask())
         self.confirm.on_click(lambda _: self._apply())
         self.cancel.on_click(lambda _: self._ask(show=False))
@@ -125,150 +110,48 @@ class Explorer(widgets.VBox):
             widgets.HTML(f"<small>{where}</small>"),
             widgets.HBox([self.delete, self.confirm, self.cancel]), self.result])
 
-        pages = [("Explore", browse), ("Clean up", cleanup)]
+        self.disk = widgets.HTML()
+        pages = [("Explore", self.browse), ("Clean up", cleanup)]
         if inv.from_storage:
-            pages.append(("Disk", widgets.HTML(_disk_page(inv))))
-        tabs = widgets.Tab(children=[page for _, page in pages])
+            pages.append(("Disk", self.disk))
+        self.tabs = widgets.Tab(children=[page for _, page in pages])
         for number, (name, _) in enumerate(pages):
-            tabs.set_title(number, name)
-        title = widgets.HTML(f"<b>{html.escape(inv.registry)}</b>, "
-                             f"{'storage read' if inv.from_storage else 'crawled'} "
-                             f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {len(inv.tags)} tags")
-        super().__init__([title, tabs])
+            self.tabs.set_title(number, name)
+        self.title = widgets.HTML()
+        super().__init__([self.title, self.tabs])
         self._plan: pd.DataFrame | None = None
-        self._show_repositories()
+        self._show(inv)
+
+    @property
+    def inv(self) -> Inventory:
+        """The inventory shown: after a delete, the registry as it is now."""
+        return self.browse.inv
+
+    def select(self, repository: str, tag: str | None = None, layer: str | None = None
+               ) -> None:
+        """Show ``repository`` (and ``tag``, and who shares ``layer``), as clicking
+        them does. A tag of ``@sha256:...`` is an untagged manifest."""
+        self.browse.select(repository, tag, layer)
+
+    def _show(self, inv: Inventory) -> None:
+        self.browse.show(inv)
+        self.title.value = (f"<b>{html.escape(inv.registry)}</b>, "
+                            f"{'storage read' if inv.from_storage else 'crawled'} "
+                            f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {len(inv.tags)} tags")
+        if inv.from_storage:
+            self.disk.value = disk_page(inv)
         self._show_plan()
-
-    # ------------------------------------------------------------- browse
-
-    def _show_repositories(self) -> None:
-        needle = self.filter.value.strip().lower()
-        names = sorted(self._stored, key=lambda n: (-self._stored[n], n))
-        self.repositories.options = [(f"{n}  ({format_bytes(self._stored[n])})", n)
-                                     for n in names if needle in n.lower()]
-
-    def _referrer_roles(self) -> dict[tuple[str, str], list[str]]:
-        """(repository, digest) -> the roles of the referrers about it or, for an
-        index, about its platform images: "signed, sbom"."""
-        about: dict[tuple[str, str], set[str]] = {}
-        for row in self._referrers.itertuples(index=False):
-            if row.role != "index":  # a fallback tag's index lists referrers, it is none
-                about.setdefault((row.repository, row.subject), set()).add(row.role)
-        children = self.inv.children
-        for repository, index, child in zip(children["repository"].astype(str),
-                                            children["index"], children["digest"], strict=True):
-            found = about.get((repository, str(child)))
-            if found:
-                about.setdefault((repository, str(index)), set()).update(found)
-        return {key: sorted("signed" if r == "signature" else r for r in roles)
-                for key, roles in about.items()}
-
-    def _label(self, repository: str, digest: str) -> str:
-        """What a tag list entry says besides its name: size, age, referrers."""
-        facts = self._facts(repository, digest)
-        size = format_bytes(facts["size"]) if facts is not None and not pd.isna(
-            facts["size"]) else "?"
-        if facts is not None and not pd.isna(facts["subject"]):
-            return f"{str(digest)[7:19]}  {size}  {facts['role']} of {facts['subject'][7:19]}"
-        age = _age(self._created.get((repository, digest)), self.now)
-        roles = self._roles_about.get((repository, digest))
-        return (f"{str(digest)[7:19]}  {size}  {age}"
-                + (f"  [{', '.join(roles)}]" if roles else ""))
-
-    def _show_tags(self) -> None:
-        repository = self.repositories.value
-        tags = self.inv.tags[self.inv.tags["repository"] == repository]
-        options = [(f"{row.tag}  {self._label(repository, row.digest)}", row.tag)
-                   for row in tags.itertuples(index=False)]
-        # the manifests no tag reaches (on disk, or referrers the API listed): "@digest"
-        manifests = self.inv.manifests
-        untagged = manifests[(manifests["repository"] == repository).to_numpy()
-                             & self._untagged]
-        for row in untagged.sort_values("created", ascending=False).itertuples(index=False):
-            options.append((f"<untagged>  {self._label(repository, row.digest)}",
-                            f"@{row.digest}"))
-        self.tags.options = options
-        if not options:
-            self.manifest.value, self.layers.options, self.sharing.value = "", [], ""
-
-    def _facts(self, repository: str, digest: str) -> pd.Series | None:
-        try:
-            return self._manifests.loc[(repository, digest)]
-        except KeyError:
-            return None
-
-    def _show_manifest(self) -> None:
-        repository, tag = self.repositories.value, self.tags.value
-        if tag is None:
-            return
-        if tag.startswith("@"):  # an untagged manifest (a tag never holds "@")
-            digest, name = tag[1:], f"{repository} (untagged)"
-            media_type = self._facts(repository, digest)["media_type"]
-        else:
-            row = self.inv.tags[(self.inv.tags["repository"] == repository)
-                                & (self.inv.tags["tag"] == tag)].iloc[0]
-            digest, name, media_type = str(row["digest"]), f"{repository}:{tag}", row["media_type"]
-        facts = self._facts(repository, digest)
-        kind = str(facts["kind"]) if facts is not None else "unknown"
-        parts = [f"<p><b>{html.escape(name)}</b> "
-                 f"<code>{html.escape(digest)}</code><br>{html.escape(str(media_type))}"
-                 f" ({html.escape(kind)})</p>"]
-        manifests = [digest]
-        if kind == "index":
-            children = self.inv.children[(self.inv.children["repository"] == repository)
-                                         & (self.inv.children["index"] == digest)]
-            platforms = children[["os", "architecture", "variant", "digest"]].astype(
-                "string").fillna("")
-            parts.append("<p>platforms:</p>" + _table(platforms))
-            manifests = [str(d) for d in children["digest"]]
-        about = self._referrers[(self._referrers["repository"] == repository)
-                                & self._referrers["subject"].isin([digest, *manifests])]
-        if len(about):
-            shown = about[["role", "artifact_type", "subject", "digest", "tags"]].fillna("")
-            shown = shown.assign(subject=shown["subject"].str[:19], digest=shown["digest"]
-                                 .str[:19]).rename(columns={"subject": "about"})
-            parts.append("<p>referrers (signatures, SBOMs, attestations about it):</p>"
-                         + _table(shown))
-        if facts is not None and not pd.isna(facts["subject"]):
-            parts.append(f"<p>a {html.escape(str(facts['role']))} about "
-                         f"<code>{html.escape(str(facts['subject']))}</code></p>")
-        self.manifest.value = "".join(parts)
-        layers = self.inv.layers[(self.inv.layers["repository"] == repository)
-                                 & self.inv.layers["manifest"].isin(manifests)]
-        self.layers.options = [
-            (f"{layer.position}: {str(layer.digest)[7:19]}  "
-             f"{format_bytes(layer.size) if not pd.isna(layer.size) else '?'}",
-             str(layer.digest))
-            for layer in layers.drop_duplicates("digest").itertuples(index=False)]
-
-    def _show_sharing(self) -> None:
-        digest = self.layers.value
-        if digest is None:
-            self.sharing.value = ""
-            return
-        users = self.inv.layers[self.inv.layers["digest"] == digest][["repository", "manifest"]]
-        tagged = self.inv.tags.merge(users.rename(columns={"manifest": "digest"}),
-                                     on=["repository", "digest"])
-        via_index = self.inv.children.merge(users.rename(columns={"manifest": "digest"}),
-                                            on=["repository", "digest"])
-        tagged_index = self.inv.tags.merge(
-            via_index[["repository", "index"]].rename(columns={"index": "digest"}),
-            on=["repository", "digest"])
-        everyone = pd.concat([tagged, tagged_index])[["repository", "tag"]].astype(str)
-        everyone = everyone.drop_duplicates().sort_values(["repository", "tag"])
-        others = everyone[everyone["repository"] != self.repositories.value]
-        self.sharing.value = (
-            f"<p>layer <code>{html.escape(digest)}</code> is used by "
-            f"{everyone['repository'].nunique()} repositories and {len(everyone)} tags; "
-            f"other repositories: {others['repository'].nunique()}</p>" + _table(everyone))
 
     # ------------------------------------------------------------- clean up
 
     def _show_plan(self) -> None:
         try:
-            plan = plan_cleanup(self.inv, keep_last=self.keep_last.value,
-                                older_than=self.older_than.value.strip() or None,
-                                protect=self.protect.value or None, now=self.now)
+            with warnings.catch_warnings():  # said once in the plan's text below
+                warnings.simplefilter("ignore", PartialInventoryWarning)
+                plan = plan_cleanup(self.inv, keep_last=self.keep_last.value,
+                                    older_than=self.older_than.value.strip() or None,
+                                    protect=self.protect.value or None,
+                                    now=self.inv.taken_at)
         except PlanError as exc:
             self._plan = None
             self.plan_view.value = f"<p style='color:#b00'>{html.escape(str(exc))}</p>"
@@ -276,10 +159,12 @@ class Explorer(widgets.VBox):
             return
         self._plan = plan
         doomed = plan[plan["action"] == "delete"]
+        bound = "" if self.inv.complete else (
+            " (at most: the inventory does not cover the whole registry)")
         self.plan_view.value = (
             f"<p><b>{len(doomed)}</b> of {len(plan)} tags to delete, freeing "
             f"<b>{format_bytes(plan.attrs['reclaimable_bytes'])}</b> after garbage "
-            f"collection.</p>" + _table(doomed.assign(
+            f"collection{bound}.</p>" + _rows(doomed.assign(
                 created=doomed["created"].dt.strftime("%Y-%m-%d"))))
         self.delete.disabled = self.registry is None or doomed.empty
         self._ask(show=False)
@@ -297,15 +182,33 @@ class Explorer(widgets.VBox):
         self._ask(show=False)
         if self.registry is None or self._plan is None:
             return
+        plan = self._plan
         try:
-            outcome = apply_cleanup(self.registry, self._plan, dry_run=False)
-        except RegistryError as exc:
+            outcome = apply_cleanup(self.registry, plan, dry_run=False)
+            failure = ""
+        except RegistryError as exc:  # stopped part way: what was done is in its result
             outcome = getattr(exc, "result", None)
-            self.result.value = f"<p style='color:#b00'>{html.escape(str(exc))}</p>" + (
-                _table(outcome) if outcome is not None else "")
-            return
-        self.result.value = "<p>done:</p>" + _table(outcome)
-        self.delete.disabled = True
+            failure = f"<p style='color:#b00'>{html.escape(str(exc))}</p>"
+        done = (outcome[outcome["status"] == "deleted"] if outcome is not None
+                else pd.DataFrame(columns=["repository", "digest"]))
+        deleted = plan[(plan["action"] == "delete") & pd.MultiIndex.from_frame(
+            plan[["repository", "digest"]].astype(str)).isin(pd.MultiIndex.from_frame(
+                done[["repository", "digest"]].astype(str)))]
+        before = self.inv
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PartialInventoryWarning)
+            freed = reclaimable(before, deleted) if len(deleted) else 0
+        self.result.value = failure + (
+            f"<p>Deleted {int(deleted['tag'].notna().sum())} tags "
+            f"({deleted['digest'].nunique()} manifests). Their "
+            f"<b>{format_bytes(freed)}</b> are freed when the registry's garbage collector "
+            "runs (<code>registry garbage-collect CONFIG</code>); until then the blobs "
+            "stay on disk.</p>" + (_rows(outcome.sort_values(["repository", "tag"]))
+                                   if outcome is not None else ""))
+        try:
+            self._show(inventory_after(before, deleted))
+        except ReginsightError as exc:
+            self.result.value += f"<p style='color:#b00'>{html.escape(str(exc))}</p>"
 
 
 def explore(inv: Inventory, registry: Registry | None = None) -> Explorer:

@@ -1,0 +1,355 @@
+"""The explorer's Explore tab: repositories -> tags -> manifest and layers -> sharing.
+
+Each table is an itables ``ITable`` (sorting and search in the browser); picking a
+row fills the next pane and empties the ones after it, so no pane ever shows a tag
+other than the one selected.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import pandas as pd
+
+from .._errors import ReginsightError
+from .._units import format_bytes
+from ..analysis._disk import broken_images, disk_usage, gc_preview
+from ..analysis._history import image_created
+from ..analysis._referrers import referrers
+from ..analysis._storage import layer_sharing, storage_by_repository
+from ..inventory._reach import Reach
+
+if TYPE_CHECKING:
+    from ..inventory._inventory import Inventory
+
+PAGE = 10
+#: DataTables options of every table. The search box shows however short the table
+#: (itables drops the default controls when the rows fit on one page)
+OPTIONS = {"select": {"style": "single"}, "showIndex": False, "pageLength": PAGE,
+           "classes": "display compact nowrap",
+           "layout": {"topStart": None, "topEnd": "search", "bottomStart": "info",
+                      "bottomEnd": "paging"}}
+
+
+def _mib(values: pd.Series) -> pd.Series:
+    return (values.astype("Float64") / 2**20).round(2)
+
+
+def _grid(**options: Any) -> Any:
+    from itables.widget import ITable
+
+    return ITable(**OPTIONS, **options)
+
+
+def _sized(frame: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.DataFrame, list[dict]]:
+    """Byte columns shown as "4.1 MiB" but sorted by their bytes: each gets a hidden
+    ``<name> bytes`` column that DataTables orders it by."""
+    shown = frame.copy()
+    defs = []
+    for source, name in columns.items():
+        raw = shown[source].astype("Int64")
+        shown[name] = [format_bytes(v) if not pd.isna(v) else "?" for v in raw]
+        shown[f"{name} bytes"] = raw.fillna(-1).astype("int64")
+        defs.append((name, f"{name} bytes"))
+    shown = shown.drop(columns=[c for c in columns if c not in columns.values()])
+    order = list(shown.columns)
+    column_defs = [{"targets": order.index(name), "orderData": order.index(hidden)}
+                   for name, hidden in defs]
+    column_defs.append({"targets": [order.index(hidden) for _, hidden in defs],
+                        "visible": False, "searchable": False})
+    return shown, column_defs
+
+
+def _html_table(frame: pd.DataFrame, *, limit: int = 50) -> str:
+    if frame.empty:
+        return "<i>none</i>"
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(str(c))}</th>"
+                   for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(str(v))}</td>"
+                                    for v in row) + "</tr>"
+                   for row in frame.head(limit).itertuples(index=False))
+    more = f"<p><i>{len(frame) - limit} more</i></p>" if len(frame) > limit else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+
+
+def disk_page(inv: Inventory) -> str:
+    """Where the storage's bytes go, and what garbage-collect would free and break."""
+    usage = disk_usage(inv)
+    usage["bytes"] = usage["bytes"].map(format_bytes)
+    parts = ["<p>where the disk goes:</p>", _html_table(usage)]
+    try:
+        plain = gc_preview(inv)
+        risky = gc_preview(inv, delete_untagged=True)
+    except ReginsightError as exc:
+        return "".join(parts) + f"<p>{html.escape(str(exc))}</p>"
+    broken = list(broken_images(risky)["tag"])
+    parts.append(f"<p>garbage-collect frees {format_bytes(int(plain['size'].sum()))}; with "
+                 f"--delete-untagged {format_bytes(int(risky['size'].sum()))} and breaks "
+                 f"{len(broken)} tagged images{': ' if broken else ''}"
+                 f"{html.escape(', '.join(broken[:20]))}</p>")
+    return "".join(parts)
+
+
+def _parent_column(inv: Inventory) -> str:
+    return "parent" if "parent" in inv.children.columns else "index"
+
+
+class Browse(widgets.VBox):
+    """Repositories, tags, manifest, layers, sharing: each pane follows the one before."""
+
+    def __init__(self, inv: Inventory) -> None:
+        self.repositories = _grid(caption="repositories")
+        self.tags = _grid(caption="tags")
+        self.manifest = widgets.HTML()
+        self.layers = _grid(caption="layers")
+        self.sharing = widgets.HTML()
+        self.repositories.observe(lambda _: self._on_repository(), "selected_rows")
+        self.tags.observe(lambda _: self._on_tag(), "selected_rows")
+        self.layers.observe(lambda _: self._on_layer(), "selected_rows")
+        super().__init__([self.repositories, self.tags, self.manifest, self.layers,
+                          self.sharing])
+        self._updating = False
+        self.inv = inv
+
+    # ------------------------------------------------------------- state
+
+    def show(self, inv: Inventory) -> None:
+        """Show ``inv`` (a new one after a delete): keep the repository and tag picked
+        if they are still there."""
+        keep = (self.repository, self.tag)
+        self.inv = inv
+        self._prepare()
+        self._set(self.repositories, self._repository_frame, self._repository_defs)
+        repository, tag = keep
+        if repository is not None and repository in set(self._repository_frame["repository"]):
+            self.select(repository, tag if tag in self._tag_values(repository) else None)
+        else:
+            self._on_repository()
+
+    def _prepare(self) -> None:
+        inv = self.inv
+        by_repository = storage_by_repository(inv)
+        tagless = sorted(set(inv.manifests["repository"].astype(str))
+                         - set(by_repository["repository"].astype(str)))
+        frame = by_repository[["repository", "tags", "stored_bytes", "exclusive_bytes"]]
+        if tagless:
+            frame = pd.concat([frame, pd.DataFrame({
+                "repository": tagless, "tags": 0, "stored_bytes": 0, "exclusive_bytes": 0})],
+                ignore_index=True)
+        self._repository_frame, self._repository_defs = _sized(
+            frame.astype({"repository": str}),
+            {"stored_bytes": "stored", "exclusive_bytes": "exclusive"})
+        self._manifests = inv.manifests.drop_duplicates(["repository", "digest"]).set_index(
+            ["repository", "digest"])
+        self._created = image_created(inv)  # an index: its newest child
+        self._referrers = referrers(inv)
+        self._roles_about = self._referrer_roles()
+        self._untagged = Reach.of(inv).untagged_rows  # by manifests row
+        self._sharing = layer_sharing(inv).set_index("digest")["repositories"]
+        self._tag_frame = pd.DataFrame()
+        self._layer_frame = pd.DataFrame()
+
+    @property
+    def repository(self) -> str | None:
+        rows = self.repositories.selected_rows
+        frame = self._repository_frame if hasattr(self, "_repository_frame") else None
+        return None if frame is None or not rows else str(frame["repository"].iloc[rows[0]])
+
+    @property
+    def tag(self) -> str | None:
+        """The tag picked; ``@sha256:...`` for an untagged manifest."""
+        rows = self.tags.selected_rows
+        return None if not rows or self._tag_frame.empty else str(
+            self._tag_frame["value"].iloc[rows[0]])
+
+    @property
+    def tag_choices(self) -> list[str]:
+        """The tags listed for the repository picked, ``@sha256:...`` for untagged
+        manifests, in the table's own order."""
+        return [str(v) for v in self._tag_frame["value"]] if len(self._tag_frame) else []
+
+    def select(self, repository: str, tag: str | None = None, layer: str | None = None
+               ) -> None:
+        """Pick ``repository``, then ``tag`` and ``layer`` (a digest), as clicks do."""
+        names = list(self._repository_frame["repository"])
+        if repository not in names:
+            raise KeyError(f"no repository {repository!r} in this inventory")
+        self.repositories.selected_rows = [names.index(repository)]
+        self._on_repository()  # also when it was picked already: a fresh tag list
+        if tag is None:
+            return
+        values = list(self._tag_frame["value"])
+        if tag not in values:
+            raise KeyError(f"no tag {tag!r} in {repository}")
+        self.tags.selected_rows = [values.index(tag)]
+        self._on_tag()
+        if layer is not None:
+            digests = list(self._layer_frame["digest"])
+            if layer not in digests:
+                raise KeyError(f"no layer {layer!r} in {repository}:{tag}")
+            self.layers.selected_rows = [digests.index(layer)]
+            self._on_layer()
+
+    @staticmethod
+    def _set(table: Any, frame: pd.DataFrame, defs: list[dict] | None = None) -> None:
+        table.update(frame, selected_rows=[], **OPTIONS, columnDefs=defs or [])
+
+    # ------------------------------------------------------------- panes
+
+    def _referrer_roles(self) -> dict[tuple[str, str], list[str]]:
+        """(repository, digest) -> the roles of the referrers about it or, for an
+        index, about its platform images: "signed, sbom"."""
+        about: dict[tuple[str, str], set[str]] = {}
+        for row in self._referrers.itertuples(index=False):
+            if row.role != "index":  # a fallback tag's index lists referrers, it is none
+                about.setdefault((row.repository, row.subject), set()).add(row.role)
+        children = self.inv.children
+        for repository, index, child in zip(children["repository"].astype(str),
+                                            children[_parent_column(self.inv)],
+                                            children["digest"], strict=True):
+            found = about.get((repository, str(child)))
+            if found:
+                about.setdefault((repository, str(index)), set()).update(found)
+        return {key: sorted("signed" if r == "signature" else r for r in roles)
+                for key, roles in about.items()}
+
+    def _facts(self, repository: str, digest: str) -> pd.Series | None:
+        try:
+            return self._manifests.loc[(repository, digest)]
+        except KeyError:
+            return None
+
+    def _tag_values(self, repository: str) -> set[str]:
+        return set(self._tags_of(repository)["value"])
+
+    def _tags_of(self, repository: str) -> pd.DataFrame:
+        tags = self.inv.tags[self.inv.tags["repository"] == repository]
+        rows = [(str(t.tag), str(t.tag), str(t.digest)) for t in tags.itertuples(index=False)]
+        manifests = self.inv.manifests
+        untagged = manifests[(manifests["repository"] == repository).to_numpy()
+                             & self._untagged]
+        rows += [("(untagged)", f"@{m.digest}", str(m.digest))
+                 for m in untagged.itertuples(index=False)]
+        records = []
+        for shown, value, digest in rows:
+            facts = self._facts(repository, digest)
+            created = self._created.get((repository, digest))
+            about = ""
+            if facts is not None and not pd.isna(facts["subject"]):
+                about = f"{facts['role']} of {str(facts['subject'])[7:19]}"
+            records.append({
+                "tag": shown, "digest": digest[7:19],
+                "kind": "?" if facts is None else str(facts["role"]),
+                "size_bytes": None if facts is None or pd.isna(facts["size"])
+                else int(facts["size"]),
+                "created": "" if created is None or pd.isna(created)
+                else f"{created:%Y-%m-%d}",
+                "referrers": about or ", ".join(self._roles_about.get((repository, digest),
+                                                                      [])),
+                "value": value, "manifest": digest})
+        return pd.DataFrame(records, columns=["tag", "digest", "kind", "size_bytes",
+                                              "created", "referrers", "value", "manifest"])
+
+    def _on_repository(self) -> None:
+        repository = self.repository
+        self._tag_frame = (self._tags_of(repository) if repository is not None
+                           else pd.DataFrame(columns=["size_bytes", "value", "manifest"]))
+        shown, defs = _sized(self._tag_frame.drop(columns=["value", "manifest"]),
+                             {"size_bytes": "size"})
+        self._set(self.tags, shown, defs)
+        self.tags.caption = (f"tags of {repository}" if repository is not None
+                             else "tags: pick a repository")
+        self._on_tag()
+
+    def _on_tag(self) -> None:
+        repository, value = self.repository, self.tag
+        self._layer_frame = pd.DataFrame(columns=["digest"])
+        if repository is None or value is None:
+            self.manifest.value = ""
+            self._set(self.layers, pd.DataFrame(columns=["layers: pick a tag"]))
+            self._on_layer()
+            return
+        digest = str(self._tag_frame["manifest"].iloc[self.tags.selected_rows[0]])
+        name = f"{repository}@{digest}" if value.startswith("@") else f"{repository}:{value}"
+        self.manifest.value, manifests = self._manifest_pane(
+            repository, digest, name + (" (untagged)" if value.startswith("@") else ""))
+        self._layer_frame = self._layers_of(repository, manifests)
+        shown, defs = _sized(self._layer_frame.drop(columns="digest"), {"size_bytes": "size"})
+        self._set(self.layers, shown, defs)
+        self.layers.caption = f"layers of {name}"
+        self._on_layer()
+
+    def _manifest_pane(self, repository: str, digest: str, name: str) -> tuple[str, list[str]]:
+        facts = self._facts(repository, digest)
+        kind = str(facts["kind"]) if facts is not None else "unknown"
+        media_type = facts["media_type"] if facts is not None else ""
+        parts = [f"<p><b>{html.escape(name)}</b><br><code>{html.escape(digest)}</code>"
+                 f"<br>{html.escape(str(media_type))} ({html.escape(kind)})</p>"]
+        manifests = [digest]
+        if kind == "index":
+            children = self.inv.children[(self.inv.children["repository"] == repository)
+                                         & (self.inv.children[_parent_column(self.inv)]
+                                            == digest)]
+            platforms = children[["os", "architecture", "variant", "digest"]].astype(
+                "string").fillna("")
+            parts.append("<p>platforms:</p>" + _html_table(platforms))
+            manifests = [str(d) for d in children["digest"]]
+        about = self._referrers[(self._referrers["repository"] == repository)
+                                & self._referrers["subject"].isin([digest, *manifests])]
+        if len(about):
+            shown = about[["role", "artifact_type", "subject", "digest", "tags"]].fillna("")
+            shown = shown.assign(subject=shown["subject"].str[:19], digest=shown["digest"]
+                                 .str[:19]).rename(columns={"subject": "about"})
+            parts.append("<p>referrers (signatures, SBOMs, attestations about it):</p>"
+                         + _html_table(shown))
+        if facts is not None and not pd.isna(facts["subject"]):
+            parts.append(f"<p>a {html.escape(str(facts['role']))} about "
+                         f"<code>{html.escape(str(facts['subject']))}</code></p>")
+        return "".join(parts), manifests
+
+    def _layers_of(self, repository: str, manifests: list[str]) -> pd.DataFrame:
+        """One row per (platform image, layer): an index's platforms stay apart."""
+        layers = self.inv.layers[(self.inv.layers["repository"] == repository)
+                                 & self.inv.layers["manifest"].isin(manifests)]
+        platform = {}
+        for digest in manifests:
+            facts = self._facts(repository, digest)
+            parts = [] if facts is None else [str(facts[k]) for k in (
+                "os", "architecture", "variant") if not pd.isna(facts[k])]
+            platform[digest] = "/".join(parts) or digest[7:19]
+        order = {digest: n for n, digest in enumerate(manifests)}
+        frame = pd.DataFrame({
+            "platform": [platform[str(m)] for m in layers["manifest"]],
+            "position": layers["position"].astype("int64").to_numpy(),
+            "layer": [str(d)[7:19] for d in layers["digest"]],
+            "size_bytes": layers["size"].to_numpy(),
+            "repositories": [int(self._sharing.get(str(d), 1)) for d in layers["digest"]],
+            "digest": layers["digest"].astype(str).to_numpy(),
+            "_order": [order[str(m)] for m in layers["manifest"]]})
+        return frame.sort_values(["_order", "position"], ignore_index=True).drop(
+            columns="_order")
+
+    def _on_layer(self) -> None:
+        rows = self.layers.selected_rows
+        if not rows or self._layer_frame.empty:
+            self.sharing.value = ""
+            return
+        digest = str(self._layer_frame["digest"].iloc[rows[0]])
+        users = self.inv.layers[self.inv.layers["digest"] == digest][["repository", "manifest"]]
+        users = users.rename(columns={"manifest": "digest"})
+        tagged = self.inv.tags.merge(users, on=["repository", "digest"])
+        parent = _parent_column(self.inv)
+        via_index = self.inv.children.merge(users, on=["repository", "digest"])
+        tagged_index = self.inv.tags.merge(
+            via_index[["repository", parent]].rename(columns={parent: "digest"}),
+            on=["repository", "digest"])
+        everyone = pd.concat([tagged, tagged_index])[["repository", "tag"]].astype(str)
+        everyone = everyone.drop_duplicates().sort_values(["repository", "tag"])
+        others = everyone[everyone["repository"] != self.repository]
+        self.sharing.value = (
+            f"<p>layer <code>{html.escape(digest)}</code> is used by "
+            f"{everyone['repository'].nunique()} repositories and {len(everyone)} tags; "
+            f"other repositories: {others['repository'].nunique()}</p>"
+            + _html_table(everyone))
