@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import reginsight as ri
-from reginsight.inventory._frames import build
+from reginsight.inventory._frames import build, with_tag_images
 
 L1, L2, L3, L4, L5 = (f"sha256:{c * 64}" for c in "12345")
 C1, C2, C3, C4 = (f"sha256:{c * 64}" for c in "6789")
@@ -32,27 +32,82 @@ def inventory() -> ri.Inventory:
     kinds = {**dict.fromkeys([L1, L2, L3, L4, L5], "layer"),
              **dict.fromkeys([C1, C2, C3, C4], "config"),
              **dict.fromkeys([MX, MY, MZ, MW, IX], "manifest")}
+    tags = [("a", "x", MX, IMG), ("a", "x2", MX, IMG), ("a", "y", MY, IMG), ("b", "z", MZ, IMG),
+            ("b", "multi", IX, "application/vnd.oci.image.index.v1+json")]
+    manifests = build("manifests", manifests)
+    children = build("children", [("b", IX, 0, MZ, IMG, "linux", "amd64", None, None),
+                                  ("b", IX, 1, MW, IMG, "linux", "arm64", None, None)])
     return ri.Inventory(
         registry="http://example.test", taken_at=pd.Timestamp("2026-11-27", tz="UTC"),
-        tags=build("tags", [("a", "x", MX, IMG), ("a", "x2", MX, IMG), ("a", "y", MY, IMG),
-                            ("b", "z", MZ, IMG),
-                            ("b", "multi", IX, "application/vnd.oci.image.index.v1+json")]),
-        manifests=build("manifests", manifests),
+        tags=with_tag_images(build("tags", [(*t, None, None) for t in tags]), manifests,
+                             children),
+        manifests=manifests,
         layers=build("layers", layers),
         blobs=build("blobs", [(d, SIZES[d], kinds[d], 1, 1, None) for d in SIZES]),
-        children=build("children", [("b", IX, 0, MZ, IMG, "linux", "amd64", None, None),
-                                    ("b", IX, 1, MW, IMG, "linux", "arm64", None, None)]),
+        children=children,
         errors=build("errors", []),
     )
 
 
 def test_summary():
-    s = ri.storage_summary(inventory())
+    inv = inventory()
+    s = ri.storage_summary(inv)
     # image bytes: x 111, x2 111, y 122, z 133, multi (L1 L4 C3 L5 C4) 177
     assert s["logical_bytes"] == 654
     assert s["stored_bytes"] == 210  # every layer and config once
-    assert s["dedup_ratio"] == pytest.approx(654 / 210)
-    assert (s["repositories"], s["tags"], s["manifests"], s["blobs"]) == (2, 5, 5, 9)
+    assert s.attrs["dedup_ratio"] == pytest.approx(654 / 210)
+    assert (s["repositories"], s["tags"], s["manifests"], s["stored_blobs"]) == (2, 5, 5, 9)
+    assert s.dtype == "int64"  # numbers, exact, not objects
+    assert list(s.index) == ["repositories", "tags", "manifests", "stored_blobs",
+                             "logical_bytes", "stored_bytes"]
+    # one name, one number: what Inventory.summary shares with it is the same figure
+    counts = inv.summary()
+    shared = set(counts) & set(s.index)
+    assert shared == {"repositories", "tags"}
+    assert all(counts[name] == s[name] for name in shared)
+    assert (counts["blobs"], counts["blob_bytes"]) == (14, sum(SIZES.values()))
+
+
+def test_tags_carry_their_image_time_and_bytes():
+    tags = inventory().tags.set_index("tag")
+    assert list(tags.columns[-2:]) == ["created", "size"]
+    assert tags.loc["x", "created"] == pd.Timestamp("2026-01-01", tz="UTC")
+    assert tags.loc["x2", "size"] == tags.loc["x", "size"] == 111
+    # the index: its newest image's time (MW, 2025-02-01) and its own size
+    assert tags.loc["multi", "created"] == pd.Timestamp("2025-02-01", tz="UTC")
+    assert tags.loc["multi", "size"] == 177
+    assert (ri.image_ages(inventory())["tag"].tolist()
+            == ["x", "x2", "y", "multi", "z"])
+    # an Inventory made from tags with only the four pinned columns derives the two
+    inv = inventory()
+    frames = {name: frame for name, frame in inv.frames()}
+    frames["tags"] = frames["tags"][["repository", "tag", "digest", "media_type"]]
+    made = ri.Inventory(registry=inv.registry, taken_at=inv.taken_at, **frames)
+    pd.testing.assert_frame_equal(made.tags, inv.tags)
+
+
+def test_tag_times_follow_nested_indexes_and_end_on_loops():
+    """An index of an index takes the newest image below it at any depth; indexes
+    listing each other end; a tag whose manifest is no row gets NaT/NA."""
+    inv = inventory()
+    top, loop_a, loop_b = (f"sha256:{c * 64}" for c in "fgh")
+    index = "application/vnd.oci.image.index.v1+json"
+    manifests = pd.concat([inv.manifests, build("manifests", [
+        ("b", d, index, "index", None, None, None, None, None, None, 300, None, 100,
+         "index", None, None, None) for d in (top, loop_a, loop_b)])], ignore_index=True)
+    children = build("children", [
+        *[tuple(row) for row in inv.children.itertuples(index=False)],
+        ("b", top, 0, IX, index, None, None, None, None),
+        ("b", loop_a, 0, loop_b, index, None, None, None, None),
+        ("b", loop_b, 0, loop_a, index, None, None, None, None),
+        ("b", loop_b, 1, MY, IMG, None, None, None, None)])  # MY is in "a": not reached
+    tags = build("tags", [("b", "top", top, index, None, None),
+                          ("b", "loop", loop_a, index, None, None),
+                          ("b", "gone", f"sha256:{'0' * 64}", IMG, None, None)])
+    tags = with_tag_images(tags, manifests, children).set_index("tag")
+    assert tags.loc["top", "created"] == pd.Timestamp("2025-02-01", tz="UTC")
+    assert pd.isna(tags.loc["loop", "created"]) and pd.isna(tags.loc["gone", "created"])
+    assert pd.isna(tags.loc["gone", "size"]) and tags.loc["top", "size"] == 300
 
 
 def test_by_repository():

@@ -106,8 +106,17 @@ def test_frames_match_what_was_pushed(registry_server, filled):
     layers = inv.layers[inv.layers["manifest"] == facts["schema1_digest"]]
     assert list(layers["size"]) == [size, size] and list(layers["digest"]) == [blob, blob]
 
-    children = inv.children[inv.children["index"] == facts["index"].digest]
+    children = inv.children[inv.children["parent"] == facts["index"].digest]
     assert list(children["digest"]) == [facts["amd"].digest, facts["arm"].digest]
+
+    # each tag carries its image's time and bytes; an index: its newest image's time
+    tag = inv.tags.set_index(["repository", "tag"])
+    assert tag.loc[(f"{prefix}/web", "1.0"), "created"] == web["created"]
+    assert tag.loc[(f"{prefix}/web", "latest"), "size"] == web["size"]
+    assert tag.loc[(f"{prefix}/multi", "all"), "size"] == index["size"]
+    assert tag.loc[(f"{prefix}/multi", "all"), "created"] == max(
+        m.loc[(f"{prefix}/multi", facts[k].digest), "created"] for k in ("amd", "arm"))
+    assert tag.loc[(f"{prefix}/old", "v1"), "created"] == old["created"]
 
     blobs = inv.blobs.set_index("digest")
     base = sha256(BASE_LAYER)
@@ -124,7 +133,12 @@ def test_dtypes_are_deliberate(registry_server, filled):
     assert dtypes["size"] == "Int64" and dtypes["manifest_size"] == "int64"
     assert dtypes["layers"] == "Int64"  # NA for an index with a child that failed
     assert dtypes["repository"] == "category" and dtypes["digest"] == "string"
-    assert list(inv.tags.columns) == ["repository", "tag", "digest", "media_type"]
+    assert list(inv.tags.columns) == ["repository", "tag", "digest", "media_type", "created",
+                                      "size"]
+    assert inv.tags.dtypes.astype(str).to_dict() == {
+        "repository": "category", "tag": "string", "digest": "string",
+        "media_type": "category", "created": "datetime64[ns, UTC]", "size": "Int64"}
+    assert list(inv.children.columns[:4]) == ["repository", "parent", "position", "digest"]
     assert list(inv.layers.columns) == ["repository", "manifest", "position", "digest", "size",
                                         "media_type"]
     assert isinstance(inv.layers.index, pd.RangeIndex)
@@ -140,6 +154,22 @@ def test_two_crawls_compare_equal_and_survive_parquet(registry_server, filled, t
     for (name, a), (_, b) in zip(first.frames(), loaded.frames(), strict=True):
         pdt.assert_frame_equal(a, b, check_exact=True, check_categorical=True, obj=name)
     assert loaded.registry == registry_server.url and loaded.taken_at == first.taken_at
+
+
+def test_an_inventory_saved_before_the_tag_columns_and_parent_loads_the_same(
+        registry_server, filled, tmp_path):
+    """Saved by an older version: tags without created/size, children with ``index``
+    for ``parent``. Loading derives and renames, to exactly what a crawl gives."""
+    inv = _crawl(registry_server, filled[0])
+    inv.save(tmp_path / "old")
+    tags = pd.read_parquet(tmp_path / "old" / "tags.parquet")
+    tags.drop(columns=["created", "size"]).to_parquet(tmp_path / "old" / "tags.parquet")
+    children = pd.read_parquet(tmp_path / "old" / "children.parquet")
+    children.rename(columns={"parent": "index"}).to_parquet(
+        tmp_path / "old" / "children.parquet")
+    loaded = ri.Inventory.load(tmp_path / "old")
+    for (name, a), (_, b) in zip(inv.frames(), loaded.frames(), strict=True):
+        pdt.assert_frame_equal(a, b, check_exact=True, check_categorical=True, obj=name)
 
 
 def test_recrawl_of_an_unchanged_registry_fetches_no_manifest(registry_server, filled):
@@ -232,7 +262,8 @@ def test_load_tags_only_heads(registry_server, filled):
     assert len(tags) == 8 and list(tags.columns) == ["repository", "tag", "digest", "media_type"]
     with ri.Registry(registry_server.url) as reg:
         full = ri.crawl(reg, f"{filled[0]}/*", progress=False)
-    pdt.assert_frame_equal(tags, full.tags)  # HEAD tells digest and media type alike
+    # HEAD tells digest and media type alike; the image's time and bytes need the crawl
+    pdt.assert_frame_equal(tags, full.tags[list(tags.columns)])
     with ri.Registry(registry_server.url) as reg:
         layers = ri.load_layers(reg, f"{filled[0]}/web", progress=False)
         manifests = ri.load_manifests(reg, f"{filled[0]}/*", progress=False)

@@ -73,3 +73,35 @@ def test_the_built_wheel_runs_the_readme_command_on_its_sample(tmp_path):
     located = subprocess.run([python, "-c", "import reginsight; print(reginsight.__file__)"],
                              cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert str(venv) in located  # the wheel's copy, not the checkout
+
+
+def test_dir_lists_lazy_names_before_they_load():
+    """Tab completion offers ``ri.crawl`` etc. in a fresh interpreter, without loading
+    pandas to do so (tests/test_architecture.py checks it after they loaded)."""
+    code = ("import sys, reginsight as ri; names = dir(ri); "
+            "print(all(n in names for n in ri.__all__), 'crawl' in names, "
+            "'storage_summary' in names, 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["True", "True", "True", "False"]
+
+
+def test_help_of_inventory_documents_every_column_and_dtype():
+    """``help(ri.Inventory)`` is the reference a user has: each frame's columns, with
+    the dtype they really have, and no pointer to a file the user does not have."""
+    import re
+
+    from reginsight.inventory._frames import SCHEMAS, STORAGE_COLUMNS
+
+    doc = ri.Inventory.__doc__
+    assert "DESIGN" not in doc
+    parts = re.split(r"\n {4}``(\w+)``, ", doc)
+    sections = dict(zip(parts[1::2], parts[2::2], strict=True))
+    assert set(sections) == set(SCHEMAS)
+    for name, schema in SCHEMAS.items():
+        for column, dtype in schema.items():
+            pattern = rf"\b{re.escape(column)}\b[^()]*\({re.escape(dtype)}[):]"
+            assert re.search(pattern, sections[name]), f"{name}.{column} ({dtype})"
+    for name, columns in STORAGE_COLUMNS.items():
+        for column, dtype in columns.items():
+            assert f"``{name}.{column}`` ({dtype}" in doc

@@ -77,7 +77,7 @@ class _Graph:
         configs = manifests["config_digest"].notna().to_numpy()
         parts = [
             digest, digest[configs], layers["manifest"].astype(object).to_numpy(),
-            children["index"].to_numpy(dtype=object),  # marking from ...
+            children["parent"].to_numpy(dtype=object),  # marking from ...
             digest, manifests["config_digest"].to_numpy(dtype=object)[configs],
             layers["digest"].astype(object).to_numpy(),
             children["digest"].to_numpy(dtype=object),  # ... marking what

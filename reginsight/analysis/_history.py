@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..inventory._reach import reachable
+from ..inventory._frames import image_times
 from ._storage import storage_by_repository
 
 if TYPE_CHECKING:
@@ -19,37 +19,20 @@ def image_created(inv: Inventory) -> pd.Series:
     """Creation time per (repository, digest) of every ``manifests`` row, a Series of
     datetime64[ns, UTC] indexed by (repository, digest). An image's is its config's
     ``created``; an index (which has no config) takes the newest time among the
-    manifests it reaches, at any depth. NaT where nothing says."""
-    created = inv.manifests.set_index(["repository", "digest"])["created"].copy()
-    edges: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for repository, index, digest in inv.children[["repository", "index", "digest"]].itertuples(
-            index=False):
-        edges.setdefault((str(repository), str(index)), []).append((str(repository), str(digest)))
-    known = {(str(r), str(d)): t for (r, d), t in created.items() if not pd.isna(t)}
-    filled = {}
-    for repository, digest in created.index[created.isna()]:
-        key = (str(repository), str(digest))
-        if key not in edges:
-            continue
-        times = [known[m] for m in reachable([key], lambda node: edges.get(node, ()))
-                 if m in known]
-        if times:
-            filled[key] = max(times)
-    if filled:
-        at = pd.MultiIndex.from_tuples(list(filled))
-        positions = created.index.get_indexer(at)
-        values = created.to_numpy(copy=True)
-        values[positions] = pd.array(list(filled.values()), dtype=created.dtype)
-        created = pd.Series(values, index=created.index, name="created", dtype=created.dtype)
-    return created
+    manifests it reaches, at any depth. NaT where nothing says. (Per tag, the same
+    time is ``inv.tags["created"]``.)"""
+    index = inv.manifests.set_index(["repository", "digest"]).index
+    return pd.Series(image_times(inv.manifests, inv.children).array, index=index,
+                     name="created")
 
 
 def image_ages(inv: Inventory) -> pd.DataFrame:
-    """Per tag with a known creation time: repository, tag (as in ``tags``), digest
-    (string), created (datetime64[ns, UTC]) and size (Int64: image bytes)."""
-    images = inv.manifests[["repository", "digest", "created", "size"]]
-    frame = inv.tags[["repository", "tag", "digest"]].merge(images, on=["repository", "digest"])
-    return frame[frame["created"].notna()].reset_index(drop=True)
+    """Per tag with a known creation time (an index's tag: its newest image's):
+    repository, tag (as in ``tags``), digest (string), created (datetime64[ns, UTC])
+    and size (Int64: image bytes)."""
+    tags = inv.tags
+    return tags.loc[tags["created"].notna(),
+                    ["repository", "tag", "digest", "created", "size"]].reset_index(drop=True)
 
 
 def growth(before: Inventory, after: Inventory) -> pd.DataFrame:

@@ -5,7 +5,8 @@ layer and config blobs it reaches (through an index: all its children);
 ``logical_bytes`` sums image bytes over tags (what pulling every tag moves);
 ``stored_bytes`` counts each distinct layer/config blob once (per repository, or
 registry-wide); ``exclusive_bytes`` are blobs only this repository reaches;
-``shared_bytes`` = stored - exclusive; ``dedup_ratio`` = logical / stored.
+``shared_bytes`` = stored - exclusive; ``dedup_ratio`` = logical / stored (a float,
+so :func:`storage_summary` keeps it in ``.attrs`` beside its int64 figures).
 A size the registry would not tell (an ``errors`` row says so) counts as 0.
 
 Every function first turns the inventory into integer ids (:class:`Reach`): tags,
@@ -49,21 +50,27 @@ def tag_blobs(inv: Inventory) -> pd.DataFrame:
 
 
 def storage_summary(inv: Inventory) -> pd.Series:
-    """Registry-wide figures, a Series with index: repositories, tags, manifests,
-    blobs, logical_bytes, stored_bytes (int) and dedup_ratio (float)."""
+    """Registry-wide figures: an int64 Series (exact bytes) with index repositories
+    (with tags), tags, manifests (distinct digests), stored_blobs (the distinct layer
+    and config blobs tags reach), logical_bytes and stored_bytes (their bytes).
+    ``.attrs["dedup_ratio"]`` (float) = logical / stored (NaN when nothing is stored).
+
+    Names mean the same numbers in :meth:`Inventory.summary`, which counts every row
+    of ``blobs`` (manifests included) as ``blobs``/``blob_bytes``."""
     reach = Reach.of(inv)
     logical = int(reach.blob_size[reach.pair_blob].sum())
     used = unique(reach.pair_blob)
     stored = int(reach.blob_size[used].sum())
-    return pd.Series({
+    figures = pd.Series({
         "repositories": int(inv.tags["repository"].nunique()),
         "tags": len(inv.tags),
         "manifests": int(inv.manifests["digest"].nunique()),
-        "blobs": len(used),
+        "stored_blobs": len(used),
         "logical_bytes": logical,
         "stored_bytes": stored,
-        "dedup_ratio": logical / stored if stored else float("nan"),
-    }, dtype=object)
+    }, dtype=np.int64)
+    figures.attrs["dedup_ratio"] = logical / stored if stored else float("nan")
+    return figures
 
 
 def storage_by_repository(inv: Inventory) -> pd.DataFrame:

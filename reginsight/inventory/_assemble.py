@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ._facts import Blob, Child, ConfigFacts, CrawlResult, Facts, ManifestInfo
-from ._frames import build
+from ._frames import build, with_tag_images
 from ._inventory import Inventory
 from ._reach import reachable
 from ._subjects import subjects
@@ -143,6 +143,7 @@ def assemble(result: CrawlResult) -> Inventory:
     blobs = [(digest, size, kind, len(blob_repos[digest]), len(blob_users[digest]), media)
              for digest, (size, kind, media) in blob_facts.items()]
     manifest_frame = build("manifests", manifests)
+    child_frame = build("children", child_rows)
     if tagged is not None:
         manifest_frame["tagged"] = [
             (repo, digest) in tagged for repo, digest in zip(
@@ -151,11 +152,12 @@ def assemble(result: CrawlResult) -> Inventory:
         registry=result.registry,
         taken_at=pd.Timestamp.now(tz="UTC"),
         scope=result.scope,
-        tags=build("tags", tags),
+        tags=with_tag_images(build("tags", [(*tag, None, None) for tag in tags]),
+                             manifest_frame, child_frame),
         manifests=manifest_frame,
         layers=build("layers", layers),
         blobs=build("blobs", blobs),
-        children=build("children", child_rows),
+        children=child_frame,
         errors=build("errors", result.errors),
     )
 
@@ -184,8 +186,8 @@ def facts_of(inv: Inventory) -> Facts:
             Blob(str(row.digest), None if pd.isna(row.size) else int(row.size),
                  text(row.media_type)))
     child_lists: dict[str, list[Child]] = {}
-    for row in inv.children.drop_duplicates(["index", "position"]).itertuples(index=False):
-        child_lists.setdefault(str(row.index), []).append(Child(
+    for row in inv.children.drop_duplicates(["parent", "position"]).itertuples(index=False):
+        child_lists.setdefault(str(row.parent), []).append(Child(
             str(row.digest), text(row.media_type), text(row.os), text(row.architecture),
             text(row.variant), text(row.subject)))
     blob_rows = inv.blobs.drop_duplicates("digest").set_index("digest")

@@ -318,10 +318,11 @@ def load_tags(reg: Registry, repositories: RepositoryFilter = None, **options: A
     """Only the ``tags`` frame, by HEAD of each tag (no manifest bodies are read).
 
     Columns: repository (category), tag (string), digest (string), media_type
-    (category; NA: HEAD does not tell it).
+    (category; NA: HEAD does not tell it). Not ``created`` and ``size``: they come
+    from the manifests, which a crawl (:func:`crawl`) reads.
     """
     crawler = Crawler(reg, fetch_manifests=False, **options)
-    return assemble(crawler.run(repositories)).tags
+    return assemble(crawler.run(repositories)).tags.drop(columns=["created", "size"])
 
 
 def load_manifests(reg: Registry, repositories: RepositoryFilter = None, **options: Any

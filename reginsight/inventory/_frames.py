@@ -6,6 +6,10 @@ memory stays low and two crawls of one registry compare equal; other strings use
 pandas' ``string`` dtype; counts are int64; byte sizes are nullable Int64, NA only
 where the registry would not say (an ``errors`` row then says why); ``created`` is
 datetime64[ns, UTC].
+
+Two ``tags`` columns are derived from the other frames (:func:`with_tag_images`):
+``created`` and ``size``, the image each tag names, so a tag's age and bytes need no
+merge with ``manifests``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 CAT = "category"
@@ -24,7 +29,8 @@ TIME = "datetime64[ns, UTC]"
 BOOL = "bool"
 
 SCHEMAS: dict[str, dict[str, str]] = {
-    "tags": {"repository": CAT, "tag": STR, "digest": STR, "media_type": CAT},
+    "tags": {"repository": CAT, "tag": STR, "digest": STR, "media_type": CAT,
+             "created": TIME, "size": NINT},
     "manifests": {
         "repository": CAT, "digest": STR, "media_type": CAT, "kind": CAT, "parent": STR,
         "os": CAT, "architecture": CAT, "variant": CAT, "config_digest": STR,
@@ -35,7 +41,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
                "size": NINT, "media_type": CAT},
     "blobs": {"digest": STR, "size": NINT, "kind": CAT, "repositories": INT, "manifests": INT,
               "media_type": CAT},
-    "children": {"repository": CAT, "index": STR, "position": INT, "digest": STR,
+    "children": {"repository": CAT, "parent": STR, "position": INT, "digest": STR,
                  "media_type": CAT, "os": CAT, "architecture": CAT, "variant": CAT,
                  "subject": STR},
     "errors": {"repository": CAT, "reference": STR, "stage": CAT, "error": STR},
@@ -51,7 +57,7 @@ SORT_KEYS: dict[str, list[str]] = {
     "manifests": ["repository", "digest"],
     "layers": ["repository", "manifest", "position"],
     "blobs": ["digest"],
-    "children": ["repository", "index", "position"],
+    "children": ["repository", "parent", "position"],
     "errors": ["repository", "reference", "stage", "error"],
     "uploads": ["repository", "uuid"],
     "tag_history": ["repository", "tag", "linked", "digest"],
@@ -140,3 +146,51 @@ def check(name: str, frame: pd.DataFrame) -> None:
         ok = isinstance(actual, pd.CategoricalDtype) if dtype == CAT else str(actual) == dtype
         if not ok:
             raise ValueError(f"{name}.{col}: dtype {actual} != {dtype}")
+
+
+def image_times(manifests: pd.DataFrame, children: pd.DataFrame) -> pd.Series:
+    """The creation time of each ``manifests`` row (same order, datetime64[ns, UTC]):
+    its own ``created`` (an image's config); where that is NaT (an index has no
+    config), the newest among the manifests it reaches through ``children``, at any
+    depth, in its repository. NaT where nothing says."""
+    own = pd.Series(manifests["created"], copy=False).astype(TIME).reset_index(drop=True)
+    keys = _keys(manifests["repository"], manifests["digest"])
+    parent = keys.get_indexer(_keys(children["repository"], children["parent"]))
+    child = keys.get_indexer(_keys(children["repository"], children["digest"]))
+    edge = (parent >= 0) & (child >= 0)
+    parent, child = parent[edge], child[edge]
+    known = own.array.asi8  # NaT is the smallest int64: max() passes over it
+    newest = known.copy()
+    while True:  # each pass reaches one level deeper; values only grow, so loops end
+        below = np.full(len(newest), _NAT, dtype=np.int64)
+        np.maximum.at(below, parent, newest[child])
+        grown = np.maximum(newest, below)
+        if np.array_equal(grown, newest):
+            break
+        newest = grown
+    times = np.where(known != _NAT, known, newest).view("M8[ns]")
+    return pd.Series(times, name="created").dt.tz_localize("UTC").astype(TIME)
+
+
+def with_tag_images(tags: pd.DataFrame, manifests: pd.DataFrame, children: pd.DataFrame
+                    ) -> pd.DataFrame:
+    """``tags`` with its derived columns set (appended when absent): ``created``, the
+    creation time of the image the tag names (an index: its newest image, see
+    :func:`image_times`), and ``size``, that digest's ``manifests.size``. NaT/NA
+    where the tag's manifest is not a row (its fetch failed: an ``errors`` row)."""
+    rows = _keys(manifests["repository"], manifests["digest"]).get_indexer(
+        _keys(tags["repository"], tags["digest"]))
+    out = tags.copy()
+    out["created"] = pd.Series(image_times(manifests, children).array.take(
+        rows, allow_fill=True), index=out.index)
+    out["size"] = pd.Series(pd.array(manifests["size"], dtype=NINT).take(
+        rows, allow_fill=True), index=out.index)
+    return out
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _keys(repository: pd.Series, digest: pd.Series) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([pd.Series(repository).astype(str).to_numpy(dtype=object),
+                                      pd.Series(digest).astype(str).to_numpy(dtype=object)])

@@ -1,7 +1,8 @@
 """The Inventory: a registry's contents as tidy DataFrames, kept as Parquet.
 
-Built by :func:`reginsight.crawl` (through :mod:`._assemble`); this module holds the
-frames pinned in DESIGN.md, saves and loads them, and summarises them in notebooks.
+Built by :func:`reginsight.crawl` and :func:`reginsight.scan_storage` (through
+:mod:`._assemble`); this module holds the frames, saves and loads them, and summarises
+them in notebooks. The columns are documented on :class:`Inventory`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 from .._errors import InventoryError
 from .._units import format_bytes
 from .._version import __version__
-from ._frames import FRAME_NAMES, STORAGE_FRAMES, check, conform, empty
+from ._frames import FRAME_NAMES, STORAGE_FRAMES, check, conform, empty, with_tag_images
 from ._upgrade import upgrade
 
 T = TypeVar("T")
@@ -29,41 +30,84 @@ FORMAT_VERSION = 1
 
 
 class Inventory:
-    """What a registry holds, as DataFrames (columns and dtypes per DESIGN.md).
+    """What a registry holds, as tidy pandas DataFrames: one attribute per frame.
 
-    ``tags``: repository, tag, digest, media_type — one row per tag.
-    ``manifests``: repository, digest, media_type, kind (image/index/schema1), parent
-    (index digest or NA), os, architecture, variant, config_digest, created (UTC),
-    size (image: config + distinct layer bytes; index: distinct blobs of all its
-    children), layers (count; NA when a child could not be read), manifest_size,
-    role (category: image, index, signature, attestation, sbom, artifact),
-    artifact_type (string: its ``artifactType``, else the media type that told its
-    role; NA for images and indexes), subject (string: the digest it is about, or
-    NA), subject_source (category: subject, referrers API, fallback tag, cosign tag,
-    buildx annotation) — one row per (repository, digest). A crawl's rows are what
-    the tags reach, plus the untagged referrers the referrers API lists and the
-    untagged subjects referrers name.
-    ``layers``: repository, manifest, position, digest, size, media_type.
-    ``blobs``: digest, size, kind (layer/config/manifest), repositories and
-    manifests (how many reference it), media_type — one row per distinct blob.
-    ``children``: repository, index, position, digest, media_type, os,
-    architecture, variant, subject (the entry a buildx attestation entry attests) —
-    the entries of every index.
-    ``errors``: repository, reference, stage, error — what could not be read.
+    Made by :func:`reginsight.crawl` (the registry's API) or
+    :func:`reginsight.scan_storage` (its storage); kept with :meth:`save` and
+    :meth:`load`. Every frame has at least the columns below, in this order (a later
+    version may append columns), is sorted by its leading key columns and has a fresh
+    RangeIndex, so two crawls of an unchanged registry compare equal with
+    ``pandas.testing.assert_frame_equal``. Dtypes: category (strings that repeat;
+    sorted categories), string (pandas' ``string``), int64, Int64 (nullable: NA where
+    the registry would not say, and an ``errors`` row says why), bool and
+    datetime64[ns, UTC].
 
-    Only a storage scan (:func:`reginsight.scan_storage`) fills these; after a crawl
-    they are empty: ``uploads``: repository, uuid, started (UTC), size (Int64, NA
-    where the storage does not keep the data as a file) — unfinished uploads;
-    ``tag_history``: repository, tag, digest, current (bool: where the tag points
-    now), linked (UTC, when the storage wrote that link; NA if it does not say) —
-    every digest each tag has pointed at; ``layer_links``: repository, digest — the
-    blobs each repository links (pushed or mounted into it). A scan also adds
-    ``manifests.tagged`` (bool: a tag reaches it, directly or through indexes) and
-    ``blobs.on_disk`` (bool: its data is in the storage), and ``blobs`` then lists
-    every blob in the storage, referenced or not (kind NA when nothing references it).
+    ``tags``, one row per tag:
+        repository (category), tag (string), digest (string), media_type (category),
+        created (datetime64[ns, UTC]: when the image the tag names was built, from
+        its config; for an index, its newest image's time, as
+        :func:`reginsight.image_created`), size (Int64: that digest's
+        ``manifests.size``). Both NaT/NA when the tag's manifest could not be read;
+        derived from ``manifests`` when an Inventory is made from tags without them.
 
-    ``registry`` is the registry's URL (never credentials) or the storage root,
-    ``taken_at`` when the crawl or scan finished (UTC).
+    ``manifests``, one row per (repository, digest); the manifests the tags reach,
+    through indexes at any depth, plus the untagged referrers the referrers API lists
+    and the untagged subjects referrers name (a storage scan: every revision):
+        repository (category), digest (string), media_type (category), kind
+        (category: image, index, schema1), parent (string: the index listing it, or
+        NA), os, architecture, variant (category), config_digest (string), created
+        (datetime64[ns, UTC]: the config's ``created``; NaT for an index), size (Int64:
+        an image's config + distinct layer bytes; an index's distinct blobs of all its
+        children), layers (Int64: how many; NA when a child could not be read),
+        manifest_size (int64: the manifest's own bytes), role (category: image, index,
+        signature, attestation, sbom, artifact), artifact_type (string: its
+        ``artifactType``, else the media type that told its role; NA for images and
+        indexes), subject (string: the digest it is about, or NA), subject_source
+        (category: subject, referrers API, fallback tag, cosign tag, buildx
+        annotation).
+
+    ``layers``, one row per layer of each image:
+        repository (category), manifest (category: the image's digest), position
+        (int64), digest (category), size (Int64), media_type (category).
+
+    ``blobs``, one row per distinct blob (layers, configs and manifests):
+        digest (string), size (Int64), kind (category: layer, config, manifest),
+        repositories (int64: how many hold it), manifests (int64: how many reference
+        it), media_type (category).
+
+    ``children``, one row per entry of every index:
+        repository (category), parent (string: the index's digest, as
+        ``manifests.parent``; saved inventories named this column ``index`` and are
+        renamed on load), position (int64), digest (string), media_type (category),
+        os, architecture, variant (category), subject (string: the entry a buildx
+        attestation entry attests, or NA).
+
+    ``errors``, what could not be read; the crawl went on:
+        repository (category), reference (string), stage (category), error (string).
+
+    Only a storage scan fills these three; after a crawl they are empty:
+
+    ``uploads``, unfinished uploads:
+        repository (category), uuid (string), started (datetime64[ns, UTC]), size
+        (Int64: NA where the storage does not keep the data as a file).
+
+    ``tag_history``, every digest each tag has pointed at:
+        repository (category), tag (string), digest (string), current (bool: where
+        it points now), linked (datetime64[ns, UTC]: when the storage wrote that
+        link; NaT if it does not say).
+
+    ``layer_links``, the blobs each repository links (pushed or mounted into it):
+        repository (category), digest (string).
+
+    A scan also appends ``manifests.tagged`` (bool: a tag reaches it, directly or
+    through indexes) and ``blobs.on_disk`` (bool: its data is in the storage), and
+    ``blobs`` then lists every blob in the storage, referenced or not (kind NA when
+    nothing references it).
+
+    ``registry`` is the registry's URL (never credentials) or the storage root;
+    ``taken_at`` when the crawl or scan finished (UTC); ``scope`` which repositories
+    were asked for (None: the whole catalog). :meth:`summary` gives the counts shown
+    by ``repr``; :func:`reginsight.storage_summary` the byte figures.
     """
 
     def __init__(self, *, registry: str, taken_at: pd.Timestamp, scope: str | None = None,
@@ -72,6 +116,9 @@ class Inventory:
             frames.setdefault(name, empty(name))
         if set(frames) != set(FRAME_NAMES):
             raise TypeError(f"Inventory needs exactly the frames {FRAME_NAMES}")
+        if not {"created", "size"} & set(frames["tags"].columns):  # derived: derive them
+            frames["tags"] = with_tag_images(frames["tags"], frames["manifests"],
+                                             frames["children"])
         for name, frame in frames.items():
             check(name, frame)
         self.registry = registry
@@ -175,7 +222,14 @@ class Inventory:
     # ------------------------------------------------------------- notebooks
 
     def summary(self) -> dict[str, Any]:
-        """Counts and totals shown by ``repr`` and ``_repr_html_``."""
+        """Counts and totals shown by ``repr`` and ``_repr_html_`` (ints): registry,
+        taken_at, repositories (with tags) and tags (as :func:`reginsight.storage_summary`
+        counts them), images, indexes, schema1 (``manifests`` rows of each kind), blobs
+        and blob_bytes (every row of ``blobs`` — layers, configs and the manifests
+        themselves; after a storage scan every blob on disk — and their bytes), errors.
+        The byte figures (``logical_bytes``; ``stored_bytes``, the distinct layer and
+        config blobs tags reach, and their count ``stored_blobs``) are
+        :func:`reginsight.storage_summary`'s."""
         kinds = self.manifests["kind"].value_counts()
         return {
             "registry": self.registry,

@@ -111,7 +111,7 @@ class Reach:
         manifest_index = pd.Index(pd.unique(np.concatenate([
             tags["digest"].astype(object).to_numpy(),
             manifests["digest"].astype(object).to_numpy(),
-            children["index"].astype(object).to_numpy(),
+            children["parent"].astype(object).to_numpy(),
             children["digest"].astype(object).to_numpy(),
             layers["manifest"].cat.categories.astype(object).to_numpy(),
         ])))
@@ -138,7 +138,7 @@ class Reach:
         repository_index = pd.Index(sorted({*tags["repository"].cat.categories.astype(str),
                                             *manifests["repository"].cat.categories.astype(str)}))
         tag_manifest = manifest_index.get_indexer(tags["digest"].astype(object))
-        child_of = manifest_index.get_indexer(children["index"].astype(object))
+        child_of = manifest_index.get_indexer(children["parent"].astype(object))
         child = manifest_index.get_indexer(children["digest"].astype(object))
         # every manifest a tag reaches: its own, and through indexes the whole closure
         closure_from, closure_to = manifest_closure(child_of, child, len(manifest_index))

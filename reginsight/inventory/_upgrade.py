@@ -6,14 +6,23 @@ from __future__ import annotations
 import pandas as pd
 
 from .._artifacts import classify, subject_of_tag
-from ._frames import CAT, STR
+from ._frames import CAT, STR, with_tag_images
 
 
 def upgrade(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Add ``manifests.role``, ``artifact_type``, ``subject``, ``subject_source`` and
-    ``children.subject`` when a saved inventory predates them. Roles come from the
-    media types the frames kept; subjects only from tag names (cosign's and the
-    referrers fallback tag): the manifests' own ``subject`` fields were not saved."""
+    """Bring a saved inventory's frames up to today's columns, from what they hold:
+
+    - ``children.index`` is now ``children.parent`` (the name ``index`` was hidden
+      behind ``DataFrame.index``): renamed;
+    - ``manifests.role``, ``artifact_type``, ``subject``, ``subject_source`` and
+      ``children.subject``: roles come from the media types the frames kept;
+      subjects only from tag names (cosign's and the referrers fallback tag): the
+      manifests' own ``subject`` fields were not saved;
+    - ``tags.created`` and ``tags.size``: from ``manifests`` (see
+      :func:`._frames.with_tag_images`)."""
+    children = frames["children"]
+    if "index" in children.columns and "parent" not in children.columns:
+        frames = {**frames, "children": children.rename(columns={"index": "parent"})}
     manifests = frames["manifests"]
     if "role" not in manifests.columns:
         frames = {**frames, "manifests": _with_roles(manifests, frames)}
@@ -22,6 +31,10 @@ def upgrade(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         children = children.copy()
         children.insert(8, "subject", pd.array([pd.NA] * len(children), dtype=STR))
         frames = {**frames, "children": children}
+    tags = frames["tags"]
+    if not {"created", "size"} <= set(tags.columns):
+        frames = {**frames, "tags": with_tag_images(tags, frames["manifests"],
+                                                    frames["children"])}
     return frames
 
 
