@@ -145,7 +145,7 @@ def test_explorer_panes_follow_the_repository_picked():
     assert browse.repository == "web/api" and browse.tag is None
     assert browse.manifest.value == "" and browse.sharing.value == ""
     assert browse.layers._df.empty and "latest" in browse.tag_choices
-    assert browse.tags.caption == "tags of web/api"
+    assert "tags of web/api" in browse.titles[browse.tags].value
     browse.tags.selected_rows = [browse.tag_choices.index("latest")]
     assert "web/api:latest" in browse.manifest.value
     assert "platform/base" not in browse.manifest.value

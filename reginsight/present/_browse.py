@@ -100,16 +100,18 @@ class Browse(widgets.VBox):
     """Repositories, tags, manifest, layers, sharing: each pane follows the one before."""
 
     def __init__(self, inv: Inventory) -> None:
-        self.repositories = _grid(caption="repositories")
-        self.tags = _grid(caption="tags")
+        self.repositories, self.tags, self.layers = _grid(), _grid(), _grid()
+        # what each table lists, above it (itables' caption does not follow updates)
+        self.titles = {table: widgets.HTML() for table in (self.repositories, self.tags,
+                                                           self.layers)}
         self.manifest = widgets.HTML()
-        self.layers = _grid(caption="layers")
         self.sharing = widgets.HTML()
         self.repositories.observe(lambda _: self._on_repository(), "selected_rows")
         self.tags.observe(lambda _: self._on_tag(), "selected_rows")
         self.layers.observe(lambda _: self._on_layer(), "selected_rows")
-        super().__init__([self.repositories, self.tags, self.manifest, self.layers,
-                          self.sharing])
+        super().__init__([self.titles[self.repositories], self.repositories,
+                          self.titles[self.tags], self.tags, self.manifest,
+                          self.titles[self.layers], self.layers, self.sharing])
         self._updating = False
         self.inv = inv
 
@@ -121,7 +123,8 @@ class Browse(widgets.VBox):
         keep = (self.repository, self.tag)
         self.inv = inv
         self._prepare()
-        self._set(self.repositories, self._repository_frame, self._repository_defs)
+        self._set(self.repositories, self._repository_frame, self._repository_defs,
+                  caption="repositories")
         repository, tag = keep
         if repository is not None and repository in set(self._repository_frame["repository"]):
             self.select(repository, tag if tag in self._tag_values(repository) else None)
@@ -192,9 +195,11 @@ class Browse(widgets.VBox):
             self.layers.selected_rows = [digests.index(layer)]
             self._on_layer()
 
-    @staticmethod
-    def _set(table: Any, frame: pd.DataFrame, defs: list[dict] | None = None) -> None:
+    def _set(self, table: Any, frame: pd.DataFrame, defs: list[dict] | None = None, *,
+             caption: str) -> None:
+        """New rows, nothing selected; the title above says what the table lists."""
         table.update(frame, selected_rows=[], **OPTIONS, columnDefs=defs or [])
+        self.titles[table].value = f"<b class='ri-title'>{html.escape(caption)}</b>"
 
     # ------------------------------------------------------------- panes
 
@@ -258,9 +263,8 @@ class Browse(widgets.VBox):
                            else pd.DataFrame(columns=["size_bytes", "value", "manifest"]))
         shown, defs = _sized(self._tag_frame.drop(columns=["value", "manifest"]),
                              {"size_bytes": "size"})
-        self._set(self.tags, shown, defs)
-        self.tags.caption = (f"tags of {repository}" if repository is not None
-                             else "tags: pick a repository")
+        self._set(self.tags, shown, defs, caption=f"tags of {repository}" if repository
+                  is not None else "tags: pick a repository")
         self._on_tag()
 
     def _on_tag(self) -> None:
@@ -268,7 +272,8 @@ class Browse(widgets.VBox):
         self._layer_frame = pd.DataFrame(columns=["digest"])
         if repository is None or value is None:
             self.manifest.value = ""
-            self._set(self.layers, pd.DataFrame(columns=["layers: pick a tag"]))
+            self._set(self.layers, pd.DataFrame(columns=["layer"]),
+                      caption="layers: pick a tag")
             self._on_layer()
             return
         digest = str(self._tag_frame["manifest"].iloc[self.tags.selected_rows[0]])
@@ -277,8 +282,7 @@ class Browse(widgets.VBox):
             repository, digest, name + (" (untagged)" if value.startswith("@") else ""))
         self._layer_frame = self._layers_of(repository, manifests)
         shown, defs = _sized(self._layer_frame.drop(columns="digest"), {"size_bytes": "size"})
-        self._set(self.layers, shown, defs)
-        self.layers.caption = f"layers of {name}"
+        self._set(self.layers, shown, defs, caption=f"layers of {name}")
         self._on_layer()
 
     def _manifest_pane(self, repository: str, digest: str, name: str) -> tuple[str, list[str]]:
