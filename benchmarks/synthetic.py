@@ -86,7 +86,9 @@ def synthetic_inventory(*, repositories: int = 3000, manifests: int = 30000,
     })
     empty = {name: _frame(name, {}) for name in ("children", "errors")}
     return ri.Inventory(registry="synthetic", taken_at=pd.Timestamp("2026-11-27", tz="UTC"),
-                        tags=tags, manifests=manifests_frame, layers=layers, blobs=blobs,
+                        # created and size derived from the manifests, as on load
+                        tags=tags.drop(columns=["created", "size"]), manifests=manifests_frame,
+                        layers=layers, blobs=blobs,
                         **empty)
 
 

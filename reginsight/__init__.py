@@ -99,6 +99,7 @@ _LAZY = {
     "image_ages": "analysis._history",
     "growth": "analysis._history",
     "plan_cleanup": "ops._plan",
+    "plan_frees": "ops._frees",
     "apply_cleanup": "ops._apply",
     "plot_storage": "present._plots",
     "plot_layer_sharing": "present._plots",

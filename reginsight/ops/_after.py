@@ -34,10 +34,9 @@ def inventory_after(inv: Inventory, deleted: pd.DataFrame) -> Inventory:
     from ..inventory._inventory import Inventory
 
     removed = removed_by_tags(inv, deleted)
-    parent = "parent" if "parent" in inv.children.columns else "index"
     frames = dict(inv.frames())
     frames["tags"] = _keep(inv.tags, "digest", removed)
     frames["manifests"] = _keep(inv.manifests, "digest", removed)
     frames["layers"] = _keep(inv.layers, "manifest", removed)
-    frames["children"] = _keep(inv.children, parent, removed)
+    frames["children"] = _keep(inv.children, "parent", removed)
     return Inventory(registry=inv.registry, taken_at=inv.taken_at, scope=inv.scope, **frames)

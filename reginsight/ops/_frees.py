@@ -11,15 +11,57 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
+from ..inventory._reach import Reach
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
 
-#: digests whose own figure is computed at most; each costs a reclaimable() call
+#: from a storage scan, digests whose own figure is computed at most (each costs a
+#: reclaimable() call there; a crawl's are all computed at once)
 MOST_DIGESTS = 200
+
+
+def _attributed(inv: Inventory, doomed: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """A crawl's frees per deleted placement and per repository, all at once.
+
+    What ``reclaimable`` frees is every manifest and blob that only deleted roots
+    reach, a root being a tag's (repository, manifest) or an untagged manifest the
+    crawl holds. So each item is counted with the roots that reach it: one deleted
+    root alone -> that digest frees it; deleted roots of one repository -> that
+    repository's deletions free it. Returns (bytes by placement, bytes by repository id).
+    """
+    reach = Reach.of(inv)
+    nm = len(reach.manifests)
+    rows = reach.placement(reach.row_repository, reach.row_manifest)
+    roots = np.union1d(reach.placement(reach.tag_repository, reach.tag_manifest),
+                       rows[reach.untagged_rows])
+    repos = reach.repositories_index().get_indexer(doomed["repository"].astype(object))
+    digests = reach.manifests.get_indexer(doomed["digest"].astype(object))
+    known = (repos >= 0) & (digests >= 0)
+    gone = np.unique(reach.placement(repos[known], digests[known]))
+    reached = pd.DataFrame({"root": roots, "manifest": roots % nm}).merge(
+        pd.DataFrame({"manifest": reach.closure_from, "item": reach.closure_to}),
+        on="manifest")[["root", "item"]]
+    blobs = reached.merge(pd.DataFrame({"item": reach.uses_manifest, "blob": reach.uses_blob}),
+                          on="item")[["root", "blob"]].rename(columns={"blob": "item"})
+    manifest_size = inv.blobs.drop_duplicates("digest").set_index("digest")["size"].reindex(
+        reach.manifests).fillna(0).to_numpy(dtype=np.int64)
+    pairs = pd.concat([reached.assign(size=manifest_size[reached["item"]], blob=False),
+                       blobs.assign(size=reach.blob_size[blobs["item"]], blob=True)],
+                      ignore_index=True).drop_duplicates(["root", "item", "blob"])
+    pairs["doomed"] = np.isin(pairs["root"].to_numpy(), gone)
+    pairs["repository"] = pairs["root"] // nm
+    items = pairs.groupby(["blob", "item"]).agg(
+        roots=("root", "size"), doomed=("doomed", "sum"), first=("root", "min"),
+        low=("repository", "min"), high=("repository", "max"), size=("size", "first"))
+    freed = items[items["roots"] == items["doomed"]]
+    alone = freed[freed["roots"] == 1].groupby("first")["size"].sum()
+    one_repository = freed[freed["low"] == freed["high"]].groupby("low")["size"].sum()
+    return alone, one_repository
 
 
 def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
@@ -32,8 +74,8 @@ def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
     go together: repository (string), digest (string), tags (string: comma-separated;
     "" for an untagged manifest), created (datetime64[ns, UTC]), reason (string),
     frees (Int64: bytes garbage collection frees if only this digest were deleted;
-    NA past the ``most`` largest images, which are the ones computed). Largest
-    ``frees`` first.
+    from a storage scan, NA past the ``most`` largest images, which are the ones
+    computed). Largest ``frees`` first.
 
     ``by_repository``: repository (string), digests, tags (int64), frees (int64:
     bytes freed if this repository's deletions alone were applied). A blob two
@@ -55,17 +97,32 @@ def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
     order = pd.Series(image_size, dtype="Float64").fillna(0).sort_values(
         ascending=False, kind="stable").index[:most]
     frees = pd.array([pd.NA] * len(by_digest), dtype="Int64")
+    repositories = []
     with warnings.catch_warnings():  # the plan's own total says it once
         warnings.simplefilter("ignore", PartialInventoryWarning)
-        for row in order:
-            key = by_digest.loc[row, ["repository", "digest"]]
-            frees[row] = reclaimable(inv, doomed[(doomed["repository"] == key["repository"])
-                                                 & (doomed["digest"] == key["digest"])])
-        by_digest["frees"] = frees
-        repositories = []
-        for repository, part in doomed.groupby("repository", sort=True, observed=True):
-            repositories.append((repository, part["digest"].nunique(),
-                                 int(part["tag"].notna().sum()), reclaimable(inv, part)))
+        if inv.from_storage:  # the collector's own model: one reclaimable() per part
+            for row in order:
+                key = by_digest.loc[row, ["repository", "digest"]]
+                frees[row] = reclaimable(inv, doomed[
+                    (doomed["repository"] == key["repository"])
+                    & (doomed["digest"] == key["digest"])])
+            per_repository = {str(r): reclaimable(inv, part) for r, part in
+                              doomed.groupby("repository", sort=True, observed=True)}
+        else:
+            alone, one_repository = _attributed(inv, doomed)
+            reach = Reach.of(inv)
+            placements = reach.placement(
+                reach.repositories_index().get_indexer(by_digest["repository"].astype(object)),
+                reach.manifests.get_indexer(by_digest["digest"].astype(object)))
+            frees = pd.array(alone.reindex(placements).fillna(0).to_numpy(dtype=np.int64),
+                             dtype="Int64")
+            per_repository = {str(reach.repositories[r]): int(b)
+                              for r, b in one_repository.items()}
+    for repository, part in doomed.groupby("repository", sort=True, observed=True):
+        repositories.append((repository, part["digest"].nunique(),
+                             int(part["tag"].notna().sum()),
+                             per_repository.get(str(repository), 0)))
+    by_digest["frees"] = frees
     by_digest = by_digest.astype({"repository": "string", "digest": "string",
                                   "tags": "string", "reason": "string"})
     by_digest = by_digest.sort_values(["frees", "repository", "digest"],

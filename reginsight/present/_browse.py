@@ -28,6 +28,7 @@ PAGE = 10
 #: DataTables options of every table. The search box shows however short the table
 #: (itables drops the default controls when the rows fit on one page)
 OPTIONS = {"select": {"style": "single"}, "showIndex": False, "pageLength": PAGE,
+           "maxBytes": 0,  # every row: itables would otherwise sample a long table
            "classes": "display compact nowrap",
            "layout": {"topStart": None, "topEnd": "search", "bottomStart": "info",
                       "bottomEnd": "paging"}}
@@ -90,10 +91,6 @@ def disk_page(inv: Inventory) -> str:
                  f"{len(broken)} tagged images{': ' if broken else ''}"
                  f"{html.escape(', '.join(broken[:20]))}</p>")
     return "".join(parts)
-
-
-def _parent_column(inv: Inventory) -> str:
-    return "parent" if "parent" in inv.children.columns else "index"
 
 
 class Browse(widgets.VBox):
@@ -212,7 +209,7 @@ class Browse(widgets.VBox):
                 about.setdefault((row.repository, row.subject), set()).add(row.role)
         children = self.inv.children
         for repository, index, child in zip(children["repository"].astype(str),
-                                            children[_parent_column(self.inv)],
+                                            children["parent"],
                                             children["digest"], strict=True):
             found = about.get((repository, str(child)))
             if found:
@@ -294,7 +291,7 @@ class Browse(widgets.VBox):
         manifests = [digest]
         if kind == "index":
             children = self.inv.children[(self.inv.children["repository"] == repository)
-                                         & (self.inv.children[_parent_column(self.inv)]
+                                         & (self.inv.children["parent"]
                                             == digest)]
             platforms = children[["os", "architecture", "variant", "digest"]].astype(
                 "string").fillna("")
@@ -344,10 +341,9 @@ class Browse(widgets.VBox):
         users = self.inv.layers[self.inv.layers["digest"] == digest][["repository", "manifest"]]
         users = users.rename(columns={"manifest": "digest"})
         tagged = self.inv.tags.merge(users, on=["repository", "digest"])
-        parent = _parent_column(self.inv)
         via_index = self.inv.children.merge(users, on=["repository", "digest"])
         tagged_index = self.inv.tags.merge(
-            via_index[["repository", parent]].rename(columns={parent: "digest"}),
+            via_index[["repository", "parent"]].rename(columns={"parent": "digest"}),
             on=["repository", "digest"])
         everyone = pd.concat([tagged, tagged_index])[["repository", "tag"]].astype(str)
         everyone = everyone.drop_duplicates().sort_values(["repository", "tag"])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._units import _UNITS, format_bytes
-from ..analysis._history import growth, image_created
+from ..analysis._history import growth
 from ..analysis._referrers import storage_by_role
 from ..analysis._storage import layer_sharing, sharing_matrix, storage_by_repository
 
@@ -208,10 +208,7 @@ def plot_image_age(inv: Inventory, ax: Axes | None = None) -> Axes:
     newest platform image's time), coloured by repository (the 10 with most tags
     named, the others grey)."""
     ax = _axes(ax)
-    created = image_created(inv).rename("created").reset_index()
-    sizes = inv.manifests[["repository", "digest", "size"]]
-    frame = inv.tags[["repository", "tag", "digest"]].merge(
-        created, on=["repository", "digest"]).merge(sizes, on=["repository", "digest"])
+    frame = inv.tags[["repository", "tag", "created", "size"]]  # tag-level, see Inventory
     frame = frame[frame["created"].notna() & frame["size"].notna()]
     if frame.empty:
         return _nothing(ax, "Image size and age", "no tag with a known creation time")

@@ -78,7 +78,7 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
     partial = "" if inv.complete else (
         f" An upper bound: the inventory covers {inv.scope or 'the catalog'} with "
         f"{len(inv.errors)} errors, and blobs shared with what it does not see look free.")
-    ratio = summary.attrs.get("dedup_ratio", summary.get("dedup_ratio"))
+    ratio = summary.attrs["dedup_ratio"]
     cards = [
         ("repositories", f"{summary['repositories']:,}"),
         ("tags", f"{summary['tags']:,}"),
