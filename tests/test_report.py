@@ -133,3 +133,27 @@ def test_repositories_without_tags_are_listed():
         {"repository": "category"})
     table = _table(report_data(inv, plots=False), "Repositories without tags")
     assert table["rows"] == [("gone", "2")]
+
+
+def test_a_crawled_repository_whose_tags_are_all_deleted_is_listed(registry_server, prefix,
+                                                                   tmp_path):
+    from tests.images import Pusher
+
+    pusher = Pusher(registry_server.url)
+    pusher.image(f"{prefix}/kept", "v1")
+    gone = pusher.image(f"{prefix}/emptied", "v1")
+    pusher.close()
+    with ri.Registry(registry_server.url) as reg:
+        reg.delete_manifest(f"{prefix}/emptied", gone.digest)
+        inv = ri.crawl(reg, f"{prefix}/*", progress=False)
+        named = ri.crawl(reg, [f"{prefix}/kept", f"{prefix}/never"], progress=False)
+    assert list(inv.tags["repository"].unique()) == [f"{prefix}/kept"]
+    assert inv.repositories == (f"{prefix}/emptied", f"{prefix}/kept")  # the catalog lists it
+    inv = ri.Inventory.load(inv.save(tmp_path / "saved"))
+    assert inv.repositories == (f"{prefix}/emptied", f"{prefix}/kept")
+    table = _table(report_data(inv, plots=False), "Repositories without tags")
+    assert table["rows"] == [(f"{prefix}/emptied", "0")]
+    # a named repository that does not exist is an error, not a repository without tags
+    assert len(named.errors) == 1
+    assert not any(t["title"].startswith("Repositories without tags")
+                   for t in report_data(named, plots=False)["tables"])

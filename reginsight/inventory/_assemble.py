@@ -152,6 +152,7 @@ def assemble(result: CrawlResult) -> Inventory:
         registry=result.registry,
         taken_at=pd.Timestamp.now(tz="UTC"),
         scope=result.scope,
+        repositories=result.repositories,
         tags=with_tag_images(build("tags", [(*tag, None, None) for tag in tags]),
                              manifest_frame, child_frame),
         manifests=manifest_frame,

@@ -110,7 +110,8 @@ class Crawler:
         return CrawlResult(registry=self.reg.url, scope=self.scope, tags=tuple(self.tags),
                            errors=tuple(self.errors), facts=self.facts,
                            referrers=tuple(self.referrer_links),
-                           untagged=frozenset(self.untagged))
+                           untagged=frozenset(self.untagged),
+                           repositories=tuple(self.repositories))
 
     def _submit(self, stage: str, key: tuple[str, ...], fn: Callable[..., Any], *args: Any
                 ) -> None:

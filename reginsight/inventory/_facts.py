@@ -107,6 +107,8 @@ class CrawlResult:
     #: (repository, digest) a crawl found held without a tag: referrers the API
     #: listed, subjects fetched by digest
     untagged: frozenset[tuple[str, str]] = frozenset()
+    #: the repositories the crawl read (tags listed), with or without tags
+    repositories: tuple[str, ...] | None = None
 
 
 def manifest_info(manifest: Manifest) -> ManifestInfo:

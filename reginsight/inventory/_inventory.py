@@ -11,7 +11,7 @@ import html
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,12 +106,15 @@ class Inventory:
 
     ``registry`` is the registry's URL (never credentials) or the storage root;
     ``taken_at`` when the crawl or scan finished (UTC); ``scope`` which repositories
-    were asked for (None: the whole catalog). :meth:`summary` gives the counts shown
-    by ``repr``; :func:`reginsight.storage_summary` the byte figures.
+    were asked for (None: the whole catalog); ``repositories`` the names a crawl
+    read, tags or not (a repository without tags has no row in any frame; None when
+    not known: a storage scan, an inventory saved by an earlier version).
+    :meth:`summary` gives the counts shown by ``repr``;
+    :func:`reginsight.storage_summary` the byte figures.
     """
 
     def __init__(self, *, registry: str, taken_at: pd.Timestamp, scope: str | None = None,
-                 **frames: pd.DataFrame) -> None:
+                 repositories: Iterable[str] | None = None, **frames: pd.DataFrame) -> None:
         for name in STORAGE_FRAMES:
             frames.setdefault(name, empty(name))
         if set(frames) != set(FRAME_NAMES):
@@ -125,6 +128,9 @@ class Inventory:
         self.taken_at = taken_at
         #: which repositories were asked for: None for the whole catalog
         self.scope = scope
+        #: the repositories a crawl read, tags or not; None: not known
+        self.repositories: tuple[str, ...] | None = (
+            None if repositories is None else tuple(sorted(map(str, repositories))))
         #: derived structures (analysis), keyed by the frames they were built from
         self._cache: dict[str, Any] = {}
         self.tags: pd.DataFrame = frames["tags"]
@@ -179,6 +185,7 @@ class Inventory:
             _replace(directory, f"{name}.parquet", lambda f, fr=frame: fr.to_parquet(f))
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "registry": self.registry,
                 "taken_at": self.taken_at.isoformat(), "scope": self.scope,
+                "repositories": None if self.repositories is None else list(self.repositories),
                 "reginsight": __version__}
         _replace(directory, "inventory.json",
                  lambda f: f.write(json.dumps(meta, indent=2).encode()))
@@ -212,10 +219,14 @@ class Inventory:
         except (KeyError, ValueError, TypeError) as exc:
             raise InventoryError(f"{directory}: {type(exc).__name__}: {exc}") from None
         try:
-            scope = meta.get("scope")
+            scope, names = meta.get("scope"), meta.get("repositories")
+            if names is not None and not (isinstance(names, list)
+                                          and all(isinstance(n, str) for n in names)):
+                raise ValueError("repositories: not a list of names")
             return cls(registry=str(meta.get("registry", "")),
                        taken_at=pd.Timestamp(meta["taken_at"]),
-                       scope=None if scope is None else str(scope), **frames)
+                       scope=None if scope is None else str(scope), repositories=names,
+                       **frames)
         except (KeyError, ValueError) as exc:
             raise InventoryError(f"{directory}: {exc}") from None
 

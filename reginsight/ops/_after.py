@@ -39,4 +39,5 @@ def inventory_after(inv: Inventory, deleted: pd.DataFrame) -> Inventory:
     frames["manifests"] = _keep(inv.manifests, "digest", removed)
     frames["layers"] = _keep(inv.layers, "manifest", removed)
     frames["children"] = _keep(inv.children, "parent", removed)
-    return Inventory(registry=inv.registry, taken_at=inv.taken_at, scope=inv.scope, **frames)
+    return Inventory(registry=inv.registry, taken_at=inv.taken_at, scope=inv.scope,
+                     repositories=inv.repositories, **frames)

@@ -155,11 +155,13 @@ def _banners(inv: Inventory, summary: pd.Series) -> list[tuple[str, str]]:
 
 
 def _tagless(inv: Inventory) -> list[dict[str, Any]]:
-    """Repositories that hold no tag: they would vanish from every tag-based table."""
+    """Repositories that hold no tag: they would vanish from every tag-based table.
+    Those the crawl read (``inv.repositories``) and those only untagged manifests are
+    in; a named repository that could not be read is an error, not one of them."""
     tagged = set(inv.tags["repository"].astype(str))
+    unread = set(inv.errors.loc[inv.errors["stage"] == "tags", "repository"].astype(str))
     known = inv.manifests["repository"].astype(str)
-    listed = getattr(inv, "repositories", None)  # the crawl's repository list, if kept
-    names = sorted({*known, *(listed or [])} - tagged)
+    names = sorted({*known, *(inv.repositories or ())} - tagged - unread)
     if not names:
         return []
     untagged = known.value_counts()
