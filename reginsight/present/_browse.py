@@ -131,7 +131,7 @@ class Browse(widgets.VBox):
     def _prepare(self) -> None:
         inv = self.inv
         by_repository = storage_by_repository(inv)
-        tagless = sorted(set(inv.manifests["repository"].astype(str))
+        tagless = sorted({*inv.manifests["repository"].astype(str), *(inv.repositories or ())}
                          - set(by_repository["repository"].astype(str)))
         frame = by_repository[["repository", "tags", "stored_bytes", "exclusive_bytes"]]
         if tagless:
