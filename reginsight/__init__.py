@@ -86,6 +86,7 @@ _LAZY = {
     "broken_images": "analysis._disk",
     "storage_summary": "analysis._storage",
     "storage_by_repository": "analysis._storage",
+    "repositories_without_tags": "analysis._storage",
     "layer_sharing": "analysis._storage",
     "sharing_matrix": "analysis._storage",
     "tag_blobs": "analysis._storage",

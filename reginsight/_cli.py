@@ -120,7 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", default="report.html", help="default: report.html")
     policy = report.add_argument_group(
         "cleanup policy", "what the report's \"cleanup would free\" estimates: delete what "
-        "none of these rules keeps (0, 0d or '' turns a rule off)")
+        "none of these rules keeps (--older-than 0d or '' and --protect '' turn those "
+        "rules off; --keep-last 0 keeps no image for being new, as in plan_cleanup and "
+        "the explorer)")
     policy.add_argument("--keep-last", type=int, metavar="N",
                         default=POLICY_DEFAULTS["keep_last"],
                         help="keep the newest N images of each repository (default: "
@@ -195,12 +197,22 @@ def _looks_like_registry(target: str) -> bool:
 NOT_A_REGISTRY = "not a registry URL (give http(s)://HOST or HOST:PORT)"
 
 
+def _shown(target: str) -> str:
+    """A target as a message may repeat it: never a ``user:password@`` part."""
+    from .registry._hosts import redact_text
+
+    shown = redact_text(target) if "://" in target else target.rsplit("@", 1)[-1]
+    if shown != target:
+        shown += " (credentials go in -u NAME --password-stdin, never in the URL)"
+    return shown
+
+
 def _registry(args: argparse.Namespace, url: str) -> Registry:
     from .registry._client import Registry
     from .registry.protocol import parse_registry_url
 
     if not _looks_like_registry(url):
-        raise UsageError(f"{url}: {NOT_A_REGISTRY}")
+        raise UsageError(f"{_shown(url)}: {NOT_A_REGISTRY}")
     try:
         parse_registry_url(url)
     except InvalidReference as exc:
@@ -263,7 +275,7 @@ def _target_kind(target: str) -> str:
                          "a storage root or a registry URL)")
     if _looks_like_registry(target):
         return "registry"
-    raise UsageError(f"{target}: no such directory, and {NOT_A_REGISTRY}")
+    raise UsageError(f"{_shown(target)}: no such directory, and {NOT_A_REGISTRY}")
 
 
 def _scan(args: argparse.Namespace, root: str) -> Inventory:
@@ -308,10 +320,10 @@ def _gc_preview(args: argparse.Namespace) -> int:
 
 
 def _policy(args: argparse.Namespace) -> dict[str, object]:
-    """The report's cleanup rules from --keep-last/--older-than/--protect; 0 or '' is
-    no such rule (None)."""
+    """The report's cleanup rules from --keep-last/--older-than/--protect: 0d or '' is
+    no age rule, '' no protection; --keep-last N means what keep_last=N does."""
     if args.keep_last < 0:
-        raise UsageError(f"--keep-last {args.keep_last}: give 0 (no such rule) or more")
+        raise UsageError(f"--keep-last {args.keep_last}: give 0 or more")
     older_than = args.older_than.strip() or None
     if older_than is not None and re.fullmatch(r"0+(?:\.0*)?\s*[smhdw]?", older_than):
         older_than = None  # older than nothing: every image, as with no age rule
@@ -329,7 +341,7 @@ def _policy(args: argparse.Namespace) -> dict[str, object]:
         except re.error as exc:
             raise UsageError(f"--protect {protect!r}: not a regular expression: {exc}"
                              ) from None
-    return {"keep_last": args.keep_last or None, "older_than": older_than,
+    return {"keep_last": args.keep_last, "older_than": older_than,
             "protect": protect}
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import reginsight as ri
 from tests.conftest import BASIC_PASSWORD, BASIC_USER
 from tests.images import Pusher
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 
 def run(*args: str, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess[str]:
@@ -218,6 +221,18 @@ def test_report_cleanup_policy_flags(tmp_path):
     assert strict.returncode == 0, strict.stderr
     assert _freed((tmp_path / "strict.html").read_text()) != \
         _freed((tmp_path / "default.html").read_text())
+    # each flag means what the same argument of plan_cleanup (and the explorer) means
+    from reginsight.present._report import report_data
+
+    sample = ri.Inventory.load(SAMPLE_DIR)
+    for flags, policy in ((("--keep-last", "0", "--older-than", "", "--protect", ""),
+                           {"keep_last": 0, "older_than": None, "protect": None}),
+                          (("--keep-last", "2", "--older-than", "400d"),
+                           {"keep_last": 2, "older_than": "400d"})):
+        done = run("report", "-o", str(tmp_path / "p.html"), *flags)
+        assert done.returncode == 0, done.stderr
+        expected = dict(report_data(sample, plots=False, **policy)["cards"])
+        assert _freed((tmp_path / "p.html").read_text()) == expected["cleanup would free"]
     bad = run("report", "-o", str(tmp_path / "bad.html"), "--older-than", "soon")
     assert bad.returncode == 2 and "--older-than 'soon'" in bad.stderr
     assert "older_than" not in bad.stderr and not (tmp_path / "bad.html").exists()
@@ -226,6 +241,14 @@ def test_report_cleanup_policy_flags(tmp_path):
     text = run("report", "--help").stdout
     for flag in ("--keep-last N", "--older-than AGE", "--protect REGEX", "180d"):
         assert flag in text
+
+
+def test_a_password_in_the_target_is_never_repeated():
+    for command in (("report", "bob:s3cr3t@registry.example.com"),
+                    ("ls", "bob:s3cr3t@registry"), ("crawl", "bob:s3cr3t@x", "-o", "out")):
+        done = run(*command)
+        assert done.returncode == 2 and "s3cr3t" not in done.stderr + done.stdout
+        assert "--password-stdin" in done.stderr
 
 
 def test_report_policy_defaults_are_the_suggested_policy():

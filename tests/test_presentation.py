@@ -188,25 +188,39 @@ def test_explorer_shows_an_image_s_referrers_under_it():
 
 
 def test_plan_inputs_are_debounced_in_a_kernel():
-    """In Jupyter an event loop runs: keystrokes within the delay make one plan."""
+    """In Jupyter an event loop runs: keystrokes within the delay make one plan, and
+    nothing can be deleted while the plan shown is not the one typed."""
     import asyncio
 
-    from reginsight.present._widgets import Debounced
+    from reginsight.present._widgets import DEBOUNCE, Debounced
 
+    plans: list[str] = []
+
+    async def typing() -> ri.explore:
+        # a registry only to enable the button; nothing is clicked, nothing is sent
+        from types import SimpleNamespace
+
+        explorer = ri.explore(SAMPLE, registry=SimpleNamespace(url="http://127.0.0.1:9"))
+        compute = explorer.plan_changed.action
+        explorer.plan_changed.action = lambda: (plans.append(explorer.older_than.value),
+                                                compute())
+        assert not explorer.delete.disabled
+        for text in ("3", "36", "365", "365d"):
+            explorer.older_than.value = text
+            assert explorer.delete.disabled and explorer._plan is None
+            await asyncio.sleep(DEBOUNCE / 10)
+        assert plans == []
+        await asyncio.sleep(DEBOUNCE * 2)
+        return explorer
+
+    explorer = asyncio.run(typing())
+    assert plans == ["365d"]  # one plan, for what was typed last
+    expected = ri.plan_cleanup(SAMPLE, keep_last=3, older_than="365d",
+                               protect=r"^(latest|stable)$", now=SAMPLE.taken_at)
+    assert explorer._plan.equals(expected) and not explorer.delete.disabled
     calls: list[int] = []
-
-    async def typing() -> None:
-        debounced = Debounced(lambda: calls.append(1), delay=0.05)
-        for _ in range(5):
-            debounced()
-            await asyncio.sleep(0.01)
-        assert calls == []
-        await asyncio.sleep(0.15)
-
-    asyncio.run(typing())
-    assert calls == [1]
     Debounced(lambda: calls.append(2))()  # no loop (a script): at once
-    assert calls == [1, 2]
+    assert calls == [2]
 
 
 def test_explorer_cleanup_panel_without_registry_cannot_delete():
@@ -248,8 +262,9 @@ def test_explorer_delete_asks_applies_then_shows_the_registry_after(registry_ser
                "collector runs" in explorer.result.value
         # the explorer shows the registry as it is now, as a fresh crawl sees it
         after = ri.crawl(reg, f"{prefix}/*", progress=False)
-    assert list(explorer.inv.tags["tag"]) == list(after.tags["tag"]) == ["v2"]
-    assert set(explorer.inv.manifests["digest"]) == set(after.manifests["digest"])
+    assert list(explorer.inv.tags["tag"]) == ["v2"]
+    for name in ("tags", "manifests", "layers", "children"):
+        pd.testing.assert_frame_equal(getattr(explorer.inv, name), getattr(after, name))
     assert explorer.browse.tag_choices == ["v2"] and explorer.browse.tag is None
     assert "v0" not in explorer.browse.manifest.value
     assert "<b>0</b> of 1 tags to delete" in explorer.plan_view.value

@@ -157,3 +157,6 @@ def test_a_crawled_repository_whose_tags_are_all_deleted_is_listed(registry_serv
     assert len(named.errors) == 1
     assert not any(t["title"].startswith("Repositories without tags")
                    for t in report_data(named, plots=False)["tables"])
+    listed = set(ri.explore(named).browse._repository_frame["repository"])
+    assert listed == {f"{prefix}/kept"}
+    assert f"{prefix}/emptied" in set(ri.explore(inv).browse._repository_frame["repository"])

@@ -148,3 +148,21 @@ def sharing_matrix(inv: Inventory, *, top: int | None = 30) -> pd.DataFrame:
     shared = (matrix * reach.blob_size[blob_ids].astype(np.float64)) @ matrix.T
     names = pd.Index(reach.repositories[order].astype(str), name="repository")
     return pd.DataFrame(shared.astype(np.int64), index=names, columns=names.copy())
+
+
+def repositories_without_tags(inv: Inventory) -> pd.DataFrame:
+    """Repositories that hold no tag, which every tag-based figure leaves out: those
+    a crawl read and found empty (``inv.repositories``), and those holding only
+    untagged manifests. A named repository whose tags could not be read is an
+    ``errors`` row, not one of these.
+
+    Columns: repository (string), untagged_manifests (int64). Sorted by name.
+    """
+    tagged = set(inv.tags["repository"].astype(str))
+    unread = set(inv.errors.loc[inv.errors["stage"] == "tags", "repository"].astype(str))
+    held = inv.manifests["repository"].astype(str)
+    names = sorted({*held, *(inv.repositories or ())} - tagged - unread)
+    counts = held.value_counts()
+    return pd.DataFrame({
+        "repository": pd.array(names, dtype="string"),
+        "untagged_manifests": np.array([int(counts.get(n, 0)) for n in names], dtype=np.int64)})

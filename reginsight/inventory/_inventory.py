@@ -119,7 +119,7 @@ class Inventory:
             frames.setdefault(name, empty(name))
         if set(frames) != set(FRAME_NAMES):
             raise TypeError(f"Inventory needs exactly the frames {FRAME_NAMES}")
-        if not {"created", "size"} & set(frames["tags"].columns):  # derived: derive them
+        if not {"created", "size"} <= set(frames["tags"].columns):  # derived: derive them
             frames["tags"] = with_tag_images(frames["tags"], frames["manifests"],
                                              frames["children"])
         for name, frame in frames.items():

@@ -94,7 +94,8 @@ def in_notebook() -> bool:
         return False
     get_ipython = getattr(sys.modules["IPython"], "get_ipython", None)
     shell = get_ipython() if get_ipython is not None else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
+    kernel_shell = getattr(sys.modules.get("ipykernel.zmqshell"), "ZMQInteractiveShell", None)
+    return kernel_shell is not None and isinstance(shell, kernel_shell)  # Colab's subclass too
 
 
 def progress_bar(description: str, *, unit: str, total: int = 0, enabled: bool = True) -> Any:

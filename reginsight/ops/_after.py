@@ -20,7 +20,11 @@ def _keep(frame: pd.DataFrame, digest_column: str, removed: set[tuple[str, str]]
     keys = pd.MultiIndex.from_arrays([frame["repository"].astype(str).to_numpy(dtype=object),
                                       frame[digest_column].astype(str).to_numpy(dtype=object)])
     gone = keys.isin(pd.MultiIndex.from_tuples(sorted(removed)))
-    return frame[~gone].reset_index(drop=True)
+    kept = frame[~gone].reset_index(drop=True)
+    for name in kept.columns:  # as a fresh crawl has them: no category of a gone repository
+        if isinstance(kept[name].dtype, pd.CategoricalDtype):
+            kept[name] = kept[name].cat.remove_unused_categories()
+    return kept
 
 
 def inventory_after(inv: Inventory, deleted: pd.DataFrame) -> Inventory:
@@ -30,7 +34,8 @@ def inventory_after(inv: Inventory, deleted: pd.DataFrame) -> Inventory:
     children nothing remaining reaches (:func:`reginsight.analysis._reclaim.removed_by_tags`,
     the definition the byte figures use). The blobs stay, as they do in the
     registry until garbage-collect runs; a storage inventory's ``blobs`` still lists
-    them, now unreferenced. ``taken_at`` and ``scope`` are kept."""
+    them, now unreferenced. ``taken_at`` and ``scope`` are kept; ``repositories``
+    keeps every repository, emptied or not."""
     from ..inventory._inventory import Inventory
 
     removed = removed_by_tags(inv, deleted)
@@ -39,5 +44,8 @@ def inventory_after(inv: Inventory, deleted: pd.DataFrame) -> Inventory:
     frames["manifests"] = _keep(inv.manifests, "digest", removed)
     frames["layers"] = _keep(inv.layers, "manifest", removed)
     frames["children"] = _keep(inv.children, "parent", removed)
+    # a repository whose tags all went is still there (the catalog lists it), empty
+    repositories = {*(inv.repositories or ()), *inv.tags["repository"].astype(str),
+                    *inv.manifests["repository"].astype(str)}
     return Inventory(registry=inv.registry, taken_at=inv.taken_at, scope=inv.scope,
-                     repositories=inv.repositories, **frames)
+                     repositories=repositories, **frames)

@@ -77,8 +77,9 @@ def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
     from a storage scan, NA past the ``most`` largest images, which are the ones
     computed). Largest ``frees`` first.
 
-    ``by_repository``: repository (string), digests, tags (int64), frees (int64:
-    bytes freed if this repository's deletions alone were applied). A blob two
+    ``by_repository``: repository (string), digests, tags (int64), frees (Int64:
+    bytes freed if this repository's deletions alone were applied; from a storage
+    scan, NA past the ``most`` repositories with the largest deleted images). A blob two
     deleted digests share is freed only with both: it counts in neither's ``frees``
     but in their repository's; one shared across repositories counts only in the
     plan's total. Largest first.
@@ -87,7 +88,6 @@ def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
     by_digest = (doomed.assign(tag=doomed["tag"].fillna(""))
                  .groupby(["repository", "digest"], sort=True, observed=True)
                  .agg(tags=("tag", lambda t: ", ".join(x for x in t if x)),
-                      tag_count=("tag", lambda t: int((t != "").sum())),
                       created=("created", "first"), reason=("reason", "first"))
                  .reset_index())
     sizes = inv.manifests.drop_duplicates(["repository", "digest"]).set_index(
@@ -106,8 +106,12 @@ def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
                 frees[row] = reclaimable(inv, doomed[
                     (doomed["repository"] == key["repository"])
                     & (doomed["digest"] == key["digest"])])
+            weight = pd.Series(image_size, dtype="Float64").fillna(0).groupby(
+                by_digest["repository"].astype(str).to_numpy()).sum()
+            largest = set(weight.sort_values(ascending=False, kind="stable").index[:most])
             per_repository = {str(r): reclaimable(inv, part) for r, part in
-                              doomed.groupby("repository", sort=True, observed=True)}
+                              doomed.groupby("repository", sort=True, observed=True)
+                              if str(r) in largest}
         else:
             alone, one_repository = _attributed(inv, doomed)
             reach = Reach.of(inv)
@@ -121,16 +125,18 @@ def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
     for repository, part in doomed.groupby("repository", sort=True, observed=True):
         repositories.append((repository, part["digest"].nunique(),
                              int(part["tag"].notna().sum()),
-                             per_repository.get(str(repository), 0)))
+                             per_repository.get(str(repository),
+                                                pd.NA if inv.from_storage else 0)))
     by_digest["frees"] = frees
     by_digest = by_digest.astype({"repository": "string", "digest": "string",
                                   "tags": "string", "reason": "string"})
     by_digest = by_digest.sort_values(["frees", "repository", "digest"],
                                       ascending=[False, True, True], na_position="last",
-                                      ignore_index=True).drop(columns="tag_count")
+                                      ignore_index=True)
     by_repository = pd.DataFrame(repositories,
                                  columns=["repository", "digests", "tags", "frees"])
     by_repository = by_repository.astype({"repository": "string", "digests": "int64",
-                                          "tags": "int64", "frees": "int64"})
+                                          "tags": "int64", "frees": "Int64"})
     return by_digest, by_repository.sort_values(["frees", "repository"],
-                                                ascending=[False, True], ignore_index=True)
+                                                ascending=[False, True], na_position="last",
+                                                ignore_index=True)

@@ -18,7 +18,11 @@ from .._units import format_bytes
 from ..analysis._disk import broken_images, disk_usage, gc_preview
 from ..analysis._history import image_created
 from ..analysis._referrers import referrers
-from ..analysis._storage import layer_sharing, storage_by_repository
+from ..analysis._storage import (
+    layer_sharing,
+    repositories_without_tags,
+    storage_by_repository,
+)
 from ..inventory._reach import Reach
 
 if TYPE_CHECKING:
@@ -32,10 +36,6 @@ OPTIONS = {"select": {"style": "single"}, "showIndex": False, "pageLength": PAGE
            "classes": "display compact nowrap",
            "layout": {"topStart": None, "topEnd": "search", "bottomStart": "info",
                       "bottomEnd": "paging"}}
-
-
-def _mib(values: pd.Series) -> pd.Series:
-    return (values.astype("Float64") / 2**20).round(2)
 
 
 def _grid(**options: Any) -> Any:
@@ -63,7 +63,8 @@ def _sized(frame: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.DataFrame, 
     return shown, column_defs
 
 
-def _html_table(frame: pd.DataFrame, *, limit: int = 50) -> str:
+def html_table(frame: pd.DataFrame, *, limit: int = 200) -> str:
+    """A small static table (a plan, a result, the platforms of an index), escaped."""
     if frame.empty:
         return "<i>none</i>"
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(str(c))}</th>"
@@ -79,7 +80,7 @@ def disk_page(inv: Inventory) -> str:
     """Where the storage's bytes go, and what garbage-collect would free and break."""
     usage = disk_usage(inv)
     usage["bytes"] = usage["bytes"].map(format_bytes)
-    parts = ["<p>where the disk goes:</p>", _html_table(usage)]
+    parts = ["<p>where the disk goes:</p>", html_table(usage)]
     try:
         plain = gc_preview(inv)
         risky = gc_preview(inv, delete_untagged=True)
@@ -109,7 +110,6 @@ class Browse(widgets.VBox):
         super().__init__([self.titles[self.repositories], self.repositories,
                           self.titles[self.tags], self.tags, self.manifest,
                           self.titles[self.layers], self.layers, self.sharing])
-        self._updating = False
         self.inv = inv
 
     # ------------------------------------------------------------- state
@@ -131,9 +131,9 @@ class Browse(widgets.VBox):
     def _prepare(self) -> None:
         inv = self.inv
         by_repository = storage_by_repository(inv)
-        tagless = sorted({*inv.manifests["repository"].astype(str), *(inv.repositories or ())}
-                         - set(by_repository["repository"].astype(str)))
         frame = by_repository[["repository", "tags", "stored_bytes", "exclusive_bytes"]]
+        tagless = sorted(set(repositories_without_tags(inv)["repository"])
+                         - set(frame["repository"].astype(str)))
         if tagless:
             frame = pd.concat([frame, pd.DataFrame({
                 "repository": tagless, "tags": 0, "stored_bytes": 0, "exclusive_bytes": 0})],
@@ -176,21 +176,27 @@ class Browse(widgets.VBox):
         names = list(self._repository_frame["repository"])
         if repository not in names:
             raise KeyError(f"no repository {repository!r} in this inventory")
-        self.repositories.selected_rows = [names.index(repository)]
-        self._on_repository()  # also when it was picked already: a fresh tag list
+        self._pick(self.repositories, names.index(repository), self._on_repository)
         if tag is None:
             return
         values = list(self._tag_frame["value"])
         if tag not in values:
             raise KeyError(f"no tag {tag!r} in {repository}")
-        self.tags.selected_rows = [values.index(tag)]
-        self._on_tag()
+        self._pick(self.tags, values.index(tag), self._on_tag)
         if layer is not None:
             digests = list(self._layer_frame["digest"])
             if layer not in digests:
                 raise KeyError(f"no layer {layer!r} in {repository}:{tag}")
-            self.layers.selected_rows = [digests.index(layer)]
-            self._on_layer()
+            self._pick(self.layers, digests.index(layer), self._on_layer)
+
+    @staticmethod
+    def _pick(table: Any, row: int, then: Any) -> None:
+        """Select ``row``: the table's observer fills the next pane; picked already,
+        fill it again (a fresh pane, as a click gives)."""
+        if table.selected_rows == [row]:
+            then()
+        else:
+            table.selected_rows = [row]
 
     def _set(self, table: Any, frame: pd.DataFrame, defs: list[dict] | None = None, *,
              caption: str) -> None:
@@ -295,7 +301,7 @@ class Browse(widgets.VBox):
                                             == digest)]
             platforms = children[["os", "architecture", "variant", "digest"]].astype(
                 "string").fillna("")
-            parts.append("<p>platforms:</p>" + _html_table(platforms))
+            parts.append("<p>platforms:</p>" + html_table(platforms))
             manifests = [str(d) for d in children["digest"]]
         about = self._referrers[(self._referrers["repository"] == repository)
                                 & self._referrers["subject"].isin([digest, *manifests])]
@@ -304,7 +310,7 @@ class Browse(widgets.VBox):
             shown = shown.assign(subject=shown["subject"].str[:19], digest=shown["digest"]
                                  .str[:19]).rename(columns={"subject": "about"})
             parts.append("<p>referrers (signatures, SBOMs, attestations about it):</p>"
-                         + _html_table(shown))
+                         + html_table(shown))
         if facts is not None and not pd.isna(facts["subject"]):
             parts.append(f"<p>a {html.escape(str(facts['role']))} about "
                          f"<code>{html.escape(str(facts['subject']))}</code></p>")
@@ -352,4 +358,4 @@ class Browse(widgets.VBox):
             f"<p>layer <code>{html.escape(digest)}</code> is used by "
             f"{everyone['repository'].nunique()} repositories and {len(everyone)} tags; "
             f"other repositories: {others['repository'].nunique()}</p>"
-            + _html_table(everyone))
+            + html_table(everyone))

@@ -16,6 +16,7 @@ from .._units import _UNITS, format_bytes
 from ..analysis._history import growth
 from ..analysis._referrers import storage_by_role
 from ..analysis._storage import layer_sharing, sharing_matrix, storage_by_repository
+from ..ops._plan import EPOCH
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 
 #: repositories named on an axis at most; more and the labels overlap
 MAX_LABELS = 30
-#: a heatmap writes its values in the cells up to this many repositories
-MAX_ANNOTATED = 12
+#: a heatmap writes its values in the cells up to this many repositories (the report's 20)
+MAX_ANNOTATED = 20
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (8, 5)) -> Axes:
@@ -190,11 +191,12 @@ def plot_sharing_matrix(inv: Inventory, ax: Axes | None = None, *, top: int = 20
     ax.set_yticks(range(len(labels)), labels)
     if len(labels) <= MAX_ANNOTATED:
         middle = max(float(np.nanmax(values)), 1.0) / 2
+        size = "small" if len(labels) <= 12 else 6.5  # 20 x 20 cells: still one line each
         for row in range(len(labels)):
             for column in range(len(labels)):
                 value = values[row, column]
                 text = "—" if np.isnan(value) else _short(value)
-                ax.text(column, row, text, ha="center", va="center", fontsize="small",
+                ax.text(column, row, text, ha="center", va="center", fontsize=size,
                         color="white" if np.isnan(value) or value < middle else "black")
     ax.set_facecolor("#59636e")  # the blank diagonal
     colorbar = ax.figure.colorbar(image, ax=ax)
@@ -209,7 +211,8 @@ def plot_image_age(inv: Inventory, ax: Axes | None = None) -> Axes:
     named, the others grey)."""
     ax = _axes(ax)
     frame = inv.tags[["repository", "tag", "created", "size"]]  # tag-level, see Inventory
-    frame = frame[frame["created"].notna() & frame["size"].notna()]
+    # a placeholder time (reproducible builds: 1970) is unknown, as plan_cleanup takes it
+    frame = frame[(frame["created"] > EPOCH) & frame["size"].notna()]
     if frame.empty:
         return _nothing(ax, "Image size and age", "no tag with a known creation time")
     frame = frame.assign(repository=frame["repository"].astype(str))

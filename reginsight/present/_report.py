@@ -19,7 +19,12 @@ import pandas as pd
 from .._units import format_bytes
 from .._version import __version__
 from ..analysis._reclaim import PartialInventoryWarning
-from ..analysis._storage import layer_sharing, storage_by_repository, storage_summary
+from ..analysis._storage import (
+    layer_sharing,
+    repositories_without_tags,
+    storage_by_repository,
+    storage_summary,
+)
 from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
 from ._plots import (
     plot_image_age,
@@ -155,21 +160,16 @@ def _banners(inv: Inventory, summary: pd.Series) -> list[tuple[str, str]]:
 
 
 def _tagless(inv: Inventory) -> list[dict[str, Any]]:
-    """Repositories that hold no tag: they would vanish from every tag-based table.
-    Those the crawl read (``inv.repositories``) and those only untagged manifests are
-    in; a named repository that could not be read is an error, not one of them."""
-    tagged = set(inv.tags["repository"].astype(str))
-    unread = set(inv.errors.loc[inv.errors["stage"] == "tags", "repository"].astype(str))
-    known = inv.manifests["repository"].astype(str)
-    names = sorted({*known, *(inv.repositories or ())} - tagged - unread)
-    if not names:
+    """Repositories that hold no tag: they would vanish from every tag-based table."""
+    tagless = repositories_without_tags(inv)
+    if tagless.empty:
         return []
-    untagged = known.value_counts()
-    return [{"title": f"Repositories without tags ({len(names)})",
+    return [{"title": f"Repositories without tags ({len(tagless)})",
              "note": "no tag points into them; untagged manifests (left behind by moved "
              "tags, or referrers) still hold storage until deleted and garbage-collected",
              "columns": [column("repository"), column("untagged manifests", num=True)],
-             "rows": [(name, f"{int(untagged.get(name, 0)):,}") for name in names]}]
+             "rows": [(r.repository, f"{r.untagged_manifests:,}")
+                      for r in tagless.itertuples()]}]
 
 
 def render_report(inv: Inventory, **options: Any) -> str:

@@ -167,7 +167,8 @@ def cleanup_sections(inv: Inventory, plan: pd.DataFrame, policy: str, partial: s
         f"total, in neither repository.{partial}",
         "columns": [column("repository"), column("images", num=True),
                     column("tags", num=True), column("frees", num=True)],
-        "rows": [(r.repository, f"{r.digests:,}", f"{r.tags:,}", format_bytes(r.frees))
+        "rows": [(r.repository, f"{r.digests:,}", f"{r.tags:,}",
+                  "" if pd.isna(r.frees) else format_bytes(int(r.frees)))
                  for r in by_repository.itertuples()]
         + ([("all repositories", f"{by_repository['digests'].sum():,}",
              f"{by_repository['tags'].sum():,}", format_bytes(total))]

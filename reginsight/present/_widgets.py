@@ -30,7 +30,7 @@ from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._after import inventory_after
 from ..ops._apply import apply_cleanup
 from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
-from ._browse import Browse, disk_page
+from ._browse import Browse, disk_page, html_table
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -61,20 +61,6 @@ class Debounced:
         self._pending = loop.call_later(self.delay, self.action)
 
 
-def _rows(frame: pd.DataFrame, *, limit: int = 200) -> str:
-    """A small static table (the plan's result)."""
-    if frame.empty:
-        return "<i>none</i>"
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(str(c))}</th>"
-                   for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(str(v))}</td>"
-                         for v in row) + "</tr>"
-        for row in frame.head(limit).itertuples(index=False))
-    more = f"<p><i>{len(frame) - limit} more</i></p>" if len(frame) > limit else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
-
-
 class Explorer(widgets.VBox):
     """The explorer widget; its parts are attributes so code (and tests) can drive it:
     ``select(repository, tag, layer)``, ``keep_last``/``older_than``/``protect``,
@@ -99,7 +85,7 @@ class Explorer(widgets.VBox):
         self.result = widgets.HTML()
         self.plan_changed = Debounced(self._show_plan)
         for control in (self.keep_last, self.older_than, self.protect):
-            control.observe(self.plan_changed, "value")
+            control.observe(self._inputs_changed, "value")
         self.delete.on_click(lambda _: self._ask())
         self.confirm.on_click(lambda _: self._apply())
         self.cancel.on_click(lambda _: self._ask(show=False))
@@ -120,6 +106,7 @@ class Explorer(widgets.VBox):
         self.title = widgets.HTML()
         super().__init__([self.title, self.tabs])
         self._plan: pd.DataFrame | None = None
+        self._applying = False
         self._show(inv)
 
     @property
@@ -144,6 +131,14 @@ class Explorer(widgets.VBox):
 
     # ------------------------------------------------------------- clean up
 
+    def _inputs_changed(self, *_: Any) -> None:
+        """A keystroke: the plan shown is no longer the one asked for, so nothing can
+        be deleted until the new one is computed (after the debounce)."""
+        self._plan = None
+        self.delete.disabled = True
+        self._ask(show=False)
+        self.plan_changed()
+
     def _show_plan(self) -> None:
         try:
             with warnings.catch_warnings():  # said once in the plan's text below
@@ -161,10 +156,12 @@ class Explorer(widgets.VBox):
         doomed = plan[plan["action"] == "delete"]
         bound = "" if self.inv.complete else (
             " (at most: the inventory does not cover the whole registry)")
+        untagged = int(doomed["tag"].isna().sum())
         self.plan_view.value = (
-            f"<p><b>{len(doomed)}</b> of {len(plan)} tags to delete, freeing "
+            f"<p><b>{len(doomed) - untagged}</b> of {int(plan['tag'].notna().sum())} tags "
+            + (f"and {untagged} untagged manifests " if untagged else "") + "to delete, freeing "
             f"<b>{format_bytes(plan.attrs['reclaimable_bytes'])}</b> after garbage "
-            f"collection{bound}.</p>" + _rows(doomed.assign(
+            f"collection{bound}.</p>" + html_table(doomed.assign(
                 created=doomed["created"].dt.strftime("%Y-%m-%d"))))
         self.delete.disabled = self.registry is None or doomed.empty
         self._ask(show=False)
@@ -174,15 +171,24 @@ class Explorer(widgets.VBox):
         self.confirm.layout.display = display
         self.cancel.layout.display = display
         if show and self._plan is not None:
-            count = int((self._plan["action"] == "delete").sum())
-            self.result.value = (f"<p>Delete {count} tags from "
+            doomed = self._plan[self._plan["action"] == "delete"]
+            count = f"{int(doomed['tag'].notna().sum())} tags" + (
+                f" and {int(doomed['tag'].isna().sum())} untagged manifests"
+                if doomed["tag"].isna().any() else "")
+            self.result.value = (f"<p>Delete {count} from "
                                  f"{html.escape(self.registry.url)}? This cannot be undone.</p>")
 
     def _apply(self) -> None:
+        if self._applying or self.registry is None or self._plan is None:
+            return  # a second click while deleting, or a plan being recomputed
+        self._applying, self.confirm.disabled = True, True
+        try:
+            self._delete(self._plan)
+        finally:
+            self._applying, self.confirm.disabled = False, False
+
+    def _delete(self, plan: pd.DataFrame) -> None:
         self._ask(show=False)
-        if self.registry is None or self._plan is None:
-            return
-        plan = self._plan
         try:
             outcome = apply_cleanup(self.registry, plan, dry_run=False)
             failure = ""
@@ -203,12 +209,23 @@ class Explorer(widgets.VBox):
             f"({deleted['digest'].nunique()} manifests). Their "
             f"<b>{format_bytes(freed)}</b> are freed when the registry's garbage collector "
             "runs (<code>registry garbage-collect CONFIG</code>); until then the blobs "
-            "stay on disk.</p>" + (_rows(outcome.sort_values(["repository", "tag"]))
-                                   if outcome is not None else ""))
+            "stay on disk.</p>" + (self._unsure(outcome) if outcome is not None else "")
+            + (html_table(outcome.sort_values(["repository", "tag"]))
+               if outcome is not None else ""))
         try:
             self._show(inventory_after(before, deleted))
         except ReginsightError as exc:
             self.result.value += f"<p style='color:#b00'>{html.escape(str(exc))}</p>"
+
+    @staticmethod
+    def _unsure(outcome: pd.DataFrame) -> str:
+        """Rows not deleted (a tag moved, a failure): where they point now is not
+        known here, so the lists below may be off for them."""
+        others = outcome[outcome["status"] != "deleted"]
+        if others.empty:
+            return ""
+        return (f"<p>{len(others)} rows were not deleted (skipped or failed, see below): "
+                "crawl again to see them as the registry has them now.</p>")
 
 
 def explore(inv: Inventory, registry: Registry | None = None) -> Explorer:
