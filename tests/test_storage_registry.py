@@ -214,3 +214,20 @@ def test_report_and_explorer_on_a_storage_root_show_the_disk(filled, scanned, tm
     assert "(untagged)" in pane and untagged[0][1:] in pane
     disk = explorer.disk.value
     assert "where the disk goes" in disk and "s/multi:v1" in disk
+
+
+def test_plan_frees_from_a_scan_is_the_collector_model_per_part(scanned):
+    plan = ri.plan_cleanup(scanned, keep_last=0, untagged=True, now=scanned.taken_at)
+    doomed = plan[plan["action"] == "delete"]
+    assert len(doomed) and doomed["tag"].isna().any()  # tags and untagged manifests
+    by_digest, by_repository = ri.plan_frees(scanned, plan, most=2)
+    computed = by_digest[by_digest["frees"].notna()]
+    assert len(computed) == 2 and by_digest["frees"].isna().sum() == len(by_digest) - 2
+    for row in computed.itertuples():
+        part = doomed[(doomed["repository"] == row.repository)
+                      & (doomed["digest"] == row.digest)]
+        assert row.frees == ri.reclaimable(scanned, part)
+    assert by_repository["frees"].notna().sum() == min(2, len(by_repository))
+    for row in by_repository.dropna().itertuples():
+        assert row.frees == ri.reclaimable(scanned, doomed[doomed["repository"]
+                                                           == row.repository])
