@@ -402,11 +402,10 @@ def _saved(inv: Inventory, output: str) -> str:
 
 def _warn_errors(inv: Inventory) -> None:
     """What could not be read must not pass unnoticed: its count, and the first."""
-    if inv.errors.empty:
+    failed = inv.failed_reads()
+    if failed is None:
         return
-    first = inv.errors.iloc[0]
-    where = " ".join(str(part) for part in (first["repository"], first["reference"]) if part)
-    count = f"{len(inv.errors)} read{'s' if len(inv.errors) > 1 else ''} failed"
+    count, where, first = failed
     print(f"reginsight: warning: {count} (the inventory's errors frame); the first, "
           f"{where} ({first['stage']}): {first['error']}", file=sys.stderr)
 

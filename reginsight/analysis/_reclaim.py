@@ -125,10 +125,9 @@ def _links_after(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
     chosen, by_digest = _chosen(inv, tags)
     link = reach.placement(reach.tag_repository, reach.tag_manifest)
     explicit = np.union1d(link[chosen], by_digest)
-    rows = reach.placement(reach.row_repository, reach.row_manifest)
-    untagged_rows = rows[reach.untagged_rows]  # found by referrers, or on disk
-    every = reach.closure(np.union1d(link, untagged_rows))
-    kept = reach.closure(np.setdiff1d(np.union1d(link, untagged_rows), explicit))
+    roots = reach.roots()
+    every = reach.closure(roots)
+    kept = reach.closure(np.setdiff1d(roots, explicit))
     return kept, np.setdiff1d(every, kept)
 
 

@@ -232,6 +232,17 @@ class Inventory:
 
     # ------------------------------------------------------------- notebooks
 
+    def failed_reads(self) -> tuple[str, str, pd.Series] | None:
+        """What messages say of ``errors``: ("2 reads failed", "REPOSITORY REFERENCE"
+        of the first, its row); None when every read succeeded."""
+        if self.errors.empty:
+            return None
+        first = self.errors.iloc[0]
+        where = " ".join(str(part) for part in (first["repository"], first["reference"])
+                         if part)
+        count = len(self.errors)
+        return f"{count:,} read{'s' if count > 1 else ''} failed", where, first
+
     def summary(self) -> dict[str, Any]:
         """Counts and totals shown by ``repr`` and ``_repr_html_`` (ints): registry,
         taken_at, repositories (with tags) and tags (as :func:`reginsight.storage_summary`

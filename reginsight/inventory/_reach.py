@@ -178,6 +178,14 @@ class Reach:
         return ~np.isin(rows, self.placement(self.tag_repository[self.reach_tag],
                                              self.reach_manifest))
 
+    def roots(self) -> np.ndarray:
+        """The placements that keep what they reach: every tag's, and every manifest
+        row no tag reaches (a crawl's referrers and subjects, a scan's revisions).
+        Distinct, sorted."""
+        rows = self.placement(self.row_repository, self.row_manifest)
+        return np.union1d(self.placement(self.tag_repository, self.tag_manifest),
+                          rows[self.untagged_rows])
+
     def closure(self, placements: np.ndarray) -> np.ndarray:
         """Every placement reachable from these: the same repository, the manifests
         each one reaches through indexes (itself included). Distinct, sorted."""

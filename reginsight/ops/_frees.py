@@ -36,9 +36,7 @@ def _attributed(inv: Inventory, doomed: pd.DataFrame) -> tuple[pd.Series, pd.Ser
     """
     reach = Reach.of(inv)
     nm = len(reach.manifests)
-    rows = reach.placement(reach.row_repository, reach.row_manifest)
-    roots = np.union1d(reach.placement(reach.tag_repository, reach.tag_manifest),
-                       rows[reach.untagged_rows])
+    roots = reach.roots()
     repos = reach.repositories_index().get_indexer(doomed["repository"].astype(object))
     digests = reach.manifests.get_indexer(doomed["digest"].astype(object))
     known = (repos >= 0) & (digests >= 0)
@@ -94,20 +92,17 @@ def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
         ["repository", "digest"])["size"]
     image_size = sizes.reindex(pd.MultiIndex.from_frame(
         by_digest[["repository", "digest"]].astype(object))).to_numpy()
-    order = pd.Series(image_size, dtype="Float64").fillna(0).sort_values(
-        ascending=False, kind="stable").index[:most]
     frees = pd.array([pd.NA] * len(by_digest), dtype="Int64")
     repositories = []
     with warnings.catch_warnings():  # the plan's own total says it once
         warnings.simplefilter("ignore", PartialInventoryWarning)
         if inv.from_storage:  # the collector's own model: one reclaimable() per part
-            for row in order:
-                key = by_digest.loc[row, ["repository", "digest"]]
-                frees[row] = reclaimable(inv, doomed[
-                    (doomed["repository"] == key["repository"])
-                    & (doomed["digest"] == key["digest"])])
-            weight = pd.Series(image_size, dtype="Float64").fillna(0).groupby(
-                by_digest["repository"].astype(str).to_numpy()).sum()
+            weight = pd.Series(image_size, dtype="Float64").fillna(0)
+            parts = doomed.groupby(["repository", "digest"], observed=True)
+            for row in weight.sort_values(ascending=False, kind="stable").index[:most]:
+                frees[row] = reclaimable(inv, parts.get_group(
+                    tuple(by_digest.loc[row, ["repository", "digest"]])))
+            weight = weight.groupby(by_digest["repository"].astype(str).to_numpy()).sum()
             largest = set(weight.sort_values(ascending=False, kind="stable").index[:most])
             per_repository = {str(r): reclaimable(inv, part) for r, part in
                               doomed.groupby("repository", sort=True, observed=True)

@@ -11,11 +11,10 @@ import html
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
+import numpy as np
 import pandas as pd
 
-from .._errors import ReginsightError
 from .._units import format_bytes
-from ..analysis._disk import broken_images, disk_usage, gc_preview
 from ..analysis._history import image_created
 from ..analysis._referrers import referrers
 from ..analysis._storage import (
@@ -76,24 +75,6 @@ def html_table(frame: pd.DataFrame, *, limit: int = 200) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
-def disk_page(inv: Inventory) -> str:
-    """Where the storage's bytes go, and what garbage-collect would free and break."""
-    usage = disk_usage(inv)
-    usage["bytes"] = usage["bytes"].map(format_bytes)
-    parts = ["<p>where the disk goes:</p>", html_table(usage)]
-    try:
-        plain = gc_preview(inv)
-        risky = gc_preview(inv, delete_untagged=True)
-    except ReginsightError as exc:
-        return "".join(parts) + f"<p>{html.escape(str(exc))}</p>"
-    broken = list(broken_images(risky)["tag"])
-    parts.append(f"<p>garbage-collect frees {format_bytes(int(plain['size'].sum()))}; with "
-                 f"--delete-untagged {format_bytes(int(risky['size'].sum()))} and breaks "
-                 f"{len(broken)} tagged images{': ' if broken else ''}"
-                 f"{html.escape(', '.join(broken[:20]))}</p>")
-    return "".join(parts)
-
-
 class Browse(widgets.VBox):
     """Repositories, tags, manifest, layers, sharing: each pane follows the one before."""
 
@@ -111,6 +92,9 @@ class Browse(widgets.VBox):
                           self.titles[self.tags], self.tags, self.manifest,
                           self.titles[self.layers], self.layers, self.sharing])
         self.inv = inv
+        self._repository_frame = pd.DataFrame(columns=["repository"])
+        self._tag_frame = pd.DataFrame(columns=["value", "manifest"])
+        self._layer_frame = pd.DataFrame(columns=["digest"])
 
     # ------------------------------------------------------------- state
 
@@ -123,10 +107,12 @@ class Browse(widgets.VBox):
         self._set(self.repositories, self._repository_frame, self._repository_defs,
                   caption="repositories")
         repository, tag = keep
-        if repository is not None and repository in set(self._repository_frame["repository"]):
-            self.select(repository, tag if tag in self._tag_values(repository) else None)
-        else:
-            self._on_repository()
+        if repository not in set(self._repository_frame["repository"]):
+            self._on_repository()  # nothing picked: empty panes
+            return
+        self.select(repository)
+        if tag in self.tag_choices:
+            self._pick(self.tags, self.tag_choices.index(tag), self._on_tag)
 
     def _prepare(self) -> None:
         inv = self.inv
@@ -148,27 +134,23 @@ class Browse(widgets.VBox):
         self._roles_about = self._referrer_roles()
         self._untagged = Reach.of(inv).untagged_rows  # by manifests row
         self._sharing = layer_sharing(inv).set_index("digest")["repositories"]
-        self._tag_frame = pd.DataFrame()
-        self._layer_frame = pd.DataFrame()
 
     @property
     def repository(self) -> str | None:
         rows = self.repositories.selected_rows
-        frame = self._repository_frame if hasattr(self, "_repository_frame") else None
-        return None if frame is None or not rows else str(frame["repository"].iloc[rows[0]])
+        return str(self._repository_frame["repository"].iloc[rows[0]]) if rows else None
 
     @property
     def tag(self) -> str | None:
         """The tag picked; ``@sha256:...`` for an untagged manifest."""
         rows = self.tags.selected_rows
-        return None if not rows or self._tag_frame.empty else str(
-            self._tag_frame["value"].iloc[rows[0]])
+        return str(self._tag_frame["value"].iloc[rows[0]]) if rows else None
 
     @property
     def tag_choices(self) -> list[str]:
         """The tags listed for the repository picked, ``@sha256:...`` for untagged
         manifests, in the table's own order."""
-        return [str(v) for v in self._tag_frame["value"]] if len(self._tag_frame) else []
+        return [str(v) for v in self._tag_frame["value"]]
 
     def select(self, repository: str, tag: str | None = None, layer: str | None = None
                ) -> None:
@@ -228,9 +210,6 @@ class Browse(widgets.VBox):
             return self._manifests.loc[(repository, digest)]
         except KeyError:
             return None
-
-    def _tag_values(self, repository: str) -> set[str]:
-        return set(self._tags_of(repository)["value"])
 
     def _tags_of(self, repository: str) -> pd.DataFrame:
         tags = self.inv.tags[self.inv.tags["repository"] == repository]
@@ -344,15 +323,11 @@ class Browse(widgets.VBox):
             self.sharing.value = ""
             return
         digest = str(self._layer_frame["digest"].iloc[rows[0]])
-        users = self.inv.layers[self.inv.layers["digest"] == digest][["repository", "manifest"]]
-        users = users.rename(columns={"manifest": "digest"})
-        tagged = self.inv.tags.merge(users, on=["repository", "digest"])
-        via_index = self.inv.children.merge(users, on=["repository", "digest"])
-        tagged_index = self.inv.tags.merge(
-            via_index[["repository", "parent"]].rename(columns={"parent": "digest"}),
-            on=["repository", "digest"])
-        everyone = pd.concat([tagged, tagged_index])[["repository", "tag"]].astype(str)
-        everyone = everyone.drop_duplicates().sort_values(["repository", "tag"])
+        reach = Reach.of(self.inv)  # the tags whose images reach it, through any index
+        blob = reach.blobs.get_indexer([digest])[0]
+        tag_rows = np.unique(reach.pair_tag[reach.pair_blob == blob]) if blob >= 0 else []
+        everyone = self.inv.tags.iloc[tag_rows][["repository", "tag"]].astype(str)
+        everyone = everyone.sort_values(["repository", "tag"])
         others = everyone[everyone["repository"] != self.repository]
         self.sharing.value = (
             f"<p>layer <code>{html.escape(digest)}</code> is used by "

@@ -66,28 +66,17 @@ def _short(value: float) -> str:
     return label.replace(".0", "") if value else "0"
 
 
-class _BinaryLocator:
-    """A matplotlib Locator (built lazily: the module imports without matplotlib)."""
-
-    @staticmethod
-    def make() -> Any:
-        from matplotlib.ticker import Locator
-
-        class BinaryLocator(Locator):
-            def __call__(self) -> list[float]:
-                low, high = sorted(self.axis.get_view_interval())
-                return binary_ticks(low, high)
-
-            def tick_values(self, vmin: float, vmax: float) -> list[float]:
-                return binary_ticks(*sorted((vmin, vmax)))
-
-        return BinaryLocator()
-
-
 def _byte_axis(axis: Any) -> None:
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, Locator
 
-    axis.set_major_locator(_BinaryLocator.make())
+    class BinaryLocator(Locator):  # matplotlib imported only when a plot is drawn
+        def __call__(self) -> list[float]:
+            return self.tick_values(*self.axis.get_view_interval())
+
+        def tick_values(self, vmin: float, vmax: float) -> list[float]:
+            return binary_ticks(*sorted((vmin, vmax)))
+
+    axis.set_major_locator(BinaryLocator())
     axis.set_major_formatter(FuncFormatter(_tick_label))
 
 

@@ -143,12 +143,11 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
 def _banners(inv: Inventory, summary: pd.Series) -> list[tuple[str, str]]:
     """What must not go unnoticed, said above everything else."""
     banners: list[tuple[str, str]] = []  # (kind: error/info, text)
-    if len(inv.errors):
-        first = inv.errors.iloc[0]
-        where = " ".join(str(p) for p in (first["repository"], first["reference"]) if p)
+    failed = inv.failed_reads()
+    if failed is not None:
+        count, where, first = failed
         banners.append(("error",
-            f"{len(inv.errors):,} read{'s' if len(inv.errors) > 1 else ''} failed: the "
-            f"figures below leave out what could not be read (the first, {where}, "
+            f"{count}: the figures below leave out what could not be read (the first, {where}, "
             f"{first['stage']}: {first['error']}). See Errors at the end."))
     if inv.scope is not None:
         banners.append(("info", f"Only part of the registry was read ({inv.scope}): "

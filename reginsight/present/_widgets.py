@@ -26,11 +26,12 @@ import pandas as pd
 
 from .._errors import PlanError, ReginsightError, RegistryError
 from .._units import format_bytes
+from ..analysis._disk import broken_images, disk_usage, gc_preview
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._after import inventory_after
 from ..ops._apply import apply_cleanup
 from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
-from ._browse import Browse, disk_page, html_table
+from ._browse import Browse, html_table
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -59,6 +60,31 @@ class Debounced:
             self.action()
             return
         self._pending = loop.call_later(self.delay, self.action)
+
+
+def _disk_page(inv: Inventory) -> str:
+    """Where the storage's bytes go, and what garbage-collect would free and break."""
+    usage = disk_usage(inv)
+    usage["bytes"] = usage["bytes"].map(format_bytes)
+    parts = ["<p>where the disk goes:</p>", html_table(usage)]
+    try:
+        plain = gc_preview(inv)
+        risky = gc_preview(inv, delete_untagged=True)
+    except ReginsightError as exc:
+        return "".join(parts) + f"<p>{html.escape(str(exc))}</p>"
+    broken = list(broken_images(risky)["tag"])
+    parts.append(f"<p>garbage-collect frees {format_bytes(int(plain['size'].sum()))}; with "
+                 f"--delete-untagged {format_bytes(int(risky['size'].sum()))} and breaks "
+                 f"{len(broken)} tagged images{': ' if broken else ''}"
+                 f"{html.escape(', '.join(broken[:20]))}</p>")
+    return "".join(parts)
+
+
+def _untagged(doomed: pd.DataFrame) -> str:
+    """The words for a plan's rows that delete by digest (tag NA): " and N untagged
+    manifests", or nothing."""
+    count = int(doomed["tag"].isna().sum())
+    return f" and {count} untagged manifests" if count else ""
 
 
 class Explorer(widgets.VBox):
@@ -126,7 +152,7 @@ class Explorer(widgets.VBox):
                             f"{'storage read' if inv.from_storage else 'crawled'} "
                             f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {len(inv.tags)} tags")
         if inv.from_storage:
-            self.disk.value = disk_page(inv)
+            self.disk.value = _disk_page(inv)
         self._show_plan()
 
     # ------------------------------------------------------------- clean up
@@ -156,10 +182,9 @@ class Explorer(widgets.VBox):
         doomed = plan[plan["action"] == "delete"]
         bound = "" if self.inv.complete else (
             " (at most: the inventory does not cover the whole registry)")
-        untagged = int(doomed["tag"].isna().sum())
         self.plan_view.value = (
-            f"<p><b>{len(doomed) - untagged}</b> of {int(plan['tag'].notna().sum())} tags "
-            + (f"and {untagged} untagged manifests " if untagged else "") + "to delete, freeing "
+            f"<p><b>{int(doomed['tag'].notna().sum())}</b> of "
+            f"{int(plan['tag'].notna().sum())} tags{_untagged(doomed)} to delete, freeing "
             f"<b>{format_bytes(plan.attrs['reclaimable_bytes'])}</b> after garbage "
             f"collection{bound}.</p>" + html_table(doomed.assign(
                 created=doomed["created"].dt.strftime("%Y-%m-%d"))))
@@ -172,10 +197,8 @@ class Explorer(widgets.VBox):
         self.cancel.layout.display = display
         if show and self._plan is not None:
             doomed = self._plan[self._plan["action"] == "delete"]
-            count = f"{int(doomed['tag'].notna().sum())} tags" + (
-                f" and {int(doomed['tag'].isna().sum())} untagged manifests"
-                if doomed["tag"].isna().any() else "")
-            self.result.value = (f"<p>Delete {count} from "
+            self.result.value = (f"<p>Delete {int(doomed['tag'].notna().sum())} tags"
+                                 f"{_untagged(doomed)} from "
                                  f"{html.escape(self.registry.url)}? This cannot be undone.</p>")
 
     def _apply(self) -> None:
