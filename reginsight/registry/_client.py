@@ -11,6 +11,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -59,6 +60,35 @@ def _no_cookies() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
+@dataclass(frozen=True, kw_only=True)
+class RegistrySettings:
+    """What a :class:`Registry` was built with, credentials resolved, so that another
+    process (a Dask worker of a distributed crawl) can build the same client:
+    ``Registry.from_settings(reg.settings)``. ``retry`` is the policy in force, not
+    None. ``transport`` and an ``ssl.SSLContext`` in ``verify`` are objects of this
+    process: :meth:`portable` says why such settings cannot travel."""
+
+    url: str
+    credentials: Credentials  # its repr hides every secret
+    verify: bool | str | ssl.SSLContext = True
+    cert: str | tuple[str, str] | None = None
+    insecure: bool = False
+    timeout: float = 30.0
+    max_connections: int = 32
+    retry: RetryPolicy | None = None
+    transport: httpx.BaseTransport | None = None
+
+    def portable(self) -> str | None:
+        """None when these settings rebuild the client in another process, else why not."""
+        if self.transport is not None:
+            return ("it was given transport= (a test transport lives in one process); "
+                    "build it without one")
+        if isinstance(self.verify, ssl.SSLContext):
+            return ("its verify= is an ssl.SSLContext, which cannot be sent to another "
+                    "process; pass a CA bundle path (present on every worker) instead")
+        return None
+
+
 class Registry:
     """A Docker Registry HTTP API V2 / OCI Distribution registry.
 
@@ -76,6 +106,8 @@ class Registry:
     ``max_connections`` for the pool threads share, ``docker_config`` (path of a
     docker config.json), ``retry`` (a :class:`RetryPolicy`: attempts and backoff for
     408/429/5xx and dropped connections), ``transport`` (an httpx transport, for tests).
+    ``settings`` keeps all of these (credentials resolved) to build the same client
+    elsewhere (:meth:`from_settings`).
     """
 
     def __init__(
@@ -107,11 +139,16 @@ class Registry:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
+        given_transport = transport
         if transport is None:
             transport = httpx.HTTPTransport(
                 verify=ssl_context(verify, cert, insecure=insecure), limits=limits
             )
         self._transport = GuardedTransport(transport, retry=retry)
+        self.settings = RegistrySettings(
+            url=self.url, credentials=credentials, verify=verify, cert=cert,
+            insecure=insecure, timeout=timeout, max_connections=max_connections,
+            retry=self._transport.backoff.policy, transport=given_transport)
         self._heads_refused_until = 0.0  # monotonic time; see manifest_descriptor
         self._http = httpx.Client(
             auth=RegistryAuth(credentials, registry_url=self.url),
@@ -127,6 +164,14 @@ class Registry:
         except BaseException:
             self._http.close()
             raise
+
+    @classmethod
+    def from_settings(cls, settings: RegistrySettings) -> Registry:
+        """A client built as ``settings`` say (pings the registry, as the constructor does)."""
+        return cls(settings.url, credentials=settings.credentials, verify=settings.verify,
+                   cert=settings.cert, insecure=settings.insecure, timeout=settings.timeout,
+                   max_connections=settings.max_connections, retry=settings.retry,
+                   transport=settings.transport)
 
     @property
     def username(self) -> str | None:
