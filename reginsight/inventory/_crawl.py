@@ -12,8 +12,9 @@ from __future__ import annotations
 import queue
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -36,6 +37,8 @@ from ._selection import RepositoryFilter, describe_scope, selection
 from ._subjects import subjects
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from ..registry._client import Registry
     from ._inventory import Inventory
 
@@ -49,7 +52,7 @@ class Crawler:
     thread."""
 
     def __init__(self, reg: Registry, *, concurrency: int = DEFAULT_CONCURRENCY,
-                 progress: bool = True, since: Inventory | None = None,
+                 progress: bool = True, since: Inventory | Facts | None = None,
                  fetch_manifests: bool = True) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -57,7 +60,11 @@ class Crawler:
         self.concurrency = concurrency
         self.progress = progress
         self.fetch_manifests = fetch_manifests
-        self.facts = facts_of(since) if since is not None else Facts()
+        if isinstance(since, Facts):  # a shard of a distributed crawl: its part, a copy
+            self.facts = Facts(dict(since.manifests), dict(since.configs),
+                               dict(since.blob_sizes))
+        else:
+            self.facts = facts_of(since) if since is not None else Facts()
         self.tags: list[tuple[str, str, str, str | None]] = []  # repo, tag, digest, type
         self.errors: list[tuple[str, str, str, str]] = []
         self.repositories: list[str] = []
@@ -79,7 +86,10 @@ class Crawler:
 
     # ---------------------------------------------------------------- driver
 
-    def run(self, repositories: RepositoryFilter = None) -> CrawlResult:
+    def run(self, repositories: RepositoryFilter = None, *,
+            catalog: Iterable[str] | None = None) -> CrawlResult:
+        """Crawl ``repositories``; ``catalog``: the catalog as already read (a shard
+        of a distributed crawl: the part of it this shard covers)."""
         if repositories is not None and not isinstance(repositories, str | re.Pattern):
             repositories = list(repositories)  # read twice below: a generator only once
         self.scope = describe_scope(repositories)
@@ -88,7 +98,9 @@ class Crawler:
             self._pool = pool
             try:
                 self._selection = selection(repositories)
-                if self._selection.needs_catalog:
+                if catalog is not None:
+                    self._on_catalog(list(catalog))
+                elif self._selection.needs_catalog:
                     self._submit("catalog", (), self.reg.repositories)
                 else:
                     self._on_catalog([])
@@ -294,6 +306,7 @@ def crawl(
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: bool = True,
     since: Inventory | None = None,
+    cluster: Client | None = None,
 ) -> Inventory:
     """Crawl ``reg`` into an :class:`Inventory` of DataFrames.
 
@@ -306,10 +319,20 @@ def crawl(
     connection pool). ``since``: a previous
     Inventory of this registry; tags are then HEADed and only digests it does not
     know are fetched. ``progress`` shows a tqdm bar (a widget in Jupyter).
+    ``cluster``: a ``dask.distributed.Client``; the repositories are then sharded over
+    its workers, each with its own client built from ``reg.settings`` and
+    ``concurrency`` requests in flight per shard (``pip install 'reginsight[dask]'``;
+    see :mod:`reginsight.inventory._distributed`). The frames are the same.
 
     A repository or tag that fails becomes an ``errors`` row; the crawl goes on.
     Ctrl-C stops it (KeyboardInterrupt) without waiting for queued work.
     """
+    if cluster is not None:
+        from ._distributed import crawl_on_cluster  # Dask is loaded only here
+
+        return assemble(crawl_on_cluster(
+            cluster, reg, repositories, since=since, progress=progress,
+            crawler=partial(Crawler, concurrency=concurrency, progress=False)))
     return assemble(Crawler(reg, concurrency=concurrency, progress=progress, since=since).run(
         repositories))
 
