@@ -75,6 +75,7 @@ from .registry.protocol import RateLimit
 # pandas-backed names load on first use: `import reginsight` stays light
 _LAZY = {
     "Inventory": "inventory._inventory",
+    "LazyInventory": "inventory._lazy",
     "crawl": "inventory._crawl",
     "load_tags": "inventory._crawl",
     "load_manifests": "inventory._crawl",

@@ -9,6 +9,7 @@ import pytest
 import reginsight as ri
 from reginsight._artifacts import classify, subject_of_tag
 from reginsight.inventory._facts import buildx_subject
+from tests.saved import save_version_1
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 EMPTY = "application/vnd.oci.empty.v1+json"
@@ -74,11 +75,10 @@ def test_subject_conventions():
 
 def test_an_inventory_saved_before_roles_loads_with_them(tmp_path):
     sample = ri.Inventory.load(ri.__path__[0] + "/sample")
-    sample.save(tmp_path / "old")
-    for name, columns in (("manifests", ["role", "artifact_type", "subject", "subject_source"]),
-                          ("children", ["subject"])):
-        path = tmp_path / "old" / f"{name}.parquet"
-        pd.read_parquet(path).drop(columns=columns).to_parquet(path)
+    dropped = {"manifests": ["role", "artifact_type", "subject", "subject_source"],
+               "children": ["subject"]}
+    save_version_1(sample, tmp_path / "old",
+                   lambda name, frame: frame.drop(columns=dropped.get(name, [])))
     old = ri.Inventory.load(tmp_path / "old")
     pd.testing.assert_series_equal(old.manifests["role"], sample.manifests["role"])
     # subjects come back from tag names only: the manifests' own fields were not saved

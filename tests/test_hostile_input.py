@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -45,17 +46,21 @@ def test_user_given_names_never_reach_a_url(name):
 def test_saving_follows_no_planted_link(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("precious")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine")
     target = tmp_path / "inventory"
     target.mkdir()
-    (target / "tags.parquet").symlink_to(outside)
+    (target / "tags").symlink_to(elsewhere)  # a frame's directory, planted
+    (target / "layers.parquet").symlink_to(outside)  # a file of the earlier format
     (target / "inventory.json").symlink_to(outside)
     inventory().save(target)
     assert outside.read_text() == "precious"
-    assert not (target / "tags.parquet").is_symlink()
-    assert sorted(os.listdir(target)) == sorted(
-        [f"{n}.parquet" for n in ("tags", "manifests", "layers", "blobs", "children",
-                                  "errors", "uploads", "tag_history", "layer_links")]
-        + ["inventory.json"])
+    assert sorted(os.listdir(elsewhere)) == ["keep.txt"]
+    assert not (target / "tags").is_symlink() and (target / "tags").is_dir()
+    frames = ["tags", "manifests", "layers", "blobs", "children", "errors", "uploads",
+              "tag_history", "layer_links"]
+    assert sorted(os.listdir(target)) == sorted([*frames, "inventory.json"])
     assert len(ri.Inventory.load(target).tags) == 5
 
 
@@ -63,13 +68,14 @@ def test_saving_follows_no_planted_link(tmp_path):
 def test_loading_a_damaged_inventory_is_a_typed_error(tmp_path, damage):
     inventory().save(tmp_path)
     if damage == "missing":
-        (tmp_path / "layers.parquet").unlink()
+        shutil.rmtree(tmp_path / "layers")
     elif damage == "not-json":
         (tmp_path / "inventory.json").write_text("{")
     elif damage == "other-format":
         (tmp_path / "inventory.json").write_text('{"format": "something-else"}')
     else:
-        (tmp_path / "tags.parquet").write_bytes(b"PAR1 but not really")
+        part = next((tmp_path / "tags").glob("*/*.parquet"))
+        part.write_bytes(b"PAR1 but not really")
     with pytest.raises(ri.InventoryError):
         ri.Inventory.load(tmp_path)
 

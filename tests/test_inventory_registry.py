@@ -16,6 +16,7 @@ import pytest
 import reginsight as ri
 from reginsight import schema1
 from tests.images import Pusher, sha256
+from tests.saved import save_version_1
 from tests.skopeo import inspect_raw
 from tests.test_read_registry import _real_layer
 from tests.transports import CountingTransport
@@ -161,12 +162,9 @@ def test_an_inventory_saved_before_the_tag_columns_and_parent_loads_the_same(
     """Saved by an older version: tags without created/size, children with ``index``
     for ``parent``. Loading derives and renames, to exactly what a crawl gives."""
     inv = _crawl(registry_server, filled[0])
-    inv.save(tmp_path / "old")
-    tags = pd.read_parquet(tmp_path / "old" / "tags.parquet")
-    tags.drop(columns=["created", "size"]).to_parquet(tmp_path / "old" / "tags.parquet")
-    children = pd.read_parquet(tmp_path / "old" / "children.parquet")
-    children.rename(columns={"parent": "index"}).to_parquet(
-        tmp_path / "old" / "children.parquet")
+    save_version_1(inv, tmp_path / "old", lambda name, frame: (
+        frame.drop(columns=["created", "size"]) if name == "tags"
+        else frame.rename(columns={"parent": "index"}) if name == "children" else frame))
     loaded = ri.Inventory.load(tmp_path / "old")
     for (name, a), (_, b) in zip(inv.frames(), loaded.frames(), strict=True):
         pdt.assert_frame_equal(a, b, check_exact=True, check_categorical=True, obj=name)

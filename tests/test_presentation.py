@@ -109,7 +109,8 @@ def test_report_never_contains_credentials(registry_server, tmp_path, prefix):
     path = ri.export_report(inv, tmp_path / "r.html")
     inv.save(tmp_path / "saved")
     assert secret not in path.read_text()
-    assert all(secret.encode() not in f.read_bytes() for f in (tmp_path / "saved").iterdir())
+    saved = [f for f in (tmp_path / "saved").rglob("*") if f.is_file()]
+    assert saved and all(secret.encode() not in f.read_bytes() for f in saved)
 
 
 def test_explorer_browse_repository_tag_layer():

@@ -24,7 +24,9 @@ import pandas as pd
 
 from .._errors import InventoryError
 from ..inventory._frames import GC_FATAL_STAGES
+from ..inventory._lazy import LazyInventory
 from ..inventory._reach import Reach
+from . import _outofcore
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -127,15 +129,18 @@ def disk_blobs(inv: Inventory) -> pd.DataFrame:
     }).sort_values("digest", ignore_index=True)
 
 
-def disk_usage(inv: Inventory) -> pd.DataFrame:
+def disk_usage(inv: Inventory | LazyInventory) -> pd.DataFrame:
     """Where the storage's bytes go: one row per category, in the order ``tagged``,
     ``untagged``, ``unreferenced``, ``uploads`` (see :func:`disk_blobs`; ``uploads``
     is the data of unfinished uploads). The rows sum to every byte of blob data
     plus the upload data the storage holds.
 
     Columns: category (string), blobs (int64: how many; for uploads, how many
-    uploads), bytes (int64).
+    uploads), bytes (int64). A :class:`LazyInventory`: the same, by DuckDB.
     """
+    if isinstance(inv, LazyInventory):
+        _require_storage(inv, "disk_usage")
+        return _outofcore.disk_usage(inv)
     blobs = disk_blobs(inv)
     grouped = blobs.groupby("category")["size"].agg(["size", "sum"])
     rows = [(c, int(grouped.loc[c, "size"]) if c in grouped.index else 0,

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PlanError
+from ..inventory._lazy import LazyInventory
 from ..inventory._reach import Reach
+from . import _outofcore
 from ._disk import freed_after
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def _chosen(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(rows[rows >= 0]), by_digest
 
 
-def reclaimable_blobs(inv: Inventory, tags: Chosen) -> pd.DataFrame:
+def reclaimable_blobs(inv: Inventory | LazyInventory, tags: Chosen) -> pd.DataFrame:
     """The blobs the registry's garbage collector frees once the manifests behind
     ``tags`` are deleted (with every tag on those digests, and index children no
     remaining tag reaches).
@@ -76,7 +78,10 @@ def reclaimable_blobs(inv: Inventory, tags: Chosen) -> pd.DataFrame:
     ``complete`` (part of the catalog, or with errors) this is an upper bound, and a
     PartialInventoryWarning says so.
     Columns: digest (string), size (int64), kind (string: manifest/layer/config).
+    A :class:`LazyInventory`: the same, by DuckDB.
     """
+    if isinstance(inv, LazyInventory):
+        return _outofcore.reclaimable_blobs(inv, tags)
     if inv.from_storage:
         return freed_after(inv, removed_by_tags(inv, tags))
     if not inv.complete:
@@ -131,7 +136,7 @@ def _links_after(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
     return kept, np.setdiff1d(every, kept)
 
 
-def reclaimable(inv: Inventory, tags: Chosen) -> int:
+def reclaimable(inv: Inventory | LazyInventory, tags: Chosen) -> int:
     """Bytes the garbage collector frees after deleting the manifests behind ``tags``
     (``(repository, tag)`` pairs or a frame with those columns; NA-tag rows delete
     their ``digest``; see :func:`reclaimable_blobs` for exactly which blobs)."""

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..inventory._lazy import LazyInventory
 from ..inventory._reach import Reach, unique
+from . import _outofcore
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -49,14 +51,17 @@ def tag_blobs(inv: Inventory) -> pd.DataFrame:
     return frame.sort_values(["repository", "tag", "digest"], ignore_index=True)
 
 
-def storage_summary(inv: Inventory) -> pd.Series:
+def storage_summary(inv: Inventory | LazyInventory) -> pd.Series:
     """Registry-wide figures: an int64 Series (exact bytes) with index repositories
     (with tags), tags, manifests (distinct digests), stored_blobs (the distinct layer
     and config blobs tags reach), logical_bytes and stored_bytes (their bytes).
     ``.attrs["dedup_ratio"]`` (float) = logical / stored (NaN when nothing is stored).
 
     Names mean the same numbers in :meth:`Inventory.summary`, which counts every row
-    of ``blobs`` (manifests included) as ``blobs``/``blob_bytes``."""
+    of ``blobs`` (manifests included) as ``blobs``/``blob_bytes``.
+    A :class:`LazyInventory` (``Inventory.open``): the same figures, by DuckDB."""
+    if isinstance(inv, LazyInventory):
+        return _outofcore.storage_summary(inv)
     reach = Reach.of(inv)
     logical = int(reach.blob_size[reach.pair_blob].sum())
     used = unique(reach.pair_blob)
@@ -73,12 +78,14 @@ def storage_summary(inv: Inventory) -> pd.Series:
     return figures
 
 
-def storage_by_repository(inv: Inventory) -> pd.DataFrame:
+def storage_by_repository(inv: Inventory | LazyInventory) -> pd.DataFrame:
     """One row per repository, largest stored first.
 
     Columns: repository (string), tags, manifests, logical_bytes, stored_bytes,
-    exclusive_bytes, shared_bytes (int64).
+    exclusive_bytes, shared_bytes (int64). A :class:`LazyInventory`: the same, by DuckDB.
     """
+    if isinstance(inv, LazyInventory):
+        return _outofcore.storage_by_repository(inv)
     reach = Reach.of(inv)
     n = len(reach.repositories)
     repo, blob = reach.repository_blobs()
@@ -103,13 +110,16 @@ def storage_by_repository(inv: Inventory) -> pd.DataFrame:
                              ignore_index=True)
 
 
-def layer_sharing(inv: Inventory) -> pd.DataFrame:
+def layer_sharing(inv: Inventory | LazyInventory) -> pd.DataFrame:
     """Per layer/config blob: who uses it and what sharing it saves, most saved first.
 
     Columns: digest (string), size (int64), kind (string: layer/config),
     repositories, manifests, tags (int64: how many reach it), bytes_saved (int64:
     size x (manifests - 1), the extra bytes one copy per image would cost).
+    A :class:`LazyInventory`: the same, by DuckDB.
     """
+    if isinstance(inv, LazyInventory):
+        return _outofcore.layer_sharing(inv)
     reach = Reach.of(inv)
     nb = len(reach.blobs)
     used = unique(reach.pair_blob)

@@ -10,23 +10,41 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
+import pyarrow as pa
 
 from .._errors import InventoryError
 from .._units import format_bytes
 from .._version import __version__
-from ._frames import FRAME_NAMES, STORAGE_FRAMES, check, conform, empty, with_tag_images
+from ._dataset import (
+    FORMAT,
+    FORMAT_VERSION,
+    PARTITION_COLUMN,
+    PARTITIONED,
+    read_frame,
+    read_meta,
+    stage,
+    swap_in,
+    write_frame,
+)
+from ._frames import (
+    FRAME_NAMES,
+    SCHEMAS,
+    STORAGE_FRAMES,
+    check,
+    conform,
+    empty,
+    tidy,
+    with_tag_images,
+)
+from ._lazy import LazyInventory
 from ._upgrade import upgrade
 
 T = TypeVar("T")
-
-FORMAT = "reginsight-inventory"
-FORMAT_VERSION = 1
 
 
 class Inventory:
@@ -175,47 +193,52 @@ class Inventory:
     # ----------------------------------------------------------- persistence
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the inventory into directory ``path`` (created if needed): one Parquet
-        file per frame and ``inventory.json`` (registry URL, time, versions). Each file
-        is written beside its final name and moved in place, so a link planted in
-        the directory is replaced, never followed: nothing lands outside ``path``."""
+        """Write the inventory into directory ``path`` (created if needed) as a Parquet
+        dataset partitioned by repository, readable by DuckDB, Dask, Spark and pyarrow
+        (the layout: :mod:`reginsight.inventory._dataset`, README "Saved inventories"),
+        and ``inventory.json`` (registry URL, time, scope, versions, rows per frame).
+        The new dataset is written beside the old one and moved in place, so a link
+        planted in the directory is replaced, never followed: nothing lands outside
+        ``path``, and an earlier save there is replaced whole."""
         directory = Path(path)
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, frame in self.frames():
-            _replace(directory, f"{name}.parquet", lambda f, fr=frame: fr.to_parquet(f))
-        meta = {"format": FORMAT, "version": FORMAT_VERSION, "registry": self.registry,
-                "taken_at": self.taken_at.isoformat(), "scope": self.scope,
-                "repositories": None if self.repositories is None else list(self.repositories),
-                "reginsight": __version__}
-        _replace(directory, "inventory.json",
-                 lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        staged = stage(directory)
+        try:
+            for name, frame in self.frames():
+                write_frame(staged, name, frame)
+            meta = {"format": FORMAT, "version": FORMAT_VERSION, "registry": self.registry,
+                    "taken_at": self.taken_at.isoformat(), "scope": self.scope,
+                    "repositories": (None if self.repositories is None
+                                     else list(self.repositories)),
+                    "reginsight": __version__,
+                    "partitioned_by": PARTITION_COLUMN,
+                    "frames": {name: {"rows": len(frame), "partitioned": name in PARTITIONED}
+                               for name, frame in self.frames()}}
+            (staged / "inventory.json").write_text(json.dumps(meta, indent=2))
+        except BaseException:
+            swap_in(directory, staged, ())  # drops what was staged; the old save stays
+            raise
+        # the frames first, the file that names the format last; version 1 files go
+        swap_in(directory, staged, [*FRAME_NAMES, "inventory.json"],
+                stale=[f"{name}.parquet" for name in FRAME_NAMES])
         return directory
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Inventory:
-        """Read an inventory written by :meth:`save`; dtypes come back exactly."""
+        """Read an inventory written by :meth:`save` (any format version) into pandas;
+        dtypes come back exactly. For one larger than memory, :meth:`open`."""
         directory = Path(path)
-        try:
-            meta = json.loads((directory / "inventory.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise InventoryError(f"{directory} holds no inventory ({type(exc).__name__})"
-                                 ) from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise InventoryError(f"{directory}/inventory.json is not a reginsight inventory")
-        if meta.get("version") != FORMAT_VERSION:
-            raise InventoryError(f"{directory}: inventory format {meta.get('version')} "
-                                 f"is not {FORMAT_VERSION}")
+        meta = read_meta(directory)
         frames = {}
         for name in FRAME_NAMES:
-            if name in STORAGE_FRAMES and not (directory / f"{name}.parquet").exists():
-                continue  # saved before storage scans existed: empty
             try:
-                frames[name] = pd.read_parquet(directory / f"{name}.parquet")
-            except (OSError, ValueError, TypeError) as exc:
-                raise InventoryError(f"{directory}/{name}.parquet: {type(exc).__name__}"
-                                     ) from None
+                frame = _read(directory, name, meta["version"])
+            except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
+                raise InventoryError(f"{directory}/{name}: {type(exc).__name__}") from None
+            if frame is not None:
+                frames[name] = frame
         try:
-            frames = {name: conform(name, frame) for name, frame in upgrade(frames).items()}
+            frames = {name: tidy(name, _ordered(name, conform(name, frame)))
+                      for name, frame in upgrade(frames).items()}
         except (KeyError, ValueError, TypeError) as exc:
             raise InventoryError(f"{directory}: {type(exc).__name__}: {exc}") from None
         try:
@@ -229,6 +252,17 @@ class Inventory:
                        **frames)
         except (KeyError, ValueError) as exc:
             raise InventoryError(f"{directory}: {exc}") from None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> LazyInventory:
+        """A saved inventory, read where it lies: out-of-core, through DuckDB (the
+        ``duckdb`` extra). :func:`reginsight.storage_summary`,
+        :func:`~reginsight.storage_by_repository`, :func:`~reginsight.layer_sharing`,
+        :func:`~reginsight.reclaimable` (and ``reclaimable_blobs``) and
+        :func:`~reginsight.disk_usage` accept it and give the numbers they give for
+        :meth:`load`'s Inventory. Options: ``memory_limit`` ("3GB"), ``threads``,
+        ``temp_directory`` (where DuckDB spills). See :class:`LazyInventory`."""
+        return LazyInventory(path, **options)
 
     # ------------------------------------------------------------- notebooks
 
@@ -291,12 +325,15 @@ class Inventory:
                 f"<p>Most tags:</p><table>{top_rows}</table>{errors}</div>")
 
 
-def _replace(directory: Path, name: str, write: Any) -> None:
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(temporary, directory / name)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def _read(directory: Path, name: str, version: int) -> pd.DataFrame | None:
+    if version == 1:  # one file per frame; the storage frames came later
+        single = directory / f"{name}.parquet"
+        return None if name in STORAGE_FRAMES and not single.exists() else pd.read_parquet(single)
+    frame = read_frame(directory, name)
+    return empty(name) if frame is None else frame
+
+
+def _ordered(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The schema's columns first, in order (a partition column is read back last)."""
+    pinned = list(SCHEMAS[name])
+    return frame[pinned + [c for c in frame.columns if c not in pinned]]

@@ -1,0 +1,294 @@
+"""The byte figures of a :class:`LazyInventory`, computed by DuckDB over Parquet.
+
+The same definitions as the pandas functions (:mod:`._storage`, :mod:`._reclaim`,
+:mod:`._disk`), written as SQL that DuckDB streams and spills: reachability through
+indexes is a recursive CTE to a fixpoint, "distinct blobs a tag reaches" a DISTINCT
+over (manifest, blob) pairs. Digests become 64-bit ids (``ri_id``, DuckDB's
+``hash``) so joins move integers, not 71-byte strings; the ids are checked to be
+one per digest before any figure is computed, and salted again on a collision, so
+the figures stay exact. A blob's size is the largest any row states (the pandas
+Reach does the same: ``blobs`` has one row per digest).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import PlanError
+
+if TYPE_CHECKING:
+    from ..inventory._lazy import LazyInventory
+
+#: every digest the frames mention, by column: the universe ``ri_id`` must number
+_DIGESTS = """
+    SELECT digest AS d FROM tags UNION SELECT digest FROM manifests
+    UNION SELECT config_digest FROM manifests UNION SELECT parent FROM children
+    UNION SELECT digest FROM children UNION SELECT manifest FROM layers
+    UNION SELECT digest FROM layers UNION SELECT digest FROM blobs"""
+
+_SETUP = """
+CREATE TEMP TABLE ri_uses AS  -- (manifest, blob it references), distinct
+    SELECT ri_id(manifest) AS m, ri_id(digest) AS b FROM layers
+        WHERE manifest IS NOT NULL AND digest IS NOT NULL
+    UNION SELECT ri_id(digest), ri_id(config_digest) FROM manifests
+        WHERE config_digest IS NOT NULL;
+CREATE TEMP TABLE ri_blob AS  -- every layer/config blob: size, kind
+    WITH known AS (SELECT ri_id(digest) AS b, max(coalesce(size, 0)) AS size
+                   FROM blobs GROUP BY ALL),
+         stated AS (SELECT ri_id(digest) AS b, max(coalesce(size, 0)) AS size
+                    FROM layers GROUP BY ALL),
+         config AS (SELECT DISTINCT ri_id(config_digest) AS b FROM manifests
+                    WHERE config_digest IS NOT NULL)
+    SELECT u.b, greatest(coalesce(known.size, 0), coalesce(stated.size, 0))::BIGINT AS size,
+           CASE WHEN config.b IS NULL THEN 'layer' ELSE 'config' END AS kind
+    FROM (SELECT DISTINCT b FROM ri_uses) u LEFT JOIN known USING (b)
+        LEFT JOIN stated USING (b) LEFT JOIN config USING (b);
+CREATE TEMP TABLE ri_edges AS  -- index -> child manifest, by digest
+    SELECT DISTINCT ri_id(parent) AS p, ri_id(digest) AS c FROM children
+    WHERE parent IS NOT NULL AND digest IS NOT NULL;
+CREATE TEMP TABLE ri_closure AS  -- each index and every manifest it reaches, itself too
+    WITH RECURSIVE walk(root, node) AS (
+        SELECT DISTINCT p, p FROM ri_edges
+        UNION SELECT walk.root, ri_edges.c FROM walk JOIN ri_edges ON ri_edges.p = walk.node)
+    SELECT * FROM walk;
+CREATE TEMP TABLE ri_tag_roots AS  -- tags per (repository, digest)
+    SELECT repository, ri_id(digest) AS root, count(*) AS tags FROM tags GROUP BY ALL;
+CREATE TEMP TABLE ri_root_blobs AS  -- the distinct blobs each tagged digest reaches
+    SELECT DISTINCT r.root, ri_uses.b
+    FROM (SELECT DISTINCT root FROM ri_tag_roots) r
+        LEFT JOIN ri_closure c ON c.root = r.root
+        JOIN ri_uses ON ri_uses.m = coalesce(c.node, r.root);
+CREATE TEMP TABLE ri_root_bytes AS
+    SELECT root, sum(size)::BIGINT AS bytes FROM ri_root_blobs JOIN ri_blob USING (b)
+    GROUP BY ALL;
+CREATE TEMP TABLE ri_repository_blobs AS  -- distinct (repository, blob) tags reach
+    SELECT DISTINCT t.repository, rb.b FROM ri_tag_roots t JOIN ri_root_blobs rb USING (root);
+CREATE TEMP TABLE ri_holders AS
+    SELECT b, count(*) AS repositories FROM ri_repository_blobs GROUP BY ALL;
+"""
+
+
+def _prepared(lazy: LazyInventory) -> Any:
+    """The connection with the id macro and the shared tables built (once)."""
+    con = lazy.connection
+    if lazy._prepared:
+        return con
+    for salt in range(8):
+        # salt 0 is plain hash(); a collision between two digests moves to the next
+        suffix = "" if salt == 0 else f" || '#{salt}'"
+        con.execute(f"CREATE OR REPLACE MACRO ri_id(x) AS hash(x{suffix})")
+        distinct, ids = con.execute(
+            f"SELECT count(DISTINCT d), count(DISTINCT ri_id(d)) FROM ({_DIGESTS}) "
+            "WHERE d IS NOT NULL").fetchone()
+        if distinct == ids:
+            break
+    else:  # pragma: no cover - eight 64-bit collisions in a row
+        raise RuntimeError("no collision-free digest ids")
+    con.execute(_SETUP)
+    lazy._prepared = True
+    return con
+
+
+def _digest_names(con: Any, table: str) -> str:
+    """SQL giving (b, digest) for the ids in ``table``'s column ``b``."""
+    return (f"SELECT DISTINCT ri_id(d) AS b, d AS digest FROM ({_DIGESTS}) "
+            f"WHERE d IS NOT NULL AND ri_id(d) IN (SELECT b FROM {table})")
+
+
+def storage_summary(lazy: LazyInventory) -> pd.Series:
+    con = _prepared(lazy)
+    row = con.execute("""
+        SELECT (SELECT count(DISTINCT repository) FROM tags),
+               (SELECT count(*) FROM tags),
+               (SELECT count(DISTINCT digest) FROM manifests),
+               (SELECT count(DISTINCT b) FROM ri_root_blobs),
+               (SELECT coalesce(sum(t.tags * r.bytes), 0)
+                FROM ri_tag_roots t JOIN ri_root_bytes r USING (root)),
+               (SELECT coalesce(sum(size), 0) FROM ri_blob
+                WHERE b IN (SELECT b FROM ri_root_blobs))""").fetchone()
+    names = ["repositories", "tags", "manifests", "stored_blobs", "logical_bytes",
+             "stored_bytes"]
+    figures = pd.Series(dict(zip(names, map(int, row), strict=True)), dtype=np.int64)
+    logical, stored = figures["logical_bytes"], figures["stored_bytes"]
+    figures.attrs["dedup_ratio"] = int(logical) / int(stored) if stored else float("nan")
+    return figures
+
+
+def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
+    con = _prepared(lazy)
+    frame = con.execute("""
+        WITH tagged AS (SELECT repository, sum(tags) AS tags,
+                               sum(tags * coalesce(bytes, 0)) AS logical
+                        FROM ri_tag_roots LEFT JOIN ri_root_bytes USING (root) GROUP BY ALL),
+             stored AS (SELECT repository, sum(size) AS stored,
+                               sum(CASE WHEN repositories = 1 THEN size ELSE 0 END) AS exclusive
+                        FROM ri_repository_blobs JOIN ri_blob USING (b)
+                            JOIN ri_holders USING (b) GROUP BY ALL),
+             held AS (SELECT repository, count(DISTINCT digest) AS manifests
+                      FROM manifests GROUP BY ALL)
+        SELECT repository, tags::BIGINT AS tags, coalesce(manifests, 0)::BIGINT AS manifests,
+               logical::BIGINT AS logical_bytes, coalesce(stored, 0)::BIGINT AS stored_bytes,
+               coalesce(exclusive, 0)::BIGINT AS exclusive_bytes
+        FROM tagged LEFT JOIN stored USING (repository) LEFT JOIN held USING (repository)
+        WHERE tags > 0""").df()
+    frame["repository"] = pd.array(frame["repository"].astype(object), dtype="string")
+    frame["shared_bytes"] = frame["stored_bytes"] - frame["exclusive_bytes"]
+    return frame.sort_values(["stored_bytes", "repository"], ascending=[False, True],
+                             ignore_index=True)
+
+
+def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
+    con = _prepared(lazy)
+    con.execute("""CREATE OR REPLACE TEMP TABLE ri_used AS
+        SELECT rb.b, sum(t.tags)::BIGINT AS tags
+        FROM ri_root_blobs rb JOIN (SELECT root, sum(tags) AS tags FROM ri_tag_roots
+                                    GROUP BY ALL) t USING (root) GROUP BY ALL""")
+    frame = con.execute(f"""
+        WITH users AS (SELECT b, count(*) AS manifests FROM ri_uses
+                       WHERE b IN (SELECT b FROM ri_used) GROUP BY ALL)
+        SELECT names.digest, ri_blob.size, ri_blob.kind,
+               ri_holders.repositories::BIGINT AS repositories,
+               users.manifests::BIGINT AS manifests, ri_used.tags,
+               (ri_blob.size * greatest(users.manifests - 1, 0))::BIGINT AS bytes_saved
+        FROM ri_used JOIN ri_blob USING (b) JOIN ri_holders USING (b) JOIN users USING (b)
+            JOIN ({_digest_names(con, "ri_used")}) names USING (b)
+        ORDER BY bytes_saved DESC, names.digest""").df()
+    for column in ("digest", "kind"):
+        frame[column] = pd.array(frame[column].astype(object), dtype="string")
+    return frame
+
+
+def _register_chosen(con: Any, tags: Any) -> None:
+    """The chosen tags as ``ri_chosen_tags`` (repository, tag) and the digests chosen
+    by NA-tag rows as ``ri_chosen_digests`` (repository, digest)."""
+    try:
+        if isinstance(tags, pd.DataFrame):
+            untagged = tags["tag"].isna().to_numpy()
+            by_digest = tags.loc[untagged, ["repository", "digest"]].astype(str)
+            tagged = tags.loc[~untagged, ["repository", "tag"]].astype(str)
+        else:
+            tagged = pd.DataFrame([(str(r), str(t)) for r, t in tags],
+                                  columns=["repository", "tag"], dtype=object)
+            by_digest = pd.DataFrame({"repository": [], "digest": []}, dtype=object)
+    except (KeyError, TypeError, ValueError):
+        raise PlanError("tags: give (repository, tag) pairs or a frame with those columns"
+                        ) from None
+    con.register("ri_chosen_tags_frame", tagged.astype(object).reset_index(drop=True))
+    con.register("ri_chosen_digests_frame", by_digest.astype(object).reset_index(drop=True))
+
+
+_PLACEMENTS = """
+CREATE OR REPLACE TEMP TABLE ri_tag_place AS SELECT DISTINCT repository, root AS m
+    FROM ri_tag_roots;
+CREATE OR REPLACE TEMP TABLE ri_roots AS  -- tags, and manifest rows no tag reaches
+    SELECT * FROM ri_tag_place UNION (
+        SELECT DISTINCT repository, ri_id(digest) FROM manifests EXCEPT
+        SELECT t.repository, coalesce(c.node, t.m) FROM ri_tag_place t
+            LEFT JOIN ri_closure c ON c.root = t.m);
+CREATE OR REPLACE TEMP TABLE ri_explicit AS
+    SELECT t.repository, ri_id(t.digest) AS m FROM tags t
+        JOIN ri_chosen_tags_frame USING (repository, tag)
+    UNION SELECT repository, ri_id(digest) FROM ri_chosen_digests_frame;
+CREATE OR REPLACE TEMP TABLE ri_every AS SELECT DISTINCT r.repository, coalesce(c.node, r.m) AS m
+    FROM ri_roots r LEFT JOIN ri_closure c ON c.root = r.m;
+CREATE OR REPLACE TEMP TABLE ri_kept AS SELECT DISTINCT r.repository, coalesce(c.node, r.m) AS m
+    FROM (SELECT * FROM ri_roots EXCEPT SELECT * FROM ri_explicit) r
+        LEFT JOIN ri_closure c ON c.root = r.m;
+CREATE OR REPLACE TEMP TABLE ri_gone AS SELECT * FROM ri_every EXCEPT SELECT * FROM ri_kept;
+"""
+
+
+def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
+    from ._reclaim import PartialInventoryWarning
+
+    con = _prepared(lazy)
+    _register_chosen(con, tags)
+    con.execute(_PLACEMENTS)
+    if lazy.from_storage:
+        return _freed_after(con)
+    if not lazy.complete:
+        warnings.warn(
+            f"the inventory covers {lazy.scope or 'the catalog'} with "
+            f"{lazy.count('errors')} errors: blobs shared with what it does not see are "
+            "counted as freed", PartialInventoryWarning, stacklevel=3)
+    frame = con.execute("""
+        WITH linked AS (SELECT DISTINCT m FROM ri_kept),
+             deleted AS (SELECT DISTINCT m FROM ri_gone),
+             freed_manifests AS (SELECT m AS b FROM deleted EXCEPT SELECT m FROM linked),
+             kept_blobs AS (SELECT b FROM ri_uses WHERE m IN (SELECT m FROM linked)),
+             freed AS (SELECT b FROM ri_uses WHERE m IN (SELECT m FROM deleted)
+                       EXCEPT SELECT b FROM kept_blobs),
+             sizes AS (SELECT ri_id(digest) AS b, max(size) AS size FROM blobs GROUP BY ALL),
+             names AS (SELECT DISTINCT ri_id(d) AS b, d AS digest FROM (""" + _DIGESTS + """)
+                       WHERE d IS NOT NULL AND ri_id(d) IN (SELECT b FROM freed_manifests
+                                                            UNION SELECT b FROM freed))
+        SELECT names.digest, coalesce(sizes.size, 0)::BIGINT AS size, 'manifest' AS kind
+            FROM freed_manifests JOIN names USING (b) LEFT JOIN sizes USING (b)
+        UNION ALL
+        SELECT names.digest, ri_blob.size, ri_blob.kind
+            FROM freed JOIN ri_blob USING (b) JOIN names USING (b)
+        ORDER BY digest""").df()
+    return _typed(frame)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "digest": pd.array(frame["digest"].astype(object), dtype="string"),
+        "size": frame["size"].to_numpy(dtype=np.int64),
+        "kind": pd.array(frame["kind"].astype(object), dtype="string")})
+
+
+_MARKS = """
+CREATE OR REPLACE TEMP TABLE ri_marks AS  -- what the collector marks from a manifest
+    SELECT ri_id(digest) AS f, ri_id(digest) AS t FROM manifests
+    UNION SELECT ri_id(digest), ri_id(config_digest) FROM manifests
+        WHERE config_digest IS NOT NULL
+    UNION SELECT ri_id(manifest), ri_id(digest) FROM layers
+    UNION SELECT ri_id(parent), ri_id(digest) FROM children;
+CREATE OR REPLACE TEMP TABLE ri_disk AS
+    SELECT ri_id(digest) AS b, digest, coalesce(size, 0)::BIGINT AS size, kind
+    FROM blobs WHERE on_disk;
+"""
+
+
+_ALL_ROWS = "SELECT ri_id(digest) FROM manifests"
+_TAGGED_ROWS = "SELECT ri_id(digest) FROM manifests WHERE tagged"
+_ROWS_LEFT = ("SELECT ri_id(r.digest) FROM manifests r ANTI JOIN ri_gone g "
+              "ON g.repository = r.repository AND g.m = ri_id(r.digest)")
+
+
+def _marked(rows: str) -> str:
+    """SQL: the ids the collector marks from the manifests rows ``rows`` (SQL giving
+    their digest ids): each manifest, its config and layers, an index's children."""
+    return f"SELECT DISTINCT t FROM ri_marks WHERE f IN ({rows})"
+
+
+def _freed_after(con: Any) -> pd.DataFrame:
+    con.execute(_MARKS)
+    frame = con.execute(f"""
+        SELECT digest, size, kind FROM ri_disk
+        WHERE b IN ({_marked(_ALL_ROWS)}) AND b NOT IN ({_marked(_ROWS_LEFT)})
+        ORDER BY digest""").df()
+    return _typed(frame)
+
+
+def disk_usage(lazy: LazyInventory) -> pd.DataFrame:
+    from ._disk import CATEGORIES
+
+    con = _prepared(lazy)
+    con.execute(_MARKS)
+    rows = dict(((c, (b, s)) for c, b, s in con.execute(f"""
+        SELECT CASE WHEN b IN ({_marked(_TAGGED_ROWS)}) THEN 'tagged'
+                    WHEN b IN ({_marked(_ALL_ROWS)}) THEN 'untagged'
+                    ELSE 'unreferenced' END AS category, count(*), sum(size)::BIGINT
+        FROM ri_disk GROUP BY ALL""").fetchall()))
+    uploads = con.execute("SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM uploads"
+                          ).fetchone()
+    table = [(c, *(int(v) for v in rows.get(c, (0, 0)))) for c in CATEGORIES[:3]]
+    table.append(("uploads", int(uploads[0]), int(uploads[1])))
+    frame = pd.DataFrame(table, columns=["category", "blobs", "bytes"])
+    return frame.astype({"category": "string", "blobs": "int64", "bytes": "int64"})

@@ -1,0 +1,145 @@
+"""An inventory on disk: a Parquet dataset per frame, partitioned by repository.
+
+The layout (format version 2; DuckDB, Dask, Spark and pyarrow read it directly)::
+
+    DIR/inventory.json                          registry, taken_at, scope, versions, rows
+    DIR/tags/repository=team%2Fapp/part-0.parquet
+    DIR/manifests/repository=.../part-*.parquet   (likewise layers, children, uploads,
+                                                   tag_history, layer_links)
+    DIR/blobs/part-0.parquet                    registry-wide: one row per blob
+    DIR/errors/part-0.parquet                   a failed read may have no repository
+
+A partitioned frame keeps its ``repository`` in the directory name (Hive style, the
+name URL-encoded: ``/`` is ``%2F``), not in its files. A frame without rows is an
+empty directory. Strings are plain Parquet strings (dictionary-encoded by Parquet
+itself): an Arrow dictionary would copy every category into every partition. The
+columns are those of :class:`reginsight.Inventory`; readers get the repository back
+from the path (``hive_partitioning=true`` in DuckDB, ``partitioning="hive"`` in
+pyarrow; Dask and Spark find it themselves).
+
+Format version 1 (one ``NAME.parquet`` file per frame) still loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from .._errors import InventoryError
+from ._frames import SCHEMAS
+
+FORMAT = "reginsight-inventory"
+FORMAT_VERSION = 2  # 1: one Parquet file per frame (still loads)
+
+#: frames whose rows each belong to one repository: split by it on disk
+PARTITIONED = tuple(name for name in SCHEMAS if name not in ("blobs", "errors"))
+PARTITION_COLUMN = "repository"
+_MAX_PARTITIONS = 2**31 - 1  # one per repository: no cap of ours
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """``inventory.json``, checked: a reginsight inventory of a version this reads."""
+    try:
+        meta = json.loads((directory / "inventory.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InventoryError(f"{directory} holds no inventory ({type(exc).__name__})"
+                             ) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InventoryError(f"{directory}/inventory.json is not a reginsight inventory")
+    if meta.get("version") not in (1, FORMAT_VERSION):
+        raise InventoryError(f"{directory}: inventory format {meta.get('version')} "
+                             f"is not one this version reads (1 to {FORMAT_VERSION})")
+    return meta
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary columns as plain strings, and no pandas metadata (the schema is ours)."""
+    fields = [field.with_type(pa.string()) if pa.types.is_dictionary(field.type)
+              or pa.types.is_large_string(field.type) else field for field in table.schema]
+    return table.cast(pa.schema(fields)).replace_schema_metadata(None)
+
+
+def write_frame(directory: Path, name: str, frame: pd.DataFrame, *, part: str = "0") -> None:
+    """Write ``frame`` into ``directory/name/`` (created), partitioned when the frame is
+    one of :data:`PARTITIONED`. Files are named ``part-{part}-{i}.parquet``: writing
+    chunks with distinct ``part`` values adds to a dataset without overwriting."""
+    target = directory / name
+    target.mkdir(parents=True, exist_ok=True)
+    if frame.empty:
+        return
+    table = _plain(pa.Table.from_pandas(frame, preserve_index=False))
+    partitioned = name in PARTITIONED
+    ds.write_dataset(
+        table, target, format="parquet", basename_template=f"part-{part}-{{i}}.parquet",
+        partitioning=[PARTITION_COLUMN] if partitioned else None,
+        partitioning_flavor="hive" if partitioned else None,
+        max_partitions=_MAX_PARTITIONS, existing_data_behavior="overwrite_or_ignore")
+
+
+def files(directory: Path, name: str) -> list[Path]:
+    """The Parquet files of frame ``name``, sorted."""
+    return sorted((directory / name).glob("**/*.parquet"))
+
+
+def read_frame(directory: Path, name: str) -> pd.DataFrame | None:
+    """Frame ``name`` as pandas, columns and rows in no particular order (the caller
+    conforms and sorts); None when the dataset has no files (no rows)."""
+    if not (directory / name).is_dir():
+        raise FileNotFoundError(f"no {name} directory")
+    found = files(directory, name)
+    if not found:
+        return None
+    partitioned = name in PARTITIONED
+    dataset = ds.dataset([str(f) for f in found], format="parquet",
+                         partitioning=ds.partitioning(pa.schema([(PARTITION_COLUMN,
+                                                                  pa.string())]),
+                                                      flavor="hive")
+                         if partitioned else None,
+                         partition_base_dir=str(directory / name))
+    return dataset.to_table().to_pandas()
+
+
+def stage(directory: Path) -> Path:
+    """A fresh directory inside ``directory`` to write a new dataset into."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=directory, prefix=".staging-"))
+
+
+def swap_in(directory: Path, staged: Path, names: Iterable[str], stale: Iterable[str] = ()
+            ) -> None:
+    """Move each of ``names`` from ``staged`` into ``directory``, replacing what is
+    there, then delete ``stale`` entries and ``staged``. Whatever sits at a name (a
+    directory, a file, a planted link) is moved aside first and removed, never
+    followed: nothing outside ``directory`` is written or deleted."""
+    trash = Path(tempfile.mkdtemp(dir=directory, prefix=".replaced-"))
+    try:
+        for name in names:
+            old = directory / name
+            if old.is_symlink() or old.exists():
+                os.replace(old, trash / name)
+            os.replace(staged / name, old)
+        for name in stale:
+            old = directory / name
+            if old.is_symlink() or old.exists():
+                os.replace(old, trash / name)
+    finally:
+        _remove(trash)
+        _remove(staged)
+
+
+def _remove(path: Path) -> None:
+    for entry in path.iterdir():
+        if entry.is_symlink() or not entry.is_dir():
+            entry.unlink()
+        else:
+            shutil.rmtree(entry)
+    path.rmdir()
