@@ -7,6 +7,7 @@ import pytest
 
 import reginsight as ri
 from reginsight.inventory._frames import build, with_tag_images
+from tests.outofcore import assert_same_out_of_core
 
 L1, L2, L3, L4, L5 = (f"sha256:{c * 64}" for c in "12345")
 C1, C2, C3, C4 = (f"sha256:{c * 64}" for c in "6789")
@@ -235,3 +236,32 @@ def test_bad_tag_selections_and_plans_are_plan_errors():
         ri.reclaimable(inventory(), [("a", "x", "extra")])
     with pytest.raises(ri.PlanError):
         ri.apply_cleanup(None, pd.DataFrame({"tag": ["x"]}))
+
+
+def _partial(inv: ri.Inventory) -> ri.Inventory:
+    frames = dict(inv.frames())
+    frames["errors"] = build("errors", [("b", "multi", "manifest", "NotFound: gone")])
+    return ri.Inventory(registry=inv.registry, taken_at=inv.taken_at, scope="b", **frames)
+
+
+@pytest.mark.parametrize("shape", ["hand-made", "partial", "sample", "synthetic"])
+def test_out_of_core_figures_equal_pandas(shape, tmp_path):
+    from benchmarks.synthetic import synthetic_inventory
+
+    inv = {"hand-made": inventory, "partial": lambda: _partial(inventory()),
+           "sample": lambda: ri.Inventory.load(ri.__path__[0] + "/sample"),
+           "synthetic": lambda: synthetic_inventory(repositories=40, manifests=400,
+                                                    layer_rows=4000)}[shape]()
+    assert_same_out_of_core(inv, tmp_path / "saved")
+
+
+def test_a_lazy_inventory_names_what_it_cannot_do(tmp_path):
+    inventory().save(tmp_path)
+    lazy = ri.Inventory.open(tmp_path, memory_limit="1GB", threads=1)
+    with pytest.raises(ri.InventoryError, match="on disk"):
+        _ = lazy.tags
+    with pytest.raises(ri.InventoryError, match="storage"):
+        ri.disk_usage(lazy)
+    assert lazy.sql("SELECT count(*) AS n FROM layers").df()["n"].iloc[0] == len(
+        inventory().layers)
+    assert "5 tags" in repr(lazy)

@@ -16,6 +16,7 @@ import pytest
 import reginsight as ri
 from reginsight import schema1
 from tests.images import Pusher, sha256
+from tests.outofcore import assert_same_out_of_core
 from tests.saved import save_version_1
 from tests.skopeo import inspect_raw
 from tests.test_read_registry import _real_layer
@@ -319,3 +320,11 @@ def test_html_summary_escapes_everything():
     inv = ri.Inventory(registry="http://r<x>", taken_at=pd.Timestamp.now(tz="UTC"), **frames)
     html = inv._repr_html_()
     assert "<script>" not in html and "&lt;script&gt;" in html and "r&lt;x&gt;" in html
+
+
+def test_out_of_core_figures_equal_pandas_on_every_manifest_kind(registry_server, filled,
+                                                                 tmp_path):
+    """schema1, indexes, shared layers and tags: DuckDB over the saved dataset."""
+    inv = _crawl(registry_server, filled[0])
+    assert set(inv.manifests["kind"]) >= {"image", "index", "schema1"}
+    assert_same_out_of_core(inv, tmp_path / "saved")

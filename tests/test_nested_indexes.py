@@ -9,6 +9,7 @@ import pytest
 import reginsight as ri
 from reginsight.inventory._reach import reachable
 from tests.images import Pusher
+from tests.outofcore import assert_same_out_of_core
 from tests.registry_server import RegistryServer
 
 NOW = pd.Timestamp("2026-11-27", tz="UTC")
@@ -107,3 +108,12 @@ def test_reachable_has_no_depth_limit_and_ends_on_loops():
     assert reachable([0], lambda n: chain.get(n, ())) == set(range(5001))
     loop = {"a": ["b"], "b": ["c"], "c": ["a", "d"]}
     assert reachable(["a"], lambda n: loop.get(n, ())) == {"a", "b", "c", "d"}
+
+
+def test_out_of_core_figures_equal_pandas_through_nested_indexes(nested, tmp_path):
+    server, _ = nested
+    with ri.Registry(server.url) as reg:
+        inv = ri.crawl(reg, progress=False)
+    assert_same_out_of_core(inv, tmp_path / "saved")
+    scanned = ri.scan_storage(server.storage, progress=False)
+    assert_same_out_of_core(scanned, tmp_path / "scanned")

@@ -13,6 +13,7 @@ import pandas as pd
 
 import reginsight as ri
 from tests.images import Pusher
+from tests.outofcore import assert_same_out_of_core
 from tests.transports import CountingTransport
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -176,3 +177,9 @@ def test_a_registry_without_the_api_is_asked_once(registry_server, prefix):
         inv = ri.crawl(reg, [repo], progress=False)
     assert inv.errors.empty and len(inv.tags) == 6
     assert transport.count("GET", "/referrers/") == 1
+
+
+def test_out_of_core_figures_equal_pandas_with_untagged_referrers(tmp_path):
+    inv = _crawl(ReferrersRegistry())
+    assert len(ri.repositories_without_tags(inv)) == 0 and len(inv.manifests) > len(inv.tags)
+    assert_same_out_of_core(inv, tmp_path / "saved")

@@ -12,6 +12,7 @@ import pytest
 import reginsight as ri
 from tests import storage_scenario as sc
 from tests.images import Pusher
+from tests.outofcore import assert_same_out_of_core
 from tests.registry_server import RegistryServer
 from tests.skopeo import skopeo
 
@@ -231,3 +232,10 @@ def test_plan_frees_from_a_scan_is_the_collector_model_per_part(scanned):
     for row in by_repository.dropna().itertuples():
         assert row.frees == ri.reclaimable(scanned, doomed[doomed["repository"]
                                                            == row.repository])
+
+
+def test_out_of_core_figures_equal_pandas_on_a_storage_scan(scanned, tmp_path):
+    """Untagged revisions, unreferenced blobs, uploads: DuckDB's disk_usage and what
+    a cleanup frees (the collector model) equal pandas'."""
+    lazy = assert_same_out_of_core(scanned, tmp_path / "saved")
+    assert lazy.from_storage and ri.disk_usage(lazy)["bytes"].sum() > 0

@@ -13,6 +13,7 @@ import pytest
 
 import reginsight as ri
 from tests.images import Pushed, Pusher
+from tests.outofcore import assert_same_out_of_core
 from tests.registry_server import RegistryServer
 from tests.supply_chain import SupplyChain, subject_tag
 
@@ -311,3 +312,11 @@ def test_an_unknown_creation_time_never_counts_as_newest(registry_server, reg, p
     assert plan.loc["new", "reason"] == "among the 1 newest images"
     assert plan.loc["unknown", "reason"] == "creation time unknown"
     assert plan.loc["older", "action"] == "delete"
+
+
+def test_out_of_core_figures_equal_pandas_with_referrers(registry_server, reg, prefix,
+                                                         tmp_path):
+    scene = _fill(registry_server.url, prefix)
+    inv = ri.crawl(reg, [scene.app, scene.charts], progress=False)
+    assert (inv.manifests["role"] != "image").any()
+    assert_same_out_of_core(inv, tmp_path / "saved")

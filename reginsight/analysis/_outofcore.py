@@ -72,6 +72,11 @@ CREATE TEMP TABLE ri_holders AS
 """
 
 
+def _run(con: Any, statements: str) -> None:
+    """Run DDL to the end: DuckDB keeps a connection busy until a result is read."""
+    con.execute(statements).fetchall()
+
+
 def _prepared(lazy: LazyInventory) -> Any:
     """The connection with the id macro and the shared tables built (once)."""
     con = lazy.connection
@@ -80,15 +85,15 @@ def _prepared(lazy: LazyInventory) -> Any:
     for salt in range(8):
         # salt 0 is plain hash(); a collision between two digests moves to the next
         suffix = "" if salt == 0 else f" || '#{salt}'"
-        con.execute(f"CREATE OR REPLACE MACRO ri_id(x) AS hash(x{suffix})")
+        _run(con, f"CREATE OR REPLACE MACRO ri_id(x) AS hash(x{suffix})")
         distinct, ids = con.execute(
             f"SELECT count(DISTINCT d), count(DISTINCT ri_id(d)) FROM ({_DIGESTS}) "
-            "WHERE d IS NOT NULL").fetchone()
+            "WHERE d IS NOT NULL").fetchall()[0]
         if distinct == ids:
             break
     else:  # pragma: no cover - eight 64-bit collisions in a row
         raise RuntimeError("no collision-free digest ids")
-    con.execute(_SETUP)
+    _run(con, _SETUP)
     lazy._prepared = True
     return con
 
@@ -109,7 +114,7 @@ def storage_summary(lazy: LazyInventory) -> pd.Series:
                (SELECT coalesce(sum(t.tags * r.bytes), 0)
                 FROM ri_tag_roots t JOIN ri_root_bytes r USING (root)),
                (SELECT coalesce(sum(size), 0) FROM ri_blob
-                WHERE b IN (SELECT b FROM ri_root_blobs))""").fetchone()
+                WHERE b IN (SELECT b FROM ri_root_blobs))""").fetchall()[0]
     names = ["repositories", "tags", "manifests", "stored_blobs", "logical_bytes",
              "stored_bytes"]
     figures = pd.Series(dict(zip(names, map(int, row), strict=True)), dtype=np.int64)
@@ -143,7 +148,7 @@ def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
 
 def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
     con = _prepared(lazy)
-    con.execute("""CREATE OR REPLACE TEMP TABLE ri_used AS
+    _run(con, """CREATE OR REPLACE TEMP TABLE ri_used AS
         SELECT rb.b, sum(t.tags)::BIGINT AS tags
         FROM ri_root_blobs rb JOIN (SELECT root, sum(tags) AS tags FROM ri_tag_roots
                                     GROUP BY ALL) t USING (root) GROUP BY ALL""")
@@ -168,11 +173,14 @@ def _register_chosen(con: Any, tags: Any) -> None:
     try:
         if isinstance(tags, pd.DataFrame):
             untagged = tags["tag"].isna().to_numpy()
-            by_digest = tags.loc[untagged, ["repository", "digest"]].astype(str)
             tagged = tags.loc[~untagged, ["repository", "tag"]].astype(str)
+            by_digest = (tags.loc[untagged, ["repository", "digest"]].astype(str)
+                         if untagged.any() else None)
         else:
             tagged = pd.DataFrame([(str(r), str(t)) for r, t in tags],
                                   columns=["repository", "tag"], dtype=object)
+            by_digest = None
+        if by_digest is None:
             by_digest = pd.DataFrame({"repository": [], "digest": []}, dtype=object)
     except (KeyError, TypeError, ValueError):
         raise PlanError("tags: give (repository, tag) pairs or a frame with those columns"
@@ -207,7 +215,7 @@ def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
 
     con = _prepared(lazy)
     _register_chosen(con, tags)
-    con.execute(_PLACEMENTS)
+    _run(con, _PLACEMENTS)
     if lazy.from_storage:
         return _freed_after(con)
     if not lazy.complete:
@@ -268,7 +276,7 @@ def _marked(rows: str) -> str:
 
 
 def _freed_after(con: Any) -> pd.DataFrame:
-    con.execute(_MARKS)
+    _run(con, _MARKS)
     frame = con.execute(f"""
         SELECT digest, size, kind FROM ri_disk
         WHERE b IN ({_marked(_ALL_ROWS)}) AND b NOT IN ({_marked(_ROWS_LEFT)})
@@ -280,14 +288,14 @@ def disk_usage(lazy: LazyInventory) -> pd.DataFrame:
     from ._disk import CATEGORIES
 
     con = _prepared(lazy)
-    con.execute(_MARKS)
+    _run(con, _MARKS)
     rows = dict(((c, (b, s)) for c, b, s in con.execute(f"""
         SELECT CASE WHEN b IN ({_marked(_TAGGED_ROWS)}) THEN 'tagged'
                     WHEN b IN ({_marked(_ALL_ROWS)}) THEN 'untagged'
                     ELSE 'unreferenced' END AS category, count(*), sum(size)::BIGINT
         FROM ri_disk GROUP BY ALL""").fetchall()))
     uploads = con.execute("SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM uploads"
-                          ).fetchone()
+                          ).fetchall()[0]
     table = [(c, *(int(v) for v in rows.get(c, (0, 0)))) for c in CATEGORIES[:3]]
     table.append(("uploads", int(uploads[0]), int(uploads[1])))
     frame = pd.DataFrame(table, columns=["category", "blobs", "bytes"])

@@ -134,7 +134,7 @@ class LazyInventory:
         if name not in self._columns:
             raise KeyError(name)
         query = f"SELECT count(*) FROM {name}"  # noqa: S608 (a frame's name, checked)
-        return int(self.connection.execute(query).fetchone()[0])
+        return int(self.connection.execute(query).fetchall()[0][0])
 
     @property
     def from_storage(self) -> bool:
@@ -156,7 +156,7 @@ class LazyInventory:
                    (SELECT count(*) FILTER (kind = 'schema1') FROM manifests),
                    (SELECT count(*) FROM blobs),
                    (SELECT coalesce(sum(size), 0) FROM blobs),
-                   (SELECT count(*) FROM errors)""").fetchone()
+                   (SELECT count(*) FROM errors)""").fetchall()[0]
         return {"registry": self.registry,
                 "taken_at": self.taken_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
                 **dict(zip(["repositories", "tags", "images", "indexes", "schema1", "blobs",
