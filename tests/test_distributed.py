@@ -127,6 +127,9 @@ def test_named_repositories_shard_as_names_with_progress(reg, scene, client, cap
     mixed = [f"{scene.prefix}/app2", re.compile(f"^{scene.prefix}/(multi|blobs)")]
     assert_same(ri.crawl(reg, mixed, progress=False, cluster=client),
                 ri.crawl(reg, mixed, progress=False))
+    nothing = f"{scene.prefix}/none-*"  # no repository: no shard, an empty inventory
+    assert_same(ri.crawl(reg, nothing, progress=False, cluster=client),
+                ri.crawl(reg, nothing, progress=False))
 
 
 def test_since_ships_each_shard_its_part_and_equals_a_single_since_crawl(
