@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .._errors import PlanError
 
@@ -72,6 +73,18 @@ CREATE TEMP TABLE ri_holders AS
 """
 
 
+def _strings(kind: pa.DataType) -> pd.StringDtype | None:
+    """Arrow strings as pandas' ``string`` (Arrow-backed: no Python object per row)."""
+    if kind in (pa.string(), pa.large_string(), pa.string_view()):
+        return pd.StringDtype()
+    return None
+
+
+def _frame(con: Any, query: str) -> pd.DataFrame:
+    """A query's result as pandas through Arrow: strings stay Arrow strings."""
+    return pa.table(con.sql(query)).to_pandas(types_mapper=_strings)
+
+
 def _run(con: Any, statements: str) -> None:
     """Run DDL to the end: DuckDB keeps a connection busy until a result is read."""
     con.execute(statements).fetchall()
@@ -86,10 +99,10 @@ def _prepared(lazy: LazyInventory) -> Any:
         # salt 0 is plain hash(); a collision between two digests moves to the next
         suffix = "" if salt == 0 else f" || '#{salt}'"
         _run(con, f"CREATE OR REPLACE MACRO ri_id(x) AS hash(x{suffix})")
-        distinct, ids = con.execute(
-            f"SELECT count(DISTINCT d), count(DISTINCT ri_id(d)) FROM ({_DIGESTS}) "
-            "WHERE d IS NOT NULL").fetchall()[0]
-        if distinct == ids:
+        shared = con.execute(  # ids that two different digests map to
+            f"SELECT count(*) FROM (SELECT ri_id(d) FROM ({_DIGESTS.replace('UNION', 'UNION ALL')})"
+            " WHERE d IS NOT NULL GROUP BY ALL HAVING min(d) <> max(d))").fetchall()[0][0]
+        if shared == 0:
             break
     else:  # pragma: no cover - eight 64-bit collisions in a row
         raise RuntimeError("no collision-free digest ids")
@@ -125,7 +138,7 @@ def storage_summary(lazy: LazyInventory) -> pd.Series:
 
 def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
     con = _prepared(lazy)
-    frame = con.execute("""
+    frame = _frame(con, """
         WITH tagged AS (SELECT repository, sum(tags) AS tags,
                                sum(tags * coalesce(bytes, 0)) AS logical
                         FROM ri_tag_roots LEFT JOIN ri_root_bytes USING (root) GROUP BY ALL),
@@ -139,8 +152,7 @@ def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
                logical::BIGINT AS logical_bytes, coalesce(stored, 0)::BIGINT AS stored_bytes,
                coalesce(exclusive, 0)::BIGINT AS exclusive_bytes
         FROM tagged LEFT JOIN stored USING (repository) LEFT JOIN held USING (repository)
-        WHERE tags > 0""").df()
-    frame["repository"] = pd.array(frame["repository"].astype(object), dtype="string")
+        WHERE tags > 0""")
     frame["shared_bytes"] = frame["stored_bytes"] - frame["exclusive_bytes"]
     return frame.sort_values(["stored_bytes", "repository"], ascending=[False, True],
                              ignore_index=True)
@@ -152,7 +164,7 @@ def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
         SELECT rb.b, sum(t.tags)::BIGINT AS tags
         FROM ri_root_blobs rb JOIN (SELECT root, sum(tags) AS tags FROM ri_tag_roots
                                     GROUP BY ALL) t USING (root) GROUP BY ALL""")
-    frame = con.execute(f"""
+    frame = _frame(con, f"""
         WITH users AS (SELECT b, count(*) AS manifests FROM ri_uses
                        WHERE b IN (SELECT b FROM ri_used) GROUP BY ALL)
         SELECT names.digest, ri_blob.size, ri_blob.kind,
@@ -161,9 +173,7 @@ def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
                (ri_blob.size * greatest(users.manifests - 1, 0))::BIGINT AS bytes_saved
         FROM ri_used JOIN ri_blob USING (b) JOIN ri_holders USING (b) JOIN users USING (b)
             JOIN ({_digest_names(con, "ri_used")}) names USING (b)
-        ORDER BY bytes_saved DESC, names.digest""").df()
-    for column in ("digest", "kind"):
-        frame[column] = pd.array(frame[column].astype(object), dtype="string")
+        ORDER BY bytes_saved DESC, names.digest""")
     return frame
 
 
@@ -223,7 +233,7 @@ def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
             f"the inventory covers {lazy.scope or 'the catalog'} with "
             f"{lazy.count('errors')} errors: blobs shared with what it does not see are "
             "counted as freed", PartialInventoryWarning, stacklevel=3)
-    frame = con.execute("""
+    frame = _frame(con, """
         WITH linked AS (SELECT DISTINCT m FROM ri_kept),
              deleted AS (SELECT DISTINCT m FROM ri_gone),
              freed_manifests AS (SELECT m AS b FROM deleted EXCEPT SELECT m FROM linked),
@@ -239,15 +249,13 @@ def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
         UNION ALL
         SELECT names.digest, ri_blob.size, ri_blob.kind
             FROM freed JOIN ri_blob USING (b) JOIN names USING (b)
-        ORDER BY digest""").df()
+        ORDER BY digest""")
     return _typed(frame)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "digest": pd.array(frame["digest"].astype(object), dtype="string"),
-        "size": frame["size"].to_numpy(dtype=np.int64),
-        "kind": pd.array(frame["kind"].astype(object), dtype="string")})
+    """digest, size, kind as the pandas functions type them (an empty result too)."""
+    return frame.astype({"digest": "string", "size": "int64", "kind": "string"})
 
 
 _MARKS = """
@@ -277,10 +285,10 @@ def _marked(rows: str) -> str:
 
 def _freed_after(con: Any) -> pd.DataFrame:
     _run(con, _MARKS)
-    frame = con.execute(f"""
+    frame = _frame(con, f"""
         SELECT digest, size, kind FROM ri_disk
         WHERE b IN ({_marked(_ALL_ROWS)}) AND b NOT IN ({_marked(_ROWS_LEFT)})
-        ORDER BY digest""").df()
+        ORDER BY digest""")
     return _typed(frame)
 
 

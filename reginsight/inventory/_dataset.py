@@ -68,15 +68,18 @@ def _plain(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields)).replace_schema_metadata(None)
 
 
-def write_frame(directory: Path, name: str, frame: pd.DataFrame, *, part: str = "0") -> None:
-    """Write ``frame`` into ``directory/name/`` (created), partitioned when the frame is
-    one of :data:`PARTITIONED`. Files are named ``part-{part}-{i}.parquet``: writing
-    chunks with distinct ``part`` values adds to a dataset without overwriting."""
+def write_frame(directory: Path, name: str, frame: pd.DataFrame | pa.Table, *,
+                part: str = "0") -> None:
+    """Write ``frame`` (the frame's columns, pandas or Arrow) into ``directory/name/``
+    (created), partitioned when the frame is one of :data:`PARTITIONED`. Files are
+    named ``part-{part}-{i}.parquet``: chunks written with distinct ``part`` values
+    add up to one dataset (a generator larger than memory writes it this way)."""
     target = directory / name
     target.mkdir(parents=True, exist_ok=True)
-    if frame.empty:
+    if len(frame) == 0:
         return
-    table = _plain(pa.Table.from_pandas(frame, preserve_index=False))
+    table = _plain(frame if isinstance(frame, pa.Table)
+                   else pa.Table.from_pandas(frame, preserve_index=False))
     partitioned = name in PARTITIONED
     ds.write_dataset(
         table, target, format="parquet", basename_template=f"part-{part}-{{i}}.parquet",
