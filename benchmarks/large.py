@@ -15,6 +15,7 @@ here reads them.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import time
@@ -71,7 +72,7 @@ def write_large(path: Path, *, layer_rows: int = 100_000_000, repositories: int 
                          >= CHUNK_ROWS or r == repositories):
             bounds.append(m)
             last = m
-    for chunk, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for chunk, (a, b) in enumerate(itertools.pairwise(bounds)):
         ids = np.arange(a, b)
         count = per_manifest[a:b]
         owner = np.repeat(ids, count)
