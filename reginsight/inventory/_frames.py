@@ -130,7 +130,8 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
             raise ValueError(f"{name}: column {col!r} is missing")
         current = out[col].dtype
         if dtype == CAT and not isinstance(current, pd.CategoricalDtype):
-            out[col] = _column(list(out[col]), CAT)
+            # an object array hashes at C speed; a list of Arrow scalars does not
+            out[col] = _column(out[col].to_numpy(dtype=object, na_value=None), CAT)
         elif dtype != CAT and str(current) != dtype:
             out[col] = out[col].astype(dtype)
     return out
