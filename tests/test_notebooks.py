@@ -22,8 +22,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 def test_there_are_the_five_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["cleanup.ipynb", "disk_audit.ipynb",
-                                           "quickstart.ipynb", "storage_audit.ipynb",
-                                           "supply_chain.ipynb"]
+                                           "out_of_core.ipynb", "quickstart.ipynb",
+                                           "storage_audit.ipynb", "supply_chain.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -183,6 +183,7 @@ def test_notebook_executes_against_the_registry(path, registry_server, prefix, t
     monkeypatch.setenv("REGINSIGHT_REPOSITORIES", f"{prefix}/*")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("REGINSIGHT_DELETE", raising=False)
+    monkeypatch.setenv("REGINSIGHT_LARGE_ROWS", "300000")  # the out-of-core path, quickly
     # the kernel imports this checkout, whatever (if anything) is installed
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(NOTEBOOKS[0].parent.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
