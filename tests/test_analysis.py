@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
+import pandas.testing as pdt
 import pytest
 
 import reginsight as ri
@@ -265,3 +269,14 @@ def test_a_lazy_inventory_names_what_it_cannot_do(tmp_path):
     assert lazy.sql("SELECT count(*) AS n FROM layers").df()["n"].iloc[0] == len(
         inventory().layers)
     assert "5 tags" in repr(lazy)
+
+
+def test_an_inventory_saved_in_format_1_opens_out_of_core():
+    """The bundled sample is format 1 (one file per frame): DuckDB reads it as it is."""
+    path = ri.__path__[0] + "/sample"
+    assert json.loads((Path(path) / "inventory.json").read_text())["version"] == 1
+    inv, lazy = ri.Inventory.load(path), ri.Inventory.open(path)
+    pdt.assert_series_equal(ri.storage_summary(inv), ri.storage_summary(lazy))
+    pdt.assert_frame_equal(ri.layer_sharing(inv), ri.layer_sharing(lazy))
+    pdt.assert_frame_equal(ri.reclaimable_blobs(inv, inv.tags.head(3)),
+                           ri.reclaimable_blobs(lazy, inv.tags.head(3)))
