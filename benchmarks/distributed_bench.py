@@ -102,64 +102,50 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(n) for n in args.workers.split(",")]
 
-    rows: list[tuple[str, int, Sample]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    samples: dict[tuple[str, int], list[Sample]] = {}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         server = RegistryServer(Path(tmp) / "registry").start()
-        proxy = None
-        try:
-            counts = fill(server.url, repositories=args.repositories)
-            port = free_port()
-            proxy = subprocess.Popen([sys.executable, "-m", "benchmarks.latency_proxy",
-                                      "--listen", f"127.0.0.1:{port}",
-                                      "--target", f"127.0.0.1:{server.port}",
-                                      "--delay-ms", str(args.delay_ms)])
-            _wait_for(port)
-            url = f"http://127.0.0.1:{port}"
-            print(f"registry: {counts['repositories']} repositories, {counts['tags']} tags; "
-                  f"{2 * args.delay_ms:.0f} ms per round trip; {os.cpu_count()} cores",
-                  flush=True)
-            pids = {"registry": [server.process.pid], "proxy": [proxy.pid],
-                    "crawl": [os.getpid()]}
-            concurrencies = (args.concurrency, args.low_concurrency)
+        stack.callback(server.stop)
+        counts = fill(server.url, repositories=args.repositories)
+        port = free_port()
+        proxy = subprocess.Popen([sys.executable, "-m", "benchmarks.latency_proxy",
+                                  "--listen", f"127.0.0.1:{port}",
+                                  "--target", f"127.0.0.1:{server.port}",
+                                  "--delay-ms", str(args.delay_ms)])
+        stack.callback(proxy.wait)
+        stack.callback(proxy.kill)
+        _wait_for(port)
+        url = f"http://127.0.0.1:{port}"
+        print(f"registry: {counts['repositories']} repositories, {counts['tags']} tags; "
+              f"{2 * args.delay_ms:.0f} ms per round trip; {CORES} cores", flush=True)
 
-            def crawl(concurrency: int, client: object = None) -> ri.Inventory:
-                with ri.Registry(url, max_connections=concurrency) as reg:
-                    return ri.crawl(reg, concurrency=concurrency, progress=False,
-                                    cluster=client)
+        def crawl(concurrency: int, client: object = None) -> ri.Inventory:
+            with ri.Registry(url, max_connections=concurrency) as reg:
+                return ri.crawl(reg, concurrency=concurrency, progress=False, cluster=client)
 
-            def timed(label: str, workers: int, concurrency: int, client: object = None,
-                      expected: ri.Inventory | None = None) -> ri.Inventory:
-                samples = []
-                for _ in range(args.rounds):
-                    sample, inv = measure(lambda: crawl(concurrency, client), pids)
-                    if expected is not None:
-                        assert_same(inv, expected)
-                    samples.append(sample)
-                middle = sorted(samples, key=lambda s: s.seconds)[len(samples) // 2]
-                rows.append((label, concurrency, middle))
-                print(f"  {label:24} concurrency {concurrency:3}: {middle.seconds:6.2f} s "
-                      f"(rounds: {', '.join(f'{s.seconds:.2f}' for s in samples)})",
-                      flush=True)
-                return inv
+        contenders: dict[str, tuple[object, list[int]]] = {"single process": (None, [])}
+        for workers in sizes:  # all up at once: the rounds interleave, drift hits all alike
+            client = stack.enter_context(cluster(workers))
+            crawl(args.low_concurrency, client)  # the workers import reginsight once
+            contenders[f"dask, {workers} worker{'s' * (workers > 1)}"] = (
+                client, list(client.run(os.getpid).values()))
+        expected = {c: crawl(c) for c in (args.concurrency, args.low_concurrency)}
+        assert expected[args.concurrency].errors.empty
+        for n in range(args.rounds):
+            for c, inv in expected.items():
+                for label, (client, workers) in contenders.items():
+                    pids = {"registry": [server.process.pid], "proxy": [proxy.pid],
+                            "crawl": [os.getpid(), *workers]}
+                    sample, got = measure(lambda c=c, client=client: crawl(c, client), pids)
+                    assert_same(got, inv)
+                    samples.setdefault((label, c), []).append(sample)
+            print(f"  round {n + 1}: " + ", ".join(
+                f"{label} @{c} {runs[-1].seconds:.2f}s" for (label, c), runs in samples.items()),
+                flush=True)
 
-            crawl(args.concurrency)  # warm the registry's caches
-            single = {c: timed("single process", 0, c) for c in concurrencies}
-            assert single[args.concurrency].errors.empty
-            for workers in sizes:
-                with cluster(workers) as client:
-                    pids["crawl"] = [os.getpid(), *client.run(os.getpid).values()]
-                    crawl(args.low_concurrency, client)  # workers import reginsight once
-                    for c in concurrencies:
-                        timed(f"dask, {workers} worker{'s' * (workers > 1)}", workers, c,
-                              client, single[c])
-                pids["crawl"] = [os.getpid()]
-        finally:
-            if proxy is not None:
-                proxy.kill()
-                proxy.wait()
-            server.stop()
-
-    print(f"\nmedian of {args.rounds} runs; CPU in cores (CPU seconds / wall seconds); "
+    rows = [(label, c, sorted(runs, key=lambda s: s.seconds)[len(runs) // 2])
+            for (label, c), runs in samples.items()]
+    print(f"\nmedian of {args.rounds} interleaved runs; CPU in cores (CPU seconds / wall seconds); "
           f"busy: share of the machine's {os.cpu_count()} cores")
     print("| crawl | concurrency per process | seconds | speed-up | registry CPU | "
           "proxy CPU | client + workers CPU | other CPU | machine busy |")
