@@ -138,14 +138,15 @@ def disk_usage(inv: Inventory | LazyInventory) -> pd.DataFrame:
     Columns: category (string), blobs (int64: how many; for uploads, how many
     uploads), bytes (int64). A :class:`LazyInventory`: the same, by DuckDB.
     """
+    _require_storage(inv, "disk_usage")
     if isinstance(inv, LazyInventory):
-        _require_storage(inv, "disk_usage")
-        return _outofcore.disk_usage(inv)
-    blobs = disk_blobs(inv)
-    grouped = blobs.groupby("category")["size"].agg(["size", "sum"])
-    rows = [(c, int(grouped.loc[c, "size"]) if c in grouped.index else 0,
-             int(grouped.loc[c, "sum"]) if c in grouped.index else 0) for c in CATEGORIES[:3]]
-    rows.append(("uploads", len(inv.uploads), int(inv.uploads["size"].fillna(0).sum())))
+        by_category, uploads = _outofcore.disk_categories(inv)
+    else:
+        grouped = disk_blobs(inv).groupby("category")["size"].agg(["size", "sum"])
+        by_category = {c: (int(row["size"]), int(row["sum"])) for c, row in grouped.iterrows()}
+        uploads = len(inv.uploads), int(inv.uploads["size"].fillna(0).sum())
+    rows = [(c, *by_category.get(c, (0, 0))) for c in CATEGORIES[:3]]
+    rows.append(("uploads", *uploads))
     frame = pd.DataFrame(rows, columns=["category", "blobs", "bytes"])
     return frame.astype({"category": "string", "blobs": "int64", "bytes": "int64"})
 

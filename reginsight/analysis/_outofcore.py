@@ -12,7 +12,6 @@ Reach does the same: ``blobs`` has one row per digest).
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -221,18 +220,13 @@ CREATE OR REPLACE TEMP TABLE ri_gone AS SELECT * FROM ri_every EXCEPT SELECT * F
 
 
 def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
-    from ._reclaim import PartialInventoryWarning
-
+    """What :func:`reginsight.reclaimable_blobs` gives (the caller warns when the
+    inventory is partial): the collector model on a storage scan, else the roots'."""
     con = _prepared(lazy)
     _register_chosen(con, tags)
     _run(con, _PLACEMENTS)
     if lazy.from_storage:
         return _freed_after(con)
-    if not lazy.complete:
-        warnings.warn(
-            f"the inventory covers {lazy.scope or 'the catalog'} with "
-            f"{lazy.count('errors')} errors: blobs shared with what it does not see are "
-            "counted as freed", PartialInventoryWarning, stacklevel=3)
     frame = _frame(con, """
         WITH linked AS (SELECT DISTINCT m FROM ri_kept),
              deleted AS (SELECT DISTINCT m FROM ri_gone),
@@ -292,19 +286,16 @@ def _freed_after(con: Any) -> pd.DataFrame:
     return _typed(frame)
 
 
-def disk_usage(lazy: LazyInventory) -> pd.DataFrame:
-    from ._disk import CATEGORIES
-
+def disk_categories(lazy: LazyInventory) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
+    """For :func:`reginsight.disk_usage`: (blobs, bytes) per disk category, and (count,
+    bytes) of the unfinished uploads."""
     con = _prepared(lazy)
     _run(con, _MARKS)
-    rows = dict(((c, (b, s)) for c, b, s in con.execute(f"""
+    by_category = {category: (int(blobs), int(size)) for category, blobs, size in con.execute(f"""
         SELECT CASE WHEN b IN ({_marked(_TAGGED_ROWS)}) THEN 'tagged'
                     WHEN b IN ({_marked(_ALL_ROWS)}) THEN 'untagged'
-                    ELSE 'unreferenced' END AS category, count(*), sum(size)::BIGINT
-        FROM ri_disk GROUP BY ALL""").fetchall()))
-    uploads = con.execute("SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM uploads"
-                          ).fetchall()[0]
-    table = [(c, *(int(v) for v in rows.get(c, (0, 0)))) for c in CATEGORIES[:3]]
-    table.append(("uploads", int(uploads[0]), int(uploads[1])))
-    frame = pd.DataFrame(table, columns=["category", "blobs", "bytes"])
-    return frame.astype({"category": "string", "blobs": "int64", "bytes": "int64"})
+                    ELSE 'unreferenced' END, count(*), sum(size)::BIGINT
+        FROM ri_disk GROUP BY ALL""").fetchall()}
+    count, size = con.execute(
+        "SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM uploads").fetchall()[0]
+    return by_category, (int(count), int(size))

@@ -80,15 +80,17 @@ def reclaimable_blobs(inv: Inventory | LazyInventory, tags: Chosen) -> pd.DataFr
     Columns: digest (string), size (int64), kind (string: manifest/layer/config).
     A :class:`LazyInventory`: the same, by DuckDB.
     """
-    if isinstance(inv, LazyInventory):
+    lazy = isinstance(inv, LazyInventory)
+    if not inv.from_storage and not inv.complete:
+        errors = inv.count("errors") if lazy else len(inv.errors)
+        warnings.warn(
+            f"the inventory covers {inv.scope or 'the catalog'} with {errors} "
+            "errors: blobs shared with what it does not see are counted as freed",
+            PartialInventoryWarning, stacklevel=2)
+    if lazy:
         return _outofcore.reclaimable_blobs(inv, tags)
     if inv.from_storage:
         return freed_after(inv, removed_by_tags(inv, tags))
-    if not inv.complete:
-        warnings.warn(
-            f"the inventory covers {inv.scope or 'the catalog'} with {len(inv.errors)} "
-            "errors: blobs shared with what it does not see are counted as freed",
-            PartialInventoryWarning, stacklevel=2)
     reach = Reach.of(inv)
     nm = len(reach.manifests)
     kept_links, gone_links = _links_after(inv, tags)
