@@ -23,12 +23,15 @@ from .._errors import PlanError
 if TYPE_CHECKING:
     from ..inventory._lazy import LazyInventory
 
-#: every digest the frames mention, by column: the universe ``ri_id`` must number
+#: every digest the frames mention, by column: what ``ri_id`` numbers
 _DIGESTS = """
     SELECT digest AS d FROM tags UNION SELECT digest FROM manifests
     UNION SELECT config_digest FROM manifests UNION SELECT parent FROM children
     UNION SELECT digest FROM children UNION SELECT manifest FROM layers
     UNION SELECT digest FROM layers UNION SELECT digest FROM blobs"""
+#: ... and the repository names, numbered the same way (one check covers both)
+_NAMES = _DIGESTS + """
+    UNION SELECT repository FROM tags UNION SELECT repository FROM manifests"""
 
 _SETUP = """
 CREATE TEMP TABLE ri_uses AS  -- (manifest, blob it references), distinct
@@ -36,17 +39,15 @@ CREATE TEMP TABLE ri_uses AS  -- (manifest, blob it references), distinct
         WHERE manifest IS NOT NULL AND digest IS NOT NULL
     UNION SELECT ri_id(digest), ri_id(config_digest) FROM manifests
         WHERE config_digest IS NOT NULL;
-CREATE TEMP TABLE ri_blob AS  -- every layer/config blob: size, kind
-    WITH known AS (SELECT ri_id(digest) AS b, max(coalesce(size, 0)) AS size
-                   FROM blobs GROUP BY ALL),
-         stated AS (SELECT ri_id(digest) AS b, max(coalesce(size, 0)) AS size
-                    FROM layers GROUP BY ALL),
-         config AS (SELECT DISTINCT ri_id(config_digest) AS b FROM manifests
-                    WHERE config_digest IS NOT NULL)
-    SELECT u.b, greatest(coalesce(known.size, 0), coalesce(stated.size, 0))::BIGINT AS size,
-           CASE WHEN config.b IS NULL THEN 'layer' ELSE 'config' END AS kind
-    FROM (SELECT DISTINCT b FROM ri_uses) u LEFT JOIN known USING (b)
-        LEFT JOIN stated USING (b) LEFT JOIN config USING (b);
+CREATE TEMP TABLE ri_blob AS  -- every layer/config blob: size (the largest stated), kind
+    SELECT b, max(size)::BIGINT AS size,
+           CASE WHEN bool_or(config) THEN 'config' ELSE 'layer' END AS kind
+    FROM (SELECT b, 0 AS size, false AS config, true AS used FROM ri_uses
+          UNION ALL SELECT ri_id(digest), coalesce(size, 0), false, false FROM blobs
+          UNION ALL SELECT ri_id(digest), coalesce(size, 0), false, false FROM layers
+          UNION ALL SELECT ri_id(config_digest), 0, true, false FROM manifests
+              WHERE config_digest IS NOT NULL)
+    GROUP BY b HAVING bool_or(used);
 CREATE TEMP TABLE ri_edges AS  -- index -> child manifest, by digest
     SELECT DISTINCT ri_id(parent) AS p, ri_id(digest) AS c FROM children
     WHERE parent IS NOT NULL AND digest IS NOT NULL;
@@ -55,8 +56,12 @@ CREATE TEMP TABLE ri_closure AS  -- each index and every manifest it reaches, it
         SELECT DISTINCT p, p FROM ri_edges
         UNION SELECT walk.root, ri_edges.c FROM walk JOIN ri_edges ON ri_edges.p = walk.node)
     SELECT * FROM walk;
+CREATE TEMP TABLE ri_repository AS  -- repository names by id
+    SELECT DISTINCT ri_id(repository) AS r, repository FROM tags
+    UNION SELECT ri_id(repository), repository FROM manifests;
 CREATE TEMP TABLE ri_tag_roots AS  -- tags per (repository, digest)
-    SELECT repository, ri_id(digest) AS root, count(*) AS tags FROM tags GROUP BY ALL;
+    SELECT ri_id(repository) AS r, ri_id(digest) AS root, count(*) AS tags FROM tags
+    GROUP BY ALL;
 CREATE TEMP TABLE ri_root_blobs AS  -- the distinct blobs each tagged digest reaches
     SELECT DISTINCT r.root, ri_uses.b
     FROM (SELECT DISTINCT root FROM ri_tag_roots) r
@@ -66,7 +71,7 @@ CREATE TEMP TABLE ri_root_bytes AS
     SELECT root, sum(size)::BIGINT AS bytes FROM ri_root_blobs JOIN ri_blob USING (b)
     GROUP BY ALL;
 CREATE TEMP TABLE ri_repository_blobs AS  -- distinct (repository, blob) tags reach
-    SELECT DISTINCT t.repository, rb.b FROM ri_tag_roots t JOIN ri_root_blobs rb USING (root);
+    SELECT DISTINCT t.r, rb.b FROM ri_tag_roots t JOIN ri_root_blobs rb USING (root);
 CREATE TEMP TABLE ri_holders AS
     SELECT b, count(*) AS repositories FROM ri_repository_blobs GROUP BY ALL;
 """
@@ -99,7 +104,7 @@ def _prepared(lazy: LazyInventory) -> Any:
         suffix = "" if salt == 0 else f" || '#{salt}'"
         _run(con, f"CREATE OR REPLACE MACRO ri_id(x) AS hash(x{suffix})")
         shared = con.execute(  # ids that two different digests map to
-            f"SELECT count(*) FROM (SELECT ri_id(d) FROM ({_DIGESTS.replace('UNION', 'UNION ALL')})"
+            f"SELECT count(*) FROM (SELECT ri_id(d) FROM ({_NAMES.replace('UNION', 'UNION ALL')})"
             " WHERE d IS NOT NULL GROUP BY ALL HAVING min(d) <> max(d))").fetchall()[0][0]
         if shared == 0:
             break
@@ -138,19 +143,19 @@ def storage_summary(lazy: LazyInventory) -> pd.Series:
 def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
     con = _prepared(lazy)
     frame = _frame(con, """
-        WITH tagged AS (SELECT repository, sum(tags) AS tags,
-                               sum(tags * coalesce(bytes, 0)) AS logical
+        WITH tagged AS (SELECT r, sum(tags) AS tags, sum(tags * coalesce(bytes, 0)) AS logical
                         FROM ri_tag_roots LEFT JOIN ri_root_bytes USING (root) GROUP BY ALL),
-             stored AS (SELECT repository, sum(size) AS stored,
+             stored AS (SELECT r, sum(size) AS stored,
                                sum(CASE WHEN repositories = 1 THEN size ELSE 0 END) AS exclusive
                         FROM ri_repository_blobs JOIN ri_blob USING (b)
                             JOIN ri_holders USING (b) GROUP BY ALL),
-             held AS (SELECT repository, count(DISTINCT digest) AS manifests
+             held AS (SELECT ri_id(repository) AS r, count(DISTINCT digest) AS manifests
                       FROM manifests GROUP BY ALL)
         SELECT repository, tags::BIGINT AS tags, coalesce(manifests, 0)::BIGINT AS manifests,
                logical::BIGINT AS logical_bytes, coalesce(stored, 0)::BIGINT AS stored_bytes,
                coalesce(exclusive, 0)::BIGINT AS exclusive_bytes
-        FROM tagged LEFT JOIN stored USING (repository) LEFT JOIN held USING (repository)
+        FROM tagged JOIN ri_repository USING (r) LEFT JOIN stored USING (r)
+            LEFT JOIN held USING (r)
         WHERE tags > 0""")
     frame["shared_bytes"] = frame["stored_bytes"] - frame["exclusive_bytes"]
     return frame.sort_values(["stored_bytes", "repository"], ascending=[False, True],
@@ -199,22 +204,21 @@ def _register_chosen(con: Any, tags: Any) -> None:
 
 
 _PLACEMENTS = """
-CREATE OR REPLACE TEMP TABLE ri_tag_place AS SELECT DISTINCT repository, root AS m
-    FROM ri_tag_roots;
+CREATE OR REPLACE TEMP TABLE ri_tag_place AS SELECT DISTINCT r, root AS m FROM ri_tag_roots;
 CREATE OR REPLACE TEMP TABLE ri_roots AS  -- tags, and manifest rows no tag reaches
     SELECT * FROM ri_tag_place UNION (
-        SELECT DISTINCT repository, ri_id(digest) FROM manifests EXCEPT
-        SELECT t.repository, coalesce(c.node, t.m) FROM ri_tag_place t
+        SELECT DISTINCT ri_id(repository), ri_id(digest) FROM manifests EXCEPT
+        SELECT t.r, coalesce(c.node, t.m) FROM ri_tag_place t
             LEFT JOIN ri_closure c ON c.root = t.m);
 CREATE OR REPLACE TEMP TABLE ri_explicit AS
-    SELECT t.repository, ri_id(t.digest) AS m FROM tags t
+    SELECT ri_id(t.repository) AS r, ri_id(t.digest) AS m FROM tags t
         JOIN ri_chosen_tags_frame USING (repository, tag)
-    UNION SELECT repository, ri_id(digest) FROM ri_chosen_digests_frame;
-CREATE OR REPLACE TEMP TABLE ri_every AS SELECT DISTINCT r.repository, coalesce(c.node, r.m) AS m
-    FROM ri_roots r LEFT JOIN ri_closure c ON c.root = r.m;
-CREATE OR REPLACE TEMP TABLE ri_kept AS SELECT DISTINCT r.repository, coalesce(c.node, r.m) AS m
-    FROM (SELECT * FROM ri_roots EXCEPT SELECT * FROM ri_explicit) r
-        LEFT JOIN ri_closure c ON c.root = r.m;
+    UNION SELECT ri_id(repository), ri_id(digest) FROM ri_chosen_digests_frame;
+CREATE OR REPLACE TEMP TABLE ri_every AS SELECT DISTINCT p.r, coalesce(c.node, p.m) AS m
+    FROM ri_roots p LEFT JOIN ri_closure c ON c.root = p.m;
+CREATE OR REPLACE TEMP TABLE ri_kept AS SELECT DISTINCT p.r, coalesce(c.node, p.m) AS m
+    FROM (SELECT * FROM ri_roots EXCEPT SELECT * FROM ri_explicit) p
+        LEFT JOIN ri_closure c ON c.root = p.m;
 CREATE OR REPLACE TEMP TABLE ri_gone AS SELECT * FROM ri_every EXCEPT SELECT * FROM ri_kept;
 """
 
@@ -267,8 +271,8 @@ CREATE OR REPLACE TEMP TABLE ri_disk AS
 
 _ALL_ROWS = "SELECT ri_id(digest) FROM manifests"
 _TAGGED_ROWS = "SELECT ri_id(digest) FROM manifests WHERE tagged"
-_ROWS_LEFT = ("SELECT ri_id(r.digest) FROM manifests r ANTI JOIN ri_gone g "
-              "ON g.repository = r.repository AND g.m = ri_id(r.digest)")
+_ROWS_LEFT = ("SELECT ri_id(row.digest) FROM manifests row ANTI JOIN ri_gone g "
+              "ON g.r = ri_id(row.repository) AND g.m = ri_id(row.digest)")
 
 
 def _marked(rows: str) -> str:
