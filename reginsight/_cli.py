@@ -88,7 +88,11 @@ def _crawl_options(parser: argparse.ArgumentParser) -> None:
                         help='only these repositories: names ("team/app", read directly, '
                              'so registries without a catalog work) or globs ("team/*", '
                              "matched against the catalog); comma-separated or repeated")
-    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="requests in flight (per Dask worker with --scheduler)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="shard the crawl over a Dask cluster, e.g. tcp://host:8786 "
+                             "(pip install 'reginsight[dask]')")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress on stderr (a bar on a terminal, else a plain "
                              "line every few seconds)")
@@ -225,9 +229,17 @@ def _registry(args: argparse.Namespace, url: str) -> Registry:
 def _crawl(args: argparse.Namespace, url: str) -> Inventory:
     from .inventory._crawl import crawl
 
+    options = {"concurrency": args.concurrency, "progress": not args.no_progress}
     with _registry(args, url) as reg:
-        return crawl(reg, _repositories(args.repositories), concurrency=args.concurrency,
-                     progress=not args.no_progress)
+        if not args.scheduler:
+            return crawl(reg, _repositories(args.repositories), **options)
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UsageError("--scheduler needs Dask: pip install 'reginsight[dask]'"
+                             ) from None
+        with Client(args.scheduler, timeout=30) as client:
+            return crawl(reg, _repositories(args.repositories), cluster=client, **options)
 
 
 def _check_repository(name: str) -> None:

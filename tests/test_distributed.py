@@ -117,13 +117,23 @@ def test_distributed_crawl_equals_the_single_process_crawl(reg, scene, client):
     assert (inv.blobs["repositories"] >= 8).any()  # the base layer, shared
 
 
+def test_the_command_line_crawls_on_a_scheduler(reg, scene, client, tmp_path, capsys):
+    from reginsight._cli import main
+
+    glob = f"{scene.prefix}/*"
+    assert main(["crawl", reg.url, "-o", str(tmp_path / "inv"), "--repositories", glob,
+                 "--scheduler", client.scheduler.address, "--no-progress"]) == 0
+    assert_same(ri.Inventory.load(tmp_path / "inv"), ri.crawl(reg, glob, progress=False))
+    assert "saved" in capsys.readouterr().err
+
+
 def test_named_repositories_shard_as_names_with_progress(reg, scene, client, capsys):
     names = [f"{scene.prefix}/{n}" for n in ("app1", "multi", "missing", "hidden", "app4")]
     single = ri.crawl(reg, names, progress=False)
     inv = ri.crawl(reg, names, cluster=client)  # progress: plain lines on a captured stderr
     assert_same(inv, single)
     assert list(inv.errors["repository"]) == [f"{scene.prefix}/missing"]  # named: an error
-    assert f"crawl {reg.url}: 5/5 repositor" in capsys.readouterr().err
+    assert f"crawl {reg.url}: 5/5 repositories" in capsys.readouterr().err
     mixed = [f"{scene.prefix}/app2", re.compile(f"^{scene.prefix}/(multi|blobs)")]
     assert_same(ri.crawl(reg, mixed, progress=False, cluster=client),
                 ri.crawl(reg, mixed, progress=False))

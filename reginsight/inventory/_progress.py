@@ -72,7 +72,7 @@ class LineBar:
     def _show(self, *, final: bool = False) -> None:
         self._last = time.monotonic()
         count = f"{self.n}/{self.total}" if self.total else str(self.n)
-        unit = self.unit if self.n == 1 and not self.total else f"{self.unit}s"
+        unit = self.unit if self.n == 1 and not self.total else _plural(self.unit)
         elapsed = self._last - self._started
         line = f"{self.desc}: {count} {unit}" + (f" in {elapsed:.1f}s" if final else "")
         stream = self._file if self._file is not None else sys.stderr
@@ -96,6 +96,10 @@ def in_notebook() -> bool:
     shell = get_ipython() if get_ipython is not None else None
     kernel_shell = getattr(sys.modules.get("ipykernel.zmqshell"), "ZMQInteractiveShell", None)
     return kernel_shell is not None and isinstance(shell, kernel_shell)  # Colab's subclass too
+
+
+def _plural(unit: str) -> str:
+    return f"{unit[:-1]}ies" if unit.endswith("y") else f"{unit}s"  # repository, tag
 
 
 def progress_bar(description: str, *, unit: str, total: int = 0, enabled: bool = True) -> Any:
