@@ -30,8 +30,9 @@ _DIGESTS = """
     UNION SELECT digest FROM children UNION SELECT manifest FROM layers
     UNION SELECT digest FROM layers UNION SELECT digest FROM blobs"""
 #: ... and the repository names, numbered the same way (one check covers both)
-_NAMES = _DIGESTS + """
+_ALL_NAMES = (_DIGESTS + """
     UNION SELECT repository FROM tags UNION SELECT repository FROM manifests"""
+              ).replace("UNION", "UNION ALL")
 
 _SETUP = """
 CREATE TEMP TABLE ri_uses AS  -- (manifest, blob it references), distinct
@@ -103,9 +104,13 @@ def _prepared(lazy: LazyInventory) -> Any:
         # salt 0 is plain hash(); a collision between two digests moves to the next
         suffix = "" if salt == 0 else f" || '#{salt}'"
         _run(con, f"CREATE OR REPLACE MACRO ri_id(x) AS hash(x{suffix})")
-        shared = con.execute(  # ids that two different digests map to
-            f"SELECT count(*) FROM (SELECT ri_id(d) FROM ({_NAMES.replace('UNION', 'UNION ALL')})"
-            " WHERE d IS NOT NULL GROUP BY ALL HAVING min(d) <> max(d))").fetchall()[0][0]
+        # ids that two different names map to; grouping by the name (a key DuckDB
+        # spills), not min/max of it (a string state it keeps in memory)
+        shared = con.execute(f"""
+            SELECT count(*) FROM (
+                SELECT id FROM (SELECT ri_id(d) AS id FROM ({_ALL_NAMES})
+                                WHERE d IS NOT NULL GROUP BY d)
+                GROUP BY id HAVING count(*) > 1)""").fetchall()[0][0]
         if shared == 0:
             break
     else:  # pragma: no cover - eight 64-bit collisions in a row
