@@ -280,3 +280,12 @@ def test_an_inventory_saved_in_format_1_opens_out_of_core():
     pdt.assert_frame_equal(ri.layer_sharing(inv), ri.layer_sharing(lazy))
     pdt.assert_frame_equal(ri.reclaimable_blobs(inv, inv.tags.head(3)),
                            ri.reclaimable_blobs(lazy, inv.tags.head(3)))
+
+
+def test_a_collision_of_digest_ids_is_found_and_salted_away(tmp_path, monkeypatch):
+    """Unsalted, every name gets id 0; the check sees it and the salted ids give
+    pandas' figures."""
+    from reginsight.analysis import _outofcore
+
+    monkeypatch.setattr(_outofcore, "_ID", "hash(x{suffix}) * ({salt} > 0)::UBIGINT")
+    assert_same_out_of_core(inventory(), tmp_path / "saved")

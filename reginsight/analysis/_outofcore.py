@@ -3,11 +3,13 @@
 The same definitions as the pandas functions (:mod:`._storage`, :mod:`._reclaim`,
 :mod:`._disk`), written as SQL that DuckDB streams and spills: reachability through
 indexes is a recursive CTE to a fixpoint, "distinct blobs a tag reaches" a DISTINCT
-over (manifest, blob) pairs. Digests become 64-bit ids (``ri_id``, DuckDB's
-``hash``) so joins move integers, not 71-byte strings; the ids are checked to be
-one per digest before any figure is computed, and salted again on a collision, so
-the figures stay exact. A blob's size is the largest any row states (the pandas
-Reach does the same: ``blobs`` has one row per digest).
+over (manifest, blob) pairs. Digests and repository names become 64-bit ids
+(``ri_id``, DuckDB's ``hash``) so joins move integers, not 71-byte strings. Before
+any figure, the ids are checked one per name against a second hash of each name,
+and salted again on a collision: a wrong figure would need two names to collide in
+both 64-bit hashes (about 1 in 10^22 for a registry of 10^8 names). A blob's size
+is the largest any row states (the pandas Reach does the same: ``blobs`` has one
+row per digest).
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ CREATE TEMP TABLE ri_holders AS
 """
 
 
+#: the id of a name (``{suffix}`` salts it after a collision; ``{salt}`` counts them)
+_ID = "hash(x{suffix})"
+
+
 def _strings(kind: pa.DataType) -> pd.StringDtype | None:
     """Arrow strings as pandas' ``string`` (Arrow-backed: no Python object per row)."""
     if kind in (pa.string(), pa.large_string(), pa.string_view()):
@@ -101,16 +107,16 @@ def _prepared(lazy: LazyInventory) -> Any:
     if lazy._prepared:
         return con
     for salt in range(8):
-        # salt 0 is plain hash(); a collision between two digests moves to the next
-        suffix = "" if salt == 0 else f" || '#{salt}'"
-        _run(con, f"CREATE OR REPLACE MACRO ri_id(x) AS hash(x{suffix})")
-        # ids that two different names map to; grouping by the name (a key DuckDB
-        # spills), not min/max of it (a string state it keeps in memory)
+        # salt 0 is plain hash(); a collision between two names moves to the next
+        _run(con, "CREATE OR REPLACE MACRO ri_id(x) AS "
+                  + _ID.format(salt=salt, suffix="" if salt == 0 else f" || '#{salt}'"))
+        # ids that two different names map to, told by a second hash of each name:
+        # integer states, which DuckDB spills (grouping 25M names by text does not fit)
         shared = con.execute(f"""
             SELECT count(*) FROM (
-                SELECT id FROM (SELECT ri_id(d) AS id FROM ({_ALL_NAMES})
-                                WHERE d IS NOT NULL GROUP BY d)
-                GROUP BY id HAVING count(*) > 1)""").fetchall()[0][0]
+                SELECT id FROM (SELECT ri_id(d) AS id, hash(d || '~check') AS other
+                                FROM ({_ALL_NAMES}) WHERE d IS NOT NULL)
+                GROUP BY id HAVING min(other) <> max(other))""").fetchall()[0][0]
         if shared == 0:
             break
     else:  # pragma: no cover - eight 64-bit collisions in a row
