@@ -93,7 +93,8 @@ def _strings(kind: pa.DataType) -> pd.StringDtype | None:
 
 def _frame(con: Any, query: str) -> pd.DataFrame:
     """A query's result as pandas through Arrow: strings stay Arrow strings."""
-    return pa.table(con.sql(query)).to_pandas(types_mapper=_strings)
+    return pa.table(con.sql(query)).to_pandas(  # no second copy of a big result
+        types_mapper=_strings, split_blocks=True, self_destruct=True)
 
 
 def _run(con: Any, statements: str) -> None:
@@ -106,24 +107,32 @@ def _prepared(lazy: LazyInventory) -> Any:
     con = lazy.connection
     if lazy._prepared:
         return con
+    # in passes over slices of the ids, a few tens of millions of names each: one
+    # pass over a registry of 10^8 layer rows runs out of DuckDB's memory
+    rows = sum(lazy.count(name) for name in ("tags", "manifests", "layers", "blobs"))
+    passes = 1 + rows // 50_000_000
     for salt in range(8):
         # salt 0 is plain hash(); a collision between two names moves to the next
         _run(con, "CREATE OR REPLACE MACRO ri_id(x) AS "
                   + _ID.format(salt=salt, suffix="" if salt == 0 else f" || '#{salt}'"))
-        # ids that two different names map to, told by a second hash of each name:
-        # integer states, which DuckDB spills (grouping 25M names by text does not fit)
-        shared = con.execute(f"""
-            SELECT count(*) FROM (
-                SELECT id FROM (SELECT ri_id(d) AS id, hash(d || '~check') AS other
-                                FROM ({_ALL_NAMES}) WHERE d IS NOT NULL)
-                GROUP BY id HAVING min(other) <> max(other))""").fetchall()[0][0]
-        if shared == 0:
+        if not any(_collisions(con, part, passes) for part in range(passes)):
             break
     else:  # pragma: no cover - eight 64-bit collisions in a row
         raise RuntimeError("no collision-free digest ids")
     _run(con, _SETUP)
     lazy._prepared = True
     return con
+
+
+def _collisions(con: Any, part: int, passes: int) -> int:
+    """How many ids (those ``% passes == part``) two different names map to, told by
+    a second hash of each name: integer states, which DuckDB spills."""
+    return con.execute(f"""
+        SELECT count(*) FROM (
+            SELECT id FROM (SELECT ri_id(d) AS id, hash(d || '~check') AS other
+                            FROM ({_ALL_NAMES}) WHERE d IS NOT NULL)
+            WHERE id % {passes} = {part}
+            GROUP BY id HAVING min(other) <> max(other))""").fetchall()[0][0]
 
 
 def _digest_names(con: Any, table: str) -> str:
