@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import shutil
 import time
 from pathlib import Path
@@ -25,8 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reginsight._version import __version__
-from reginsight.inventory._dataset import FORMAT, FORMAT_VERSION, PARTITIONED, write_frame
+from reginsight.inventory._dataset import write_frame, write_meta
 from reginsight.inventory._frames import FRAME_NAMES
 
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -145,12 +143,8 @@ def write_large(path: Path, *, layer_rows: int = 100_000_000, repositories: int 
         rows["blobs"] += n
     for name in FRAME_NAMES:
         (path / name).mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, "registry": "synthetic",
-            "taken_at": "2026-11-27T00:00:00+00:00", "scope": None, "repositories": None,
-            "reginsight": __version__, "partitioned_by": "repository",
-            "frames": {name: {"rows": rows[name], "partitioned": name in PARTITIONED}
-                       for name in FRAME_NAMES}}
-    (path / "inventory.json").write_text(json.dumps(meta, indent=2))
+    write_meta(path, registry="synthetic", taken_at="2026-11-27T00:00:00+00:00", scope=None,
+               repositories=None, rows=rows)
     return rows
 
 

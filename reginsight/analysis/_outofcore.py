@@ -135,10 +135,11 @@ def _collisions(con: Any, part: int, passes: int) -> int:
             GROUP BY id HAVING min(other) <> max(other))""").fetchall()[0][0]
 
 
-def _digest_names(con: Any, table: str) -> str:
-    """SQL giving (b, digest) for the ids in ``table``'s column ``b``."""
+def _digest_names(ids: str) -> str:
+    """SQL giving (b, digest) for the ids ``ids`` (SQL giving a column ``b``): the
+    names are found again only for the rows a result shows."""
     return (f"SELECT DISTINCT ri_id(d) AS b, d AS digest FROM ({_DIGESTS}) "
-            f"WHERE d IS NOT NULL AND ri_id(d) IN (SELECT b FROM {table})")
+            f"WHERE d IS NOT NULL AND ri_id(d) IN ({ids})")
 
 
 def storage_summary(lazy: LazyInventory) -> pd.Series:
@@ -196,7 +197,7 @@ def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
                users.manifests::BIGINT AS manifests, ri_used.tags,
                (ri_blob.size * greatest(users.manifests - 1, 0))::BIGINT AS bytes_saved
         FROM ri_used JOIN ri_blob USING (b) JOIN ri_holders USING (b) JOIN users USING (b)
-            JOIN ({_digest_names(con, "ri_used")}) names USING (b)
+            JOIN ({_digest_names("SELECT b FROM ri_used")}) names USING (b)
         ORDER BY bytes_saved DESC, names.digest""")
     return frame
 
@@ -251,7 +252,7 @@ def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
     _run(con, _PLACEMENTS)
     if lazy.from_storage:
         return _freed_after(con)
-    frame = _frame(con, """
+    frame = _frame(con, f"""
         WITH linked AS (SELECT DISTINCT m FROM ri_kept),
              deleted AS (SELECT DISTINCT m FROM ri_gone),
              freed_manifests AS (SELECT m AS b FROM deleted EXCEPT SELECT m FROM linked),
@@ -259,9 +260,8 @@ def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
              freed AS (SELECT b FROM ri_uses WHERE m IN (SELECT m FROM deleted)
                        EXCEPT SELECT b FROM kept_blobs),
              sizes AS (SELECT ri_id(digest) AS b, max(size) AS size FROM blobs GROUP BY ALL),
-             names AS (SELECT DISTINCT ri_id(d) AS b, d AS digest FROM (""" + _DIGESTS + """)
-                       WHERE d IS NOT NULL AND ri_id(d) IN (SELECT b FROM freed_manifests
-                                                            UNION SELECT b FROM freed))
+             names AS ({_digest_names("SELECT b FROM freed_manifests "
+                                      "UNION SELECT b FROM freed")})
         SELECT names.digest, coalesce(sizes.size, 0)::BIGINT AS size, 'manifest' AS kind
             FROM freed_manifests JOIN names USING (b) LEFT JOIN sizes USING (b)
         UNION ALL

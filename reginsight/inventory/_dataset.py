@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from .._errors import InventoryError
+from .._version import __version__
 from ._frames import SCHEMAS
 
 FORMAT = "reginsight-inventory"
@@ -59,6 +60,17 @@ def read_meta(directory: Path) -> dict[str, Any]:
         raise InventoryError(f"{directory}: inventory format {meta.get('version')} "
                              f"is not one this version reads (1 to {FORMAT_VERSION})")
     return meta
+
+
+def write_meta(directory: Path, *, registry: str, taken_at: str, scope: str | None,
+               repositories: list[str] | None, rows: dict[str, int]) -> None:
+    """``inventory.json``: what the dataset is, and how many rows each frame holds."""
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "registry": registry,
+            "taken_at": taken_at, "scope": scope, "repositories": repositories,
+            "reginsight": __version__, "partitioned_by": PARTITION_COLUMN,
+            "frames": {name: {"rows": count, "partitioned": name in PARTITIONED}
+                       for name, count in rows.items()}}
+    (directory / "inventory.json").write_text(json.dumps(meta, indent=2))
 
 
 def _plain(table: pa.Table) -> pa.Table:
@@ -136,7 +148,12 @@ def swap_in(directory: Path, staged: Path, names: Iterable[str], stale: Iterable
                 os.replace(old, trash / name)
     finally:
         _remove(trash)
-        _remove(staged)
+        discard(staged)
+
+
+def discard(staged: Path) -> None:
+    """Delete a staged dataset that will not be used."""
+    _remove(staged)
 
 
 def _remove(path: Path) -> None:

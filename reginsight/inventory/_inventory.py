@@ -8,7 +8,6 @@ them in notebooks. The columns are documented on :class:`Inventory`.
 from __future__ import annotations
 
 import html
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -19,18 +18,7 @@ import pyarrow as pa
 
 from .._errors import InventoryError
 from .._units import format_bytes
-from .._version import __version__
-from ._dataset import (
-    FORMAT,
-    FORMAT_VERSION,
-    PARTITION_COLUMN,
-    PARTITIONED,
-    read_frame,
-    read_meta,
-    stage,
-    swap_in,
-    write_frame,
-)
+from ._dataset import discard, read_frame, read_meta, stage, swap_in, write_frame, write_meta
 from ._frames import (
     FRAME_NAMES,
     SCHEMAS,
@@ -205,17 +193,12 @@ class Inventory:
         try:
             for name, frame in self.frames():
                 write_frame(staged, name, frame)
-            meta = {"format": FORMAT, "version": FORMAT_VERSION, "registry": self.registry,
-                    "taken_at": self.taken_at.isoformat(), "scope": self.scope,
-                    "repositories": (None if self.repositories is None
-                                     else list(self.repositories)),
-                    "reginsight": __version__,
-                    "partitioned_by": PARTITION_COLUMN,
-                    "frames": {name: {"rows": len(frame), "partitioned": name in PARTITIONED}
-                               for name, frame in self.frames()}}
-            (staged / "inventory.json").write_text(json.dumps(meta, indent=2))
+            write_meta(staged, registry=self.registry, taken_at=self.taken_at.isoformat(),
+                       scope=self.scope, repositories=(None if self.repositories is None
+                                                       else list(self.repositories)),
+                       rows={name: len(frame) for name, frame in self.frames()})
         except BaseException:
-            swap_in(directory, staged, ())  # drops what was staged; the old save stays
+            discard(staged)  # the earlier save stays as it was
             raise
         # the frames first, the file that names the format last; version 1 files go
         swap_in(directory, staged, [*FRAME_NAMES, "inventory.json"],
