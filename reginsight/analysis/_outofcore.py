@@ -75,7 +75,7 @@ CREATE TEMP TABLE ri_root_bytes AS
     GROUP BY ALL;
 CREATE TEMP TABLE ri_repository_blobs AS  -- distinct (repository, blob) tags reach
     SELECT DISTINCT t.r, rb.b FROM ri_tag_roots t JOIN ri_root_blobs rb USING (root);
-CREATE TEMP TABLE ri_holders AS
+CREATE TEMP TABLE ri_holders AS  -- every blob a tag reaches: how many repositories
     SELECT b, count(*) AS repositories FROM ri_repository_blobs GROUP BY ALL;
 """
 
@@ -145,14 +145,14 @@ def _digest_names(ids: str) -> str:
 def storage_summary(lazy: LazyInventory) -> pd.Series:
     con = _prepared(lazy)
     row = con.execute("""
-        SELECT (SELECT count(DISTINCT repository) FROM tags),
+        SELECT (SELECT count(DISTINCT r) FROM ri_tag_roots),
                (SELECT count(*) FROM tags),
-               (SELECT count(DISTINCT digest) FROM manifests),
-               (SELECT count(DISTINCT b) FROM ri_root_blobs),
+               (SELECT count(*) FROM (SELECT ri_id(digest) FROM manifests GROUP BY ALL)),
+               (SELECT count(*) FROM ri_holders),
                (SELECT coalesce(sum(t.tags * r.bytes), 0)
                 FROM ri_tag_roots t JOIN ri_root_bytes r USING (root)),
-               (SELECT coalesce(sum(size), 0) FROM ri_blob
-                WHERE b IN (SELECT b FROM ri_root_blobs))""").fetchall()[0]
+               (SELECT coalesce(sum(size), 0) FROM ri_holders JOIN ri_blob USING (b))
+        """).fetchall()[0]
     names = ["repositories", "tags", "manifests", "stored_blobs", "logical_bytes",
              "stored_bytes"]
     figures = pd.Series(dict(zip(names, map(int, row), strict=True)), dtype=np.int64)
@@ -170,8 +170,9 @@ def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
                                sum(CASE WHEN repositories = 1 THEN size ELSE 0 END) AS exclusive
                         FROM ri_repository_blobs JOIN ri_blob USING (b)
                             JOIN ri_holders USING (b) GROUP BY ALL),
-             held AS (SELECT ri_id(repository) AS r, count(DISTINCT digest) AS manifests
-                      FROM manifests GROUP BY ALL)
+             held AS (SELECT r, count(*) AS manifests FROM (
+                          SELECT DISTINCT ri_id(repository) AS r, ri_id(digest) FROM manifests)
+                      GROUP BY ALL)
         SELECT repository, tags::BIGINT AS tags, coalesce(manifests, 0)::BIGINT AS manifests,
                logical::BIGINT AS logical_bytes, coalesce(stored, 0)::BIGINT AS stored_bytes,
                coalesce(exclusive, 0)::BIGINT AS exclusive_bytes
