@@ -89,7 +89,8 @@ def _crawl_options(parser: argparse.ArgumentParser) -> None:
                              'so registries without a catalog work) or globs ("team/*", '
                              "matched against the catalog); comma-separated or repeated")
     parser.add_argument("--concurrency", type=int, default=32,
-                        help="requests in flight (per Dask worker with --scheduler)")
+                        help="requests in flight (with --scheduler: per shard, and a worker "
+                             "runs one shard per thread)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="shard the crawl over a Dask cluster, e.g. tcp://host:8786 "
                              "(pip install 'reginsight[dask]')")

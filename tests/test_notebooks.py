@@ -20,7 +20,7 @@ from tests.supply_chain import SupplyChain
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_the_five_notebooks():
+def test_there_are_the_six_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["cleanup.ipynb", "disk_audit.ipynb",
                                            "out_of_core.ipynb", "quickstart.ipynb",
                                            "storage_audit.ipynb", "supply_chain.ipynb"]

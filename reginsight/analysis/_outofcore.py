@@ -8,8 +8,8 @@ over (manifest, blob) pairs. Digests and repository names become 64-bit ids
 any figure, the ids are checked one per name against a second hash of each name,
 and salted again on a collision: a wrong figure would need two names to collide in
 both 64-bit hashes (about 1 in 10^22 for a registry of 10^8 names). A blob's size
-is the largest any row states (the pandas Reach does the same: ``blobs`` has one
-row per digest).
+is the largest any row states; pandas takes the first ``blobs`` row and then the
+largest layer row, the same number because ``blobs`` holds one row per digest.
 """
 
 from __future__ import annotations
@@ -20,21 +20,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .._errors import PlanError
+from ._choice import split_choice
 
 if TYPE_CHECKING:
     from ..inventory._lazy import LazyInventory
 
 #: every digest the frames mention, by column: what ``ri_id`` numbers
 _DIGESTS = """
-    SELECT digest AS d FROM tags UNION SELECT digest FROM manifests
-    UNION SELECT config_digest FROM manifests UNION SELECT parent FROM children
-    UNION SELECT digest FROM children UNION SELECT manifest FROM layers
-    UNION SELECT digest FROM layers UNION SELECT digest FROM blobs"""
+    SELECT digest AS d FROM tags UNION ALL SELECT digest FROM manifests
+    UNION ALL SELECT config_digest FROM manifests UNION ALL SELECT parent FROM children
+    UNION ALL SELECT digest FROM children UNION ALL SELECT manifest FROM layers
+    UNION ALL SELECT digest FROM layers UNION ALL SELECT digest FROM blobs"""
 #: ... and the repository names, numbered the same way (one check covers both)
-_ALL_NAMES = (_DIGESTS + """
-    UNION SELECT repository FROM tags UNION SELECT repository FROM manifests"""
-              ).replace("UNION", "UNION ALL")
+_ALL_NAMES = _DIGESTS + """
+    UNION ALL SELECT repository FROM tags UNION ALL SELECT repository FROM manifests"""
 
 _SETUP = """
 CREATE TEMP TABLE ri_uses AS  -- (manifest, blob it references), distinct
@@ -102,11 +101,24 @@ def _run(con: Any, statements: str) -> None:
     con.execute(statements).fetchall()
 
 
+def _ids(lazy: LazyInventory) -> Any:
+    """The connection with ``ri_id`` defined, one id per name (checked)."""
+    return lazy.derived("ids", _define_ids)
+
+
 def _prepared(lazy: LazyInventory) -> Any:
-    """The connection with the id macro and the shared tables built (once)."""
+    """The connection with ``ri_id`` and the shared reach tables built (once)."""
+    return lazy.derived("reach", _build_reach)
+
+
+def _build_reach(lazy: LazyInventory) -> Any:
+    con = _ids(lazy)
+    _run(con, _SETUP)
+    return con
+
+
+def _define_ids(lazy: LazyInventory) -> Any:
     con = lazy.connection
-    if lazy._prepared:
-        return con
     # in passes over slices of the ids, a few tens of millions of names each: one
     # pass over a registry of 10^8 layer rows runs out of DuckDB's memory
     rows = sum(lazy.count(name) for name in ("tags", "manifests", "layers", "blobs"))
@@ -116,12 +128,8 @@ def _prepared(lazy: LazyInventory) -> Any:
         _run(con, "CREATE OR REPLACE MACRO ri_id(x) AS "
                   + _ID.format(salt=salt, suffix="" if salt == 0 else f" || '#{salt}'"))
         if not any(_collisions(con, part, passes) for part in range(passes)):
-            break
-    else:  # pragma: no cover - eight 64-bit collisions in a row
-        raise RuntimeError("no collision-free digest ids")
-    _run(con, _SETUP)
-    lazy._prepared = True
-    return con
+            return con
+    raise RuntimeError("no collision-free digest ids")  # pragma: no cover - 8 in a row
 
 
 def _collisions(con: Any, part: int, passes: int) -> int:
@@ -135,17 +143,23 @@ def _collisions(con: Any, part: int, passes: int) -> int:
             GROUP BY id HAVING min(other) <> max(other))""").fetchall()[0][0]
 
 
-def _digest_names(ids: str) -> str:
-    """SQL giving (b, digest) for the ids ``ids`` (SQL giving a column ``b``): the
-    names are found again only for the rows a result shows."""
-    return (f"SELECT DISTINCT ri_id(d) AS b, d AS digest FROM ({_DIGESTS}) "
-            f"WHERE d IS NOT NULL AND ri_id(d) IN ({ids})")
+#: the columns where layer and config digests are named
+_BLOB_DIGESTS = "SELECT digest AS d FROM layers UNION ALL SELECT config_digest FROM manifests"
+
+
+def _digest_names(ids: str, names: str = _DIGESTS) -> str:
+    """SQL giving (b, digest) for the ids ``ids`` (SQL giving a column ``b``), looked
+    up in ``names`` (SQL giving a column ``d``) only for the rows a result shows;
+    grouped by id and name, keys DuckDB spills."""
+    return (f"SELECT b, d AS digest FROM (SELECT ri_id(d) AS b, d FROM ({names}) "
+            f"WHERE d IS NOT NULL AND ri_id(d) IN ({ids})) GROUP BY b, d")
 
 
 def storage_summary(lazy: LazyInventory) -> pd.Series:
+    """:func:`reginsight.storage_summary` (same index, dtype and attrs), by DuckDB."""
     con = _prepared(lazy)
     row = con.execute("""
-        SELECT (SELECT count(DISTINCT r) FROM ri_tag_roots),
+        SELECT (SELECT count(*) FROM ri_repository WHERE r IN (SELECT r FROM ri_tag_roots)),
                (SELECT count(*) FROM tags),
                (SELECT count(*) FROM (SELECT ri_id(digest) FROM manifests GROUP BY ALL)),
                (SELECT count(*) FROM ri_holders),
@@ -162,6 +176,7 @@ def storage_summary(lazy: LazyInventory) -> pd.Series:
 
 
 def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
+    """:func:`reginsight.storage_by_repository` (same columns, dtypes, order), by DuckDB."""
     con = _prepared(lazy)
     frame = _frame(con, """
         WITH tagged AS (SELECT r, sum(tags) AS tags, sum(tags * coalesce(bytes, 0)) AS logical
@@ -185,6 +200,7 @@ def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
 
 
 def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
+    """:func:`reginsight.layer_sharing` (same columns, dtypes, order), by DuckDB."""
     con = _prepared(lazy)
     _run(con, """CREATE OR REPLACE TEMP TABLE ri_used AS
         SELECT rb.b, sum(t.tags)::BIGINT AS tags
@@ -198,31 +214,17 @@ def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
                users.manifests::BIGINT AS manifests, ri_used.tags,
                (ri_blob.size * greatest(users.manifests - 1, 0))::BIGINT AS bytes_saved
         FROM ri_used JOIN ri_blob USING (b) JOIN ri_holders USING (b) JOIN users USING (b)
-            JOIN ({_digest_names("SELECT b FROM ri_used")}) names USING (b)
+            JOIN ({_digest_names("SELECT b FROM ri_used", _BLOB_DIGESTS)}) names USING (b)
         ORDER BY bytes_saved DESC, names.digest""")
     return frame
 
 
 def _register_chosen(con: Any, tags: Any) -> None:
-    """The chosen tags as ``ri_chosen_tags`` (repository, tag) and the digests chosen
-    by NA-tag rows as ``ri_chosen_digests`` (repository, digest)."""
-    try:
-        if isinstance(tags, pd.DataFrame):
-            untagged = tags["tag"].isna().to_numpy()
-            tagged = tags.loc[~untagged, ["repository", "tag"]].astype(str)
-            by_digest = (tags.loc[untagged, ["repository", "digest"]].astype(str)
-                         if untagged.any() else None)
-        else:
-            tagged = pd.DataFrame([(str(r), str(t)) for r, t in tags],
-                                  columns=["repository", "tag"], dtype=object)
-            by_digest = None
-        if by_digest is None:
-            by_digest = pd.DataFrame({"repository": [], "digest": []}, dtype=object)
-    except (KeyError, TypeError, ValueError):
-        raise PlanError("tags: give (repository, tag) pairs or a frame with those columns"
-                        ) from None
-    con.register("ri_chosen_tags_frame", tagged.astype(object).reset_index(drop=True))
-    con.register("ri_chosen_digests_frame", by_digest.astype(object).reset_index(drop=True))
+    """The chosen tags as ``ri_chosen_tags_frame`` (repository, tag) and the digests
+    chosen by NA-tag rows as ``ri_chosen_digests_frame`` (repository, digest)."""
+    tagged, by_digest = split_choice(tags)
+    con.register("ri_chosen_tags_frame", tagged)
+    con.register("ri_chosen_digests_frame", by_digest)
 
 
 _PLACEMENTS = """
@@ -314,7 +316,7 @@ def _freed_after(con: Any) -> pd.DataFrame:
 def disk_categories(lazy: LazyInventory) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
     """For :func:`reginsight.disk_usage`: (blobs, bytes) per disk category, and (count,
     bytes) of the unfinished uploads."""
-    con = _prepared(lazy)
+    con = _ids(lazy)  # the collector model needs no reach tables
     _run(con, _MARKS)
     by_category = {category: (int(blobs), int(size)) for category, blobs, size in con.execute(f"""
         SELECT CASE WHEN b IN ({_marked(_TAGGED_ROWS)}) THEN 'tagged'

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .._errors import PlanError
 from ..inventory._lazy import LazyInventory
 from ..inventory._reach import Reach
 from . import _outofcore
+from ._choice import Chosen, split_choice
 from ._disk import freed_after
 
 if TYPE_CHECKING:
@@ -24,7 +23,6 @@ class PartialInventoryWarning(UserWarning):
 
 
 
-Chosen = Iterable[tuple[str, str]] | pd.DataFrame
 
 
 def _chosen(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
@@ -32,31 +30,16 @@ def _chosen(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
     placements (:meth:`Reach.placement`) of the manifests chosen by digest: rows of a
     frame whose tag is NA (``plan_cleanup``'s untagged manifests and referrers)."""
     reach = Reach.of(inv)
-    by_digest = np.empty(0, dtype=np.int64)
-    try:
-        if isinstance(tags, pd.DataFrame):
-            untagged = tags["tag"].isna().to_numpy()
-            if untagged.any():
-                rows = tags[untagged]
-                repos = reach.repositories_index().get_indexer(
-                    rows["repository"].astype(object))
-                digests = reach.manifests.get_indexer(rows["digest"].astype(object))
-                known = (repos >= 0) & (digests >= 0)
-                by_digest = reach.placement(repos[known], digests[known])
-            tagged = tags[~untagged]
-            wanted = pd.MultiIndex.from_arrays([
-                tagged["repository"].astype(str).to_numpy(dtype=object),
-                tagged["tag"].astype(str).to_numpy(dtype=object)])
-        else:
-            pairs = [(str(r), str(t)) for r, t in tags]
-            wanted = pd.MultiIndex.from_tuples(pairs) if pairs else None
-    except (KeyError, TypeError, ValueError):
-        raise PlanError("tags: give (repository, tag) pairs or a frame with those columns"
-                        ) from None
+    tagged, by_digest = split_choice(tags)
+    repos = reach.repositories_index().get_indexer(by_digest["repository"])
+    digests = reach.manifests.get_indexer(by_digest["digest"])
+    known = (repos >= 0) & (digests >= 0)
+    wanted = pd.MultiIndex.from_arrays([tagged["repository"], tagged["tag"]])
     index = pd.MultiIndex.from_arrays([inv.tags["repository"].astype(str).to_numpy(dtype=object),
                                        inv.tags["tag"].astype(str).to_numpy(dtype=object)])
-    rows = index.get_indexer(index[:0] if wanted is None or not len(wanted) else wanted)
-    return np.unique(rows[rows >= 0]), by_digest
+    rows = index.get_indexer(wanted) if len(wanted) else np.empty(0, dtype=np.int64)
+    return (np.unique(rows[rows >= 0]),
+            reach.placement(repos[known], digests[known]).astype(np.int64))
 
 
 def reclaimable_blobs(inv: Inventory | LazyInventory, tags: Chosen) -> pd.DataFrame:

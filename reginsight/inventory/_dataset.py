@@ -3,19 +3,20 @@
 The layout (format version 2; DuckDB, Dask, Spark and pyarrow read it directly)::
 
     DIR/inventory.json                          registry, taken_at, scope, versions, rows
-    DIR/tags/repository=team%2Fapp/part-0.parquet
+    DIR/tags/repository=team%2Fapp/part-0-0.parquet
     DIR/manifests/repository=.../part-*.parquet   (likewise layers, children, uploads,
                                                    tag_history, layer_links)
-    DIR/blobs/part-0.parquet                    registry-wide: one row per blob
-    DIR/errors/part-0.parquet                   a failed read may have no repository
+    DIR/blobs/part-0-0.parquet                  registry-wide: one row per blob
+    DIR/errors/part-0-0.parquet                 a failed read may have no repository
 
 A partitioned frame keeps its ``repository`` in the directory name (Hive style, the
-name URL-encoded: ``/`` is ``%2F``), not in its files. A frame without rows is an
-empty directory. Strings are plain Parquet strings (dictionary-encoded by Parquet
-itself): an Arrow dictionary would copy every category into every partition. The
-columns are those of :class:`reginsight.Inventory`; readers get the repository back
-from the path (``hive_partitioning=true`` in DuckDB, ``partitioning="hive"`` in
-pyarrow; Dask and Spark find it themselves).
+name URL-encoded: ``/`` is ``%2F``), not in its files. A frame without rows is one
+file without rows at its top, ``NAME/part-0-0.parquet``, holding every column.
+Strings are plain Parquet strings (dictionary-encoded by Parquet itself): an Arrow
+dictionary would copy every category into every partition. The columns are those of
+:class:`reginsight.Inventory`; readers get the repository back from the path
+(``hive_partitioning = true, hive_types = {'repository': VARCHAR}`` in DuckDB, a
+string ``partitioning`` schema in pyarrow, so a repository named ``007`` stays text).
 
 Format version 1 (one ``NAME.parquet`` file per frame) still loads.
 """
@@ -33,6 +34,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from .._errors import InventoryError
 from .._version import __version__
@@ -74,9 +76,10 @@ def write_meta(directory: Path, *, registry: str, taken_at: str, scope: str | No
 
 
 def _plain(table: pa.Table) -> pa.Table:
-    """Dictionary columns as plain strings, and no pandas metadata (the schema is ours)."""
-    fields = [field.with_type(pa.string()) if pa.types.is_dictionary(field.type)
-              or pa.types.is_large_string(field.type) else field for field in table.schema]
+    """Dictionary columns as plain strings (64-bit offsets: a column past 2 GiB of text
+    stays one array), and no pandas metadata (the schema is ours)."""
+    fields = [field.with_type(pa.large_string()) if pa.types.is_dictionary(field.type)
+              else field for field in table.schema]
     return table.cast(pa.schema(fields)).replace_schema_metadata(None)
 
 
@@ -88,10 +91,11 @@ def write_frame(directory: Path, name: str, frame: pd.DataFrame | pa.Table, *,
     add up to one dataset (a generator larger than memory writes it this way)."""
     target = directory / name
     target.mkdir(parents=True, exist_ok=True)
-    if len(frame) == 0:
-        return
     table = _plain(frame if isinstance(frame, pa.Table)
                    else pa.Table.from_pandas(frame, preserve_index=False))
+    if len(table) == 0:  # one file without rows: the columns, for every reader
+        pq.write_table(table, target / f"part-{part}-0.parquet")
+        return
     partitioned = name in PARTITIONED
     ds.write_dataset(
         table, target, format="parquet", basename_template=f"part-{part}-{{i}}.parquet",
@@ -105,6 +109,12 @@ def files(directory: Path, name: str) -> list[Path]:
     return sorted((directory / name).glob("**/*.parquet"))
 
 
+def partitioned_on_disk(directory: Path, name: str) -> bool:
+    """Whether frame ``name`` is split into ``repository=`` directories (a frame
+    without rows is one file at its top, holding every column)."""
+    return any(f.parent != directory / name for f in files(directory, name))
+
+
 def read_frame(directory: Path, name: str) -> pd.DataFrame | None:
     """Frame ``name`` as pandas, columns and rows in no particular order (the caller
     conforms and sorts); None when the dataset has no files (no rows)."""
@@ -113,7 +123,7 @@ def read_frame(directory: Path, name: str) -> pd.DataFrame | None:
     found = files(directory, name)
     if not found:
         return None
-    partitioned = name in PARTITIONED
+    partitioned = partitioned_on_disk(directory, name)
     dataset = ds.dataset([str(f) for f in found], format="parquet",
                          partitioning=ds.partitioning(pa.schema([(PARTITION_COLUMN,
                                                                   pa.string())]),
@@ -123,29 +133,45 @@ def read_frame(directory: Path, name: str) -> pd.DataFrame | None:
     return dataset.to_table().to_pandas()
 
 
+_STAGING, _REPLACED = ".staging-", ".replaced-"
+
+
 def stage(directory: Path) -> Path:
-    """A fresh directory inside ``directory`` to write a new dataset into."""
+    """A fresh directory inside ``directory`` to write a new dataset into (what an
+    interrupted save left there is removed first)."""
     directory.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=directory, prefix=".staging-"))
+    for leftover in directory.iterdir():
+        if leftover.name.startswith((_STAGING, _REPLACED)) and not leftover.is_symlink():
+            _remove(leftover)
+    return Path(tempfile.mkdtemp(dir=directory, prefix=_STAGING))
 
 
 def swap_in(directory: Path, staged: Path, names: Iterable[str], stale: Iterable[str] = ()
             ) -> None:
     """Move each of ``names`` from ``staged`` into ``directory``, replacing what is
-    there, then delete ``stale`` entries and ``staged``. Whatever sits at a name (a
-    directory, a file, a planted link) is moved aside first and removed, never
-    followed: nothing outside ``directory`` is written or deleted."""
-    trash = Path(tempfile.mkdtemp(dir=directory, prefix=".replaced-"))
+    there, then delete ``stale`` entries and ``staged``. The first name (the file
+    that says the directory holds an inventory) goes aside first and comes in last,
+    so an interrupted swap leaves no inventory that looks whole; a swap that fails
+    puts the earlier entries back. Whatever sits at a name (a directory, a file, a
+    planted link) is moved aside, never followed: nothing outside ``directory`` is
+    written or deleted."""
+    names = list(names)
+    trash = Path(tempfile.mkdtemp(dir=directory, prefix=_REPLACED))
+    moved: list[str] = []
     try:
-        for name in names:
+        for name in [*names, *stale]:
             old = directory / name
             if old.is_symlink() or old.exists():
                 os.replace(old, trash / name)
-            os.replace(staged / name, old)
-        for name in stale:
-            old = directory / name
-            if old.is_symlink() or old.exists():
-                os.replace(old, trash / name)
+                moved.append(name)
+        for name in [*names[1:], *names[:1]]:
+            os.replace(staged / name, directory / name)
+    except BaseException:
+        for name in reversed(moved):  # the earlier save, as it was
+            if (directory / name).is_symlink() or (directory / name).exists():
+                _remove(directory / name)
+            os.replace(trash / name, directory / name)
+        raise
     finally:
         _remove(trash)
         discard(staged)
@@ -157,9 +183,9 @@ def discard(staged: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    for entry in path.iterdir():
-        if entry.is_symlink() or not entry.is_dir():
-            entry.unlink()
-        else:
-            shutil.rmtree(entry)
-    path.rmdir()
+    """Delete a file, a link (not what it points at) or a directory tree (rmtree does
+    not follow the links inside)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    else:
+        shutil.rmtree(path)

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 #: shards per worker thread: enough that the fast ones take over from a slow one
 SHARDS_PER_THREAD = 4
+#: seconds to wait for a first worker when the cluster has none yet
+WAIT_FOR_WORKERS = 60
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,13 @@ def crawl_on_cluster(client: Client, reg: Registry, repositories: RepositoryFilt
     chosen = selection(repositories)
     listed = reg.repositories() if chosen.needs_catalog else []
     names = sorted({*chosen.names, *filter(chosen.matches, listed)})
-    threads = sum(client.nthreads().values()) or 1
+    if not client.nthreads():  # tasks would wait for a worker that may never come
+        try:
+            client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+        except TimeoutError:
+            raise ValueError(f"the Dask cluster at {client.scheduler.address} has no "
+                             f"worker (waited {WAIT_FOR_WORKERS} s)") from None
+    threads = sum(client.nthreads().values())
     shards = plan_shards(names, chosen, min(len(names), threads * SHARDS_PER_THREAD), since)
     results = run_shards(client, reg, shards, crawler=crawler, progress=progress)
     return merge(results, registry=reg.url, scope=describe_scope(repositories))

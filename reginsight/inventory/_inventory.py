@@ -200,8 +200,8 @@ class Inventory:
         except BaseException:
             discard(staged)  # the earlier save stays as it was
             raise
-        # the frames first, the file that names the format last; version 1 files go
-        swap_in(directory, staged, [*FRAME_NAMES, "inventory.json"],
+        # inventory.json out first and in last; format 1's files go
+        swap_in(directory, staged, ["inventory.json", *FRAME_NAMES],
                 stale=[f"{name}.parquet" for name in FRAME_NAMES])
         return directory
 
@@ -219,6 +219,13 @@ class Inventory:
                 raise InventoryError(f"{directory}/{name}: {type(exc).__name__}") from None
             if frame is not None:
                 frames[name] = frame
+        stated = meta.get("frames") or {}
+        for name, frame in frames.items():
+            rows = stated.get(name, {}).get("rows")
+            if rows is not None and rows != len(frame):
+                raise InventoryError(f"{directory}/{name}: {len(frame)} rows where "
+                                     f"inventory.json says {rows} (a save was interrupted, "
+                                     "or files were changed since)")
         try:
             frames = {name: tidy(name, _ordered(name, conform(name, frame)))
                       for name, frame in upgrade(frames).items()}

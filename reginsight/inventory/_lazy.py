@@ -9,16 +9,20 @@ run SQL that DuckDB streams and, past its memory limit, spills to disk.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from .._errors import InventoryError
 from .._units import format_bytes
-from ._dataset import PARTITION_COLUMN, PARTITIONED, files, read_meta
+from ._dataset import PARTITION_COLUMN, files, partitioned_on_disk, read_meta
 from ._frames import BOOL, FRAME_NAMES, INT, NINT, SCHEMAS, STORAGE_COLUMNS, TIME
 
+T = TypeVar("T")
+_GLOB = re.compile(r"[*?\[\]{}]")
 _SQL_TYPES = {INT: "BIGINT", NINT: "BIGINT", TIME: "TIMESTAMPTZ", BOOL: "BOOLEAN"}
 
 
@@ -72,8 +76,7 @@ class LazyInventory:
             if value is not None:
                 self.connection.execute(f"SET {key} = {_literal(str(value))}")
         self._columns: dict[str, list[str]] = {}
-        #: set by the analysis once its shared tables exist in the connection
-        self._prepared = False
+        self._derived: dict[str, Any] = {}
         for name in FRAME_NAMES:
             self._view(name)
 
@@ -81,13 +84,17 @@ class LazyInventory:
         if self.version == 1:
             single = self.path / f"{name}.parquet"
             return f"read_parquet({_literal(str(single))})" if single.exists() else None
-        if not files(self.path, name):
+        found = files(self.path, name)
+        if not found:
             return None
-        pattern = _literal(str(self.path / name / "**" / "*.parquet"))
-        if name in PARTITIONED:
-            return (f"read_parquet({pattern}, hive_partitioning = true, "
+        if _GLOB.search(str(self.path)):  # a glob would read the name as a pattern
+            where = "[" + ", ".join(_literal(str(f)) for f in found) + "]"
+        else:
+            where = _literal(str(self.path / name / "**" / "*.parquet"))
+        if partitioned_on_disk(self.path, name):
+            return (f"read_parquet({where}, hive_partitioning = true, "
                     f"hive_types = {{{_literal(PARTITION_COLUMN)}: VARCHAR}})")
-        return f"read_parquet({pattern})"
+        return f"read_parquet({where})"
 
     def _view(self, name: str) -> None:
         schema = dict(SCHEMAS[name])
@@ -119,6 +126,13 @@ class LazyInventory:
         raise AttributeError(name)
 
     # ----------------------------------------------------------------- queries
+
+    def derived(self, key: str, build: Callable[[LazyInventory], T]) -> T:
+        """What the analysis builds in the connection (ids, shared tables), once: the
+        files do not change under an open inventory."""
+        if key not in self._derived:
+            self._derived[key] = build(self)
+        return self._derived[key]
 
     def sql(self, query: str, params: Any = None) -> Any:
         """Run ``query`` over the frames' views; a DuckDB relation (``.df()``: pandas)."""
