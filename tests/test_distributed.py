@@ -277,3 +277,13 @@ def test_a_killed_worker_loses_only_its_shard(registry_server, scene, client):
     assert killed["pid"] not in client.run(os.getpid).values()
     assert_same(inv, single)
     assert inv.errors.empty
+
+
+def test_a_cluster_without_workers_is_an_error_not_a_hang(reg, scene, monkeypatch):
+    from reginsight.inventory import _distributed
+
+    monkeypatch.setattr(_distributed, "WAIT_FOR_WORKERS", 1)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as empty:
+        with pytest.raises(ValueError, match="no worker"):
+            ri.crawl(reg, f"{scene.prefix}/*", progress=False, cluster=empty)
