@@ -200,23 +200,34 @@ def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
 
 
 def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
-    """:func:`reginsight.layer_sharing` (same columns, dtypes, order), by DuckDB."""
+    """:func:`reginsight.layer_sharing` (same columns, dtypes, order), by DuckDB.
+
+    Each blob's figures come from one GROUP BY over the facts side by side (integer
+    states, which DuckDB spills), not from joins: five hash tables of 10^7 blobs in
+    one pipeline do not fit a small memory limit."""
     con = _prepared(lazy)
-    _run(con, """CREATE OR REPLACE TEMP TABLE ri_used AS
-        SELECT rb.b, sum(t.tags)::BIGINT AS tags
-        FROM ri_root_blobs rb JOIN (SELECT root, sum(tags) AS tags FROM ri_tag_roots
-                                    GROUP BY ALL) t USING (root) GROUP BY ALL""")
-    frame = _frame(con, f"""
-        WITH users AS (SELECT b, count(*) AS manifests FROM ri_uses
-                       WHERE b IN (SELECT b FROM ri_used) GROUP BY ALL)
-        SELECT names.digest, ri_blob.size, ri_blob.kind,
-               ri_holders.repositories::BIGINT AS repositories,
-               users.manifests::BIGINT AS manifests, ri_used.tags,
-               (ri_blob.size * greatest(users.manifests - 1, 0))::BIGINT AS bytes_saved
-        FROM ri_used JOIN ri_blob USING (b) JOIN ri_holders USING (b) JOIN users USING (b)
-            JOIN ({_digest_names("SELECT b FROM ri_used", _BLOB_DIGESTS)}) names USING (b)
+    _run(con, """
+        CREATE OR REPLACE TEMP TABLE ri_sharing AS
+        SELECT b, max(size) AS size, bool_or(config) AS config,
+               sum(repositories)::BIGINT AS repositories, sum(manifests)::BIGINT AS manifests,
+               sum(tags)::BIGINT AS tags
+        FROM (SELECT rb.b, 0 AS size, false AS config, 0 AS repositories, 0 AS manifests,
+                     t.tags
+              FROM ri_root_blobs rb JOIN (SELECT root, sum(tags) AS tags FROM ri_tag_roots
+                                          GROUP BY ALL) t USING (root)
+              UNION ALL SELECT b, 0, false, repositories, 0, 0 FROM ri_holders
+              UNION ALL SELECT b, 0, false, 0, 1, 0 FROM ri_uses
+              UNION ALL SELECT b, size, kind = 'config', 0, 0, 0 FROM ri_blob)
+        GROUP BY b HAVING sum(tags) > 0;
+        CREATE OR REPLACE TEMP TABLE ri_sharing_names AS """
+         + _digest_names("SELECT b FROM ri_sharing", _BLOB_DIGESTS))
+    return _frame(con, """
+        SELECT names.digest, size::BIGINT AS size,
+               CASE WHEN config THEN 'config' ELSE 'layer' END AS kind,
+               repositories, manifests, tags,
+               (size * greatest(manifests - 1, 0))::BIGINT AS bytes_saved
+        FROM ri_sharing JOIN ri_sharing_names names USING (b)
         ORDER BY bytes_saved DESC, names.digest""")
-    return frame
 
 
 def _register_chosen(con: Any, tags: Any) -> None:
