@@ -202,29 +202,28 @@ def storage_by_repository(lazy: LazyInventory) -> pd.DataFrame:
 def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
     """:func:`reginsight.layer_sharing` (same columns, dtypes, order), by DuckDB.
 
-    Each blob's figures come from one GROUP BY over the facts side by side (integer
-    states, which DuckDB spills), not from joins: five hash tables of 10^7 blobs in
-    one pipeline do not fit a small memory limit."""
+    Built a table at a time, one join each: several hash tables of 10^7 blobs in one
+    pipeline do not fit a small memory limit, one at a time spills."""
     con = _prepared(lazy)
-    _run(con, """
-        CREATE OR REPLACE TEMP TABLE ri_sharing AS
-        SELECT b, max(size) AS size, bool_or(config) AS config,
-               sum(repositories)::BIGINT AS repositories, sum(manifests)::BIGINT AS manifests,
-               sum(tags)::BIGINT AS tags
-        FROM (SELECT rb.b, 0 AS size, false AS config, 0 AS repositories, 0 AS manifests,
-                     t.tags
-              FROM ri_root_blobs rb JOIN (SELECT root, sum(tags) AS tags FROM ri_tag_roots
-                                          GROUP BY ALL) t USING (root)
-              UNION ALL SELECT b, 0, false, repositories, 0, 0 FROM ri_holders
-              UNION ALL SELECT b, 0, false, 0, 1, 0 FROM ri_uses
-              UNION ALL SELECT b, size, kind = 'config', 0, 0, 0 FROM ri_blob)
-        GROUP BY b HAVING sum(tags) > 0;
-        CREATE OR REPLACE TEMP TABLE ri_sharing_names AS """
-         + _digest_names("SELECT b FROM ri_sharing", _BLOB_DIGESTS))
+    _run(con, f"""
+        CREATE OR REPLACE TEMP TABLE ri_sharing AS  -- tags that reach each blob
+            SELECT rb.b, sum(t.tags)::BIGINT AS tags
+            FROM ri_root_blobs rb JOIN (SELECT root, sum(tags) AS tags FROM ri_tag_roots
+                                        GROUP BY ALL) t USING (root)
+            GROUP BY ALL;
+        CREATE OR REPLACE TEMP TABLE ri_sharing AS  -- + repositories
+            SELECT s.*, h.repositories::BIGINT AS repositories
+            FROM ri_sharing s JOIN ri_holders h USING (b);
+        CREATE OR REPLACE TEMP TABLE ri_sharing AS  -- + manifests that reference it
+            SELECT s.*, u.manifests::BIGINT AS manifests
+            FROM ri_sharing s JOIN (SELECT b, count(*) AS manifests FROM ri_uses
+                                    GROUP BY ALL) u USING (b);
+        CREATE OR REPLACE TEMP TABLE ri_sharing AS  -- + size and kind
+            SELECT s.*, ri_blob.size, ri_blob.kind FROM ri_sharing s JOIN ri_blob USING (b);
+        CREATE OR REPLACE TEMP TABLE ri_sharing_names AS
+            {_digest_names("SELECT b FROM ri_sharing", _BLOB_DIGESTS)};""")
     return _frame(con, """
-        SELECT names.digest, size::BIGINT AS size,
-               CASE WHEN config THEN 'config' ELSE 'layer' END AS kind,
-               repositories, manifests, tags,
+        SELECT names.digest, size, kind, repositories, manifests, tags,
                (size * greatest(manifests - 1, 0))::BIGINT AS bytes_saved
         FROM ri_sharing JOIN ri_sharing_names names USING (b)
         ORDER BY bytes_saved DESC, names.digest""")
