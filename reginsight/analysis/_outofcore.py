@@ -266,12 +266,14 @@ def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
     if lazy.from_storage:
         return _freed_after(con)
     frame = _frame(con, f"""
-        WITH linked AS (SELECT DISTINCT m FROM ri_kept),
-             deleted AS (SELECT DISTINCT m FROM ri_gone),
-             freed_manifests AS (SELECT m AS b FROM deleted EXCEPT SELECT m FROM linked),
-             kept_blobs AS (SELECT b FROM ri_uses WHERE m IN (SELECT m FROM linked)),
-             freed AS (SELECT b FROM ri_uses WHERE m IN (SELECT m FROM deleted)
-                       EXCEPT SELECT b FROM kept_blobs),
+        WITH state AS (  -- each manifest: kept somewhere, deleted somewhere
+                 SELECT m, bool_or(kept) AS kept, bool_or(NOT kept) AS deleted
+                 FROM (SELECT m, true AS kept FROM ri_kept
+                       UNION ALL SELECT m, false FROM ri_gone) GROUP BY m),
+             freed_manifests AS (SELECT m AS b FROM state WHERE deleted AND NOT kept),
+             freed AS (  -- referenced by a deleted manifest and by no kept one
+                 SELECT ri_uses.b FROM ri_uses JOIN state USING (m) GROUP BY ri_uses.b
+                 HAVING bool_or(state.deleted) AND NOT bool_or(state.kept)),
              sizes AS (SELECT ri_id(digest) AS b, max(size) AS size FROM blobs GROUP BY ALL),
              names AS ({_digest_names("SELECT b FROM freed_manifests "
                                       "UNION SELECT b FROM freed")})
