@@ -110,3 +110,14 @@ def test_files_that_differ_from_inventory_json_are_refused(tmp_path):
 
 def test_a_path_with_glob_characters_opens(tmp_path):
     assert_same_out_of_core(inventory(), tmp_path / "inventories[1]*")
+
+
+@pytest.mark.parametrize("blobs", ["one missing", "one repeated"])
+def test_layer_names_come_from_the_layers_when_blobs_lacks_or_repeats_one(blobs, tmp_path):
+    inv = inventory()
+    frames = dict(inv.frames())
+    rows = frames["blobs"]
+    frames["blobs"] = (rows.iloc[1:] if blobs == "one missing"
+                       else pd.concat([rows, rows.iloc[:1]], ignore_index=True))
+    assert_same_out_of_core(ri.Inventory(registry=inv.registry, taken_at=inv.taken_at,
+                                         **frames), tmp_path / "saved")

@@ -155,6 +155,20 @@ def _digest_names(ids: str, names: str = _DIGESTS) -> str:
             f"WHERE d IS NOT NULL AND ri_id(d) IN ({ids})) GROUP BY b, d")
 
 
+def _names_table(con: Any, table: str, ids: str) -> None:
+    """Temp table ``table`` (b, digest) of the layer/config blobs ``ids`` names (SQL
+    giving a column ``b``). ``blobs`` holds one row per digest, so the names come
+    from it without grouping 10^7 strings (which DuckDB cannot hold in 1 GB); the
+    layer and config columns fill in any blob it lacks, or all of them when
+    ``blobs`` repeats a digest."""
+    repeated = con.execute("SELECT count(*) FROM (SELECT ri_id(digest) FROM blobs "
+                           "GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
+    _run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT ri_id(digest) AS b, digest "
+              f"FROM blobs WHERE {'false' if repeated else 'true'} AND ri_id(digest) IN ({ids})")
+    _run(con, f"INSERT INTO {table} "
+              + _digest_names(f"{ids} EXCEPT SELECT b FROM {table}", _BLOB_DIGESTS))
+
+
 def storage_summary(lazy: LazyInventory) -> pd.Series:
     """:func:`reginsight.storage_summary` (same index, dtype and attrs), by DuckDB."""
     con = _prepared(lazy)
@@ -205,7 +219,7 @@ def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
     Built a table at a time, one join each: several hash tables of 10^7 blobs in one
     pipeline do not fit a small memory limit, one at a time spills."""
     con = _prepared(lazy)
-    _run(con, f"""
+    _run(con, """
         CREATE OR REPLACE TEMP TABLE ri_sharing AS  -- tags that reach each blob
             SELECT rb.b, sum(t.tags)::BIGINT AS tags
             FROM ri_root_blobs rb JOIN (SELECT root, sum(tags) AS tags FROM ri_tag_roots
@@ -220,8 +234,8 @@ def layer_sharing(lazy: LazyInventory) -> pd.DataFrame:
                                     GROUP BY ALL) u USING (b);
         CREATE OR REPLACE TEMP TABLE ri_sharing AS  -- + size and kind
             SELECT s.*, ri_blob.size, ri_blob.kind FROM ri_sharing s JOIN ri_blob USING (b);
-        CREATE OR REPLACE TEMP TABLE ri_sharing_names AS
-            {_digest_names("SELECT b FROM ri_sharing", _BLOB_DIGESTS)};""")
+        """)
+    _names_table(con, "ri_sharing_names", "SELECT b FROM ri_sharing")
     return _frame(con, """
         SELECT names.digest, size, kind, repositories, manifests, tags,
                (size * greatest(manifests - 1, 0))::BIGINT AS bytes_saved
