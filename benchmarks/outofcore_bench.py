@@ -6,8 +6,8 @@
 Each size is written by :mod:`benchmarks.large` (cached under --work), then each engine
 runs in its own process (peak RSS from the kernel, ``wait4``): open or load, then
 storage_summary, storage_by_repository, layer_sharing and reclaimable of deleting the
-non-latest tags of every tenth repository. Where both engines ran, their results are
-compared exactly. pandas is not run where it cannot fit (--pandas-max rows). Prints
+non-latest tags of every tenth repository; each result is written to disk and dropped
+before the next step. Where both engines ran, their results are compared exactly. pandas is not run where it cannot fit (--pandas-max rows). Prints
 figures and ratios; not a test.
 """
 
@@ -47,7 +47,6 @@ def child(engine: str, path: str, out: str, memory_limit: str) -> None:
         inv = ri.Inventory.open(path, memory_limit=memory_limit, temp_directory=spill)
         chosen = inv.sql(CHOSEN_SQL).df()
     timings["open"] = time.perf_counter() - start
-    results = {}
     for step in STEPS[1:]:
         start = time.perf_counter()
         if step == "reclaimable":
@@ -55,10 +54,10 @@ def child(engine: str, path: str, out: str, memory_limit: str) -> None:
         else:
             value = getattr(ri, step)(inv)
         timings[step] = time.perf_counter() - start
-        results[step] = value
-    for step, value in results.items():
+        # kept for the comparison, then dropped: the next step does not hold it
         frame = value.to_frame("value") if isinstance(value, pd.Series) else value
         frame.to_parquet(Path(out) / f"{step}.parquet")
+        del value, frame
     (Path(out) / "timings.json").write_text(json.dumps(timings))
 
 
