@@ -7,8 +7,9 @@ Each size is written by :mod:`benchmarks.large` (cached under --work), then each
 runs in its own process (peak RSS from the kernel, ``wait4``): open or load, then
 storage_summary, storage_by_repository, layer_sharing and reclaimable of deleting the
 non-latest tags of every tenth repository; each result is written to disk and dropped
-before the next step. Where both engines ran, their results are compared exactly. pandas is not run where it cannot fit (--pandas-max rows). Prints
-figures and ratios; not a test.
+before the next step. Where both engines ran, their results are compared exactly.
+pandas is not run where it cannot fit (--pandas-max rows). Prints figures and ratios;
+not a test.
 """
 
 from __future__ import annotations
