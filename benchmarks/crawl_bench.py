@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -21,8 +19,9 @@ from pathlib import Path
 import reginsight as ri
 from benchmarks.fill import fill
 from benchmarks.floor import floor_crawl
+from benchmarks.latency_proxy import latency_proxy
 from benchmarks.peers import dxf_crawl, skopeo_inspect
-from tests.registry_server import RegistryServer, free_port
+from tests.registry_server import RegistryServer
 
 
 def _timed(fn, *args, **kwargs):
@@ -40,18 +39,6 @@ def _traced_peak(fn, *args, **kwargs) -> int:
         tracemalloc.stop()
 
 
-def _wait_for(port: int) -> None:
-    import socket
-
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("latency proxy did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repositories", type=int, default=160)
@@ -64,51 +51,42 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         server = RegistryServer(Path(tmp) / "registry").start()
-        proxy = None
         try:
             counts = fill(server.url, repositories=args.repositories)
-            port = free_port()
-            proxy = subprocess.Popen([sys.executable, "-m", "benchmarks.latency_proxy",
-                                      "--listen", f"127.0.0.1:{port}",
-                                      "--target", f"127.0.0.1:{server.port}",
-                                      "--delay-ms", str(args.delay_ms)])
-            _wait_for(port)
-            url, host = f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"
-            print(f"registry: {counts['repositories']} repositories, {counts['tags']} tags; "
-                  f"{2 * args.delay_ms:.0f} ms per round trip; concurrency "
-                  f"{args.concurrency}", flush=True)
-            samples: dict[str, list[float]] = {}
+            with latency_proxy(server.port, args.delay_ms) as (port, _):
+                url, host = f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"
+                print(f"registry: {counts['repositories']} repositories, {counts['tags']} tags; "
+                      f"{2 * args.delay_ms:.0f} ms per round trip; concurrency "
+                      f"{args.concurrency}", flush=True)
+                samples: dict[str, list[float]] = {}
 
-            def crawl(since=None):
-                with ri.Registry(url, max_connections=args.concurrency) as reg:
-                    return ri.crawl(reg, concurrency=args.concurrency, progress=False,
-                                    since=since)
+                def crawl(since=None):
+                    with ri.Registry(url, max_connections=args.concurrency) as reg:
+                        return ri.crawl(reg, concurrency=args.concurrency, progress=False,
+                                        since=since)
 
-            floor_crawl(url, concurrency=args.concurrency)  # warm the registry's caches
-            inv = crawl()
-            assert inv.errors.empty, inv.errors
-            tags = len(inv.tags)
-            for _ in range(args.rounds):  # interleaved, so drift hits all alike
-                for name, fn in (("reginsight.crawl", crawl),
-                                 ("reginsight recrawl (since=)", lambda: crawl(inv)),
-                                 ("floor (thread pool + httpx)",
-                                  lambda: floor_crawl(url, concurrency=args.concurrency))):
-                    samples.setdefault(name, []).append(_timed(fn)[1])
-            rows = {name: statistics.median(values) for name, values in samples.items()}
-            peak = _traced_peak(crawl)
-            print(f"reginsight peak traced memory during the crawl: {peak / 2**20:.1f} MiB",
-                  flush=True)
-            if not args.skip_dxf:
-                n, rows["python-dxf (serial)"] = _timed(dxf_crawl, host)
-                assert n == tags
-            pairs = list(inv.tags[["repository", "tag"]].astype(str).itertuples(
-                index=False, name=None))[: args.skopeo_tags]
-            n, elapsed = _timed(skopeo_inspect, host, pairs)
-            rows[f"skopeo inspect (per tag x {tags})"] = elapsed / n * tags
+                floor_crawl(url, concurrency=args.concurrency)  # warm the registry's caches
+                inv = crawl()
+                assert inv.errors.empty, inv.errors
+                tags = len(inv.tags)
+                for _ in range(args.rounds):  # interleaved, so drift hits all alike
+                    for name, fn in (("reginsight.crawl", crawl),
+                                     ("reginsight recrawl (since=)", lambda: crawl(inv)),
+                                     ("floor (thread pool + httpx)",
+                                      lambda: floor_crawl(url, concurrency=args.concurrency))):
+                        samples.setdefault(name, []).append(_timed(fn)[1])
+                rows = {name: statistics.median(values) for name, values in samples.items()}
+                peak = _traced_peak(crawl)
+                print(f"reginsight peak traced memory during the crawl: {peak / 2**20:.1f} MiB",
+                      flush=True)
+                if not args.skip_dxf:
+                    n, rows["python-dxf (serial)"] = _timed(dxf_crawl, host)
+                    assert n == tags
+                pairs = list(inv.tags[["repository", "tag"]].astype(str).itertuples(
+                    index=False, name=None))[: args.skopeo_tags]
+                n, elapsed = _timed(skopeo_inspect, host, pairs)
+                rows[f"skopeo inspect (per tag x {tags})"] = elapsed / n * tags
         finally:
-            if proxy is not None:
-                proxy.kill()
-                proxy.wait()
             server.stop()
 
     base = rows["reginsight.crawl"]

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 import reginsight as ri
-from benchmarks.crawl_bench import _wait_for
 from benchmarks.fill import fill
-from tests.registry_server import RegistryServer, free_port
+from benchmarks.latency_proxy import latency_proxy
+from tests.registry_server import RegistryServer
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
@@ -107,14 +105,7 @@ def main() -> None:
         server = RegistryServer(Path(tmp) / "registry").start()
         stack.callback(server.stop)
         counts = fill(server.url, repositories=args.repositories)
-        port = free_port()
-        proxy = subprocess.Popen([sys.executable, "-m", "benchmarks.latency_proxy",
-                                  "--listen", f"127.0.0.1:{port}",
-                                  "--target", f"127.0.0.1:{server.port}",
-                                  "--delay-ms", str(args.delay_ms)])
-        stack.callback(proxy.wait)
-        stack.callback(proxy.kill)
-        _wait_for(port)
+        port, proxy_pid = stack.enter_context(latency_proxy(server.port, args.delay_ms))
         url = f"http://127.0.0.1:{port}"
         print(f"registry: {counts['repositories']} repositories, {counts['tags']} tags; "
               f"{2 * args.delay_ms:.0f} ms per round trip; {CORES} cores", flush=True)
@@ -134,7 +125,7 @@ def main() -> None:
         for n in range(args.rounds):
             for c, inv in expected.items():
                 for label, (client, workers) in contenders.items():
-                    pids = {"registry": [server.process.pid], "proxy": [proxy.pid],
+                    pids = {"registry": [server.process.pid], "proxy": [proxy_pid],
                             "crawl": [os.getpid(), *workers]}
                     sample, got = measure(lambda c=c, client=client: crawl(c, client), pids)
                     assert_same(got, inv)

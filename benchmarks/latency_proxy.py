@@ -9,6 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -55,6 +60,32 @@ async def _serve(listen: tuple[str, int], target: tuple[str, int], delay: float)
     server = await asyncio.start_server(handle, *listen, backlog=512)
     async with server:
         await server.serve_forever()
+
+
+@contextlib.contextmanager
+def latency_proxy(target_port: int, delay_ms: float) -> Iterator[tuple[int, int]]:
+    """This proxy in a child process in front of 127.0.0.1:``target_port``; yields the
+    port it listens on and its process id, and stops it on exit."""
+    from tests.registry_server import free_port
+
+    port = free_port()
+    proxy = subprocess.Popen([sys.executable, "-m", "benchmarks.latency_proxy",
+                              "--listen", f"127.0.0.1:{port}",
+                              "--target", f"127.0.0.1:{target_port}",
+                              "--delay-ms", str(delay_ms)])
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("latency proxy did not start")
+        yield port, proxy.pid
+    finally:
+        proxy.kill()
+        proxy.wait()
 
 
 def main() -> None:
