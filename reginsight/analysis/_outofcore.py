@@ -117,6 +117,18 @@ def _build_reach(lazy: LazyInventory) -> Any:
     return con
 
 
+def _build_roots(lazy: LazyInventory) -> Any:
+    con = _prepared(lazy)
+    _run(con, _ROOTS)
+    return con
+
+
+def _build_marks(lazy: LazyInventory) -> Any:
+    con = _ids(lazy)  # the collector model needs no reach tables
+    _run(con, _MARKS)
+    return con
+
+
 def _define_ids(lazy: LazyInventory) -> Any:
     con = lazy.connection
     # in passes over slices of the ids, a few tens of millions of names each: one
@@ -251,19 +263,23 @@ def _register_chosen(con: Any, tags: Any) -> None:
     con.register("ri_chosen_digests_frame", by_digest)
 
 
-_PLACEMENTS = """
-CREATE OR REPLACE TEMP TABLE ri_tag_place AS SELECT DISTINCT r, root AS m FROM ri_tag_roots;
-CREATE OR REPLACE TEMP TABLE ri_roots AS  -- tags, and manifest rows no tag reaches
+_ROOTS = """
+CREATE TEMP TABLE ri_tag_place AS SELECT DISTINCT r, root AS m FROM ri_tag_roots;
+CREATE TEMP TABLE ri_roots AS  -- tags, and manifest rows no tag reaches
     SELECT * FROM ri_tag_place UNION (
         SELECT DISTINCT ri_id(repository), ri_id(digest) FROM manifests EXCEPT
         SELECT t.r, coalesce(c.node, t.m) FROM ri_tag_place t
             LEFT JOIN ri_closure c ON c.root = t.m);
+CREATE TEMP TABLE ri_every AS SELECT DISTINCT p.r, coalesce(c.node, p.m) AS m
+    FROM ri_roots p LEFT JOIN ri_closure c ON c.root = p.m;
+"""
+
+#: what one choice deletes (the roots above are the inventory's, built once)
+_PLACEMENTS = """
 CREATE OR REPLACE TEMP TABLE ri_explicit AS
     SELECT ri_id(t.repository) AS r, ri_id(t.digest) AS m FROM tags t
         JOIN ri_chosen_tags_frame USING (repository, tag)
     UNION SELECT ri_id(repository), ri_id(digest) FROM ri_chosen_digests_frame;
-CREATE OR REPLACE TEMP TABLE ri_every AS SELECT DISTINCT p.r, coalesce(c.node, p.m) AS m
-    FROM ri_roots p LEFT JOIN ri_closure c ON c.root = p.m;
 CREATE OR REPLACE TEMP TABLE ri_kept AS SELECT DISTINCT p.r, coalesce(c.node, p.m) AS m
     FROM (SELECT * FROM ri_roots EXCEPT SELECT * FROM ri_explicit) p
         LEFT JOIN ri_closure c ON c.root = p.m;
@@ -274,10 +290,11 @@ CREATE OR REPLACE TEMP TABLE ri_gone AS SELECT * FROM ri_every EXCEPT SELECT * F
 def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
     """What :func:`reginsight.reclaimable_blobs` gives (the caller warns when the
     inventory is partial): the collector model on a storage scan, else the roots'."""
-    con = _prepared(lazy)
+    con = lazy.derived("roots", _build_roots)
     _register_chosen(con, tags)
     _run(con, _PLACEMENTS)
     if lazy.from_storage:
+        lazy.derived("marks", _build_marks)
         return _freed_after(con)
     frame = _frame(con, f"""
         WITH state AS (  -- each manifest: kept somewhere, deleted somewhere
@@ -306,13 +323,13 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 _MARKS = """
-CREATE OR REPLACE TEMP TABLE ri_marks AS  -- what the collector marks from a manifest
+CREATE TEMP TABLE ri_marks AS  -- what the collector marks from a manifest
     SELECT ri_id(digest) AS f, ri_id(digest) AS t FROM manifests
     UNION SELECT ri_id(digest), ri_id(config_digest) FROM manifests
         WHERE config_digest IS NOT NULL
     UNION SELECT ri_id(manifest), ri_id(digest) FROM layers
     UNION SELECT ri_id(parent), ri_id(digest) FROM children;
-CREATE OR REPLACE TEMP TABLE ri_disk AS
+CREATE TEMP TABLE ri_disk AS
     SELECT ri_id(digest) AS b, digest, coalesce(size, 0)::BIGINT AS size, kind
     FROM blobs WHERE on_disk;
 """
@@ -331,7 +348,6 @@ def _marked(rows: str) -> str:
 
 
 def _freed_after(con: Any) -> pd.DataFrame:
-    _run(con, _MARKS)
     frame = _frame(con, f"""
         SELECT digest, size, kind FROM ri_disk
         WHERE b IN ({_marked(_ALL_ROWS)}) AND b NOT IN ({_marked(_ROWS_LEFT)})
@@ -342,8 +358,7 @@ def _freed_after(con: Any) -> pd.DataFrame:
 def disk_categories(lazy: LazyInventory) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
     """For :func:`reginsight.disk_usage`: (blobs, bytes) per disk category, and (count,
     bytes) of the unfinished uploads."""
-    con = _ids(lazy)  # the collector model needs no reach tables
-    _run(con, _MARKS)
+    con = lazy.derived("marks", _build_marks)
     by_category = {category: (int(blobs), int(size)) for category, blobs, size in con.execute(f"""
         SELECT CASE WHEN b IN ({_marked(_TAGGED_ROWS)}) THEN 'tagged'
                     WHEN b IN ({_marked(_ALL_ROWS)}) THEN 'untagged'
