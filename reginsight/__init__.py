@@ -10,7 +10,7 @@ pyproject.toml)::
 
     _cli        the ``reginsight`` command line
     present     plots, the explorer widget, the HTML report (no network I/O)
-    ops         copy, delete_tag, cleanup plans and applying them
+    ops         copy, delete_tag/delete_digest, cleanup plans and applying them
     analysis    pure DataFrame -> DataFrame/Series functions
     inventory   the facts model, one reachability, crawl -> frames -> Parquet
     registry    Registry (the I/O shell), auth, transport, the sans-I/O protocol
@@ -25,6 +25,7 @@ Every public name is re-exported here; pandas-backed ones load on first use so t
 from . import schema1
 from ._errors import (
     AuthenticationError,
+    BreaksIndex,
     CatalogUnavailable,
     CleanupStopped,
     CredentialsError,
@@ -55,7 +56,13 @@ from ._errors import (
 from ._units import format_bytes
 from ._version import __version__
 from .ops._copy import copy
-from .ops._tagdelete import TagDeletion, delete_tag, tags_pointing_at
+from .ops._tagdelete import (
+    DigestDeletion,
+    TagDeletion,
+    delete_digest,
+    delete_tag,
+    tags_pointing_at,
+)
 from .registry._client import Registry
 from .registry._credentials import Credentials
 from .registry._digest import Digest, DigestVerifier, is_digest, parse_digest
@@ -133,12 +140,14 @@ __all__ = [
     *_LAZY,
     "NO_RETRY",
     "AuthenticationError",
+    "BreaksIndex",
     "CatalogUnavailable",
     "CleanupStopped",
     "Credentials",
     "CredentialsError",
     "Descriptor",
     "Digest",
+    "DigestDeletion",
     "DigestMismatch",
     "DigestVerifier",
     "ErrorDetail",
@@ -175,6 +184,7 @@ __all__ = [
     "UnsupportedOperation",
     "__version__",
     "copy",
+    "delete_digest",
     "delete_tag",
     "format_bytes",
     "is_digest",

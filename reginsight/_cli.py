@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._errors import (
+    BreaksIndex,
     CatalogUnavailable,
     InvalidReference,
     OtherTagsAffected,
@@ -174,12 +175,18 @@ def _parser() -> argparse.ArgumentParser:
                     "are listed and the deletion refused (exit 3) unless "
                     "--all-tags-on-digest. REPO@DIGEST deletes that manifest: the tags "
                     "pointing at it are listed, and it is refused while any does unless "
-                    "--all-tags-on-digest. A bare REPO is refused: no implicit :latest.")
+                    "--all-tags-on-digest. A manifest that a tagged index references (a "
+                    "platform of a multi-arch image) is never deleted: by digest, or by a "
+                    "tag on a registry without tag deletion, it is refused (exit 3) unless "
+                    "--break-indexes. A bare REPO is refused: no implicit :latest.")
     rm.add_argument("url", metavar="URL")
     rm.add_argument("reference", metavar="REPO:TAG|REPO@DIGEST")
     rm.add_argument("--yes", action="store_true", help="really delete")
     rm.add_argument("--all-tags-on-digest", action="store_true",
                     help="also delete the tags that share the digest")
+    rm.add_argument("--break-indexes", action="store_true",
+                    help="delete even a platform of a tagged multi-arch image (that image "
+                         "then fails to pull)")
     _connection_options(rm)
     return parser
 
@@ -447,19 +454,27 @@ def _rm(args: argparse.Namespace) -> int:
 
 
 def _rm_tag(args: argparse.Namespace, reg: Registry, repository: str, tag: str) -> int:
-    from .ops._tagdelete import delete_tag, tags_pointing_at
+    from .ops._holders import holders_now
+    from .ops._tagdelete import delete_tag
 
     if not args.yes:
         digest = reg.manifest_digest(repository, tag)
-        others = [t for t in tags_pointing_at(reg, repository, digest) if t != tag]
+        keeps = holders_now(reg, repository, digest)
+        others = [t for t in keeps.tags if t != tag]
         print(f"would delete {repository}:{tag} ({digest})")
+        if keeps.indexes:
+            print(f"its digest is a platform of {_indexes_shown(repository, keeps.indexes)}: "
+                  "a registry with tag deletion (Distribution 3) removes the tag only; "
+                  "one without it (2.8) would break that image: refused unless "
+                  "--break-indexes")
         if others:
             print(f"on registries without tag deletion this also removes: "
                   f"{', '.join(others)} (refused unless --all-tags-on-digest)")
         print("dry run: nothing deleted; add --yes to delete")
         return EXIT_OK
     try:
-        done = delete_tag(reg, repository, tag, delete_other_tags=args.all_tags_on_digest)
+        done = delete_tag(reg, repository, tag, delete_other_tags=args.all_tags_on_digest,
+                          break_indexes=args.break_indexes)
     except OtherTagsAffected as exc:  # the library's advice is a Python argument
         print(f"reginsight: refused: deleting {repository}:{tag} would also remove "
               f"{', '.join(f'{repository}:{t}' for t in exc.tags)} (this registry deletes "
@@ -474,25 +489,40 @@ def _rm_tag(args: argparse.Namespace, reg: Registry, repository: str, tag: str) 
 
 def _rm_digest(args: argparse.Namespace, reg: Registry, repository: str, digest: str
                ) -> int:
-    from .ops._tagdelete import tags_pointing_at
+    from .ops._holders import holders_now
+    from .ops._tagdelete import delete_digest
 
     reg.manifest_digest(repository, digest)  # a missing manifest: NotFound, said clearly
-    tags = tags_pointing_at(reg, repository, digest)
-    shown = ", ".join(f"{repository}:{t}" for t in tags)
     if not args.yes:
+        keeps = holders_now(reg, repository, digest)
         print(f"would delete {repository}@{digest}")
+        if keeps.indexes:
+            print(f"it is a platform of {_indexes_shown(repository, keeps.indexes)}, which "
+                  "would break: refused unless --break-indexes")
+        shown = ", ".join(f"{repository}:{t}" for t in keeps.tags)
         print(f"and with it the tags pointing at it: {shown} (refused unless "
-              "--all-tags-on-digest)" if tags else "no tag points at it")
+              "--all-tags-on-digest)" if keeps.tags else "no tag points at it")
         print("dry run: nothing deleted; add --yes to delete")
         return EXIT_OK
-    if tags and not args.all_tags_on_digest:
+    try:
+        done = delete_digest(reg, repository, digest, delete_tags=args.all_tags_on_digest,
+                             break_indexes=args.break_indexes)
+    except OtherTagsAffected as exc:
+        shown = ", ".join(f"{repository}:{t}" for t in exc.tags)
         print(f"reginsight: refused: deleting {repository}@{digest} would also remove "
               f"the tags {shown}; nothing deleted: add --all-tags-on-digest to delete "
               "them too", file=sys.stderr)
         return EXIT_REFUSED
-    reg.delete_manifest(repository, digest)
-    print(f"deleted {repository}@{digest}" + (f" and the tags {shown}" if tags else ""))
+    shown = ", ".join(f"{repository}:{t}" for t in done.removed)
+    print(f"deleted {repository}@{digest}" + (f" and the tags {shown}" if shown else ""))
+    if done.broken:
+        print(f"broke {_indexes_shown(repository, done.broken)}")
     return EXIT_OK
+
+
+def _indexes_shown(repository: str, tags: tuple[str, ...]) -> str:
+    return (f"the tagged index{'es' if len(tags) > 1 else ''} "
+            + ", ".join(f"{repository}:{t}" for t in tags))
 
 
 def _catalog_hint(args: argparse.Namespace, refused: CatalogUnavailable) -> str:
@@ -555,6 +585,10 @@ def _run(args: argparse.Namespace) -> int:
     except CatalogUnavailable as exc:
         print(f"reginsight: {exc}\n  {_catalog_hint(args, exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except BreaksIndex as exc:
+        print(f"reginsight: refused: {exc}: add --break-indexes to delete it anyway (those "
+              "images then fail to pull)", file=sys.stderr)
+        return EXIT_REFUSED
     except (OtherTagsAffected, TagMoved) as exc:
         print(f"reginsight: refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -12,6 +12,7 @@ them is defined here. ``RegistryError`` is the same class under its first name, 
     ├── CleanupStopped          the registry refused deletions; ``result`` holds what was done
     ├── OtherTagsAffected       deleting a tag's digest would take tags nobody chose
     ├── TagMoved                a tag no longer points at the digest it was checked against
+    ├── BreaksIndex             a deletion would take a platform out of a tagged index
     ├── ManifestInvalid         a manifest document cannot be parsed
     ├── SignatureInvalid        a schema1 signature is missing, malformed or does not verify
     ├── DigestMismatch          bytes received do not hash to the digest expected
@@ -102,6 +103,15 @@ class OtherTagsAffected(RegistryError):
 
 class TagMoved(RegistryError):
     """A tag no longer points at the digest it was checked against."""
+
+
+class BreaksIndex(RegistryError):
+    """Deleting a manifest would break a tagged index that references it (a platform
+    of a multi-arch image, at any depth). ``indexes``: the tags of those indexes."""
+
+    def __init__(self, message: str, *, indexes: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.indexes = indexes
 
 
 class DigestMismatch(RegistryError):

@@ -1,168 +1,241 @@
-"""Carry out a cleanup plan against the registry: a dry run unless told otherwise."""
+"""Carry out a cleanup plan against the registry: a dry run unless told otherwise.
+
+These are the lines that delete user data, one decision at a time. Each digest is
+deleted only if, read again immediately before its DELETE, exactly the plan's tags
+point at it and no tagged index references it; otherwise it is skipped, with the
+reason. After a real apply the planned repositories' tags are listed once more and
+every tag that went without being planned is reported.
+
+What remains: between that last read and the DELETE (one request, plus the read
+itself), a tag pushed onto the digest goes with it. If that tag existed at one of
+the reads (moved onto the digest), the final listing reports it as ``lost``; a tag
+created and deleted inside that window is not seen at all.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from .. import _mediatypes as mt
 from .._errors import CleanupStopped, NotFound, PlanError, RegistryError, UnsupportedOperation
-from ..inventory._reach import reachable
-from ._tagdelete import tag_descriptors
+from ._holders import Holders, IndexReach, TagState, tag_descriptors
 
 if TYPE_CHECKING:
     from ..registry._client import Registry
 
 RESULT_COLUMNS = ["repository", "tag", "digest", "status", "detail"]
+_Row = tuple[str, str, str, str, str]
 
 
+@dataclass(frozen=True)
+class Deletion:
+    """One digest a plan deletes, with the plan's ``tags`` on it (none: an untagged
+    manifest, deleted by digest)."""
+
+    repository: str
+    digest: str
+    tags: frozenset[str]
 
 
-class _Indexes:
-    """The indexes of one apply run, each fetched once, and what they reach."""
-
-    def __init__(self, reg: Registry) -> None:
-        self.reg = reg
-        self._children: dict[tuple[str, str], tuple[tuple[str, str | None], ...]] = {}
-
-    def below(self, repository: str, index: str) -> list[str]:
-        """Every manifest an index reaches, at any depth, itself left out: its own
-        children first, in its order, then the deeper ones."""
-        entries = list(self._entries(repository, index))
-        own = [child for child, _ in entries]
-        deeper = self._reach(repository, entries) - {index} - set(own)
-        return own + sorted(deeper)
-
-    def _entries(self, repository: str, digest: str) -> tuple[tuple[str, str | None], ...]:
-        key = (repository, digest)
-        if key not in self._children:
-            manifest = self.reg.manifest(repository, digest)
-            self._children[key] = tuple((c.digest, c.media_type) for c in manifest.manifests)
-        return self._children[key]
-
-    def reached(self, repository: str, current: dict[str, Any]) -> set[str]:
-        """Manifests the repository's remaining tags reach, through indexes at any depth."""
-        return self._reach(repository, [(d.digest, d.media_type) for d in current.values()])
-
-    def _reach(self, repository: str, roots: list[tuple[str, str | None]]) -> set[str]:
-        def successors(node: tuple[str, str | None]) -> tuple[tuple[str, str | None], ...]:
-            digest, media_type = node  # only manifests known to be indexes are fetched
-            return self._entries(repository, digest) if mt.is_index(media_type) else ()
-
-        return {digest for digest, _ in reachable(roots, successors)}
+def deletions(plan: pd.DataFrame) -> list[Deletion]:
+    """The ``delete`` rows of a plan, one :class:`Deletion` per (repository, digest)."""
+    missing = {"repository", "tag", "digest", "action"} - set(getattr(plan, "columns", ()))
+    if missing:
+        raise PlanError(f"a plan needs the columns of plan_cleanup; missing {sorted(missing)}")
+    doomed = plan[plan["action"] == "delete"]
+    return [Deletion(str(repository), str(digest), frozenset(tags.dropna().astype(str)))
+            for (repository, digest), tags in doomed.groupby(["repository", "digest"],
+                                                              sort=True)["tag"]]
 
 
 def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) -> pd.DataFrame:
     """Carry out the ``delete`` rows of a plan: by default only say what would happen.
 
-    Before deleting a digest, each tag is checked again: a tag that moved since the
-    crawl is skipped, and a digest that has gained a tag the plan did not choose is
-    not deleted. Deleting an index also deletes its children that no remaining tag
-    reaches. A 405 (deletion disabled) raises CleanupStopped at once, with the result
-    so far, and no further request is made.
+    Immediately before each digest's DELETE the repository's tags are read again
+    (a tag listing and a HEAD per tag). The digest is skipped, with the reason, when
+    a planned tag has moved or gone, when a tag the plan did not choose now points
+    at it, or when a tagged index references it (a platform of a multi-arch image).
+    Deleting an index also deletes its children that nothing tagged still reaches,
+    each checked the same way. Indexes go before what they reference. Rows with no
+    tag (``plan_cleanup(untagged=True)``) delete an untagged manifest by digest under
+    the same checks. A 405 (deletion disabled) raises CleanupStopped at once, with
+    the result so far, and no further request is made.
 
-    Rows with no tag (``plan_cleanup(untagged=True)``) delete an untagged manifest by
-    digest, unless a tag now points at it or a tagged index now lists it.
+    After a real apply the planned repositories' tags are listed once more: a tag
+    seen during the apply, not in the plan and gone now is a ``lost`` row (it was
+    moved onto a digest between its last check and the DELETE, or someone else
+    deleted it).
 
     Columns: repository, tag, digest, status (would delete / deleted / skipped /
-    not attempted), detail (all string). Index children and untagged manifests appear
-    with an empty tag.
+    failed / not attempted / lost / unchecked), detail (all string). Index children
+    and untagged manifests appear with an empty tag.
     """
-    missing = {"repository", "tag", "digest", "action"} - set(getattr(plan, "columns", ()))
-    if missing:
-        raise PlanError(f"a plan needs the columns of plan_cleanup; missing {sorted(missing)}")
-    rows: list[tuple[str, str, str, str, str]] = []
-    doomed = plan[plan["action"] == "delete"]
-    status = "would delete" if dry_run else "deleted"
-    indexes = _Indexes(reg)
-    work = []
-    for repository, group in doomed.groupby("repository", sort=True):
-        current = tag_descriptors(reg, str(repository))
-        index_digests = {d.digest for d in current.values() if mt.is_index(d.media_type)}
-        for digest, tags in group.groupby("digest", sort=True)["tag"]:
-            # NA tag: an untagged manifest (plan_cleanup(untagged=True)), deleted by digest
-            work.append((str(repository), str(digest), set(tags.dropna().astype(str)), current,
-                         str(digest) in index_digests, bool(tags.isna().any())))
-    # indexes before the manifests they list: a child goes only once nothing reaches it
-    work.sort(key=lambda item: not item[4])
-    deleted: set[tuple[str, str]] = set()
+    return _Apply(reg, dry_run=dry_run).run(deletions(plan))
 
-    def delete(repository: str, digest: str) -> str | None:
-        """DELETE (unless a dry run); the reason it failed, or None. A 405 propagates."""
-        if dry_run:
-            return None
-        try:
-            reg.delete_manifest(repository, digest)
-        except NotFound:
-            return None  # gone already: what we wanted
-        except UnsupportedOperation as exc:
-            if exc.status == 405:
-                raise
-            return str(exc)
-        except RegistryError as exc:  # 403, an outage: this one failed, others may not
-            return str(exc)
-        return None
 
-    def stop(number: int, failed: list[tuple[str, str, str]], exc: Exception) -> NoReturn:
-        rows.extend((r, t, d, "failed", str(exc)) for r, t, d in failed)
-        rows.extend((r, t, d, "not attempted", "stopped: deletion refused")
-                    for r, d, later, *_ in work[number + 1:] for t in sorted(later) or [""])
-        raise CleanupStopped(
-            f"{reg.url} refused to delete ({exc}); stopped, nothing more was sent",
-            result=_result(rows)) from None
+class _Stopped(Exception):
+    """The registry refused a DELETE with 405: nothing more may be sent."""
 
-    def delete_untagged(number: int, repository: str, digest: str, why: str) -> None:
-        """Delete a manifest no tag names (an index's child, an untagged one): a row
-        with an empty tag."""
-        try:
-            failure = delete(repository, digest)
-        except UnsupportedOperation as exc:
-            stop(number, [(repository, "", digest)], exc)
-        deleted.add((repository, digest))
-        rows.append((repository, "", digest, "failed" if failure else status, failure or why))
 
-    for number, (repository, digest, planned, current, index, untagged) in enumerate(work):
-        now_on = {t for t, d in current.items() if d.digest == digest}
-        if untagged and not planned:  # by digest, unless it gained a tag or a tagged index
-            skip = (f"now tagged {', '.join(sorted(now_on))}; not in the plan" if now_on else
-                    "a tagged index now lists it"
-                    if digest in indexes.reached(repository, current) else None)
-            if skip:
-                rows.append((repository, "", digest, "skipped", skip))
-            else:
-                delete_untagged(number, repository, digest, "untagged")
-            continue
-        for tag in sorted(planned - now_on):
-            moved = current.get(tag)
-            rows.append((repository, tag, digest, "skipped",
-                         f"moved to {moved.digest}" if moved else "no longer exists"))
-        extra = now_on - planned
-        if extra:
-            rows += [(repository, tag, digest, "skipped",
-                      f"digest now also tagged {', '.join(sorted(extra))}; not in the plan")
-                     for tag in sorted(now_on & planned)]
-            continue
-        if not now_on:
-            continue
-        children = indexes.below(repository, digest) if index else []
-        try:
-            failure = delete(repository, digest)
-        except UnsupportedOperation as exc:
-            stop(number, [(repository, t, digest) for t in sorted(now_on)], exc)
+class _Apply:
+    """One apply run: what it read, what it deleted, the rows it reports."""
+
+    def __init__(self, reg: Registry, *, dry_run: bool) -> None:
+        self.reg, self.dry_run = reg, dry_run
+        self.done = "would delete" if dry_run else "deleted"
+        self.indexes = IndexReach(reg)
+        self.rows: list[_Row] = []
+        self.deleted: set[tuple[str, str]] = set()
+        self.seen: dict[str, dict[str, str]] = {}  # repository -> tag -> digest, as read
+
+    def run(self, work: list[Deletion]) -> pd.DataFrame:
+        work = self._in_order(work)
+        for number, item in enumerate(work):
+            try:
+                if item.tags:
+                    self._tagged(item)
+                else:
+                    self._untagged(item)
+            except _Stopped as stop:
+                self.rows += [(later.repository, tag, later.digest, "not attempted",
+                               "stopped: deletion refused")
+                              for later in work[number + 1:] for tag in sorted(later.tags) or [""]]
+                raise CleanupStopped(f"{self.reg.url} refused to delete ({stop}); stopped, "
+                                     "nothing more was sent", result=_result(self.rows)
+                                     ) from None
+        if not self.dry_run:
+            self._report_lost(work)
+        return _result(self.rows)
+
+    def _in_order(self, work: list[Deletion]) -> list[Deletion]:
+        """Indexes first, an index before the indexes it reaches (more below it comes
+        first), so that a child goes only once nothing planned still lists it."""
+        below: dict[tuple[str, str], int] = {}
+        for repository in sorted({item.repository for item in work}):
+            for found in self._tags_now(repository).values():
+                if mt.is_index(found.media_type):
+                    below[(repository, found.digest)] = len(
+                        self.indexes.below(repository, found.digest))
+        return sorted(work, key=lambda item: (
+            (item.repository, item.digest) not in below,
+            -below.get((item.repository, item.digest), 0), item.repository, item.digest))
+
+    def _tags_now(self, repository: str) -> TagState:
+        """The repository's tags as they are now; in a dry run, less those on digests
+        the run would have deleted already."""
+        now = tag_descriptors(self.reg, repository)
+        self.seen.setdefault(repository, {}).update(
+            {tag: found.digest for tag, found in now.items()})
+        if self.dry_run:
+            now = {tag: found for tag, found in now.items()
+                   if (repository, found.digest) not in self.deleted}
+        return now
+
+    def _tagged(self, item: Deletion) -> None:
+        """A digest the plan deletes through its tags."""
+        repository, digest = item.repository, item.digest
+        now = self._tags_now(repository)
+        keeps = self.indexes.holders(repository, digest, now)
+        on_digest = set(keeps.tags)
+        for tag in sorted(item.tags - on_digest):
+            moved = now.get(tag)
+            self._row(item, tag, "skipped",
+                      f"moved to {moved.digest}" if moved else "no longer exists")
+        still_planned = sorted(on_digest & item.tags)
+        skip = _why_kept(repository, keeps, planned=item.tags)
+        if skip or not still_planned:
+            for tag in still_planned:
+                self._row(item, tag, "skipped", skip)
+            return
+        index = any(mt.is_index(now[tag].media_type) for tag in still_planned)
+        children = self.indexes.below(repository, digest) if index else []
+        if self._delete(item, still_planned, ""):
+            for child in children:
+                self._child(repository, child, digest)
+
+    def _untagged(self, item: Deletion) -> None:
+        """An untagged manifest, by digest: unless it gained a tag or a tagged index."""
+        keeps = self.indexes.holders(item.repository, item.digest,
+                                     self._tags_now(item.repository))
+        skip = _why_kept(item.repository, keeps, planned=frozenset())
+        if skip:
+            self._row(item, "", "skipped", skip)
+        else:
+            self._delete(item, [""], "untagged")
+
+    def _child(self, repository: str, child: str, parent: str) -> None:
+        """A child of an index just deleted: it goes too, unless something tagged
+        still holds it (then it was never the plan's to delete, and is not shown)."""
+        if (repository, child) in self.deleted:
+            return
+        keeps = self.indexes.holders(repository, child, self._tags_now(repository))
+        if not keeps.tags and not keeps.indexes:
+            self._delete(Deletion(repository, child, frozenset()), [""],
+                         f"child of index {parent}")
+
+    def _delete(self, item: Deletion, tags: list[str], detail: str) -> bool:
+        """DELETE the digest (unless a dry run) and report a row per tag; False when
+        it failed. A 405 raises _Stopped after reporting."""
+        failure = None
+        if not self.dry_run:
+            try:
+                self.reg.delete_manifest(item.repository, item.digest)
+            except NotFound:
+                pass  # gone already: what we wanted
+            except UnsupportedOperation as exc:
+                if exc.status == 405:
+                    for tag in tags:
+                        self._row(item, tag, "failed", str(exc))
+                    raise _Stopped(str(exc)) from None
+                failure = str(exc)
+            except RegistryError as exc:  # 403, an outage: this one failed, others may not
+                failure = str(exc)
+        for tag in tags:
+            self._row(item, tag, "failed" if failure else self.done, failure or detail)
         if failure:
-            rows += [(repository, tag, digest, "failed", failure) for tag in sorted(now_on)]
-            continue
-        deleted.add((repository, digest))
-        rows += [(repository, tag, digest, status, "") for tag in sorted(now_on)]
-        for tag in now_on:  # these tags are gone now (or would be)
-            current.pop(tag)
-        still = indexes.reached(repository, current)
-        for child in children:
-            if child not in still and (repository, child) not in deleted:
-                delete_untagged(number, repository, child, f"child of index {digest}")
-    return _result(rows)
+            return False
+        self.deleted.add((item.repository, item.digest))
+        return True
+
+    def _report_lost(self, work: list[Deletion]) -> None:
+        """List the planned repositories once more: every tag seen during the apply,
+        not planned and gone now, is reported."""
+        planned = {(item.repository, tag) for item in work for tag in item.tags}
+        for repository in sorted({item.repository for item in work}):
+            try:
+                listed = set(self.reg.tags(repository))
+            except NotFound:
+                listed = set()
+            except RegistryError as exc:
+                self.rows.append((repository, "", "", "unchecked",
+                                  f"could not list its tags after the apply: {exc}"))
+                continue
+            for tag, digest in sorted(self.seen.get(repository, {}).items()):
+                if tag not in listed and (repository, tag) not in planned:
+                    self.rows.append((repository, tag, digest, "lost",
+                                      "not in the plan, gone after the apply: moved onto a "
+                                      "deleted digest after its last check, or deleted by "
+                                      "someone else"))
+
+    def _row(self, item: Deletion, tag: str, status: str, detail: str) -> None:
+        self.rows.append((item.repository, tag, item.digest, status, detail))
 
 
-def _result(rows: list[tuple[str, str, str, str, str]]) -> pd.DataFrame:
+def _why_kept(repository: str, keeps: Holders, *, planned: frozenset[str]) -> str:
+    """Why a digest must stay: a tag the plan did not choose, or a tagged index that
+    references it; "" when nothing does."""
+    extra = sorted(set(keeps.tags) - planned)
+    if extra:
+        return (f"digest now also tagged {', '.join(extra)}; not in the plan" if planned
+                else f"now tagged {', '.join(extra)}; not in the plan")
+    if keeps.indexes:
+        shown = ", ".join(f"{repository}:{tag}" for tag in keeps.indexes)
+        return f"referenced by tagged index {shown}: deleting it would break that image"
+    return ""
+
+
+def _result(rows: list[_Row]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RESULT_COLUMNS).astype("string")

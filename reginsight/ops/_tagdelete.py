@@ -1,17 +1,17 @@
-"""Delete one tag without taking the other tags on the same digest with it."""
+"""Delete one tag, or one manifest by digest, without taking what nobody chose with
+it: no other tag on the same digest, no platform of a tagged multi-arch image."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .._errors import NotFound, OtherTagsAffected, TagMoved, UnsupportedOperation
+from .._errors import BreaksIndex, OtherTagsAffected, TagMoved, UnsupportedOperation
+from ._fates import short
+from ._holders import Holders, holders_now, tag_descriptors
 
 if TYPE_CHECKING:
     from ..registry._client import Registry
-    from ..registry._manifest import Descriptor
-
 
 @dataclass(frozen=True)
 class TagDeletion:
@@ -24,25 +24,6 @@ class TagDeletion:
     method: str  # "tag" (OCI tag DELETE) or "digest" (manifest DELETE)
 
 
-def tag_descriptors(reg: Registry, repository: str, *, concurrency: int = 8
-                    ) -> dict[str, Descriptor]:
-    """tag -> Descriptor (HEAD) for every tag ``repository`` has now; a tag deleted
-    while we look is left out, and so is a repository with no tag at all."""
-    try:
-        tags = reg.tags(repository)
-    except NotFound:
-        return {}
-
-    def head(tag: str) -> tuple[str, Descriptor | None]:
-        try:
-            return tag, reg.manifest_descriptor(repository, tag)
-        except NotFound:
-            return tag, None
-
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return {tag: found for tag, found in pool.map(head, tags) if found is not None}
-
-
 def tags_pointing_at(reg: Registry, repository: str, digest: str, *,
                      concurrency: int = 8) -> list[str]:
     """Every tag of ``repository`` whose manifest digest is ``digest``, sorted:
@@ -52,13 +33,18 @@ def tags_pointing_at(reg: Registry, repository: str, digest: str, *,
 
 
 def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: bool = False,
-               expected_digest: str | None = None) -> TagDeletion:
-    """Remove ``tag`` from ``repository``, and no other tag unless told.
+               expected_digest: str | None = None, break_indexes: bool = False
+               ) -> TagDeletion:
+    """Remove ``tag`` from ``repository``, and nothing else unless told.
 
-    Uses the OCI tag DELETE where the registry has it. Otherwise (Distribution 2.8)
-    the manifest must be deleted by digest, which removes every tag on that digest:
-    those tags are listed first and OtherTagsAffected is raised unless
-    ``delete_other_tags``. With ``expected_digest`` (say, from a crawl) a tag that
+    Uses the OCI tag DELETE where the registry has it (Distribution 3): only the tag
+    goes, the manifest stays, so a platform of a multi-arch image keeps working.
+    Otherwise (Distribution 2.8) the manifest must be deleted by digest, which removes
+    every tag on that digest and breaks every tagged index that references it. Both
+    are checked first: BreaksIndex is raised, and nothing deleted, when a tagged
+    index in the repository reaches the digest at any depth (unless
+    ``break_indexes``); OtherTagsAffected when other tags point at it (unless
+    ``delete_other_tags``). With ``expected_digest`` (say, from a crawl) a tag that
     has moved since raises TagMoved and nothing is deleted. Deletion disabled on the
     registry raises UnsupportedOperation (405).
     """
@@ -72,8 +58,14 @@ def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: b
     except UnsupportedOperation as exc:
         if exc.status == 405:  # deletion disabled altogether
             raise
-    sharing = tags_pointing_at(reg, repository, digest)
-    others = tuple(t for t in sharing if t != tag)
+    keeps = holders_now(reg, repository, digest)
+    if keeps.indexes and not break_indexes:
+        raise BreaksIndex(
+            f"{repository}:{tag} is {short(digest)}, {_platform_of(repository, keeps)}; "
+            "this registry deletes tags by their digest, so deleting the tag would break "
+            "that image; nothing deleted",
+            indexes=keeps.indexes)
+    others = tuple(t for t in keeps.tags if t != tag)
     if others and not delete_other_tags:
         raise OtherTagsAffected(
             f"deleting {repository}:{tag} ({digest}) would also remove "
@@ -86,3 +78,46 @@ def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: b
                        "look at what it points at now, then delete again")
     reg.delete_manifest(repository, digest)
     return TagDeletion(repository, tag, digest, tuple(sorted({tag, *others})), "digest")
+
+
+@dataclass(frozen=True)
+class DigestDeletion:
+    """What a deletion by digest did: ``removed``, the tags that went with it;
+    ``broken``, the tags of the indexes it broke (only with ``break_indexes``)."""
+
+    repository: str
+    digest: str
+    removed: tuple[str, ...]
+    broken: tuple[str, ...] = ()
+
+
+def delete_digest(reg: Registry, repository: str, digest: str, *, delete_tags: bool = False,
+                  break_indexes: bool = False) -> DigestDeletion:
+    """Delete the manifest ``digest`` from ``repository``, checked first.
+
+    Refused, nothing deleted: BreaksIndex when a tagged index of the repository
+    references it at any depth (a platform of a multi-arch image: deleting it breaks
+    every tag of that image) unless ``break_indexes``; OtherTagsAffected when tags
+    point at it (they would go with it) unless ``delete_tags``. A missing manifest
+    raises NotFound. :meth:`reginsight.Registry.delete_manifest` is the same DELETE
+    without these checks.
+    """
+    reg.manifest_digest(repository, digest)  # a missing manifest: NotFound, said clearly
+    keeps = holders_now(reg, repository, digest)
+    if keeps.indexes and not break_indexes:
+        raise BreaksIndex(
+            f"{repository}@{digest} is {_platform_of(repository, keeps)}; deleting it "
+            "would break that image; nothing deleted", indexes=keeps.indexes)
+    if keeps.tags and not delete_tags:
+        shown = ", ".join(f"{repository}:{t}" for t in keeps.tags)
+        raise OtherTagsAffected(
+            f"deleting {repository}@{digest} would also remove the tags {shown}; "
+            "nothing deleted: pass delete_tags=True to remove them too", tags=keeps.tags)
+    reg.delete_manifest(repository, digest)
+    return DigestDeletion(repository, digest, keeps.tags, keeps.indexes)
+
+
+def _platform_of(repository: str, keeps: Holders) -> str:
+    """``referenced by the tagged index team/app:1.0`` (or indexes ..., ...)."""
+    shown = ", ".join(f"{repository}:{t}" for t in keeps.indexes)
+    return f"referenced by the tagged index{'es' if len(keeps.indexes) > 1 else ''} {shown}"

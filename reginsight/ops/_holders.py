@@ -1,0 +1,113 @@
+"""What keeps a manifest in a repository right now, read from the registry: the tags
+whose digest it is, and the tagged indexes that reference it at any depth.
+
+Every deletion asks this first: a DELETE by digest removes every tag on the digest,
+and deleting a platform of a multi-arch image breaks every tag of that image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import _mediatypes as mt
+from .._errors import NotFound
+from ..inventory._reach import reachable
+
+if TYPE_CHECKING:
+    from ..registry._client import Registry
+    from ..registry._manifest import Descriptor
+
+#: tag -> what it points at now (HEAD)
+TagState = Mapping[str, "Descriptor"]
+_Node = tuple[str, "str | None"]  # (digest, media type)
+
+
+def tag_descriptors(reg: Registry, repository: str, *, concurrency: int = 8
+                    ) -> dict[str, Descriptor]:
+    """tag -> Descriptor (HEAD) for every tag ``repository`` has now; a tag deleted
+    while we look is left out, and so is a repository with no tag at all."""
+    try:
+        tags = reg.tags(repository)
+    except NotFound:
+        return {}
+
+    def head(tag: str) -> tuple[str, Descriptor | None]:
+        try:
+            return tag, reg.manifest_descriptor(repository, tag)
+        except NotFound:
+            return tag, None
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return {tag: found for tag, found in pool.map(head, tags) if found is not None}
+
+
+@dataclass(frozen=True)
+class Holders:
+    """What a deletion of one digest would take with it: ``tags`` pointing at the
+    digest (deleted with it), and ``indexes``, the tags of other manifests that
+    reach it through an index (their images break), each sorted."""
+
+    tags: tuple[str, ...] = ()
+    indexes: tuple[str, ...] = ()
+
+
+class IndexReach:
+    """Which manifests the tagged indexes of a repository reach. An index's children
+    are fetched once per digest (a digest's content never changes) and kept for the
+    object's life, so re-reading the tags before every deletion costs HEADs only."""
+
+    def __init__(self, reg: Registry) -> None:
+        self.reg = reg
+        self._children: dict[tuple[str, str], tuple[_Node, ...]] = {}
+
+    def holders(self, repository: str, digest: str, tags: TagState) -> Holders:
+        """Who keeps ``digest`` among ``tags`` (a repository's tags as read just now)."""
+        on_digest = sorted(tag for tag, found in tags.items() if found.digest == digest)
+        through = sorted(tag for tag, found in tags.items()
+                         if found.digest != digest and mt.is_index(found.media_type)
+                         and digest in self.reached(repository, {tag: found}))
+        return Holders(tuple(on_digest), tuple(through))
+
+    def reached(self, repository: str, tags: TagState) -> set[str]:
+        """Every manifest ``tags`` reach, through indexes at any depth (a loop ends)."""
+        return {digest for digest, _ in reachable(
+            [(found.digest, found.media_type) for found in tags.values()],
+            lambda node: self._successors(repository, node))}
+
+    def below(self, repository: str, index: str) -> list[str]:
+        """Every manifest an index reaches, itself left out: its own children first,
+        in its order, then the deeper ones, sorted."""
+        own = [child for child, _ in self._entries(repository, index)]
+        deeper = self.reached(repository, {"": _Root(index)}) - {index, *own}
+        return own + sorted(deeper)
+
+    def _successors(self, repository: str, node: _Node) -> tuple[_Node, ...]:
+        digest, media_type = node  # only manifests known to be indexes are fetched
+        return self._entries(repository, digest) if mt.is_index(media_type) else ()
+
+    def _entries(self, repository: str, digest: str) -> tuple[_Node, ...]:
+        key = (repository, digest)
+        if key not in self._children:
+            try:
+                manifest = self.reg.manifest(repository, digest)
+            except NotFound:  # a child deleted already lists nothing
+                manifest = None
+            self._children[key] = tuple((child.digest, child.media_type)
+                                        for child in (manifest.manifests if manifest else ()))
+        return self._children[key]
+
+
+@dataclass(frozen=True)
+class _Root:
+    """An index to start from, as a tag's Descriptor would name it."""
+
+    digest: str
+    media_type: str = mt.OCI_INDEX
+
+
+def holders_now(reg: Registry, repository: str, digest: str) -> Holders:
+    """:class:`Holders` of ``digest``, from the repository's tags as they are now."""
+    return IndexReach(reg).holders(repository, digest, tag_descriptors(reg, repository))
