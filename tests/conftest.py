@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import reginsight as ri
-from tests.registry_server import RegistryServer
+from tests.registry_server import REGISTRY_V3_BINARY, RegistryServer
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +23,18 @@ def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """The shared real registry: delete enabled, schema1 accepted, plain HTTP on loopback."""
     server = RegistryServer(tmp_path_factory.mktemp("registry")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_v3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """The shared real Distribution 3 registry (upstream v3.0.0): delete enabled, the
+    OCI tag delete served, no schema1."""
+    server = RegistryServer(tmp_path_factory.mktemp("registry-v3"), binary=REGISTRY_V3_BINARY,
+                            overrides={"compatibility": None}).start()
     try:
         yield server
     finally:

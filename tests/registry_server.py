@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 REGISTRY_BINARY = "docker-registry"
+#: the upstream Distribution v3.0.0 registry, built from source (its README beside it)
+REGISTRY_V3_BINARY = os.environ.get(
+    "REGINSIGHT_REGISTRY_V3",
+    str(Path(__file__).resolve().parents[2] / "shared" / "registry-v3" / "registry"))
 
 
 def launch(command: list[str], log: Path, env: dict[str, str] | None = None
@@ -109,6 +113,7 @@ class RegistryServer:
     port: int = 0
     scheme: str = "http"
     process: subprocess.Popen | None = None
+    binary: str = REGISTRY_BINARY  # Debian's 2.8; REGISTRY_V3_BINARY for Distribution 3
 
     @property
     def url(self) -> str:
@@ -137,11 +142,12 @@ class RegistryServer:
         return _merge(base, self.overrides)
 
     def start(self, *, timeout: float = 20.0) -> RegistryServer:
-        binary = shutil.which(REGISTRY_BINARY)
+        binary = shutil.which(self.binary)
         if binary is None:
             raise RegistryStartError(
-                f"{REGISTRY_BINARY!r} not found: run the README's test command, which "
-                "installs Debian's docker-registry"
+                f"{self.binary!r} not found: run the README's test command, which "
+                "installs Debian's docker-registry (Distribution 3: ../shared/registry-v3, "
+                "or REGINSIGHT_REGISTRY_V3=PATH)"
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.storage.mkdir(exist_ok=True)
@@ -162,7 +168,7 @@ class RegistryServer:
         """Run ``docker-registry garbage-collect`` on this registry's config (stopped),
         or on ``config``, a copy pointing at other storage."""
         result = subprocess.run(
-            [REGISTRY_BINARY, "garbage-collect", *extra, str(config or self.config_path)],
+            [self.binary, "garbage-collect", *extra, str(config or self.config_path)],
             capture_output=True, text=True, check=True, timeout=300,
             env=registry_environment(),
         )

@@ -1,0 +1,212 @@
+"""Nothing the user keeps is lost by a deletion: a tagged index's children stay (rm, the
+library helpers, an apply from a stale plan), and an apply re-reads the tags before
+every DELETE. Real registries: Debian's 2.8 and upstream Distribution 3."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import reginsight as ri
+from tests.images import Pushed, Pusher
+from tests.skopeo import skopeo
+
+PLATFORMS = ("amd64", "arm64")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reginsight", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def multi_arch(url: str, repository: str, tag: str) -> tuple[Pushed, dict[str, Pushed]]:
+    """A tagged index with one child per platform; each child also tagged TAG-ARCH."""
+    pusher = Pusher(url)
+    children = {arch: pusher.image(repository, f"{tag}-{arch}", architecture=arch)
+                for arch in PLATFORMS}
+    index = pusher.index(repository, tag, [(child, {"os": "linux", "architecture": arch})
+                                           for arch, child in children.items()])
+    return index, children
+
+
+def pulls(url: str, repository: str, tag: str, arch: str, into: Path) -> bool:
+    """skopeo copies that platform of the image, every blob, into a folder."""
+    host = url.split("://", 1)[1]
+    (into / arch).mkdir(parents=True)
+    try:
+        skopeo("copy", "--src-tls-verify=false", "--override-arch", arch, "--override-os",
+               "linux", f"docker://{host}/{repository}:{tag}", f"dir:{into / arch}")
+    except subprocess.CalledProcessError:
+        return False
+    return True
+
+
+def test_rm_refuses_a_platform_of_a_tagged_index_by_digest_and_by_tag(
+        registry_server, prefix, tmp_path):
+    url, repository = registry_server.url, f"{prefix}/multi/arch"
+    _, children = multi_arch(url, repository, "1.0")
+    amd64 = children["amd64"].digest
+
+    dry = run("rm", url, f"{repository}@{amd64}")
+    assert dry.returncode == 0, dry.stderr
+    assert f"{repository}:1.0" in dry.stdout and "--break-indexes" in dry.stdout
+    refused = run("rm", url, f"{repository}@{amd64}", "--yes", "--all-tags-on-digest")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert f"tagged index {repository}:1.0" in refused.stderr
+    assert "--break-indexes" in refused.stderr
+
+    # through a tag on the child: 2.8 deletes tags by digest, so that too is refused
+    dry_tag = run("rm", url, f"{repository}:1.0-amd64")
+    assert dry_tag.returncode == 0 and f"{repository}:1.0" in dry_tag.stdout
+    by_tag = run("rm", url, f"{repository}:1.0-amd64", "--yes")
+    assert by_tag.returncode == 3 and f"{repository}:1.0" in by_tag.stderr
+
+    for arch in PLATFORMS:
+        assert pulls(url, repository, "1.0", arch, tmp_path), arch
+    assert run("ls", url, repository).stdout.split() == ["1.0", "1.0-amd64", "1.0-arm64"]
+
+
+def test_rm_break_indexes_is_the_explicit_override(registry_server, prefix, tmp_path):
+    url, repository = registry_server.url, f"{prefix}/override"
+    _, children = multi_arch(url, repository, "2.0")
+    done = run("rm", url, f"{repository}@{children['amd64'].digest}", "--yes",
+               "--all-tags-on-digest", "--break-indexes")
+    assert done.returncode == 0, done.stderr
+    assert f"broke the tagged index {repository}:2.0" in done.stdout
+    assert not pulls(url, repository, "2.0", "amd64", tmp_path)
+
+
+def test_library_helpers_raise_breaks_index_at_any_depth(registry_server, prefix, reg):
+    url, repository = registry_server.url, f"{prefix}/nested"
+    pusher = Pusher(url)
+    inner, children = multi_arch(url, repository, "inner")
+    pusher.index(repository, "outer", [(inner, {})])  # an index of an index
+    grandchild = children["arm64"].digest
+
+    with pytest.raises(ri.BreaksIndex) as caught:
+        ri.delete_digest(reg, repository, grandchild, delete_tags=True)
+    assert caught.value.indexes == ("inner", "outer")
+    with pytest.raises(ri.BreaksIndex):
+        ri.delete_tag(reg, repository, "inner-arm64")
+    with pytest.raises(ri.BreaksIndex) as inner_refused:  # the inner index is a child too
+        ri.delete_digest(reg, repository, inner.digest, delete_tags=True)
+    assert inner_refused.value.indexes == ("outer",)
+    assert reg.manifest_digest(repository, grandchild) == grandchild
+    assert reg.tags(repository) == ["inner", "inner-amd64", "inner-arm64", "outer"]
+
+    loose = pusher.image(repository, None)  # nothing references it: deleted
+    done = ri.delete_digest(reg, repository, loose.digest)
+    assert done.removed == () and done.broken == ()
+    with pytest.raises(ri.NotFound):
+        reg.manifest_digest(repository, loose.digest)
+
+
+def test_on_distribution_3_rm_of_a_platform_tag_removes_only_the_tag(registry_v3, prefix,
+                                                                       tmp_path):
+    url, repository = registry_v3.url, f"{prefix}/multi/arch"
+    _, children = multi_arch(url, repository, "3.0")
+    done = run("rm", url, f"{repository}:3.0-amd64", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert f"deleted {repository}:3.0-amd64" in done.stdout and "by tag" in done.stdout
+    assert run("ls", url, repository).stdout.split() == ["3.0", "3.0-arm64"]
+    for arch in PLATFORMS:
+        assert pulls(url, repository, "3.0", arch, tmp_path), arch
+    # by digest it is refused on 3.0 as on 2.8
+    refused = run("rm", url, f"{repository}@{children['amd64'].digest}", "--yes")
+    assert refused.returncode == 3 and f"{repository}:3.0" in refused.stderr
+    assert pulls(url, repository, "3.0", "amd64", tmp_path / "again")
+
+
+def plan_of(*rows: tuple[str, str | None, str]) -> pd.DataFrame:
+    """A plan as plan_cleanup writes it: delete rows, tag NA for a manifest by digest."""
+    return pd.DataFrame({
+        "repository": pd.array([r for r, _, _ in rows], dtype="string"),
+        "tag": pd.array([t for _, t, _ in rows], dtype="string"),
+        "digest": pd.array([d for _, _, d in rows], dtype="string"),
+        "action": pd.array(["delete"] * len(rows), dtype="string")})
+
+
+def test_apply_rechecks_the_tags_before_each_delete(registry_server, prefix, reg):
+    url, repository = registry_server.url, f"{prefix}/race/b"
+    pusher = Pusher(url)
+    old = {name: pusher.image(repository, name) for name in ("old1", "old2")}
+    pusher.image(repository, "keep")
+    plan = plan_of(*((repository, name, image.digest) for name, image in old.items()))
+    first, second = sorted(old.values(), key=lambda image: image.digest)
+    real_delete = reg.delete_manifest
+
+    def delete_then_push(repo: str, digest: str) -> None:
+        real_delete(repo, digest)
+        if digest == first.digest:  # a CI push lands between the two DELETEs
+            pusher.manifest(repository, "prod", second.raw, second.media_type)
+
+    reg.delete_manifest = delete_then_push
+    result = ri.apply_cleanup(reg, plan, dry_run=False)
+    rows = result.set_index("tag")
+    assert rows.loc[first.reference, "status"] == "deleted"
+    assert rows.loc[second.reference, "status"] == "skipped"
+    assert "prod" in rows.loc[second.reference, "detail"]
+    assert reg.manifest_digest(repository, "prod") == second.digest
+    assert sorted(reg.tags(repository)) == sorted(["keep", "prod", second.reference])
+
+
+def test_apply_reports_a_tag_lost_in_the_remaining_window(registry_server, prefix, reg):
+    url, repository = registry_server.url, f"{prefix}/window"
+    pusher = Pusher(url)
+    doomed = pusher.image(repository, "old")
+    pusher.image(repository, "prod")
+    real_delete = reg.delete_manifest
+
+    def move_then_delete(repo: str, digest: str) -> None:
+        # after the last check, before the DELETE: prod is moved onto the doomed digest
+        pusher.manifest(repository, "prod", doomed.raw, doomed.media_type)
+        real_delete(repo, digest)
+
+    reg.delete_manifest = move_then_delete
+    result = ri.apply_cleanup(reg, plan_of((repository, "old", doomed.digest)), dry_run=False)
+    lost = result[result["status"] == "lost"]
+    assert lost["tag"].tolist() == ["prod"], result
+    assert "not in the plan" in lost["detail"].iloc[0]
+    assert reg.tags(repository) == []
+
+
+def test_apply_of_a_stale_plan_keeps_a_platform_of_a_new_index(registry_server, prefix, reg):
+    """The plan was made before an index listing the digest was pushed: the apply
+    skips it and says why; the index pulls for every platform."""
+    url, repository = registry_server.url, f"{prefix}/stale"
+    pusher = Pusher(url)
+    single = pusher.image(repository, "single", architecture="amd64")
+    other = pusher.image(repository, None, architecture="arm64")  # untagged
+    plan = plan_of((repository, "single", single.digest),
+                   (repository, None, other.digest))
+    pusher.index(repository, "multi", [(single, {"os": "linux", "architecture": "amd64"}),
+                                       (other, {"os": "linux", "architecture": "arm64"})])
+    for dry_run in (True, False):
+        result = ri.apply_cleanup(reg, plan, dry_run=dry_run)
+        assert set(result["status"]) == {"skipped"}, result
+        assert all(f"tagged index {repository}:multi" in d for d in result["detail"]), result
+    assert reg.manifest_digest(repository, "multi")
+    assert reg.manifest_digest(repository, "single") == single.digest
+
+
+def test_apply_deletes_an_index_before_the_index_it_lists(registry_server, prefix, reg):
+    """Planned together, an outer index and the inner one it lists both go, whatever
+    their digests' order: the inner one is no longer referenced once the outer is gone."""
+    url, repository = registry_server.url, f"{prefix}/twolevels"
+    pusher = Pusher(url)
+    inner, children = multi_arch(url, repository, "inner")
+    outer = pusher.index(repository, "outer", [(inner, {})])
+    pusher.image(repository, "kept")
+    plan = plan_of((repository, "outer", outer.digest), (repository, "inner", inner.digest),
+                   *((repository, f"inner-{arch}", child.digest)
+                     for arch, child in children.items()))
+    for dry_run in (True, False):
+        result = ri.apply_cleanup(reg, plan, dry_run=dry_run)
+        tagged = result[result["tag"] != ""]
+        assert set(tagged["status"]) == {"would delete" if dry_run else "deleted"}, result
+        assert len(tagged) == 4
+    assert reg.tags(repository) == ["kept"]
