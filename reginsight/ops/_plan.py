@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -136,14 +137,44 @@ def plan_cleanup(
         raise PlanError("untagged=True needs an inventory read from the registry's storage "
                         "(reginsight.scan_storage): the API does not list untagged manifests")
     limit = _age_limit(older_than)
-    now = _utc(now)  # a naive time is taken as UTC
     names = sorted({*inv.tags["repository"].astype(str), *inv.manifests["repository"].astype(str)})
     scope = set(select_repositories(names, repositories))
+    created = image_created(inv)
+    tagged = _by_rules(inv, scope, created, keep_last=keep_last, limit=limit,
+                       older_than=older_than, protect=protect, now=_utc(now))
+    plain_untagged = _untagged_rows(inv, scope if untagged else set(), created,
+                                    referrers=False)
+    referrer_rows = _follow_subjects(inv, tagged, plain_untagged, scope, created,
+                                     untagged=untagged, orphans=orphans)
+    rules = [f"not among the {keep_last} newest"] if keep_last is not None else []
+    if limit is not None:
+        rules.append(f"older than {older_than}")
+    return _plan_frame(inv, tagged, [plain_untagged, referrer_rows], ", ".join(rules))
+
+
+@dataclass(frozen=True)
+class _Tagged:
+    """The plan's tags (``inv.tags`` rows ``rows``, in scope): one row each in
+    ``frame`` (repository, tag, digest, created), what is decided for them so far,
+    and which are referrers (a subject) and what their subjects' fates make of them."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray
+    referrer: np.ndarray
+    decided: _Reasons
+    fate: pd.Series  # "delete" / "keep" / "" (not a referrer)
+    why: pd.Series   # a referrer's reason
+
+
+def _by_rules(inv: Inventory, scope: set[str], created: pd.Series, *, keep_last: int | None,
+              limit: pd.Timedelta | None, older_than: Any, protect: Any, now: pd.Timestamp
+              ) -> _Tagged:
+    """Step 1, the rules: protect, what is not an image, keep_last, older_than; then
+    tags on one digest and a kept index's reach share the fate of what stays."""
     in_scope = inv.tags["repository"].astype(str).isin(scope).to_numpy()
     rows = np.flatnonzero(in_scope)  # the plan's tags, as row numbers of inv.tags
     frame = inv.tags[in_scope][["repository", "tag", "digest"]].astype("string").reset_index(
         drop=True)
-    created = image_created(inv)
     keys = pd.MultiIndex.from_arrays([frame["repository"], frame["digest"]])
     frame["created"] = _created(created, keys)
     about = manifest_roles(inv).reindex(keys)
@@ -168,33 +199,44 @@ def plan_cleanup(
     if limit is not None:
         keep(frame["created"] >= now - limit, f"newer than {older_than}")
     _share_fates(inv, rows, decided)
+    return _Tagged(frame, rows, referrer, decided,
+                   fate=pd.Series("", index=frame.index, dtype=object),
+                   why=pd.Series("", index=frame.index, dtype="string"))
 
-    # referrers follow their subjects: first what the images' fates remove
-    plain_untagged = _untagged_rows(inv, scope if untagged else set(), created,
-                                    referrers=False)
-    fate = pd.Series("", index=frame.index, dtype=object)
-    why = pd.Series("", index=frame.index, dtype="string")
+
+def _follow_subjects(inv: Inventory, tagged: _Tagged, plain_untagged: pd.DataFrame,
+                     scope: set[str], created: pd.Series, *, untagged: bool, orphans: bool
+                     ) -> pd.DataFrame:
+    """Step 2, referrer fates: a tagged referrer is kept or deleted with its subject
+    (``tagged`` updated in place, and the fates shared again); returns the delete rows
+    of the referrers no tag reaches."""
     referrer_rows = _untagged_rows(inv, scope, created, referrers=True)
-    if referrer.any() or len(referrer_rows):
-        doomed = frame[~decided.kept & ~referrer]
-        fates = ReferrerFates(inv, removed_by_tags(inv, pd.concat([doomed, plain_untagged])),
-                              orphans=orphans)
-        for row in np.flatnonzero(referrer):
-            fate[row], why[row] = fates.of(frame.at[row, "repository"], frame.at[row, "digest"])
-        keep(fate == "keep", why)
-        _share_fates(inv, rows, decided)
-        verdicts = [fates.of(r, d, untagged=untagged) for r, d in zip(
-            referrer_rows["repository"], referrer_rows["digest"], strict=True)]
-        referrer_rows["reason"] = pd.array([v[1] for v in verdicts], dtype="string")
-        referrer_rows = referrer_rows[[v[0] == "delete" for v in verdicts]]
+    if not tagged.referrer.any() and not len(referrer_rows):
+        return referrer_rows
+    frame, decided = tagged.frame, tagged.decided
+    doomed = frame[~decided.kept & ~tagged.referrer]
+    fates = ReferrerFates(inv, removed_by_tags(inv, pd.concat([doomed, plain_untagged])),
+                          orphans=orphans)
+    for row in np.flatnonzero(tagged.referrer):
+        tagged.fate[row], tagged.why[row] = fates.of(frame.at[row, "repository"],
+                                                     frame.at[row, "digest"])
+    decided.keep(tagged.fate == "keep", tagged.why)
+    _share_fates(inv, tagged.rows, decided)
+    verdicts = [fates.of(r, d, untagged=untagged) for r, d in zip(
+        referrer_rows["repository"], referrer_rows["digest"], strict=True)]
+    referrer_rows["reason"] = pd.array([v[1] for v in verdicts], dtype="string")
+    return referrer_rows[[v[0] == "delete" for v in verdicts]]
 
-    rules = [f"not among the {keep_last} newest"] if keep_last is not None else []
-    if limit is not None:
-        rules.append(f"older than {older_than}")
+
+def _plan_frame(inv: Inventory, tagged: _Tagged, untagged_parts: list[pd.DataFrame],
+                rules: str) -> pd.DataFrame:
+    """Step 3, the frame: the tags' actions and reasons, the untagged delete rows,
+    sorted, with ``attrs["reclaimable_bytes"]``."""
+    frame, decided = tagged.frame, tagged.decided
     frame["action"] = pd.array(np.where(decided.kept, "keep", "delete"), dtype="string")
-    frame["reason"] = decided.reasons.fillna(why.where(fate == "delete", ", ".join(rules)))
+    frame["reason"] = decided.reasons.fillna(tagged.why.where(tagged.fate == "delete", rules))
     frame = frame[PLAN_COLUMNS]
-    extra = [part for part in (plain_untagged, referrer_rows) if len(part)]
+    extra = [part for part in untagged_parts if len(part)]
     if extra:
         frame = pd.concat([frame, *extra], ignore_index=True) if len(frame) else \
             pd.concat(extra, ignore_index=True)

@@ -244,11 +244,15 @@ class Explorer(widgets.VBox):
     def _unsure(outcome: pd.DataFrame) -> str:
         """Rows not deleted (a tag moved, a failure): where they point now is not
         known here, so the lists below may be off for them."""
-        others = outcome[outcome["status"] != "deleted"]
-        if others.empty:
-            return ""
-        return (f"<p>{len(others)} rows were not deleted (skipped or failed, see below): "
-                "crawl again to see them as the registry has them now.</p>")
+        lost = outcome[outcome["status"] == "lost"]
+        others = outcome[~outcome["status"].isin(["deleted", "lost"])]
+        words = "" if others.empty else (
+            f"<p>{len(others)} rows were not deleted (skipped, with the reason, or failed; "
+            "see below): crawl again to see them as the registry has them now.</p>")
+        return words + ("" if lost.empty else (
+            f"<p style='color:#b00'>{len(lost)} tags not in the plan disappeared while it "
+            "was applied (the rows marked lost): pushed onto a deleted digest after its "
+            "last check, or deleted by someone else.</p>"))
 
 
 def explore(inv: Inventory, registry: Registry | None = None) -> Explorer:
