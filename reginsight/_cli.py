@@ -9,7 +9,8 @@ Exit codes: 0 success (also when some reads failed: a crawl or report then warns
 stderr with their count); 1 a registry, network or file error (message on stderr);
 2 bad usage, including a TARGET that is neither an existing directory nor a registry
 URL, a reference without tag or digest, a cleanup flag that cannot be understood;
-3 refused for safety (``rm`` would take other tags, or a tag moved), or
+3 refused for safety (``rm`` would take other tags, break a tagged multi-arch image,
+or a tag moved), or
 (``gc-preview``) the garbage collector would break tagged images.
 """
 
@@ -69,8 +70,8 @@ storage roots.
 credentials: --username/--password-stdin, else ~/.docker/config.json (auths and
 credential helpers), else anonymous.
 exit codes: 0 ok (failed reads are warned about on stderr), 1 registry, network or
-file error, 2 usage, 3 refused for safety (rm would take other tags; gc-preview would
-break images).
+file error, 2 usage, 3 refused for safety (rm would take other tags or break a tagged
+multi-arch image; gc-preview would break images).
 """
 
 
