@@ -33,7 +33,7 @@ from ._facts import (
     parse_config,
 )
 from ._progress import progress_bar
-from ._selection import RepositoryFilter, describe_scope, selection
+from ._selection import RepositoryFilter, describe_scope, invalid_rows, selection
 from ._subjects import subjects
 
 if TYPE_CHECKING:
@@ -101,7 +101,8 @@ class Crawler:
                 if catalog is not None:
                     self._on_catalog(list(catalog))
                 elif self._selection.needs_catalog:
-                    self._submit("catalog", (), self.reg.repositories)
+                    # the catalog with its invalid entries set apart: they become rows
+                    self._submit("catalog", (), self.reg.catalog)
                 else:
                     self._on_catalog([])
                 while self._pending:
@@ -152,7 +153,8 @@ class Crawler:
             return
 
         if stage == "catalog":
-            self._on_catalog(result)
+            self.errors.extend(invalid_rows(result.invalid, self._selection))
+            self._on_catalog(list(result.names))
         elif stage == "tags":
             self._on_tags(key, result, bar)
         elif stage == "tag":
@@ -324,7 +326,9 @@ def crawl(
     ``concurrency`` requests in flight per shard (``pip install 'reginsight[dask]'``;
     see :mod:`reginsight.inventory._distributed`). The frames are the same.
 
-    A repository or tag that fails becomes an ``errors`` row; the crawl goes on.
+    A repository or tag that fails becomes an ``errors`` row; the crawl goes on. So
+    does a catalog entry that is no repository name (stage ``catalog``, the entry
+    shown safely): no request is ever built from it (``reg.catalog()`` lists it apart).
     Ctrl-C stops it (KeyboardInterrupt) without waiting for queued work.
     """
     if cluster is not None:

@@ -35,10 +35,11 @@ from cryptography.fernet import Fernet
 
 from ..registry._client import Registry, RegistrySettings
 from ..registry._credentials import Credentials
+from ..registry.protocol import Listing
 from ._assemble import facts_of
 from ._facts import CrawlResult, Facts
 from ._progress import progress_bar
-from ._selection import RepositoryFilter, Selection, describe_scope, selection
+from ._selection import RepositoryFilter, Selection, describe_scope, invalid_rows, selection
 
 try:
     from distributed import Client, WorkerPlugin, as_completed, get_worker
@@ -170,8 +171,9 @@ def crawl_on_cluster(client: Client, reg: Registry, repositories: RepositoryFilt
     if repositories is not None and not isinstance(repositories, str | re.Pattern):
         repositories = list(repositories)  # read twice below: a generator only once
     chosen = selection(repositories)
-    listed = reg.repositories() if chosen.needs_catalog else []
-    names = sorted({*chosen.names, *filter(chosen.matches, listed)})
+    # as in one process: the catalog's invalid entries are rows here, never a shard's
+    listed = reg.catalog() if chosen.needs_catalog else Listing(names=())
+    names = sorted({*chosen.names, *filter(chosen.matches, listed.names)})
     if not client.nthreads():  # tasks would wait for a worker that may never come
         try:
             client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
@@ -181,7 +183,8 @@ def crawl_on_cluster(client: Client, reg: Registry, repositories: RepositoryFilt
     threads = sum(client.nthreads().values())
     shards = plan_shards(names, chosen, min(len(names), threads * SHARDS_PER_THREAD), since)
     results = run_shards(client, reg, shards, crawler=crawler, progress=progress)
-    return merge(results, registry=reg.url, scope=describe_scope(repositories))
+    merged = merge(results, registry=reg.url, scope=describe_scope(repositories))
+    return replace(merged, errors=(*invalid_rows(listed.invalid, chosen), *merged.errors))
 
 
 def run_shards(client: Client, reg: Registry, shards: Sequence[Shard], *,

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..registry.protocol import InvalidEntry
+
 RepositoryFilter = None | str | re.Pattern[str] | Iterable[str]
 
 #: Characters that make a string a glob (fnmatch) rather than a repository name.
@@ -73,3 +75,17 @@ def describe_scope(repositories: RepositoryFilter) -> str | None:
         return repositories
     return ", ".join(sorted(r.pattern if isinstance(r, re.Pattern) else str(r)
                             for r in repositories))
+
+
+def invalid_rows(invalid: Iterable[InvalidEntry], chosen: Selection
+                 ) -> list[tuple[str, str, str, str]]:
+    """``errors`` rows for catalog entries that are no repository name: those the
+    selection covers (a pattern is matched against the entry as listed; an entry that
+    is no string only the whole catalog covers). Such a name is never read, and no
+    request names it: it might walk the URL path (``../../x``), and the registry would
+    refuse it anyway. One row each, so the crawl goes on with the valid names."""
+    return [(entry.shown, "", "catalog",
+             f"ProtocolViolation: the catalog lists an {entry.problem}; the name breaks the "
+             "repository-name grammar, so it was not read")
+            for entry in invalid
+            if chosen.everything or (entry.listed is not None and chosen.matches(entry.listed))]

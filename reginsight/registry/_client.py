@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -315,8 +316,9 @@ class Registry:
             return b"".join(parts)
 
     def _pages(self, first: proto.Request,
-               interpret: Callable[[proto.Request, proto.Answer], proto.Page]) -> Iterator[str]:
-        """The entries of every page, following Link rel="next"; a loop is refused."""
+               interpret: Callable[[proto.Request, proto.Answer], proto.Page]
+               ) -> Iterator[proto.Page]:
+        """Every page, following Link rel="next"; a loop is refused."""
         seen: set[str] = set()
         request: proto.Request | None = first
         while request is not None:
@@ -324,7 +326,7 @@ class Registry:
             page = self._call(request, lambda answer, asked=request: interpret(asked, answer))
             if not page.again:  # the same page asked smaller is not a loop
                 seen.add(url)
-            yield from page.entries
+            yield page
             request = page.next
 
     def _unseen_page(self, seen: set[str], request: proto.Request) -> str:
@@ -343,16 +345,31 @@ class Registry:
         ``page_size`` asks for ``n`` entries a page (the registry's default when None:
         100 on Distribution 2.8); a registry that refuses the number (400
         PAGINATION_NUMBER_INVALID) is asked again with smaller pages. A catalog entry
-        that is not a valid repository name raises ProtocolViolation.
+        that is not a valid repository name raises ProtocolViolation, so every name
+        returned can be asked for; :meth:`catalog` sets such entries apart instead.
         """
-        return list(self._pages(proto.catalog_page(page_size=page_size),
-                                proto.interpret_catalog_page))
+        return [name for page in self._pages(proto.catalog_page(page_size=page_size),
+                                             proto.interpret_catalog_page)
+                for name in page.entries]
+
+    def catalog(self, *, page_size: int | None = None) -> proto.Listing:
+        """The catalog as listed (every page): ``names``, the valid repository names in
+        catalog order, as :meth:`repositories` gives them, and ``invalid``, the entries
+        that are no repository name, set apart (each ``shown`` safely, with its
+        ``problem``), never put in a URL. What a crawl reads: one bad entry there is an
+        ``errors`` row, not the end of the crawl."""
+        pages = list(self._pages(proto.catalog_page(page_size=page_size),
+                                 partial(proto.interpret_catalog_page, keep_invalid=True)))
+        return proto.Listing(names=tuple(name for page in pages for name in page.entries),
+                             invalid=tuple(entry for page in pages for entry in page.invalid))
 
     def tags(self, repository: str) -> list[str]:
-        """Every tag of ``repository`` (all pages), sorted; registries serve them unsorted."""
+        """Every tag of ``repository`` (all pages), sorted; registries serve them unsorted.
+        A tag that is not valid raises ProtocolViolation."""
         with self._naming_404(repository, "repository unknown"):
-            return sorted(set(self._pages(proto.tags_page(repository),
-                                          proto.interpret_tags_page)))
+            return sorted({tag for page in self._pages(proto.tags_page(repository),
+                                                       proto.interpret_tags_page)
+                           for tag in page.entries})
 
     def manifest(self, repository: str, reference: str) -> Manifest:
         """The manifest at ``reference`` (a tag or a digest), as a frozen model.

@@ -57,6 +57,8 @@ from ._links import next_link
 from ._listing import (
     LIST_PAGE_LIMIT,
     MAX_PAGES,
+    InvalidEntry,
+    Listing,
     Page,
     catalog_page,
     interpret_catalog_page,
@@ -96,8 +98,8 @@ from ._scopes import CATALOG_SCOPE, merge_scopes, repository_scope
 
 __all__ = [
     "CATALOG_SCOPE", "DOCKER_CONTENT_DIGEST", "LIST_PAGE_LIMIT", "MANIFEST_LIMIT", "MAX_PAGES",
-    "SMALL_BODY_LIMIT", "Answer", "Challenge", "ErrorCode", "MountResult", "Page", "RateLimit",
-    "RegistryURL",
+    "SMALL_BODY_LIMIT", "Answer", "Challenge", "ErrorCode", "InvalidEntry", "Listing",
+    "MountResult", "Page", "RateLimit", "RegistryURL",
     "Request", "UploadProgress", "accepted_offset", "announced_digest", "blob_path",
     "cancel_upload", "catalog_page", "check", "check_ping", "decipher_error",
     "delete_manifest", "fallback_tag", "finish_upload", "get_blob", "get_manifest",

@@ -3,11 +3,18 @@
 The next page comes from the ``Link`` header (same origin only). A registry that
 refuses the page size (400 PAGINATION_NUMBER_INVALID) is asked the same page again
 with a smaller ``n``.
+
+An entry that is no valid name is the server's fault. By default it refuses the page
+(ProtocolViolation): whoever asked gets only names they can ask for. A caller that
+can report it instead (the crawl: an ``errors`` row, the other names read) asks with
+``keep_invalid=True``; the entry is then set apart as an :class:`InvalidEntry`, shown
+but never a name, so no request is ever built from it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..._errors import CatalogUnavailable, InvalidReference, ProtocolViolation, ResponseError
@@ -29,14 +36,41 @@ MIN_PAGE_SIZE = 10
 CATALOG_REFUSALS = frozenset({401, 403, 404, 405})
 
 
+#: How much of an invalid entry is shown; names are at most 255 characters.
+SHOWN_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class InvalidEntry:
+    """An entry of a listing that is no valid name. ``shown``: the entry as listed,
+    made safe to show (escaped, cut) and never itself a valid name, so a row about it
+    cannot pass for a real repository's; ``problem``: why it is no name; ``listed``:
+    the entry when it is a string, to match patterns against, never to put in a URL."""
+
+    shown: str
+    problem: str
+    listed: str | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True)
 class Page:
     """One page: its ``entries``, and the request for the next page (None: the last).
-    ``again`` is True when this request was refused and ``next`` asks it again."""
+    ``again`` is True when this request was refused and ``next`` asks it again.
+    ``invalid``: the entries that are no names (only when asked to keep them)."""
 
     entries: tuple[str, ...]
     next: Request | None
     again: bool = False
+    invalid: tuple[InvalidEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A whole listing as the registry sent it: the valid ``names`` in its order, and
+    set apart from them the ``invalid`` entries."""
+
+    names: tuple[str, ...]
+    invalid: tuple[InvalidEntry, ...] = ()
 
 
 def catalog_page(*, page_size: int | None = None) -> Request:
@@ -51,14 +85,17 @@ def tags_page(repository: str) -> Request:
                    limit=LIST_PAGE_LIMIT)
 
 
-def interpret_catalog_page(request: Request, answer: Answer) -> Page:
-    """Repository names of one catalog page; an invalid name is the server's fault.
+def interpret_catalog_page(request: Request, answer: Answer, *, keep_invalid: bool = False
+                           ) -> Page:
+    """Repository names of one catalog page; an invalid name is the server's fault:
+    ProtocolViolation, or with ``keep_invalid`` an entry of ``Page.invalid``.
 
     A catalog refused on its first page raises CatalogUnavailable: the repositories
     must be named. A later page refused is a failure of the listing, not a refusal.
     """
     try:
-        return _page(request, answer, "repositories", validate_repository, "repository name")
+        return _page(request, answer, "repositories", validate_repository, "repository name",
+                     keep_invalid=keep_invalid)
     except ResponseError as exc:
         # followed pages come from Link headers, always absolute; the first page (and
         # its smaller-page retries) is the path catalog_page built
@@ -76,7 +113,8 @@ def interpret_tags_page(request: Request, answer: Answer) -> Page:
     return _page(request, answer, "tags", validate_tag, "tag")
 
 
-def _page(request: Request, answer: Answer, key: str, validate: Any, what: str) -> Page:
+def _page(request: Request, answer: Answer, key: str, validate: Any, what: str, *,
+          keep_invalid: bool = False) -> Page:
     try:
         check(answer)
     except ResponseError as exc:
@@ -90,22 +128,55 @@ def _page(request: Request, answer: Answer, key: str, validate: Any, what: str) 
     entries = doc.get(key) or []
     if not isinstance(entries, list):
         raise ProtocolViolation(f"{answer.where}: {key!r} is not a list")
-    names = tuple(_checked(entry, validate, what) for entry in entries)
+    names: list[str] = []
+    invalid: list[InvalidEntry] = []
+    for entry in entries:  # judged one by one: kept apart, a bad entry costs no good one
+        problem = _problem(entry, validate, what)
+        if problem is None:
+            names.append(entry)
+        elif keep_invalid:
+            invalid.append(InvalidEntry(shown_entry(entry), problem,
+                                        entry if isinstance(entry, str) else None))
+        else:
+            raise ProtocolViolation(
+                f"the registry sent an invalid {what}: {str(entry)[:80]!r}")
     link = next_link(answer.headers.get("link"), answer.url)
     following = None if link is None else Request(
         method="GET", url=link, scope=request.scope, limit=request.limit)
-    return Page(names, following)
+    return Page(tuple(names), following, invalid=tuple(invalid))
 
 
-def _checked(value: Any, validate: Any, what: str) -> str:
-    """Validate a value the registry sent; a bad one is the server's fault, not the user's."""
+def _problem(value: Any, validate: Any, what: str) -> str | None:
+    """Why a value the registry sent is no valid ``what``; None when it is one."""
+    if not isinstance(value, str):
+        return f"invalid {what}: a JSON {_json_type(value)}, not a string"
     try:
-        if not isinstance(value, str):
-            raise TypeError
-        return validate(value)
-    except (TypeError, InvalidReference):
-        raise ProtocolViolation(
-            f"the registry sent an invalid {what}: {str(value)[:80]!r}") from None
+        validate(value)
+    except InvalidReference as exc:
+        return str(exc)
+    return None
+
+
+def shown_entry(value: Any) -> str:
+    """An entry that is no valid name, as it can be shown: a printable string as
+    listed, others escaped; cut past :data:`SHOWN_LIMIT`. What is not a string, or is
+    empty, is shown in ``<...>``. None of these forms is a valid name (the changed
+    ones hold a backslash, a space or ``<``), so nothing shown passes for a name."""
+    if not isinstance(value, str):
+        text = json.dumps(value)  # ASCII only: control and bidi characters come escaped
+        cut = text if len(text) <= SHOWN_LIMIT else text[:SHOWN_LIMIT] + "..."
+        return f"<not a string: {cut}>"
+    if not value:
+        return "<empty>"
+    text = value if value.isprintable() else repr(value)[1:-1]
+    if len(text) > SHOWN_LIMIT:
+        text = f"{text[:SHOWN_LIMIT]}... ({len(value)} characters)"
+    return text
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number", list: "array",
+            dict: "object"}.get(type(value), "null")
 
 
 def smaller_page(request: Request, error: ResponseError) -> Request | None:
