@@ -575,9 +575,13 @@ def _run(args: argparse.Namespace) -> int:
             if args.repository:
                 _check_repository(args.repository)
             with _registry(args, args.url) as reg:
-                names = reg.tags(args.repository) if args.repository else reg.repositories()
+                listing = None if args.repository else reg.catalog()
+                names = reg.tags(args.repository) if listing is None else listing.names
             for name in names:
                 print(name)
+            for entry in listing.invalid if listing is not None else ():
+                print(f"reginsight: warning: the catalog lists {entry.shown}, not a "
+                      f"repository name ({entry.problem}); left out", file=sys.stderr)
             return EXIT_OK
         return _rm(args)
     except UsageError as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pandas.testing as pdt
@@ -113,6 +115,12 @@ def test_a_crawl_of_a_pattern_reports_only_the_invalid_names_it_covers(
                       ) as proxy, ri.Registry(proxy.url) as reg:
         inventory = ri.crawl(reg, f"{prefix}/*", progress=False)
         _only_valid_paths(proxy, two)
+        listed = subprocess.run([sys.executable, "-m", "reginsight", "ls", proxy.url],
+                                capture_output=True, text=True, timeout=60)
+    # `ls` lists the valid names and warns of the others
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == two
+    assert "the catalog lists ../../escape, not a repository name" in listed.stderr
     assert _pairs(inventory) == [(two[0], "v1"), (two[0], "v2"), (two[1], "v1")]
     assert list(inventory.errors["repository"].astype(str)) == [f"{prefix}/Upper"]
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from .. import _mediatypes as mt
 from .._errors import NotFound
-from ..inventory._reach import reachable
 
 if TYPE_CHECKING:
     from ..registry._client import Registry
@@ -73,6 +72,9 @@ class IndexReach:
 
     def reached(self, repository: str, tags: TagState) -> set[str]:
         """Every manifest ``tags`` reach, through indexes at any depth (a loop ends)."""
+        # here, not at the top: that module loads pandas, and `import reginsight` stays light
+        from ..inventory._reach import reachable
+
         return {digest for digest, _ in reachable(
             [(found.digest, found.media_type) for found in tags.values()],
             lambda node: self._successors(repository, node))}

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._errors import BreaksIndex, OtherTagsAffected, TagMoved, UnsupportedOperation
-from ._fates import short
 from ._holders import Holders, holders_now, tag_descriptors
 
 if TYPE_CHECKING:
@@ -61,7 +60,7 @@ def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: b
     keeps = holders_now(reg, repository, digest)
     if keeps.indexes and not break_indexes:
         raise BreaksIndex(
-            f"{repository}:{tag} is {short(digest)}, {_platform_of(repository, keeps)}; "
+            f"{repository}:{tag} is {digest}, {_platform_of(repository, keeps)}; "
             "this registry deletes tags by their digest, so deleting the tag would break "
             "that image; nothing deleted",
             indexes=keeps.indexes)
