@@ -619,9 +619,12 @@ class Registry:
     def delete_manifest(self, repository: str, digest: str) -> None:
         """Delete the manifest ``digest``: every tag pointing at it goes with it.
 
-        Only digests are accepted (registry 2.8 refuses tags here); to remove one tag
-        and nothing else, use :func:`reginsight.delete_tag`. A registry with deletion
-        disabled answers 405: UnsupportedOperation.
+        Only digests are accepted (registry 2.8 refuses tags here). This is the bare
+        API call: it does not check what the deletion takes with it. To remove one tag
+        and nothing else, use :func:`reginsight.delete_tag`; to delete a manifest only
+        when no tag and no tagged index (a multi-arch image it is a platform of) holds
+        it, :func:`reginsight.delete_digest`. A registry with deletion disabled
+        answers 405: UnsupportedOperation.
         """
         with self._naming_404(_manifest_name(repository, digest), "manifest unknown"):
             self._call(proto.delete_manifest(repository, digest), proto.interpret_delete)
