@@ -210,3 +210,39 @@ def test_apply_deletes_an_index_before_the_index_it_lists(registry_server, prefi
         assert set(tagged["status"]) == {"would delete" if dry_run else "deleted"}, result
         assert len(tagged) == 4
     assert reg.tags(repository) == ["kept"]
+
+
+def test_apply_skips_what_it_cannot_check_again_and_keeps_its_result(registry_server,
+                                                                     prefix):
+    """The tags of one repository cannot be read again after the first DELETE (the
+    registry answers 503): its digest is skipped, not deleted blind, the other
+    repository's deletion stands, and the result is returned, not lost."""
+    from tests.fault_proxy import FaultProxy
+
+    pusher = Pusher(registry_server.url)
+    first, second = f"{prefix}/a", f"{prefix}/b"
+    doomed = {repo: pusher.image(repo, "old") for repo in (first, second)}
+    for repo in (first, second):
+        pusher.image(repo, "keep")
+    broken = {"on": False}
+    failing = (lambda path: broken["on"] and path.startswith(f"/v2/{second}/"), "503")
+    with FaultProxy(registry_server.url, rate=0.0, always=failing) as proxy, \
+            ri.Registry(proxy.url) as reg:
+        real_delete = reg.delete_manifest
+
+        def delete_then_fail(repo: str, digest: str) -> None:
+            real_delete(repo, digest)
+            broken["on"] = True
+
+        reg.delete_manifest = delete_then_fail
+        result = ri.apply_cleanup(reg, plan_of(*((repo, "old", image.digest)
+                                                 for repo, image in doomed.items())),
+                                  dry_run=False)
+    assert result[result["repository"] == first]["status"].tolist() == ["deleted"]
+    statuses = dict(zip(result["repository"] + " " + result["status"], result["detail"],
+                        strict=True))
+    assert f"the tags of {second} could not be read again" in statuses[f"{second} skipped"]
+    assert f"{second} unchecked" in statuses  # the listing after the apply failed too
+    with ri.Registry(registry_server.url) as direct:
+        assert direct.tags(second) == ["keep", "old"]
+        assert direct.tags(first) == ["keep"]

@@ -80,6 +80,11 @@ class _Stopped(Exception):
     """The registry refused a DELETE with 405: nothing more may be sent."""
 
 
+class _Unread(Exception):
+    """The tags (or an index) could not be read again: what holds the digest is not
+    known, so it is not deleted."""
+
+
 class _Apply:
     """One apply run: what it read, what it deleted, the rows it reports."""
 
@@ -99,6 +104,9 @@ class _Apply:
                     self._tagged(item)
                 else:
                     self._untagged(item)
+            except _Unread as exc:
+                for tag in sorted(item.tags) or [""]:
+                    self._row(item, tag, "skipped", f"not deleted: {exc}")
             except _Stopped as stop:
                 self.rows += [(later.repository, tag, later.digest, "not attempted",
                                "stopped: deletion refused")
@@ -115,10 +123,13 @@ class _Apply:
         first), so that a child goes only once nothing planned still lists it."""
         below: dict[tuple[str, str], int] = {}
         for repository in sorted({item.repository for item in work}):
-            for found in self._tags_now(repository).values():
-                if mt.is_index(found.media_type):
-                    below[(repository, found.digest)] = len(
-                        self.indexes.below(repository, found.digest))
+            try:
+                for found in self._tags_now(repository).values():
+                    if mt.is_index(found.media_type):
+                        below[(repository, found.digest)] = len(self._below(repository,
+                                                                            found.digest))
+            except _Unread:
+                continue  # its items are checked, and skipped if still unreadable, one by one
         return sorted(work, key=lambda item: (
             (item.repository, item.digest) not in below,
             -below.get((item.repository, item.digest), 0), item.repository, item.digest))
@@ -126,7 +137,11 @@ class _Apply:
     def _tags_now(self, repository: str) -> TagState:
         """The repository's tags as they are now; in a dry run, less those on digests
         the run would have deleted already."""
-        now = tag_descriptors(self.reg, repository)
+        try:
+            now = tag_descriptors(self.reg, repository)
+        except RegistryError as exc:
+            raise _Unread(f"the tags of {repository} could not be read again ({exc})"
+                          ) from None
         self.seen.setdefault(repository, {}).update(
             {tag: found.digest for tag, found in now.items()})
         if self.dry_run:
@@ -137,9 +152,11 @@ class _Apply:
     def _tagged(self, item: Deletion) -> None:
         """A digest the plan deletes through its tags."""
         repository, digest = item.repository, item.digest
-        now = self._tags_now(repository)
-        keeps = self.indexes.holders(repository, digest, now)
+        now = self._tags_now(repository)  # every read first: one that fails skips it whole
+        keeps = self._holders(repository, digest, now)
         on_digest = set(keeps.tags)
+        index = any(mt.is_index(now[tag].media_type) for tag in on_digest)
+        children = self._below(repository, digest) if index else []
         for tag in sorted(item.tags - on_digest):
             moved = now.get(tag)
             self._row(item, tag, "skipped",
@@ -150,16 +167,13 @@ class _Apply:
             for tag in still_planned:
                 self._row(item, tag, "skipped", skip)
             return
-        index = any(mt.is_index(now[tag].media_type) for tag in still_planned)
-        children = self.indexes.below(repository, digest) if index else []
         if self._delete(item, still_planned, ""):
             for child in children:
                 self._child(repository, child, digest)
 
     def _untagged(self, item: Deletion) -> None:
         """An untagged manifest, by digest: unless it gained a tag or a tagged index."""
-        keeps = self.indexes.holders(item.repository, item.digest,
-                                     self._tags_now(item.repository))
+        keeps = self._holders(item.repository, item.digest, self._tags_now(item.repository))
         skip = _why_kept(item.repository, keeps, planned=frozenset())
         if skip:
             self._row(item, "", "skipped", skip)
@@ -171,10 +185,27 @@ class _Apply:
         still holds it (then it was never the plan's to delete, and is not shown)."""
         if (repository, child) in self.deleted:
             return
-        keeps = self.indexes.holders(repository, child, self._tags_now(repository))
+        try:
+            keeps = self._holders(repository, child, self._tags_now(repository))
+        except _Unread as exc:
+            self.rows.append((repository, "", child, "skipped",
+                              f"child of index {parent}, not deleted: {exc}"))
+            return
         if not keeps.tags and not keeps.indexes:
             self._delete(Deletion(repository, child, frozenset()), [""],
                          f"child of index {parent}")
+
+    def _holders(self, repository: str, digest: str, now: TagState) -> Holders:
+        try:
+            return self.indexes.holders(repository, digest, now)
+        except RegistryError as exc:
+            raise _Unread(f"an index of {repository} could not be read ({exc})") from None
+
+    def _below(self, repository: str, index: str) -> list[str]:
+        try:
+            return self.indexes.below(repository, index)
+        except RegistryError as exc:
+            raise _Unread(f"index {index} could not be read ({exc})") from None
 
     def _delete(self, item: Deletion, tags: list[str], detail: str) -> bool:
         """DELETE the digest (unless a dry run) and report a row per tag; False when
