@@ -18,7 +18,20 @@ import pyarrow as pa
 
 from .._errors import InventoryError
 from .._units import format_bytes
-from ._dataset import discard, read_frame, read_meta, stage, swap_in, write_frame, write_meta
+from ._dataset import (
+    PARTITIONED,
+    check_replaceable,
+    discard,
+    partition_names,
+    read_frame,
+    read_meta,
+    save_target,
+    short_forms,
+    stage,
+    swap_in,
+    write_frame,
+    write_meta,
+)
 from ._frames import (
     FRAME_NAMES,
     SCHEMAS,
@@ -184,11 +197,20 @@ class Inventory:
         """Write the inventory into directory ``path`` (created if needed) as a Parquet
         dataset partitioned by repository, readable by DuckDB, Dask, Spark and pyarrow
         (the layout: :mod:`reginsight.inventory._dataset`, README "Saved inventories"),
-        and ``inventory.json`` (registry URL, time, scope, versions, rows per frame).
-        The new dataset is written beside the old one and moved in place, so a link
-        planted in the directory is replaced, never followed: nothing lands outside
-        ``path``, and an earlier save there is replaced whole."""
-        directory = Path(path)
+        and ``inventory.json`` (registry URL, time, scope, versions, rows per frame,
+        the repositories whose names are too long for a folder).
+
+        ``path`` must be a missing or empty folder, or hold an earlier inventory: that
+        one is replaced whole, and files of the user's beside it stay. A folder holding
+        anything else, or a file reginsight did not write among the earlier
+        inventory's, raises InventoryError and is left as it was
+        (:func:`~reginsight.inventory._dataset.check_save_target`). The new dataset is
+        written beside the old one and moved in place: a save that fails leaves the
+        earlier one (and this inventory) as they were, and nothing lands outside
+        ``path``."""
+        directory, stale = save_target(path)  # format 1's files are stale
+        # a short form two names share would merge their rows: refused before writing
+        partitions = short_forms(_repositories(self))
         staged = stage(directory)
         try:
             for name, frame in self.frames():
@@ -196,13 +218,15 @@ class Inventory:
             write_meta(staged, registry=self.registry, taken_at=self.taken_at.isoformat(),
                        scope=self.scope, repositories=(None if self.repositories is None
                                                        else list(self.repositories)),
-                       rows={name: len(frame) for name, frame in self.frames()})
+                       rows={name: len(frame) for name, frame in self.frames()},
+                       partitions=partitions)
+            # checked again: the user had the time of the writing to add files
+            check_replaceable(directory, stale)
         except BaseException:
             discard(staged)  # the earlier save stays as it was
             raise
         # inventory.json out first and in last; format 1's files go
-        swap_in(directory, staged, ["inventory.json", *FRAME_NAMES],
-                stale=[f"{name}.parquet" for name in FRAME_NAMES])
+        swap_in(directory, staged, ["inventory.json", *FRAME_NAMES], stale=stale)
         return directory
 
     @classmethod
@@ -211,10 +235,11 @@ class Inventory:
         dtypes come back exactly. For one larger than memory, :meth:`open`."""
         directory = Path(path)
         meta = read_meta(directory)
+        names = partition_names(meta)
         frames = {}
         for name in FRAME_NAMES:
             try:
-                frame = _read(directory, name, meta["version"])
+                frame = _read(directory, name, meta["version"], names)
             except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
                 raise InventoryError(f"{directory}/{name}: {type(exc).__name__}") from None
             if frame is not None:
@@ -315,12 +340,19 @@ class Inventory:
                 f"<p>Most tags:</p><table>{top_rows}</table>{errors}</div>")
 
 
-def _read(directory: Path, name: str, version: int) -> pd.DataFrame | None:
+def _read(directory: Path, name: str, version: int, names: dict[str, str]
+          ) -> pd.DataFrame | None:
     if version == 1:  # one file per frame; the storage frames came later
         single = directory / f"{name}.parquet"
         return None if name in STORAGE_FRAMES and not single.exists() else pd.read_parquet(single)
-    frame = read_frame(directory, name)
+    frame = read_frame(directory, name, names=names)
     return empty(name) if frame is None else frame
+
+
+def _repositories(inv: Inventory) -> set[str]:
+    """The repositories the partitioned frames hold: their folders' names."""
+    return {str(name) for frame in PARTITIONED
+            for name in getattr(inv, frame)["repository"].dropna().unique()}
 
 
 def _ordered(name: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 :meth:`reginsight.Inventory.open` returns a :class:`LazyInventory`. It holds no
 frame: each frame is a DuckDB view over the Parquet dataset (:mod:`._dataset`),
 and the analysis functions that accept it (:mod:`reginsight.analysis._outofcore`)
-run SQL that DuckDB streams and, past its memory limit, spills to disk.
+run SQL that DuckDB streams and, past its memory limit, spills to disk. A view
+gives each repository's real name back, also where its folder holds a short form.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import pandas as pd
 
 from .._errors import InventoryError
 from .._units import format_bytes
-from ._dataset import PARTITION_COLUMN, files, partitioned_on_disk, read_meta
+from ._dataset import (
+    PARTITION_COLUMN,
+    check_partitions,
+    files,
+    partition_names,
+    partitioned_on_disk,
+    read_meta,
+)
 from ._frames import BOOL, FRAME_NAMES, INT, NINT, SCHEMAS, STORAGE_COLUMNS, TIME
 
 T = TypeVar("T")
@@ -75,6 +83,13 @@ class LazyInventory:
         for key, value in settings.items():
             if value is not None:
                 self.connection.execute(f"SET {key} = {_literal(str(value))}")
+        #: {short form: repository} of the folders named in short form (_dataset)
+        self._names = partition_names(meta)
+        if self._names:  # the views map them back, as Inventory.load does
+            self.connection.execute(
+                "CREATE TABLE ri_partition_names (ri_short VARCHAR, ri_name VARCHAR)")
+            self.connection.executemany("INSERT INTO ri_partition_names VALUES (?, ?)",
+                                        list(self._names.items()))
         self._columns: dict[str, list[str]] = {}
         self._derived: dict[str, Any] = {}
         for name in FRAME_NAMES:
@@ -91,10 +106,17 @@ class LazyInventory:
             where = "[" + ", ".join(_literal(str(f)) for f in found) + "]"
         else:
             where = _literal(str(self.path / name / "**" / "*.parquet"))
-        if partitioned_on_disk(self.path, name):
-            return (f"read_parquet({where}, hive_partitioning = true, "
-                    f"hive_types = {{{_literal(PARTITION_COLUMN)}: VARCHAR}})")
-        return f"read_parquet({where})"
+        if not partitioned_on_disk(self.path, name):
+            return f"read_parquet({where})"
+        check_partitions(self.path / name, found, self._names)
+        source = (f"read_parquet({where}, hive_partitioning = true, "
+                  f"hive_types = {{{_literal(PARTITION_COLUMN)}: VARCHAR}})")
+        if not self._names:
+            return source
+        # every query reads the repository through the view: the real name, here
+        return (f"(SELECT f.* EXCLUDE ({PARTITION_COLUMN}), coalesce(n.ri_name, "
+                f"f.{PARTITION_COLUMN}) AS {PARTITION_COLUMN} FROM {source} f "
+                f"LEFT JOIN ri_partition_names n ON n.ri_short = f.{PARTITION_COLUMN})")
 
     def _view(self, name: str) -> None:
         schema = dict(SCHEMAS[name])
