@@ -44,6 +44,9 @@ def test_user_given_names_never_reach_a_url(name):
 
 
 def test_saving_follows_no_planted_link(tmp_path):
+    """Links planted where a save writes are not reginsight's: the save is refused,
+    and neither the links nor what they point at change; a link in an earlier
+    inventory's frame folder is refused the same way."""
     outside = tmp_path / "outside.txt"
     outside.write_text("precious")
     elsewhere = tmp_path / "elsewhere"
@@ -54,14 +57,19 @@ def test_saving_follows_no_planted_link(tmp_path):
     (target / "tags").symlink_to(elsewhere)  # a frame's directory, planted
     (target / "layers.parquet").symlink_to(outside)  # a file of the earlier format
     (target / "inventory.json").symlink_to(outside)
-    inventory().save(target)
+    with pytest.raises(ri.InventoryError, match=r"inventory\.json is a link"):
+        inventory().save(target)
     assert outside.read_text() == "precious"
     assert sorted(os.listdir(elsewhere)) == ["keep.txt"]
-    assert not (target / "tags").is_symlink() and (target / "tags").is_dir()
-    frames = ["tags", "manifests", "layers", "blobs", "children", "errors", "uploads",
-              "tag_history", "layer_links"]
-    assert sorted(os.listdir(target)) == sorted([*frames, "inventory.json"])
-    assert len(ri.Inventory.load(target).tags) == 5
+    assert sorted(os.listdir(target)) == ["inventory.json", "layers.parquet", "tags"]
+    assert all((target / name).is_symlink() for name in os.listdir(target))
+    earlier = tmp_path / "earlier"
+    inventory().save(earlier)
+    shutil.rmtree(earlier / "tags")
+    (earlier / "tags").symlink_to(elsewhere)
+    with pytest.raises(ri.InventoryError, match="did not write"):
+        inventory().save(earlier)
+    assert (earlier / "tags").is_symlink() and sorted(os.listdir(elsewhere)) == ["keep.txt"]
 
 
 @pytest.mark.parametrize("damage", ["missing", "not-json", "other-format", "bad-parquet"])
