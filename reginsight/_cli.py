@@ -28,6 +28,7 @@ from ._errors import (
     BreaksIndex,
     CatalogUnavailable,
     InvalidReference,
+    InventoryError,
     OtherTagsAffected,
     PlanError,
     RegistryError,
@@ -159,7 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     crawl = commands.add_parser("crawl", help="crawl a registry into a saved inventory",
                                 description="Crawl URL and save the inventory (Parquet).")
     crawl.add_argument("url", metavar="URL")
-    crawl.add_argument("-o", "--output", required=True, metavar="DIR")
+    crawl.add_argument("-o", "--output", required=True, metavar="DIR",
+                       help="a new or empty folder, or an earlier saved inventory to "
+                            "replace (a folder holding other files is refused)")
     _crawl_options(crawl)
     _connection_options(crawl)
 
@@ -404,6 +407,28 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _crawl_and_save(args: argparse.Namespace) -> int:
+    """``crawl URL -o DIR``: DIR is checked before the crawl (an empty path, or a folder
+    that holds files and no inventory, is refused before a request is sent)."""
+    from .inventory._replace import check_save_target
+
+    try:
+        check_save_target(args.output)
+    except InventoryError as exc:
+        raise UsageError(f"-o {args.output!r}: {exc}") from None
+    inv = _crawl(args, args.url)
+    try:
+        inv.save(args.output)
+    except (InventoryError, OSError) as exc:
+        reason = exc if isinstance(exc, InventoryError) else f"{exc.strerror or exc}"
+        print(f"reginsight: the crawl could not be saved to {args.output}: {reason}; "
+              "what was there before is as it was", file=sys.stderr)
+        return EXIT_ERROR
+    print(_saved(inv, args.output), file=sys.stderr)
+    _warn_errors(inv)
+    return EXIT_OK
+
+
 def _saved(inv: Inventory, output: str) -> str:
     """``saved 42 tags, 38 manifests in 9 repositories (1.2 GiB stored) to DIR``."""
     from ._units import format_bytes
@@ -564,11 +589,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "report":
             return _report(args)
         if args.command == "crawl":
-            inv = _crawl(args, args.url)
-            inv.save(args.output)
-            print(_saved(inv, args.output), file=sys.stderr)
-            _warn_errors(inv)
-            return EXIT_OK
+            return _crawl_and_save(args)
         if args.command == "gc-preview":
             return _gc_preview(args)
         if args.command == "ls":

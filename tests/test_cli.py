@@ -292,3 +292,61 @@ def test_the_library_says_the_same_to_notebook_users(registry_server, reg, prefi
         reg.tags(f"{prefix}/none")
     assert caught.value.codes == ("NAME_UNKNOWN",) and caught.value.status == 404
     assert str(caught.value).startswith(f"not found: {prefix}/none (NAME_UNKNOWN")
+
+
+def test_crawl_never_saves_over_a_folder_of_the_users(registry_server, prefix, tmp_path):
+    Pusher(registry_server.url).image(f"{prefix}/app", "v1")
+    project = tmp_path / "proj"
+    (project / "tags").mkdir(parents=True)
+    (project / "blobs").mkdir()
+    (project / "tags" / "release-notes.txt").write_text("notes")
+    (project / "inventory.json").write_text('{"mine":1}')
+    before = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+    for output, cwd in (("", project), (str(project), tmp_path)):
+        refused = run("crawl", registry_server.url, "-o", output, "--repositories",
+                      f"{prefix}/app", cwd=cwd)
+        assert refused.returncode == 2, refused.stderr
+        assert "save into an empty or new folder" in refused.stderr
+        assert "1/1" not in refused.stderr  # refused before the crawl, not after it
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before
+    assert (project / "tags" / "release-notes.txt").read_text() == "notes"
+    assert (project / "inventory.json").read_text() == '{"mine":1}'
+
+    # an earlier inventory is replaced, the user's notes beside it kept
+    saved = tmp_path / "inv"
+    assert run("crawl", registry_server.url, "-o", str(saved), "--repositories",
+               f"{prefix}/app").returncode == 0
+    (saved / "NOTES.md").write_text("mine")
+    Pusher(registry_server.url).image(f"{prefix}/app", "v2")
+    again = run("crawl", registry_server.url, "-o", str(saved), "--repositories",
+                f"{prefix}/app")
+    assert again.returncode == 0, again.stderr
+    assert sorted(ri.Inventory.load(saved).tags["tag"]) == ["v1", "v2"]
+    assert (saved / "NOTES.md").read_text() == "mine"
+
+    # a save that fails (a file where a folder must be) says where, exit 1
+    (tmp_path / "a-file").write_text("x")
+    failed = run("crawl", registry_server.url, "-o", str(tmp_path / "a-file" / "inv"),
+                 "--repositories", f"{prefix}/app")
+    assert failed.returncode == 1, failed.stderr
+    assert f"could not be saved to {tmp_path / 'a-file' / 'inv'}" in failed.stderr
+
+
+def test_a_repository_name_of_255_characters_is_crawled_and_saved(registry_server, prefix,
+                                                                   tmp_path):
+    """Distribution accepts it; its partition folder would pass the filesystem's 255
+    bytes: the crawl is saved, and loads with the exact name."""
+    deep = "/".join([prefix, *["a"] * ((255 - len(prefix)) // 2)])
+    wide = f"{prefix}/{'b' * (199 - len(prefix))}/{'c' * 54}"
+    names = [deep, wide]
+    assert [len(name) for name in names] == [255, 255]
+    pusher = Pusher(registry_server.url)
+    for name in names:
+        pusher.image(name, "v1")
+    result = run("crawl", registry_server.url, "-o", str(tmp_path / "inv"), "--repositories",
+                 ",".join(names))
+    assert result.returncode == 0, result.stderr
+    loaded = ri.Inventory.load(tmp_path / "inv")
+    assert sorted(loaded.tags["repository"].astype(str)) == sorted(names)
+    lazy = ri.Inventory.open(tmp_path / "inv")
+    assert sorted(ri.storage_by_repository(lazy)["repository"].astype(str)) == sorted(names)

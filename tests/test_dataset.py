@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 
 import reginsight as ri
-from reginsight.inventory import _dataset
+from reginsight.inventory import _replace
 from reginsight.inventory._frames import build
 from tests.outofcore import assert_same_out_of_core
 from tests.test_analysis import inventory
@@ -81,7 +81,7 @@ def test_a_save_that_fails_midway_leaves_the_earlier_one(tmp_path, monkeypatch):
     first.save(tmp_path)
     second = _renamed(first, "a", "other")
     calls = {"n": 0}
-    real_replace = _dataset.os.replace
+    real_replace = _replace.os.replace
 
     def failing(src, dst):
         calls["n"] += 1
@@ -89,7 +89,7 @@ def test_a_save_that_fails_midway_leaves_the_earlier_one(tmp_path, monkeypatch):
             raise OSError("disk full")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(_dataset.os, "replace", failing)
+    monkeypatch.setattr(_replace.os, "replace", failing)
     with pytest.raises(OSError, match="disk full"):
         second.save(tmp_path)
     monkeypatch.undo()

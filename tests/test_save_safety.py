@@ -12,7 +12,7 @@ import pandas.testing as pdt
 import pytest
 
 import reginsight as ri
-from reginsight.inventory import _dataset, _inventory
+from reginsight.inventory import _dataset, _inventory, _replace
 from reginsight.inventory._frames import build, tidy
 from tests.outofcore import assert_same_out_of_core
 from tests.saved import save_version_1
@@ -97,7 +97,7 @@ def test_a_folder_that_holds_no_inventory_is_refused_and_left_as_it_was(tmp_path
     assert str(target) in str(refused.value)
     assert _snapshot(target) == before  # nothing removed, nothing created (no staging)
     with pytest.raises(ri.InventoryError):  # the check the CLI runs before a crawl
-        _dataset.check_save_target(target)
+        _replace.check_save_target(target)
 
 
 def test_a_file_in_place_of_the_folder_is_refused(tmp_path):
@@ -113,7 +113,7 @@ def test_an_empty_path_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ri.InventoryError, match="empty path"):
         inventory().save("")
     with pytest.raises(ri.InventoryError, match="empty path"):
-        _dataset.check_save_target("")
+        _replace.check_save_target("")
     assert os.listdir(tmp_path) == ["notes.txt"]
 
 
@@ -219,7 +219,7 @@ def test_what_an_interrupted_save_left_is_saved_over(tmp_path, earlier):
     if earlier == 2:
         (tmp_path / "tags").rename(aside / "tags")
     if earlier is None:  # a first save into an empty folder: nothing was replaced
-        _dataset._remove(aside)
+        _replace._remove(aside)
     (tmp_path / ".staging-abcd1234").mkdir()
     _write(tmp_path, beside)
     inventory().save(tmp_path)
@@ -231,8 +231,8 @@ def test_what_an_interrupted_save_left_is_saved_over(tmp_path, earlier):
 def test_a_folder_holding_only_leftovers_counts_as_empty(tmp_path):
     (tmp_path / ".staging-abcd1234" / "tags").mkdir(parents=True)
     (tmp_path / ".replaced-abcd1234").mkdir()
-    assert _dataset.check_save_target(tmp_path) == tmp_path
-    assert _dataset.check_save_target(tmp_path / "new" / "folder") == tmp_path / "new" / "folder"
+    assert _replace.check_save_target(tmp_path) == tmp_path
+    assert _replace.check_save_target(tmp_path / "new" / "folder") == tmp_path / "new" / "folder"
     assert not (tmp_path / "new").exists()  # the check creates nothing
     inventory().save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

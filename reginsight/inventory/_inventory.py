@@ -20,15 +20,10 @@ from .._errors import InventoryError
 from .._units import format_bytes
 from ._dataset import (
     PARTITIONED,
-    check_replaceable,
-    discard,
     partition_names,
     read_frame,
     read_meta,
-    save_target,
     short_forms,
-    stage,
-    swap_in,
     write_frame,
     write_meta,
 )
@@ -43,6 +38,7 @@ from ._frames import (
     with_tag_images,
 )
 from ._lazy import LazyInventory
+from ._replace import check_replaceable, discard, save_target, stage, swap_in
 from ._upgrade import upgrade
 
 T = TypeVar("T")
@@ -204,7 +200,7 @@ class Inventory:
         one is replaced whole, and files of the user's beside it stay. A folder holding
         anything else, or a file reginsight did not write among the earlier
         inventory's, raises InventoryError and is left as it was
-        (:func:`~reginsight.inventory._dataset.check_save_target`). The new dataset is
+        (:func:`~reginsight.inventory._replace.check_save_target`). The new dataset is
         written beside the old one and moved in place: a save that fails leaves the
         earlier one (and this inventory) as they were, and nothing lands outside
         ``path``."""
