@@ -510,7 +510,14 @@ def _rm_tag(args: argparse.Namespace, reg: Registry, repository: str, tag: str) 
         return EXIT_REFUSED
     print(f"deleted {', '.join(f'{repository}:{t}' for t in done.removed)} "
           f"({done.digest}, by {done.method})")
+    _warn_lost(repository, done.lost)
     return EXIT_OK
+
+
+def _warn_lost(repository: str, lost: tuple[str, ...]) -> None:
+    if lost:
+        print(f"reginsight: warning: also gone: {', '.join(f'{repository}:{t}' for t in lost)}"
+              " (moved onto the digest between the check and the deletion)", file=sys.stderr)
 
 
 def _rm_digest(args: argparse.Namespace, reg: Registry, repository: str, digest: str
@@ -543,6 +550,7 @@ def _rm_digest(args: argparse.Namespace, reg: Registry, repository: str, digest:
     print(f"deleted {repository}@{digest}" + (f" and the tags {shown}" if shown else ""))
     if done.broken:
         print(f"broke {_indexes_shown(repository, done.broken)}")
+    _warn_lost(repository, done.lost)
     return EXIT_OK
 
 

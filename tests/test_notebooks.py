@@ -35,7 +35,7 @@ def test_committed_without_outputs(path):
 
 
 #: calls that delete from a registry whatever their arguments
-DELETING = frozenset({"delete_tag", "delete_manifest", "delete_blob", "untag"})
+DELETING = frozenset({"delete_tag", "delete_digest", "delete_manifest", "delete_blob", "untag"})
 
 
 def _code_cells(path: Path) -> list[ast.Module]:

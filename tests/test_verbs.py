@@ -104,6 +104,11 @@ def test_delete_takes_digests_and_untag_reads_digest_invalid_as_unsupported():
     with pytest.raises(ri.UnsupportedOperation) as caught:
         proto.interpret_untag(answer(400, {}, error_body("DIGEST_INVALID")), registry=BASE)
     assert caught.value.status == 400
+    # the OCI spec: a registry without tag deletion answers 400 or 405 (Harbor: UNSUPPORTED)
+    for status, code in ((400, "UNSUPPORTED"), (405, "UNSUPPORTED"), (405, "")):
+        with pytest.raises(ri.UnsupportedOperation, match="does not delete by tag"):
+            proto.interpret_untag(answer(status, {}, error_body(code) if code else b""),
+                                  registry=BASE)
     with pytest.raises(ri.PermissionDenied):
         proto.interpret_untag(answer(403, {}, error_body("DENIED")), registry=BASE)
     assert proto.interpret_untag(answer(202, method="DELETE"), registry=BASE) is None

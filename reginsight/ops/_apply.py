@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import _mediatypes as mt
 from .._errors import CleanupStopped, NotFound, PlanError, RegistryError, UnsupportedOperation
-from ._holders import Holders, IndexReach, TagState, tag_descriptors
+from ._holders import Holders, IndexReach, TagState, listed_tags, tag_descriptors
 
 if TYPE_CHECKING:
     from ..registry._client import Registry
@@ -38,6 +38,7 @@ class Deletion:
     repository: str
     digest: str
     tags: frozenset[str]
+    reason: str = "untagged"  # the plan's, for one without tags (an index's child ...)
 
 
 def deletions(plan: pd.DataFrame) -> list[Deletion]:
@@ -46,9 +47,12 @@ def deletions(plan: pd.DataFrame) -> list[Deletion]:
     if missing:
         raise PlanError(f"a plan needs the columns of plan_cleanup; missing {sorted(missing)}")
     doomed = plan[plan["action"] == "delete"]
-    return [Deletion(str(repository), str(digest), frozenset(tags.dropna().astype(str)))
-            for (repository, digest), tags in doomed.groupby(["repository", "digest"],
-                                                              sort=True)["tag"]]
+    if "reason" not in doomed:
+        doomed = doomed.assign(reason=pd.NA)
+    return [Deletion(str(repository), str(digest), frozenset(part["tag"].dropna().astype(str)),
+                     str(next(iter(part["reason"].dropna()), "untagged")))
+            for (repository, digest), part in doomed.groupby(["repository", "digest"],
+                                                             sort=True)]
 
 
 def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) -> pd.DataFrame:
@@ -58,11 +62,11 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
     (a tag listing and a HEAD per tag). The digest is skipped, with the reason, when
     a planned tag has moved or gone, when a tag the plan did not choose now points
     at it, or when a tagged index references it (a platform of a multi-arch image).
-    Deleting an index also deletes its children that nothing tagged still reaches,
-    each checked the same way. Indexes go before what they reference. Rows with no
-    tag (``plan_cleanup(untagged=True)``) delete an untagged manifest by digest under
-    the same checks. A 405 (deletion disabled) raises CleanupStopped at once, with
-    the result so far, and no further request is made.
+    Only what the plan lists is deleted: rows with no tag (an index's children, which
+    :func:`reginsight.plan_cleanup` lists with the index; untagged manifests with
+    ``untagged=True``) delete a manifest by digest under the same checks; indexes go
+    first, before the manifests they reference. A 405 (deletion disabled) raises
+    CleanupStopped at once, with the result so far, and no further request is made.
 
     After a real apply the planned repositories' tags are listed once more: a tag
     seen during the apply, not in the plan and gone now is a ``lost`` row (it was
@@ -155,8 +159,6 @@ class _Apply:
         now = self._tags_now(repository)  # every read first: one that fails skips it whole
         keeps = self._holders(repository, digest, now)
         on_digest = set(keeps.tags)
-        index = any(mt.is_index(now[tag].media_type) for tag in on_digest)
-        children = self._below(repository, digest) if index else []
         for tag in sorted(item.tags - on_digest):
             moved = now.get(tag)
             self._row(item, tag, "skipped",
@@ -167,33 +169,17 @@ class _Apply:
             for tag in still_planned:
                 self._row(item, tag, "skipped", skip)
             return
-        if self._delete(item, still_planned, ""):
-            for child in children:
-                self._child(repository, child, digest)
+        self._delete(item, still_planned, "")
 
     def _untagged(self, item: Deletion) -> None:
-        """An untagged manifest, by digest: unless it gained a tag or a tagged index."""
+        """A manifest the plan deletes by digest (an index's child, an untagged one):
+        unless it gained a tag, or a tagged index references it."""
         keeps = self._holders(item.repository, item.digest, self._tags_now(item.repository))
         skip = _why_kept(item.repository, keeps, planned=frozenset())
         if skip:
             self._row(item, "", "skipped", skip)
         else:
-            self._delete(item, [""], "untagged")
-
-    def _child(self, repository: str, child: str, parent: str) -> None:
-        """A child of an index just deleted: it goes too, unless something tagged
-        still holds it (then it was never the plan's to delete, and is not shown)."""
-        if (repository, child) in self.deleted:
-            return
-        try:
-            keeps = self._holders(repository, child, self._tags_now(repository))
-        except _Unread as exc:
-            self.rows.append((repository, "", child, "skipped",
-                              f"child of index {parent}, not deleted: {exc}"))
-            return
-        if not keeps.tags and not keeps.indexes:
-            self._delete(Deletion(repository, child, frozenset()), [""],
-                         f"child of index {parent}")
+            self._delete(item, [""], item.reason)
 
     def _holders(self, repository: str, digest: str, now: TagState) -> Holders:
         try:
@@ -214,8 +200,8 @@ class _Apply:
         if not self.dry_run:
             try:
                 self.reg.delete_manifest(item.repository, item.digest)
-            except NotFound:
-                pass  # gone already: what we wanted
+            except NotFound:  # gone already: what we wanted, said
+                detail = f"{detail}; already gone" if detail else "already gone"
             except UnsupportedOperation as exc:
                 if exc.status == 405:
                     for tag in tags:
@@ -237,9 +223,7 @@ class _Apply:
         planned = {(item.repository, tag) for item in work for tag in item.tags}
         for repository in sorted({item.repository for item in work}):
             try:
-                listed = set(self.reg.tags(repository))
-            except NotFound:
-                listed = set()
+                listed = set(listed_tags(self.reg, repository))
             except RegistryError as exc:
                 self.rows.append((repository, "", "", "unchecked",
                                   f"could not list its tags after the apply: {exc}"))

@@ -27,20 +27,34 @@ _Node = tuple[str, "str | None"]  # (digest, media type)
 def tag_descriptors(reg: Registry, repository: str, *, concurrency: int = 8
                     ) -> dict[str, Descriptor]:
     """tag -> Descriptor (HEAD) for every tag ``repository`` has now; a tag deleted
-    while we look is left out, and so is a repository with no tag at all."""
-    try:
-        tags = reg.tags(repository)
-    except NotFound:
-        return {}
+    while we look is left out, and so is a repository with no tag at all. A tag that
+    is still listed but cannot be read raises its NotFound."""
+    tags = listed_tags(reg, repository)
 
-    def head(tag: str) -> tuple[str, Descriptor | None]:
+    def head(tag: str) -> tuple[str, Descriptor | NotFound]:
         try:
             return tag, reg.manifest_descriptor(repository, tag)
-        except NotFound:
-            return tag, None
+        except NotFound as exc:
+            return tag, exc
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return {tag: found for tag, found in pool.map(head, tags) if found is not None}
+        found = dict(pool.map(head, tags))
+    missing = {tag: exc for tag, exc in found.items() if isinstance(exc, NotFound)}
+    if missing:
+        # deleted while we looked, or a registry that lists a tag it cannot serve: what
+        # such a tag points at is unknown, and a deletion must not guess it is nothing
+        still = set(missing) & set(listed_tags(reg, repository))
+        if still:
+            raise missing[min(still)]
+    return {tag: d for tag, d in found.items() if not isinstance(d, NotFound)}
+
+
+def listed_tags(reg: Registry, repository: str) -> list[str]:
+    """The tag listing (every page); a repository that has none is ``[]``."""
+    try:
+        return reg.tags(repository)
+    except NotFound:
+        return []
 
 
 @dataclass(frozen=True)
@@ -95,10 +109,10 @@ class IndexReach:
         if key not in self._children:
             try:
                 manifest = self.reg.manifest(repository, digest)
-            except NotFound:  # a child deleted already lists nothing
-                manifest = None
+            except NotFound:  # gone (for now: not remembered, it may be pushed again)
+                return ()
             self._children[key] = tuple((child.digest, child.media_type)
-                                        for child in (manifest.manifests if manifest else ()))
+                                        for child in manifest.manifests)
         return self._children[key]
 
 

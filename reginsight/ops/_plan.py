@@ -23,7 +23,7 @@ from ..analysis._reclaim import reclaimable, removed_by_tags
 from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
 from ..inventory._selection import RepositoryFilter, select_repositories
-from ._fates import ReferrerFates
+from ._fates import ReferrerFates, short
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -123,8 +123,10 @@ def plan_cleanup(
     manifest. This is the safe alternative to ``garbage-collect --delete-untagged``,
     which also removes those children.
 
-    Deleting an index deletes the children no kept manifest reaches
-    (:func:`reginsight.apply_cleanup` does it by digest), so their bytes count.
+    Deleting an index deletes the children no kept manifest reaches (from a storage
+    scan, untagged ones included): they are rows too, tag NA, reason ``child of index
+    <digest>``, so the plan lists everything :func:`reginsight.apply_cleanup` deletes
+    (it deletes nothing a plan does not list), and their bytes count.
 
     Columns: repository (string), tag (string), digest (string), created
     (datetime64[ns, UTC]; an index: its newest child), action (delete/keep), reason
@@ -149,7 +151,8 @@ def plan_cleanup(
     rules = [f"not among the {keep_last} newest"] if keep_last is not None else []
     if limit is not None:
         rules.append(f"older than {older_than}")
-    return _plan_frame(inv, tagged, [plain_untagged, referrer_rows], ", ".join(rules))
+    return _plan_frame(inv, tagged, [plain_untagged, referrer_rows], ", ".join(rules),
+                       created)
 
 
 @dataclass(frozen=True)
@@ -229,21 +232,56 @@ def _follow_subjects(inv: Inventory, tagged: _Tagged, plain_untagged: pd.DataFra
 
 
 def _plan_frame(inv: Inventory, tagged: _Tagged, untagged_parts: list[pd.DataFrame],
-                rules: str) -> pd.DataFrame:
-    """Step 3, the frame: the tags' actions and reasons, the untagged delete rows,
-    sorted, with ``attrs["reclaimable_bytes"]``."""
+                rules: str, created: pd.Series) -> pd.DataFrame:
+    """Step 3, the frame: the tags' actions and reasons, the untagged delete rows, the
+    index children the deletions take with them, sorted, with
+    ``attrs["reclaimable_bytes"]``."""
     frame, decided = tagged.frame, tagged.decided
     frame["action"] = pd.array(np.where(decided.kept, "keep", "delete"), dtype="string")
     frame["reason"] = decided.reasons.fillna(tagged.why.where(tagged.fate == "delete", rules))
-    frame = frame[PLAN_COLUMNS]
-    extra = [part for part in untagged_parts if len(part)]
-    if extra:
-        frame = pd.concat([frame, *extra], ignore_index=True) if len(frame) else \
-            pd.concat(extra, ignore_index=True)
+    frame = _concat([frame[PLAN_COLUMNS], *untagged_parts])
+    frame = _concat([frame, _children_rows(inv, frame[frame["action"] == "delete"], created)])
     frame = frame.sort_values(["repository", "tag", "digest"], ignore_index=True)
     delete = frame[frame["action"] == "delete"]
     frame.attrs["reclaimable_bytes"] = reclaimable(inv, delete) if len(delete) else 0
     return frame
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The parts one under the other; empty ones left out (their dtypes would win)."""
+    full = [part for part in parts if len(part)]
+    return parts[0] if not full else full[0] if len(full) == 1 else pd.concat(
+        full, ignore_index=True)
+
+
+#: the reason of a plan row for an index's child: apply_cleanup deletes such a manifest
+#: only when a plan lists it, and only once nothing tagged references it
+CHILD_OF = "child of index "
+
+
+def _children_rows(inv: Inventory, delete: pd.DataFrame, created: pd.Series) -> pd.DataFrame:
+    """Delete rows (tag NA, reason ``child of index <digest>``) for the manifests that
+    deleting ``delete`` removes beyond its own digests: the children of deleted indexes
+    that nothing kept (a tag, an untagged manifest the inventory holds) reaches."""
+    listed = set(zip(delete["repository"].astype(str), delete["digest"].astype(str),
+                     strict=True))
+    extra = sorted(removed_by_tags(inv, delete) - listed) if len(delete) else []
+    edges = inv.children[["repository", "parent", "digest"]].astype(str)
+    gone = listed | set(extra)
+    parents: dict[tuple[str, str], str] = {}
+    for repository, parent, child in sorted(edges.itertuples(index=False, name=None)):
+        if (repository, parent) in gone:
+            parents.setdefault((repository, child), parent)
+    rows = pd.DataFrame({
+        "repository": pd.array([r for r, _ in extra], dtype="string"),
+        "tag": pd.array([pd.NA] * len(extra), dtype="string"),
+        "digest": pd.array([d for _, d in extra], dtype="string")})
+    rows["created"] = _created(created, pd.MultiIndex.from_arrays([rows["repository"],
+                                                                    rows["digest"]]))
+    rows["action"] = pd.array(["delete"] * len(extra), dtype="string")
+    rows["reason"] = pd.array([CHILD_OF + short(parents.get(key, "")) for key in extra],
+                              dtype="string")
+    return rows[PLAN_COLUMNS]
 
 
 def _created(created: pd.Series, keys: pd.MultiIndex) -> pd.Series:

@@ -7,20 +7,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._errors import BreaksIndex, OtherTagsAffected, TagMoved, UnsupportedOperation
-from ._holders import Holders, holders_now, tag_descriptors
+from ._holders import Holders, IndexReach, TagState, listed_tags, tag_descriptors
 
 if TYPE_CHECKING:
     from ..registry._client import Registry
 
 @dataclass(frozen=True)
 class TagDeletion:
-    """What a tag deletion did: ``removed`` lists every tag that is gone."""
+    """What a tag deletion did: ``removed`` lists every tag that is gone; ``lost``,
+    other tags gone too (moved onto the digest between the check and the DELETE)."""
 
     repository: str
     tag: str
     digest: str
     removed: tuple[str, ...]
     method: str  # "tag" (OCI tag DELETE) or "digest" (manifest DELETE)
+    lost: tuple[str, ...] = ()
 
 
 def tags_pointing_at(reg: Registry, repository: str, digest: str, *,
@@ -54,10 +56,10 @@ def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: b
     try:
         reg.untag(repository, tag)
         return TagDeletion(repository, tag, digest, (tag,), "tag")
-    except UnsupportedOperation as exc:
-        if exc.status == 405:  # deletion disabled altogether
-            raise
-    keeps = holders_now(reg, repository, digest)
+    except UnsupportedOperation:
+        pass  # no tag delete here: by digest, checked (deletion disabled: its own 405)
+    before = tag_descriptors(reg, repository)
+    keeps = IndexReach(reg).holders(repository, digest, before)
     if keeps.indexes and not break_indexes:
         raise BreaksIndex(
             f"{repository}:{tag} is {digest}, {_platform_of(repository, keeps)}; "
@@ -75,19 +77,24 @@ def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: b
     if reg.manifest_digest(repository, tag) != digest:  # moved while we looked
         raise TagMoved(f"{repository}:{tag} moved during the deletion; nothing deleted: "
                        "look at what it points at now, then delete again")
+    removed = tuple(sorted({tag, *others}))
     reg.delete_manifest(repository, digest)
-    return TagDeletion(repository, tag, digest, tuple(sorted({tag, *others})), "digest")
+    return TagDeletion(repository, tag, digest, removed, "digest",
+                       _lost(reg, repository, before, removed))
 
 
 @dataclass(frozen=True)
 class DigestDeletion:
     """What a deletion by digest did: ``removed``, the tags that went with it;
-    ``broken``, the tags of the indexes it broke (only with ``break_indexes``)."""
+    ``broken``, the tags of the indexes it broke (only with ``break_indexes``);
+    ``lost``, other tags gone too (moved onto the digest between the check and the
+    DELETE)."""
 
     repository: str
     digest: str
     removed: tuple[str, ...]
     broken: tuple[str, ...] = ()
+    lost: tuple[str, ...] = ()
 
 
 def delete_digest(reg: Registry, repository: str, digest: str, *, delete_tags: bool = False,
@@ -102,7 +109,8 @@ def delete_digest(reg: Registry, repository: str, digest: str, *, delete_tags: b
     without these checks.
     """
     reg.manifest_digest(repository, digest)  # a missing manifest: NotFound, said clearly
-    keeps = holders_now(reg, repository, digest)
+    before = tag_descriptors(reg, repository)
+    keeps = IndexReach(reg).holders(repository, digest, before)
     if keeps.indexes and not break_indexes:
         raise BreaksIndex(
             f"{repository}@{digest} is {_platform_of(repository, keeps)}; deleting it "
@@ -113,7 +121,15 @@ def delete_digest(reg: Registry, repository: str, digest: str, *, delete_tags: b
             f"deleting {repository}@{digest} would also remove the tags {shown}; "
             "nothing deleted: pass delete_tags=True to remove them too", tags=keeps.tags)
     reg.delete_manifest(repository, digest)
-    return DigestDeletion(repository, digest, keeps.tags, keeps.indexes)
+    return DigestDeletion(repository, digest, keeps.tags, keeps.indexes,
+                          _lost(reg, repository, before, keeps.tags))
+
+
+def _lost(reg: Registry, repository: str, before: TagState, removed: tuple[str, ...]
+          ) -> tuple[str, ...]:
+    """Tags there before the DELETE, not meant to go, and gone after it: moved onto
+    the digest in the window between the check and the DELETE."""
+    return tuple(sorted(set(before) - set(listed_tags(reg, repository)) - set(removed)))
 
 
 def _platform_of(repository: str, keeps: Holders) -> str:

@@ -30,7 +30,7 @@ from ..analysis._disk import broken_images, disk_usage, gc_preview
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._after import inventory_after
 from ..ops._apply import apply_cleanup
-from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
+from ..ops._plan import CHILD_OF, SUGGESTED_POLICY, plan_cleanup
 from ._browse import Browse, html_table
 
 if TYPE_CHECKING:
@@ -82,9 +82,12 @@ def _disk_page(inv: Inventory) -> str:
 
 def _untagged(doomed: pd.DataFrame) -> str:
     """The words for a plan's rows that delete by digest (tag NA): " and N untagged
-    manifests", or nothing."""
-    count = int(doomed["tag"].isna().sum())
-    return f" and {count} untagged manifests" if count else ""
+    manifests", " and N platforms of deleted indexes", or nothing."""
+    by_digest = doomed[doomed["tag"].isna()]
+    children = int(by_digest["reason"].astype(str).str.startswith(CHILD_OF).sum())
+    untagged = len(by_digest) - children
+    return ((f" and {untagged} untagged manifests" if untagged else "")
+            + (f" and {children} platforms of deleted indexes" if children else ""))
 
 
 class Explorer(widgets.VBox):

@@ -15,7 +15,7 @@ from ..._mediatypes import MANIFEST_ACCEPT, manifest_type
 from .._digest import is_digest, validate_digest
 from .._manifest import Descriptor, Manifest, parse_manifest
 from .._reference import validate_tag
-from ._message import Answer, ErrorCode, Request, check
+from ._message import Answer, Request, check
 from ._paths import manifest_path
 from ._scopes import delete_scope, pull_scope, push_scope
 
@@ -125,12 +125,14 @@ def untag(repository: str, tag: str) -> Request:
 
 
 def interpret_untag(answer: Answer, *, registry: str) -> None:
-    """Registries without the tag DELETE (Distribution 2.8 answers 400 DIGEST_INVALID)
-    raise UnsupportedOperation; nothing was deleted then."""
+    """Registries without the tag DELETE raise UnsupportedOperation; nothing was
+    deleted then. The OCI spec has them answer 400 or 405 (Distribution 2.8: 400
+    DIGEST_INVALID; Harbor: 400 UNSUPPORTED; a registry with every deletion disabled
+    answers 405 here too, and again to the DELETE by digest)."""
     try:
         check(answer)
     except ResponseError as exc:
-        if exc.status == 400 and ErrorCode.DIGEST_INVALID in exc.codes:
+        if exc.status in (400, 405):
             raise UnsupportedOperation(
                 f"{registry} does not delete by tag (OCI tag DELETE): {exc}",
                 status=exc.status, url=exc.url, errors=exc.errors) from None
