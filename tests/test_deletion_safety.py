@@ -246,3 +246,89 @@ def test_apply_skips_what_it_cannot_check_again_and_keeps_its_result(registry_se
     with ri.Registry(registry_server.url) as direct:
         assert direct.tags(second) == ["keep", "old"]
         assert direct.tags(first) == ["keep"]
+
+
+AMD64, ARM64 = ({"os": "linux", "architecture": "amd64"},
+                {"os": "linux", "architecture": "arm64"})
+
+
+def pulls_reference(url: str, reference: str, arch: str, into: Path) -> bool:
+    host = url.split("://", 1)[1]
+    (into / arch).mkdir(parents=True)
+    try:
+        skopeo("copy", "--src-tls-verify=false", "--override-arch", arch, "--override-os",
+               "linux", f"docker://{host}/{reference}", f"dir:{into / arch}")
+    except subprocess.CalledProcessError:
+        return False
+    return True
+
+
+def test_a_plan_deletes_no_platform_an_untagged_index_still_needs(tmp_path):
+    """CI moved :1.0, deployments still pull the old index by digest; it shares its
+    amd64 image with the older :0.9, which the plan deletes. From a storage scan the
+    plan sees the untagged index: the shared image is not one of the children it lists,
+    and the apply deletes only what the plan lists."""
+    from tests.registry_server import RegistryServer
+
+    server = RegistryServer(tmp_path / "registry").start()
+    try:
+        url, repository = server.url, "pin/app"
+        pusher = Pusher(url)
+        shared = pusher.image(repository, None, created="2024-01-01T00:00:00Z")
+        old_arm = pusher.image(repository, None, architecture="arm64",
+                               created="2024-01-01T00:00:00Z")
+        new_arm = pusher.image(repository, None, architecture="arm64",
+                               created="2026-01-01T00:00:00Z")
+        pusher.index(repository, "0.9", [(shared, AMD64), (old_arm, ARM64)])
+        pinned = pusher.index(repository, None, [(shared, AMD64), (new_arm, ARM64)])
+        pusher.index(repository, "1.0", [(pusher.image(
+            repository, None, created="2026-02-01T00:00:00Z"), AMD64)])
+        inv = ri.scan_storage(str(server.storage), progress=False)
+        plan = ri.plan_cleanup(inv, keep_last=1, now=pd.Timestamp("2026-06-01", tz="UTC"))
+        doomed = plan[plan["action"] == "delete"]
+        assert list(doomed["tag"].dropna()) == ["0.9"]
+        assert set(doomed.loc[doomed["tag"].isna(), "digest"]) == {old_arm.digest}
+        with ri.Registry(url) as reg:
+            result = ri.apply_cleanup(reg, plan, dry_run=False)
+        assert set(result["digest"]) == set(doomed["digest"])
+        assert set(result["status"]) == {"deleted"}
+        for arch in ("amd64", "arm64"):
+            assert pulls_reference(url, f"{repository}@{pinned.digest}", arch, tmp_path), arch
+    finally:
+        server.stop()
+
+
+def test_a_listed_tag_that_cannot_be_read_fails_the_check_closed(registry_server, prefix,
+                                                                 tmp_path):
+    """The registry lists :1.0 but its HEAD answers 404 (a flaky proxy, an eventually
+    consistent store): what it points at is unknown, so nothing it might hold goes."""
+    url, repository = registry_server.url, f"{prefix}/flaky"
+    multi_arch(url, repository, "1.0")
+    loose = Pusher(url).image(repository, None)
+    with ri.Registry(url) as reg:
+        real_head = reg.manifest_descriptor
+        reg.manifest_descriptor = lambda repo, ref: real_head(
+            repo, "no-such-tag" if ref == "1.0" else ref)
+        result = ri.apply_cleanup(reg, plan_of((repository, None, loose.digest)),
+                                  dry_run=False)
+        assert result["status"].tolist() == ["skipped"], result
+        with pytest.raises(ri.NotFound):
+            ri.delete_digest(reg, repository, loose.digest)
+    with ri.Registry(url) as reg:
+        assert reg.manifest_digest(repository, loose.digest) == loose.digest
+
+
+def test_delete_digest_reports_a_tag_lost_in_its_window(registry_server, prefix, reg):
+    repository = f"{prefix}/onewindow"
+    pusher = Pusher(registry_server.url)
+    doomed = pusher.image(repository, None)
+    pusher.image(repository, "prod")
+    real_delete = reg.delete_manifest
+
+    def move_then_delete(repo: str, digest: str) -> None:
+        pusher.manifest(repository, "prod", doomed.raw, doomed.media_type)
+        real_delete(repo, digest)
+
+    reg.delete_manifest = move_then_delete
+    done = ri.delete_digest(reg, repository, doomed.digest)
+    assert done.removed == () and done.lost == ("prod",)

@@ -80,7 +80,11 @@ def test_sizes_plan_reclaimable_and_gc_agree_three_levels_down(nested):
 
         # deleting top (and c) instead: predicted bytes == what garbage-collect frees
         plan = ri.plan_cleanup(inv, older_than="180d", protect=r"^(old-a|solo)$", now=NOW)
-        assert set(plan.loc[plan["action"] == "delete", "tag"]) == {"top", "c"}
+        assert set(plan.loc[plan["action"] == "delete", "tag"].dropna()) == {"top", "c"}
+        # the plan lists what the deleted index takes with it, at every depth
+        children = plan[plan["tag"].isna()]
+        assert set(children["digest"]) == {pushed[k].digest for k in ("middle", "inner", "b")}
+        assert children["reason"].str.startswith("child of index sha256:").all()
         freed = ri.reclaimable_blobs(inv, plan[plan["action"] == "delete"])
         gone = {pushed[k].digest for k in ("top", "middle", "inner", "b", "c")}
         assert gone <= set(freed["digest"])

@@ -195,8 +195,11 @@ def test_plans_follow_roles_subjects_and_creation_times(registry_server, reg, pr
     orphan = subject_tag(scene.gone, ".sig")
 
     plan = ri.plan_cleanup(inv, keep_last=1, now=NOW).set_index("tag")
-    deleted = set(plan.index[plan["action"] == "delete"])
+    deleted = set(plan.index[plan["action"] == "delete"].dropna())  # NA: v1's platforms
     assert deleted == {"v1", "old", old_sig, *v1_refs}
+    children = plan.loc[plan.index.isna()]
+    assert children["reason"].str.startswith("child of index sha256:").all()
+    assert f"child of index {scene.v1.digest[:19]}" in set(children["reason"])
     assert plan.loc["v2", "reason"] == "among the 1 newest images"
     assert plan.loc["nocreated", "reason"] == "creation time unknown"
     assert plan.loc[old_sig, "reason"] == f"referrer of {scene.old.digest[:19]}"
@@ -207,11 +210,13 @@ def test_plans_follow_roles_subjects_and_creation_times(registry_server, reg, pr
         "artifact application/vnd.cncf.helm.config.v1+json")
 
     aged = ri.plan_cleanup(inv, older_than="180d", now=NOW).set_index("tag")
-    assert set(aged.index[aged["action"] == "delete"]) == {"v1", "old", old_sig, *v1_refs}
+    assert set(aged.index[aged["action"] == "delete"].dropna()) == {"v1", "old", old_sig,
+                                                                    *v1_refs}
     assert aged.loc["v2", "reason"] == "newer than 180d"
 
     with_orphans = ri.plan_cleanup(inv, keep_last=1, orphans=True, now=NOW).set_index("tag")
-    assert set(with_orphans.index[with_orphans["action"] == "delete"]) == deleted | {orphan}
+    assert set(with_orphans.index[with_orphans["action"] == "delete"].dropna()
+               ) == deleted | {orphan}
     assert with_orphans.loc[orphan, "reason"] == f"orphaned referrer of {scene.gone[:19]}"
     # no rule: only the orphan goes
     only = ri.plan_cleanup(inv, orphans=True, now=NOW)
