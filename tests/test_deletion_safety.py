@@ -16,6 +16,8 @@ from tests.images import Pushed, Pusher
 from tests.skopeo import skopeo
 
 PLATFORMS = ("amd64", "arm64")
+AMD64, ARM64 = ({"os": "linux", "architecture": "amd64"},
+                {"os": "linux", "architecture": "arm64"})
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -33,16 +35,30 @@ def multi_arch(url: str, repository: str, tag: str) -> tuple[Pushed, dict[str, P
     return index, children
 
 
-def pulls(url: str, repository: str, tag: str, arch: str, into: Path) -> bool:
-    """skopeo copies that platform of the image, every blob, into a folder."""
+def pulls(url: str, reference: str, arch: str, into: Path) -> bool:
+    """skopeo copies that platform of the image (REPO:TAG or REPO@DIGEST), every blob,
+    into a folder."""
     host = url.split("://", 1)[1]
     (into / arch).mkdir(parents=True)
     try:
         skopeo("copy", "--src-tls-verify=false", "--override-arch", arch, "--override-os",
-               "linux", f"docker://{host}/{repository}:{tag}", f"dir:{into / arch}")
+               "linux", f"docker://{host}/{reference}", f"dir:{into / arch}")
     except subprocess.CalledProcessError:
         return False
     return True
+
+
+def moving_before_delete(reg: ri.Registry, pusher: Pusher, repository: str, tag: str,
+                         onto: Pushed) -> None:
+    """From now on, just before each DELETE ``reg`` sends (after every check), ``tag``
+    is moved onto ``onto``: the window no check can close."""
+    real_delete = reg.delete_manifest
+
+    def move_then_delete(repo: str, digest: str) -> None:
+        pusher.manifest(repository, tag, onto.raw, onto.media_type)
+        real_delete(repo, digest)
+
+    reg.delete_manifest = move_then_delete
 
 
 def test_rm_refuses_a_platform_of_a_tagged_index_by_digest_and_by_tag(
@@ -66,7 +82,7 @@ def test_rm_refuses_a_platform_of_a_tagged_index_by_digest_and_by_tag(
     assert by_tag.returncode == 3 and f"{repository}:1.0" in by_tag.stderr
 
     for arch in PLATFORMS:
-        assert pulls(url, repository, "1.0", arch, tmp_path), arch
+        assert pulls(url, f"{repository}:1.0", arch, tmp_path), arch
     assert run("ls", url, repository).stdout.split() == ["1.0", "1.0-amd64", "1.0-arm64"]
 
 
@@ -77,7 +93,7 @@ def test_rm_break_indexes_is_the_explicit_override(registry_server, prefix, tmp_
                "--all-tags-on-digest", "--break-indexes")
     assert done.returncode == 0, done.stderr
     assert f"broke the tagged index {repository}:2.0" in done.stdout
-    assert not pulls(url, repository, "2.0", "amd64", tmp_path)
+    assert not pulls(url, f"{repository}:2.0", "amd64", tmp_path)
 
 
 def test_library_helpers_raise_breaks_index_at_any_depth(registry_server, prefix, reg):
@@ -114,11 +130,11 @@ def test_on_distribution_3_rm_of_a_platform_tag_removes_only_the_tag(registry_v3
     assert f"deleted {repository}:3.0-amd64" in done.stdout and "by tag" in done.stdout
     assert run("ls", url, repository).stdout.split() == ["3.0", "3.0-arm64"]
     for arch in PLATFORMS:
-        assert pulls(url, repository, "3.0", arch, tmp_path), arch
+        assert pulls(url, f"{repository}:3.0", arch, tmp_path), arch
     # by digest it is refused on 3.0 as on 2.8
     refused = run("rm", url, f"{repository}@{children['amd64'].digest}", "--yes")
     assert refused.returncode == 3 and f"{repository}:3.0" in refused.stderr
-    assert pulls(url, repository, "3.0", "amd64", tmp_path / "again")
+    assert pulls(url, f"{repository}:3.0", "amd64", tmp_path / "again")
 
 
 def plan_of(*rows: tuple[str, str | None, str]) -> pd.DataFrame:
@@ -159,14 +175,7 @@ def test_apply_reports_a_tag_lost_in_the_remaining_window(registry_server, prefi
     pusher = Pusher(url)
     doomed = pusher.image(repository, "old")
     pusher.image(repository, "prod")
-    real_delete = reg.delete_manifest
-
-    def move_then_delete(repo: str, digest: str) -> None:
-        # after the last check, before the DELETE: prod is moved onto the doomed digest
-        pusher.manifest(repository, "prod", doomed.raw, doomed.media_type)
-        real_delete(repo, digest)
-
-    reg.delete_manifest = move_then_delete
+    moving_before_delete(reg, pusher, repository, "prod", onto=doomed)
     result = ri.apply_cleanup(reg, plan_of((repository, "old", doomed.digest)), dry_run=False)
     lost = result[result["status"] == "lost"]
     assert lost["tag"].tolist() == ["prod"], result
@@ -248,21 +257,6 @@ def test_apply_skips_what_it_cannot_check_again_and_keeps_its_result(registry_se
         assert direct.tags(first) == ["keep"]
 
 
-AMD64, ARM64 = ({"os": "linux", "architecture": "amd64"},
-                {"os": "linux", "architecture": "arm64"})
-
-
-def pulls_reference(url: str, reference: str, arch: str, into: Path) -> bool:
-    host = url.split("://", 1)[1]
-    (into / arch).mkdir(parents=True)
-    try:
-        skopeo("copy", "--src-tls-verify=false", "--override-arch", arch, "--override-os",
-               "linux", f"docker://{host}/{reference}", f"dir:{into / arch}")
-    except subprocess.CalledProcessError:
-        return False
-    return True
-
-
 def test_a_plan_deletes_no_platform_an_untagged_index_still_needs(tmp_path):
     """CI moved :1.0, deployments still pull the old index by digest; it shares its
     amd64 image with the older :0.9, which the plan deletes. From a storage scan the
@@ -293,7 +287,7 @@ def test_a_plan_deletes_no_platform_an_untagged_index_still_needs(tmp_path):
         assert set(result["digest"]) == set(doomed["digest"])
         assert set(result["status"]) == {"deleted"}
         for arch in ("amd64", "arm64"):
-            assert pulls_reference(url, f"{repository}@{pinned.digest}", arch, tmp_path), arch
+            assert pulls(url, f"{repository}@{pinned.digest}", arch, tmp_path), arch
     finally:
         server.stop()
 
@@ -323,12 +317,6 @@ def test_delete_digest_reports_a_tag_lost_in_its_window(registry_server, prefix,
     pusher = Pusher(registry_server.url)
     doomed = pusher.image(repository, None)
     pusher.image(repository, "prod")
-    real_delete = reg.delete_manifest
-
-    def move_then_delete(repo: str, digest: str) -> None:
-        pusher.manifest(repository, "prod", doomed.raw, doomed.media_type)
-        real_delete(repo, digest)
-
-    reg.delete_manifest = move_then_delete
+    moving_before_delete(reg, pusher, repository, "prod", onto=doomed)
     done = ri.delete_digest(reg, repository, doomed.digest)
     assert done.removed == () and done.lost == ("prod",)

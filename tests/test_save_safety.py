@@ -140,25 +140,6 @@ def test_a_users_file_inside_an_earlier_inventory_is_refused(tmp_path, planted):
     assert _snapshot(tmp_path) == before
 
 
-def test_planted_links_are_refused_never_followed(tmp_path):
-    """Links where a save writes (tests/test_hostile_input.py plants the same) are not
-    reginsight's: refused, and neither they nor what they point at change."""
-    outside = tmp_path / "outside.txt"
-    outside.write_text("precious")
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (elsewhere / "keep.txt").write_text("mine")
-    target = tmp_path / "inventory"
-    target.mkdir()
-    (target / "tags").symlink_to(elsewhere)
-    (target / "layers.parquet").symlink_to(outside)
-    (target / "inventory.json").symlink_to(outside)
-    before = _snapshot(tmp_path)
-    with pytest.raises(ri.InventoryError, match=r"inventory\.json is a link"):
-        inventory().save(target)
-    assert _snapshot(tmp_path) == before
-
-
 def test_a_file_put_among_the_earlier_inventorys_while_saving_is_refused(tmp_path,
                                                                          monkeypatch):
     """The folder is checked again before the swap: writing a big inventory takes a
