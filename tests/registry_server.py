@@ -18,10 +18,21 @@ from pathlib import Path
 from typing import Any
 
 REGISTRY_BINARY = "docker-registry"
-#: the upstream Distribution v3.0.0 registry, built from source (its README beside it)
-REGISTRY_V3_BINARY = os.environ.get(
-    "REGINSIGHT_REGISTRY_V3",
-    str(Path(__file__).resolve().parents[2] / "shared" / "registry-v3" / "registry"))
+
+
+def _registry_v3() -> str:
+    """The upstream Distribution v3.0.0 registry, built from source (its README beside
+    it): REGINSIGHT_REGISTRY_V3, else ``../shared/registry-v3/registry`` beside the
+    checkout (or beside /work/main, where a clone elsewhere finds it)."""
+    if os.environ.get("REGINSIGHT_REGISTRY_V3"):
+        return os.environ["REGINSIGHT_REGISTRY_V3"]
+    candidates = [Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")]
+    found = [c / "registry-v3" / "registry" for c in candidates
+             if (c / "registry-v3" / "registry").is_file()]
+    return str(found[0] if found else candidates[0] / "registry-v3" / "registry")
+
+
+REGISTRY_V3_BINARY = _registry_v3()
 
 
 def launch(command: list[str], log: Path, env: dict[str, str] | None = None
