@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -9,6 +10,28 @@ import pytest
 
 import reginsight as ri
 from tests.registry_server import REGISTRY_V3_BINARY, RegistryServer
+
+ON_CI = os.environ.get("CI") == "true"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Under CI=true a skipped test is a failure: a real-registry test that did not
+    run proves nothing."""
+    outcome = yield
+    _fail_skips(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _fail_skips(outcome.get_result())  # a module skipped whole, as it is collected
+
+
+def _fail_skips(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if ON_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every test must run: {report.longrepr}"
 
 
 @pytest.fixture(autouse=True)

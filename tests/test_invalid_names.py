@@ -192,7 +192,8 @@ def test_names_planted_in_storage_are_errors_rows(planted):
 
 
 def test_the_distributed_crawl_gives_the_same_rows(planted):
-    distributed = pytest.importorskip("distributed")
+    import distributed  # the dask extra: scripts/test.sh installs it
+
     with DialectProxy(planted.url) as proxy, ri.Registry(proxy.url) as reg, \
             distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                      dashboard_address=None) as cluster, \
