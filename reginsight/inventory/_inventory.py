@@ -192,7 +192,7 @@ class Inventory:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the inventory into directory ``path`` (created if needed) as a Parquet
         dataset partitioned by repository, readable by DuckDB, Dask, Spark and pyarrow
-        (the layout: :mod:`reginsight.inventory._dataset`, README "Saved inventories"),
+        (the layout: :mod:`reginsight.inventory._dataset`, docs/guide.md "Saved inventories"),
         and ``inventory.json`` (registry URL, time, scope, versions, rows per frame,
         the repositories whose names are too long for a folder).
 
