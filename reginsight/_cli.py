@@ -485,7 +485,7 @@ def _rm_tag(args: argparse.Namespace, reg: Registry, repository: str, tag: str) 
 
     if not args.yes:
         digest = reg.manifest_digest(repository, tag)
-        keeps = holders_now(reg, repository, digest)
+        _, keeps = holders_now(reg, repository, digest)
         others = [t for t in keeps.tags if t != tag]
         print(f"would delete {repository}:{tag} ({digest})")
         if keeps.indexes:
@@ -527,7 +527,7 @@ def _rm_digest(args: argparse.Namespace, reg: Registry, repository: str, digest:
 
     reg.manifest_digest(repository, digest)  # a missing manifest: NotFound, said clearly
     if not args.yes:
-        keeps = holders_now(reg, repository, digest)
+        _, keeps = holders_now(reg, repository, digest)
         print(f"would delete {repository}@{digest}")
         if keeps.indexes:
             print(f"it is a platform of {_indexes_shown(repository, keeps.indexes)}, which "

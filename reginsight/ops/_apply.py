@@ -25,6 +25,7 @@ from ._holders import Holders, IndexReach, TagState, listed_tags, tag_descriptor
 
 if TYPE_CHECKING:
     from ..registry._client import Registry
+    from ..registry._manifest import Descriptor
 
 RESULT_COLUMNS = ["repository", "tag", "digest", "status", "detail"]
 _Row = tuple[str, str, str, str, str]
@@ -125,13 +126,14 @@ class _Apply:
     def _in_order(self, work: list[Deletion]) -> list[Deletion]:
         """Indexes first, an index before the indexes it reaches (more below it comes
         first), so that a child goes only once nothing planned still lists it."""
+        planned = {(item.repository, item.digest) for item in work}
         below: dict[tuple[str, str], int] = {}
         for repository in sorted({item.repository for item in work}):
             try:
                 for found in self._tags_now(repository).values():
-                    if mt.is_index(found.media_type):
-                        below[(repository, found.digest)] = len(self._below(repository,
-                                                                            found.digest))
+                    key = (repository, found.digest)
+                    if key in planned and mt.is_index(found.media_type):
+                        below[key] = len(self._reach(repository, found)) - 1
             except _Unread:
                 continue  # its items are checked, and skipped if still unreadable, one by one
         return sorted(work, key=lambda item: (
@@ -187,11 +189,11 @@ class _Apply:
         except RegistryError as exc:
             raise _Unread(f"an index of {repository} could not be read ({exc})") from None
 
-    def _below(self, repository: str, index: str) -> list[str]:
+    def _reach(self, repository: str, index: Descriptor) -> set[str]:
         try:
-            return self.indexes.below(repository, index)
+            return self.indexes.reach(repository, (index.digest, index.media_type))
         except RegistryError as exc:
-            raise _Unread(f"index {index} could not be read ({exc})") from None
+            raise _Unread(f"index {index.digest} could not be read ({exc})") from None
 
     def _delete(self, item: Deletion, tags: list[str], detail: str) -> bool:
         """DELETE the digest (unless a dry run) and report a row per tag; False when

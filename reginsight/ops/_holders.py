@@ -79,26 +79,22 @@ class IndexReach:
     def holders(self, repository: str, digest: str, tags: TagState) -> Holders:
         """Who keeps ``digest`` among ``tags`` (a repository's tags as read just now)."""
         on_digest = sorted(tag for tag, found in tags.items() if found.digest == digest)
-        through = sorted(tag for tag, found in tags.items()
-                         if found.digest != digest and mt.is_index(found.media_type)
-                         and digest in self.reached(repository, {tag: found}))
+        by_index: dict[_Node, list[str]] = {}  # each index walked once, whatever tags it has
+        for tag, found in tags.items():
+            if found.digest != digest and mt.is_index(found.media_type):
+                by_index.setdefault((found.digest, found.media_type), []).append(tag)
+        through = sorted(tag for index, names in by_index.items()
+                         if digest in self.reach(repository, index) for tag in names)
         return Holders(tuple(on_digest), tuple(through))
 
-    def reached(self, repository: str, tags: TagState) -> set[str]:
-        """Every manifest ``tags`` reach, through indexes at any depth (a loop ends)."""
+    def reach(self, repository: str, root: _Node) -> set[str]:
+        """Every manifest ``root`` (digest, media type) reaches, itself included,
+        through indexes at any depth (a loop ends)."""
         # here, not at the top: that module loads pandas, and `import reginsight` stays light
         from ..inventory._reach import reachable
 
         return {digest for digest, _ in reachable(
-            [(found.digest, found.media_type) for found in tags.values()],
-            lambda node: self._successors(repository, node))}
-
-    def below(self, repository: str, index: str) -> list[str]:
-        """Every manifest an index reaches, itself left out: its own children first,
-        in its order, then the deeper ones, sorted."""
-        own = [child for child, _ in self._entries(repository, index)]
-        deeper = self.reached(repository, {"": _Root(index)}) - {index, *own}
-        return own + sorted(deeper)
+            [root], lambda node: self._successors(repository, node))}
 
     def _successors(self, repository: str, node: _Node) -> tuple[_Node, ...]:
         digest, media_type = node  # only manifests known to be indexes are fetched
@@ -116,14 +112,8 @@ class IndexReach:
         return self._children[key]
 
 
-@dataclass(frozen=True)
-class _Root:
-    """An index to start from, as a tag's Descriptor would name it."""
-
-    digest: str
-    media_type: str = mt.OCI_INDEX
-
-
-def holders_now(reg: Registry, repository: str, digest: str) -> Holders:
-    """:class:`Holders` of ``digest``, from the repository's tags as they are now."""
-    return IndexReach(reg).holders(repository, digest, tag_descriptors(reg, repository))
+def holders_now(reg: Registry, repository: str, digest: str) -> tuple[TagState, Holders]:
+    """The repository's tags as they are now, and the :class:`Holders` of ``digest``
+    among them."""
+    tags = tag_descriptors(reg, repository)
+    return tags, IndexReach(reg).holders(repository, digest, tags)

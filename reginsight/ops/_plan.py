@@ -250,8 +250,9 @@ def _plan_frame(inv: Inventory, tagged: _Tagged, untagged_parts: list[pd.DataFra
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The parts one under the other; empty ones left out (their dtypes would win)."""
     full = [part for part in parts if len(part)]
-    return parts[0] if not full else full[0] if len(full) == 1 else pd.concat(
-        full, ignore_index=True)
+    if len(full) > 1:
+        return pd.concat(full, ignore_index=True)
+    return full[0] if full else parts[0]
 
 
 #: the reason of a plan row for an index's child: apply_cleanup deletes such a manifest
@@ -265,11 +266,14 @@ def _children_rows(inv: Inventory, delete: pd.DataFrame, created: pd.Series) -> 
     that nothing kept (a tag, an untagged manifest the inventory holds) reaches."""
     listed = set(zip(delete["repository"].astype(str), delete["digest"].astype(str),
                      strict=True))
-    extra = sorted(removed_by_tags(inv, delete) - listed) if len(delete) else []
-    edges = inv.children[["repository", "parent", "digest"]].astype(str)
+    edges = sorted(inv.children[["repository", "parent", "digest"]].astype(str)
+                   .itertuples(index=False, name=None))
+    # only a deleted index takes more with it: without one, no reachability to compute
+    deletes_an_index = any((repository, parent) in listed for repository, parent, _ in edges)
+    extra = sorted(removed_by_tags(inv, delete) - listed) if deletes_an_index else []
     gone = listed | set(extra)
     parents: dict[tuple[str, str], str] = {}
-    for repository, parent, child in sorted(edges.itertuples(index=False, name=None)):
+    for repository, parent, child in edges:
         if (repository, parent) in gone:
             parents.setdefault((repository, child), parent)
     rows = pd.DataFrame({

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._errors import BreaksIndex, OtherTagsAffected, TagMoved, UnsupportedOperation
-from ._holders import Holders, IndexReach, TagState, listed_tags, tag_descriptors
+from ._holders import Holders, TagState, holders_now, listed_tags, tag_descriptors
 
 if TYPE_CHECKING:
     from ..registry._client import Registry
@@ -58,14 +58,11 @@ def delete_tag(reg: Registry, repository: str, tag: str, *, delete_other_tags: b
         return TagDeletion(repository, tag, digest, (tag,), "tag")
     except UnsupportedOperation:
         pass  # no tag delete here: by digest, checked (deletion disabled: its own 405)
-    before = tag_descriptors(reg, repository)
-    keeps = IndexReach(reg).holders(repository, digest, before)
-    if keeps.indexes and not break_indexes:
-        raise BreaksIndex(
-            f"{repository}:{tag} is {digest}, {_platform_of(repository, keeps)}; "
-            "this registry deletes tags by their digest, so deleting the tag would break "
-            "that image; nothing deleted",
-            indexes=keeps.indexes)
+    before, keeps = holders_now(reg, repository, digest)
+    if not break_indexes:
+        _refuse_breaking(repository, f"{repository}:{tag} is {digest},", keeps,
+                         "this registry deletes tags by their digest, so deleting the tag "
+                         "would break")
     others = tuple(t for t in keeps.tags if t != tag)
     if others and not delete_other_tags:
         raise OtherTagsAffected(
@@ -109,12 +106,10 @@ def delete_digest(reg: Registry, repository: str, digest: str, *, delete_tags: b
     without these checks.
     """
     reg.manifest_digest(repository, digest)  # a missing manifest: NotFound, said clearly
-    before = tag_descriptors(reg, repository)
-    keeps = IndexReach(reg).holders(repository, digest, before)
-    if keeps.indexes and not break_indexes:
-        raise BreaksIndex(
-            f"{repository}@{digest} is {_platform_of(repository, keeps)}; deleting it "
-            "would break that image; nothing deleted", indexes=keeps.indexes)
+    before, keeps = holders_now(reg, repository, digest)
+    if not break_indexes:
+        _refuse_breaking(repository, f"{repository}@{digest} is", keeps,
+                         "deleting it would break")
     if keeps.tags and not delete_tags:
         shown = ", ".join(f"{repository}:{t}" for t in keeps.tags)
         raise OtherTagsAffected(
@@ -132,7 +127,11 @@ def _lost(reg: Registry, repository: str, before: TagState, removed: tuple[str, 
     return tuple(sorted(set(before) - set(listed_tags(reg, repository)) - set(removed)))
 
 
-def _platform_of(repository: str, keeps: Holders) -> str:
-    """``referenced by the tagged index team/app:1.0`` (or indexes ..., ...)."""
-    shown = ", ".join(f"{repository}:{t}" for t in keeps.indexes)
-    return f"referenced by the tagged index{'es' if len(keeps.indexes) > 1 else ''} {shown}"
+def _refuse_breaking(repository: str, what: str, keeps: Holders, consequence: str) -> None:
+    """BreaksIndex when tagged indexes hold the digest: ``<what> referenced by the
+    tagged index team/app:1.0; <consequence> that image; nothing deleted``."""
+    if keeps.indexes:
+        shown = ", ".join(f"{repository}:{t}" for t in keeps.indexes)
+        raise BreaksIndex(f"{what} referenced by the tagged index"
+                          f"{'es' if len(keeps.indexes) > 1 else ''} {shown}; {consequence} "
+                          "that image; nothing deleted", indexes=keeps.indexes)
