@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import reginsight as ri  # noqa: E402
+import reginsight as ri
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images" / "sample.png"
 
