@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -72,6 +73,9 @@ class Crawler:
         self._selection = selection(None)
         self._pending: dict[Future[Any], tuple[str, tuple[str, ...]]] = {}
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        # set by the worker a Ctrl-C reached: queued jobs then return before any request,
+        # even before the main thread has seen it and cancelled them
+        self._interrupted = threading.Event()
         self._inflight: set[tuple[str, str]] = set()
         self.heads_only = since is not None or not fetch_manifests
         #: what the referrers API listed: (repository, subject, referrer digest)
@@ -128,9 +132,20 @@ class Crawler:
 
     def _submit(self, stage: str, key: tuple[str, ...], fn: Callable[..., Any], *args: Any
                 ) -> None:
-        future = self._pool.submit(fn, *args)
+        future = self._pool.submit(self._unless_interrupted, fn, *args)
         self._pending[future] = (stage, key)
-        future.add_done_callback(self._done.put)
+        future.add_done_callback(self._on_done)
+
+    def _unless_interrupted(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._interrupted.is_set():
+            raise KeyboardInterrupt
+        return fn(*args)
+
+    def _on_done(self, future: Future[Any]) -> None:
+        # in the worker, before it takes its next job
+        if not future.cancelled() and isinstance(future.exception(), KeyboardInterrupt):
+            self._interrupted.set()
+        self._done.put(future)
 
     def _failed(self, stage: str, key: tuple[str, ...], exc: RegistryError, bar: Any) -> None:
         repository = key[0] if key else ""
