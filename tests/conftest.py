@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import reginsight as ri
+from tests import storage_scenario as sc
+from tests.images import Pusher
 from tests.registry_server import REGISTRY_V3_BINARY, RegistryServer
 
 ON_CI = os.environ.get("CI") == "true"
@@ -62,6 +66,28 @@ def registry_v3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistrySe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def scenario_storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real registry's storage holding everything the tag API hides
+    (tests/storage_scenario.py, prefix ``b``), the registry stopped: copy it to damage it."""
+    server = RegistryServer(tmp_path_factory.mktemp("scenario")).start()
+    pusher = Pusher(server.url)
+    try:
+        sc.build(pusher, "b")
+    finally:
+        pusher.close()
+        server.stop()
+    return server.storage
+
+
+@pytest.fixture
+def storage(scenario_storage: Path, tmp_path: Path) -> Path:
+    """A copy of :func:`scenario_storage` of this test's own, to damage."""
+    copy = tmp_path / "storage"
+    shutil.copytree(scenario_storage, copy, symlinks=True)
+    return copy
 
 
 BASIC_USER, BASIC_PASSWORD = "alice", "s3cret-Pa55word"

@@ -7,7 +7,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,29 +14,9 @@ import pytest
 import reginsight as ri
 from reginsight.inventory._layout import blob_path, classify, link_target
 from tests import storage_scenario as sc
-from tests.images import Pusher
-from tests.registry_server import REGISTRY_BINARY, RegistryServer, registry_environment
+from tests.registry_server import REGISTRY_BINARY, registry_environment
 
 V2 = "docker/registry/v2"
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    server = RegistryServer(tmp_path_factory.mktemp("bad-input")).start()
-    pusher = Pusher(server.url)
-    try:
-        sc.build(pusher, "b")
-    finally:
-        pusher.close()
-        server.stop()
-    yield server.storage
-
-
-@pytest.fixture
-def storage(pristine: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "storage"
-    shutil.copytree(pristine, copy, symlinks=True)
-    return copy
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -146,6 +125,8 @@ def test_a_symbolic_link_out_of_the_root_is_not_followed(storage, tmp_path):
     inv = _scan(storage)
     refused = inv.errors[inv.errors["stage"] == "path"]
     assert len(refused) == 3 and refused["error"].str.contains("symbolic link").all()
+    with pytest.raises(ri.InventoryError, match="cannot predict garbage-collect"):
+        ri.gc_preview(inv)
     assert f"sha256:{revision.name}" not in set(
         inv.manifests.loc[inv.manifests["repository"] == "b/multi", "digest"])
     assert "b/escape" not in set(inv.tags["repository"].astype(str))
@@ -180,13 +161,14 @@ def test_a_repository_without_layers_is_never_visited_by_the_collector(storage,
         zip(blobs["digest"], blobs["size"], strict=True))
 
 
-def test_the_local_walk_and_the_fsspec_listing_find_the_same_files(pristine):
+def test_the_local_walk_and_the_fsspec_listing_find_the_same_files(scenario_storage):
     import fsspec
 
     from reginsight.inventory._stores import FsspecStore, LocalStore
 
-    top = str(pristine / V2)
-    local = {(entry, path[len(top):]) for entry, path, _ in LocalStore(top).entries()}
+    top = str(scenario_storage / V2)
+    local = {(entry, path[len(top):]) for entry, path, _ in
+             LocalStore(str(scenario_storage), V2).entries()}
     listed = {(entry, path[len(top):]) for entry, path, _ in
               FsspecStore(fsspec.filesystem("file"), top).entries()}
     assert local == listed

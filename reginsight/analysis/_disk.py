@@ -178,9 +178,11 @@ def _check_readable(inv: Inventory) -> None:
     if len(fatal):
         first = fatal.iloc[0]
         raise InventoryError(
-            f"cannot predict garbage-collect: {len(fatal)} revision(s) could not be read "
-            f"(e.g. {first['repository']} {first['reference']}: {first['error']}); the "
-            "registry's collector stops on such a revision and deletes nothing")
+            f"cannot predict garbage-collect: the scan could not read {len(fatal)} part(s) "
+            f"of the storage (e.g. {first['repository'] or 'the path'} {first['reference']}: "
+            f"{first['error']}); the registry's collector stops on a revision or a "
+            "repository name it cannot read, deleting nothing, and follows the links and "
+            "reads the odd files a scan refuses: fix those first")
 
 
 def gc_preview(inv: Inventory, *, delete_untagged: bool = False) -> pd.DataFrame:

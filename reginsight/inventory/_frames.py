@@ -65,9 +65,11 @@ SORT_KEYS: dict[str, list[str]] = {
 }
 
 FRAME_NAMES = tuple(SCHEMAS)
-#: ``errors`` stages of a storage scan at which the registry's own garbage-collect stops
-#: while marking (it cannot read a revision link or a manifest), deleting nothing
-GC_FATAL_STAGES = frozenset({"revision link", "manifest"})
+#: ``errors`` stages of a storage scan past which garbage-collect cannot be predicted:
+#: the registry's collector stops while marking (a revision link or a manifest it
+#: cannot read, a repository name it cannot parse), deleting nothing, or it goes where
+#: the scan refused to (a link it follows, a FIFO it blocks on)
+GC_FATAL_STAGES = frozenset({"revision link", "manifest", "path"})
 #: frames only a storage scan fills: absent from older saved inventories, empty then
 STORAGE_FRAMES = ("uploads", "tag_history", "layer_links")
 #: columns only a storage scan adds, after the pinned ones

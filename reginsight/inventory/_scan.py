@@ -20,18 +20,24 @@ from typing import Any
 import pandas as pd
 
 from .. import _mediatypes as mt
-from .._errors import InventoryError, ReginsightError
+from .._errors import InvalidReference, InventoryError, ReginsightError
+from .._text import printable
 from ..registry._manifest import parse_manifest
+from ..registry._reference import validate_repository, validate_tag
+from ..registry.protocol import MANIFEST_LIMIT
 from ._assemble import assemble
 from ._facts import Blob, CrawlResult, Facts, ManifestInfo, manifest_info, parse_config
 from ._frames import build, conform, tidy
 from ._inventory import Inventory
-from ._layout import V2, blob_path, classify, link_target
+from ._layout import V2, Entry, blob_path, classify, link_target
 from ._progress import progress_bar
-from ._stores import FsspecStore, LocalStore, open_store, shown
+from ._stores import FsspecStore, LocalStore, open_store, shown, too_large
 
-#: manifest and config blobs are small JSON documents; a larger one is not read
-DOCUMENT_LIMIT = 16 * 1024 * 1024
+#: an image config is a small JSON document (the crawl's cap); a larger one is not read
+CONFIG_LIMIT = 16 * 1024 * 1024
+#: a link holds one digest (``sha512:`` and 128 hex digits at most); ``startedat`` a
+#: timestamp. Anything past this is no such file, and is never read whole.
+SMALL_FILE_LIMIT = 512
 
 
 @dataclass
@@ -95,7 +101,7 @@ class _Scan:
     def run(self) -> Inventory:
         tree = self._list()
         for path, why in tree.refused:
-            self.errors.append(("", path, "path", why))
+            self.errors.append(("", printable(path, limit=_SHOWN), "path", why))
         revisions = self._revisions(tree)
         tags = self._tags(tree)
         self._manifests(tree, revisions)
@@ -117,8 +123,17 @@ class _Scan:
     def _list(self) -> _Tree:
         tree = _Tree()
         details = self.store.details
+        names = _Names()
         for entry, path, handle in self.store.entries():
             kind = entry.kind
+            if kind == "refused":
+                tree.refused.append((self._relative(path), handle))
+                continue
+            if entry.repository is not None and (why := names.problem(entry)):
+                if why.path not in names.reported:
+                    names.reported.add(why.path)
+                    tree.refused.append(why)
+                continue
             if kind == "blob":
                 tree.blobs[entry.digest] = details(handle)[0]
             elif kind == "layer":
@@ -130,8 +145,6 @@ class _Scan:
             elif kind == "tag_index":
                 tree.history.append((entry.repository, entry.tag, entry.digest,
                                      details(handle)[1]))
-            elif kind == "link":  # could lead out of the root: refused, never followed
-                tree.refused.append((self._relative(path), "a symbolic link: not followed"))
             else:
                 upload = tree.uploads.setdefault((entry.repository, entry.upload), {})
                 if kind == "upload_data":
@@ -148,7 +161,7 @@ class _Scan:
 
     def _links(self, paths: list[str]) -> dict[str, str | Exception]:
         out: dict[str, str | Exception] = {}
-        for path, content in self.store.read(paths):
+        for path, content in self.store.read(paths, limit=SMALL_FILE_LIMIT):
             if isinstance(content, Exception):
                 out[path] = content
             else:
@@ -157,16 +170,17 @@ class _Scan:
                     "holds no digest" if not content.strip() else "does not hold a digest")
         return out
 
-    def _documents(self, digests: list[str], sizes: Mapping[str, int]
+    def _documents(self, digests: list[str], sizes: Mapping[str, int], *, limit: int
                    ) -> Iterable[tuple[str, bytes | Exception]]:
-        """(digest, bytes or the exception) of small JSON blobs; a huge one is not read."""
+        """(digest, bytes or the exception) of small JSON blobs; a larger one than
+        ``limit`` is not read."""
         paths = {}
         for digest in digests:
-            if sizes[digest] > DOCUMENT_LIMIT:
-                yield digest, InventoryError(f"{sizes[digest]} bytes: too large to be one")
+            if sizes[digest] > limit:
+                yield digest, too_large(sizes[digest], limit)
             else:
                 paths[f"{self.top}/{blob_path(digest)}"] = digest
-        for path, raw in self.store.read(list(paths)):
+        for path, raw in self.store.read(list(paths), limit=limit):
             yield paths[path], raw
 
     def _relative(self, path: str) -> str:
@@ -207,7 +221,7 @@ class _Scan:
         bar = progress_bar(f"scan {self.shown}", unit="manifest", total=len(where),
                            enabled=self.progress)
         configs: dict[str, str] = {}  # config digest -> a manifest using it
-        for digest, raw in self._documents(sorted(where), tree.blobs):
+        for digest, raw in self._documents(sorted(where), tree.blobs, limit=MANIFEST_LIMIT):
             bar.update()
             try:
                 if isinstance(raw, Exception):
@@ -222,7 +236,7 @@ class _Scan:
                 configs.setdefault(info.config.digest, digest)
         bar.close()
         on_disk = {d: m for d, m in configs.items() if d in tree.blobs}
-        for digest, raw in self._documents(sorted(on_disk), tree.blobs):
+        for digest, raw in self._documents(sorted(on_disk), tree.blobs, limit=CONFIG_LIMIT):
             try:
                 if isinstance(raw, Exception):
                     raise raw
@@ -249,12 +263,13 @@ class _Scan:
 
     def _uploads(self, tree: _Tree) -> pd.DataFrame:
         started_paths = [u["started_path"] for u in tree.uploads.values() if "started_path" in u]
-        started = dict(self.store.read(started_paths))
+        started = dict(self.store.read(started_paths, limit=SMALL_FILE_LIMIT))
         rows = []
         for (repo, uuid), upload in sorted(tree.uploads.items()):
             when = started.get(upload.get("started_path", ""))
             text = when.decode("ascii", "replace").strip() if isinstance(when, bytes) else None
-            rows.append((repo, uuid, text, upload.get("size")))
+            # an upload's folder name is no reference: kept, shown escaped when odd
+            rows.append((repo, printable(uuid), text and printable(text), upload.get("size")))
         return build("uploads", rows)
 
     def _history(self, tree: _Tree, tags: list[tuple[str, str, str, str | None]]
@@ -264,6 +279,48 @@ class _Scan:
                 for repo, tag, digest, when in tree.history]
 
 
+
+
+#: how many characters of a refused path an errors row shows
+_SHOWN = 300
+
+
+class _Names:
+    """Repository and tag names from folder names, checked against the reference
+    grammar before they become one (each name once): a folder name that is no
+    name (not UTF-8, upper case, too long) is refused, as the registry's collector
+    itself stops on a repository name it cannot parse."""
+
+    def __init__(self) -> None:
+        self.checked: dict[tuple[str, str | None], tuple[str, str] | None] = {}
+        self.reported: set[str] = set()
+
+    def problem(self, entry: Entry) -> tuple[str, str] | None:
+        """(path, why) when the entry's repository or tag is not a valid name."""
+        repository, tag = entry.repository or "", entry.tag
+        key = (repository, tag)
+        if key not in self.checked:
+            self.checked[key] = self._check(repository, tag)
+        return self.checked[key]
+
+    def _check(self, repository: str, tag: str | None) -> tuple[str, str] | None:
+        if (repository, None) not in self.checked:
+            self.checked[(repository, None)] = _invalid(
+                f"repositories/{repository}", "repository name", validate_repository,
+                repository)
+        if tag is None or self.checked[(repository, None)]:
+            return self.checked[(repository, None)]
+        return _invalid(f"repositories/{repository}/_manifests/tags/{tag}", "tag",
+                        validate_tag, tag)
+
+
+def _invalid(path: str, what: str, validate: Any, name: str) -> tuple[str, str] | None:
+    try:
+        validate(name)
+    except InvalidReference as exc:
+        return (printable(path, limit=_SHOWN),
+                f"not a valid {what}: {printable(exc, limit=_SHOWN)}; not read")
+    return None
 
 
 def _foreign(media_type: str | None) -> bool:
