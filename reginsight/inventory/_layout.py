@@ -27,7 +27,9 @@ V2 = "docker/registry/v2"
 _HEX = r"[a-f0-9]{32,}"
 _ALG = r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*"
 _BLOB = re.compile(rf"blobs/({_ALG})/[a-f0-9]{{2}}/({_HEX})/data")
-_REPO = re.compile(r"repositories/((?:[a-z0-9][^/]*/)*?[a-z0-9][^/]*)/(_[a-z]+)/(.+)")
+# any folder names down to the first ``_``-folder: the scan checks the name against
+# the reference grammar (the registry's collector stops on a name it cannot parse)
+_REPO = re.compile(r"repositories/((?:[^/_][^/]*/)*?[^/_][^/]*)/(_[a-z]+)/(.+)")
 _REVISION = re.compile(rf"revisions/({_ALG})/({_HEX})/link")
 _CURRENT = re.compile(r"tags/([^/]+)/current/link")
 _TAG_INDEX = re.compile(rf"tags/([^/]+)/index/({_ALG})/({_HEX})/link")
@@ -79,7 +81,6 @@ def classify(relative: str) -> Entry | None:
 _ALGORITHM = re.compile(_ALG)
 _HEX_NAME = re.compile(_HEX)
 _TWO_HEX = re.compile(r"[a-f0-9]{2}")
-_COMPONENT = re.compile(r"[a-z0-9][^/]*")
 
 
 def is_algorithm(name: str) -> bool:
@@ -95,11 +96,6 @@ def is_hex(name: str) -> bool:
 def is_prefix(name: str) -> bool:
     """The two-hex-digit folder that fans blobs out."""
     return _TWO_HEX.fullmatch(name) is not None
-
-
-def is_component(name: str) -> bool:
-    """A repository name component (``_``-folders are the layout's own areas)."""
-    return _COMPONENT.fullmatch(name) is not None
 
 
 def link_target(content: bytes) -> str | None:

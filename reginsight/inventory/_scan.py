@@ -130,8 +130,8 @@ class _Scan:
                 tree.refused.append((self._relative(path), handle))
                 continue
             if entry.repository is not None and (why := names.problem(entry)):
-                if why.path not in names.reported:
-                    names.reported.add(why.path)
+                if why[0] not in names.reported:
+                    names.reported.add(why[0])
                     tree.refused.append(why)
                 continue
             if kind == "blob":

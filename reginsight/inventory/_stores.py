@@ -31,7 +31,7 @@ from typing import Any
 
 from .._errors import InventoryError
 from .._text import printable
-from ._layout import Entry, classify, is_algorithm, is_component, is_hex, is_prefix
+from ._layout import Entry, classify, is_algorithm, is_hex, is_prefix
 
 #: files read per batch (s3fs fetches a batch concurrently)
 BATCH = 512
@@ -128,8 +128,8 @@ class LocalStore:
         not listed, and O_NOFOLLOW checks them as they are opened."""
         try:
             fd = os.open(path, _FOLDER_FLAGS)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
+        except OSError as exc:  # Linux says ENOTDIR for a link with O_DIRECTORY
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
                 yield (REFUSED, path, LINK_REFUSED)
             return  # absent or unreadable: nothing there for us
         try:
@@ -201,9 +201,7 @@ class LocalStore:
             for child in self._folders(folder):
                 if isinstance(child, tuple):
                     yield child
-                elif not child.name.startswith("_"):
-                    if not is_component(child.name):
-                        continue
+                elif not child.name.startswith("_"):  # any name: the scan checks it
                     if len(parts) == MAX_COMPONENTS:
                         yield (REFUSED, child.path, f"deeper than {MAX_COMPONENTS} "
                                "components, which no repository name has: not walked")

@@ -1,0 +1,364 @@
+"""Hostile storage trees: every case ends bounded (time, memory), contained (nothing
+read from outside the root, nothing written) and typed (an ``errors`` row naming the
+path, or an InventoryError), never a hang or a traceback. Each case damages a copy of
+a real registry's storage (``storage`` in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import reginsight as ri
+from reginsight.inventory._layout import blob_path
+
+V2 = "docker/registry/v2"
+#: no case may take longer than this (a hang is what fails here; seconds on this machine)
+TIME_BOUND = 60.0
+#: nor allocate more than this in Python objects at its peak
+MEMORY_BOUND = 100 * 1024 * 1024
+SPARSE = 3 * 1024**3  # 3 GB of holes: 4 KB on disk
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path below ``root`` with its size and time (a loop: rglob recurses)."""
+    seen, stack = {}, [str(root)]
+    while stack:
+        with os.scandir(stack.pop()) as listing:
+            for entry in listing:
+                info = entry.stat(follow_symlinks=False)
+                seen[entry.path] = (info.st_size, info.st_mtime_ns)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return seen
+
+
+def _nest(parent: Path, name: str, depth: int) -> None:
+    """``depth`` folders ``name`` one in the other (Path.mkdir recurses)."""
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+
+
+def _bounded(call: Callable[[], object]) -> object:
+    """``call()`` within :data:`TIME_BOUND`: in a daemon thread, so a hang fails the
+    test instead of holding the run (the thread is left blocked, never joined)."""
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(TIME_BOUND)
+    assert not thread.is_alive(), f"still running after {TIME_BOUND} s: it hangs"
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return result["value"]
+
+
+def _scan(storage: Path) -> ri.Inventory:
+    """scan_storage, bounded in time and memory, and proven read-only."""
+    before = _snapshot(storage)
+    tracemalloc.start()
+    try:
+        inv = _bounded(lambda: ri.scan_storage(storage, progress=False))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < MEMORY_BOUND, f"{peak:,} bytes at the peak"
+    assert _snapshot(storage) == before  # nothing written, nothing moved
+    assert isinstance(inv, ri.Inventory)
+    return inv
+
+
+def _repo(storage: Path, name: str) -> Path:
+    return storage / V2 / "repositories" / "b" / name
+
+
+def _refused(inv: ri.Inventory) -> list[tuple[str, str]]:
+    rows = inv.errors[inv.errors["stage"] == "path"]
+    return list(zip(rows["reference"].astype(str), rows["error"].astype(str), strict=True))
+
+
+def _a_revision(storage: Path, repo: str = "app") -> Path:
+    return next((_repo(storage, repo) / "_manifests/revisions/sha256").iterdir())
+
+
+def _assert_gc_refuses(inv: ri.Inventory) -> None:
+    with pytest.raises(ri.InventoryError, match="cannot predict garbage-collect"):
+        ri.gc_preview(inv)
+
+
+# ----------------------------------------------------------------- huge files
+
+
+def _sparse(path: Path, size: int = SPARSE) -> None:
+    path.unlink()
+    with open(path, "wb") as file:
+        file.truncate(size)
+
+
+def test_a_3_gb_sparse_tag_link_is_refused_unread(storage):
+    _sparse(_repo(storage, "app") / "_manifests/tags/latest/current/link")
+    inv = _scan(storage)
+    row = inv.errors[inv.errors["stage"] == "tag link"]
+    assert row["reference"].tolist() == ["latest"]
+    assert "3,221,225,472 bytes, more than the 512" in row["error"].iloc[0]
+    ri.gc_preview(inv)  # a tag link does not stop a plain collection
+
+
+def test_a_3_gb_sparse_revision_link_or_manifest_stops_the_preview(storage):
+    _sparse(_a_revision(storage) / "link")
+    inv = _scan(storage)
+    assert "more than the 512" in inv.errors.loc[
+        inv.errors["stage"] == "revision link", "error"].iloc[0]
+    _assert_gc_refuses(inv)
+    tagged = str(inv.tags.loc[inv.tags["tag"] == "solo", "digest"].iloc[0])
+    _sparse(storage / V2 / blob_path(tagged))
+    inv = _scan(storage)
+    assert "more than the 4,194,304" in inv.errors.loc[
+        inv.errors["reference"] == tagged, "error"].iloc[0]
+
+
+def test_a_3_gb_sparse_link_costs_under_100_mb(storage):
+    """Peak memory of a whole process (scan and preview) over the same process's
+    scan of the undamaged tree: the resident high-water mark, not only Python's."""
+    pristine = storage.parent / "pristine"
+    shutil.copytree(storage, pristine, symlinks=True)
+    _sparse(_repo(storage, "app") / "_manifests/tags/latest/current/link")
+    _sparse(_a_revision(storage, "multi") / "link")
+    script = (
+        "import resource, sys, reginsight as ri\n"
+        "def run(root):\n"
+        "    inv = ri.scan_storage(root, progress=False)\n"
+        "    try: ri.gc_preview(inv)\n"
+        "    except ri.InventoryError: pass\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(run(sys.argv[1]), run(sys.argv[2]))\n")
+    out = subprocess.run([sys.executable, "-c", script, str(pristine), str(storage)],
+                         capture_output=True, text=True, timeout=TIME_BOUND, check=True)
+    before, after = (int(kib) for kib in out.stdout.split())
+    assert (after - before) * 1024 < 100 * 1024 * 1024, (before, after)
+
+
+# ----------------------------------------------------------- not regular files
+
+
+@pytest.mark.parametrize("where", ["tag link", "revision link", "manifest data",
+                                   "layer data", "upload startedat", "upload data"])
+def test_a_fifo_never_blocks_the_scan(storage, where):
+    inv = ri.scan_storage(storage, progress=False)
+    tagged = str(inv.tags.loc[inv.tags["tag"] == "solo", "digest"].iloc[0])
+    layer = str(inv.layers["digest"].iloc[0])
+    upload = next((_repo(storage, "app") / "_uploads").iterdir())
+    path = {"tag link": _repo(storage, "app") / "_manifests/tags/latest/current/link",
+            "revision link": _a_revision(storage) / "link",
+            "manifest data": storage / V2 / blob_path(tagged),
+            "layer data": storage / V2 / blob_path(layer),
+            "upload startedat": upload / "startedat",
+            "upload data": upload / "data"}[where]
+    path.unlink()
+    os.mkfifo(path)
+    damaged = _scan(storage)
+    relative = str(path.relative_to(storage / V2))
+    assert (relative, "a FIFO where the layout has a file: not read") in _refused(damaged)
+    _assert_gc_refuses(damaged)
+
+
+# ----------------------------------------------------------- symbolic links
+
+
+def _outside(storage: Path) -> Path:
+    """A copy of the whole storage beside it: what a followed link would find."""
+    outside = storage.parent / "outside"
+    shutil.copytree(storage / V2, outside, symlinks=True)
+    return outside
+
+
+@pytest.mark.parametrize("where", ["blobs", "repositories", "revisions", "current"])
+def test_a_link_to_a_folder_outside_is_refused_at_every_depth(storage, where):
+    outside = _outside(storage)
+    app = _repo(storage, "app") / "_manifests"
+    path = {"blobs": storage / V2 / "blobs", "repositories": storage / V2 / "repositories",
+            "revisions": app / "revisions", "current": app / "tags/latest/current"}[where]
+    target = outside / path.relative_to(storage / V2)
+    shutil.rmtree(path)
+    os.symlink(target, path)
+    inv = _scan(storage)
+    assert (str(path.relative_to(storage / V2)), "a symbolic link: not followed") in \
+        _refused(inv)
+    if where == "blobs":
+        assert not inv.blobs["on_disk"].any()  # not one blob read from outside
+    if where == "repositories":
+        assert len(inv.tags) == 0 and len(inv.manifests) == 0
+    if where == "revisions":
+        assert "b/app" not in set(inv.manifests["repository"].astype(str))
+    if where == "current":
+        assert "latest" not in set(inv.tags["tag"].astype(str))
+    _assert_gc_refuses(inv)
+
+
+@pytest.mark.parametrize("component", ["docker", "docker/registry", V2])
+def test_a_link_on_the_way_to_the_layout_is_a_typed_error(storage, component):
+    moved = storage.parent / "elsewhere"
+    shutil.move(storage / component, moved)
+    os.symlink(moved, storage / component)
+    with pytest.raises(ri.InventoryError, match="is a symbolic link"):
+        ri.scan_storage(storage, progress=False)
+
+
+def test_the_root_itself_may_be_a_link(storage, tmp_path):
+    alias = tmp_path / "alias"
+    os.symlink(storage, alias)
+    assert _refused(_scan(alias)) == []
+
+
+# ----------------------------------------------------------------- odd names
+
+
+def _mkdir_bytes(parent: Path, name: bytes) -> Path:
+    path = os.fsencode(parent) + b"/" + name
+    os.mkdir(path)
+    return Path(os.fsdecode(path))
+
+
+def test_folder_names_that_are_not_utf8_are_refused_or_escaped(storage, tmp_path):
+    repos = storage / V2 / "repositories" / "b"
+    shutil.copytree(_repo(storage, "app"), Path(os.fsdecode(os.fsencode(repos) + b"/\xffx")))
+    tags = _repo(storage, "multi") / "_manifests/tags"
+    shutil.copytree(tags / "v1", Path(os.fsdecode(os.fsencode(tags) + b"/v\xff")))
+    uploads = _repo(storage, "app") / "_uploads"
+    upload = next(uploads.iterdir())
+    shutil.copytree(upload, Path(os.fsdecode(os.fsencode(uploads) + b"/up\xfe")))
+    inv = _scan(storage)
+    refused = dict(_refused(inv))
+    assert refused["repositories/b/\\xffx"].startswith("not a valid repository name")
+    assert refused["repositories/b/multi/_manifests/tags/v\\xff"].startswith(
+        "not a valid tag")
+    assert "up\\xfe" in set(inv.uploads["uuid"].astype(str))  # its bytes still counted
+    assert set(inv.tags["repository"].astype(str)) == {"b/app", "b/multi"}
+    saved = inv.save(tmp_path / "inv")  # every name in the frames can be written
+    assert ri.Inventory.load(saved).errors.equals(inv.errors)
+
+
+def test_a_name_matplotlib_would_typeset_is_refused_and_the_report_renders(storage,
+                                                                         tmp_path):
+    shutil.copytree(_repo(storage, "app"), storage / V2 / "repositories" / r"m$\frac$x")
+    inv = _scan(storage)
+    assert r"repositories/m$\frac$x" in dict(_refused(inv))
+    out = subprocess.run([sys.executable, "-m", "reginsight", "report", str(storage),
+                          "-o", str(tmp_path / "r.html")], capture_output=True, text=True,
+                         timeout=TIME_BOUND)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_1500_nested_folders_stop_at_the_depth_no_name_reaches(storage):
+    _nest(storage / V2 / "repositories", "d", 1500)
+    inv = _scan(storage)
+    (path, why), = [(p, w) for p, w in _refused(inv) if "deeper" in w]
+    assert path == "repositories/" + "/".join(["d"] * 129)
+    assert why.startswith("deeper than 128 components")
+
+
+# ------------------------------------------------- generated combinations
+
+DAMAGES = ("sparse tag link", "sparse revision link", "fifo link", "fifo blob",
+           "link blobs", "link revisions", "link current", "bad repository name",
+           "bad tag name", "deep folders", "dollar name", "empty link", "garbage link")
+
+
+def _damage(storage: Path, outside: Path, damage: str) -> None:
+    app, multi = _repo(storage, "app"), _repo(storage, "multi")
+
+    def replace_with_link(path: Path) -> None:
+        if path.is_symlink() or not path.exists():
+            return  # an earlier damage got there first
+        target = outside / path.relative_to(storage / V2)
+        shutil.rmtree(path)
+        os.symlink(target, path)
+
+    def first_file(folder: Path, name: str) -> Path | None:
+        return next((p for p in sorted(folder.rglob(name)) if p.is_file()
+                     and not p.is_symlink()), None) if folder.is_dir() else None
+
+    if damage.startswith(("sparse", "fifo", "empty", "garbage")):
+        folder = {"tag link": app / "_manifests/tags", "revision link":
+                  multi / "_manifests/revisions", "link": app / "_manifests",
+                  "blob": storage / V2 / "blobs"}[damage.split(" ", 1)[1]]
+        path = first_file(folder, "data" if damage.endswith("blob") else "link")
+        if path is None:
+            return
+        path.unlink()
+        if damage.startswith("sparse"):
+            with open(path, "wb") as file:
+                file.truncate(SPARSE)
+        elif damage.startswith("fifo"):
+            os.mkfifo(path)
+        else:
+            path.write_bytes(b"" if damage.startswith("empty") else b"\x00../../etc")
+    elif damage == "link blobs":
+        replace_with_link(storage / V2 / "blobs")
+    elif damage == "link revisions":
+        replace_with_link(app / "_manifests/revisions")
+    elif damage == "link current":
+        replace_with_link(multi / "_manifests/tags/v1/current")
+    elif damage == "bad repository name":
+        _mkdir_bytes(storage / V2 / "repositories", b"B\xff")
+    elif damage == "bad tag name":
+        if (multi / "_manifests/tags/solo").is_dir():
+            shutil.copytree(multi / "_manifests/tags/solo", multi / "_manifests/tags/-x",
+                            symlinks=True, dirs_exist_ok=True)
+    elif damage == "deep folders":
+        if not (storage / V2 / "repositories/z").exists():
+            _nest(storage / V2 / "repositories", "z", 300)
+    elif damage == "dollar name":
+        (storage / V2 / "repositories" / "a$b$/_layers").mkdir(parents=True, exist_ok=True)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(damages=st.lists(st.sampled_from(DAMAGES), min_size=1, max_size=5, unique=True))
+def test_any_combination_of_damages_is_bounded_contained_and_typed(
+        scenario_storage, tmp_path_factory, damages):
+    work = tmp_path_factory.mktemp("combo")
+    storage = work / "storage"
+    shutil.copytree(scenario_storage, storage, symlinks=True)
+    outside = work / "outside"
+    shutil.copytree(storage / V2, outside, symlinks=True)
+    # a canary only a followed link can reach: a tag and a blob the root never had
+    canary = outside / "repositories/b/app/_manifests/tags/canary/current"
+    canary.mkdir(parents=True)
+    (canary / "link").write_text("sha256:" + "c" * 64)
+    for damage in damages:
+        _damage(storage, outside, damage)
+    start = time.monotonic()
+    inv = _scan(storage)
+    assert time.monotonic() - start < TIME_BOUND
+    assert "canary" not in set(inv.tags["tag"].astype(str))
+    try:
+        ri.gc_preview(inv)
+    except ri.InventoryError as exc:
+        assert "cannot predict" in str(exc)
+    inv.save(work / "inv")  # whatever the names held, the inventory can be written
