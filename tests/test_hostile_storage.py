@@ -362,3 +362,37 @@ def test_any_combination_of_damages_is_bounded_contained_and_typed(
     except ri.InventoryError as exc:
         assert "cannot predict" in str(exc)
     inv.save(work / "inv")  # whatever the names held, the inventory can be written
+
+
+# ------------------------------------------------------ an object store (fsspec)
+
+
+def test_an_object_store_reads_capped_and_checks_names(storage):
+    """The same bounds on an fsspec store (S3's stand-in here: fsspec's memory
+    filesystem): a huge link object is read only up to the cap (a ranged read), odd
+    key names are refused, and the rest of the scan is whole."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    root = f"/hostile-{os.getpid()}"
+    try:
+        for path in sorted(storage.rglob("*")):
+            if path.is_file():
+                memory.pipe(f"{root}/{path.relative_to(storage)}", path.read_bytes())
+        top = f"{root}/{V2}/repositories/b"
+        memory.pipe(f"{top}/app/_manifests/tags/latest/current/link", b"sha256:" + b"a" * 10**7)
+        link = next(p for p in memory.find(f"{top}/multi/_manifests/revisions"))
+        memory.pipe(f"{top}/Upper/_manifests/revisions/{link.split('revisions/')[1]}",
+                    memory.cat(link))
+        memory.pipe(f"{top}/{'/'.join(['z'] * 200)}/_layers/sha256/{'b' * 64}/link", b"")
+        inv = _bounded(lambda: ri.scan_storage(f"memory://{root}", progress=False))
+    finally:
+        memory.rm(root, recursive=True)
+    tag_link = inv.errors[inv.errors["stage"] == "tag link"]
+    assert tag_link["reference"].tolist() == ["latest"]
+    assert "more than the 512" in tag_link["error"].iloc[0]
+    refused = dict(_refused(inv))
+    assert refused["repositories/b/Upper"].startswith("not a valid repository name")
+    assert any(path.startswith("repositories/b/z/z/") for path in refused)
+    assert set(inv.tags["tag"].astype(str)) == {"v1", "solo"}  # b/multi's, whole
+    assert set(inv.manifests["repository"].astype(str)) == {"b/app", "b/multi"}
