@@ -3,6 +3,13 @@
 Each table is an itables ``ITable`` (sorting and search in the browser); picking a
 row fills the next pane and empties the ones after it, so no pane ever shows a tag
 other than the one selected.
+
+Names, tags, media types and messages come from a registry or a storage tree: what
+goes into an ``HTML`` widget passes :func:`inert` (printable, then HTML-escaped), the
+tables' text :func:`printable` (itables escapes HTML itself, ``allow_html=False``
+below whatever its global option says). Outside text is never put in a ``Label``,
+``HTMLMath`` or a widget's description: those are typeset by MathJax, where ``$x$``
+would become math.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
+from .._text import printable
 from .._units import format_bytes
 from ..analysis._history import image_created
 from ..analysis._referrers import referrers
@@ -29,8 +37,10 @@ if TYPE_CHECKING:
 
 PAGE = 10
 #: DataTables options of every table. The search box shows however short the table
-#: (itables drops the default controls when the rows fit on one page)
+#: (itables drops the default controls when the rows fit on one page). The cells are
+#: outside text: escaped by itables even where a notebook set itables.options.allow_html
 OPTIONS = {"select": {"style": "single"}, "showIndex": False, "pageLength": PAGE,
+           "allow_html": False,
            "maxBytes": 0,  # every row: itables would otherwise sample a long table
            "classes": "display compact nowrap",
            "layout": {"topStart": None, "topEnd": "search", "bottomStart": "info",
@@ -62,13 +72,27 @@ def _sized(frame: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.DataFrame, 
     return shown, column_defs
 
 
+def inert(text: object) -> str:
+    """Outside text for HTML: printable (a bidi override or a control character shown
+    as its escape, not acting on what follows it), then escaped."""
+    return html.escape(printable(text))
+
+
+def _printable_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its strings printable, for an itables table (which escapes the
+    HTML itself); numbers and missing values stay as they are."""
+    text = frame.select_dtypes(include=["object", "string", "category"]).columns
+    return frame.assign(**{name: [printable(v) if isinstance(v, str) else v
+                                  for v in frame[name]] for name in text})
+
+
 def html_table(frame: pd.DataFrame, *, limit: int = 200) -> str:
     """A small static table (a plan, a result, the platforms of an index), escaped."""
     if frame.empty:
         return "<i>none</i>"
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(str(c))}</th>"
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{inert(c)}</th>"
                    for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(str(v))}</td>"
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{inert(v)}</td>"
                                     for v in row) + "</tr>"
                    for row in frame.head(limit).itertuples(index=False))
     more = f"<p><i>{len(frame) - limit} more</i></p>" if len(frame) > limit else ""
@@ -183,8 +207,9 @@ class Browse(widgets.VBox):
     def _set(self, table: Any, frame: pd.DataFrame, defs: list[dict] | None = None, *,
              caption: str) -> None:
         """New rows, nothing selected; the title above says what the table lists."""
-        table.update(frame, selected_rows=[], **OPTIONS, columnDefs=defs or [])
-        self.titles[table].value = f"<b class='ri-title'>{html.escape(caption)}</b>"
+        table.update(_printable_cells(frame), selected_rows=[], **OPTIONS,
+                     columnDefs=defs or [])
+        self.titles[table].value = f"<b class='ri-title'>{inert(caption)}</b>"
 
     # ------------------------------------------------------------- panes
 
@@ -271,8 +296,8 @@ class Browse(widgets.VBox):
         facts = self._facts(repository, digest)
         kind = str(facts["kind"]) if facts is not None else "unknown"
         media_type = facts["media_type"] if facts is not None else ""
-        parts = [f"<p><b>{html.escape(name)}</b><br><code>{html.escape(digest)}</code>"
-                 f"<br>{html.escape(str(media_type))} ({html.escape(kind)})</p>"]
+        parts = [f"<p><b>{inert(name)}</b><br><code>{inert(digest)}</code>"
+                 f"<br>{inert(media_type)} ({inert(kind)})</p>"]
         manifests = [digest]
         if kind == "index":
             children = self.inv.children[(self.inv.children["repository"] == repository)
@@ -291,8 +316,8 @@ class Browse(widgets.VBox):
             parts.append("<p>referrers (signatures, SBOMs, attestations about it):</p>"
                          + html_table(shown))
         if facts is not None and not pd.isna(facts["subject"]):
-            parts.append(f"<p>a {html.escape(str(facts['role']))} about "
-                         f"<code>{html.escape(str(facts['subject']))}</code></p>")
+            parts.append(f"<p>a {inert(facts['role'])} about "
+                         f"<code>{inert(facts['subject'])}</code></p>")
         return "".join(parts), manifests
 
     def _layers_of(self, repository: str, manifests: list[str]) -> pd.DataFrame:
@@ -330,7 +355,7 @@ class Browse(widgets.VBox):
         everyone = everyone.sort_values(["repository", "tag"])
         others = everyone[everyone["repository"] != self.repository]
         self.sharing.value = (
-            f"<p>layer <code>{html.escape(digest)}</code> is used by "
+            f"<p>layer <code>{inert(digest)}</code> is used by "
             f"{everyone['repository'].nunique()} repositories and {len(everyone)} tags; "
             f"other repositories: {others['repository'].nunique()}</p>"
             + html_table(everyone))

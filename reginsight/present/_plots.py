@@ -3,6 +3,13 @@
 Each function takes ``ax=None`` (a new figure then) and returns the Axes; none
 calls ``plt.show()``. Byte axes step in binary units (1, 2, 4 ... MiB) and read in
 KiB/MiB/GiB; an inventory with nothing to plot gets a note, not an empty frame.
+
+Names, tags and roles come from a registry or a storage tree: every one shown goes
+through :func:`reginsight._text.plot_label` (printable, ``$`` escaped), so none is
+typeset as math (a lone ``$`` or ``\\frac`` crashed the drawing) and no control
+character, bidi override or lone surrogate reaches a label, an SVG or a PNG. One way
+everywhere: tick labels and legend entries are Text objects matplotlib makes itself,
+where ``parse_math=False`` cannot be passed.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._text import plot_label
 from .._units import _UNITS, format_bytes
 from ..analysis._history import growth
 from ..analysis._referrers import storage_by_role
@@ -27,6 +35,23 @@ if TYPE_CHECKING:
 MAX_LABELS = 30
 #: a heatmap writes its values in the cells up to this many repositories (the report's 20)
 MAX_ANNOTATED = 20
+
+
+def _legend_label(text: object) -> str:
+    """Outside text for a legend entry: :func:`plot_label`, and never starting with "_",
+    which matplotlib takes for "leave out of the legend" (a saved inventory may hold
+    any name)."""
+    label = plot_label(text)
+    return f" {label}" if label.startswith("_") else label
+
+
+def _named_bars(ax: Axes, names: list[str]) -> range:
+    """Positions 0..n-1 for horizontal bars, labelled with ``names``. Numbers, not a
+    category axis: two names that read the same once made printable (a newline and a
+    literal ``\\n``) keep a bar each instead of drawing onto one."""
+    positions = range(len(names))
+    ax.set_yticks(positions, [plot_label(name) for name in names])
+    return positions
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (8, 5)) -> Axes:
@@ -96,7 +121,7 @@ def plot_storage(inv: Inventory, ax: Axes | None = None, *, top: int = 20) -> Ax
     frame = frame[frame["stored_bytes"] > 0].head(min(top, MAX_LABELS)).iloc[::-1]
     if frame.empty:
         return _nothing(ax, "Storage by repository", "no image bytes in this inventory")
-    names = frame["repository"].astype(str).tolist()
+    names = _named_bars(ax, frame["repository"].astype(str).tolist())
     ax.barh(names, frame["exclusive_bytes"], label="exclusive", color="#4c72b0")
     ax.barh(names, frame["shared_bytes"], left=frame["exclusive_bytes"], label="shared",
             color="#dd8452")
@@ -114,7 +139,7 @@ def plot_storage_by_role(inv: Inventory, ax: Axes | None = None) -> Axes:
     frame = storage_by_role(inv).iloc[::-1]
     if frame.empty:
         return _nothing(ax, "Storage by role", "no manifests in this inventory")
-    names = frame["role"].astype(str).tolist()
+    names = _named_bars(ax, frame["role"].astype(str).tolist())
     shared = frame["stored_bytes"] - frame["exclusive_bytes"]
     ax.barh(names, frame["exclusive_bytes"], label="only this role", color="#4c72b0")
     ax.barh(names, shared, left=frame["exclusive_bytes"], label="shared with other roles",
@@ -175,7 +200,7 @@ def plot_sharing_matrix(inv: Inventory, ax: Axes | None = None, *, top: int = 20
     np.fill_diagonal(values, np.nan)
     shown = np.ma.masked_invalid(values)
     image = ax.imshow(shown, cmap="viridis", vmin=0, vmax=max(float(np.nanmax(values)), 1.0))
-    labels = [str(n) for n in matrix.index]
+    labels = [plot_label(n) for n in matrix.index]
     ax.set_xticks(range(len(labels)), labels, rotation=90)
     ax.set_yticks(range(len(labels)), labels)
     if len(labels) <= MAX_ANNOTATED:
@@ -212,7 +237,7 @@ def plot_image_age(inv: Inventory, ax: Axes | None = None) -> Axes:
     for number, repository in enumerate(named):
         part = frame[frame["repository"] == repository]
         ax.scatter(part["created"].dt.tz_convert(None), part["size"].astype(float), s=18,
-                   alpha=0.8, color=colours(number), label=repository)
+                   alpha=0.8, color=colours(number), label=_legend_label(repository))
     rest = frame[~frame["repository"].isin(named)]
     if len(rest):
         ax.scatter(rest["created"].dt.tz_convert(None), rest["size"].astype(float), s=12,
@@ -237,7 +262,8 @@ def plot_growth(before: Inventory, after: Inventory, ax: Axes | None = None, *,
     if frame.empty:
         return _nothing(ax, title, "no repositories in either inventory")
     colors = ["#c44e52" if c > 0 else "#55a868" for c in frame["change"]]
-    ax.barh(frame["repository"].astype(str), frame["change"], color=colors)
+    ax.barh(_named_bars(ax, frame["repository"].astype(str).tolist()), frame["change"],
+            color=colors)
     ax.axvline(0, color="black", linewidth=0.8)
     _byte_axis(ax.xaxis)
     ax.set_xlabel("change in stored bytes")

@@ -2,7 +2,10 @@
 
 A pure function gathers the figures (:func:`report_data`); a Jinja template with
 autoescape renders them; plots are embedded as base64 SVG images. Nothing is
-fetched when the file is opened, and every string from the registry is escaped.
+fetched when the file is opened, and every string from the registry is inert: made
+printable (no bidi override reorders a row, no control character or lone surrogate
+reaches the file) and HTML-escaped by the template, which marks nothing ``|safe``;
+the plots label outside text with ``plot_label``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .._text import printable
 from .._units import format_bytes
 from .._version import __version__
 from ..analysis._reclaim import PartialInventoryWarning
@@ -175,9 +179,11 @@ def render_report(inv: Inventory, **options: Any) -> str:
     """The report as one HTML string (options: :func:`report_data`'s)."""
     import jinja2
 
+    # finalize runs on every {{ value }} before autoescape: a name, tag or error holding
+    # a bidi override or a control character shows it as an escape instead of acting
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("reginsight.present", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined)
+        autoescape=True, undefined=jinja2.StrictUndefined, finalize=printable)
     environment.globals["zip"] = zip
     return environment.get_template("report.html.j2").render(**report_data(inv, **options))
 

@@ -11,12 +11,15 @@ after the deletion. Only that button touches the network.
 The tables are itables' ``ITable`` widgets (DataTables): sorted and searched in the
 browser, so a keystroke in a search box costs the kernel nothing; the plan's own
 inputs are debounced.
+
+Every outside string put into an ``HTML`` widget (a registry's URL, an error, a tag)
+passes ``inert`` (printable, then escaped); the descriptions and tab titles, which
+Jupyter typesets with MathJax, are this module's own words only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,7 +34,7 @@ from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._after import inventory_after
 from ..ops._apply import apply_cleanup
 from ..ops._plan import CHILD_OF, SUGGESTED_POLICY, plan_cleanup
-from ._browse import Browse, html_table
+from ._browse import Browse, html_table, inert
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -71,12 +74,12 @@ def _disk_page(inv: Inventory) -> str:
         plain = gc_preview(inv)
         risky = gc_preview(inv, delete_untagged=True)
     except ReginsightError as exc:
-        return "".join(parts) + f"<p>{html.escape(str(exc))}</p>"
+        return "".join(parts) + f"<p>{inert(exc)}</p>"
     broken = list(broken_images(risky)["tag"])
     parts.append(f"<p>garbage-collect frees {format_bytes(int(plain['size'].sum()))}; with "
                  f"--delete-untagged {format_bytes(int(risky['size'].sum()))} and breaks "
                  f"{len(broken)} tagged images{': ' if broken else ''}"
-                 f"{html.escape(', '.join(broken[:20]))}</p>")
+                 f"{inert(', '.join(broken[:20]))}</p>")
     return "".join(parts)
 
 
@@ -118,7 +121,7 @@ class Explorer(widgets.VBox):
         self.delete.on_click(lambda _: self._ask())
         self.confirm.on_click(lambda _: self._apply())
         self.cancel.on_click(lambda _: self._ask(show=False))
-        where = (f"deletes from {html.escape(registry.url)}" if registry is not None
+        where = (f"deletes from {inert(registry.url)}" if registry is not None
                  else "no registry given: explore(inv, registry=reg) to delete")
         cleanup = widgets.VBox([
             widgets.HBox([self.keep_last, self.older_than, self.protect]), self.plan_view,
@@ -151,7 +154,7 @@ class Explorer(widgets.VBox):
 
     def _show(self, inv: Inventory) -> None:
         self.browse.show(inv)
-        self.title.value = (f"<b>{html.escape(inv.registry)}</b>, "
+        self.title.value = (f"<b>{inert(inv.registry)}</b>, "
                             f"{'storage read' if inv.from_storage else 'crawled'} "
                             f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {len(inv.tags)} tags")
         if inv.from_storage:
@@ -178,7 +181,7 @@ class Explorer(widgets.VBox):
                                     now=self.inv.taken_at)
         except PlanError as exc:
             self._plan = None
-            self.plan_view.value = f"<p style='color:#b00'>{html.escape(str(exc))}</p>"
+            self.plan_view.value = f"<p style='color:#b00'>{inert(exc)}</p>"
             self.delete.disabled = True
             return
         self._plan = plan
@@ -202,7 +205,7 @@ class Explorer(widgets.VBox):
             doomed = self._plan[self._plan["action"] == "delete"]
             self.result.value = (f"<p>Delete {int(doomed['tag'].notna().sum())} tags"
                                  f"{_untagged(doomed)} from "
-                                 f"{html.escape(self.registry.url)}? This cannot be undone.</p>")
+                                 f"{inert(self.registry.url)}? This cannot be undone.</p>")
 
     def _apply(self) -> None:
         if self._applying or self.registry is None or self._plan is None:
@@ -220,7 +223,7 @@ class Explorer(widgets.VBox):
             failure = ""
         except RegistryError as exc:  # stopped part way: what was done is in its result
             outcome = getattr(exc, "result", None)
-            failure = f"<p style='color:#b00'>{html.escape(str(exc))}</p>"
+            failure = f"<p style='color:#b00'>{inert(exc)}</p>"
         done = (outcome[outcome["status"] == "deleted"] if outcome is not None
                 else pd.DataFrame(columns=["repository", "digest"]))
         deleted = plan[(plan["action"] == "delete") & pd.MultiIndex.from_frame(
@@ -241,7 +244,7 @@ class Explorer(widgets.VBox):
         try:
             self._show(inventory_after(before, deleted))
         except ReginsightError as exc:
-            self.result.value += f"<p style='color:#b00'>{html.escape(str(exc))}</p>"
+            self.result.value += f"<p style='color:#b00'>{inert(exc)}</p>"
 
     @staticmethod
     def _unsure(outcome: pd.DataFrame) -> str:
