@@ -18,10 +18,12 @@ them is defined here. ``RegistryError`` is the same class under its first name, 
     ├── DigestMismatch          bytes received do not hash to the digest expected
     ├── TooLarge                a body exceeds the size reginsight will read
     ├── ProtocolViolation       the server broke the protocol (foreign Link, bad header, ...)
-    │   └── UnsafeAddress           a request would go to a metadata, link-local or foreign address
+    │   ├── UnsafeAddress           a request would go to a metadata, link-local or foreign address
+    │   └── ListingTooLong          a paginated listing went past its page or time bound
     ├── CredentialsError        docker config or a credential helper could not be read
     ├── NotARegistry            the URL answers, but not as a registry API V2
     ├── RegistryUnreachable     connection refused, DNS failure, TLS failure, timeout
+    │   └── DeadlineExceeded        an answer too slow: past its deadline, below its minimum rate
     └── ResponseError           the registry answered with an error status
         ├── AuthenticationError     401: missing or wrong credentials
         ├── PermissionDenied        403
@@ -137,6 +139,19 @@ class UnsafeAddress(ProtocolViolation):
     registry's network."""
 
 
+class ListingTooLong(ProtocolViolation):
+    """A paginated listing (catalog, tags, referrers) went past a bound before its last
+    page: ``bound`` is ``"pages"`` (``Registry(max_pages=)``) or ``"time"``
+    (``Registry(listing_time=)``); ``pages`` and ``entries`` say how far it got. An
+    endless ``Link`` chain ends here; what was read is not returned as if whole."""
+
+    def __init__(self, message: str, *, bound: str, pages: int, entries: int) -> None:
+        super().__init__(message)
+        self.bound = bound
+        self.pages = pages
+        self.entries = entries
+
+
 class CredentialsError(RegistryError):
     """Docker's config file or a credential helper failed (not: no credentials found)."""
 
@@ -147,6 +162,13 @@ class NotARegistry(RegistryError):
 
 class RegistryUnreachable(RegistryError):
     """The registry could not be reached: refused connection, DNS, TLS or timeout."""
+
+
+class DeadlineExceeded(RegistryUnreachable):
+    """The registry answered too slowly: a body read whole did not end within its
+    deadline (``Registry(deadline=)``), or a streamed download fell below its minimum
+    rate (``Registry(min_rate=)``). A dripping server ends here instead of holding
+    the caller for as long as it likes."""
 
 
 class ResponseError(RegistryError):

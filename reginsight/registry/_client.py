@@ -6,6 +6,7 @@ import contextlib
 import http.cookiejar
 import io
 import json
+import math
 import os
 import ssl
 import time
@@ -37,7 +38,17 @@ from ._hosts import redact
 from ._manifest import Descriptor, Manifest
 from ._reference import validate_repository
 from ._retry import RetryPolicy
-from ._transport import FALLBACK, LIMIT, PULL, Body, GuardedTransport, ssl_context
+from ._transport import (
+    FALLBACK,
+    LIMIT,
+    MIN_RATE,
+    PULL,
+    STREAM,
+    Body,
+    GuardedTransport,
+    Pace,
+    ssl_context,
+)
 from .protocol import RateLimit
 
 #: Blobs up to this size (and all in-memory bytes up to it) go in one PUT.
@@ -75,6 +86,10 @@ class RegistrySettings:
     cert: str | tuple[str, str] | None = None
     insecure: bool = False
     timeout: float = 30.0
+    deadline: float | None = None  # None: the timeout
+    min_rate: float = MIN_RATE
+    listing_time: float = proto.LISTING_TIME
+    max_pages: int = proto.MAX_PAGES
     max_connections: int = 32
     retry: RetryPolicy | None = None
     transport: httpx.BaseTransport | None = None
@@ -103,10 +118,22 @@ class Registry:
 
     Keyword options: ``verify`` (True, a CA bundle path, or an ``ssl.SSLContext``),
     ``cert`` (client certificate: a PEM path, or ``(cert, key)`` paths), ``insecure``
-    (no TLS verification: only when asked), ``timeout`` in seconds,
-    ``max_connections`` for the pool threads share, ``docker_config`` (path of a
-    docker config.json), ``retry`` (a :class:`RetryPolicy`: attempts and backoff for
-    408/429/5xx and dropped connections), ``transport`` (an httpx transport, for tests).
+    (no TLS verification: only when asked), ``timeout`` in seconds (to connect, and
+    for each read), ``max_connections`` for the pool threads share, ``docker_config``
+    (path of a docker config.json), ``retry`` (a :class:`RetryPolicy`: attempts and
+    backoff for 408/429/5xx and dropped connections), ``transport`` (an httpx
+    transport, for tests).
+
+    Slow servers are bounded, not only stalled ones (a server may send a byte a
+    second): ``deadline`` (seconds; None, the default: ``timeout``) is the time an
+    answer read whole (a manifest, a listing page, an error, a token, the ping) may
+    take to arrive; ``min_rate`` (bytes/s, default 4096; 0: none) is the rate a blob
+    download must keep on average once ``timeout`` seconds have passed, so a big blob
+    on a slow link still comes. Too slow: DeadlineExceeded (a RegistryUnreachable),
+    not retried. A listing (catalog, tags, referrers) stops after ``listing_time``
+    seconds (default 600) or ``max_pages`` pages (default 10,000) with ListingTooLong,
+    never handing back part of a listing as if it were whole.
+
     ``settings`` keeps all of these (credentials resolved) to build the same client
     elsewhere (:meth:`from_settings`).
     """
@@ -122,11 +149,17 @@ class Registry:
         cert: str | tuple[str, str] | None = None,
         insecure: bool = False,
         timeout: float = 30.0,
+        deadline: float | None = None,
+        min_rate: float = MIN_RATE,
+        listing_time: float = proto.LISTING_TIME,
+        max_pages: int = proto.MAX_PAGES,
         max_connections: int = 32,
         docker_config: str | os.PathLike[str] | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        _check_bounds(deadline=deadline, min_rate=min_rate, listing_time=listing_time,
+                      max_pages=max_pages)
         parsed = proto.parse_registry_url(url)
         self.url = parsed.base
         if credentials is None:
@@ -145,11 +178,16 @@ class Registry:
             transport = httpx.HTTPTransport(
                 verify=ssl_context(verify, cert, insecure=insecure), limits=limits
             )
-        self._transport = GuardedTransport(transport, retry=retry)
+        patience = math.inf if timeout is None else timeout  # httpx's None: no timeout
+        pace = Pace(timeout=timeout, deadline=patience if deadline is None else deadline,
+                    min_rate=min_rate, grace=patience)
+        self._transport = GuardedTransport(transport, retry=retry, pace=pace)
         self.settings = RegistrySettings(
             url=self.url, credentials=credentials, verify=verify, cert=cert,
-            insecure=insecure, timeout=timeout, max_connections=max_connections,
-            retry=self._transport.backoff.policy, transport=given_transport)
+            insecure=insecure, timeout=timeout, deadline=deadline, min_rate=min_rate,
+            listing_time=listing_time, max_pages=max_pages,
+            max_connections=max_connections, retry=self._transport.backoff.policy,
+            transport=given_transport)
         self._heads_refused_until = 0.0  # monotonic time; see manifest_descriptor
         self._http = httpx.Client(
             auth=RegistryAuth(credentials, registry_url=self.url),
@@ -171,6 +209,8 @@ class Registry:
         """A client built as ``settings`` say (pings the registry, as the constructor does)."""
         return cls(settings.url, credentials=settings.credentials, verify=settings.verify,
                    cert=settings.cert, insecure=settings.insecure, timeout=settings.timeout,
+                   deadline=settings.deadline, min_rate=settings.min_rate,
+                   listing_time=settings.listing_time, max_pages=settings.max_pages,
                    max_connections=settings.max_connections, retry=settings.retry,
                    transport=settings.transport)
 
@@ -250,11 +290,15 @@ class Registry:
                            status=exc.status, url=exc.url, errors=exc.errors) from exc
 
     @contextmanager
-    def _exchange(self, request: proto.Request) -> Iterator[httpx.Response]:
+    def _exchange(self, request: proto.Request, *, streamed: bool = False
+                  ) -> Iterator[httpx.Response]:
         """Send ``request``; the streaming response, released (and its request body
-        let go) on exit."""
+        let go) on exit. ``streamed``: its body goes to the caller as it comes (a blob
+        download), held to a minimum rate rather than a deadline."""
         url = self._absolute(request.url)
         extensions: dict[str, Any] = {SCOPE: request.scope}
+        if streamed:
+            extensions[STREAM] = True
         if request.limit is not None:
             extensions[LIMIT] = request.limit
         if request.pull:
@@ -315,27 +359,25 @@ class Registry:
                     break
             return b"".join(parts)
 
-    def _pages(self, first: proto.Request,
+    def _pages(self, what: str, first: proto.Request,
                interpret: Callable[[proto.Request, proto.Answer], proto.Page]
                ) -> Iterator[proto.Page]:
-        """Every page, following Link rel="next"; a loop is refused."""
-        seen: set[str] = set()
+        """Every page, following Link rel="next"; a loop is refused, and a listing
+        past ``max_pages`` or ``listing_time`` stops (ListingTooLong)."""
+        paging = self._paging(what)
+        started = time.monotonic()
         request: proto.Request | None = first
         while request is not None:
-            url = self._unseen_page(seen, request)
+            url = self._absolute(request.url)
+            paging.admit(url, time.monotonic() - started)
             page = self._call(request, lambda answer, asked=request: interpret(asked, answer))
-            if not page.again:  # the same page asked smaller is not a loop
-                seen.add(url)
+            paging.read(url, len(page.entries) + len(page.invalid), again=page.again)
             yield page
             request = page.next
 
-    def _unseen_page(self, seen: set[str], request: proto.Request) -> str:
-        """The page's absolute URL; a page asked twice, or too many, is a loop."""
-        url = self._absolute(request.url)
-        if url in seen or len(seen) >= proto.MAX_PAGES:
-            raise ProtocolViolation(
-                f"{redact(url)}: pagination loops; stopped after {len(seen)} pages")
-        return url
+    def _paging(self, what: str) -> proto.Paging:
+        return proto.Paging(what, max_pages=self.settings.max_pages,
+                            max_seconds=self.settings.listing_time)
 
     # ------------------------------------------------------------ read API
 
@@ -348,7 +390,8 @@ class Registry:
         that is not a valid repository name raises ProtocolViolation, so every name
         returned can be asked for; :meth:`catalog` sets such entries apart instead.
         """
-        return [name for page in self._pages(proto.catalog_page(page_size=page_size),
+        return [name for page in self._pages("the catalog",
+                                             proto.catalog_page(page_size=page_size),
                                              proto.interpret_catalog_page)
                 for name in page.entries]
 
@@ -358,7 +401,7 @@ class Registry:
         that are no repository name, set apart (each ``shown`` safely, with its
         ``problem``), never put in a URL. What a crawl reads: one bad entry there is an
         ``errors`` row, not the end of the crawl."""
-        pages = list(self._pages(proto.catalog_page(page_size=page_size),
+        pages = list(self._pages("the catalog", proto.catalog_page(page_size=page_size),
                                  partial(proto.interpret_catalog_page, keep_invalid=True)))
         return proto.Listing(names=tuple(name for page in pages for name in page.entries),
                              invalid=tuple(entry for page in pages for entry in page.invalid))
@@ -367,7 +410,8 @@ class Registry:
         """Every tag of ``repository`` (all pages), sorted; registries serve them unsorted.
         A tag that is not valid raises ProtocolViolation."""
         with self._naming_404(repository, "repository unknown"):
-            return sorted({tag for page in self._pages(proto.tags_page(repository),
+            return sorted({tag for page in self._pages(f"tags of {repository}",
+                                                       proto.tags_page(repository),
                                                        proto.interpret_tags_page)
                            for tag in page.entries})
 
@@ -413,16 +457,19 @@ class Registry:
         referrers API: its referrers are then indexed under the fallback tag
         (``proto.fallback_tag(digest)``)."""
         found: list[Descriptor] = []
-        seen: set[str] = set()
+        paging = self._paging(f"referrers of {repository}@{digest}")
+        started = time.monotonic()
         request: proto.Request | None = proto.referrers(repository, digest,
                                                          artifact_type=artifact_type)
         while request is not None:
-            seen.add(self._unseen_page(seen, request))
+            url = self._absolute(request.url)
+            paging.admit(url, time.monotonic() - started)
             page = self._call(request, lambda answer, asked=request: proto.interpret_referrers(
                 asked, answer, artifact_type=artifact_type))
             if page is None:
                 return None
             entries, request = page
+            paging.read(url, len(entries))
             found.extend(entries)
         return found
 
@@ -446,7 +493,7 @@ class Registry:
         Authorization header when the redirect leaves the registry's origin.
         """
         request = proto.get_blob(repository, digest)
-        with self._exchange(request) as response:
+        with self._exchange(request, streamed=True) as response:
             size = proto.interpret_blob_start(self._answer(request, response, read=False))
             chunks = self._resumable(response, repository, digest, chunk_size)
             with BlobReader(chunks, digest=digest, size=size) as reader:
@@ -482,7 +529,7 @@ class Registry:
                 resumed.close()  # the previous resumption's response
                 backoff.retry(host)
                 request = proto.get_blob(repository, digest, offset=received)
-                current = resumed.enter_context(self._exchange(request))
+                current = resumed.enter_context(self._exchange(request, streamed=True))
                 skip = proto.resume_skip(self._answer(request, current, read=False), received)
 
     # ------------------------------------------------------------ write API
@@ -637,6 +684,19 @@ class Registry:
         """
         self._call(proto.untag(repository, tag),
                    lambda answer: proto.interpret_untag(answer, registry=self.url))
+
+
+def _check_bounds(*, deadline: float | None, min_rate: float, listing_time: float,
+                  max_pages: int) -> None:
+    """Refuse a bound that would refuse every answer (0 s) or none by mistake (-1)."""
+    wrong = [f"{name}={value!r}" for name, value, ok in (
+        ("deadline", deadline, deadline is None or deadline > 0),
+        ("min_rate", min_rate, min_rate >= 0),
+        ("listing_time", listing_time, listing_time > 0),
+        ("max_pages", max_pages, max_pages >= 1)) if not ok]
+    if wrong:
+        raise ValueError(f"Registry({', '.join(wrong)}): deadline and listing_time must be "
+                         "> 0, min_rate >= 0 (0: no minimum), max_pages >= 1")
 
 
 def _manifest_name(repository: str, reference: str) -> str:

@@ -5,18 +5,22 @@ caps reginsight promises (error bodies, token bodies) are enforced here, below
 httpx, where every byte passes. The same place refuses addresses no registry
 traffic should reach (cloud metadata services, link-local hosts) and retries what
 a busy or flaky server deserves another try for, so every request gets it: API
-calls, token requests, redirects alike.
+calls, token requests, redirects alike. It also holds every answer to a pace
+(:class:`Pace`): httpx's timeout bounds one read, so a server sending a byte a
+second would otherwise hold the caller for as long as it likes.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 
-from .._errors import CredentialsError, TooLarge, UnsafeAddress
+from .._errors import CredentialsError, DeadlineExceeded, TooLarge, UnsafeAddress
 from . import _retry
 from ._hosts import origin, unsafe_host_reason
 from ._retry import RETRY_STATUSES, HostBackoff, RetryPolicy, may_retry
@@ -33,6 +37,73 @@ REALM_ORIGIN = "reginsight.token_for"
 PULL = "reginsight.pull"
 #: A request whose caller falls back to another way when refused with 429.
 FALLBACK = "reginsight.fallback"
+#: A request whose 2xx body the caller streams (a blob download): held to a minimum
+#: rate, not a deadline. httpx copies extensions to redirects: a CDN's answer too.
+STREAM = "reginsight.stream"
+#: Bytes/s a streamed body must average (``Registry(min_rate=)``): slower than any
+#: link worth the name (32 kbit/s), far faster than a drip.
+MIN_RATE = 4096.0
+_TIMEOUTS = ("connect", "read", "write", "pool")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pace:
+    """How slowly a server may answer, past httpx's timeout of one read (``timeout``,
+    also the timeout of requests httpx sends without one: token requests of an auth
+    flow).
+
+    A body read whole (documents, listings, error bodies, token answers, the ping)
+    must come within ``deadline`` seconds. A streamed body (a blob download) instead
+    must average ``min_rate`` bytes/s (0: no minimum) once ``grace`` seconds have
+    passed, so a big blob on a slow, honest link comes whole and a drip does not.
+    Only time spent waiting for the server counts: a caller that reads slowly (a copy
+    uploading as it downloads) is not the server's fault. Bytes are judged as they
+    come, so a body may run over by one read (``timeout``). The head (status line
+    and headers) is bounded per read only, as httpx does: it passes below this layer.
+    """
+
+    timeout: float | None = 30.0
+    deadline: float = 30.0
+    min_rate: float = MIN_RATE
+    grace: float = 30.0
+
+
+class _Paced(httpx.SyncByteStream):
+    """Passes a body through while its server keeps ``pace``; else DeadlineExceeded."""
+
+    def __init__(self, inner: httpx.SyncByteStream, pace: Pace, where: str, *,
+                 streamed: bool) -> None:
+        self._inner, self._pace, self._where, self._streamed = inner, pace, where, streamed
+
+    def __iter__(self) -> Iterator[bytes]:
+        waited, received = 0.0, 0
+        chunks = iter(self._inner)
+        while True:
+            asked = time.monotonic()
+            chunk = next(chunks, None)
+            waited += time.monotonic() - asked
+            if chunk is None:
+                return
+            received += len(chunk)
+            self._keep_pace(waited, received)
+            yield chunk
+
+    def _keep_pace(self, waited: float, received: int) -> None:
+        pace = self._pace
+        if not self._streamed and waited > pace.deadline:
+            raise DeadlineExceeded(
+                f"{self._where}: the answer did not arrive within its {pace.deadline:g}-"
+                f"second deadline ({received} bytes in {waited:.1f} s); the server is "
+                "too slow or dripping")
+        if (self._streamed and pace.min_rate and waited > pace.grace
+                and received < pace.min_rate * waited):
+            raise DeadlineExceeded(
+                f"{self._where}: {received} bytes in {waited:.1f} s, below the minimum "
+                f"rate of {pace.min_rate:g} bytes/s; the server is too slow or dripping")
+
+    def close(self) -> None:
+        self._inner.close()
+
 
 class _CappedStream(httpx.SyncByteStream):
     """Passes an error body through, cut at ``limit`` bytes."""
@@ -60,12 +131,20 @@ def _where(request: httpx.Request) -> str:
 class GuardedTransport(httpx.BaseTransport):
     """Wraps a transport: refuses unsafe hosts, retries what is worth retrying (with
     one backoff per host), reads small bodies here so a truncated one is retried like
-    a reset, and caps the bodies that must stay small."""
+    a reset, caps the bodies that must stay small and holds every answer to a pace.
 
-    def __init__(self, inner: httpx.BaseTransport, *, retry: RetryPolicy | None = None
-                 ) -> None:
+    An answer past its deadline (or below its rate) is not tried again: it came, only
+    too slowly for the bound the caller set, and a dripping server spends that whole
+    bound on every attempt; retried, the caller would wait ``attempts`` times the
+    bound it asked for. A crawl makes it an ``errors`` row and goes on. A read that
+    times out (nothing at all for ``timeout``) is still retried: a stalled connection
+    is often that connection alone."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, retry: RetryPolicy | None = None,
+                 pace: Pace | None = None) -> None:
         self._inner = inner
         self.backoff = HostBackoff(retry or _retry.DEFAULT_POLICY)
+        self.pace = pace or Pace()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
@@ -77,6 +156,7 @@ class GuardedTransport(httpx.BaseTransport):
             raise UnsafeAddress(f"token request for {realm} redirected to "
                                 f"{origin(str(request.url))}; refused: "
                                 "credentials go to the realm the registry named, nowhere else")
+        self._bound_reads(request)
         backoff, attempts = self.backoff, self.backoff.policy.attempts
         pull = bool(request.extensions.get(PULL))
         lanes = (host, backoff.pulls_lane(host)) if pull else (host,)
@@ -98,7 +178,7 @@ class GuardedTransport(httpx.BaseTransport):
                     retry_after = rate.reset  # the IETF draft's way of saying when
                 if status == 429 and self._answer_now(request, host, retry_after):
                     return self._settle(request, response)
-                _discard(response)
+                self._discard(request, response)
                 # a refused pull holds back pulls only; anything else, the whole host
                 backoff.failure(lanes[-1] if status == 429 else host, retry_after)
                 continue
@@ -114,6 +194,21 @@ class GuardedTransport(httpx.BaseTransport):
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def _bound_reads(self, request: httpx.Request) -> None:
+        """Give every read a timeout: httpx sends the token request of an auth flow
+        with none, and a stalled realm held the caller forever. A new dict: redirects
+        share the extensions of the request they follow."""
+        given = request.extensions.get("timeout") or {}
+        wanted = {key: self.pace.timeout if given.get(key) is None else given[key]
+                  for key in _TIMEOUTS}
+        if wanted != given:
+            request.extensions = {**request.extensions, "timeout": wanted}
+
+    def _paced(self, request: httpx.Request, stream: httpx.SyncByteStream, *,
+               streamed: bool = False) -> _Paced:
+        return _Paced(stream, self.pace, f"{request.method} {_where(request)}",
+                      streamed=streamed)
+
     def _answer_now(self, request: httpx.Request, host: str, retry_after: float | None
                     ) -> bool:
         """Whether a 429 goes back to the caller at once instead of being waited out:
@@ -128,14 +223,20 @@ class GuardedTransport(httpx.BaseTransport):
             not told)
 
     def _settle(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
-        """Cap error bodies; read bodies of requests with a LIMIT (refusing larger ones)."""
+        """Cap error bodies; read bodies of requests with a LIMIT (refusing larger ones);
+        hold every body to its pace."""
         assert isinstance(response.stream, httpx.SyncByteStream)
         if not 200 <= response.status_code < 300:
-            response.stream = _CappedStream(response.stream, ERROR_BODY_LIMIT)
+            response.stream = self._paced(
+                request, _CappedStream(response.stream, ERROR_BODY_LIMIT))
             return response
         limit = request.extensions.get(LIMIT)
         if limit is None:
-            return response  # a blob: streamed; downloads resume themselves
+            # a blob (streamed; downloads resume themselves) or a small answer the
+            # client reads whole (the ping, an upload's)
+            response.stream = self._paced(request, response.stream,
+                                          streamed=bool(request.extensions.get(STREAM)))
+            return response
         announced = response.headers.get("content-length", "")
         if announced.isdigit() and int(announced) > limit:
             response.close()
@@ -143,7 +244,7 @@ class GuardedTransport(httpx.BaseTransport):
                            f"{limit}-byte limit; not read")
         chunks, seen = [], 0
         try:
-            for chunk in response.stream:
+            for chunk in self._paced(request, response.stream):
                 seen += len(chunk)
                 if seen > limit:
                     raise TooLarge(f"{_where(request)}: body exceeds the {limit}-byte "
@@ -158,19 +259,20 @@ class GuardedTransport(httpx.BaseTransport):
                               content=b"".join(chunks), request=request,
                               extensions=response.extensions)
 
+    def _discard(self, request: httpx.Request, response: httpx.Response) -> None:
+        """Read a little of a response we will not use, so its connection can be
+        reused; one that drips is dropped at its deadline."""
+        capped = _CappedStream(response.stream, ERROR_BODY_LIMIT)  # type: ignore[arg-type]
+        try:
+            for _ in self._paced(request, capped):
+                pass
+        except (httpx.TransportError, DeadlineExceeded):
+            pass
+        finally:
+            response.close()
+
     def close(self) -> None:
         self._inner.close()
-
-
-def _discard(response: httpx.Response) -> None:
-    """Read a little of a response we will not use, so its connection can be reused."""
-    try:
-        for _ in _CappedStream(response.stream, ERROR_BODY_LIMIT):  # type: ignore[arg-type]
-            pass
-    except httpx.TransportError:
-        pass
-    finally:
-        response.close()
 
 
 class Body(httpx.SyncByteStream):

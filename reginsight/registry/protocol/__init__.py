@@ -56,10 +56,12 @@ from ._challenges import Challenge, parse_challenges
 from ._links import next_link
 from ._listing import (
     LIST_PAGE_LIMIT,
+    LISTING_TIME,
     MAX_PAGES,
     InvalidEntry,
     Listing,
     Page,
+    Paging,
     catalog_page,
     interpret_catalog_page,
     interpret_tags_page,
@@ -97,9 +99,9 @@ from ._referrers import fallback_tag, interpret_referrers, referrers
 from ._scopes import CATALOG_SCOPE, merge_scopes, repository_scope
 
 __all__ = [
-    "CATALOG_SCOPE", "DOCKER_CONTENT_DIGEST", "LIST_PAGE_LIMIT", "MANIFEST_LIMIT", "MAX_PAGES",
-    "SMALL_BODY_LIMIT", "Answer", "Challenge", "ErrorCode", "InvalidEntry", "Listing",
-    "MountResult", "Page", "RateLimit", "RegistryURL",
+    "CATALOG_SCOPE", "DOCKER_CONTENT_DIGEST", "LISTING_TIME", "LIST_PAGE_LIMIT",
+    "MANIFEST_LIMIT", "MAX_PAGES", "SMALL_BODY_LIMIT", "Answer", "Challenge", "ErrorCode",
+    "InvalidEntry", "Listing", "MountResult", "Page", "Paging", "RateLimit", "RegistryURL",
     "Request", "UploadProgress", "accepted_offset", "announced_digest", "blob_path",
     "cancel_upload", "catalog_page", "check", "check_ping", "decipher_error",
     "delete_manifest", "fallback_tag", "finish_upload", "get_blob", "get_manifest",

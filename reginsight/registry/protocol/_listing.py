@@ -2,7 +2,9 @@
 
 The next page comes from the ``Link`` header (same origin only). A registry that
 refuses the page size (400 PAGINATION_NUMBER_INVALID) is asked the same page again
-with a smaller ``n``.
+with a smaller ``n``. A listing is bounded (:class:`Paging`): a page asked twice is a
+loop, and past a number of pages or seconds it stops with ListingTooLong, never
+handing back part of a listing as if it were whole.
 
 An entry that is no valid name is the server's fault. By default it refuses the page
 (ProtocolViolation): whoever asked gets only names they can ask for. A caller that
@@ -17,8 +19,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._errors import CatalogUnavailable, InvalidReference, ProtocolViolation, ResponseError
+from ..._errors import (
+    CatalogUnavailable,
+    InvalidReference,
+    ListingTooLong,
+    ProtocolViolation,
+    ResponseError,
+)
 from ..._json import json_object
+from .._hosts import redact
 from .._reference import validate_repository, validate_tag
 from ._links import next_link
 from ._message import Answer, ErrorCode, Request, check
@@ -27,8 +36,12 @@ from ._scopes import CATALOG_SCOPE, pull_scope
 
 #: Catalog and tag-list pages are JSON lists of names; a page over this is refused.
 LIST_PAGE_LIMIT = 32 * 1024 * 1024
-#: A paginated listing that goes on longer than this is a loop or an attack.
-MAX_PAGES = 100_000
+#: Pages a listing may take (``Registry(max_pages=)``): a million names at the 100
+#: a page Distribution serves; an endless Link chain stops here at the latest.
+MAX_PAGES = 10_000
+#: Seconds a listing may take (``Registry(listing_time=)``): a chain of fast pages
+#: would otherwise hold a crawl for hours before the page bound.
+LISTING_TIME = 600.0
 #: Pages are never asked smaller than this.
 MIN_PAGE_SIZE = 10
 #: How registries without a catalog refuse it: Docker Hub 401, GitLab 401 or 404,
@@ -71,6 +84,49 @@ class Listing:
 
     names: tuple[str, ...]
     invalid: tuple[InvalidEntry, ...] = ()
+
+
+@dataclass
+class Paging:
+    """How far a paginated listing (``what``: "the catalog", "tags of team/app") has
+    got, and whether it may go on. Pure: the caller says how long it has been going.
+    Call :meth:`admit` before asking a page, :meth:`read` once it is read."""
+
+    what: str
+    max_pages: int = MAX_PAGES
+    max_seconds: float = LISTING_TIME
+    pages: int = 0
+    entries: int = 0
+    seen: set[str] = field(default_factory=set, repr=False)
+
+    def admit(self, url: str, elapsed: float) -> None:
+        """May the page at ``url`` be asked, ``elapsed`` seconds into the listing?
+        A page asked before is a loop (ProtocolViolation); one past a bound,
+        ListingTooLong."""
+        if url in self.seen:
+            raise ProtocolViolation(f"{self.what}: {redact(url)}: pagination loops; "
+                                    f"stopped after {self.pages} pages")
+        if self.pages >= self.max_pages:
+            self._too_long(url, "pages", f"the {self.max_pages}-page bound (max_pages)")
+        if elapsed >= self.max_seconds:
+            self._too_long(url, "time", f"the {self.max_seconds:g}-second bound "
+                                        f"(listing_time) after {elapsed:.1f} s")
+
+    def read(self, url: str, entries: int, *, again: bool = False) -> None:
+        """Count the page read from ``url``, holding ``entries``; one refused and to
+        be asked again smaller (``again``) is neither a page nor a loop."""
+        if again:
+            return
+        self.seen.add(url)
+        self.pages += 1
+        self.entries += entries
+
+    def _too_long(self, url: str, bound: str, which: str) -> None:
+        raise ListingTooLong(
+            f"{self.what}: stopped at {which}: {self.pages} pages, {self.entries} "
+            f"entries read and more to come ({redact(url)}); the listing is incomplete, "
+            "so nothing of it is returned", bound=bound, pages=self.pages,
+            entries=self.entries)
 
 
 def catalog_page(*, page_size: int | None = None) -> Request:
