@@ -26,6 +26,7 @@ from ..registry._manifest import Descriptor, Manifest
 from ..registry.protocol import ErrorCode
 from ._assemble import assemble, crawled_rows, facts_of
 from ._facts import (
+    CONFIG_LIMIT,
     ConfigFacts,
     CrawlResult,
     Facts,
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
     from ..registry._client import Registry
     from ._inventory import Inventory
 
-#: Image configs are small JSON documents; a larger "config" is not read.
-CONFIG_LIMIT = 16 * 1024 * 1024
 DEFAULT_CONCURRENCY = 32
 
 

@@ -157,6 +157,10 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+#: an image config is a small JSON document; a larger one is not read (crawl and scan)
+CONFIG_LIMIT = 16 * 1024 * 1024
+
+
 def parse_config(raw: bytes) -> ConfigFacts:
     """created/os/architecture/variant of an image config blob."""
     doc = json_object(raw)

@@ -26,15 +26,21 @@ from ..registry._manifest import parse_manifest
 from ..registry._reference import validate_repository, validate_tag
 from ..registry.protocol import MANIFEST_LIMIT
 from ._assemble import assemble
-from ._facts import Blob, CrawlResult, Facts, ManifestInfo, manifest_info, parse_config
+from ._facts import (
+    CONFIG_LIMIT,
+    Blob,
+    CrawlResult,
+    Facts,
+    ManifestInfo,
+    manifest_info,
+    parse_config,
+)
 from ._frames import build, conform, tidy
 from ._inventory import Inventory
 from ._layout import V2, Entry, blob_path, classify, link_target
 from ._progress import progress_bar
 from ._stores import FsspecStore, LocalStore, open_store, shown, too_large
 
-#: an image config is a small JSON document (the crawl's cap); a larger one is not read
-CONFIG_LIMIT = 16 * 1024 * 1024
 #: a link holds one digest (``sha512:`` and 128 hex digits at most); ``startedat`` a
 #: timestamp. Anything past this is no such file, and is never read whole.
 SMALL_FILE_LIMIT = 512
