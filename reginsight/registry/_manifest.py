@@ -357,8 +357,12 @@ def parse_manifest(
         raise _fail("has both 'layers' and 'manifests'")
 
     schema1 = _is_schema1(doc, declared or served)
+    # A schema1 manifest's digest and size cover its signed payload: signatures that
+    # do not say what that is are refused, asked by digest or not. (Asked by the digest
+    # of its whole bytes, such a document parsed, and then its .size raised.)
+    payload = schema1_payload(raw) if schema1 else raw
     if digest is None:
-        digest = manifest_digest(raw, schema1=schema1)
+        digest = str(Digest.of(payload))
 
     common: dict[str, Any] = {"digest": digest, "raw": raw, "json": doc,
                               "schema_version": schema_version}
@@ -377,8 +381,20 @@ def parse_manifest(
         subject=parse_descriptor(doc["subject"], where="subject") if doc.get("subject") else None,
     )
     if "manifests" in doc or mt.is_index(media_type):
+        # One reading per document (CVE-2021-41190): an index holds no config, layers
+        # or blobs, and no image manifest type names one. Else the same bytes are two
+        # documents, and what one reading holds (an index's blobs) the other never sees.
+        image_parts = sorted({"config", "layers", "blobs"} & doc.keys())
+        if image_parts:
+            raise _fail(f"an index (with 'manifests' or an index mediaType) has "
+                        f"{image_parts[0]!r}")
+        if mt.is_image_manifest(media_type):
+            raise _fail(f"mediaType {media_type!r} names an image manifest, but the "
+                        "document has 'manifests'")
         return ImageIndex(**common, manifests=_descriptors(doc, "manifests"))
     config = doc.get("config")
+    if doc.get("layers") and doc.get("blobs"):  # one would go unread, unseen by a crawl
+        raise _fail("has both 'layers' and 'blobs'")
     layers = _descriptors(doc, "layers") or _descriptors(doc, "blobs")  # "blobs": OCI artifact
     return ImageManifest(
         **common,

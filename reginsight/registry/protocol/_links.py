@@ -8,9 +8,11 @@ from urllib.parse import urljoin
 from ..._errors import ProtocolViolation
 from .._hosts import redact, same_origin
 
-# <target> then ;-separated params whose quoted values may hold commas and semicolons
+# <target> then ;-separated params whose quoted values may hold commas and semicolons.
+# The target holds no "<": with [^>]* every "<" of a header without ">" scanned to its
+# end, quadratic (100 KiB of "<" took half a minute); a URI-reference has no "<".
 _LINK_RE = re.compile(
-    r'<([^>]*)>((?:\s*;\s*[^;,="\s]+\s*(?:=\s*(?:"(?:[^"\\]|\\.)*"|[^;,"]*))?)*)'
+    r'<([^<>]*)>((?:\s*;\s*[^;,="\s]+\s*(?:=\s*(?:"(?:[^"\\]|\\.)*"|[^;,"]*))?)*)'
 )
 _PARAM_RE = re.compile(r';\s*([^;,="\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,"\s]*)')
 
@@ -34,8 +36,16 @@ def next_link(link_header: str | None, request_url: str) -> str | None:
         # rel may hold several space-separated relation types
         if "next" not in {r for rel in rels for r in rel.split()}:
             continue
-        absolute = urljoin(request_url, target)
-        if not same_origin(absolute, request_url):
+        try:
+            absolute = urljoin(request_url, target)
+            foreign = not same_origin(absolute, request_url)
+        except ValueError:
+            # urlsplit refuses some targets ("http://[x", a port out of range or not
+            # a number): a malformed Link is the server's fault, not a crash of ours
+            raise ProtocolViolation(
+                f"registry at {redact(request_url)} sent a malformed Link target "
+                f"{target[:80]!r}") from None
+        if foreign:
             raise ProtocolViolation(
                 f"registry at {redact(request_url)} sent a Link to another origin "
                 f"({redact(absolute)}); refused"

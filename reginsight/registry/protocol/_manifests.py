@@ -65,7 +65,9 @@ def interpret_manifest_head(answer: Answer) -> Descriptor | None:
     check(answer)
     digest = announced_digest(answer)
     length = answer.header("content-length")
-    if digest is None or not length.isdigit():
+    # ASCII digits, and few enough for int(): isdigit() takes "²", which int() refuses,
+    # and int() refuses over 4300 digits (ValueError); no manifest is 10**19 bytes
+    if digest is None or not (length.isascii() and length.isdigit()) or len(length) > 19:
         return None
     # a Content-Type naming no manifest type (application/json) says nothing: unknown
     return Descriptor(media_type=manifest_type(answer.headers.get("content-type")),

@@ -131,7 +131,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # isascii: isdigit() also takes "²" and other digits float() refuses (ValueError);
+    # delta-seconds are ASCII digits only (RFC 9110)
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

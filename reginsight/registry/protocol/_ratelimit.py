@@ -46,7 +46,10 @@ class RateLimit:
         return text
 
 
-_RATE = re.compile(r"\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?")
+# At most 18 digits and not followed by more: int() refuses a string of over 4300
+# digits (ValueError), and no budget, window or reset is near 10**18. A longer number
+# is no number this header means: the server said nothing of it.
+_RATE = re.compile(r"\s*(\d{1,18})(?!\d)\s*(?:;\s*w\s*=\s*(\d{1,18})(?!\d))?")
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimit | None:
