@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 from ..._errors import DigestMismatch, ProtocolViolation, ResponseError
 from .._digest import Digest, validate_digest
 from .._reference import validate_repository
-from ._message import Answer, ErrorCode, Request, check
+from ._message import Answer, ErrorCode, Request, check, decimal
 from ._paths import blob_path, uploads_path, with_query
 from ._scopes import pull_scope, push_scope, repository_scope
 
@@ -35,10 +35,10 @@ def interpret_has_blob(answer: Answer) -> bool:
 def interpret_blob_size(answer: Answer) -> int:
     """The blob's size from a HEAD's ``Content-Length``."""
     check(answer)
-    length = answer.header("content-length")
-    if not length.isdigit():
+    length = decimal(answer.header("content-length"))
+    if length is None:
         raise ProtocolViolation(f"{answer.where}: no Content-Length")
-    return int(length)
+    return length
 
 
 def get_blob(repository: str, digest: str, *, offset: int = 0) -> Request:
@@ -54,8 +54,7 @@ def get_blob(repository: str, digest: str, *, offset: int = 0) -> Request:
 def interpret_blob_start(answer: Answer) -> int | None:
     """Check the head of a blob download; the size announced, if any."""
     check(answer)
-    length = answer.header("content-length")
-    return int(length) if length.isdigit() else None
+    return decimal(answer.header("content-length"))
 
 
 def resume_skip(answer: Answer, offset: int) -> int:
@@ -90,9 +89,7 @@ def location(answer: Answer) -> str:
 def range_end(answer: Answer) -> int | None:
     """The last byte offset a ``Range: 0-N`` header reports (None without one)."""
     _, sep, end = answer.header("range").partition("-")
-    if not sep or not end.strip().isdigit():
-        return None
-    return int(end)
+    return decimal(end) if sep else None
 
 
 def start_upload(repository: str) -> Request:

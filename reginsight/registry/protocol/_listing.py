@@ -30,7 +30,7 @@ from ..._json import json_object
 from .._hosts import redact
 from .._reference import validate_repository, validate_tag
 from ._links import next_link
-from ._message import Answer, ErrorCode, Request, check
+from ._message import Answer, ErrorCode, Request, check, decimal
 from ._paths import query_param, tags_path, with_query
 from ._scopes import CATALOG_SCOPE, pull_scope
 
@@ -239,10 +239,10 @@ def smaller_page(request: Request, error: ResponseError) -> Request | None:
     """On 400 PAGINATION_NUMBER_INVALID, the same page asked with a smaller ``n``."""
     if error.status != 400 or ErrorCode.PAGINATION_NUMBER_INVALID not in error.codes:
         return None
-    current = query_param(request.url, "n") or ""
-    if not current.isdigit() or int(current) <= MIN_PAGE_SIZE:
+    current = decimal(query_param(request.url, "n"))  # the registry's Link may set it
+    if current is None or current <= MIN_PAGE_SIZE:
         return None
-    smaller = str(max(MIN_PAGE_SIZE, int(current) // 2))
+    smaller = str(max(MIN_PAGE_SIZE, current // 2))
     return Request(method="GET", url=with_query(request.url, n=smaller), scope=request.scope,
                    limit=request.limit)
 

@@ -15,7 +15,7 @@ from ..._mediatypes import MANIFEST_ACCEPT, manifest_type
 from .._digest import is_digest, validate_digest
 from .._manifest import Descriptor, Manifest, parse_manifest
 from .._reference import validate_tag
-from ._message import Answer, Request, check
+from ._message import Answer, Request, check, decimal
 from ._paths import manifest_path
 from ._scopes import delete_scope, pull_scope, push_scope
 
@@ -64,14 +64,12 @@ def interpret_manifest_head(answer: Answer) -> Descriptor | None:
     the digest or the size (ask with GET then)."""
     check(answer)
     digest = announced_digest(answer)
-    length = answer.header("content-length")
-    # ASCII digits, and few enough for int(): isdigit() takes "²", which int() refuses,
-    # and int() refuses over 4300 digits (ValueError); no manifest is 10**19 bytes
-    if digest is None or not (length.isascii() and length.isdigit()) or len(length) > 19:
+    length = decimal(answer.header("content-length"))
+    if digest is None or length is None:
         return None
     # a Content-Type naming no manifest type (application/json) says nothing: unknown
     return Descriptor(media_type=manifest_type(answer.headers.get("content-type")),
-                      digest=digest, size=int(length))
+                      digest=digest, size=length)
 
 
 def put_manifest(repository: str, reference: str, raw: bytes, media_type: str | None

@@ -126,15 +126,25 @@ def parse_error_body(body: bytes) -> tuple[ErrorDetail, ...]:
     return tuple(details)
 
 
+def decimal(text: str | None, *, digits: int = 19) -> int | None:
+    """A header's or a query's non-negative integer, or None when it is not one: ASCII
+    digits only (``isdigit()`` also takes "²", which ``int()`` refuses), at most
+    ``digits`` of them (``int()`` refuses over 4,300; no size or count we read is near
+    10**19)."""
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > digits:
+        return None
+    return int(text)
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
     if not value:
         return None
     value = value.strip()
-    # isascii: isdigit() also takes "²" and other digits float() refuses (ValueError);
-    # delta-seconds are ASCII digits only (RFC 9110)
-    if value.isascii() and value.isdigit():
-        return float(value)
+    seconds = decimal(value)  # delta-seconds are ASCII digits only (RFC 9110)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
