@@ -5,10 +5,15 @@ dot or a colon, or ``localhost``; plain HTTP only for loopback hosts); a saved
 inventory or a storage root is an existing directory; ``s3://``, ``gs://``... are
 storage roots. Anything else is refused as bad usage, before any request is sent.
 
+What came from a registry, a storage tree or a saved inventory (names, tags, error
+messages, the registry URL an inventory.json names) is printed through
+:func:`._text.printable`: no control character of theirs reaches the terminal.
+
 Exit codes: 0 success (also when some reads failed: a crawl or report then warns on
-stderr with their count); 1 a registry, network or file error (message on stderr);
-2 bad usage, including a TARGET that is neither an existing directory nor a registry
-URL, a reference without tag or digest, a cleanup flag that cannot be understood;
+stderr with their count); 1 a registry, network or file error, a saved inventory that
+cannot be read (one line on stderr, never a traceback); 2 bad usage, including a
+TARGET that is neither an existing directory nor a registry URL, a reference without
+tag or digest, a cleanup flag that cannot be understood, a number flag out of range;
 3 refused for safety (``rm`` would take other tags, break a tagged multi-arch image,
 or a tag moved), or
 (``gc-preview``) the garbage collector would break tagged images.
@@ -20,7 +25,7 @@ import argparse
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,9 +36,10 @@ from ._errors import (
     InventoryError,
     OtherTagsAffected,
     PlanError,
-    RegistryError,
+    ReginsightError,
     TagMoved,
 )
+from ._text import printable
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -43,6 +49,13 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 #: the sample inventory, shipped inside the package (data/sample links to it)
 SAMPLE = Path(__file__).resolve().parent / "sample"
+
+#: how much of an outside message or name a line shows (a registry's error body can be
+#: long); the rest is counted, not printed
+MESSAGE_LIMIT, NAME_LIMIT = 1000, 300
+#: requests in flight at most: each is a thread and a connection; past this a crawl
+#: only queues in the registry (or trips its rate limit)
+MAX_CONCURRENCY = 1024
 
 #: the report's cleanup policy by default: ops._plan.SUGGESTED_POLICY (a test checks it;
 #: written out here so that --help and --version need no pandas)
@@ -71,9 +84,42 @@ storage roots.
 credentials: --username/--password-stdin, else ~/.docker/config.json (auths and
 credential helpers), else anonymous.
 exit codes: 0 ok (failed reads are warned about on stderr), 1 registry, network or
-file error, 2 usage, 3 refused for safety (rm would take other tags or break a tagged
-multi-arch image; gc-preview would break images).
+file error or an unreadable saved inventory (one line, never a traceback), 2 usage
+(also a number flag out of range), 3 refused for safety (rm would take other tags or
+break a tagged multi-arch image; gc-preview would break images).
 """
+
+
+def _name(text: object) -> str:
+    """A name or tag from outside, as a line shows it: inert, and not too long."""
+    return printable(text, limit=NAME_LIMIT)
+
+
+def _message(text: object) -> str:
+    """An error message (which quotes what a registry or a file said), inert."""
+    return printable(text, limit=MESSAGE_LIMIT)
+
+
+def _tags(repository: str, tags: Sequence[str]) -> str:
+    return ", ".join(_name(f"{repository}:{tag}") for tag in tags)
+
+
+def _whole(least: int, most: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``least`` to ``most``; anything else
+    is a usage error (exit 2) before anything runs."""
+    wanted = (f"a whole number from {least} to {most}" if most is not None
+              else f"a whole number of {least} or more")
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least or (most is not None and value > most):
+            raise argparse.ArgumentTypeError(f"'{printable(text, limit=40)}': give {wanted}")
+        return value
+
+    return whole
 
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
@@ -91,9 +137,11 @@ def _crawl_options(parser: argparse.ArgumentParser) -> None:
                         help='only these repositories: names ("team/app", read directly, '
                              'so registries without a catalog work) or globs ("team/*", '
                              "matched against the catalog); comma-separated or repeated")
-    parser.add_argument("--concurrency", type=int, default=32,
-                        help="requests in flight (with --scheduler: per shard, and a worker "
-                             "runs one shard per thread)")
+    parser.add_argument("--concurrency", type=_whole(1, MAX_CONCURRENCY), default=32,
+                        metavar="N",
+                        help=f"requests in flight, 1 to {MAX_CONCURRENCY} (with --scheduler: "
+                             "per shard, and a worker runs one shard per thread; default: "
+                             "%(default)s)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="shard the crawl over a Dask cluster, e.g. tcp://host:8786 "
                              "(pip install 'reginsight[dask]')")
@@ -131,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
         "none of these rules keeps (--older-than 0d or '' and --protect '' turn those "
         "rules off; --keep-last 0 keeps no image for being new, as in plan_cleanup and "
         "the explorer)")
-    policy.add_argument("--keep-last", type=int, metavar="N",
+    policy.add_argument("--keep-last", type=_whole(0), metavar="N",
                         default=POLICY_DEFAULTS["keep_last"],
                         help="keep the newest N images of each repository (default: "
                              "%(default)s)")
@@ -337,7 +385,8 @@ def _gc_preview(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"\nit would BREAK {len(broken)} tagged images (their pulls would fail):")
     for row in broken.itertuples(index=False):
-        print(f"  {row.tag}: loses {row.lost} blobs/revisions ({row.reason})")
+        print(f"  {_name(row.tag)}: loses {row.lost} blobs/revisions "
+              f"({_message(row.reason)})")
     print("\nsafe instead: ri.plan_cleanup(ri.scan_storage(ROOT), untagged=True), "
           "ri.apply_cleanup(reg, plan, dry_run=False), then a plain garbage-collect")
     return EXIT_REFUSED
@@ -346,8 +395,6 @@ def _gc_preview(args: argparse.Namespace) -> int:
 def _policy(args: argparse.Namespace) -> dict[str, object]:
     """The report's cleanup rules from --keep-last/--older-than/--protect: 0d or '' is
     no age rule, '' no protection; --keep-last N means what keep_last=N does."""
-    if args.keep_last < 0:
-        raise UsageError(f"--keep-last {args.keep_last}: give 0 or more")
     older_than = args.older_than.strip() or None
     if older_than is not None and re.fullmatch(r"0+(?:\.0*)?\s*[smhdw]?", older_than):
         older_than = None  # older than nothing: every image, as with no age rule
@@ -402,7 +449,8 @@ def _report(args: argparse.Namespace) -> int:
         path = export_report(inv, args.output, **policy)
     except PlanError as exc:  # the policy flags, read by plan_cleanup
         raise UsageError(_flag_words(exc)) from None
-    print(f"wrote {path} ({inv.registry}, {len(inv.tags)} tags)", file=sys.stderr)
+    print(f"wrote {printable(path)} ({_name(inv.registry)}, {len(inv.tags)} tags)",
+          file=sys.stderr)
     _warn_errors(inv)
     return EXIT_OK
 
@@ -410,8 +458,13 @@ def _report(args: argparse.Namespace) -> int:
 def _crawl_and_save(args: argparse.Namespace) -> int:
     """``crawl URL -o DIR``: DIR is checked before the crawl (an empty path, or a folder
     that holds files and no inventory, is refused before a request is sent)."""
+    from .inventory._dataset import utf8_path
     from .inventory._replace import check_save_target
 
+    try:
+        utf8_path(args.output)  # pyarrow writes UTF-8 names only: said before the crawl
+    except InventoryError as exc:
+        raise UsageError(f"-o {exc}") from None
     try:
         check_save_target(args.output)
     except InventoryError as exc:
@@ -421,7 +474,8 @@ def _crawl_and_save(args: argparse.Namespace) -> int:
         inv.save(args.output)
     except (InventoryError, OSError) as exc:
         reason = exc if isinstance(exc, InventoryError) else f"{exc.strerror or exc}"
-        print(f"reginsight: the crawl could not be saved to {args.output}: {reason}; "
+        print(f"reginsight: the crawl could not be saved to {printable(args.output)}: "
+              f"{_message(reason)}; "
               "what was there before is as it was", file=sys.stderr)
         return EXIT_ERROR
     print(_saved(inv, args.output), file=sys.stderr)
@@ -443,7 +497,7 @@ def _saved(inv: Inventory, output: str) -> str:
     return (f"saved {count('tags', 'tag', 'tags')}, "
             f"{count('manifests', 'manifest', 'manifests')} in "
             f"{count('repositories', 'repository', 'repositories')} "
-            f"({format_bytes(summary['stored_bytes'])} stored) to {output}")
+            f"({format_bytes(summary['stored_bytes'])} stored) to {printable(output)}")
 
 
 def _warn_errors(inv: Inventory) -> None:
@@ -453,7 +507,8 @@ def _warn_errors(inv: Inventory) -> None:
         return
     count, where, first = failed
     print(f"reginsight: warning: {count} (the inventory's errors frame); the first, "
-          f"{where} ({first['stage']}): {first['error']}", file=sys.stderr)
+          f"{_name(where)} ({_name(first['stage'])}): {_message(first['error'])}",
+          file=sys.stderr)
 
 
 def _rm_reference(text: str) -> tuple[str, str]:
@@ -487,7 +542,7 @@ def _rm_tag(args: argparse.Namespace, reg: Registry, repository: str, tag: str) 
         digest = reg.manifest_digest(repository, tag)
         _, keeps = holders_now(reg, repository, digest)
         others = [t for t in keeps.tags if t != tag]
-        print(f"would delete {repository}:{tag} ({digest})")
+        print(f"would delete {_name(f'{repository}:{tag}')} ({_name(digest)})")
         if keeps.indexes:
             print(f"its digest is a platform of {_indexes_shown(repository, keeps.indexes)}: "
                   "a registry with tag deletion (Distribution 3) removes the tag only; "
@@ -495,28 +550,28 @@ def _rm_tag(args: argparse.Namespace, reg: Registry, repository: str, tag: str) 
                   "--break-indexes")
         if others:
             print(f"on registries without tag deletion this also removes: "
-                  f"{', '.join(others)} (refused unless --all-tags-on-digest)")
+                  f"{', '.join(map(_name, others))} (refused unless --all-tags-on-digest)")
         print("dry run: nothing deleted; add --yes to delete")
         return EXIT_OK
     try:
         done = delete_tag(reg, repository, tag, delete_other_tags=args.all_tags_on_digest,
                           break_indexes=args.break_indexes)
     except OtherTagsAffected as exc:  # the library's advice is a Python argument
-        print(f"reginsight: refused: deleting {repository}:{tag} would also remove "
-              f"{', '.join(f'{repository}:{t}' for t in exc.tags)} (this registry deletes "
+        print(f"reginsight: refused: deleting {_name(f'{repository}:{tag}')} would also "
+              f"remove {_tags(repository, exc.tags)} (this registry deletes "
               "tags by their digest); "
               "nothing deleted: add --all-tags-on-digest to delete them too",
               file=sys.stderr)
         return EXIT_REFUSED
-    print(f"deleted {', '.join(f'{repository}:{t}' for t in done.removed)} "
-          f"({done.digest}, by {done.method})")
+    print(f"deleted {_tags(repository, done.removed)} ({_name(done.digest)}, by "
+          f"{done.method})")
     _warn_lost(repository, done.lost)
     return EXIT_OK
 
 
 def _warn_lost(repository: str, lost: tuple[str, ...]) -> None:
     if lost:
-        print(f"reginsight: warning: also gone: {', '.join(f'{repository}:{t}' for t in lost)}"
+        print(f"reginsight: warning: also gone: {_tags(repository, lost)}"
               " (moved onto the digest between the check and the deletion)", file=sys.stderr)
 
 
@@ -528,11 +583,11 @@ def _rm_digest(args: argparse.Namespace, reg: Registry, repository: str, digest:
     reg.manifest_digest(repository, digest)  # a missing manifest: NotFound, said clearly
     if not args.yes:
         _, keeps = holders_now(reg, repository, digest)
-        print(f"would delete {repository}@{digest}")
+        print(f"would delete {_name(f'{repository}@{digest}')}")
         if keeps.indexes:
             print(f"it is a platform of {_indexes_shown(repository, keeps.indexes)}, which "
                   "would break: refused unless --break-indexes")
-        shown = ", ".join(f"{repository}:{t}" for t in keeps.tags)
+        shown = _tags(repository, keeps.tags)
         print(f"and with it the tags pointing at it: {shown} (refused unless "
               "--all-tags-on-digest)" if keeps.tags else "no tag points at it")
         print("dry run: nothing deleted; add --yes to delete")
@@ -541,13 +596,14 @@ def _rm_digest(args: argparse.Namespace, reg: Registry, repository: str, digest:
         done = delete_digest(reg, repository, digest, delete_tags=args.all_tags_on_digest,
                              break_indexes=args.break_indexes)
     except OtherTagsAffected as exc:
-        shown = ", ".join(f"{repository}:{t}" for t in exc.tags)
-        print(f"reginsight: refused: deleting {repository}@{digest} would also remove "
-              f"the tags {shown}; nothing deleted: add --all-tags-on-digest to delete "
-              "them too", file=sys.stderr)
+        shown = _tags(repository, exc.tags)
+        print(f"reginsight: refused: deleting {_name(f'{repository}@{digest}')} would also "
+              f"remove the tags {shown}; nothing deleted: add --all-tags-on-digest to "
+              "delete them too", file=sys.stderr)
         return EXIT_REFUSED
-    shown = ", ".join(f"{repository}:{t}" for t in done.removed)
-    print(f"deleted {repository}@{digest}" + (f" and the tags {shown}" if shown else ""))
+    shown = _tags(repository, done.removed)
+    print(f"deleted {_name(f'{repository}@{digest}')}"
+          + (f" and the tags {shown}" if shown else ""))
     if done.broken:
         print(f"broke {_indexes_shown(repository, done.broken)}")
     _warn_lost(repository, done.lost)
@@ -555,8 +611,7 @@ def _rm_digest(args: argparse.Namespace, reg: Registry, repository: str, digest:
 
 
 def _indexes_shown(repository: str, tags: tuple[str, ...]) -> str:
-    return (f"the tagged index{'es' if len(tags) > 1 else ''} "
-            + ", ".join(f"{repository}:{t}" for t in tags))
+    return f"the tagged index{'es' if len(tags) > 1 else ''} " + _tags(repository, tags)
 
 
 def _catalog_hint(args: argparse.Namespace, refused: CatalogUnavailable) -> str:
@@ -578,10 +633,12 @@ def _catalog_hint(args: argparse.Namespace, refused: CatalogUnavailable) -> str:
 def _show_warning(message: Warning | str, category: type[Warning], filename: str,
                   lineno: int, file: object = None, line: str | None = None) -> None:
     # a warning on the command line is news for the user, not a source location
-    print(f"reginsight: warning: {message}", file=sys.stderr)
+    print(f"reginsight: warning: {_message(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the command itself, owning its streams
+        _tolerant_streams()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -590,6 +647,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         return _run(args)
+
+
+def _tolerant_streams() -> None:
+    """Characters the terminal's encoding lacks (a name in a UTF-8 registry, shown on a
+    C locale) printed as escapes, not a UnicodeEncodeError halfway through a listing."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -607,30 +673,37 @@ def _run(args: argparse.Namespace) -> int:
                 listing = None if args.repository else reg.catalog()
                 names = reg.tags(args.repository) if listing is None else listing.names
             for name in names:
-                print(name)
+                print(_name(name))
             for entry in listing.invalid if listing is not None else ():
-                print(f"reginsight: warning: the catalog lists {entry.shown}, not a "
-                      f"repository name ({entry.problem}); left out", file=sys.stderr)
+                print(f"reginsight: warning: the catalog lists {_name(entry.shown)}, not a "
+                      f"repository name ({_message(entry.problem)}); left out",
+                      file=sys.stderr)
             return EXIT_OK
         return _rm(args)
     except UsageError as exc:
-        print(f"reginsight: {exc}", file=sys.stderr)
+        print(f"reginsight: {_message(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except CatalogUnavailable as exc:
-        print(f"reginsight: {exc}\n  {_catalog_hint(args, exc)}", file=sys.stderr)
+        print(f"reginsight: {_message(exc)}\n  {_catalog_hint(args, exc)}", file=sys.stderr)
         return EXIT_ERROR
     except BreaksIndex as exc:
-        print(f"reginsight: refused: {exc}: add --break-indexes to delete it anyway (those "
-              "images then fail to pull)", file=sys.stderr)
+        print(f"reginsight: refused: {_message(exc)}: add --break-indexes to delete it "
+              "anyway (those images then fail to pull)", file=sys.stderr)
         return EXIT_REFUSED
     except (OtherTagsAffected, TagMoved) as exc:
-        print(f"reginsight: refused: {exc}", file=sys.stderr)
+        print(f"reginsight: refused: {_message(exc)}", file=sys.stderr)
         return EXIT_REFUSED
-    except RegistryError as exc:
-        print(f"reginsight: {exc}", file=sys.stderr)
+    except ReginsightError as exc:  # every other error of ours: one line, no traceback
+        print(f"reginsight: {_message(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
-        print(f"reginsight: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        print(f"reginsight: {_message(exc.strerror or exc)}: {printable(exc.filename or '')}",
+              file=sys.stderr)
+        return EXIT_ERROR
+    except UnicodeEncodeError as exc:  # a file name of another encoding, past our checks
+        print(f"reginsight: {printable(exc.object, limit=NAME_LIMIT)}: a name that is not "
+              "UTF-8 (bytes of another encoding) where one must be: rename it",
+              file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import os
+import stat
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -52,13 +54,23 @@ import pyarrow.parquet as pq
 from .._errors import InventoryError
 from .._version import __version__
 from ._frames import SCHEMAS
-
-FORMAT = "reginsight-inventory"
-FORMAT_VERSION = 2  # 1: one Parquet file per frame (still loads)
+from ._validate import (
+    FORMAT,
+    FORMAT_VERSION,
+    PARTITION_COLUMN,
+    Meta,
+    check_agreement,
+    check_columns,
+    check_format,
+    check_meta,
+    engine_said,
+)
 
 #: frames whose rows each belong to one repository: split by it on disk
 PARTITIONED = tuple(name for name in SCHEMAS if name not in ("blobs", "errors"))
-PARTITION_COLUMN = "repository"
+#: the largest inventory.json read: one lists every repository (a million names are
+#: some tens of MB); past this, a planted file would only fill memory
+META_LIMIT = 256 * 2**20
 _MAX_PARTITIONS = 2**31 - 1  # one per repository: no cap of ours
 #: the longest partition folder name, in bytes: under the 255 of NAME_MAX with room
 #: to spare, and fixed, so a name's folder does not depend on where DIR lies
@@ -94,17 +106,18 @@ def short_forms(names: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def partition_names(meta: dict[str, Any]) -> dict[str, str]:
-    """inventory.json's ``partition_names`` (checked by :func:`read_meta`): {short form:
-    repository}."""
-    return dict(meta.get("partition_names") or {})
-
-
 def check_partitions(top: Path, found: Iterable[Path], names: Mapping[str, str]) -> None:
     """InventoryError when one of the files ``found`` under frame folder ``top`` lies
-    in a short-form folder that ``names`` does not map: its repository is lost."""
+    anywhere but at the top or in a ``repository=`` folder right below it (a reader
+    would take another folder's name for a column, or none), or in a short-form folder
+    that ``names`` does not map: its repository is lost."""
     for folder in {f.parent for f in found} - {top}:
-        value = unquote(folder.name.partition("=")[2])
+        key, equals, value = folder.name.partition("=")
+        if folder.parent != top or key != PARTITION_COLUMN or not equals:
+            raise InventoryError(f"{folder}: a folder that is no partition (the files of "
+                                 f"{top.name} lie at its top or in {PARTITION_COLUMN}=NAME "
+                                 "folders right below it)")
+        value = unquote(value)
         if value.startswith(SHORT) and value not in names:
             raise InventoryError(f"{folder}: a short-form partition that inventory.json "
                                  "does not name (partition_names)")
@@ -122,25 +135,65 @@ def _with_column(table: pa.Table, name: str, column: pa.ChunkedArray) -> pa.Tabl
     return table.set_column(table.schema.get_field_index(name), name, column)
 
 
-def read_meta(directory: Path) -> dict[str, Any]:
-    """``inventory.json``, checked: a reginsight inventory of a version this reads."""
+def _parsed(directory: Path) -> Any:
+    """``inventory.json`` parsed (any JSON value): InventoryError when there is none, it
+    is no regular file (a FIFO would block the read), too large, or not JSON."""
+    path = directory / "inventory.json"
     try:
-        meta = json.loads((directory / "inventory.json").read_text())
-    except (OSError, ValueError) as exc:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise InventoryError(f"{path} is not a file")
+        if status.st_size > META_LIMIT:
+            raise InventoryError(f"{path} is {status.st_size:,} bytes: not an inventory's "
+                                 f"(at most {META_LIMIT:,} are read)")
+        with path.open("rb") as file:
+            text = file.read(META_LIMIT + 1)
+        return json.loads(text)  # UTF-8 (or the UTF-16/32 JSON allows)
+    except (OSError, ValueError, RecursionError) as exc:  # too deep a nesting: Recursion
         raise InventoryError(f"{directory} holds no inventory ({type(exc).__name__})"
                              ) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InventoryError(f"{directory}/inventory.json is not a reginsight inventory")
-    if meta.get("version") not in (1, FORMAT_VERSION):
-        raise InventoryError(f"{directory}: inventory format {meta.get('version')} "
-                             f"is not one this version reads (1 to {FORMAT_VERSION})")
-    names = meta.get("partition_names") or {}
-    if not isinstance(names, dict) or not all(
-            isinstance(name, str) and short == SHORT + _fingerprint(name)
-            for short, name in names.items()):
-        raise InventoryError(f"{directory}/inventory.json: partition_names does not map "
-                             "each short form to the repository it stands for")
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """``inventory.json`` as parsed: a reginsight inventory of a version this reads
+    (:func:`._validate.check_format`); what a save checks before replacing one. What
+    a load or an open reads: :func:`load_meta`."""
+    meta = _parsed(directory)
+    check_format(meta, f"{directory}/inventory.json")
     return meta
+
+
+def load_meta(directory: Path) -> Meta:
+    """``inventory.json``, every field checked (:func:`._validate.check_meta`), and its
+    ``partition_names`` mapping each short form to the name it stands for."""
+    where = f"{directory}/inventory.json"
+    meta = check_meta(_parsed(directory), where)
+    for short, name in meta.partition_names.items():
+        if short != short_form_of(name):
+            raise InventoryError(f"{where}: partition_names does not map each short form "
+                                 "to the repository it stands for")
+    return meta
+
+
+def short_form_of(name: str) -> str | None:
+    """The short form of ``name`` (whether or not it needs one); None for a string no
+    name can be (lone surrogates, as a JSON escape may hold: no UTF-8)."""
+    try:
+        return SHORT + _fingerprint(name)
+    except UnicodeEncodeError:
+        return None
+
+
+def utf8_path(path: str | os.PathLike[str]) -> Path:
+    """``path``, when pyarrow and DuckDB can name it: they take paths as UTF-8, and a
+    name of bytes in another encoding (on Linux: surrogate escapes) has none."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InventoryError(f"{os.fspath(path)!r}: a path that is not UTF-8 (bytes of "
+                             "another encoding in a name), which pyarrow and DuckDB cannot "
+                             "read or write: rename it, or choose another folder") from None
+    return Path(path)
 
 
 def write_meta(directory: Path, *, registry: str, taken_at: str, scope: str | None,
@@ -199,8 +252,13 @@ def write_frame(directory: Path, name: str, frame: pd.DataFrame | pa.Table, *,
 
 
 def files(directory: Path, name: str) -> list[Path]:
-    """The Parquet files of frame ``name``, sorted."""
-    return sorted((directory / name).glob("**/*.parquet"))
+    """The Parquet files of frame ``name``, sorted. InventoryError when one is not a
+    regular file: a folder named so is no data, a FIFO would block the reader."""
+    found = sorted((directory / name).glob("**/*.parquet"))
+    for path in found:
+        if not path.is_file():
+            raise InventoryError(f"{path} is not a file")
+    return found
 
 
 def partitioned_on_disk(directory: Path, name: str) -> bool:
@@ -209,27 +267,40 @@ def partitioned_on_disk(directory: Path, name: str) -> bool:
     return any(f.parent != directory / name for f in files(directory, name))
 
 
-def read_frame(directory: Path, name: str, *, names: Mapping[str, str] | None = None
-               ) -> pd.DataFrame | None:
-    """Frame ``name`` as pandas, columns and rows in no particular order (the caller
+def read_frame(directory: Path, name: str, *, names: Mapping[str, str] | None = None,
+               optional: Collection[str] = (), renamed: Mapping[str, str] | None = None
+               ) -> pa.Table | None:
+    """Frame ``name`` as Arrow, columns and rows in no particular order (the caller
     conforms and sorts); None when the dataset has no files (no rows). ``names`` maps
-    the short forms of folders back to repositories (:func:`partition_names`)."""
+    the short forms of folders back to repositories
+    (:attr:`._validate.Meta.partition_names`). InventoryError when the files cannot
+    be read (not Parquet), lack a column (but those ``optional``, or under an older
+    name, ``renamed``: :func:`._validate.check_columns`), hold one of the wrong type,
+    or disagree on one's type."""
     if not (directory / name).is_dir():
-        raise FileNotFoundError(f"no {name} directory")
+        raise InventoryError(f"{directory}/{name}: no such folder (every frame has one)")
     found = files(directory, name)
     if not found:
         return None
     names = names or {}
     check_partitions(directory / name, found, names)
     partitioned = partitioned_on_disk(directory, name)
-    dataset = ds.dataset([str(f) for f in found], format="parquet",
-                         partitioning=ds.partitioning(pa.schema([(PARTITION_COLUMN,
-                                                                  pa.string())]),
-                                                      flavor="hive")
-                         if partitioned else None,
-                         partition_base_dir=str(directory / name))
-    table = dataset.to_table()
-    if partitioned and names:
-        table = _with_column(table, PARTITION_COLUMN,
-                             _renamed(table[PARTITION_COLUMN], names))
-    return table.to_pandas()
+    try:
+        dataset = ds.dataset([str(f) for f in found], format="parquet",
+                             partitioning=ds.partitioning(
+                                 pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
+                             if partitioned else None,
+                             partition_base_dir=str(directory / name))
+        schemas = [(part.path, part.physical_schema) for part in dataset.get_fragments()]
+        for path, schema in schemas:
+            check_columns(name, schema, path, optional=optional, renamed=renamed,
+                          partitioned=Path(path).parent != directory / name)
+        check_agreement(name, schemas)
+        table = dataset.to_table()
+        if partitioned and names:
+            table = _with_column(table, PARTITION_COLUMN,
+                                 _renamed(table[PARTITION_COLUMN], names))
+    except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as exc:
+        raise InventoryError(f"{directory}/{name}: the files cannot be read "
+                             f"({engine_said(exc)})") from None
+    return table

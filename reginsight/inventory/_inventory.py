@@ -15,15 +15,16 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .._errors import InventoryError
 from .._units import format_bytes
 from ._dataset import (
     PARTITIONED,
-    partition_names,
+    load_meta,
     read_frame,
-    read_meta,
     short_forms,
+    utf8_path,
     write_frame,
     write_meta,
 )
@@ -39,7 +40,8 @@ from ._frames import (
 )
 from ._lazy import LazyInventory
 from ._replace import check_replaceable, discard, save_target, stage, swap_in
-from ._upgrade import upgrade
+from ._upgrade import DERIVED, RENAMED, upgrade
+from ._validate import Meta, check_columns, check_rows, engine_said
 
 T = TypeVar("T")
 
@@ -204,6 +206,7 @@ class Inventory:
         written beside the old one and moved in place: a save that fails leaves the
         earlier one (and this inventory) as they were, and nothing lands outside
         ``path``."""
+        utf8_path(path)  # checked first: pyarrow would fail midway on a non-UTF-8 name
         directory, stale = save_target(path)  # format 1's files are stale
         # a short form two names share would merge their rows: refused before writing
         partitions = short_forms(_repositories(self))
@@ -228,41 +231,29 @@ class Inventory:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Inventory:
         """Read an inventory written by :meth:`save` (any format version) into pandas;
-        dtypes come back exactly. For one larger than memory, :meth:`open`."""
-        directory = Path(path)
-        meta = read_meta(directory)
-        names = partition_names(meta)
+        dtypes come back exactly. For one larger than memory, :meth:`open`.
+
+        InventoryError, naming what is wrong, when ``path`` holds no inventory, when a
+        field of its inventory.json is missing or of the wrong type (the checks:
+        :mod:`reginsight.inventory._validate`), or when its files are not Parquet, lack
+        a column, hold one of the wrong type, or hold other rows than it says. Nothing
+        on disk changes, whatever the outcome."""
+        directory = utf8_path(path)
+        meta = load_meta(directory)
         frames = {}
         for name in FRAME_NAMES:
-            try:
-                frame = _read(directory, name, meta["version"], names)
-            except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
-                raise InventoryError(f"{directory}/{name}: {type(exc).__name__}") from None
+            frame = _read(directory, name, meta)
             if frame is not None:
                 frames[name] = frame
-        stated = meta.get("frames") or {}
-        for name, frame in frames.items():
-            rows = stated.get(name, {}).get("rows")
-            if rows is not None and rows != len(frame):
-                raise InventoryError(f"{directory}/{name}: {len(frame)} rows where "
-                                     f"inventory.json says {rows} (a save was interrupted, "
-                                     "or files were changed since)")
         try:
             frames = {name: tidy(name, _ordered(name, conform(name, frame)))
                       for name, frame in upgrade(frames).items()}
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InventoryError(f"{directory}: {type(exc).__name__}: {exc}") from None
-        try:
-            scope, names = meta.get("scope"), meta.get("repositories")
-            if names is not None and not (isinstance(names, list)
-                                          and all(isinstance(n, str) for n in names)):
-                raise ValueError("repositories: not a list of names")
-            return cls(registry=str(meta.get("registry", "")),
-                       taken_at=pd.Timestamp(meta["taken_at"]),
-                       scope=None if scope is None else str(scope), repositories=names,
-                       **frames)
-        except (KeyError, ValueError) as exc:
-            raise InventoryError(f"{directory}: {exc}") from None
+            return cls(registry=meta.registry, taken_at=meta.taken_at, scope=meta.scope,
+                       repositories=meta.repositories, **frames)
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError,
+                pa.ArrowException) as exc:  # values the column types let through
+            raise InventoryError(f"{directory}: the frames cannot be read back "
+                                 f"({engine_said(exc)})") from None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], **options: Any) -> LazyInventory:
@@ -336,13 +327,34 @@ class Inventory:
                 f"<p>Most tags:</p><table>{top_rows}</table>{errors}</div>")
 
 
-def _read(directory: Path, name: str, version: int, names: dict[str, str]
-          ) -> pd.DataFrame | None:
-    if version == 1:  # one file per frame; the storage frames came later
+def _read(directory: Path, name: str, meta: Meta) -> pd.DataFrame | None:
+    """Frame ``name`` as saved, its columns checked (those older versions lacked may
+    lack: :data:`._upgrade.DERIVED`), and its rows counted against inventory.json;
+    None for a storage frame format 1 did not save."""
+    where = f"{directory}/{name}"
+    checks = {"optional": DERIVED.get(name, ()), "renamed": RENAMED.get(name)}
+    if meta.version == 1:  # one file per frame; the storage frames came later
         single = directory / f"{name}.parquet"
-        return None if name in STORAGE_FRAMES and not single.exists() else pd.read_parquet(single)
-    frame = read_frame(directory, name, names=names)
-    return empty(name) if frame is None else frame
+        if name in STORAGE_FRAMES and not single.exists() and not single.is_symlink():
+            return None
+        if not single.is_file():
+            raise InventoryError(f"{single}: no such file (every frame has one)")
+        try:
+            check_columns(name, pq.read_schema(single), str(single), **checks)
+            frame = pd.read_parquet(single)
+        except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as exc:
+            raise InventoryError(f"{single}: cannot be read ({engine_said(exc)})") from None
+        check_rows(name, len(frame), meta.rows, str(single))
+        return frame
+    table = read_frame(directory, name, names=meta.partition_names, **checks)
+    if table is None:
+        check_rows(name, 0, meta.rows, where)
+        return empty(name)
+    check_rows(name, table.num_rows, meta.rows, where)
+    try:
+        return table.to_pandas()
+    except (ValueError, TypeError, KeyError, pa.ArrowException) as exc:  # a time zone
+        raise InventoryError(f"{where}: cannot be read ({engine_said(exc)})") from None
 
 
 def _repositories(inv: Inventory) -> set[str]:

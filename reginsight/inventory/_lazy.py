@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .._errors import InventoryError
 from .._units import format_bytes
@@ -23,11 +25,21 @@ from ._dataset import (
     PARTITION_COLUMN,
     check_partitions,
     files,
-    partition_names,
-    partitioned_on_disk,
-    read_meta,
+    load_meta,
+    utf8_path,
 )
-from ._frames import BOOL, FRAME_NAMES, INT, NINT, SCHEMAS, STORAGE_COLUMNS, TIME
+from ._frames import (
+    BOOL,
+    FRAME_NAMES,
+    INT,
+    NINT,
+    SCHEMAS,
+    STORAGE_COLUMNS,
+    STORAGE_FRAMES,
+    TIME,
+)
+from ._upgrade import DERIVED, RENAMED
+from ._validate import Meta, check_agreement, check_columns, check_rows, engine_said
 
 T = TypeVar("T")
 _GLOB = re.compile(r"[*?\[\]{}]")
@@ -44,6 +56,27 @@ def _column_type(dtype: str) -> str:
     return _SQL_TYPES.get(dtype, "VARCHAR")
 
 
+def _checked_footer(name: str, path: Path, *, partitioned: bool) -> tuple[int, pa.Schema]:
+    """The rows and the schema of ``path``, a file of frame ``name``, from its footer;
+    InventoryError when it is no Parquet file, or lacks a column of the frame
+    (``partitioned``: but the repository, its folder's) or holds one of the wrong
+    type."""
+    try:
+        footer = pq.read_metadata(path)
+        schema = footer.schema.to_arrow_schema()
+    except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
+        raise InventoryError(f"{path}: not a Parquet file that can be read "
+                             f"({engine_said(exc)})") from None
+    older = [column for column in (*DERIVED.get(name, ()), *RENAMED.get(name, {}).values())
+             if column not in schema.names]
+    if older:
+        raise InventoryError(
+            f"{path}: no column {', '.join(older)} (saved by an older version: "
+            "Inventory.load it and save it again to open it out-of-core)")
+    check_columns(name, schema, str(path), partitioned=partitioned)
+    return footer.num_rows, schema
+
+
 class LazyInventory:
     """An inventory saved by :meth:`reginsight.Inventory.save`, opened out-of-core.
 
@@ -58,6 +91,13 @@ class LazyInventory:
 
     Options: ``memory_limit`` (DuckDB's, e.g. "3GB"; its default is 80% of RAM),
     ``threads``, ``temp_directory`` (where DuckDB spills; default: DuckDB's own).
+
+    Opening checks what :meth:`reginsight.Inventory.load` checks (inventory.json field
+    by field, every file's footer: Parquet, the columns and their types, the rows),
+    raising InventoryError; damage only a full read finds (a data page) is met by
+    DuckDB later, and where this class runs the query (the analysis' shared tables,
+    :meth:`count`, :meth:`summary`) it is an InventoryError too. Queries of your own
+    (:meth:`sql`) raise DuckDB's errors.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, memory_limit: str | None = None,
@@ -68,47 +108,93 @@ class LazyInventory:
         except ImportError:
             raise ImportError("Inventory.open needs DuckDB: pip install 'reginsight[duckdb]'"
                               ) from None
-        self.path = Path(path)
-        meta = read_meta(self.path)
-        self.registry = str(meta.get("registry", ""))
-        self.taken_at = pd.Timestamp(meta["taken_at"])
-        self.scope: str | None = meta.get("scope")
-        names = meta.get("repositories")
-        self.repositories = None if names is None else tuple(sorted(map(str, names)))
-        self.version = int(meta["version"])
-        self.connection = duckdb.connect(":memory:")
-        settings = {"memory_limit": memory_limit, "threads": threads,
-                    "temp_directory": None if temp_directory is None else str(temp_directory),
-                    "preserve_insertion_order": False}  # lets big queries stream
-        for key, value in settings.items():
-            if value is not None:
-                self.connection.execute(f"SET {key} = {_literal(str(value))}")
+        self.path = utf8_path(path)  # DuckDB takes paths as UTF-8 text
+        meta = load_meta(self.path)
+        self.registry = meta.registry
+        self.taken_at = meta.taken_at
+        self.scope: str | None = meta.scope
+        self.repositories = meta.repositories
+        self.version = meta.version
         #: {short form: repository} of the folders named in short form (_dataset)
-        self._names = partition_names(meta)
+        self._names = meta.partition_names
+        # every file's footer, before DuckDB reads any: a file that is no Parquet, a
+        # column missing or mistyped is said here, not by a query halfway through
+        found = {name: self._files(name, meta) for name in FRAME_NAMES}
+        self.connection = duckdb.connect(":memory:")
+        self._error: type[Exception] = duckdb.Error
+        self._columns: dict[str, list[str]] = {}
+        self._derived: dict[str, Any] = {}
+        try:
+            self._configure(memory_limit=memory_limit, threads=threads,
+                            temp_directory=temp_directory)
+            for name in FRAME_NAMES:
+                with self._engine(f"{self.path}/{name}"):
+                    self._view(name, found[name])
+        except BaseException:
+            self.connection.close()
+            raise
+
+    def _configure(self, **options: object) -> None:
+        settings = {**options, "preserve_insertion_order": False}  # big queries stream
+        for key, value in settings.items():
+            if value is None:
+                continue
+            try:
+                self.connection.execute(f"SET {key} = {_literal(str(value))}")
+            except self._error as exc:  # the caller's option, not the inventory
+                raise ValueError(f"Inventory.open: {key}={value!r}: {engine_said(exc)}"
+                                 ) from None
         if self._names:  # the views map them back, as Inventory.load does
             self.connection.execute(
                 "CREATE TABLE ri_partition_names (ri_short VARCHAR, ri_name VARCHAR)")
             self.connection.executemany("INSERT INTO ri_partition_names VALUES (?, ?)",
                                         list(self._names.items()))
-        self._columns: dict[str, list[str]] = {}
-        self._derived: dict[str, Any] = {}
-        for name in FRAME_NAMES:
-            self._view(name)
 
-    def _source(self, name: str) -> str | None:
+    @contextmanager
+    def _engine(self, where: str) -> Iterator[None]:
+        """DuckDB's errors over the saved files as InventoryError naming ``where``."""
+        try:
+            yield
+        except self._error as exc:
+            raise InventoryError(f"{where}: DuckDB cannot read it ({engine_said(exc)})"
+                                 ) from None
+
+    def _files(self, name: str, meta: Meta) -> list[Path]:
+        """Frame ``name``'s files, their footers read and checked: Parquet, with the
+        frame's columns, as many rows as inventory.json says. [] when it has none
+        (no rows; a storage frame format 1 did not save)."""
         if self.version == 1:
             single = self.path / f"{name}.parquet"
-            return f"read_parquet({_literal(str(single))})" if single.exists() else None
-        found = files(self.path, name)
+            if name in STORAGE_FRAMES and not single.exists() and not single.is_symlink():
+                return []
+            if not single.is_file():
+                raise InventoryError(f"{single}: no such file (every frame has one)")
+            found = [single]
+        else:
+            if not (self.path / name).is_dir():
+                raise InventoryError(f"{self.path}/{name}: no such folder (every frame has "
+                                     "one)")
+            found = files(self.path, name)
+            check_partitions(self.path / name, found, self._names)
+        footers = {path: _checked_footer(name, path, partitioned=self.version != 1
+                                         and path.parent != self.path / name)
+                   for path in found}
+        check_agreement(name, ((str(path), schema) for path, (_, schema) in footers.items()))
+        check_rows(name, sum(rows for rows, _ in footers.values()), meta.rows,
+                   f"{self.path}/{name}")
+        return found
+
+    def _source(self, name: str, found: list[Path]) -> str | None:
         if not found:
             return None
+        if self.version == 1:
+            return f"read_parquet({_literal(str(found[0]))})"
         if _GLOB.search(str(self.path)):  # a glob would read the name as a pattern
             where = "[" + ", ".join(_literal(str(f)) for f in found) + "]"
         else:
             where = _literal(str(self.path / name / "**" / "*.parquet"))
-        if not partitioned_on_disk(self.path, name):
+        if all(f.parent == self.path / name for f in found):
             return f"read_parquet({where})"
-        check_partitions(self.path / name, found, self._names)
         source = (f"read_parquet({where}, hive_partitioning = true, "
                   f"hive_types = {{{_literal(PARTITION_COLUMN)}: VARCHAR}})")
         if not self._names:
@@ -118,9 +204,9 @@ class LazyInventory:
                 f"f.{PARTITION_COLUMN}) AS {PARTITION_COLUMN} FROM {source} f "
                 f"LEFT JOIN ri_partition_names n ON n.ri_short = f.{PARTITION_COLUMN})")
 
-    def _view(self, name: str) -> None:
+    def _view(self, name: str, found: list[Path]) -> None:
         schema = dict(SCHEMAS[name])
-        source = self._source(name)
+        source = self._source(name, found)
         if source is None:  # no rows: typed and empty
             columns = ", ".join(f"CAST(NULL AS {_column_type(t)}) AS {c}"
                                 for c, t in schema.items())
@@ -130,10 +216,8 @@ class LazyInventory:
         present = [row[0] for row in
                    self.connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
         missing = [c for c in schema if c not in present]
-        if missing:
-            raise InventoryError(
-                f"{self.path}/{name}: no column {', '.join(missing)} (saved by an older "
-                "version: Inventory.load it and save it again to open it out-of-core)")
+        if missing:  # the footers had them: a folder's name took one's place
+            raise InventoryError(f"{self.path}/{name}: no column {', '.join(missing)}")
         extra = [c for c in STORAGE_COLUMNS.get(name, {}) if c in present]
         columns = [*schema, *extra]
         self.connection.execute(
@@ -153,7 +237,8 @@ class LazyInventory:
         """What the analysis builds in the connection (ids, shared tables), once: the
         files do not change under an open inventory."""
         if key not in self._derived:
-            self._derived[key] = build(self)
+            with self._engine(str(self.path)):  # a file DuckDB meets first here
+                self._derived[key] = build(self)
         return self._derived[key]
 
     def sql(self, query: str, params: Any = None) -> Any:
@@ -169,7 +254,8 @@ class LazyInventory:
         if name not in self._columns:
             raise KeyError(name)
         query = f"SELECT count(*) FROM {name}"
-        return int(self.connection.execute(query).fetchall()[0][0])
+        with self._engine(f"{self.path}/{name}"):
+            return int(self.connection.execute(query).fetchall()[0][0])
 
     @property
     def from_storage(self) -> bool:
@@ -183,7 +269,15 @@ class LazyInventory:
 
     def summary(self) -> dict[str, Any]:
         """The counts :meth:`reginsight.Inventory.summary` gives, computed by DuckDB."""
-        row = self.connection.execute("""
+        with self._engine(str(self.path)):
+            row = self._summary_row()
+        return {"registry": self.registry,
+                "taken_at": self.taken_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                **dict(zip(["repositories", "tags", "images", "indexes", "schema1", "blobs",
+                            "blob_bytes", "errors"], map(int, row), strict=True))}
+
+    def _summary_row(self) -> tuple[Any, ...]:
+        return self.connection.execute("""
             SELECT (SELECT count(DISTINCT repository) FROM tags),
                    (SELECT count(*) FROM tags),
                    (SELECT count(*) FILTER (kind = 'image') FROM manifests),
@@ -192,10 +286,6 @@ class LazyInventory:
                    (SELECT count(*) FROM blobs),
                    (SELECT coalesce(sum(size), 0) FROM blobs),
                    (SELECT count(*) FROM errors)""").fetchall()[0]
-        return {"registry": self.registry,
-                "taken_at": self.taken_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                **dict(zip(["repositories", "tags", "images", "indexes", "schema1", "blobs",
-                            "blob_bytes", "errors"], map(int, row), strict=True))}
 
     def close(self) -> None:
         self.connection.close()

@@ -8,6 +8,16 @@ import pandas as pd
 from .._artifacts import classify, subject_of_tag
 from ._frames import CAT, STR, with_tag_images
 
+#: the columns :func:`upgrade` derives when a saved frame lacks them: a saved file may
+#: lack these (every other column it must have)
+DERIVED: dict[str, tuple[str, ...]] = {
+    "tags": ("created", "size"),
+    "manifests": ("role", "artifact_type", "subject", "subject_source"),
+    "children": ("subject",),
+}
+#: columns older versions saved under another name: {frame: {old name: name}}
+RENAMED: dict[str, dict[str, str]] = {"children": {"index": "parent"}}
+
 
 def upgrade(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Bring a saved inventory's frames up to today's columns, from what they hold:
@@ -20,9 +30,12 @@ def upgrade(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
       manifests' own ``subject`` fields were not saved;
     - ``tags.created`` and ``tags.size``: from ``manifests`` (see
       :func:`._frames.with_tag_images`)."""
-    children = frames["children"]
-    if "index" in children.columns and "parent" not in children.columns:
-        frames = {**frames, "children": children.rename(columns={"index": "parent"})}
+    for name, renames in RENAMED.items():
+        frame = frames[name]
+        old = {before: after for before, after in renames.items()
+               if before in frame.columns and after not in frame.columns}
+        if old:
+            frames = {**frames, name: frame.rename(columns=old)}
     manifests = frames["manifests"]
     if "role" not in manifests.columns:
         frames = {**frames, "manifests": _with_roles(manifests, frames)}
