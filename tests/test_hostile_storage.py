@@ -396,3 +396,15 @@ def test_an_object_store_reads_capped_and_checks_names(storage):
     assert any(path.startswith("repositories/b/z/z/") for path in refused)
     assert set(inv.tags["tag"].astype(str)) == {"v1", "solo"}  # b/multi's, whole
     assert set(inv.manifests["repository"].astype(str)) == {"b/app", "b/multi"}
+
+
+def test_an_empty_storage_previews_and_reports(tmp_path):
+    root = tmp_path / "empty"
+    (root / V2).mkdir(parents=True)
+    inv = _scan(root)
+    assert inv.blobs["on_disk"].dtype == bool and inv.manifests["tagged"].dtype == bool
+    assert len(ri.gc_preview(inv, delete_untagged=True)) == 0
+    out = subprocess.run([sys.executable, "-m", "reginsight", "report", str(root), "-o",
+                          str(tmp_path / "r.html")], capture_output=True, text=True,
+                         timeout=TIME_BOUND)
+    assert out.returncode == 0, out.stderr

@@ -74,7 +74,7 @@ class _Graph:
     @classmethod
     def _build(cls, inv: Inventory) -> _Graph:
         manifests, layers, children = inv.manifests, inv.layers, inv.children
-        blobs = inv.blobs[inv.blobs["on_disk"]]
+        blobs = inv.blobs[inv.blobs["on_disk"].to_numpy(dtype=bool)]
         digest = manifests["digest"].to_numpy(dtype=object)
         configs = manifests["config_digest"].notna().to_numpy()
         parts = [

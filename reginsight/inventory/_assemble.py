@@ -145,9 +145,10 @@ def assemble(result: CrawlResult) -> Inventory:
     manifest_frame = build("manifests", manifests)
     child_frame = build("children", child_rows)
     if tagged is not None:
-        manifest_frame["tagged"] = [
+        manifest_frame["tagged"] = pd.array([  # bool even when empty
             (repo, digest) in tagged for repo, digest in zip(
-                manifest_frame["repository"].astype(str), manifest_frame["digest"], strict=True)]
+                manifest_frame["repository"].astype(str), manifest_frame["digest"], strict=True)],
+            dtype=bool)
     return Inventory(
         registry=result.registry,
         taken_at=pd.Timestamp.now(tz="UTC"),

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .. import _mediatypes as mt
@@ -366,5 +367,6 @@ def _every_blob(referenced: pd.DataFrame, disk: Mapping[str, int]) -> pd.DataFra
                        *([None] * len(unreferenced))],
     })
     frame = conform("blobs", frame)
-    frame["on_disk"] = [s is not None for s in on_disk] + [True] * len(unreferenced)
+    frame["on_disk"] = np.array(  # bool even when empty (a list of nothing is object)
+        [s is not None for s in on_disk] + [True] * len(unreferenced), dtype=bool)
     return tidy("blobs", frame)
