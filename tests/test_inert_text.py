@@ -407,3 +407,10 @@ def test_explorer_of_a_storage_tree_shows_its_disk_page_inert(tmp_path):
         # as itables sends it: printable, &<> escaped, in JSON
         cell = printable(name).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         assert json.dumps(cell)[1:-1] in rows, name
+
+
+def test_an_inventory_shows_itself_inertly(hostile):
+    """Its repr (a terminal, a log) and its notebook HTML."""
+    shown = repr(hostile)
+    assert shown.isprintable() and not any(char in shown for char in ACTIVE)
+    _inert_html(hostile._repr_html_())
