@@ -30,4 +30,4 @@ old_httpx=.cache/httpx-0.27
 PYTHONPATH="$old_httpx" python3 -c 'import httpx; assert httpx.__version__ == "0.27.2", httpx.__version__'
 PYTHONPATH="$old_httpx" python3 -m pytest -q -p no:cacheprovider tests/test_dialects.py \
   tests/test_auth_registry.py tests/test_auth_safety.py tests/test_client_errors.py \
-  tests/test_faults.py tests/test_verbs.py
+  tests/test_faults.py tests/test_verbs.py tests/test_deadlines.py
