@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 import reginsight as ri
@@ -77,6 +78,18 @@ class _Handler(BaseHTTPRequestHandler):
             if self.server.stopping.wait(every):
                 return
             self.wfile.write(body[start:start + step])
+            self.wfile.flush()
+
+    def drip_head(self, *, every: float, pad: int = 30, status: bytes = b"200 OK") -> None:
+        """The status line at once, then a header a byte every ``every`` seconds (``pad``
+        bytes, never ended: a client that waits for them all fails anyway, late)."""
+        self.close_connection = True
+        self.wfile.write(b"HTTP/1.1 " + status + b"\r\n")
+        self.wfile.flush()
+        for byte in b"X-Pad: " + b"a" * pad:
+            if self.server.stopping.wait(every):
+                return
+            self.wfile.write(bytes([byte]))
             self.wfile.flush()
 
     def chunked(self, chunks: Iterator[bytes], *, every: float) -> None:
@@ -183,6 +196,120 @@ def test_the_deadline_is_its_own_option_and_is_never_retried():
         with within(1 + 3 + SLACK), pytest.raises(ri.DeadlineExceeded, match="1-second"):
             reg.repositories()
     assert len(served) == 1  # attempts would multiply the bound the caller set
+
+
+# ---------------------------------------------------------------- heads and single reads
+
+HEAD_DRIPS: dict[str, tuple[dict[str, Route], Callable[[ri.Registry], object] | None]] = {
+    "the ping": ({"/v2/": lambda h: h.drip_head(every=1.0)}, None),
+    "a manifest": ({"/v2/a/manifests/v1": lambda h: h.drip_head(every=1.0)},
+                   lambda reg: reg.manifest("a", "v1")),
+    "a token request": ({"/v2/a/tags/list": _token_realm,
+                         "/token": lambda h: h.drip_head(every=1.0)},
+                        lambda reg: reg.tags("a")),
+}
+
+
+@pytest.mark.parametrize("what", list(HEAD_DRIPS))
+def test_headers_dripped_a_byte_a_second_fail_at_the_deadline(what):
+    """The head passes below httpx's transport, bounded per read only: a byte a second
+    held a call for as long as the server had header bytes (16 KiB: 4.5 hours). Each
+    read now ends at the deadline: the call fails at it, not a read timeout later."""
+    routes, call = HEAD_DRIPS[what]
+    deadline = 1.5
+    with loopback(routes) as server:
+        started = time.monotonic()
+        with pytest.raises(ri.DeadlineExceeded, match=r"1\.5-second deadline") as caught:
+            with ri.Registry(server.url, timeout=5, deadline=deadline) as reg:
+                started = time.monotonic()  # the ping came: time the call alone
+                call(reg)
+        elapsed = time.monotonic() - started
+    assert elapsed < deadline + 1.5, f"took {elapsed:.1f} s"
+    assert "head still incomplete" in str(caught.value) and server.url in str(caught.value)
+
+
+def test_a_body_runs_over_its_deadline_by_a_moment_not_a_read():
+    """A byte every 2.9 s never trips the 3-second timeout of one read; judged between
+    reads, the body ran 1.9 s past its 1-second deadline."""
+    drip = lambda h: h.drip(CATALOG, every=2.9)  # noqa: E731
+    with loopback({"/v2/_catalog": drip}) as server, \
+            ri.Registry(server.url, timeout=3, deadline=1) as reg:
+        with within(1 + 1.5), pytest.raises(ri.DeadlineExceeded, match="1-second"):
+            reg.repositories()
+
+
+def test_a_blob_is_cut_when_its_rate_breaks_not_a_read_later():
+    """8 KiB at once, then a byte every 2.5 s: at 4096 bytes/s and a grace of 3 s the
+    rate breaks at 3 s of waiting; judged between reads, at the second byte (5 s)."""
+    def stop_and_drip(handler: _Handler) -> None:
+        handler.head(200, {"Content-Length": str(len(BLOB))})
+        handler.wfile.write(BLOB[:8192])
+        handler.wfile.flush()
+        for byte in BLOB[8192:8200]:
+            if handler.server.stopping.wait(2.5):
+                return
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+
+    with loopback({BLOB_PATH: stop_and_drip}) as server, \
+            ri.Registry(server.url, timeout=3) as reg:
+        with within(3 + 1.5), pytest.raises(ri.DeadlineExceeded, match="minimum rate"):
+            _download(reg)
+
+
+def test_a_reused_connection_gives_each_request_its_own_deadline():
+    """Two heads each taking most of the 2-second deadline, one after the other on one
+    kept-alive connection: the second is not held to what the first left."""
+    ports = []
+
+    def slow_head(handler: _Handler) -> None:
+        ports.append(handler.client_address[1])
+        body = b'{"name": "a", "tags": ["v1"]}'
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        handler.wfile.flush()
+        for header in (b"X-One: 1\r\n", b"X-Two: 2\r\n"):
+            if handler.server.stopping.wait(0.6):
+                return
+            handler.wfile.write(header)
+            handler.wfile.flush()
+        handler.wfile.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        handler.wfile.flush()
+
+    with loopback({"/v2/a/tags/list": slow_head}) as server, \
+            ri.Registry(server.url, timeout=5, deadline=2, retry=ri.NO_RETRY) as reg:
+        for _ in range(3):
+            assert reg.tags("a") == ["v1"]
+    assert len(ports) == 3 and len(set(ports)) == 1  # one connection, kept alive
+
+
+def test_a_server_silent_past_the_deadline_is_a_stall_and_retried_as_one():
+    """Nothing at all came: a stalled connection (often that one alone), not a drip.
+    It ends at the deadline (not the longer read timeout), as httpx's ReadTimeout, and
+    is tried again; a drip never is."""
+    served = []
+
+    def stall(handler: _Handler) -> None:
+        served.append(handler.path)
+        handler.server.stopping.wait(60)
+
+    retry = ri.RetryPolicy(attempts=2, base=0.05)
+    with loopback({"/v2/_catalog": stall}) as server, \
+            ri.Registry(server.url, timeout=10, deadline=1, retry=retry) as reg:
+        with within(2 * 1 + SLACK), pytest.raises(ri.RegistryUnreachable,
+                                                  match="ReadTimeout") as caught:
+            reg.repositories()
+    assert not isinstance(caught.value, ri.DeadlineExceeded)
+    assert len(served) == 2
+
+
+def test_a_transport_given_is_still_paced_between_reads():
+    """Tests inject transports: below them reginsight cannot cut a read, but a body is
+    still judged as it comes."""
+    drip = lambda h: h.drip(CATALOG, every=0.4)  # noqa: E731
+    with loopback({"/v2/_catalog": drip}) as server, \
+            ri.Registry(server.url, timeout=1, transport=httpx.HTTPTransport()) as reg:
+        with within(1 + 1 + SLACK), pytest.raises(ri.DeadlineExceeded, match="1-second"):
+            reg.repositories()
 
 
 def test_a_stalled_token_realm_times_out():

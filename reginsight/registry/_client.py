@@ -36,6 +36,7 @@ from ._credentials import Credentials, resolve_credentials
 from ._digest import Digest, DigestVerifier, is_digest, parse_digest
 from ._hosts import redact
 from ._manifest import Descriptor, Manifest
+from ._network import NetworkTransport
 from ._reference import validate_repository
 from ._retry import RetryPolicy
 from ._transport import (
@@ -175,8 +176,9 @@ class Registry:
         )
         given_transport = transport
         if transport is None:
-            transport = httpx.HTTPTransport(
-                verify=ssl_context(verify, cert, insecure=insecure), limits=limits
+            # httpx's pool on a network whose every wait ends at the answer's deadline
+            transport = NetworkTransport(
+                ssl_context=ssl_context(verify, cert, insecure=insecure), limits=limits
             )
         patience = math.inf if timeout is None else timeout  # httpx's None: no timeout
         pace = Pace(timeout=timeout, deadline=patience if deadline is None else deadline,

@@ -7,11 +7,14 @@ traffic should reach (cloud metadata services, link-local hosts) and retries wha
 a busy or flaky server deserves another try for, so every request gets it: API
 calls, token requests, redirects alike. It also holds every answer to a pace
 (:class:`Pace`): httpx's timeout bounds one read, so a server sending a byte a
-second would otherwise hold the caller for as long as it likes.
+second would otherwise hold the caller for as long as it likes. Each wait for the
+server, head or body, ends at the answer's deadline (``_network``): a drip is cut
+when its time is up, not at the next read.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
 import time
@@ -23,6 +26,7 @@ import httpx
 from .._errors import CredentialsError, DeadlineExceeded, TooLarge, UnsafeAddress
 from . import _retry
 from ._hosts import origin, unsafe_host_reason
+from ._network import Deadline, Overdue, bounded_by
 from ._retry import RETRY_STATUSES, HostBackoff, RetryPolicy, may_retry
 from .protocol import parse_retry_after
 
@@ -52,14 +56,17 @@ class Pace:
     also the timeout of requests httpx sends without one: token requests of an auth
     flow).
 
-    A body read whole (documents, listings, error bodies, token answers, the ping)
-    must come within ``deadline`` seconds. A streamed body (a blob download) instead
-    must average ``min_rate`` bytes/s (0: no minimum) once ``grace`` seconds have
-    passed, so a big blob on a slow, honest link comes whole and a drip does not.
-    Only time spent waiting for the server counts: a caller that reads slowly (a copy
-    uploading as it downloads) is not the server's fault. Bytes are judged as they
-    come, so a body may run over by one read (``timeout``). The head (status line
-    and headers) is bounded per read only, as httpx does: it passes below this layer.
+    An answer read whole (documents, listings, error bodies, token answers, the
+    ping) must come within ``deadline`` seconds, head (status line and headers) and
+    body together. A streamed answer (a blob download) must have its head within
+    ``deadline``, then average ``min_rate`` bytes/s (0: no minimum) once ``grace``
+    seconds have passed, so a big blob on a slow, honest link comes whole and a drip
+    does not. Only time spent waiting for the server counts: a caller that reads
+    slowly (a copy uploading as it downloads) is not the server's fault, nor is the
+    time spent sending the request (an upload) or waiting for a pooled connection.
+    On reginsight's own network (``_network``) every wait ends when its bound is up;
+    through a transport given instead, bodies are judged between reads (running
+    over by up to one read, ``timeout``) and heads per read only.
     """
 
     timeout: float | None = 30.0
@@ -68,38 +75,62 @@ class Pace:
     grace: float = 30.0
 
 
+def _overdue(where: str, pace: Pace, detail: str) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"{where}: the answer did not arrive within its {pace.deadline:g}-second deadline "
+        f"({detail}); the server is too slow or dripping")
+
+
 class _Paced(httpx.SyncByteStream):
-    """Passes a body through while its server keeps ``pace``; else DeadlineExceeded."""
+    """Passes a body through while its server keeps ``pace``; else DeadlineExceeded.
+    A body read whole has ``allowed`` seconds: what its head left of the deadline."""
 
     def __init__(self, inner: httpx.SyncByteStream, pace: Pace, where: str, *,
-                 streamed: bool) -> None:
+                 streamed: bool, allowed: float) -> None:
         self._inner, self._pace, self._where, self._streamed = inner, pace, where, streamed
+        self._allowed = allowed
 
     def __iter__(self) -> Iterator[bytes]:
         waited, received = 0.0, 0
         chunks = iter(self._inner)
         while True:
             asked = time.monotonic()
-            chunk = next(chunks, None)
+            try:
+                # the next read ends when the pace would be broken, not a read later;
+                # its head came: a cut is the server's slowness, never a stall to retry
+                with bounded_by(Deadline(self._patience(waited, received), heard=True)):
+                    chunk = next(chunks, None)
+            except Overdue:
+                raise self._too_slow(waited + time.monotonic() - asked, received) from None
             waited += time.monotonic() - asked
             if chunk is None:
                 return
             received += len(chunk)
-            self._keep_pace(waited, received)
+            if self._broken(waited, received):
+                raise self._too_slow(waited, received)
             yield chunk
 
-    def _keep_pace(self, waited: float, received: int) -> None:
+    def _patience(self, waited: float, received: int) -> float:
+        """How much longer the server may take, at most, before the next bytes."""
         pace = self._pace
-        if not self._streamed and waited > pace.deadline:
-            raise DeadlineExceeded(
-                f"{self._where}: the answer did not arrive within its {pace.deadline:g}-"
-                f"second deadline ({received} bytes in {waited:.1f} s); the server is "
-                "too slow or dripping")
-        if (self._streamed and pace.min_rate and waited > pace.grace
-                and received < pace.min_rate * waited):
-            raise DeadlineExceeded(
-                f"{self._where}: {received} bytes in {waited:.1f} s, below the minimum "
-                f"rate of {pace.min_rate:g} bytes/s; the server is too slow or dripping")
+        if not self._streamed:
+            return self._allowed - waited
+        if not pace.min_rate:
+            return math.inf
+        return max(pace.grace, received / pace.min_rate) - waited
+
+    def _broken(self, waited: float, received: int) -> bool:
+        pace = self._pace
+        if not self._streamed:
+            return waited > self._allowed
+        return bool(pace.min_rate) and waited > pace.grace and received < pace.min_rate * waited
+
+    def _too_slow(self, waited: float, received: int) -> DeadlineExceeded:
+        if not self._streamed:
+            return _overdue(self._where, self._pace, f"{received} bytes in {waited:.1f} s")
+        return DeadlineExceeded(
+            f"{self._where}: {received} bytes in {waited:.1f} s, below the minimum "
+            f"rate of {self._pace.min_rate:g} bytes/s; the server is too slow or dripping")
 
     def close(self) -> None:
         self._inner.close()
@@ -137,8 +168,8 @@ class GuardedTransport(httpx.BaseTransport):
     too slowly for the bound the caller set, and a dripping server spends that whole
     bound on every attempt; retried, the caller would wait ``attempts`` times the
     bound it asked for. A crawl makes it an ``errors`` row and goes on. A read that
-    times out (nothing at all for ``timeout``) is still retried: a stalled connection
-    is often that connection alone."""
+    times out (nothing at all for ``timeout``, or nothing of the answer by its
+    deadline) is still retried: a stalled connection is often that connection alone."""
 
     def __init__(self, inner: httpx.BaseTransport, *, retry: RetryPolicy | None = None,
                  pace: Pace | None = None) -> None:
@@ -162,8 +193,13 @@ class GuardedTransport(httpx.BaseTransport):
         lanes = (host, backoff.pulls_lane(host)) if pull else (host,)
         for attempt in range(1, attempts + 1):
             backoff.wait(*lanes)
+            deadline = Deadline(self.pace.deadline)  # each attempt, each hop: its own
             try:
-                response = self._inner.handle_request(request)
+                with bounded_by(deadline):
+                    response = self._inner.handle_request(request)
+            except Overdue:
+                raise _overdue(f"{request.method} {_where(request)}", self.pace,
+                               "its head still incomplete") from None
             except httpx.TransportError as exc:
                 if attempt == attempts or not may_retry(request, error=exc):
                     raise
@@ -177,13 +213,13 @@ class GuardedTransport(httpx.BaseTransport):
                 if retry_after is None and status == 429 and rate is not None and rate.spent:
                     retry_after = rate.reset  # the IETF draft's way of saying when
                 if status == 429 and self._answer_now(request, host, retry_after):
-                    return self._settle(request, response)
-                self._discard(request, response)
+                    return self._settle(request, response, deadline)
+                self._discard(request, response, deadline)
                 # a refused pull holds back pulls only; anything else, the whole host
                 backoff.failure(lanes[-1] if status == 429 else host, retry_after)
                 continue
             try:
-                response = self._settle(request, response)
+                response = self._settle(request, response, deadline)
             except httpx.TransportError as exc:  # a small body cut short
                 if attempt == attempts or not may_retry(request, error=exc):
                     raise
@@ -204,10 +240,12 @@ class GuardedTransport(httpx.BaseTransport):
         if wanted != given:
             request.extensions = {**request.extensions, "timeout": wanted}
 
-    def _paced(self, request: httpx.Request, stream: httpx.SyncByteStream, *,
-               streamed: bool = False) -> _Paced:
+    def _paced(self, request: httpx.Request, stream: httpx.SyncByteStream,
+               deadline: Deadline, *, streamed: bool = False) -> _Paced:
+        """The body, paced; read whole, it has what the head left of ``deadline``
+        (all of it through a transport given instead: its clock never started)."""
         return _Paced(stream, self.pace, f"{request.method} {_where(request)}",
-                      streamed=streamed)
+                      streamed=streamed, allowed=deadline.left())
 
     def _answer_now(self, request: httpx.Request, host: str, retry_after: float | None
                     ) -> bool:
@@ -222,19 +260,20 @@ class GuardedTransport(httpx.BaseTransport):
         return bool(request.extensions.get(PULL)) and self.backoff.budget_spent(host) and (
             not told)
 
-    def _settle(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+    def _settle(self, request: httpx.Request, response: httpx.Response,
+                deadline: Deadline) -> httpx.Response:
         """Cap error bodies; read bodies of requests with a LIMIT (refusing larger ones);
         hold every body to its pace."""
         assert isinstance(response.stream, httpx.SyncByteStream)
         if not 200 <= response.status_code < 300:
             response.stream = self._paced(
-                request, _CappedStream(response.stream, ERROR_BODY_LIMIT))
+                request, _CappedStream(response.stream, ERROR_BODY_LIMIT), deadline)
             return response
         limit = request.extensions.get(LIMIT)
         if limit is None:
             # a blob (streamed; downloads resume themselves) or a small answer the
             # client reads whole (the ping, an upload's)
-            response.stream = self._paced(request, response.stream,
+            response.stream = self._paced(request, response.stream, deadline,
                                           streamed=bool(request.extensions.get(STREAM)))
             return response
         announced = response.headers.get("content-length", "")
@@ -244,7 +283,7 @@ class GuardedTransport(httpx.BaseTransport):
                            f"{limit}-byte limit; not read")
         chunks, seen = [], 0
         try:
-            for chunk in self._paced(request, response.stream):
+            for chunk in self._paced(request, response.stream, deadline):
                 seen += len(chunk)
                 if seen > limit:
                     raise TooLarge(f"{_where(request)}: body exceeds the {limit}-byte "
@@ -259,12 +298,13 @@ class GuardedTransport(httpx.BaseTransport):
                               content=b"".join(chunks), request=request,
                               extensions=response.extensions)
 
-    def _discard(self, request: httpx.Request, response: httpx.Response) -> None:
+    def _discard(self, request: httpx.Request, response: httpx.Response,
+                 deadline: Deadline) -> None:
         """Read a little of a response we will not use, so its connection can be
         reused; one that drips is dropped at its deadline."""
         capped = _CappedStream(response.stream, ERROR_BODY_LIMIT)  # type: ignore[arg-type]
         try:
-            for _ in self._paced(request, capped):
+            for _ in self._paced(request, capped, deadline):
                 pass
         except (httpx.TransportError, DeadlineExceeded):
             pass
