@@ -165,10 +165,10 @@ class RegistryUnreachable(RegistryError):
 
 
 class DeadlineExceeded(RegistryUnreachable):
-    """The registry answered too slowly: a body read whole did not end within its
-    deadline (``Registry(deadline=)``), or a streamed download fell below its minimum
-    rate (``Registry(min_rate=)``). A dripping server ends here instead of holding
-    the caller for as long as it likes."""
+    """The registry answered too slowly: an answer read whole (its status line,
+    headers and body) did not end within its deadline (``Registry(deadline=)``), or a
+    streamed download fell below its minimum rate (``Registry(min_rate=)``). A
+    dripping server ends here instead of holding the caller for as long as it likes."""
 
 
 class ResponseError(RegistryError):
