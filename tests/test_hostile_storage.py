@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -31,15 +32,23 @@ SPARSE = 3 * 1024**3  # 3 GB of holes: 4 KB on disk
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every path below ``root`` with its size and time (a loop: rglob recurses)."""
-    seen, stack = {}, [str(root)]
+    """Every path below ``root`` with its size and time: a loop (rglob recurses), each
+    folder opened relative to its parent (paths may pass PATH_MAX)."""
+    seen: dict[str, tuple[int, int]] = {}
+    stack = [(os.open(root, os.O_RDONLY), str(root))]
     while stack:
-        with os.scandir(stack.pop()) as listing:
-            for entry in listing:
-                info = entry.stat(follow_symlinks=False)
-                seen[entry.path] = (info.st_size, info.st_mtime_ns)
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+        fd, path = stack.pop()
+        try:
+            with os.scandir(fd) as listing:
+                names = [entry.name for entry in listing]
+            for name in names:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                seen[f"{path}/{name}"] = (info.st_size, info.st_mtime_ns)
+                if stat.S_ISDIR(info.st_mode):
+                    stack.append((os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd),
+                                  f"{path}/{name}"))
+        finally:
+            os.close(fd)
     return seen
 
 
@@ -408,3 +417,80 @@ def test_an_empty_storage_previews_and_reports(tmp_path):
                           str(tmp_path / "r.html")], capture_output=True, text=True,
                          timeout=TIME_BOUND)
     assert out.returncode == 0, out.stderr
+
+
+# ---------------------------------------- what cannot be listed is said, not skipped
+
+
+@pytest.mark.parametrize("where", ["revisions", "current", "repositories"])
+def test_a_file_where_the_layout_has_a_folder_is_refused(storage, where):
+    app = _repo(storage, "app") / "_manifests"
+    path = {"revisions": app / "revisions", "current": app / "tags/latest/current",
+            "repositories": storage / V2 / "repositories"}[where]
+    shutil.rmtree(path)
+    path.write_text("not a folder")
+    inv = _scan(storage)
+    why = [w for p, w in _refused(inv) if p.startswith(str(path.relative_to(storage / V2)))]
+    assert why and why[0].startswith("a file where the layout has a folder")
+    _assert_gc_refuses(inv)  # the collector would stop there: no figure is honest
+
+
+def test_a_path_too_long_to_open_is_refused_not_skipped(storage):
+    """Past PATH_MAX a folder cannot be opened by its path: before, the repository
+    below vanished silently and gc_preview predicted deleting its tagged image."""
+    fd = os.open(storage / V2 / "repositories", os.O_RDONLY)
+    try:
+        for _ in range(21):
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.mkdir("_manifests", dir_fd=fd)
+    finally:
+        os.close(fd)
+    inv = _scan(storage)
+    assert any("File name too long" in why for _, why in _refused(inv))
+    _assert_gc_refuses(inv)
+
+
+def test_an_unreadable_tag_link_stops_only_the_untagged_preview(storage):
+    """--delete-untagged reads every tag's link and stops on one it cannot read; a
+    plain collection never reads them."""
+    (_repo(storage, "app") / "_manifests/tags/latest/current/link").write_bytes(b"junk")
+    inv = _scan(storage)
+    ri.gc_preview(inv)
+    with pytest.raises(ri.InventoryError, match="cannot predict garbage-collect"):
+        ri.gc_preview(inv, delete_untagged=True)
+
+
+def test_a_blob_under_another_fan_out_folder_is_no_blob(storage):
+    """Where a read of the digest would not go, so nothing there is counted or read
+    (through fsspec's local listing too, which follows what it is asked to read)."""
+    inv = ri.scan_storage(storage, progress=False)
+    digest = str(inv.tags.loc[inv.tags["tag"] == "solo", "digest"].iloc[0])
+    hexa = digest.split(":")[1]
+    prefix = storage / V2 / "blobs/sha256" / hexa[:2]
+    outside = storage.parent / "outside-prefix"
+    shutil.move(prefix, outside)
+    os.symlink(outside, prefix)
+    decoy = storage / V2 / "blobs/sha256" / ("00" if hexa[:2] != "00" else "01") / hexa
+    decoy.mkdir(parents=True)
+    (decoy / "data").write_bytes((outside / hexa / "data").read_bytes())
+    for root in (str(storage), f"local://{storage}"):
+        damaged = _bounded(lambda root=root: ri.scan_storage(root, progress=False))
+        assert digest not in set(damaged.blobs.loc[damaged.blobs["on_disk"], "digest"])
+        assert not damaged.errors["error"].str.contains("DigestMismatch").any()
+        assert any(why == "a symbolic link: not followed" for _, why in _refused(damaged))
+
+
+def test_an_object_store_that_cannot_be_reached_is_a_typed_error():
+    """A closed port on loopback: botocore's error (or s3fs's TypeError for an option
+    it does not know) comes back as one InventoryError naming the store."""
+    options = {"endpoint_url": "http://127.0.0.1:9", "key": "k", "secret": "s",
+               "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
+    with pytest.raises(ri.InventoryError, match="s3://bucket/root"):
+        _bounded(lambda: ri.scan_storage("s3://bucket/root", storage_options=options,
+                                         progress=False))
+    with pytest.raises(ri.InventoryError, match="cannot"):
+        _bounded(lambda: ri.scan_storage("s3://bucket/root", progress=False,
+                                         storage_options={**options, "bogus_option": 1}))

@@ -170,7 +170,7 @@ def test_the_local_walk_and_the_fsspec_listing_find_the_same_files(scenario_stor
     local = {(entry, path[len(top):]) for entry, path, _ in
              LocalStore(str(scenario_storage), V2).entries()}
     listed = {(entry, path[len(top):]) for entry, path, _ in
-              FsspecStore(fsspec.filesystem("file"), top).entries()}
+              FsspecStore(fsspec.filesystem("file"), top, top).entries()}
     assert local == listed
     assert {entry.kind for entry, _ in local} == {
         "blob", "layer", "revision", "tag", "tag_index", "upload_data", "upload_started"}

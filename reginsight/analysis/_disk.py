@@ -173,8 +173,11 @@ def freed_after(inv: Inventory, removed: set[tuple[str, str]]) -> pd.DataFrame:
                         ).sort_values("digest", ignore_index=True)
 
 
-def _check_readable(inv: Inventory) -> None:
-    fatal = inv.errors[inv.errors["stage"].isin(GC_FATAL_STAGES)]
+def _check_readable(inv: Inventory, *, delete_untagged: bool = False) -> None:
+    # with --delete-untagged the collector reads every tag's link too, and stops on one
+    # it cannot read (Distribution's tagStore.Lookup), deleting nothing
+    stages = GC_FATAL_STAGES | ({"tag link"} if delete_untagged else set())
+    fatal = inv.errors[inv.errors["stage"].isin(stages)]
     if len(fatal):
         first = fatal.iloc[0]
         raise InventoryError(
@@ -203,7 +206,7 @@ def gc_preview(inv: Inventory, *, delete_untagged: bool = False) -> pd.DataFrame
     scan could not read a revision (the real command would stop).
     """
     _require_storage(inv, "gc_preview")
-    _check_readable(inv)
+    _check_readable(inv, delete_untagged=delete_untagged)
     graph = _Graph.of(inv)
     placed = _placements(graph.repository, graph.manifest)
     # the collector finds a repository by its _layers directory; one without is never

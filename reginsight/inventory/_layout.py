@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from .._errors import InvalidDigest
+from .._errors import InvalidDigest, InventoryError
 from ..registry._digest import validate_digest
 
 V2 = "docker/registry/v2"
 
 _HEX = r"[a-f0-9]{32,}"
 _ALG = r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*"
-_BLOB = re.compile(rf"blobs/({_ALG})/[a-f0-9]{{2}}/({_HEX})/data")
+# the fan-out folder is the hex's first two digits: a blob elsewhere is not where the
+# registry (or a read of that digest) looks
+_BLOB = re.compile(rf"blobs/({_ALG})/([a-f0-9]{{2}})/(\2[a-f0-9]{{30,}})/data")
 # any folder names down to the first ``_``-folder: the scan checks the name against
 # the reference grammar (the registry's collector stops on a name it cannot parse)
 _REPO = re.compile(r"repositories/((?:[^/_][^/]*/)*?[^/_][^/]*)/(_[a-z]+)/(.+)")
@@ -51,12 +54,24 @@ class Entry:
     upload: str | None = None
 
 
+#: what a store's listing yields: (what the file is, its path, store-specific details
+#: for its ``details()``; for a ``refused`` entry, why it was refused)
+Found = tuple[Entry, str, Any]
+REFUSED = Entry("refused")
+LINK_REFUSED = "a symbolic link: not followed"
+
+
+def too_large(size: int, limit: int) -> InventoryError:
+    return InventoryError(f"{size:,} bytes, more than the {limit:,} such a file holds: "
+                          "not read")
+
+
 def classify(relative: str) -> Entry | None:
     """What the file at ``relative`` (a path below ``docker/registry/v2``) is, or None
     for files the layout does not give a meaning (hash states, stray files)."""
     blob = _BLOB.fullmatch(relative)
     if blob:
-        return Entry("blob", digest=f"{blob.group(1)}:{blob.group(2)}")
+        return Entry("blob", digest=f"{blob.group(1)}:{blob.group(3)}")
     repo = _REPO.fullmatch(relative)
     if repo is None:
         return None

@@ -38,9 +38,9 @@ from ._facts import (
 )
 from ._frames import build, conform, tidy
 from ._inventory import Inventory
-from ._layout import V2, Entry, blob_path, classify, link_target
+from ._layout import V2, Entry, blob_path, classify, link_target, too_large
 from ._progress import progress_bar
-from ._stores import FsspecStore, LocalStore, open_store, shown, too_large
+from ._stores import FsspecStore, LocalStore, open_store, shown
 
 #: a link holds one digest (``sha512:`` and 128 hex digits at most); ``startedat`` a
 #: timestamp. Anything past this is no such file, and is never read whole.
@@ -79,7 +79,11 @@ def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None =
     url = str(root)
     store = open_store(url, storage_options, V2)
     if not store.exists():
-        raise InventoryError(f"{shown(url)} is not a registry storage: it has no {V2}")
+        unreached = ("" if isinstance(store, LocalStore) else
+                     " (or the store could not be read there: check the URL, the endpoint "
+                     "and the credentials)")
+        raise InventoryError(f"{shown(url)} is not a registry storage: it has no {V2}"
+                             f"{unreached}")
     with _collector_paused():
         return _Scan(store, shown(url), progress=progress).run()
 
