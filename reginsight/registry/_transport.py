@@ -89,6 +89,9 @@ class _Paced(httpx.SyncByteStream):
                  streamed: bool, allowed: float) -> None:
         self._inner, self._pace, self._where, self._streamed = inner, pace, where, streamed
         self._allowed = allowed
+        # a cut read that heard nothing for this long was a stall, shorter a drip: a
+        # drip sends again well within half the bound, or it would not be one
+        self._stall = min(pace.deadline, pace.timeout or math.inf) / 2
 
     def __iter__(self) -> Iterator[bytes]:
         waited, received = 0.0, 0
@@ -101,7 +104,14 @@ class _Paced(httpx.SyncByteStream):
                 with bounded_by(Deadline(self._patience(waited, received), heard=True)):
                     chunk = next(chunks, None)
             except Overdue:
-                raise self._too_slow(waited + time.monotonic() - asked, received) from None
+                silent = time.monotonic() - asked
+                if silent >= self._stall:
+                    # nothing at all for that long: a connection that went dead (a black
+                    # hole), not a drip; retried or resumed as a read timeout always was
+                    raise httpx.ReadTimeout(
+                        f"{self._where}: nothing from the server for {silent:.1f} s "
+                        f"after {received} bytes") from None
+                raise self._too_slow(waited + silent, received) from None
             waited += time.monotonic() - asked
             if chunk is None:
                 return
