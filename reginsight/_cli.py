@@ -111,10 +111,8 @@ def _whole(least: int, most: int | None = None) -> Callable[[str], int]:
               else f"a whole number of {least} or more")
 
     def whole(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
+        # ASCII digits only: int() also takes " 5", "+3", "1_000" and "٣"
+        value = int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
         if value is None or value < least or (most is not None and value > most):
             raise argparse.ArgumentTypeError(f"'{printable(text, limit=40)}': give {wanted}")
         return value

@@ -60,6 +60,7 @@ def test_every_number_flag_checks_its_range():
     ["report", "--concurrency", "0"],
     ["report", "--keep-last", "-1"],
     ["report", "--keep-last", "three"],
+    *(["report", "--keep-last", odd] for odd in (" 5", "+3", "1_000", "\u0663", "\uff15")),
 ])
 def test_a_bad_number_is_a_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as exited:

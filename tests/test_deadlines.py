@@ -479,7 +479,8 @@ def test_the_bounds_travel_in_the_settings():
 
 
 @pytest.mark.parametrize("bound", [{"deadline": 0}, {"min_rate": -1}, {"listing_time": 0},
-                                   {"max_pages": 0}])
+                                   {"max_pages": 0}, {"timeout": -1},
+                                   {"timeout": float("nan")}, {"deadline": float("nan")}])
 def test_a_bound_that_refuses_everything_is_refused_at_once(bound):
     with pytest.raises(ValueError, match=next(iter(bound))):
         ri.Registry("http://127.0.0.1:9", **bound)

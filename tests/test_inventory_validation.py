@@ -365,3 +365,56 @@ def test_a_path_that_is_not_utf8_is_refused_and_nothing_is_written(tmp_path):
     for read in (ri.Inventory.load, ri.Inventory.open):
         with pytest.raises(ri.InventoryError, match="not UTF-8"):
             read(bad)
+
+
+@pytest.mark.parametrize("value", ["__HIVE_DEFAULT_PARTITION__", "", "%2E%2E%2Fx", "A",
+                                   "a=b", "a%0Ab"])
+def test_a_partition_folder_no_save_writes_is_refused(work, value):
+    """pyarrow's folder for a null, an empty name, a decoded '../x', upper case: each
+    became rows of no repository, or of one no registry has (NaN crashed the analysis)."""
+    partition = _first(work["v2"], "tags").parent
+    partition.rename(partition.parent / f"repository={value}")
+    loaded, opened = _outcomes(work["v2"])
+    assert "a partition folder no save writes" in loaded
+    assert "a partition folder no save writes" in opened
+
+
+def _read_both(directory: Path) -> list[str]:
+    said = []
+    for read in (ri.Inventory.load, _opened):
+        with pytest.raises(ri.InventoryError) as caught:
+            read(directory)
+        said.append(str(caught.value))
+    return said
+
+
+def test_deep_folders_in_a_frame_are_refused_not_walked(work):
+    """A walk of 1,300 nested folders recursed past Python's limit (RecursionError)."""
+    fd = os.open(work["v2"] / "blobs", os.O_RDONLY)
+    try:
+        for _ in range(1300):
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+    try:
+        assert all("a folder that is no partition" in s for s in _read_both(work["v2"]))
+    finally:  # shutil.rmtree recurses too: pytest's cleanup would fail
+        top, spare = work["v2"] / "blobs" / "d", work["v2"] / "blobs" / "spare"
+        while (top / "d").is_dir():
+            os.rename(top / "d", spare)
+            os.rmdir(top)
+            os.rename(spare, top)
+        os.rmdir(top)
+
+
+@pytest.mark.parametrize("target", ["/", "other inventory"])
+def test_a_frame_folder_that_is_a_link_is_refused(work, target):
+    """A link to / was walked over the whole filesystem; one to another inventory's
+    folder read its files as this one's."""
+    where = "/" if target == "/" else str(work["v1"])
+    shutil.rmtree(work["v2"] / "errors")
+    os.symlink(where, work["v2"] / "errors")
+    assert all("is a symbolic link" in s for s in _read_both(work["v2"]))

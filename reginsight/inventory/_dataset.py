@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
@@ -106,6 +107,10 @@ def short_forms(names: Iterable[str]) -> dict[str, str]:
     return found
 
 
+#: lower-case letters and digits, runs of them joined by ``.``, ``_``, ``-`` or ``/``
+_NAME_SHAPE = re.compile(r"[a-z0-9]+(?:[._/-]+[a-z0-9]+)*")
+
+
 def check_partitions(top: Path, found: Iterable[Path], names: Mapping[str, str]) -> None:
     """InventoryError when one of the files ``found`` under frame folder ``top`` lies
     anywhere but at the top or in a ``repository=`` folder right below it (a reader
@@ -118,9 +123,20 @@ def check_partitions(top: Path, found: Iterable[Path], names: Mapping[str, str])
                                  f"{top.name} lie at its top or in {PARTITION_COLUMN}=NAME "
                                  "folders right below it)")
         value = unquote(value)
-        if value.startswith(SHORT) and value not in names:
-            raise InventoryError(f"{folder}: a short-form partition that inventory.json "
-                                 "does not name (partition_names)")
+        if value.startswith(SHORT):
+            if value not in names:
+                raise InventoryError(f"{folder}: a short-form partition that inventory."
+                                     "json does not name (partition_names)")
+            continue
+        # what a save writes, and nothing else: a name, URL-encoded as pyarrow does
+        # (pyarrow's null folder, an empty or a decoded '../x' would become rows of no
+        # repository, or of one no registry has). The shape the reference grammar
+        # gives a name, looser: analysis reads saved inventories without the registry
+        # layer, where the grammar lives
+        if not (_NAME_SHAPE.fullmatch(value)
+                and folder.name == f"{PARTITION_COLUMN}={quote(value, safe='')}"):
+            raise InventoryError(f"{folder}: a partition folder no save writes (its "
+                                 "value is not a repository name)")
 
 
 def _renamed(column: pa.ChunkedArray, renames: Mapping[str, str]) -> pa.ChunkedArray:
@@ -252,13 +268,55 @@ def write_frame(directory: Path, name: str, frame: pd.DataFrame | pa.Table, *,
 
 
 def files(directory: Path, name: str) -> list[Path]:
-    """The Parquet files of frame ``name``, sorted. InventoryError when one is not a
-    regular file: a folder named so is no data, a FIFO would block the reader."""
-    found = sorted((directory / name).glob("**/*.parquet"))
-    for path in found:
-        if not path.is_file():
-            raise InventoryError(f"{path} is not a file")
-    return found
+    """The Parquet files of frame ``name``, sorted: at the top of its folder and in the
+    ``repository=`` folders right below, all the layout has (listed two levels deep,
+    never walked: a deep tree is no inventory, and a walk of one recursed without end).
+    InventoryError for a symbolic link (the frame's folder, a partition, a file: it
+    could lead out of the inventory), a folder anywhere else (pyarrow and DuckDB
+    would read the files below it, taking its name for a column), a ``.parquet``
+    that is no regular file (a FIFO would block the reader)."""
+    top = directory / name
+    found: list[Path] = []
+    for entry in _listed(top):
+        path = Path(entry.path)
+        if entry.is_symlink():
+            raise InventoryError(f"{path} is a symbolic link: an inventory holds none")
+        if entry.name.endswith(".parquet"):
+            found.extend([path] if _parquet(entry) else [])
+        elif entry.is_dir(follow_symlinks=False):
+            if not entry.name.startswith(f"{PARTITION_COLUMN}="):
+                raise InventoryError(f"{path}: a folder that is no partition (the files "
+                                     f"of {name} lie at its top or in {PARTITION_COLUMN}"
+                                     "=NAME folders right below it)")
+            found.extend(Path(inner.path) for inner in _listed(path) if _parquet(inner))
+    return sorted(found)
+
+
+def _listed(folder: Path) -> list[os.DirEntry[str]]:
+    if folder.is_symlink():
+        raise InventoryError(f"{folder} is a symbolic link: an inventory holds none")
+    try:
+        with os.scandir(folder) as listing:
+            return list(listing)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise InventoryError(f"{folder}: cannot be listed ({exc.strerror or exc})") from None
+
+
+def _parquet(entry: os.DirEntry[str]) -> bool:
+    """Whether ``entry`` is a data file of the frame. InventoryError for a link, for a
+    ``.parquet`` that is no regular file, and for a folder inside a partition."""
+    if entry.is_symlink():
+        raise InventoryError(f"{entry.path} is a symbolic link: an inventory holds none")
+    if entry.name.endswith(".parquet"):
+        if not entry.is_file(follow_symlinks=False):
+            raise InventoryError(f"{entry.path} is not a file")
+        return True
+    if entry.is_dir(follow_symlinks=False):
+        raise InventoryError(f"{entry.path}: a folder inside a partition: no save "
+                             "writes one")
+    return False
 
 
 def partitioned_on_disk(directory: Path, name: str) -> bool:

@@ -159,8 +159,8 @@ class Registry:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        _check_bounds(deadline=deadline, min_rate=min_rate, listing_time=listing_time,
-                      max_pages=max_pages)
+        _check_bounds(timeout=timeout, deadline=deadline, min_rate=min_rate,
+                      listing_time=listing_time, max_pages=max_pages)
         parsed = proto.parse_registry_url(url)
         self.url = parsed.base
         if credentials is None:
@@ -688,17 +688,23 @@ class Registry:
                    lambda answer: proto.interpret_untag(answer, registry=self.url))
 
 
-def _check_bounds(*, deadline: float | None, min_rate: float, listing_time: float,
-                  max_pages: int) -> None:
-    """Refuse a bound that would refuse every answer (0 s) or none by mistake (-1)."""
+def _check_bounds(*, timeout: float | None, deadline: float | None, min_rate: float,
+                  listing_time: float, max_pages: int) -> None:
+    """Refuse a bound that would refuse every answer (0 s), none by mistake (-1), or
+    that compares with nothing (NaN: httpx's own error named no option)."""
+    def positive(value: float | None) -> bool:
+        return value is None or value > 0  # False for NaN
+
     wrong = [f"{name}={value!r}" for name, value, ok in (
-        ("deadline", deadline, deadline is None or deadline > 0),
+        ("timeout", timeout, positive(timeout)),
+        ("deadline", deadline, positive(deadline)),
         ("min_rate", min_rate, min_rate >= 0),
         ("listing_time", listing_time, listing_time > 0),
         ("max_pages", max_pages, max_pages >= 1)) if not ok]
     if wrong:
-        raise ValueError(f"Registry({', '.join(wrong)}): deadline and listing_time must be "
-                         "> 0, min_rate >= 0 (0: no minimum), max_pages >= 1")
+        raise ValueError(f"Registry({', '.join(wrong)}): timeout (None: none), deadline and "
+                         "listing_time must be > 0, min_rate >= 0 (0: no minimum), "
+                         "max_pages >= 1")
 
 
 def _manifest_name(repository: str, reference: str) -> str:
