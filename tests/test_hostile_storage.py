@@ -120,7 +120,11 @@ def _refused(inv: ri.Inventory) -> list[tuple[str, str]]:
 
 
 def _a_revision(storage: Path, repo: str = "app") -> Path:
-    return next((_repo(storage, repo) / "_manifests/revisions/sha256").iterdir())
+    """A revision folder that holds its link (a deleted manifest leaves its folder
+    behind, empty: the registry deletes files, not folders)."""
+    return next(folder for folder in sorted(
+        (_repo(storage, repo) / "_manifests/revisions/sha256").iterdir())
+        if (folder / "link").is_file())
 
 
 def _assert_gc_refuses(inv: ri.Inventory) -> None:
