@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import reginsight as ri
 from reginsight.inventory._layout import blob_path
+from tests.deep import nest, unnest
 
 V2 = "docker/registry/v2"
 #: no case may take longer than this (a hang is what fails here; seconds on this machine)
@@ -50,29 +51,6 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
         finally:
             os.close(fd)
     return seen
-
-
-def _unnest(parent: Path, name: str) -> None:
-    """Remove what :func:`_nest` made, a level at a time, by short paths."""
-    top, spare = parent / name, parent / f"{name}-spare"
-    while (top / name).is_dir():
-        os.rename(top / name, spare)  # the second level moves up ...
-        os.rmdir(top)  # ... the first, now empty, goes
-        os.rename(spare, top)
-    os.rmdir(top)
-
-
-def _nest(parent: Path, name: str, depth: int) -> None:
-    """``depth`` folders ``name`` one in the other (Path.mkdir recurses)."""
-    fd = os.open(parent, os.O_RDONLY)
-    try:
-        for _ in range(depth):
-            os.mkdir(name, dir_fd=fd)
-            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-    finally:
-        os.close(fd)
 
 
 def _bounded(call: Callable[[], object]) -> object:
@@ -297,11 +275,11 @@ def test_a_name_matplotlib_would_typeset_is_refused_and_the_report_renders(stora
 
 
 def test_1500_nested_folders_stop_at_the_depth_no_name_reaches(storage):
-    _nest(storage / V2 / "repositories", "d", 1500)
+    nest(storage / V2 / "repositories", "d", 1500)
     try:
         inv = _scan(storage)
     finally:  # shutil.rmtree recurses: pytest's cleanup of the temp dir would fail
-        _unnest(storage / V2 / "repositories", "d")
+        unnest(storage / V2 / "repositories", "d")
     (path, why), = [(p, w) for p, w in _refused(inv) if "deeper" in w]
     assert path == "repositories/" + "/".join(["d"] * 129)
     assert why.startswith("deeper than 128 components")
@@ -357,7 +335,7 @@ def _damage(storage: Path, outside: Path, damage: str) -> None:
                             symlinks=True, dirs_exist_ok=True)
     elif damage == "deep folders":
         if not (storage / V2 / "repositories/z").exists():
-            _nest(storage / V2 / "repositories", "z", 300)
+            nest(storage / V2 / "repositories", "z", 300)
     elif damage == "dollar name":
         (storage / V2 / "repositories" / "a$b$/_layers").mkdir(parents=True, exist_ok=True)
 

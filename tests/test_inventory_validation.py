@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 import reginsight as ri
 from reginsight.inventory import _dataset
 from reginsight.inventory._frames import FRAME_NAMES
+from tests.deep import nest, unnest
 from tests.test_analysis import inventory
 
 SAMPLE = Path(ri.__file__).resolve().parent / "sample"  # format 1, as shipped
@@ -390,24 +391,11 @@ def _read_both(directory: Path) -> list[str]:
 
 def test_deep_folders_in_a_frame_are_refused_not_walked(work):
     """A walk of 1,300 nested folders recursed past Python's limit (RecursionError)."""
-    fd = os.open(work["v2"] / "blobs", os.O_RDONLY)
-    try:
-        for _ in range(1300):
-            os.mkdir("d", dir_fd=fd)
-            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-    finally:
-        os.close(fd)
+    nest(work["v2"] / "blobs", "d", 1300)
     try:
         assert all("a folder that is no partition" in s for s in _read_both(work["v2"]))
-    finally:  # shutil.rmtree recurses too: pytest's cleanup would fail
-        top, spare = work["v2"] / "blobs" / "d", work["v2"] / "blobs" / "spare"
-        while (top / "d").is_dir():
-            os.rename(top / "d", spare)
-            os.rmdir(top)
-            os.rename(spare, top)
-        os.rmdir(top)
+    finally:
+        unnest(work["v2"] / "blobs", "d")
 
 
 @pytest.mark.parametrize("target", ["/", "other inventory"])
