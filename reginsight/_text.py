@@ -6,6 +6,7 @@ escaped by the report's template itself (jinja2 autoescape)."""
 
 from __future__ import annotations
 
+import html
 import unicodedata
 
 
@@ -30,6 +31,11 @@ def _escaped(char: str) -> str:
         return f"\\x{ord(char) - 0xDC00:02x}" if 0xDC80 <= ord(char) <= 0xDCFF else \
             f"\\u{ord(char):04x}"
     return repr(char)[1:-1] if char not in "'\"" else char
+
+
+def inert(text: object) -> str:
+    """``text`` for HTML: printable, then escaped."""
+    return html.escape(printable(text))
 
 
 def plot_label(text: object) -> str:

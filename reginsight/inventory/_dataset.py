@@ -319,10 +319,10 @@ def _parquet(entry: os.DirEntry[str]) -> bool:
     return False
 
 
-def partitioned_on_disk(directory: Path, name: str) -> bool:
-    """Whether frame ``name`` is split into ``repository=`` directories (a frame
-    without rows is one file at its top, holding every column)."""
-    return any(f.parent != directory / name for f in files(directory, name))
+def _partitioned(top: Path, found: Iterable[Path]) -> bool:
+    """Whether a frame's files lie in ``repository=`` folders (a frame without rows is
+    one file at its top, holding every column)."""
+    return any(f.parent != top for f in found)
 
 
 def read_frame(directory: Path, name: str, *, names: Mapping[str, str] | None = None,
@@ -342,7 +342,7 @@ def read_frame(directory: Path, name: str, *, names: Mapping[str, str] | None = 
         return None
     names = names or {}
     check_partitions(directory / name, found, names)
-    partitioned = partitioned_on_disk(directory, name)
+    partitioned = _partitioned(directory / name, found)
     try:
         dataset = ds.dataset([str(f) for f in found], format="parquet",
                              partitioning=ds.partitioning(

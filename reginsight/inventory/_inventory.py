@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._errors import InventoryError
-from .._text import printable
+from .._text import inert, printable
 from .._units import format_bytes
 from ._dataset import (
     PARTITIONED,
@@ -314,24 +314,18 @@ class Inventory:
         rows = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k.replace('_', ' '))}</th>"
             f"<td style='text-align:right'>"
-            f"{_inert(format_bytes(v) if k == 'blob_bytes' else v)}</td></tr>"
+            f"{inert(format_bytes(v) if k == 'blob_bytes' else v)}</td></tr>"
             for k, v in s.items())
         top = (self.tags.groupby("repository", observed=True).size()
                .sort_values(ascending=False).head(5))
-        top_rows = "".join(f"<tr><td>{_inert(r)}</td><td>{n}</td></tr>"
+        top_rows = "".join(f"<tr><td>{inert(r)}</td><td>{n}</td></tr>"
                            for r, n in top.items())
         errors = ""
         if len(self.errors):
             errors = (f"<p><b>{len(self.errors)} errors</b>, e.g. "
-                      f"{_inert(printable(self.errors['error'].iloc[0], limit=200))}</p>")
+                      f"{inert(printable(self.errors['error'].iloc[0], limit=200))}</p>")
         return (f"<div><b>reginsight Inventory</b><table>{rows}</table>"
                 f"<p>Most tags:</p><table>{top_rows}</table>{errors}</div>")
-
-
-def _inert(value: object) -> str:
-    """Text from a registry for HTML: printable (no bidi override or control
-    character), then escaped."""
-    return html.escape(printable(value))
 
 
 def _read(directory: Path, name: str, meta: Meta) -> pd.DataFrame | None:

@@ -39,8 +39,7 @@ class FsspecStore:
         except InventoryError:
             raise
         except Exception as exc:  # noqa: BLE001 -- each backend raises its own types
-            raise InventoryError(f"cannot {action} {self.shown}: {type(exc).__name__}: "
-                                 f"{printable(exc, limit=300)}") from None
+            raise _backend_error(action, self.shown, exc) from None
 
     def exists(self) -> bool:
         with self._errors("reach"):
@@ -120,6 +119,11 @@ class FsspecStore:
         return sizes
 
 
+def _backend_error(action: str, where: str, exc: Exception) -> InventoryError:
+    return InventoryError(f"cannot {action} {where}: {type(exc).__name__}: "
+                          f"{printable(exc, limit=300)}")
+
+
 def _below(path: str, links: set[str]) -> bool:
     """Whether a folder above ``path`` is one of ``links`` (a look at each ancestor:
     testing every link against every path was quadratic)."""
@@ -146,6 +150,5 @@ def open_store(root: str, storage_options: Mapping[str, Any] | None, top: str
     try:
         fs, base = fsspec.core.url_to_fs(root, **dict(storage_options or {}))
     except Exception as exc:  # noqa: BLE001 -- an unknown protocol, option or backend
-        raise InventoryError(f"cannot open {shown(root)}: {type(exc).__name__}: "
-                             f"{printable(exc, limit=300)}") from None
+        raise _backend_error("open", shown(root), exc) from None
     return FsspecStore(fs, f"{base.rstrip('/')}/{top}", shown(root))

@@ -14,14 +14,13 @@ would become math.
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from .._text import printable
+from .._text import inert, printable
 from .._units import format_bytes
 from ..analysis._history import image_created
 from ..analysis._referrers import referrers
@@ -70,12 +69,6 @@ def _sized(frame: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.DataFrame, 
     column_defs.append({"targets": [order.index(hidden) for _, hidden in defs],
                         "visible": False, "searchable": False})
     return shown, column_defs
-
-
-def inert(text: object) -> str:
-    """Outside text for HTML: printable (a bidi override or a control character shown
-    as its escape, not acting on what follows it), then escaped."""
-    return html.escape(printable(text))
 
 
 def _printable_cells(frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,13 +28,14 @@ import ipywidgets as widgets
 import pandas as pd
 
 from .._errors import PlanError, ReginsightError, RegistryError
+from .._text import inert
 from .._units import format_bytes
 from ..analysis._disk import broken_images, disk_usage, gc_preview
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._after import inventory_after
 from ..ops._apply import apply_cleanup
 from ..ops._plan import CHILD_OF, SUGGESTED_POLICY, plan_cleanup
-from ._browse import Browse, html_table, inert
+from ._browse import Browse, html_table
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory

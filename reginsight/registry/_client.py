@@ -342,8 +342,8 @@ class Registry:
     def _release(self, response: httpx.Response) -> None:
         """Close a response, first reading a small unread body so that its connection
         goes back to the pool instead of being dropped (and left to the cyclic GC)."""
-        length = response.headers.get("content-length", "")
-        small = response.request.method == "HEAD" or (length.isdigit() and int(length) <= 65536)
+        length = proto.decimal(response.headers.get("content-length"))
+        small = response.request.method == "HEAD" or (length is not None and length <= 65536)
         if small and not response.is_stream_consumed and not response.is_closed:
             with contextlib.suppress(httpx.HTTPError, RegistryError):
                 response.read()

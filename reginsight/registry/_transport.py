@@ -28,7 +28,7 @@ from . import _retry
 from ._hosts import origin, unsafe_host_reason
 from ._network import Deadline, Overdue, bounded_by
 from ._retry import RETRY_STATUSES, HostBackoff, RetryPolicy, may_retry
-from .protocol import parse_retry_after
+from .protocol import decimal, parse_retry_after
 
 #: Bodies of answers that are not 2xx (errors, redirects, 401 challenges) are cut here.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -286,8 +286,8 @@ class GuardedTransport(httpx.BaseTransport):
             response.stream = self._paced(request, response.stream, deadline,
                                           streamed=bool(request.extensions.get(STREAM)))
             return response
-        announced = response.headers.get("content-length", "")
-        if announced.isdigit() and int(announced) > limit:
+        announced = decimal(response.headers.get("content-length"))
+        if announced is not None and announced > limit:
             response.close()
             raise TooLarge(f"{_where(request)}: body of {announced} bytes exceeds the "
                            f"{limit}-byte limit; not read")
@@ -301,7 +301,7 @@ class GuardedTransport(httpx.BaseTransport):
                 chunks.append(chunk)
         finally:
             response.close()
-        if announced.isdigit() and seen != int(announced):
+        if announced is not None and seen != announced:
             raise httpx.RemoteProtocolError(
                 f"body cut short: {seen} of {announced} bytes", request=request)
         return httpx.Response(response.status_code, headers=response.headers,

@@ -27,6 +27,7 @@ from ..._errors import (
     ResponseError,
 )
 from ..._json import json_object
+from ..._text import printable
 from .._hosts import redact
 from .._reference import validate_repository, validate_tag
 from ._links import next_link
@@ -224,7 +225,7 @@ def shown_entry(value: Any) -> str:
         return f"<not a string: {cut}>"
     if not value:
         return "<empty>"
-    text = value if value.isprintable() else repr(value)[1:-1]
+    text = printable(value)
     if len(text) > SHOWN_LIMIT:
         text = f"{text[:SHOWN_LIMIT]}... ({len(value)} characters)"
     return text
