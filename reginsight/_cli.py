@@ -228,7 +228,9 @@ def _parser() -> argparse.ArgumentParser:
                     "--all-tags-on-digest. A manifest that a tagged index references (a "
                     "platform of a multi-arch image) is never deleted: by digest, or by a "
                     "tag on a registry without tag deletion, it is refused (exit 3) unless "
-                    "--break-indexes. A bare REPO is refused: no implicit :latest.")
+                    "--break-indexes. A bare REPO is refused: no implicit :latest. After "
+                    "a deletion of REPO:TAG a line says which method was used: the OCI tag "
+                    "delete (Distribution 3: that tag only) or the manifest by digest.")
     rm.add_argument("url", metavar="URL")
     rm.add_argument("reference", metavar="REPO:TAG|REPO@DIGEST")
     rm.add_argument("--yes", action="store_true", help="really delete")
@@ -549,6 +551,8 @@ def _rm_tag(args: argparse.Namespace, reg: Registry, repository: str, tag: str) 
         if others:
             print(f"on registries without tag deletion this also removes: "
                   f"{', '.join(map(_name, others))} (refused unless --all-tags-on-digest)")
+        print("with --yes: the OCI tag delete where the registry serves it (Distribution "
+              "3: that tag only), else the manifest by digest after these checks (2.8)")
         print("dry run: nothing deleted; add --yes to delete")
         return EXIT_OK
     try:
@@ -561,10 +565,22 @@ def _rm_tag(args: argparse.Namespace, reg: Registry, repository: str, tag: str) 
               "nothing deleted: add --all-tags-on-digest to delete them too",
               file=sys.stderr)
         return EXIT_REFUSED
-    print(f"deleted {_tags(repository, done.removed)} ({_name(done.digest)}, by "
-          f"{done.method})")
+    print(f"deleted {_tags(repository, done.removed)} ({_name(done.digest)})")
+    print(_tag_method(repository, tag, done.digest, done.method))
     _warn_lost(repository, done.lost)
     return EXIT_OK
+
+
+def _tag_method(repository: str, tag: str, digest: str, method: str) -> str:
+    """Which DELETE removed the tag: they take different things (a tag, a manifest)."""
+    if method == "tag":
+        return (f"method: the OCI tag delete (DELETE /v2/{_name(repository)}/manifests/"
+                f"{_name(tag)}, as Distribution 3 serves it): only that tag is gone, its "
+                "manifest stays")
+    return (f"method: the manifest deleted by digest (DELETE /v2/{_name(repository)}/"
+            f"manifests/{_name(digest)}): this registry has no tag delete (as "
+            "Distribution 2.8), and that removes every tag on the digest; checked first "
+            "that no tagged index references it and that it takes no tag unasked")
 
 
 def _warn_lost(repository: str, lost: tuple[str, ...]) -> None:

@@ -68,6 +68,31 @@ def registry_v3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistrySe
         server.stop()
 
 
+#: The real registries every crawl, read, write and cleanup test runs on: Debian's
+#: Distribution 2.8 and upstream v3.0.0, one process each per session.
+REGISTRY_VERSIONS = {"2.8": "registry_server", "3.0": "registry_v3"}
+
+
+@pytest.fixture(scope="session", params=list(REGISTRY_VERSIONS))
+def any_registry(request: pytest.FixtureRequest) -> RegistryServer:
+    """Each real registry in turn (ids "2.8" and "3.0"): the session's shared server of
+    that version, started the first time a test asks for it."""
+    return request.getfixturevalue(REGISTRY_VERSIONS[request.param])
+
+
+@pytest.fixture
+def any_reg(any_registry: RegistryServer) -> Iterator[ri.Registry]:
+    """A client of :func:`any_registry`."""
+    with ri.Registry(any_registry.url) as client:
+        yield client
+
+
+@pytest.fixture
+def registry_version(any_registry: RegistryServer) -> str:
+    """The version of :func:`any_registry`: "2.8" or "3.0" (a test of what differs)."""
+    return "3.0" if any_registry.binary == REGISTRY_V3_BINARY else "2.8"
+
+
 @pytest.fixture(scope="session")
 def scenario_storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real registry's storage holding everything the tag API hides

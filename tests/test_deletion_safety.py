@@ -127,7 +127,8 @@ def test_on_distribution_3_rm_of_a_platform_tag_removes_only_the_tag(registry_v3
     _, children = multi_arch(url, repository, "3.0")
     done = run("rm", url, f"{repository}:3.0-amd64", "--yes")
     assert done.returncode == 0, done.stderr
-    assert f"deleted {repository}:3.0-amd64" in done.stdout and "by tag" in done.stdout
+    assert f"deleted {repository}:3.0-amd64" in done.stdout
+    assert f"the OCI tag delete (DELETE /v2/{repository}/manifests/3.0-amd64" in done.stdout
     assert run("ls", url, repository).stdout.split() == ["3.0", "3.0-arm64"]
     for arch in PLATFORMS:
         assert pulls(url, f"{repository}:3.0", arch, tmp_path), arch
@@ -135,6 +136,36 @@ def test_on_distribution_3_rm_of_a_platform_tag_removes_only_the_tag(registry_v3
     refused = run("rm", url, f"{repository}@{children['amd64'].digest}", "--yes")
     assert refused.returncode == 3 and f"{repository}:3.0" in refused.stderr
     assert pulls(url, f"{repository}:3.0", "amd64", tmp_path / "again")
+
+
+def test_rm_says_which_method_deleted_the_tag(any_registry, registry_version, prefix):
+    """Distribution 3 removes one tag by the OCI tag delete (its alias stays); 2.8 has
+    none, so the manifest goes by digest, checked, and says so."""
+    url, repository = any_registry.url, f"{prefix}/method"
+    pusher = Pusher(url)
+    shared = pusher.image(repository, "old")
+    pusher.manifest(repository, "alias", shared.raw, shared.media_type)
+    solo = pusher.image(repository, "solo")
+
+    dry = run("rm", url, f"{repository}:old")
+    assert dry.returncode == 0 and "the OCI tag delete where the registry serves it" in dry.stdout
+    done = run("rm", url, f"{repository}:solo", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert f"deleted {repository}:solo ({solo.digest})" in done.stdout
+    old = run("rm", url, f"{repository}:old", "--yes")
+    if registry_version == "3.0":
+        assert "method: the OCI tag delete (DELETE /v2/" in done.stdout
+        assert "manifest deleted by digest" not in done.stdout
+        assert old.returncode == 0 and f"deleted {repository}:old (" in old.stdout
+        assert run("ls", url, repository).stdout.split() == ["alias"]
+        with ri.Registry(url) as reg:  # the manifest stays
+            assert reg.manifest_digest(repository, shared.digest) == shared.digest
+    else:
+        assert (f"method: the manifest deleted by digest (DELETE /v2/{repository}/manifests/"
+                f"{solo.digest})") in done.stdout
+        assert "OCI tag delete (DELETE" not in done.stdout
+        assert old.returncode == 3 and f"{repository}:alias" in old.stderr  # by digest: refused
+        assert run("ls", url, repository).stdout.split() == ["alias", "old"]
 
 
 def plan_of(*rows: tuple[str, str | None, str]) -> pd.DataFrame:
