@@ -21,15 +21,37 @@ REGISTRY_BINARY = "docker-registry"
 
 
 def _registry_v3() -> str:
-    """The upstream Distribution v3.0.0 registry, built from source (its README beside
-    it): REGINSIGHT_REGISTRY_V3, else ``../shared/registry-v3/registry`` beside the
-    checkout (or beside /work/main, where a clone elsewhere finds it)."""
-    if os.environ.get("REGINSIGHT_REGISTRY_V3"):
-        return os.environ["REGINSIGHT_REGISTRY_V3"]
-    candidates = [Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")]
-    found = [c / "registry-v3" / "registry" for c in candidates
-             if (c / "registry-v3" / "registry").is_file()]
-    return str(found[0] if found else candidates[0] / "registry-v3" / "registry")
+    """The upstream Distribution v3.0.0 registry (its README beside it), looked for where
+    scripts/test.sh looks, in the same order: REGINSIGHT_REGISTRY_V3, else
+    ``../shared/registry-v3/registry`` beside the checkout (/work/shared's for a clone
+    elsewhere), else the one that script builds with Go into ``.cache/registry-v3``.
+
+    A binary found must say v3.0.0 to ``--version``; any other stops the run (a 2.8 taken
+    for 3.0 would prove nothing). None found: the first place looked, which the fixture
+    then reports missing."""
+    checkout = Path(__file__).resolve().parents[1]
+    explicit = os.environ.get("REGINSIGHT_REGISTRY_V3")
+    places = [Path(explicit)] if explicit else [
+        checkout.parent / "shared" / "registry-v3" / "registry",
+        Path("/work/shared/registry-v3/registry"),
+        checkout / ".cache" / "registry-v3" / "registry",
+    ]
+    found = next((place for place in places if place.is_file()), None)
+    if found is None:
+        return str(places[0])
+    try:
+        answer = subprocess.run([str(found), "--version"], capture_output=True, text=True,
+                                timeout=20)
+        said = (answer.stdout or answer.stderr).strip().partition("\n")[0]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        said = str(exc)
+    # "<argv0> github.com/distribution/distribution/v3 v3.0.0"
+    if said.split()[-2:] != ["github.com/distribution/distribution/v3", "v3.0.0"]:
+        raise RuntimeError(
+            f"{found} is not Distribution v3.0.0's registry (its --version said "
+            f"{said[:200]!r}); point REGINSIGHT_REGISTRY_V3 at that registry (how it is "
+            "built: ../shared/registry-v3/README.md)")
+    return str(found)
 
 
 REGISTRY_V3_BINARY = _registry_v3()
