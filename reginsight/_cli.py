@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 from ._errors import (
     BreaksIndex,
     CatalogUnavailable,
+    CollectorsDiffer,
+    CollectorWouldStop,
     InvalidReference,
     InventoryError,
     OtherTagsAffected,
@@ -193,13 +195,18 @@ def _parser() -> argparse.ArgumentParser:
     gc = commands.add_parser(
         "gc-preview", help="what the registry's garbage-collect would delete, and break",
         description="Read the registry's storage at ROOT (read-only) and print what "
-                    "`docker-registry garbage-collect` (Distribution 2.x) would delete, "
-                    "and the tags whose images it would break. Exit 3 if it would break "
-                    "any.")
+                    "the registry's `garbage-collect` would delete, and the images it "
+                    "would break. Distribution 2.x and 3.x collect differently and the "
+                    "storage does not say which one writes it: without --collector, "
+                    "both are shown where they differ. Exit 3 if it would break any "
+                    "image or stop before deleting anything.")
     gc.add_argument("root", metavar="ROOT", help="folder holding docker/registry/v2, or "
                                                  "an fsspec URL (s3://bucket/root)")
     gc.add_argument("--delete-untagged", action="store_true",
                     help="model garbage-collect --delete-untagged")
+    gc.add_argument("--collector", choices=("2", "3"),
+                    help="the registry's version: 2 (the registry:2 image, Debian's "
+                         "docker-registry) or 3 (registry:3)")
     gc.add_argument("--no-progress", action="store_true", help="no progress bar")
     _storage_options(gc)
 
@@ -368,28 +375,58 @@ class UsageError(Exception):
 
 def _gc_preview(args: argparse.Namespace) -> int:
     from ._units import format_bytes
-    from .analysis._disk import broken_images, disk_usage, gc_preview
+    from .analysis._disk import VERSION, disk_usage, gc_preview
 
     inv = _scan(args, args.root)
     for row in disk_usage(inv).itertuples(index=False):
         unit = "uploads" if row.category == "uploads" else "blobs"
         print(f"{row.category:>13}  {row.blobs:>8} {unit:<8}{format_bytes(row.bytes):>12}")
-    preview = gc_preview(inv, delete_untagged=args.delete_untagged)
-    blobs = preview[preview["kind"] != "revision"]
-    command = "garbage-collect" + (" --delete-untagged" if args.delete_untagged else "")
-    print(f"\n{command} would delete {len(blobs)} blobs, {format_bytes(int(blobs['size'].sum()))}")
-    broken = broken_images(preview)
     if len(inv.errors):
         print(f"{len(inv.errors)} problems in the storage (see scan_storage(...).errors)")
+    command = "garbage-collect" + (" --delete-untagged" if args.delete_untagged else "")
+    collector = args.collector and f"distribution-{args.collector}"
+    try:
+        outcomes = {collector: gc_preview(inv, delete_untagged=args.delete_untagged,
+                                          collector=collector)}
+    except CollectorsDiffer as exc:
+        outcomes = exc.outcomes
+    except CollectorWouldStop as exc:
+        outcomes = {collector: exc}
+    harmful = False
+    for name, outcome in outcomes.items():
+        harmful |= _print_outcome(outcome, f"{VERSION[name]} {command}" if name else command,
+                                  format_bytes)
+    if len(outcomes) > 1:
+        print("\nthe two collectors differ here, and the storage does not say which one "
+              "runs: give --collector 2 or --collector 3 (`registry --version` on the "
+              "registry's host; the image tag registry:2 or registry:3)")
+    elif collector is None:
+        print("(the same on Distribution 2.x and 3.x)")
+    if harmful and args.delete_untagged:
+        print("\nsafe instead: ri.plan_cleanup(ri.scan_storage(ROOT), untagged=True), "
+              "ri.apply_cleanup(reg, plan, dry_run=False), then a plain garbage-collect")
+    return EXIT_REFUSED if harmful else EXIT_OK
+
+
+def _print_outcome(outcome: object, command: str, format_bytes: Callable[[int], str]
+                   ) -> bool:
+    """Print one collector's outcome; True when it would break images or stop."""
+    from .analysis._disk import broken_images
+
+    if isinstance(outcome, CollectorWouldStop):
+        print(f"\n{command} would STOP before deleting anything: {_message(outcome.reason)}")
+        return True
+    blobs = outcome[outcome["kind"] != "revision"]
+    print(f"\n{command} would delete {len(blobs)} blobs, "
+          f"{format_bytes(int(blobs['size'].sum()))}")
+    broken = broken_images(outcome)
     if broken.empty:
-        return EXIT_OK
-    print(f"\nit would BREAK {len(broken)} tagged images (their pulls would fail):")
+        return False
+    print(f"it would BREAK {len(broken)} images (their pulls would fail):")
     for row in broken.itertuples(index=False):
         print(f"  {_name(row.tag)}: loses {row.lost} blobs/revisions "
               f"({_message(row.reason)})")
-    print("\nsafe instead: ri.plan_cleanup(ri.scan_storage(ROOT), untagged=True), "
-          "ri.apply_cleanup(reg, plan, dry_run=False), then a plain garbage-collect")
-    return EXIT_REFUSED
+    return True
 
 
 def _policy(args: argparse.Namespace) -> dict[str, object]:

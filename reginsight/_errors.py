@@ -86,6 +86,25 @@ class InventoryError(RegistryError):
     """A saved inventory is missing, incomplete or not an inventory."""
 
 
+class CollectorsDiffer(InventoryError):
+    """The two garbage collectors would do different things to this storage and the
+    caller did not say which one the registry runs (``collector=``). ``outcomes``:
+    by collector name, what each would do (a frame) or its CollectorWouldStop."""
+
+    def __init__(self, message: str, *, outcomes: dict[str, object]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
+
+
+class CollectorWouldStop(InventoryError):
+    """The chosen garbage collector would stop on this storage before deleting
+    anything: ``reason`` says where."""
+
+    def __init__(self, message: str, *, collector: str, reason: str) -> None:
+        super().__init__(message)
+        self.collector, self.reason = collector, reason
+
+
 class CleanupStopped(RegistryError):
     """The registry refused a deletion in a way that makes going on pointless (405:
     deletion disabled). ``result`` holds the frame of what was done up to then."""

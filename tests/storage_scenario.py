@@ -13,7 +13,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.images import Pushed, Pusher, sha256
-from tests.registry_server import RegistryServer
+from tests.registry_server import REGISTRY_BINARY, REGISTRY_V3_BINARY, RegistryServer
+
+#: each real registry version a storage test runs on: its binary, the collector
+#: reginsight models for it, and the config it needs (v3 has no schema1 setting)
+VERSIONS = {
+    "2.8": (REGISTRY_BINARY, "distribution-2", {}),
+    "3.0": (REGISTRY_V3_BINARY, "distribution-3", {"compatibility": None}),
+}
+
+
+def collector(version: str) -> str:
+    return VERSIONS[version][1]
+
+
+def server(version: str, workdir: Path, overrides: dict | None = None) -> RegistryServer:
+    """A registry of that version (not started), its own storage under ``workdir``."""
+    binary, _, base = VERSIONS[version]
+    extra = dict(base)
+    if overrides:
+        extra.update(overrides)
+    if version == "3.0" and "s3" in extra.get("storage", {}):
+        extra["storage"]["s3"] = {**extra["storage"]["s3"], "forcepathstyle": True}
+    return RegistryServer(workdir, binary=binary, overrides=extra)
 
 BASE = b"shared base layer " * 64  # in every image of "app": stays tagged throughout
 

@@ -20,8 +20,8 @@ PINNED = ["repository", "digest", "media_type", "kind", "parent", "os", "archite
           "variant", "config_digest", "created", "size", "layers", "manifest_size"]
 
 
-def _filled(workdir: Path, prefix: str) -> tuple[RegistryServer, sc.Scenario]:
-    server = RegistryServer(workdir).start()
+def _filled(workdir: Path, prefix: str, version: str) -> tuple[RegistryServer, sc.Scenario]:
+    server = sc.server(version, workdir).start()
     pusher = Pusher(server.url)
     try:
         return server, sc.build(pusher, prefix)
@@ -32,11 +32,17 @@ def _filled(workdir: Path, prefix: str) -> tuple[RegistryServer, sc.Scenario]:
         pusher.close()
 
 
+@pytest.fixture(scope="module", params=list(sc.VERSIONS))
+def version(request: pytest.FixtureRequest) -> str:
+    """Each real registry version in turn: "2.8", "3.0"."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory
+def filled(tmp_path_factory: pytest.TempPathFactory, version: str
            ) -> Iterator[tuple[RegistryServer, sc.Scenario]]:
     """A registry of its own (its disk totals are the test's), filled once."""
-    server, scenario = _filled(tmp_path_factory.mktemp("storage"), "s")
+    server, scenario = _filled(tmp_path_factory.mktemp("storage"), "s", version)
     try:
         yield server, scenario
     finally:
@@ -70,9 +76,11 @@ def test_each_category_is_what_was_pushed_and_all_sum_to_the_disk(filled, scanne
 
 @pytest.mark.parametrize("delete_untagged", [False, True])
 def test_gc_preview_names_exactly_what_the_real_garbage_collector_deletes(
-        filled, scanned, tmp_path, delete_untagged):
+        filled, scanned, tmp_path, delete_untagged, version):
     server, scenario = filled
-    preview = ri.gc_preview(scanned, delete_untagged=delete_untagged)
+    preview = ri.gc_preview(scanned, delete_untagged=delete_untagged,
+                            collector=sc.collector(version))
+    assert preview.attrs["collector"] == sc.collector(version)
     freed = sc.collect_copy(server, tmp_path,
                             *(["--delete-untagged"] if delete_untagged else []))
     blobs = preview[preview["kind"] != "revision"]
@@ -82,8 +90,14 @@ def test_gc_preview_names_exactly_what_the_real_garbage_collector_deletes(
     if not delete_untagged:
         assert set(preview["digest"]) == scenario.unreferenced
         assert hazards.empty
+        # both collectors do the same here: no choice needed
+        assert ri.gc_preview(scanned).equals(preview)
         return
-    # --delete-untagged: the tagged index's children lose their revisions; the arm64
+    if version == "3.0":  # 3.x keeps a tagged index's children: only the untagged go
+        assert set(preview["digest"]) == scenario.untagged | scenario.unreferenced
+        assert hazards.empty
+        return
+    # 2.x --delete-untagged: the tagged index's children lose their revisions; the arm64
     # child keeps every blob (through multi:solo) and still breaks the pull
     hazard = preview.set_index("digest").loc[scenario.hazard_child.digest]
     assert (hazard["kind"], hazard["size"], hazard["breaks"]) == ("revision", 0, "s/multi:v1")
@@ -91,6 +105,21 @@ def test_gc_preview_names_exactly_what_the_real_garbage_collector_deletes(
     assert set(hazards["reason"]) == {"child of a tagged index"}
     amd = scenario.children[0]
     assert {amd.config, *amd.layers} <= set(hazards["digest"])
+
+
+def test_without_a_collector_the_preview_says_where_they_differ(scanned):
+    with pytest.raises(ri.CollectorsDiffer) as raised:
+        ri.gc_preview(scanned, delete_untagged=True)
+    message = str(raised.value)
+    assert "Distribution 2.x: deletes 13 blobs" in message and "s/multi:v1" in message
+    assert "Distribution 3.x: deletes 10 blobs" in message and "breaks nothing" in message
+    assert 'collector="distribution-2"' in message and "registry --version" in message
+    each = raised.value.outcomes
+    assert set(each) == {"distribution-2", "distribution-3"}
+    for name, preview in each.items():
+        assert preview.equals(ri.gc_preview(scanned, delete_untagged=True, collector=name))
+    with pytest.raises(ValueError, match="distribution-2"):
+        ri.gc_preview(scanned, collector="2")
 
 
 def test_the_scan_agrees_with_a_crawl_on_everything_tagged(filled, scanned):
@@ -123,8 +152,10 @@ def test_a_scanned_inventory_round_trips_with_its_storage_frames(scanned, tmp_pa
     assert back.from_storage
     for name, frame in scanned.frames():
         pd.testing.assert_frame_equal(getattr(back, name), frame, obj=name)
-    pd.testing.assert_frame_equal(ri.gc_preview(back, delete_untagged=True),
-                                  ri.gc_preview(scanned, delete_untagged=True))
+    for collector in ("distribution-2", "distribution-3"):  # folders round-trip too
+        pd.testing.assert_frame_equal(
+            ri.gc_preview(back, delete_untagged=True, collector=collector),
+            ri.gc_preview(scanned, delete_untagged=True, collector=collector))
 
 
 def test_gc_preview_refuses_a_crawled_inventory(filled):
@@ -137,8 +168,8 @@ def test_gc_preview_refuses_a_crawled_inventory(filled):
 
 
 def test_untagged_cleanup_through_the_api_then_plain_gc_frees_exactly_and_breaks_nothing(
-        tmp_path):
-    server, scenario = _filled(tmp_path / "reg", "u")
+        tmp_path, version):
+    server, scenario = _filled(tmp_path / "reg", "u", version)
     try:
         inv = ri.scan_storage(server.storage, progress=False)
         usage = ri.disk_usage(inv).set_index("category")["bytes"]
@@ -168,28 +199,46 @@ def test_untagged_cleanup_through_the_api_then_plain_gc_frees_exactly_and_breaks
                    f"dir:{tmp_path / reference.replace('/', '_')}")
         rescanned = ri.scan_storage(server.storage, progress=False)
         assert rescanned.manifests["tagged"].all()
-        assert ri.gc_preview(rescanned).empty
-        # the hazard of --delete-untagged is still there: only the children are untagged
-        hazard = ri.gc_preview(rescanned, delete_untagged=True)
-        assert set(hazard["breaks"]) == {"u/multi:v1"}
+        assert ri.gc_preview(rescanned, collector=sc.collector(version)).empty
+        # 2.x: the hazard of --delete-untagged is still there (only the children are
+        # untagged); 3.x would delete nothing now
+        hazard = ri.gc_preview(rescanned, delete_untagged=True, collector=sc.collector(version))
+        assert set(hazard["breaks"]) == ({"u/multi:v1"} if version == "2.8" else set())
+        assert hazard.empty == (version == "3.0")
     finally:
         server.stop()
 
 
-def test_cli_gc_preview_exits_3_only_when_the_collector_would_break_images(filled, capsys):
+def test_cli_gc_preview_exits_3_only_when_the_collector_would_break_images(filled, capsys,
+                                                                         version):
     from reginsight._cli import main
 
     root = str(filled[0].storage)
     assert main(["gc-preview", root, "--no-progress"]) == 0
     plain = capsys.readouterr().out
     assert "garbage-collect would delete 4 blobs" in plain and "BREAK" not in plain
+    assert "the same on Distribution 2.x and 3.x" in plain
+    # not told which collector: both, where they differ, and how to choose
     assert main(["gc-preview", root, "--delete-untagged", "--no-progress"]) == 3
-    risky = capsys.readouterr().out
-    assert "it would BREAK 1 tagged images" in risky and "s/multi:v1" in risky
-    assert "untagged=True" in risky  # and names the safe way
+    both = capsys.readouterr().out
+    assert "Distribution 2.x garbage-collect --delete-untagged would delete 13 blobs" in both
+    assert "Distribution 3.x garbage-collect --delete-untagged would delete 10 blobs" in both
+    assert "it would BREAK 1 images" in both and "--collector 2 or --collector 3" in both
+    number = version[0]
+    told = main(["gc-preview", root, "--delete-untagged", "--collector", number,
+                 "--no-progress"])
+    out = capsys.readouterr().out
+    assert "--collector 2 or" not in out and f"Distribution {number}.x" in out
+    if version == "2.8":
+        assert told == 3 and "s/multi:v1" in out and "untagged=True" in out  # the safe way
+    else:
+        assert told == 0 and "BREAK" not in out
     assert main(["gc-preview", str(filled[0].workdir), "--no-progress"]) == 1
     assert "not a registry storage" in capsys.readouterr().err
     assert main(["gc-preview", root, "--storage-option", "novalue"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        main(["gc-preview", root, "--collector", "4"])
+    assert refused.value.code == 2
 
 
 def test_report_and_explorer_on_a_storage_root_show_the_disk(filled, scanned, tmp_path):

@@ -1,17 +1,10 @@
 """Where a registry's disk goes, and what its own garbage collector would delete.
 
 Pure functions of an inventory read from the storage (:func:`reginsight.scan_storage`),
-which holds every manifest revision and every blob.
-
-Distribution 2.x ``garbage-collect`` (``registry/storage/garbagecollect.go``) marks,
-for every revision link of every repository, the manifest's digest and the digests
-the manifest references (an image: its config and layers; an index: its child
-manifests, not what those reference), then deletes every blob not marked. With
-``--delete-untagged`` a revision no tag's ``current/link`` names is neither marked
-nor followed, and its revision link is removed; the children of a tagged index are
-never named by a tag, so their layers go unless another image marks them: the
-pull of that tagged index breaks. Repositories are found by their ``_layers``
-folder: one without is never visited. The model below is that algorithm, on frames.
+which holds every manifest revision and every blob. The disk categories are facts of
+the storage; what a garbage collection deletes depends on the registry's version,
+whose collectors differ (modelled in :mod:`._gc`), and the storage does not say which
+version writes it: so :func:`gc_preview` never assumes one where they differ.
 """
 
 from __future__ import annotations
@@ -22,11 +15,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._errors import InventoryError
+from .._errors import CollectorsDiffer, CollectorWouldStop, InventoryError
 from ..inventory._frames import GC_FATAL_STAGES
 from ..inventory._lazy import LazyInventory
 from ..inventory._reach import Reach
 from . import _outofcore
+from ._gc import (
+    COLLECTORS,
+    VERSION,
+    Graph,
+    Run,
+    _within,
+    check_collector,
+    run,
+)
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -42,71 +44,6 @@ def _require_storage(inv: Inventory, what: str) -> None:
             "(reginsight.scan_storage): the API does not list untagged manifests or blobs")
 
 
-def _within(values: np.ndarray, pool: object) -> np.ndarray:
-    """``values`` (object array) in ``pool``, by hash: an explicit object Series, as
-    pandas' Arrow-backed strings test membership element by element in Python."""
-    return pd.Series(values, dtype=object).isin(
-        pd.Series(np.asarray(list(pool) if isinstance(pool, set) else pool, dtype=object))
-    ).to_numpy()
-
-
-@dataclass(frozen=True)
-class _Graph:
-    """The storage as integer ids, built once per inventory: every (manifest, digest
-    it marks) pair, and the blobs on disk. Marking is then numpy indexing."""
-
-    manifest: np.ndarray  # object: digest of each manifests row
-    repository: np.ndarray  # object: its repository
-    tagged: np.ndarray  # bool
-    manifest_id: np.ndarray  # int: the id of each manifests row's digest
-    marks_from: np.ndarray  # int ids: a manifest ...
-    marks: np.ndarray  # ... and a digest it marks (itself included)
-    disk: np.ndarray  # object: digests of the blobs on disk
-    disk_id: np.ndarray  # int
-    disk_size: np.ndarray  # int64
-    disk_kind: np.ndarray  # object, None when nothing references it
-    ids: int  # how many distinct digests
-
-    @classmethod
-    def of(cls, inv: Inventory) -> _Graph:
-        return inv.derived("disk", cls._build)
-
-    @classmethod
-    def _build(cls, inv: Inventory) -> _Graph:
-        manifests, layers, children = inv.manifests, inv.layers, inv.children
-        blobs = inv.blobs[inv.blobs["on_disk"].to_numpy(dtype=bool)]
-        digest = manifests["digest"].to_numpy(dtype=object)
-        configs = manifests["config_digest"].notna().to_numpy()
-        parts = [
-            digest, digest[configs], layers["manifest"].astype(object).to_numpy(),
-            children["parent"].to_numpy(dtype=object),  # marking from ...
-            digest, manifests["config_digest"].to_numpy(dtype=object)[configs],
-            layers["digest"].astype(object).to_numpy(),
-            children["digest"].to_numpy(dtype=object),  # ... marking what
-            blobs["digest"].to_numpy(dtype=object),
-        ]
-        codes, universe = pd.factorize(np.concatenate(parts))
-        bounds = np.cumsum([0, *(len(p) for p in parts)])
-        half = bounds[4]
-        return cls(manifest=digest, repository=manifests["repository"].astype(object).to_numpy(),
-                   tagged=manifests["tagged"].to_numpy(dtype=bool),
-                   manifest_id=codes[:len(digest)], marks_from=codes[:half],
-                   marks=codes[half:bounds[8]], disk=blobs["digest"].to_numpy(dtype=object),
-                   disk_id=codes[bounds[8]:],
-                   disk_size=blobs["size"].fillna(0).to_numpy(dtype=np.int64),
-                   disk_kind=blobs["kind"].astype(object).to_numpy(), ids=len(universe))
-
-    def marked(self, rows: np.ndarray) -> np.ndarray:
-        """Which disk blobs the garbage collector marks from these manifests rows (a
-        boolean mask over the rows): each manifest, its config and layers, an index's
-        child manifests (one level, as Distribution 2.x does)."""
-        chosen = np.zeros(self.ids, dtype=bool)
-        chosen[self.manifest_id[rows]] = True
-        hit = np.zeros(self.ids, dtype=bool)
-        hit[self.marks[chosen[self.marks_from]]] = True
-        return hit[self.disk_id]
-
-
 def disk_blobs(inv: Inventory) -> pd.DataFrame:
     """Every blob in the storage with its disk category.
 
@@ -117,7 +54,7 @@ def disk_blobs(inv: Inventory) -> pd.DataFrame:
     Sorted by digest.
     """
     _require_storage(inv, "disk_blobs")
-    graph = _Graph.of(inv)
+    graph = Graph.of(inv)
     tagged = graph.marked(graph.tagged)
     referenced = graph.marked(np.ones(len(graph.manifest), dtype=bool))
     category = np.where(tagged, "tagged", np.where(referenced, "untagged", "unreferenced"))
@@ -155,22 +92,67 @@ def _placements(repository: np.ndarray, digest: np.ndarray) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([repository, digest])
 
 
-def freed_after(inv: Inventory, removed: set[tuple[str, str]]) -> pd.DataFrame:
+def freed_after(inv: Inventory, removed: set[tuple[str, str]], *,
+                collector: str | None = None) -> pd.DataFrame:
     """The blobs a plain garbage collection frees once the ``removed`` (repository,
     digest) revisions are deleted that it would not free today (blobs already
-    unreferenced are left out: see :func:`disk_usage`).
+    unreferenced are left out: see :func:`disk_usage`). ``collector`` as for
+    :func:`gc_preview`: None when both would free the same (CollectorsDiffer if not).
 
     Columns: digest (string), size (int64), kind (string). Sorted by digest.
     """
     _require_storage(inv, "freed_after")
-    graph = _Graph.of(inv)
+    check_collector(collector)
+    _check_readable(inv)
+    graph = Graph.of(inv)
     gone = (_placements(graph.repository, graph.manifest).isin(list(removed)) if removed
             else np.zeros(len(graph.manifest), dtype=bool))
-    lost = graph.marked(np.ones(len(gone), dtype=bool)) & ~graph.marked(~gone)
-    return pd.DataFrame({"digest": pd.array(graph.disk[lost], dtype="string"),
-                         "size": graph.disk_size[lost],
-                         "kind": pd.array(graph.disk_kind[lost], dtype="string")}
-                        ).sort_values("digest", ignore_index=True)
+    outcomes: dict[str, pd.DataFrame | CollectorWouldStop] = {}
+    for name in (collector,) if collector else COLLECTORS:
+        try:
+            visited = run(inv, collector=name, delete_untagged=False).visited
+        except CollectorWouldStop as exc:
+            outcomes[name] = exc
+            continue
+        lost = graph.marked(visited) & ~graph.marked(visited & ~gone)
+        outcomes[name] = pd.DataFrame({
+            "digest": pd.array(graph.disk[lost], dtype="string"),
+            "size": graph.disk_size[lost],
+            "kind": pd.array(graph.disk_kind[lost], dtype="string")}
+        ).sort_values("digest", ignore_index=True)
+    return _one(outcomes, "what a garbage collection frees after these deletions",
+                "collector=")
+
+
+def _one(outcomes: dict[str, pd.DataFrame | CollectorWouldStop], what: str, how: str
+         ) -> pd.DataFrame:
+    """The outcome when every collector asked gives the same frame; the stop when
+    only one was asked; CollectorsDiffer naming each outcome otherwise."""
+    frames = list(outcomes.values())
+    if len(frames) == 1 and isinstance(frames[0], CollectorWouldStop):
+        raise frames[0]
+    first = frames[0]
+    if all(isinstance(f, pd.DataFrame) for f in frames) and all(
+            f.equals(first) for f in frames[1:]):
+        first.attrs["collector"] = " or ".join(outcomes)
+        return first
+    said = "; ".join(f"{VERSION[name]}: {_outcome(frame)}" for name, frame in outcomes.items())
+    raise CollectorsDiffer(
+        f"{what} depends on the registry's version, and the storage does not say which "
+        f"writes it: {said}. Say which one runs: {how}\"distribution-2\" (the registry:2 "
+        "image, Debian's docker-registry) or \"distribution-3\" (registry:3; "
+        "`registry --version` on its host tells)", outcomes=outcomes)
+
+
+def _outcome(frame: pd.DataFrame | CollectorWouldStop) -> str:
+    if isinstance(frame, CollectorWouldStop):
+        return f"stops before deleting anything ({frame.reason})"
+    blobs = frame[frame["kind"] != "revision"]
+    broken = frame["breaks"] != "" if "breaks" in frame else np.zeros(len(frame), dtype=bool)
+    names = {n for cell in frame.loc[broken, "breaks"] for n in cell.split(", ")}
+    return (f"deletes {len(blobs):,} blobs, {int(blobs['size'].sum()):,} bytes"
+            + (f", and breaks {len(names)} images ({', '.join(sorted(names)[:3])}"
+               f"{' ...' if len(names) > 3 else ''})" if names else ", breaks nothing"))
 
 
 def _check_readable(inv: Inventory, *, delete_untagged: bool = False) -> None:
@@ -188,48 +170,77 @@ def _check_readable(inv: Inventory, *, delete_untagged: bool = False) -> None:
             "reads the odd files a scan refuses: fix those first")
 
 
-def gc_preview(inv: Inventory, *, delete_untagged: bool = False) -> pd.DataFrame:
-    """What ``docker-registry garbage-collect`` (Distribution 2.x) would delete from
-    the storage this inventory was read from, and what that breaks.
+def gc_preview(inv: Inventory, *, delete_untagged: bool = False,
+               collector: str | None = None) -> pd.DataFrame:
+    """What the registry's ``garbage-collect`` would delete from the storage this
+    inventory was read from, and what that breaks.
 
-    One row per blob it deletes, and one per manifest revision that
+    ``collector``: ``"distribution-2"`` (the registry:2 image, Debian's
+    ``docker-registry``) or ``"distribution-3"`` (registry:3), whose collectors
+    differ; the storage cannot say which one writes it. None: the preview when both
+    would do the same, CollectorsDiffer naming what each would do otherwise (its
+    ``outcomes`` hold each one's preview, or its CollectorWouldStop).
+
+    One row per blob it deletes, and one per manifest revision that 2.x's
     ``--delete-untagged`` removes while keeping the manifest's blob (the child of a
     tagged index: its layers may all survive through other images, yet the index no
     longer pulls). Columns: digest (string), size (int64: bytes freed; 0 for a
     revision row), kind (string: manifest/config/layer/revision, or unknown for a
     blob nothing references), repositories (string: those referencing or linking it,
-    comma-separated), reason (string: ``unreferenced``, ``untagged``, ``child of a
-    tagged index``, or ``repository never visited (no _layers)``: the collector finds
-    repositories by their ``_layers`` folder), breaks (string: the ``repository:tag``s
-    whose pull it breaks, comma-separated; empty when none). Sorted by reason, then digest.
-    ``size`` sums to what the real command frees. Raises InventoryError when the
-    scan could not read a revision (the real command would stop).
+    comma-separated), reason (string: ``unreferenced``; ``untagged``; 2.x: ``child of
+    a tagged index``, ``repository never visited (no _layers)``; 3.x:
+    ``repository without tags (its revisions stay)``, ``child of a tagged index,
+    marked first in another repository``), breaks (string: the ``repository:tag``s
+    whose pull it breaks, and ``repository@digest`` for a revision 3.x leaves
+    pointing at deleted blobs; comma-separated, empty when none). Sorted by reason,
+    then digest; ``attrs["collector"]`` names the collector(s) it models. ``size``
+    sums to what the real command frees.
+
+    Raises CollectorWouldStop when the collector would stop before deleting
+    anything (2.x ``--delete-untagged``: a repository without a tags folder; 3.x: a
+    schema1 manifest it must read, a repository without ``_layers``), and
+    InventoryError when the scan could not read what the collector reads.
     """
     _require_storage(inv, "gc_preview")
+    check_collector(collector)
     _check_readable(inv, delete_untagged=delete_untagged)
-    graph = _Graph.of(inv)
+    outcomes: dict[str, pd.DataFrame | CollectorWouldStop] = {}
+    for name in (collector,) if collector else COLLECTORS:
+        try:
+            outcomes[name] = _preview(inv, run(inv, collector=name,
+                                               delete_untagged=delete_untagged))
+        except CollectorWouldStop as exc:
+            outcomes[name] = exc
+    command = "garbage-collect" + (" --delete-untagged" if delete_untagged else "")
+    return _one(outcomes, f"what {command} deletes", "collector=")
+
+
+_TAGGED_REASON = {"distribution-2": "child of a tagged index",
+                  "distribution-3": "child of a tagged index, marked first in another "
+                                    "repository"}
+
+
+def _preview(inv: Inventory, outcome: Run) -> pd.DataFrame:
+    graph = Graph.of(inv)
     placed = _placements(graph.repository, graph.manifest)
-    # the collector finds a repository by its _layers directory; one without is never
-    # visited: its revisions are neither marked nor removed
-    visited = _within(graph.repository, inv.layer_links["repository"].astype(object).unique())
-    if delete_untagged:  # only a revision some tag's current link names is marked
-        named = placed.isin(_placements(inv.tags["repository"].to_numpy(dtype=object),
-                                        inv.tags["digest"].to_numpy(dtype=object)))
-    else:
-        named = np.ones(len(placed), dtype=bool)
-    kept = visited & named
-    doomed = ~graph.marked(kept)
-    referenced = graph.marked(np.ones(len(placed), dtype=bool))
-    seen = graph.marked(visited)
-    tagged = graph.marked(graph.tagged)
-    reason = np.select([~referenced, ~seen, tagged],
-                       ["unreferenced", "repository never visited (no _layers)",
-                        "child of a tagged index"], "untagged")
+    doomed = ~outcome.kept
+    everything = np.ones(len(placed), dtype=bool)
+    skipped = _within(graph.repository, outcome.skipped)
+    reason = np.select(
+        [~graph.marked(everything), ~graph.marked(outcome.visited), graph.marked(skipped),
+         graph.marked(graph.tagged)],
+        ["unreferenced", "repository never visited (no _layers)",
+         "repository without tags (its revisions stay)", _TAGGED_REASON[outcome.collector]],
+        "untagged")
     digests = graph.disk[doomed]
-    removed = set(placed[visited & ~named])  # revision links --delete-untagged removes
-    # only a blob some tag reaches, or a removed revision, can break a pull
+    removed = set(outcome.removed)
+    tagged = graph.marked(graph.tagged)
+    # only a blob some tag reaches, a removed revision or a kept one can break a pull
     breaks = (_breaks(inv, set(digests), removed) if removed or (tagged & doomed).any()
               else _Broken({}, {}))
+    for digest, revisions in _dangling(graph, skipped, doomed).items():
+        named = {*filter(None, breaks.blob.get(digest, "").split(", ")), *revisions}
+        breaks.blob[digest] = ", ".join(sorted(named))
     users = _users(inv, digests)
     blobs = pd.DataFrame({
         "digest": digests,
@@ -242,7 +253,7 @@ def gc_preview(inv: Inventory, *, delete_untagged: bool = False) -> pd.DataFrame
     gone = set(digests)
     revisions = pd.DataFrame([
         (digest, 0, "revision", repo,
-         "child of a tagged index" if was_tagged else "untagged", broken)
+         _TAGGED_REASON[outcome.collector] if was_tagged else "untagged", broken)
         for (repo, digest), was_tagged in zip(placed, graph.tagged, strict=True)
         if (repo, digest) in removed and digest not in gone
         and (broken := breaks.revision.get((repo, digest)))], columns=GC_COLUMNS)
@@ -250,6 +261,28 @@ def gc_preview(inv: Inventory, *, delete_untagged: bool = False) -> pd.DataFrame
     frame = frame.astype({"digest": "string", "size": "int64", "kind": "string",
                           "repositories": "string", "reason": "string", "breaks": "string"})
     return frame.sort_values(["reason", "digest"], ignore_index=True)
+
+
+def _dangling(graph: Graph, skipped: np.ndarray, doomed: np.ndarray) -> dict[str, set[str]]:
+    """For each deleted blob, the ``repository@digest`` revisions that stay (3.x
+    passes a repository without tags by) though they reference it: left pointing at
+    nothing."""
+    if not skipped.any():
+        return {}
+    deleted = np.zeros(graph.ids, dtype=bool)
+    deleted[graph.disk_id[doomed]] = True
+    digest_of = np.empty(graph.ids, dtype=object)
+    digest_of[graph.disk_id] = graph.disk
+    lost = deleted[graph.marks]
+    marks: dict[int, list[int]] = {}
+    for source, target in zip(graph.marks_from[lost], graph.marks[lost], strict=True):
+        marks.setdefault(int(source), []).append(int(target))
+    out: dict[str, set[str]] = {}
+    for row in np.flatnonzero(skipped):
+        for target in marks.get(int(graph.manifest_id[row]), ()):
+            out.setdefault(digest_of[target], set()).add(
+                f"{graph.repository[row]}@{graph.manifest[row]}")
+    return out
 
 
 def broken_images(preview: pd.DataFrame) -> pd.DataFrame:
@@ -302,7 +335,7 @@ def _breaks(inv: Inventory, deleted: set[str], removed: set[tuple[str, str]]) ->
 def _users(inv: Inventory, digests: pd.Index) -> dict[str, str]:
     """For these digests, the repositories whose revisions mark them or that link
     them (``_layers``), comma-separated."""
-    graph = _Graph.of(inv)
+    graph = Graph.of(inv)
     wanted = np.zeros(graph.ids, dtype=bool)
     wanted[graph.disk_id[_within(graph.disk, digests)]] = True
     chosen = wanted[graph.marks]

@@ -50,6 +50,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "tag_history": {"repository": CAT, "tag": STR, "digest": STR, "current": BOOL,
                     "linked": TIME},
     "layer_links": {"repository": CAT, "digest": STR},
+    "folders": {"repository": CAT, "folder": CAT},
 }
 
 SORT_KEYS: dict[str, list[str]] = {
@@ -62,6 +63,7 @@ SORT_KEYS: dict[str, list[str]] = {
     "uploads": ["repository", "uuid"],
     "tag_history": ["repository", "tag", "linked", "digest"],
     "layer_links": ["repository", "digest"],
+    "folders": ["repository", "folder"],
 }
 
 FRAME_NAMES = tuple(SCHEMAS)
@@ -71,7 +73,7 @@ FRAME_NAMES = tuple(SCHEMAS)
 #: the scan refused to (a link it follows, a FIFO it blocks on)
 GC_FATAL_STAGES = frozenset({"revision link", "manifest", "path"})
 #: frames only a storage scan fills: absent from older saved inventories, empty then
-STORAGE_FRAMES = ("uploads", "tag_history", "layer_links")
+STORAGE_FRAMES = ("uploads", "tag_history", "layer_links", "folders")
 #: columns only a storage scan adds, after the pinned ones
 STORAGE_COLUMNS = {"manifests": {"tagged": BOOL}, "blobs": {"on_disk": BOOL}}
 

@@ -103,7 +103,7 @@ class Inventory:
     ``errors``, what could not be read; the crawl went on:
         repository (category), reference (string), stage (category), error (string).
 
-    Only a storage scan fills these three; after a crawl they are empty:
+    Only a storage scan fills these four; after a crawl they are empty:
 
     ``uploads``, unfinished uploads:
         repository (category), uuid (string), started (datetime64[ns, UTC]), size
@@ -116,6 +116,12 @@ class Inventory:
 
     ``layer_links``, the blobs each repository links (pushed or mounted into it):
         repository (category), digest (string).
+
+    ``folders``, the folders each repository has, which decide what a registry's
+    garbage collector visits (2.x finds a repository by its ``_layers``, 3.x by its
+    ``_manifests``; ``--delete-untagged`` reads ``_manifests/tags``):
+        repository (category), folder (category: ``_layers``, ``_manifests``,
+        ``_manifests/tags``, ``_uploads``).
 
     A scan also appends ``manifests.tagged`` (bool: a tag reaches it, directly or
     through indexes) and ``blobs.on_disk`` (bool: its data is in the storage), and
@@ -160,6 +166,7 @@ class Inventory:
         self.uploads: pd.DataFrame = frames["uploads"]
         self.tag_history: pd.DataFrame = frames["tag_history"]
         self.layer_links: pd.DataFrame = frames["layer_links"]
+        self.folders: pd.DataFrame = frames["folders"]
 
     @property
     def from_storage(self) -> bool:

@@ -44,14 +44,24 @@ _UPLOAD = re.compile(r"([^/]+)/(data|startedat)")
 class Entry:
     """One file of the storage that means something: ``kind`` is ``blob``,
     ``revision``, ``tag``, ``tag_index``, ``layer``, ``upload_data``,
-    ``upload_started``, or ``link`` (a symbolic link, never followed); the other
-    fields are what its path says."""
+    ``upload_started``, ``folder`` (one of :data:`FOLDERS` of a repository), or
+    ``link`` (a symbolic link, never followed); the other fields are what its path
+    says."""
 
     kind: str
     repository: str | None = None
     digest: str | None = None  # from the path
     tag: str | None = None
     upload: str | None = None
+    folder: str | None = None
+
+
+#: a repository's folders that decide what a garbage collector visits: 2.x finds a
+#: repository by its ``_layers``, 3.x by its ``_manifests``, and ``--delete-untagged``
+#: reads ``_manifests/tags`` (an emptied folder stays on a filesystem, not on S3)
+FOLDERS = ("_layers", "_manifests", "_manifests/tags", "_uploads")
+_FOLDER = re.compile(r"repositories/((?:[^/_][^/]*/)*?[^/_][^/]*)/(_layers|_manifests"
+                     r"|_manifests/tags|_uploads)")
 
 
 #: what a store's listing yields: (what the file is, its path, store-specific details
@@ -91,6 +101,12 @@ def classify(relative: str) -> Entry | None:
         kind = "upload_data" if match.group(2) == "data" else "upload_started"
         return Entry(kind, name, upload=match.group(1))
     return None
+
+
+def classify_folder(relative: str) -> Entry | None:
+    """The repository folder at ``relative`` (one of :data:`FOLDERS`), or None."""
+    match = _FOLDER.fullmatch(relative)
+    return Entry("folder", match.group(1), folder=match.group(2)) if match else None
 
 
 _ALGORITHM = re.compile(_ALG)

@@ -36,6 +36,7 @@ from typing import Any
 from .._errors import InventoryError
 from .._text import printable
 from ._layout import (
+    FOLDERS,
     LINK_REFUSED,
     REFUSED,
     Entry,
@@ -219,13 +220,20 @@ class LocalStore:
                     else:
                         stack.append((child.path, (*parts, child.name)))
                 elif parts:
-                    yield from self._area(child.path, child.name, "/".join(parts))
+                    repository = "/".join(parts)
+                    if child.name in FOLDERS:
+                        yield (Entry("folder", repository, folder=child.name), child.path,
+                               None)
+                    yield from self._area(child.path, child.name, repository)
 
     def _area(self, path: str, area: str, repository: str) -> Iterator[Found]:
         if area == "_layers":
             yield from self._digests(path, "layer", repository)
         elif area == "_manifests":
             yield from self._digests(f"{path}/revisions", "revision", repository)
+            if _is_folder(f"{path}/tags"):  # a link there is refused just below
+                yield (Entry("folder", repository, folder="_manifests/tags"),
+                       f"{path}/tags", None)
             for tag in self._folders(f"{path}/tags"):
                 if isinstance(tag, tuple):
                     yield tag
@@ -328,6 +336,13 @@ def _unlisted(path: str, exc: OSError) -> str:
     if exc.errno == errno.ENOTDIR:
         return "a file where the layout has a folder (or one on its way): not read"
     return f"cannot be looked at: {printable(exc.strerror or exc)}"
+
+
+def _is_folder(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:  # absent; anything odd is said when it is listed
+        return False
 
 
 def _refused_only(found: _Folder | Found) -> Iterator[Found]:

@@ -56,6 +56,7 @@ class _Tree:
     tags: list[tuple[str, str, str]] = field(default_factory=list)  # repo, tag, link path
     history: list[tuple[str, str, str, Any]] = field(default_factory=list)  # + digest, time
     layer_links: list[tuple[str, str]] = field(default_factory=list)  # repo, digest
+    folders: set[tuple[str, str]] = field(default_factory=set)  # repo, folder
     uploads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     refused: list[tuple[str, str]] = field(default_factory=list)  # path, why
 
@@ -70,7 +71,7 @@ def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None =
     never kept. The frames are those of a crawl (see :class:`Inventory`), with
     every manifest revision of every repository, tagged or not
     (``manifests.tagged``), every blob in the storage (``blobs.on_disk``), and the
-    frames ``uploads``, ``tag_history`` and ``layer_links``. Sizes are the bytes of
+    frames ``uploads``, ``tag_history``, ``layer_links`` and ``folders``. Sizes are the bytes of
     the blob data. What cannot be read (a garbled link, a link to a missing blob,
     a corrupt manifest) becomes an ``errors`` row; the scan goes on.
 
@@ -127,7 +128,8 @@ class _Scan:
             blobs=_every_blob(inv.blobs, tree.blobs), children=inv.children,
             errors=inv.errors, uploads=self._uploads(tree),
             tag_history=build("tag_history", self._history(tree, tags)),
-            layer_links=build("layer_links", tree.layer_links))
+            layer_links=build("layer_links", tree.layer_links),
+            folders=build("folders", tree.folders))
 
     # ------------------------------------------------------------------ list
 
@@ -149,6 +151,8 @@ class _Scan:
                 tree.blobs[entry.digest] = details(handle)[0]
             elif kind == "layer":
                 tree.layer_links.append((entry.repository, entry.digest))
+            elif kind == "folder":
+                tree.folders.add((entry.repository, entry.folder))
             elif kind == "revision":
                 tree.revisions.append((entry.repository, path))
             elif kind == "tag":

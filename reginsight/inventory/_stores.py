@@ -16,7 +16,7 @@ from typing import Any
 
 from .._errors import InventoryError
 from .._text import printable
-from ._layout import LINK_REFUSED, REFUSED, Found, classify, too_large
+from ._layout import LINK_REFUSED, REFUSED, Found, classify, classify_folder, too_large
 from ._localstore import LocalStore, iso_time
 
 #: files read per batch (s3fs fetches a batch concurrently)
@@ -46,7 +46,8 @@ class FsspecStore:
             return bool(self.fs.isdir(self.top))
 
     def entries(self) -> Iterator[Found]:
-        """One recursive listing, each file classified by its path."""
+        """One recursive listing, each file classified by its path, and a repository's
+        folders (on S3: the prefixes some object lies below, as the registry sees them)."""
         # the generic walk (a local fsspec path) passes over what it cannot list
         # unless told: the registry's collector would stop there
         from fsspec import AbstractFileSystem
@@ -63,7 +64,10 @@ class FsspecStore:
             kind = info.get("type")
             if info.get("islink"):
                 yield (REFUSED, path, LINK_REFUSED)
-            elif kind != "directory" and (entry := classify(path[skip:])):
+            elif kind == "directory":
+                if folder := classify_folder(path[skip:]):
+                    yield (folder, path, info)
+            elif entry := classify(path[skip:]):
                 if kind == "file":
                     yield (entry, path, info)
                 else:  # a local fsspec listing calls a FIFO or a socket "other"
