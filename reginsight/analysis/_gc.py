@@ -247,6 +247,6 @@ def _stop(collector: str, reason: str) -> CollectorWouldStop:
 def _within(values: np.ndarray, pool: object) -> np.ndarray:
     """``values`` (object array) in ``pool``, by hash: an explicit object Series, as
     pandas' Arrow-backed strings test membership element by element in Python."""
+    listed = list(pool) if isinstance(pool, (set, frozenset)) else pool
     return pd.Series(values, dtype=object).isin(
-        pd.Series(np.asarray(list(pool) if isinstance(pool, set) else pool, dtype=object))
-    ).to_numpy()
+        pd.Series(np.asarray(listed, dtype=object))).to_numpy()

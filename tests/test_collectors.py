@@ -1,0 +1,200 @@
+"""Each registry version's garbage collector, its own hazards and stops, against the real
+binaries: ``gc_preview(..., collector=X)`` names exactly what collector X deletes from the
+same tree, and says so when X stops before deleting anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import reginsight as ri
+from reginsight import schema1
+from tests import storage_scenario as sc
+from tests.images import Pushed, Pusher
+from tests.registry_server import registry_environment
+
+V2 = "docker/registry/v2"
+
+
+def _collect(version: str, storage: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """The real ``garbage-collect`` of that version on a filesystem storage at rest."""
+    config = storage.parent / f"gc-{version}.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {storage}}}\n"
+                      "  delete: {enabled: true}\n")
+    return subprocess.run([sc.VERSIONS[version][0], "garbage-collect", *extra, str(config)],
+                          capture_output=True, text=True, env=registry_environment(),
+                          timeout=120)
+
+
+def _copy(storage: Path, target: Path, *without: str) -> Path:
+    """A copy of ``storage`` less the repositories (or repository folders) named."""
+    copy = target / "storage"
+    shutil.copytree(storage, copy, symlinks=True)
+    for name in without:
+        shutil.rmtree(copy / V2 / "repositories" / name)
+    return copy
+
+
+def _assert_preview_is_what_it_deletes(storage: Path, version: str, *extra: str
+                                       ) -> ri.Inventory:
+    inv = ri.scan_storage(storage, progress=False)
+    preview = ri.gc_preview(inv, delete_untagged=bool(extra), collector=sc.collector(version))
+    before = sc.blob_bytes(storage)
+    result = _collect(version, storage, *extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = sc.blob_bytes(storage)
+    blobs = preview[preview["kind"] != "revision"]
+    assert dict(zip(blobs["digest"], blobs["size"], strict=True)) == {
+        d: s for d, s in before.items() if d not in after}
+    inv.attrs = {"preview": preview}  # for the caller's own checks
+    return inv
+
+
+def _assert_it_stops(storage: Path, version: str, *extra: str, words: str) -> None:
+    inv = ri.scan_storage(storage, progress=False)
+    with pytest.raises(ri.CollectorWouldStop, match=words) as stopped:
+        ri.gc_preview(inv, delete_untagged=bool(extra), collector=sc.collector(version))
+    assert stopped.value.collector == sc.collector(version)
+    before = sc.blob_bytes(storage)
+    result = _collect(version, storage, *extra)
+    assert result.returncode != 0 and "failed to mark" in result.stdout + result.stderr
+    assert sc.blob_bytes(storage) == before  # it stopped before deleting anything
+
+
+@pytest.fixture(scope="module", params=list(sc.VERSIONS))
+def version(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+class Tree:
+    """What :func:`tree` pushed."""
+
+    bare: list[Pushed]
+    cross: dict[str, Pushed]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory, version: str) -> Iterator[tuple[Path, Tree]]:
+    """A storage written by that version's registry, at rest:
+
+    - ``o/app``: ``latest`` pushed twice (one untagged image);
+    - ``o/bare``: two images pushed by digest only: no ``_manifests/tags`` folder;
+    - ``o/a`` and ``o/b``: the same index ``v1`` of the same child C, whose revision
+      ``o/a`` then deleted; ``o/c`` and ``o/d`` the same with another child D, deleted
+      from ``o/d``: a repository where the child is no revision comes first, then last.
+    """
+    server = sc.server(version, tmp_path_factory.mktemp(f"collectors-{version}")).start()
+    pusher = Pusher(server.url)
+    out = Tree()
+    try:
+        for _ in range(2):
+            pusher.image("o/app", "latest", layers=(os.urandom(300),))
+        out.bare = [pusher.image("o/bare", None, layers=(os.urandom(400),)) for _ in range(2)]
+        out.cross = {}
+        for first, last, gone in (("o/a", "o/b", "o/a"), ("o/c", "o/d", "o/d")):
+            layer = os.urandom(500)
+            for repository in (first, last):
+                child = pusher.image(repository, None, layers=(layer,), oci=True)
+                pusher.index(repository, "v1", [(child, {"os": "linux",
+                                                         "architecture": "amd64"})])
+            response = pusher.http.delete(f"/v2/{gone}/manifests/{child.digest}")
+            assert response.status_code == 202, response.text
+            out.cross[gone] = child
+    finally:
+        pusher.close()
+        server.stop()
+    yield server.storage, out
+
+
+def test_plain_collection_is_the_same_on_both_and_exact(tree, version, tmp_path):
+    storage = _copy(tree[0], tmp_path)
+    inv = _assert_preview_is_what_it_deletes(storage, version)
+    assert inv.attrs["preview"]["breaks"].eq("").all()
+    plain = ri.gc_preview(ri.scan_storage(tree[0], progress=False))  # no choice needed
+    assert plain.attrs["collector"] == "distribution-2 or distribution-3"
+
+
+def test_a_repository_pushed_by_digest_only_under_delete_untagged(tree, version, tmp_path):
+    storage, pushed = tree
+    copy = _copy(storage, tmp_path)
+    if version == "2.8":  # 2.x stops: it cannot list the tags of o/bare
+        _assert_it_stops(copy, version, "--delete-untagged",
+                         words="o/bare has manifests but no _manifests/tags")
+        return
+    # 3.x passes o/bare by: its blobs are swept, its revision links stay
+    inv = _assert_preview_is_what_it_deletes(copy, version, "--delete-untagged")
+    preview = inv.attrs["preview"].set_index("digest")
+    repository = copy / V2 / "repositories/o/bare/_manifests/revisions/sha256"
+    for image in pushed.bare:
+        for digest in (image.digest, image.config, *image.layers):
+            row = preview.loc[digest]
+            assert row["reason"] == "repository without tags (its revisions stay)"
+            assert f"o/bare@{image.digest}" in row["breaks"].split(", ")
+        assert (repository / image.digest.split(":")[1] / "link").read_text() == image.digest
+        assert not (copy / V2 / "blobs/sha256" / image.digest[7:9]
+                    / image.digest[7:] / "data").exists()
+
+
+def test_a_child_marked_first_where_it_is_no_revision_under_delete_untagged(
+        tree, version, tmp_path):
+    storage, pushed = tree
+    copy = _copy(storage, tmp_path, "o/bare")  # else 2.x stops
+    inv = _assert_preview_is_what_it_deletes(copy, version, "--delete-untagged")
+    preview = inv.attrs["preview"]
+    broken = set(ri.broken_images(preview)["tag"])
+    lost = set(preview["digest"])
+    c, d = pushed.cross["o/a"], pushed.cross["o/d"]
+    # o/a comes first and holds no revision of C: 3.x marks C there without going
+    # into it, then passes C by in o/b; its layer goes, and o/b:v1 breaks. D is gone
+    # from o/d, which comes after o/c: 3.x keeps D's blobs. 2.x deletes both.
+    assert {c.config, *c.layers} <= lost and "o/b:v1" in broken
+    if version == "3.0":
+        assert not {d.config, *d.layers} & lost and "o/c:v1" not in broken
+        reasons = set(preview.loc[preview["digest"].isin(c.layers), "reason"])
+        assert reasons == {"child of a tagged index, marked first in another repository"}
+    else:
+        assert {d.config, *d.layers} <= lost and "o/c:v1" in broken
+
+
+def test_a_repository_without_layers(tree, version, tmp_path):
+    copy = _copy(tree[0], tmp_path, "o/bare", "o/app/_layers")
+    if version == "2.8":  # never visited: its manifests mark nothing
+        inv = _assert_preview_is_what_it_deletes(copy, version)
+        assert set(inv.attrs["preview"]["reason"]) >= {"repository never visited (no _layers)"}
+        return
+    _assert_it_stops(copy, version, words="o/app has manifests but no _layers")
+    with pytest.raises(ri.CollectorsDiffer, match=r"Distribution 3\.x: stops"):
+        ri.gc_preview(ri.scan_storage(copy, progress=False))
+
+
+def test_distribution_3_stops_on_a_schema1_manifest_it_must_read(tmp_path):
+    server = sc.server("2.8", tmp_path / "registry").start()
+    try:
+        with ri.Registry(server.url) as reg:
+            layer = os.urandom(300)
+            blob = reg.upload_blob("o/old", layer)
+            doc = {"schemaVersion": 1, "name": "o/old", "tag": "v1", "architecture": "amd64",
+                   "fsLayers": [{"blobSum": blob}],
+                   "history": [{"v1Compatibility": json.dumps({"id": "a" * 64})}]}
+            reg.put_manifest("o/old", "v1", schema1.sign(doc, schema1.generate_key()),
+                             "application/vnd.docker.distribution.manifest.v1+prettyjws")
+        pusher = Pusher(server.url)
+        try:
+            pusher.image("o/new", "latest", layers=(os.urandom(200),))
+            pusher.image("o/new", "latest", layers=(os.urandom(200),))
+        finally:
+            pusher.close()
+    finally:
+        server.stop()
+    # a storage a 2.x registry wrote, collected by 3.x after an upgrade
+    for extra in ((), ("--delete-untagged",)):
+        _assert_it_stops(_copy(server.storage, tmp_path / f"v3{len(extra)}"), "3.0", *extra,
+                         words="schema1")
+        _assert_preview_is_what_it_deletes(_copy(server.storage, tmp_path / f"v2{len(extra)}"),
+                                           "2.8", *extra)
