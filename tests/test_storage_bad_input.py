@@ -148,8 +148,8 @@ def test_the_layout_parser_names_only_what_the_layout_defines():
 def test_a_repository_without_layers_is_never_visited_by_the_collector(storage,
                                                                      delete_untagged):
     shutil.rmtree(_repo(storage, "multi") / "_layers")
-    inv = _scan(storage)
-    preview = ri.gc_preview(inv, delete_untagged=delete_untagged)
+    inv = _scan(storage)  # Distribution 2.x (3.x stops there: tests/test_collectors.py)
+    preview = ri.gc_preview(inv, delete_untagged=delete_untagged, collector="distribution-2")
     never = preview[preview["reason"] == "repository never visited (no _layers)"]
     assert len(never) > 0 and set(never["breaks"]) >= {"b/multi:solo"}
     before = sc.blob_bytes(storage)
@@ -173,4 +173,7 @@ def test_the_local_walk_and_the_fsspec_listing_find_the_same_files(scenario_stor
               FsspecStore(fsspec.filesystem("file"), top, top).entries()}
     assert local == listed
     assert {entry.kind for entry, _ in local} == {
-        "blob", "layer", "revision", "tag", "tag_index", "upload_data", "upload_started"}
+        "blob", "layer", "revision", "tag", "tag_index", "upload_data", "upload_started",
+        "folder"}
+    assert {entry.folder for entry, _ in local if entry.kind == "folder"} == {
+        "_layers", "_manifests", "_manifests/tags", "_uploads"}
