@@ -1,4 +1,5 @@
-"""The read API against the real Distribution registry, cross-checked with skopeo."""
+"""The read API against the real Distribution registries (2.8 and 3.0), cross-checked
+with skopeo."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import httpx
 import pytest
 
 import reginsight as ri
+from reginsight.registry.protocol import PAGE_SIZE
+from reginsight.registry.protocol._paths import query_param
+from tests.dialect_proxy import DialectProxy
 from tests.images import Pusher, sha256
 from tests.skopeo import inspect_raw, list_tags
 
 
 @pytest.fixture(scope="module")
-def pusher(registry_server):
-    p = Pusher(registry_server.url)
+def pusher(any_registry):
+    p = Pusher(any_registry.url)
     yield p
     p.close()
 
@@ -38,7 +42,8 @@ def images(pusher):
     }
 
 
-def test_catalog_follows_every_page_of_more_than_250_repositories(registry_server, pusher, reg):
+def test_catalog_follows_every_page_of_more_than_250_repositories(any_registry, pusher,
+                                                                  any_reg):
     config = pusher.blob("catalog/base", b"{}")
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -54,35 +59,44 @@ def test_catalog_follows_every_page_of_more_than_250_repositories(registry_serve
         assert response.status_code == 201
         pusher.manifest(repo, "v1", manifest, "application/vnd.oci.image.manifest.v1+json")
 
-    # the registry's own page size (100 on 2.8): three pages or more, relative Links
-    first = httpx.get(f"{registry_server.url}/v2/_catalog")
+    # the registry's own page size (100 on 2.8 and 3.0): three pages or more, relative
+    # Links that carry it
+    first = httpx.get(f"{any_registry.url}/v2/_catalog")
     assert first.headers["link"].startswith("</v2/_catalog?")
+    assert query_param(first.headers["link"].strip("<>").partition(">")[0], "n") == "100"
     assert len(first.json()["repositories"]) == 100
 
-    names = reg.repositories()
+    with DialectProxy(any_registry.url) as proxy, ri.Registry(proxy.url) as reg:
+        names = reg.repositories()
     assert set(wanted) <= set(names)
     assert len(names) == len(set(names))
     assert names == sorted(names)  # the registry's lexical order, unbroken across pages
+    # its 100 first, then pages of 1000 (its maximum): 2 requests for up to 1,100 names
+    sizes = [query_param(path, "n") for _, path in proxy.seen if "/_catalog" in path]
+    assert sizes == [None] + [str(PAGE_SIZE)] * -(-(len(names) - 100) // PAGE_SIZE)
     # explicit small pages, and a page size the registry refuses (400
     # PAGINATION_NUMBER_INVALID above its maximum of 1000) retried smaller
-    assert reg.repositories(page_size=7) == names
-    assert reg.repositories(page_size=5000) == names
+    assert any_reg.repositories(page_size=7) == names
+    assert any_reg.repositories(page_size=5000) == names
 
 
-def test_tags_are_complete_and_sorted_and_match_skopeo(registry_server, pusher, reg, prefix):
+def test_tags_are_complete_and_sorted_and_match_skopeo(any_registry, pusher, any_reg, prefix):
     repo = f"{prefix}/tags"
     image = pusher.image(repo, "zeta")
     for tag in ("alpha", "1.0", "Mid_1", "beta.2"):
         pusher.manifest(repo, tag, image.raw, image.media_type)
-    tags = reg.tags(repo)
+    tags = any_reg.tags(repo)
     assert tags == sorted(["zeta", "alpha", "1.0", "Mid_1", "beta.2"])
-    assert tags == sorted(list_tags(registry_server.url, repo))
+    assert tags == sorted(list_tags(any_registry.url, repo))
+    assert any_reg.tags(repo, page_size=2) == tags  # three pages on 3.0; 2.8 ignores n
 
 
 @pytest.mark.parametrize("kind", ["docker", "oci", "index"])
-def test_manifest_digest_equals_the_stored_manifest_per_skopeo(registry_server, reg, images, kind):
+def test_manifest_digest_equals_the_stored_manifest_per_skopeo(any_registry, any_reg, images,
+                                                               kind):
+    reg = any_reg
     pushed = images[kind]
-    raw = inspect_raw(registry_server.url, pushed.repository, pushed.reference)
+    raw = inspect_raw(any_registry.url, pushed.repository, pushed.reference)
     stored = sha256(raw)
     assert stored == pushed.digest
     assert reg.manifest_digest(pushed.repository, pushed.reference) == stored
@@ -94,16 +108,22 @@ def test_manifest_digest_equals_the_stored_manifest_per_skopeo(registry_server, 
     assert by_digest.raw == raw
 
 
-def test_harness_without_accept_the_registry_serves_something_else(registry_server, images):
+def test_harness_without_accept_the_registry_serves_something_else(any_registry,
+                                                                   registry_version, images):
     """Why Accept matters: the failure modes our client avoids, seen on the real registry."""
-    base = registry_server.url + "/v2/read/images/manifests/"
+    base = any_registry.url + "/v2/read/images/manifests/"
     oci = httpx.get(base + "oci")
     assert oci.status_code == 404 and "MANIFEST_UNKNOWN" in oci.text
     index = httpx.get(base + "multi")
-    assert index.status_code == 404
+    if registry_version == "3.0":  # 3.0 serves an index to any client
+        assert index.status_code == 200
+        assert index.headers["docker-content-digest"] == images["index"].digest
+    else:
+        assert index.status_code == 404
 
 
-def test_manifest_models(reg, images):
+def test_manifest_models(any_reg, images):
+    reg = any_reg
     docker = reg.manifest("read/images", "docker")
     assert isinstance(docker, ri.ImageManifest) and docker.kind == "image"
     assert [layer.size for layer in docker.layers] == [1000, 3000]
@@ -124,10 +144,8 @@ def _real_layer() -> bytes:
     return buf.getvalue()
 
 
-def test_signed_schema1_from_the_registry_parses_with_the_registry_digest(pusher, reg, prefix):
-    """Registry 2.8 converts a v2 manifest to signed schema1 for an old client; stored
-    again under a tag, reginsight reads it back with the digest the registry gives it."""
-    repo = f"{prefix}/schema1"
+def _v2_image(pusher: Pusher, repo: str) -> tuple[dict, str]:
+    """A Docker v2 image of one real layer: 2.8 can convert it to schema1."""
     tar = _real_layer()
     config = json.dumps({
         "architecture": "amd64", "os": "linux", "created": "2026-01-02T03:04:05Z",
@@ -140,7 +158,16 @@ def test_signed_schema1_from_the_registry_parses_with_the_registry_digest(pusher
                       "digest": pusher.blob(repo, config), "size": len(config)},
            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
                        "digest": pusher.blob(repo, layer), "size": len(layer)}]}
-    v2_digest = pusher.manifest(repo, "v2", json.dumps(doc).encode(), doc["mediaType"])
+    return doc, pusher.manifest(repo, "v2", json.dumps(doc).encode(), doc["mediaType"])
+
+
+def test_signed_schema1_from_the_registry_parses_with_the_registry_digest(registry_server,
+                                                                          reg, prefix):
+    """Registry 2.8 converts a v2 manifest to signed schema1 for an old client; stored
+    again under a tag, reginsight reads it back with the digest the registry gives it."""
+    pusher = Pusher(registry_server.url)
+    repo = f"{prefix}/schema1"
+    doc, v2_digest = _v2_image(pusher, repo)
     old_client = pusher.http.get(f"/v2/{repo}/manifests/v2")  # no Accept: schema1 answer
     assert old_client.headers["content-type"].startswith(
         "application/vnd.docker.distribution.manifest.v1")
@@ -155,12 +182,27 @@ def test_signed_schema1_from_the_registry_parses_with_the_registry_digest(pusher
     assert isinstance(manifest, ri.Schema1Manifest)
     assert manifest.digest == converted_digest != sha256(manifest.raw)  # payload digest
     assert reg.manifest_digest(repo, "old") == converted_digest
-    assert [layer.digest for layer in manifest.layers] == [sha256(layer)]
+    assert [layer.digest for layer in manifest.layers] == [doc["layers"][0]["digest"]]
     assert manifest.image_config["created"] == "2026-01-02T03:04:05Z"
     assert reg.manifest(repo, converted_digest).digest == converted_digest
 
 
-def test_blobs(reg, images):
+def test_distribution_3_never_rewrites_to_schema1(registry_v3, prefix):
+    """3.0's counterpart: an old client (no Accept) gets the v2 manifest as pushed,
+    its digest unchanged; there is no schema1 to read back (a schema1 push is refused:
+    test_write_registry)."""
+    pusher = Pusher(registry_v3.url)
+    repo = f"{prefix}/schema1"
+    doc, v2_digest = _v2_image(pusher, repo)
+    old_client = pusher.http.get(f"/v2/{repo}/manifests/v2")
+    assert old_client.headers["content-type"] == doc["mediaType"]
+    assert old_client.headers["docker-content-digest"] == v2_digest == sha256(old_client.content)
+    with ri.Registry(registry_v3.url) as reg:
+        assert reg.manifest(repo, "v2").digest == v2_digest
+
+
+def test_blobs(any_reg, images):
+    reg = any_reg
     docker = images["docker"]
     layer = docker.layers[1]
     assert reg.has_blob("read/images", layer)
@@ -180,7 +222,8 @@ def _blob_file(server, digest: str):
     return server.storage / "docker/registry/v2/blobs/sha256" / hex_[:2] / hex_ / "data"
 
 
-def test_tampered_blob_raises_digest_mismatch_at_eof(registry_server, pusher, reg, prefix):
+def test_tampered_blob_raises_digest_mismatch_at_eof(any_registry, pusher, any_reg, prefix):
+    registry_server, reg = any_registry, any_reg
     repo = f"{prefix}/tamper"
     data = bytes(range(256)) * 64
     digest = pusher.blob(repo, data)
@@ -192,7 +235,9 @@ def test_tampered_blob_raises_digest_mismatch_at_eof(registry_server, pusher, re
     assert caught.value.actual == sha256(b"X" + data[1:])
 
 
-def test_tampered_manifest_by_digest_raises_digest_mismatch(registry_server, pusher, reg, prefix):
+def test_tampered_manifest_by_digest_raises_digest_mismatch(any_registry, pusher, any_reg,
+                                                            prefix):
+    registry_server, reg = any_registry, any_reg
     repo = f"{prefix}/tamper"
     image = pusher.image(repo, "v1")
     path = _blob_file(registry_server, image.digest)
@@ -203,7 +248,8 @@ def test_tampered_manifest_by_digest_raises_digest_mismatch(registry_server, pus
         reg.manifest(repo, "v1")
 
 
-def test_missing_things_are_typed_not_found(reg, prefix):
+def test_missing_things_are_typed_not_found(any_reg, prefix):
+    reg = any_reg
     with pytest.raises(ri.NotFound) as caught:
         reg.manifest(f"{prefix}/nothing", "latest")
     assert caught.value.codes in (("NAME_UNKNOWN",), ("MANIFEST_UNKNOWN",))

@@ -152,6 +152,48 @@ def test_a_refused_page_size_is_asked_again_smaller_down_to_ten():
     assert sizes == ["50", "25", "12", "10"]
 
 
+def test_following_pages_are_asked_big_only_where_the_registry_pages_by_n():
+    paging = proto.Paging("tags of a", page_size=1000)
+    first = proto.tags_page("a")
+    assert first.url == "/v2/a/tags/list" and proto.tags_page("a", page_size=7).url == \
+        "/v2/a/tags/list?n=7"
+
+    def page_linking(link: str | None, *, again: bool = False) -> proto.Page:
+        following = None if link is None else proto.Request(method="GET", url=link)
+        return proto.Page(("t",), following, again=again)
+
+    own = BASE + "/v2/a/tags/list?last=t&n=100"
+    bigger = paging.follow(page_linking(own))
+    assert bigger.url == BASE + "/v2/a/tags/list?last=t&n=1000"  # last kept, n raised
+    assert paging.follow(page_linking(BASE + "/v2/a/tags/list?last=u&n=1000")).url.endswith(
+        "last=u&n=1000")  # as big already: as sent
+    assert paging.follow(page_linking(BASE + "/v2/a/tags/list?cursor=x")).url.endswith(
+        "?cursor=x")  # a cursor of its own, no n: as sent
+    assert paging.follow(page_linking(None)) is None
+
+    # asked bigger and refused: the registry's own page, and never bigger again
+    paging.follow(page_linking(own))
+    assert paging.refused(ri.ResponseError("x", status=500, url=BASE)) is None
+    paging.follow(page_linking(own))
+    assert paging.refused(ri.ResponseError("x", status=400, url=BASE)).url == own
+    assert paging.page_size is None
+    assert paging.follow(page_linking(BASE + "/v2/a/tags/list?last=v&n=100")).url.endswith(
+        "last=v&n=100")
+    # Distribution's refusal of the bigger size (an "again" page, halved): its own page
+    halving = proto.Paging("tags of a", page_size=1000)
+    halving.follow(page_linking(own))
+    assert halving.follow(page_linking(BASE + "/v2/a/tags/list?last=t&n=500",
+                                       again=True)).url == own
+    # the caller's size refused and halved: no later page bigger than what was accepted
+    callers = proto.Paging("the catalog", page_size=1500)
+    assert callers.follow(page_linking("/v2/_catalog?n=750", again=True)).url.endswith("750")
+    assert callers.page_size == 750
+    with pytest.raises(ValueError, match="page_size"):
+        proto.tags_page("a", page_size=0)
+    with pytest.raises(ValueError, match="page_size"):
+        proto.catalog_page(page_size=True)
+
+
 def test_tag_pages_accept_null_and_refuse_a_non_list():
     request = proto.tags_page("team/app")
     assert request.url == "/v2/team/app/tags/list" and request.limit == proto.LIST_PAGE_LIMIT

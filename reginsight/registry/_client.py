@@ -362,39 +362,49 @@ class Registry:
             return b"".join(parts)
 
     def _pages(self, what: str, first: proto.Request,
-               interpret: Callable[[proto.Request, proto.Answer], proto.Page]
-               ) -> Iterator[proto.Page]:
-        """Every page, following Link rel="next"; a loop is refused, and a listing
-        past ``max_pages`` or ``listing_time`` stops (ListingTooLong)."""
-        paging = self._paging(what)
+               interpret: Callable[[proto.Request, proto.Answer], proto.Page], *,
+               page_size: int | None = None) -> Iterator[proto.Page]:
+        """Every page, following Link rel="next" (asked with ``n`` = ``page_size``, or
+        ``proto.PAGE_SIZE``, where the registry pages smaller); a loop is refused, and
+        a listing past ``max_pages`` or ``listing_time`` stops (ListingTooLong)."""
+        paging = self._paging(what, page_size=page_size or proto.PAGE_SIZE)
         started = time.monotonic()
         request: proto.Request | None = first
         while request is not None:
             url = self._absolute(request.url)
             paging.admit(url, time.monotonic() - started)
-            page = self._call(request, lambda answer, asked=request: interpret(asked, answer))
+            try:
+                page = self._call(request,
+                                  lambda answer, asked=request: interpret(asked, answer))
+            except ResponseError as exc:
+                request = paging.refused(exc)  # a page asked bigger: as the registry says
+                if request is None:
+                    raise
+                continue
             paging.read(url, len(page.entries) + len(page.invalid), again=page.again)
             yield page
-            request = page.next
+            request = paging.follow(page)
 
-    def _paging(self, what: str) -> proto.Paging:
+    def _paging(self, what: str, *, page_size: int | None = None) -> proto.Paging:
         return proto.Paging(what, max_pages=self.settings.max_pages,
-                            max_seconds=self.settings.listing_time)
+                            max_seconds=self.settings.listing_time, page_size=page_size)
 
     # ------------------------------------------------------------ read API
 
     def repositories(self, *, page_size: int | None = None) -> list[str]:
         """Every repository in the catalog (all pages of ``/v2/_catalog``), in catalog order.
 
-        ``page_size`` asks for ``n`` entries a page (the registry's default when None:
-        100 on Distribution 2.8); a registry that refuses the number (400
+        ``page_size`` asks for ``n`` entries a page (when None: the registry's default
+        for the first page, 100 on Distribution, and ``n=1000`` for the pages after it
+        where the registry's Link says less); a registry that refuses the number (400
         PAGINATION_NUMBER_INVALID) is asked again with smaller pages. A catalog entry
         that is not a valid repository name raises ProtocolViolation, so every name
         returned can be asked for; :meth:`catalog` sets such entries apart instead.
         """
         return [name for page in self._pages("the catalog",
                                              proto.catalog_page(page_size=page_size),
-                                             proto.interpret_catalog_page)
+                                             proto.interpret_catalog_page,
+                                             page_size=page_size)
                 for name in page.entries]
 
     def catalog(self, *, page_size: int | None = None) -> proto.Listing:
@@ -404,17 +414,26 @@ class Registry:
         ``problem``), never put in a URL. What a crawl reads: one bad entry there is an
         ``errors`` row, not the end of the crawl."""
         pages = list(self._pages("the catalog", proto.catalog_page(page_size=page_size),
-                                 partial(proto.interpret_catalog_page, keep_invalid=True)))
+                                 partial(proto.interpret_catalog_page, keep_invalid=True),
+                                 page_size=page_size))
         return proto.Listing(names=tuple(name for page in pages for name in page.entries),
                              invalid=tuple(entry for page in pages for entry in page.invalid))
 
-    def tags(self, repository: str) -> list[str]:
+    def tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
         """Every tag of ``repository`` (all pages), sorted; registries serve them unsorted.
-        A tag that is not valid raises ProtocolViolation."""
+        A tag that is not valid raises ProtocolViolation.
+
+        ``page_size`` asks for ``n`` tags a page. None (the default) asks the first
+        page without ``n``, which Distribution 2.8 and 3.0 answer with every tag at
+        once, and the pages after it with ``n=1000`` where a registry pages by a
+        smaller ``n`` of its own. A size refused (400) is asked again smaller, or as
+        the registry's Link says.
+        """
+        first = proto.tags_page(repository, page_size=page_size)
         with self._naming_404(repository, "repository unknown"):
-            return sorted({tag for page in self._pages(f"tags of {repository}",
-                                                       proto.tags_page(repository),
-                                                       proto.interpret_tags_page)
+            return sorted({tag for page in self._pages(f"tags of {repository}", first,
+                                                       proto.interpret_tags_page,
+                                                       page_size=page_size)
                            for tag in page.entries})
 
     def manifest(self, repository: str, reference: str) -> Manifest:

@@ -6,6 +6,15 @@ with a smaller ``n``. A listing is bounded (:class:`Paging`): a page asked twice
 loop, and past a number of pages or seconds it stops with ListingTooLong, never
 handing back part of a listing as if it were whole.
 
+Page sizes, as Distribution serves them: without ``n`` the tag list is whole in one
+answer (2.8 ignores ``n`` and ``last`` altogether; 3.0 pages only when asked, any
+``n`` >= 0, and ``n=0`` is an empty last page), and the catalog comes 100 a page, at
+most 1000 (its ``maxentries``; more is refused). Each ``Link`` carries the ``n``
+asked. So the first page is asked with the caller's ``n`` or none (the biggest
+page a registry that pages only when asked gives), and a registry that pages by
+``n`` of its own (a Link with an ``n`` under :data:`PAGE_SIZE`) is asked the following
+pages with ``n`` = :data:`PAGE_SIZE`: ten times fewer pages of Distribution's catalog.
+
 An entry that is no valid name is the server's fault. By default it refuses the page
 (ProtocolViolation): whoever asked gets only names they can ask for. A caller that
 can report it instead (the crawl: an ``errors`` row, the other names read) asks with
@@ -16,7 +25,7 @@ but never a name, so no request is ever built from it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..._errors import (
@@ -45,6 +54,10 @@ MAX_PAGES = 10_000
 LISTING_TIME = 600.0
 #: Pages are never asked smaller than this.
 MIN_PAGE_SIZE = 10
+#: The ``n`` a following page is asked with where the registry pages by a smaller
+#: ``n`` and the caller chose none: Distribution's catalog maximum (2.8 and 3.0 refuse
+#: more with 400 PAGINATION_NUMBER_INVALID), and the most ECR and GitLab serve.
+PAGE_SIZE = 1000
 #: How registries without a catalog refuse it: Docker Hub 401, GitLab 401 or 404,
 #: GHCR 404 or 405, registries with the catalog switched off 403 or 405.
 CATALOG_REFUSALS = frozenset({401, 403, 404, 405})
@@ -96,9 +109,14 @@ class Paging:
     what: str
     max_pages: int = MAX_PAGES
     max_seconds: float = LISTING_TIME
+    #: the ``n`` following pages are asked with where the registry's Link says less;
+    #: None once the registry refused a page that size (its Links are followed as sent)
+    page_size: int | None = PAGE_SIZE
     pages: int = 0
     entries: int = 0
     seen: set[str] = field(default_factory=set, repr=False)
+    #: the registry's own request for the page being asked bigger
+    _own: Request | None = field(default=None, repr=False)
 
     def admit(self, url: str, elapsed: float) -> None:
         """May the page at ``url`` be asked, ``elapsed`` seconds into the listing?
@@ -122,6 +140,39 @@ class Paging:
         self.pages += 1
         self.entries += entries
 
+    def follow(self, page: Page) -> Request | None:
+        """The request for the page after ``page``: its ``next``, asked with
+        ``n=page_size`` where the registry's Link says a smaller ``n`` (fewer pages).
+        A page refused for its size is asked again as the registry says: one asked
+        bigger, by the registry's own Link (and no page of this listing bigger again);
+        one asked by the caller's ``n``, smaller (``page.again``), and the following
+        pages no bigger than that."""
+        own, self._own = self._own, None
+        if page.again and own is not None:
+            self.page_size = None
+            return own
+        following = page.next
+        if page.again and following is not None and self.page_size is not None:
+            smaller = decimal(query_param(following.url, "n"))
+            self.page_size = min(self.page_size, smaller or self.page_size)
+        if page.again or following is None or self.page_size is None:
+            return following
+        asked = decimal(query_param(following.url, "n"))
+        if asked is None or asked >= self.page_size:
+            return following  # no n: a cursor of the registry's own, kept as sent
+        self._own = following
+        return replace(following, url=with_query(following.url, n=str(self.page_size)))
+
+    def refused(self, error: ResponseError) -> Request | None:
+        """What to ask instead of the page just refused with ``error``: the registry's
+        own page where it was asked bigger and refused with any 400 (a registry may
+        not name PAGINATION_NUMBER_INVALID); None when the refusal stands."""
+        own, self._own = self._own, None
+        if own is None or error.status != 400:
+            return None
+        self.page_size = None
+        return own
+
     def _too_long(self, url: str, bound: str, which: str) -> None:
         raise ListingTooLong(
             f"{self.what}: stopped at {which}: {self.pages} pages, {self.entries} "
@@ -132,14 +183,30 @@ class Paging:
 
 def catalog_page(*, page_size: int | None = None) -> Request:
     """The first page of ``/v2/_catalog`` (``n`` entries a page, or the registry's default)."""
-    url = "/v2/_catalog" + (f"?n={int(page_size)}" if page_size else "")
+    url = "/v2/_catalog" + _size_query(page_size)
     return Request(method="GET", url=url, scope=(CATALOG_SCOPE,), limit=LIST_PAGE_LIMIT)
 
 
-def tags_page(repository: str) -> Request:
-    """The first page of ``/v2/<name>/tags/list``."""
-    return Request(method="GET", url=tags_path(repository), scope=pull_scope(repository),
-                   limit=LIST_PAGE_LIMIT)
+def tags_page(repository: str, *, page_size: int | None = None) -> Request:
+    """The first page of ``/v2/<name>/tags/list`` (``n`` entries a page, or the
+    registry's default: on Distribution, every tag)."""
+    return Request(method="GET", url=tags_path(repository) + _size_query(page_size),
+                   scope=pull_scope(repository), limit=LIST_PAGE_LIMIT)
+
+
+def check_page_size(page_size: int | None) -> int | None:
+    """``page_size`` when it is None or a whole number >= 1; ValueError otherwise
+    (``n=0`` is an empty last page on Distribution 3: a listing of nothing)."""
+    if page_size is None:
+        return None
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise ValueError(f"page_size={page_size!r}: a whole number >= 1, or None for the "
+                         "registry's own")
+    return page_size
+
+
+def _size_query(page_size: int | None) -> str:
+    return "" if check_page_size(page_size) is None else f"?n={page_size}"
 
 
 def interpret_catalog_page(request: Request, answer: Answer, *, keep_invalid: bool = False
