@@ -21,16 +21,24 @@ from tests.images import Pusher
 TAGS = [f"v{i:02d}" for i in range(23)]  # 23: no page of 5 or 4 ends the list evenly
 
 
-@pytest.fixture(scope="module")
-def tagged(any_registry) -> str:
+def tag_many(url: str, repository: str) -> str:
     """One small image under 23 tags, each put through the API."""
-    repository = "paging/tags"
-    pusher = Pusher(any_registry.url)
+    pusher = Pusher(url)
     image = pusher.image(repository, TAGS[0])
     for tag in TAGS[1:]:
         pusher.manifest(repository, tag, image.raw, image.media_type)
     pusher.close()
     return repository
+
+
+@pytest.fixture(scope="module")
+def tagged(any_registry) -> str:
+    return tag_many(any_registry.url, "paging/tags")
+
+
+@pytest.fixture(scope="module")
+def tagged_v3(registry_v3) -> str:
+    return tag_many(registry_v3.url, "paging/bound")
 
 
 def tag_requests(proxy: DialectProxy) -> list[str]:
@@ -87,17 +95,6 @@ def test_the_page_bound_stops_a_listing_of_real_pages(registry_v3, tagged_v3):
         assert reg.tags(tagged_v3) == TAGS  # whole in one page
         with pytest.raises(ValueError, match="page_size=0"):
             reg.tags(tagged_v3, page_size=0)  # n=0 would list nothing
-
-
-@pytest.fixture(scope="module")
-def tagged_v3(registry_v3) -> str:
-    repository = "paging/bound"
-    pusher = Pusher(registry_v3.url)
-    image = pusher.image(repository, TAGS[0])
-    for tag in TAGS[1:]:
-        pusher.manifest(repository, tag, image.raw, image.media_type)
-    pusher.close()
-    return repository
 
 
 @dataclass
