@@ -102,6 +102,14 @@ def build(pusher: Pusher, prefix: str) -> Scenario:
     return out
 
 
+def untag_all(pusher: Pusher, version: str, latest: Pushed) -> None:
+    """Remove the only tag of ``latest``'s repository, leaving untagged revisions: 3.x
+    deletes the tag itself; 2.x deletes the manifest it names, and that tag with it."""
+    reference = "latest" if version == "3.0" else latest.digest
+    response = pusher.http.delete(f"/v2/{latest.repository}/manifests/{reference}")
+    assert response.status_code == 202, response.text
+
+
 def blob_bytes(storage: Path) -> dict[str, int]:
     """Every blob's data file under a filesystem storage root, by digest: the oracle."""
     found = {}

@@ -84,6 +84,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory, version: str) -> Iterator[tup
     """A storage written by that version's registry, at rest:
 
     - ``o/app``: ``latest`` pushed twice (one untagged image);
+    - ``o/emptied``: ``latest`` pushed twice, then the tag removed (``storage_scenario.untag_all``):
+      on a filesystem its emptied ``_manifests/tags`` folder stays;
     - ``o/bare``: two images pushed by digest only: no ``_manifests/tags`` folder;
     - ``o/a`` and ``o/b``: the same index ``v1`` of the same child C, whose revision
       ``o/a`` then deleted; ``o/c`` and ``o/d`` the same with another child D, deleted
@@ -93,8 +95,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory, version: str) -> Iterator[tup
     pusher = Pusher(server.url)
     out = Tree()
     try:
-        for _ in range(2):
-            pusher.image("o/app", "latest", layers=(os.urandom(300),))
+        for repository in ("o/app", "o/emptied"):
+            for _ in range(2):
+                latest = pusher.image(repository, "latest", layers=(os.urandom(300),))
+        sc.untag_all(pusher, version, latest)
         out.bare = [pusher.image("o/bare", None, layers=(os.urandom(400),)) for _ in range(2)]
         out.cross = {}
         for first, last, gone in (("o/a", "o/b", "o/a"), ("o/c", "o/d", "o/d")):
@@ -146,6 +150,10 @@ def test_a_child_marked_first_where_it_is_no_revision_under_delete_untagged(
     storage, pushed = tree
     copy = _copy(storage, tmp_path, "o/bare")  # else 2.x stops
     inv = _assert_preview_is_what_it_deletes(copy, version, "--delete-untagged")
+    # o/emptied has no tag left, but its tags folder stays on a filesystem: 2.x goes on
+    folders = inv.folders[inv.folders["repository"] == "o/emptied"]
+    assert "_manifests/tags" in set(folders["folder"])
+    assert not inv.tags["repository"].eq("o/emptied").any()
     preview = inv.attrs["preview"]
     broken = set(ri.broken_images(preview)["tag"])
     lost = set(preview["digest"])

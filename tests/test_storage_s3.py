@@ -4,6 +4,8 @@ objects (boto3) and the real garbage collector run on copies of the storage."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 import reginsight as ri
 from tests import storage_scenario as sc
 from tests.images import Pusher
-from tests.registry_server import RegistryServer, _merge, _yaml
+from tests.registry_server import RegistryServer, _merge, _yaml, registry_environment
 from tests.s3_server import S3Server
 
 BUCKET, ROOT = "registry", "/storage"
@@ -95,3 +97,41 @@ def test_s3_gc_preview_equals_the_real_collector(s3_filled, s3_scanned, tmp_path
     assert dict(zip(blobs["digest"], blobs["size"], strict=True)) == freed
     # only 2.x --delete-untagged breaks the tagged index
     assert (preview["breaks"] != "").any() == (delete_untagged and version == "2.8")
+
+
+def test_on_s3_a_repository_whose_tags_were_all_removed_has_no_tags_folder(
+        s3_filled, version, tmp_path):
+    """An emptied folder stays on a filesystem, not on S3: there the tags folder goes
+    with the last tag, 2.x --delete-untagged stops on it and 3.x passes it by."""
+    s3, _, _ = s3_filled
+    root = "/emptied"
+    server = sc.server(version, tmp_path / "registry", overrides={
+        "storage": s3.registry_storage(BUCKET, root)}).start()
+    pusher = Pusher(server.url)
+    try:
+        for _ in range(2):
+            latest = pusher.image("o/emptied", "latest", layers=(os.urandom(300),))
+        pusher.image("o/kept", "v1", layers=(os.urandom(200),))
+        sc.untag_all(pusher, version, latest)
+    finally:
+        pusher.close()
+        server.stop()
+    inv = ri.scan_storage(f"s3://{BUCKET}{root}", storage_options=s3.storage_options(),
+                          progress=False)
+    folders = set(inv.folders.loc[inv.folders["repository"] == "o/emptied", "folder"])
+    assert "_manifests" in folders and "_manifests/tags" not in folders
+    prefix = root.lstrip("/") + "/docker/registry/v2/blobs/"
+    before = _blob_sizes(s3, prefix)
+    collect = subprocess.run([server.binary, "garbage-collect", "--delete-untagged",
+                              str(server.config_path)], capture_output=True, text=True,
+                             env=registry_environment(), timeout=300)
+    freed = {d: s for d, s in before.items() if d not in _blob_sizes(s3, prefix)}
+    if version == "2.8":
+        with pytest.raises(ri.CollectorWouldStop, match="o/emptied has manifests but no"):
+            ri.gc_preview(inv, delete_untagged=True, collector="distribution-2")
+        assert collect.returncode != 0 and not freed
+        return
+    assert collect.returncode == 0, collect.stdout + collect.stderr
+    preview = ri.gc_preview(inv, delete_untagged=True, collector="distribution-3")
+    assert dict(zip(preview["digest"], preview["size"], strict=True)) == freed
+    assert set(preview["reason"]) == {"repository without tags (its revisions stay)"}
