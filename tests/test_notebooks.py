@@ -197,6 +197,8 @@ def test_notebook_executes_against_the_registry(path, registry_server, prefix, t
     outputs = _execute(path, tmp_path)
     assert f"{prefix}/app" in outputs  # it read this test's registry, not something else
     assert tags() == before  # Run All deleted nothing
+    if path.stem == "disk_audit":  # no collector set: each one, named
+        assert "distribution-2: " in outputs and "distribution-3: " in outputs
     if path.stem == "cleanup":  # the delete path, asked for: it deletes and checks itself
         assert "DELETE is off" in outputs and "would delete" in outputs
         monkeypatch.setenv("REGINSIGHT_DELETE", "yes")
