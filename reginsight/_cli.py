@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING
 from ._errors import (
     BreaksIndex,
     CatalogUnavailable,
-    CollectorsDiffer,
     CollectorWouldStop,
     InvalidReference,
     InventoryError,
@@ -375,7 +374,7 @@ class UsageError(Exception):
 
 def _gc_preview(args: argparse.Namespace) -> int:
     from ._units import format_bytes
-    from .analysis._disk import VERSION, disk_usage, gc_preview
+    from .analysis._disk import VERSION, disk_usage, gc_outcomes
 
     inv = _scan(args, args.root)
     for row in disk_usage(inv).itertuples(index=False):
@@ -385,13 +384,7 @@ def _gc_preview(args: argparse.Namespace) -> int:
         print(f"{len(inv.errors)} problems in the storage (see scan_storage(...).errors)")
     command = "garbage-collect" + (" --delete-untagged" if args.delete_untagged else "")
     collector = args.collector and f"distribution-{args.collector}"
-    try:
-        outcomes = {collector: gc_preview(inv, delete_untagged=args.delete_untagged,
-                                          collector=collector)}
-    except CollectorsDiffer as exc:
-        outcomes = exc.outcomes
-    except CollectorWouldStop as exc:
-        outcomes = {collector: exc}
+    outcomes = gc_outcomes(inv, delete_untagged=args.delete_untagged, collector=collector)
     harmful = False
     for name, outcome in outcomes.items():
         harmful |= _print_outcome(outcome, f"{VERSION[name]} {command}" if name else command,

@@ -215,6 +215,21 @@ def gc_preview(inv: Inventory, *, delete_untagged: bool = False,
     return _one(outcomes, f"what {command} deletes", "collector=")
 
 
+def gc_outcomes(inv: Inventory, *, delete_untagged: bool = False,
+                collector: str | None = None
+                ) -> dict[str | None, pd.DataFrame | CollectorWouldStop]:
+    """For presentation: :func:`gc_preview` as what each collector would do, by name
+    (a preview, or why it stops); ``{None: preview}`` when no collector was chosen and
+    both would do the same. Raises what gc_preview raises otherwise."""
+    try:
+        return {collector: gc_preview(inv, delete_untagged=delete_untagged,
+                                      collector=collector)}
+    except CollectorsDiffer as exc:
+        return dict(exc.outcomes)
+    except CollectorWouldStop as exc:
+        return {collector: exc}
+
+
 _TAGGED_REASON = {"distribution-2": "child of a tagged index",
                   "distribution-3": "child of a tagged index, marked first in another "
                                     "repository"}

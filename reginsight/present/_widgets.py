@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import pandas as pd
 
-from .._errors import PlanError, ReginsightError, RegistryError
+from .._errors import CollectorWouldStop, PlanError, ReginsightError, RegistryError
 from .._text import inert
 from .._units import format_bytes
-from ..analysis._disk import broken_images, disk_usage, gc_preview
+from ..analysis._disk import VERSION, broken_images, disk_usage, gc_outcomes
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._after import inventory_after
 from ..ops._apply import apply_cleanup
@@ -67,21 +67,41 @@ class Debounced:
 
 
 def _disk_page(inv: Inventory) -> str:
-    """Where the storage's bytes go, and what garbage-collect would free and break."""
+    """Where the storage's bytes go, and what garbage-collect would free and break: for
+    each registry version where their collectors differ."""
     usage = disk_usage(inv)
     usage["bytes"] = usage["bytes"].map(format_bytes)
     parts = ["<p>where the disk goes:</p>", html_table(usage)]
     try:
-        plain = gc_preview(inv)
-        risky = gc_preview(inv, delete_untagged=True)
+        plain = gc_outcomes(inv)
+        risky = gc_outcomes(inv, delete_untagged=True)
     except ReginsightError as exc:
         return "".join(parts) + f"<p>{inert(exc)}</p>"
-    broken = list(broken_images(risky)["tag"])
-    parts.append(f"<p>garbage-collect frees {format_bytes(int(plain['size'].sum()))}; with "
-                 f"--delete-untagged {format_bytes(int(risky['size'].sum()))} and breaks "
-                 f"{len(broken)} tagged images{': ' if broken else ''}"
-                 f"{inert(', '.join(broken[:20]))}</p>")
+    for name in [n for n in {**plain, **risky} if n] or [None]:
+        who = f"{VERSION[name]}: " if name else ""
+        parts.append(f"<p>{who}garbage-collect {_freed(_of(plain, name))}; with "
+                     f"--delete-untagged {_freed(_of(risky, name), breaks=True)}</p>")
+    if len(plain) > 1 or len(risky) > 1:
+        parts.append("<p>Distribution 2.x and 3.x collect differently here, and the storage "
+                     "does not say which one runs (<code>registry --version</code>; the "
+                     "image registry:2 or registry:3)</p>")
     return "".join(parts)
+
+
+def _of(outcomes: dict, name: str | None) -> pd.DataFrame | CollectorWouldStop:
+    """One collector's outcome: its own, or the one both share."""
+    return outcomes[name] if name in outcomes else outcomes[None]
+
+
+def _freed(outcome: pd.DataFrame | CollectorWouldStop, *, breaks: bool = False) -> str:
+    if isinstance(outcome, CollectorWouldStop):
+        return f"stops before deleting anything ({inert(outcome.reason)})"
+    freed = f"frees {format_bytes(int(outcome['size'].sum()))}"
+    if not breaks:
+        return freed
+    broken = list(broken_images(outcome)["tag"])
+    return (f"{freed} and breaks {len(broken)} images{': ' if broken else ''}"
+            f"{inert(', '.join(broken[:20]))}")
 
 
 def _untagged(doomed: pd.DataFrame) -> str:
