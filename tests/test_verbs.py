@@ -93,6 +93,23 @@ def test_put_manifest_parses_once_and_checks_the_stored_digest():
         proto.put_manifest("a", "v1", b" " * (proto.MANIFEST_LIMIT + 1), None)
 
 
+def test_a_schema1_refused_as_an_unknown_type_says_the_registry_dropped_schema1():
+    unsigned = json.dumps({"schemaVersion": 1, "name": "a", "tag": "v1",
+                           "architecture": "amd64", "fsLayers": [], "history": []}).encode()
+    _, schema1 = proto.put_manifest("a", "v1", unsigned, mt.DOCKER_SCHEMA1)
+    _, image = proto.put_manifest("a", "v1", IMAGE, None)
+    unknown_type = json.dumps({"errors": [{  # v3.0.0's answer, word for word
+        "code": "MANIFEST_INVALID", "message": "manifest invalid",
+        "detail": f"unsupported manifest media type and no default available: "
+                  f"{mt.DOCKER_SCHEMA1}"}]}).encode()
+    with pytest.raises(ri.UnsupportedOperation, match=r"Distribution 3.*dropped schema1"):
+        proto.interpret_put_manifest(answer(400, {}, unknown_type, method="PUT"), schema1)
+    for parsed, body in ((image, unknown_type), (schema1, error_body("MANIFEST_INVALID"))):
+        with pytest.raises(ri.ResponseError) as caught:  # not a schema1 type refused
+            proto.interpret_put_manifest(answer(400, {}, body, method="PUT"), parsed)
+        assert not isinstance(caught.value, ri.UnsupportedOperation)
+
+
 def test_delete_takes_digests_and_untag_reads_digest_invalid_as_unsupported():
     with pytest.raises(ri.InvalidReference):
         proto.delete_manifest("a", "v1")

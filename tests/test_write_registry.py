@@ -1,4 +1,5 @@
-"""The write half against the real registry, cross-checked with skopeo."""
+"""The write half against the real registries (Distribution 2.8 and 3.0), cross-checked
+with skopeo."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import reginsight as ri
 from reginsight import schema1
 from tests.images import Pusher, sha256
-from tests.registry_server import RegistryServer
+from tests.registry_server import REGISTRY_V3_BINARY, RegistryServer
 from tests.skopeo import inspect_raw, skopeo
 from tests.test_read_registry import _real_layer
 from tests.transports import CountingTransport, DropPatch
@@ -64,7 +65,8 @@ class PatternStream(io.RawIOBase):
         return "sha256:" + hasher.hexdigest()
 
 
-def test_small_blob_is_one_put_and_skipped_when_present(registry_server, prefix):
+def test_small_blob_is_one_put_and_skipped_when_present(any_registry, prefix):
+    registry_server = any_registry
     transport = CountingTransport()
     repo = f"{prefix}/blobs"
     with ri.Registry(registry_server.url, transport=transport) as reg:
@@ -79,7 +81,8 @@ def test_small_blob_is_one_put_and_skipped_when_present(registry_server, prefix)
             reg.upload_blob(repo, b"other bytes", digest)
 
 
-def test_stream_goes_in_chunks_with_digest_computed_on_the_way(registry_server, prefix):
+def test_stream_goes_in_chunks_with_digest_computed_on_the_way(any_registry, prefix):
+    registry_server = any_registry
     transport = CountingTransport()
     repo = f"{prefix}/chunks"
     size = 5 * MiB + 123
@@ -90,18 +93,19 @@ def test_stream_goes_in_chunks_with_digest_computed_on_the_way(registry_server, 
     assert hashlib.sha256(_stored(registry_server, repo, digest)).hexdigest() == digest[7:]
 
 
-def test_wrong_digest_for_a_stream_cancels_the_upload(registry_server, prefix):
+def test_wrong_digest_for_a_stream_cancels_the_upload(any_registry, prefix):
+    registry_server = any_registry
     repo = f"{prefix}/wrong"
     with ri.Registry(registry_server.url) as reg, pytest.raises(ri.DigestMismatch):
         reg.upload_blob(repo, PatternStream(3 * MiB), "sha256:" + "0" * 64, chunk_size=MiB)
     assert _open_uploads(registry_server, repo) == []
 
 
-def test_upload_resumes_from_the_registry_range_after_a_dropped_patch(registry_server, prefix):
+def test_upload_resumes_from_the_registry_range_after_a_dropped_patch(any_registry, prefix):
     transport = DropPatch(2, delivered=False)
     repo = f"{prefix}/resume"
     size = 4 * MiB
-    with ri.Registry(registry_server.url, transport=transport) as reg:
+    with ri.Registry(any_registry.url, transport=transport) as reg:
         digest = reg.upload_blob(repo, PatternStream(size), chunk_size=MiB)
     assert digest == PatternStream.digest(size)
     # the upload status (GET) gave the offset; the lost chunk went again, nothing else
@@ -132,6 +136,19 @@ def test_a_lost_answer_registry_28_cannot_resume_is_a_typed_error(registry_serve
     assert transport.count("GET", "/uploads/") == 1  # the status asked, and refused
 
 
+def test_a_lost_answer_distribution_3_resumes(registry_v3, prefix):
+    """3.0's counterpart: the PATCH landed, its answer was lost; the upload status
+    gives the offset and the upload goes on from there, each chunk sent once more at
+    most (the one whose answer was lost is not: the registry has it)."""
+    transport = DropPatch(2, delivered=True)
+    with ri.Registry(registry_v3.url, transport=transport) as reg:
+        digest = reg.upload_blob(f"{prefix}/lost", PatternStream(4 * MiB), chunk_size=MiB)
+        assert reg.blob_size(f"{prefix}/lost", digest) == 4 * MiB
+    assert digest == PatternStream.digest(4 * MiB)
+    assert transport.count("GET", "/uploads/") == 1 and transport.count("PATCH") == 4
+    assert transport.count("DELETE", "/uploads/") == 0
+
+
 def test_200_mb_blob_is_pushed_in_chunks_with_flat_memory(registry_server, prefix):
     size = 200 * MiB
     repo = f"{prefix}/big"
@@ -148,7 +165,8 @@ def test_200_mb_blob_is_pushed_in_chunks_with_flat_memory(registry_server, prefi
     assert peak < 40 * MiB  # 8 MiB chunks; the blob is 200 MiB
 
 
-def test_mount_and_the_202_fallback_is_cancelled(registry_server, reg, prefix):
+def test_mount_and_the_202_fallback_is_cancelled(any_registry, any_reg, prefix):
+    registry_server, reg = any_registry, any_reg
     data = os.urandom(500)
     digest = reg.upload_blob(f"{prefix}/a", data)
     assert reg.mount_blob(f"{prefix}/b", digest, f"{prefix}/a") is True
@@ -178,7 +196,8 @@ def _image_doc(reg, repo, *, oci: bool, layers=(b"l1" * 300,), arch="amd64"):
 
 
 @pytest.mark.parametrize("oci", [True, False])
-def test_put_manifest_and_index_from_dict_bytes_and_model(registry_server, reg, prefix, oci):
+def test_put_manifest_and_index_from_dict_bytes_and_model(any_registry, any_reg, prefix, oci):
+    registry_server, reg = any_registry, any_reg
     repo = f"{prefix}/put"
     amd = _image_doc(reg, repo, oci=oci)
     arm = _image_doc(reg, repo, oci=oci, layers=(b"arm" * 100,), arch="arm64")
@@ -253,6 +272,33 @@ def test_signed_schema1_pushed_by_reginsight_is_accepted_and_read_by_skopeo(
         assert schema1.key_id(schema1.load_key(path)) == schema1.key_id(key)
 
 
+def test_distribution_3_refuses_a_schema1_push_saying_it_dropped_schema1(registry_v3,
+                                                                          prefix):
+    """3.0 knows no schema1 type (400 MANIFEST_INVALID, "unsupported manifest media
+    type"): the push fails typed, saying so, under either schema1 type; nothing stored."""
+    repo = f"{prefix}/schema1"
+    with ri.Registry(registry_v3.url) as reg:
+        signed = schema1.sign(_schema1_doc(reg, repo, "v1"), schema1.generate_key())
+        for media_type in ("application/vnd.docker.distribution.manifest.v1+prettyjws",
+                           "application/vnd.docker.distribution.manifest.v1+json"):
+            with pytest.raises(ri.UnsupportedOperation) as caught:
+                reg.put_manifest(repo, "v1", signed, media_type)
+            refused = caught.value
+            assert refused.status == 400 and refused.codes == ("MANIFEST_INVALID",)
+            assert "Distribution 3" in str(refused) and "dropped schema1" in str(refused)
+            assert "skopeo copy --format v2s2" in str(refused)
+        with pytest.raises(ri.NotFound):
+            reg.manifest(repo, "v1")
+        # a bad manifest of a type it knows stays what it is: no word of schema1
+        with pytest.raises(ri.ResponseError) as bad:
+            reg.put_manifest(repo, "v2", _image_doc(reg, repo, oci=True) | {
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": "sha256:" + "0" * 64, "size": 1}]})
+        assert not isinstance(bad.value, ri.UnsupportedOperation)
+        assert bad.value.codes == ("MANIFEST_BLOB_UNKNOWN",)
+        assert "dropped schema1" not in str(bad.value)
+
+
 def test_tampered_schema1_is_refused_by_verify_and_by_the_registry(reg, prefix):
     repo = f"{prefix}/schema1-bad"
     signed = schema1.sign(_schema1_doc(reg, repo, "v1"), schema1.generate_key())
@@ -295,47 +341,73 @@ def test_verify_accepts_schema1_made_by_skopeo(registry_server, prefix):
     assert [schema1.key_id(k) for k in keys] == kids  # libtrust's key ID, computed here
 
 
-def test_delete_manifest_and_tag_deletion_that_never_takes_other_tags(reg, prefix):
+def test_delete_manifest_and_tag_deletion_that_never_takes_other_tags(any_reg,
+                                                                      registry_version, prefix):
+    reg = any_reg
     repo = f"{prefix}/del"
     doc = _image_doc(reg, repo, oci=True)
     digest = reg.put_manifest(repo, "keep", doc)
     reg.put_manifest(repo, "drop", doc)
     other = reg.put_manifest(repo, "solo", _image_doc(reg, repo, oci=True, layers=(b"z",)))
     assert ri.tags_pointing_at(reg, repo, digest) == ["drop", "keep"]
-    with pytest.raises(ri.UnsupportedOperation):  # 2.8: no OCI tag DELETE
-        reg.untag(repo, "drop")
-    with pytest.raises(ri.OtherTagsAffected) as caught:
-        ri.delete_tag(reg, repo, "drop")
-    assert caught.value.tags == ("keep",)
-    assert reg.tags(repo) == ["drop", "keep", "solo"]  # nothing was deleted
     with pytest.raises(ri.TagMoved):
         ri.delete_tag(reg, repo, "solo", expected_digest=digest)
-    done = ri.delete_tag(reg, repo, "solo")
-    assert (done.removed, done.method, done.digest) == (("solo",), "digest", other)
-    done = ri.delete_tag(reg, repo, "drop", delete_other_tags=True)
-    assert done.removed == ("drop", "keep")
+    if registry_version == "3.0":  # the OCI tag DELETE: only that tag goes
+        done = ri.delete_tag(reg, repo, "drop")
+        assert (done.removed, done.method, done.digest) == (("drop",), "tag", digest)
+        assert reg.tags(repo) == ["keep", "solo"]
+        assert reg.manifest_digest(repo, digest) == digest  # the manifest stays
+        reg.untag(repo, "keep")
+        assert reg.tags(repo) == ["solo"] and reg.manifest_digest(repo, digest) == digest
+        reg.delete_manifest(repo, digest)
+    else:
+        with pytest.raises(ri.UnsupportedOperation):  # 2.8: no OCI tag DELETE
+            reg.untag(repo, "drop")
+        with pytest.raises(ri.OtherTagsAffected) as caught:
+            ri.delete_tag(reg, repo, "drop")
+        assert caught.value.tags == ("keep",)
+        assert reg.tags(repo) == ["drop", "keep", "solo"]  # nothing was deleted
+        done = ri.delete_tag(reg, repo, "solo")
+        assert (done.removed, done.method, done.digest) == (("solo",), "digest", other)
+        done = ri.delete_tag(reg, repo, "drop", delete_other_tags=True)
+        assert done.removed == ("drop", "keep")
     with pytest.raises(ri.NotFound):
         reg.manifest(repo, digest)
     with pytest.raises(ri.InvalidReference, match="delete_tag"):
         reg.delete_manifest(repo, "keep")
 
 
-@pytest.fixture(scope="module")
-def no_delete_registry(tmp_path_factory):
+@pytest.fixture(scope="module", params=["2.8", "3.0"])
+def no_delete_registry(request, tmp_path_factory):
+    """A registry of each version with deletion disabled (both answer 405 to either
+    DELETE)."""
+    v3 = request.param == "3.0"
     server = RegistryServer(tmp_path_factory.mktemp("nodelete"),
-                            overrides={"storage": {"delete": {"enabled": False}}}).start()
+                            binary=REGISTRY_V3_BINARY if v3 else "docker-registry",
+                            overrides={"storage": {"delete": {"enabled": False}},
+                                       **({"compatibility": None} if v3 else {})}).start()
     yield server
     server.stop()
 
 
 def test_deletion_disabled_is_405_and_stops(no_delete_registry):
+    """2.8 refuses both DELETEs (405); 3.0 refuses the one by digest, yet its tag
+    DELETE still removes the tag (v3.0.0 gates only manifest deletion on
+    storage.delete.enabled), the manifest kept."""
     transport = CountingTransport()
+    v3 = no_delete_registry.binary == REGISTRY_V3_BINARY
     with ri.Registry(no_delete_registry.url, transport=transport) as reg:
         digest = reg.put_manifest("app", "v1", _image_doc(reg, "app", oci=True))
         with pytest.raises(ri.UnsupportedOperation) as caught:
             reg.delete_manifest("app", digest)
         assert caught.value.status == 405
         before = len(transport.sent)
+        if v3:
+            reg.put_manifest("app", "v2", reg.manifest("app", digest))
+            done = ri.delete_tag(reg, "app", "v1")
+            assert (done.removed, done.method) == (("v1",), "tag")
+            assert reg.tags("app") == ["v2"] and reg.manifest_digest("app", digest) == digest
+            return
         with pytest.raises(ri.UnsupportedOperation):
             ri.delete_tag(reg, "app", "v1")
         # the OCI spec lets a registry refuse only the tag DELETE with 405: the
@@ -347,14 +419,8 @@ def test_deletion_disabled_is_405_and_stops(no_delete_registry):
         assert reg.tags("app") == ["v1"]
 
 
-@pytest.fixture(scope="module")
-def second_registry(tmp_path_factory):
-    server = RegistryServer(tmp_path_factory.mktemp("second")).start()
-    yield server
-    server.stop()
-
-
-def test_copy_within_a_registry_mounts_and_is_idempotent(registry_server, prefix):
+def test_copy_within_a_registry_mounts_and_is_idempotent(any_registry, prefix):
+    registry_server = any_registry
     transport = CountingTransport()
     with ri.Registry(registry_server.url, transport=transport) as reg:
         src = f"{prefix}/src"
@@ -375,14 +441,15 @@ def test_copy_within_a_registry_mounts_and_is_idempotent(registry_server, prefix
         assert not any(m == "POST" for m, _ in transport.sent[before:])
 
 
-def test_copy_between_registries_streams_blobs(registry_server, second_registry, prefix):
-    with ri.Registry(registry_server.url) as src, ri.Registry(second_registry.url) as dst:
-        repo = f"{prefix}/x"
+def test_copy_between_registries_streams_blobs(registry_server, registry_v3, prefix):
+    """From 2.8 to 3.0: every blob streamed across, the manifest byte for byte."""
+    with ri.Registry(registry_server.url) as src, ri.Registry(registry_v3.url) as dst:
+        repo, mirror = f"{prefix}/x", f"{prefix}/mirror/x"
         digest = src.put_manifest(repo, "v1", _image_doc(src, repo, oci=False,
                                                          layers=(os.urandom(20 * MiB),)))
-        assert ri.copy(src, f"{repo}:v1", dst, "mirror/x:v1") == digest
-        assert inspect_raw(second_registry.url, "mirror/x", "v1") == inspect_raw(
+        assert ri.copy(src, f"{repo}:v1", dst, f"{mirror}:v1") == digest
+        assert inspect_raw(registry_v3.url, mirror, "v1") == inspect_raw(
             registry_server.url, repo, "v1")
         layer = src.manifest(repo, "v1").layers[0].digest
-        assert dst.blob_size("mirror/x", layer) == 20 * MiB
-        assert ri.copy(src, f"{repo}@{digest}", dst, "mirror/x:v1") == digest
+        assert dst.blob_size(mirror, layer) == 20 * MiB
+        assert ri.copy(src, f"{repo}@{digest}", dst, f"{mirror}:v1") == digest

@@ -94,14 +94,40 @@ def put_manifest(repository: str, reference: str, raw: bytes, media_type: str | 
 
 
 def interpret_put_manifest(answer: Answer, parsed: Manifest) -> str:
-    """The digest stored; DigestMismatch when the registry names another."""
-    check(answer)
+    """The digest stored; DigestMismatch when the registry names another. A schema1
+    manifest refused as a type the registry does not know (Distribution 3) raises
+    UnsupportedOperation saying so."""
+    try:
+        check(answer)
+    except ResponseError as exc:
+        if parsed.kind == "schema1" and _no_schema1(exc):
+            raise UnsupportedOperation(
+                f"{exc}: this registry does not take schema1 manifests (Distribution 3, "
+                "the registry:3 image, dropped schema1: it knows no schema1 media type); "
+                "push the image as Docker v2 or OCI (skopeo copy --format v2s2 converts "
+                "it), or to a registry that still accepts schema1 (Distribution 2.8 with "
+                "compatibility.schema1.enabled)",
+                status=exc.status, url=exc.url, errors=exc.errors) from None
+        raise
     announced = answer.header(DOCKER_CONTENT_DIGEST)
     if announced and announced != parsed.digest:
         raise DigestMismatch(
             f"registry stored {announced} for a manifest whose digest is {parsed.digest}",
             expected=parsed.digest, actual=announced)
     return parsed.digest
+
+
+#: What Distribution 3 says of a manifest type it has no handler for (v3.0.0's
+#: manifests.go: "unsupported manifest media type and no default available: <type>").
+_UNKNOWN_TYPE = "unsupported manifest media type"
+
+
+def _no_schema1(error: ResponseError) -> bool:
+    """Is ``error`` a registry's refusal of the schema1 type itself (not of a bad
+    manifest): 400 MANIFEST_INVALID with Distribution 3's unknown-type detail."""
+    return error.status == 400 and any(
+        e.code == "MANIFEST_INVALID" and isinstance(e.detail, str) and _UNKNOWN_TYPE in e.detail
+        for e in error.errors)
 
 
 def delete_manifest(repository: str, digest: str) -> Request:
