@@ -22,24 +22,17 @@ class PartialInventoryWarning(UserWarning):
     """A figure needs the whole registry; the inventory holds only part of it."""
 
 
-
-
-
 def _chosen(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
     """Row numbers in ``inv.tags`` of the chosen (repository, tag) pairs, and the
-    placements (:meth:`Reach.placement`) of the manifests chosen by digest: rows of a
+    placements (:class:`Reach`) of the manifests chosen by digest: rows of a
     frame whose tag is NA (``plan_cleanup``'s untagged manifests and referrers)."""
-    reach = Reach.of(inv)
     tagged, by_digest = split_choice(tags)
-    repos = reach.repositories_index().get_indexer(by_digest["repository"])
-    digests = reach.manifests.get_indexer(by_digest["digest"])
-    known = (repos >= 0) & (digests >= 0)
+    placements = Reach.of(inv).placements_of(by_digest["repository"], by_digest["digest"])
     wanted = pd.MultiIndex.from_arrays([tagged["repository"], tagged["tag"]])
     index = pd.MultiIndex.from_arrays([inv.tags["repository"].astype(str).to_numpy(dtype=object),
                                        inv.tags["tag"].astype(str).to_numpy(dtype=object)])
     rows = index.get_indexer(wanted) if len(wanted) else np.empty(0, dtype=np.int64)
-    return (np.unique(rows[rows >= 0]),
-            reach.placement(repos[known], digests[known]).astype(np.int64))
+    return np.unique(rows[rows >= 0]), placements[placements >= 0]
 
 
 def reclaimable_blobs(inv: Inventory | LazyInventory, tags: Chosen) -> pd.DataFrame:
@@ -74,25 +67,9 @@ def reclaimable_blobs(inv: Inventory | LazyInventory, tags: Chosen) -> pd.DataFr
         return _outofcore.reclaimable_blobs(inv, tags)
     if inv.from_storage:
         return freed_after(inv, removed_by_tags(inv, tags))
-    reach = Reach.of(inv)
-    nm = len(reach.manifests)
     kept_links, gone_links = _links_after(inv, tags)
-    linked_after = np.unique(kept_links % nm)
-    deleted = np.unique(gone_links % nm)
-    freed_manifests = np.setdiff1d(deleted, linked_after)
-    kept_blobs = reach.uses_blob[np.isin(reach.uses_manifest, linked_after)]
-    gone_blobs = np.unique(reach.uses_blob[np.isin(reach.uses_manifest, deleted)])
-    freed_blobs = np.setdiff1d(gone_blobs, kept_blobs)
-    manifest_sizes = inv.blobs.drop_duplicates("digest").set_index("digest")["size"]
-    names = reach.manifests[freed_manifests]
-    frame = pd.concat([
-        pd.DataFrame({"digest": names.to_numpy(),
-                      "size": manifest_sizes.reindex(names).fillna(0).to_numpy(dtype=np.int64),
-                      "kind": "manifest"}),
-        pd.DataFrame({"digest": reach.blobs[freed_blobs].to_numpy(),
-                      "size": reach.blob_size[freed_blobs], "kind": reach.blob_kind[freed_blobs]}),
-    ], ignore_index=True)
-    frame = frame.astype({"digest": "string", "size": "int64", "kind": "string"})
+    frame = Reach.of(inv).released(gone_links, kept_links).astype(
+        {"digest": "string", "size": "int64", "kind": "string"})
     return frame.sort_values("digest", ignore_index=True)
 
 
@@ -100,21 +77,19 @@ def removed_by_tags(inv: Inventory, tags: Chosen) -> set[tuple[str, str]]:
     """The (repository, digest) manifests that deleting the manifests behind ``tags``
     (and the NA-tag rows' digests) removes: those, and what they reach that nothing
     remaining reaches."""
-    reach = Reach.of(inv)
-    nm = len(reach.manifests)
     _, gone = _links_after(inv, tags)
-    return {(str(reach.repositories[g // nm]), str(reach.manifests[g % nm])) for g in gone}
+    repositories, digests = Reach.of(inv).names_of(gone)
+    return {(str(r), str(d)) for r, d in zip(repositories, digests, strict=True)}
 
 
 def _links_after(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
-    """The (repository, manifest) placements (:meth:`Reach.placement`) that remain,
+    """The (repository, manifest) placements (:class:`Reach`) that remain,
     and those the deletion removes. A digest delete takes every tag on that digest in
     that repository; what remains is what the other tags and the untagged manifests
     the inventory holds reach."""
     reach = Reach.of(inv)
     chosen, by_digest = _chosen(inv, tags)
-    link = reach.placement(reach.tag_repository, reach.tag_manifest)
-    explicit = np.union1d(link[chosen], by_digest)
+    explicit = np.union1d(reach.tag_placements(chosen), by_digest)
     roots = reach.roots()
     every = reach.closure(roots)
     kept = reach.closure(np.setdiff1d(roots, explicit))

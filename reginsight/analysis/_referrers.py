@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._artifacts import IMAGE_ROLES, ROLES
-from ..inventory._reach import Reach, unique_pairs
+from ..inventory._reach import Reach
 from ._storage import counts
 
 if TYPE_CHECKING:
@@ -74,17 +74,13 @@ def storage_by_role(inv: Inventory) -> pd.DataFrame:
     use counts in each), exclusive_bytes (int64: blobs no other role uses). An index
     references manifests, not blobs: its bytes are its images'.
     """
-    reach = Reach.of(inv)
     roles = inv.manifests.drop_duplicates("digest")
-    role_of = np.full(len(reach.manifests), -1, dtype=np.int64)
-    at = reach.manifests.get_indexer(roles["digest"].astype(object))
     codes = pd.Categorical(roles["role"].astype(str), categories=ROLES).codes
-    role_of[at[at >= 0]] = codes[at >= 0]
-    used = role_of[reach.uses_manifest]
-    role_ids, blob_ids = unique_pairs(used[used >= 0], reach.uses_blob[used >= 0],
-                                      len(reach.blobs))
-    holders = counts(blob_ids, len(reach.blobs))
-    size = reach.blob_size[blob_ids].astype(np.float64)
+    used = Reach.of(inv).blobs_referenced(pd.Series(codes, index=roles["digest"].astype(object)))
+    role_ids = used["group"].to_numpy()
+    blob_ids = used["digest"].cat.codes.to_numpy()
+    holders = counts(blob_ids, len(used["digest"].cat.categories))
+    size = used["size"].to_numpy(dtype=np.float64)
     frame = pd.DataFrame({
         "role": pd.array(ROLES, dtype="string"),
         "manifests": np.bincount(codes[codes >= 0], minlength=len(ROLES)).astype(np.int64),
@@ -105,7 +101,6 @@ def images_without(inv: Inventory, role: str = "signature") -> pd.DataFrame:
     """
     if role not in ROLES:
         raise ValueError(f"role={role!r}: choose one of {', '.join(ROLES)}")
-    reach = Reach.of(inv)
     manifests = inv.manifests
     keys = pd.MultiIndex.from_arrays([inv.tags["repository"].astype(str),
                                       inv.tags["digest"].astype(str)])
@@ -113,13 +108,10 @@ def images_without(inv: Inventory, role: str = "signature") -> pd.DataFrame:
     tag_role = found["role"].to_numpy(dtype=object)
     candidates = (found["role"].isin(IMAGE_ROLES) & found["subject"].isna()).to_numpy()
     about = manifests[(manifests["role"] == role) & manifests["subject"].notna()]
-    covered = pd.MultiIndex.from_arrays([about["repository"].astype(str),
-                                         about["subject"].astype(str)])
-    reached = pd.MultiIndex.from_arrays([
-        reach.repositories[reach.tag_repository[reach.reach_tag]].astype(str),
-        reach.manifests.to_numpy(dtype=object)[reach.reach_manifest]])
+    covering = Reach.of(inv).tags_reaching_placements(about["repository"].astype(str),
+                                                       about["subject"].astype(str))
     has = np.zeros(len(inv.tags), dtype=bool)
-    has[np.unique(reach.reach_tag[reached.isin(covered)])] = True
+    has[covering["tag"].to_numpy()] = True
     chosen = candidates & ~has
     frame = pd.DataFrame({
         "repository": inv.tags["repository"].astype(str)[chosen],

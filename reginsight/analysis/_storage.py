@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..inventory._lazy import LazyInventory
-from ..inventory._reach import Reach, unique
+from ..inventory._reach import Reach, ids_of
 from . import _outofcore
 
 if TYPE_CHECKING:
@@ -38,15 +38,15 @@ def tag_blobs(inv: Inventory) -> pd.DataFrame:
     Columns: repository (string), tag (string), digest (string), size (int64), kind
     (string: layer/config). Sorted by repository, tag, digest.
     """
-    reach = Reach.of(inv)
-    tags = inv.tags
+    pairs = Reach.of(inv).blobs_by_tag()
+    tags, tag = inv.tags, pairs["tag"].to_numpy()
     frame = pd.DataFrame({
-        "repository": pd.array(tags["repository"].astype(object).to_numpy()[reach.pair_tag],
+        "repository": pd.array(tags["repository"].astype(object).to_numpy()[tag],
                                dtype="string"),
-        "tag": pd.array(tags["tag"].astype(object).to_numpy()[reach.pair_tag], dtype="string"),
-        "digest": pd.array(reach.blobs[reach.pair_blob].to_numpy(), dtype="string"),
-        "size": reach.blob_size[reach.pair_blob],
-        "kind": pd.array(reach.blob_kind[reach.pair_blob], dtype="string"),
+        "tag": pd.array(tags["tag"].astype(object).to_numpy()[tag], dtype="string"),
+        "digest": pd.array(pairs["digest"].to_numpy(), dtype="string"),
+        "size": pairs["size"].to_numpy(),
+        "kind": pd.array(pairs["kind"].to_numpy(), dtype="string"),
     })
     return frame.sort_values(["repository", "tag", "digest"], ignore_index=True)
 
@@ -62,15 +62,13 @@ def storage_summary(inv: Inventory | LazyInventory) -> pd.Series:
     A :class:`LazyInventory` (``Inventory.open``): the same figures, by DuckDB."""
     if isinstance(inv, LazyInventory):
         return _outofcore.storage_summary(inv)
-    reach = Reach.of(inv)
-    logical = int(reach.blob_size[reach.pair_blob].sum())
-    used = unique(reach.pair_blob)
-    stored = int(reach.blob_size[used].sum())
+    reached = Reach.of(inv).reached()
+    logical, stored = reached.logical_bytes, reached.stored_bytes
     figures = pd.Series({
         "repositories": int(inv.tags["repository"].nunique()),
         "tags": len(inv.tags),
         "manifests": int(inv.manifests["digest"].nunique()),
-        "stored_blobs": len(used),
+        "stored_blobs": reached.blobs,
         "logical_bytes": logical,
         "stored_bytes": stored,
     }, dtype=np.int64)
@@ -87,19 +85,21 @@ def storage_by_repository(inv: Inventory | LazyInventory) -> pd.DataFrame:
     if isinstance(inv, LazyInventory):
         return _outofcore.storage_by_repository(inv)
     reach = Reach.of(inv)
-    n = len(reach.repositories)
-    repo, blob = reach.repository_blobs()
-    holders = counts(blob, len(reach.blobs))
-    size = reach.blob_size[blob].astype(np.float64)
+    held = reach.repositories_reaching()
+    names = held["repository"].cat.categories
+    n = len(names)
+    repo, blob = held["repository"].cat.codes.to_numpy(), held["digest"].cat.codes.to_numpy()
+    holders = counts(blob, len(held["digest"].cat.categories))
+    size = held["size"].to_numpy(dtype=np.float64)
     stored = counts(repo, n, size)
     exclusive = counts(repo, n, np.where(holders[blob] == 1, size, 0.0))
-    logical = counts(reach.tag_repository[reach.pair_tag], n,
-                      reach.blob_size[reach.pair_blob].astype(np.float64))
+    tag_repository = ids_of(names, inv.tags["repository"])
+    logical = counts(tag_repository, n, reach.tag_bytes().astype(np.float64))
     manifests = inv.manifests.groupby("repository", observed=False)["digest"].nunique()
     frame = pd.DataFrame({
-        "repository": pd.array(reach.repositories, dtype="string"),
-        "tags": counts(reach.tag_repository, n).astype(np.int64),
-        "manifests": manifests.reindex(reach.repositories).fillna(0).to_numpy(dtype=np.int64),
+        "repository": pd.array(names, dtype="string"),
+        "tags": counts(tag_repository, n).astype(np.int64),
+        "manifests": manifests.reindex(names).fillna(0).to_numpy(dtype=np.int64),
         "logical_bytes": logical.astype(np.int64),
         "stored_bytes": stored.astype(np.int64),
         "exclusive_bytes": exclusive.astype(np.int64),
@@ -120,19 +120,16 @@ def layer_sharing(inv: Inventory | LazyInventory) -> pd.DataFrame:
     """
     if isinstance(inv, LazyInventory):
         return _outofcore.layer_sharing(inv)
-    reach = Reach.of(inv)
-    nb = len(reach.blobs)
-    used = unique(reach.pair_blob)
-    _, blob = reach.repository_blobs()
-    manifests = counts(reach.uses_blob, nb)[used]
+    used = Reach.of(inv).reached_blobs()
+    manifests = used["manifests"].to_numpy()
     frame = pd.DataFrame({
-        "digest": pd.array(reach.blobs[used].to_numpy(), dtype="string"),
-        "size": reach.blob_size[used],
-        "kind": pd.array(reach.blob_kind[used], dtype="string"),
-        "repositories": counts(blob, nb)[used].astype(np.int64),
-        "manifests": manifests.astype(np.int64),
-        "tags": counts(reach.pair_blob, nb)[used].astype(np.int64),
-        "bytes_saved": reach.blob_size[used] * np.maximum(manifests - 1, 0),
+        "digest": pd.array(used["digest"].to_numpy(), dtype="string"),
+        "size": used["size"].to_numpy(),
+        "kind": pd.array(used["kind"].to_numpy(), dtype="string"),
+        "repositories": used["repositories"].to_numpy(),
+        "manifests": manifests,
+        "tags": used["tags"].to_numpy(),
+        "bytes_saved": used["size"].to_numpy() * np.maximum(manifests - 1, 0),
     })
     return frame.sort_values(["bytes_saved", "digest"], ascending=[False, True],
                              ignore_index=True)
@@ -144,19 +141,21 @@ def sharing_matrix(inv: Inventory, *, top: int | None = 30) -> pd.DataFrame:
 
     A square DataFrame of int64, index and columns the repository names.
     """
-    reach = Reach.of(inv)
-    repo, blob = reach.repository_blobs()
-    stored = counts(repo, len(reach.repositories), reach.blob_size[blob].astype(np.float64))
+    held = Reach.of(inv).repositories_reaching()
+    repositories = held["repository"].cat.categories
+    repo, blob = held["repository"].cat.codes.to_numpy(), held["digest"].cat.codes.to_numpy()
+    size = held["size"].to_numpy()
+    stored = counts(repo, len(repositories), size.astype(np.float64))
     order = np.argsort(-stored, kind="stable")
     order = order[stored[order] > 0] if top is None else order[stored[order] > 0][:top]
-    position = np.full(len(reach.repositories), -1)
+    position = np.full(len(repositories), -1)
     position[order] = np.arange(len(order))
     keep = position[repo] >= 0
-    blob_ids, columns = np.unique(blob[keep], return_inverse=True)
+    blob_ids, at, columns = np.unique(blob[keep], return_index=True, return_inverse=True)
     matrix = np.zeros((len(order), len(blob_ids)))
     matrix[position[repo[keep]], columns] = 1.0
-    shared = (matrix * reach.blob_size[blob_ids].astype(np.float64)) @ matrix.T
-    names = pd.Index(reach.repositories[order].astype(str), name="repository")
+    shared = (matrix * size[keep][at].astype(np.float64)) @ matrix.T
+    names = pd.Index(repositories[order].astype(str), name="repository")
     return pd.DataFrame(shared.astype(np.int64), index=names, columns=names.copy())
 
 

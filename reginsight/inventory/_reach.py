@@ -4,7 +4,10 @@ A tag reaches the manifest it points at; an index reaches its children, and thei
 children, to a fixpoint with no depth limit (a loop of indexes ends, it does not
 hang). Frame assembly (:func:`reachable` over the crawl's facts), the analysis and
 the cleanup plan (:class:`Reach` over the frames) all take the closure from here,
-so a byte figure and a plan can never disagree about what a tag holds.
+so a byte figure and a plan can never disagree about what a tag holds. The layers
+above ask :class:`Reach` questions (who reaches these blobs, what these tags reach,
+what these placements hold) and never read its arrays, so their layout can change
+here alone.
 """
 
 from __future__ import annotations
@@ -76,27 +79,58 @@ def unique_pairs(a: np.ndarray, b: np.ndarray, b_count: int) -> tuple[np.ndarray
     return keys // width, keys % width
 
 
+def _names(values: Iterable[object]) -> np.ndarray:
+    """Names (digests, repositories) as an object array, the type the Indexes hold."""
+    if isinstance(values, set | frozenset):
+        values = list(values)
+    return np.asarray(values, dtype=object)
+
+
+def _marked(universe: pd.Index, names: Iterable[object]) -> np.ndarray:
+    """A bool mask over ``universe``'s ids: True at each of ``names`` it holds."""
+    ids = universe.get_indexer(_names(names))
+    mask = np.zeros(len(universe), dtype=bool)
+    mask[ids[ids >= 0]] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class Reached:
+    """What a set of tags reaches, counted."""
+
+    manifests: int  # distinct manifests, through indexes, the tags' own included
+    blobs: int  # distinct layer/config blobs
+    stored_bytes: int  # their sizes, each blob once
+    logical_bytes: int  # each tag's image bytes (its distinct blobs), summed over tags
+
+
 @dataclass(frozen=True)
 class Reach:
-    """The inventory as integer ids: which manifests and blobs each tag reaches."""
+    """Which manifests and blobs each tag reaches, asked through the methods below.
 
-    repositories: np.ndarray  # repository names (object), by repository id
-    tag_repository: np.ndarray  # repository id of each tag row
-    tag_manifest: np.ndarray  # the manifest id each tag points at
-    manifests: pd.Index  # manifest digests, by manifest id
-    blobs: pd.Index  # layer/config digests, by blob id
-    blob_size: np.ndarray  # int64, 0 when unknown
-    blob_kind: np.ndarray  # "layer" / "config"
-    reach_tag: np.ndarray  # (tag, manifest) pairs: every manifest a tag reaches
-    reach_manifest: np.ndarray
-    uses_manifest: np.ndarray  # (manifest, blob) pairs: the blobs a manifest references
-    uses_blob: np.ndarray
-    pair_tag: np.ndarray  # (tag, blob) pairs, distinct: every blob a tag reaches
-    pair_blob: np.ndarray
-    row_repository: np.ndarray  # repository id of each manifests row
-    row_manifest: np.ndarray  # manifest id of each manifests row
-    closure_from: np.ndarray  # (manifest, manifest it reaches) pairs, itself included
-    closure_to: np.ndarray
+    A tag is a row number of ``inv.tags``. A placement is one int64 per (repository,
+    manifest) pair, equal exactly when both are: a manifest in a repository, the unit a
+    DELETE by digest removes; compare placements, never take them apart (
+    :meth:`names_of` does). The arrays are laid out for this module alone."""
+
+    _repositories: np.ndarray  # repository names (object), by repository id
+    _tag_repository: np.ndarray  # repository id of each tag row
+    _tag_manifest: np.ndarray  # the manifest id each tag points at
+    _manifests: pd.Index  # manifest digests, by manifest id
+    _manifest_size: np.ndarray  # int64: the manifest's own blob, 0 when unknown
+    _blobs: pd.Index  # layer/config digests, by blob id
+    _blob_size: np.ndarray  # int64, 0 when unknown
+    _blob_kind: np.ndarray  # "layer" / "config"
+    _reach_tag: np.ndarray  # (tag, manifest) pairs: every manifest a tag reaches
+    _reach_manifest: np.ndarray
+    _uses_manifest: np.ndarray  # (manifest, blob) pairs: the blobs a manifest references
+    _uses_blob: np.ndarray
+    _pair_tag: np.ndarray  # (tag, blob) pairs, distinct: every blob a tag reaches
+    _pair_blob: np.ndarray
+    _row_repository: np.ndarray  # repository id of each manifests row
+    _row_manifest: np.ndarray  # manifest id of each manifests row
+    _closure_from: np.ndarray  # (manifest, manifest it reaches) pairs, itself included
+    _closure_to: np.ndarray
 
     @classmethod
     def of(cls, inv: Inventory) -> Reach:
@@ -120,9 +154,14 @@ class Reach:
             configs["config_digest"].astype(object).to_numpy(),
         ])))
         known = inv.blobs.drop_duplicates("digest")
+        known_digests = known["digest"].astype(object)
+        known_sizes = known["size"].fillna(0).to_numpy(dtype=np.int64)
         sizes = np.zeros(len(blob_index), dtype=np.int64)
-        at = blob_index.get_indexer(known["digest"].astype(object))
-        sizes[at[at >= 0]] = known["size"].fillna(0).to_numpy(dtype=np.int64)[at >= 0]
+        at = blob_index.get_indexer(known_digests)
+        sizes[at[at >= 0]] = known_sizes[at >= 0]
+        manifest_sizes = np.zeros(len(manifest_index), dtype=np.int64)
+        at = manifest_index.get_indexer(known_digests)
+        manifest_sizes[at[at >= 0]] = known_sizes[at >= 0]
         layer_ids = ids_of(blob_index, layers["digest"])
         layer_sizes = layers["size"].fillna(0).to_numpy(dtype=np.int64)
         np.maximum.at(sizes, layer_ids, layer_sizes)  # repeated ids: every size counts
@@ -152,54 +191,261 @@ class Reach:
         pair_tag, pair_blob = unique_pairs(joined["tag"].to_numpy(), joined["blob"].to_numpy(),
                                             len(blob_index))
         return cls(
-            repositories=repository_index.to_numpy(dtype=object),
-            tag_repository=ids_of(repository_index, tags["repository"]),
-            tag_manifest=tag_manifest, manifests=manifest_index, blobs=blob_index,
-            blob_size=sizes, blob_kind=kinds, reach_tag=reach_tag,
-            reach_manifest=reach_manifest, uses_manifest=uses_m, uses_blob=uses_b,
-            pair_tag=pair_tag, pair_blob=pair_blob,
-            row_repository=ids_of(repository_index, manifests["repository"]),
-            row_manifest=manifest_index.get_indexer(manifests["digest"].astype(object)),
-            closure_from=closure_from, closure_to=closure_to)
+            _repositories=repository_index.to_numpy(dtype=object),
+            _tag_repository=ids_of(repository_index, tags["repository"]),
+            _tag_manifest=tag_manifest, _manifests=manifest_index,
+            _manifest_size=manifest_sizes, _blobs=blob_index,
+            _blob_size=sizes, _blob_kind=kinds, _reach_tag=reach_tag,
+            _reach_manifest=reach_manifest, _uses_manifest=uses_m, _uses_blob=uses_b,
+            _pair_tag=pair_tag, _pair_blob=pair_blob,
+            _row_repository=ids_of(repository_index, manifests["repository"]),
+            _row_manifest=manifest_index.get_indexer(manifests["digest"].astype(object)),
+            _closure_from=closure_from, _closure_to=closure_to)
 
-    def repositories_index(self) -> pd.Index:
-        """Repository names as an Index: id by name."""
-        return pd.Index(self.repositories)
+    # -- placements: a manifest in a repository ---------------------------------------
 
-    def placement(self, repository_ids: np.ndarray, manifest_ids: np.ndarray) -> np.ndarray:
-        """One int64 per (repository, manifest) pair, equal exactly when both are: a
-        manifest in a repository, the unit a DELETE by digest removes."""
-        return repository_ids.astype(np.int64) * len(self.manifests) + manifest_ids
+    def _placement(self, repository_ids: np.ndarray, manifest_ids: np.ndarray) -> np.ndarray:
+        return repository_ids.astype(np.int64) * len(self._manifests) + manifest_ids
+
+    @functools.cached_property
+    def _repository_index(self) -> pd.Index:
+        return pd.Index(self._repositories)
+
+    def placements_of(self, repositories: Iterable[object], digests: Iterable[object]
+                      ) -> np.ndarray:
+        """The placement of each (repository, manifest digest) pair, the two aligned;
+        -1 where the inventory holds no such repository or manifest."""
+        repository_ids = self._repository_index.get_indexer(_names(repositories))
+        manifest_ids = self._manifests.get_indexer(_names(digests))
+        known = (repository_ids >= 0) & (manifest_ids >= 0)
+        return np.where(known, self._placement(repository_ids, manifest_ids), -1)
+
+    def names_of(self, placements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(repository names, manifest digests) of these placements: object arrays."""
+        placements = np.asarray(placements, dtype=np.int64)
+        nm = max(len(self._manifests), 1)
+        return (self._repositories[placements // nm],
+                self._manifests.to_numpy(dtype=object)[placements % nm])
+
+    def tag_placements(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The placement each tag points at (every tag's, in row order, when ``rows``
+        is None)."""
+        if rows is None:
+            return self._placement(self._tag_repository, self._tag_manifest)
+        return self._placement(self._tag_repository[rows], self._tag_manifest[rows])
+
+    def placements_reached(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tag, placement) pairs, distinct: every manifest these tags reach in their
+        repository (their own, and through indexes every child): what they keep."""
+        chosen = np.isin(self._reach_tag, rows)
+        tags = self._reach_tag[chosen]
+        return tags, self._placement(self._tag_repository[tags], self._reach_manifest[chosen])
 
     @functools.cached_property
     def untagged_rows(self) -> np.ndarray:
         """Which ``manifests`` rows no tag of their repository reaches (bool mask)."""
-        rows = self.placement(self.row_repository, self.row_manifest)
-        return ~np.isin(rows, self.placement(self.tag_repository[self.reach_tag],
-                                             self.reach_manifest))
+        rows = self._placement(self._row_repository, self._row_manifest)
+        return ~np.isin(rows, self._placement(self._tag_repository[self._reach_tag],
+                                              self._reach_manifest))
 
     def roots(self) -> np.ndarray:
         """The placements that keep what they reach: every tag's, and every manifest
         row no tag reaches (a crawl's referrers and subjects, a scan's revisions).
         Distinct, sorted."""
-        rows = self.placement(self.row_repository, self.row_manifest)
-        return np.union1d(self.placement(self.tag_repository, self.tag_manifest),
-                          rows[self.untagged_rows])
+        rows = self._placement(self._row_repository, self._row_manifest)
+        return np.union1d(self.tag_placements(), rows[self.untagged_rows])
+
+    def _reached_from(self, placements: np.ndarray) -> pd.DataFrame:
+        """(root, manifest id) pairs: each placement with every manifest it reaches."""
+        nm = len(self._manifests)
+        return pd.DataFrame({"root": placements, "manifest": placements % nm}).merge(
+            pd.DataFrame({"manifest": self._closure_from, "item": self._closure_to}),
+            on="manifest")[["root", "item"]]
 
     def closure(self, placements: np.ndarray) -> np.ndarray:
         """Every placement reachable from these: the same repository, the manifests
         each one reaches through indexes (itself included). Distinct, sorted."""
-        placements = np.unique(placements)
-        nm = len(self.manifests)
-        roots = pd.DataFrame({"repository": placements // nm, "manifest": placements % nm})
-        reached = roots.merge(pd.DataFrame({"manifest": self.closure_from,
-                                            "reached": self.closure_to}), on="manifest")
-        return np.unique(self.placement(reached["repository"].to_numpy(),
-                                        reached["reached"].to_numpy()))
+        reached = self._reached_from(np.unique(placements))
+        nm = len(self._manifests)
+        return np.unique(self._placement(reached["root"].to_numpy() // nm,
+                                         reached["item"].to_numpy()))
 
-    def repository_blobs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct (repository id, blob id) pairs."""
-        return unique_pairs(self.tag_repository[self.pair_tag], self.pair_blob,
-                             len(self.blobs))
+    def held_by(self, roots: np.ndarray) -> pd.DataFrame:
+        """What each of these placements holds: the manifests it reaches (itself
+        included) and the layer/config blobs they reference, one row per distinct
+        (root, item). Columns: root (int64: the placement), item (int64: an id, equal
+        exactly when the manifest or the blob is; numbered apart for each), blob (bool:
+        a layer/config blob, not a manifest), size (int64: its bytes, a manifest's own
+        blob's for a manifest; 0 when unknown), repository (int64: the root's
+        repository, a position in :meth:`repository_names`)."""
+        reached = self._reached_from(roots)
+        blobs = reached.merge(pd.DataFrame({"item": self._uses_manifest,
+                                            "blob": self._uses_blob}),
+                              on="item")[["root", "blob"]].rename(columns={"blob": "item"})
+        held = pd.concat([
+            reached.assign(size=self._manifest_size[reached["item"]], blob=False),
+            blobs.assign(size=self._blob_size[blobs["item"]], blob=True)],
+            ignore_index=True).drop_duplicates(["root", "item", "blob"])
+        held["repository"] = held["root"] // len(self._manifests)
+        return held
 
+    def released(self, removed: np.ndarray, remaining: np.ndarray) -> pd.DataFrame:
+        """What the ``removed`` placements hold and none of the ``remaining`` ones
+        does: their manifests no remaining placement has (in any repository), and the
+        layer/config blobs only those reference. Columns: digest (object), size (int64,
+        0 when unknown), kind (object: manifest/layer/config); manifests first."""
+        nm = len(self._manifests)
+        linked_after = np.unique(np.asarray(remaining, dtype=np.int64) % nm)
+        deleted = np.unique(np.asarray(removed, dtype=np.int64) % nm)
+        freed_manifests = np.setdiff1d(deleted, linked_after)
+        kept_blobs = self._uses_blob[np.isin(self._uses_manifest, linked_after)]
+        gone_blobs = np.unique(self._uses_blob[np.isin(self._uses_manifest, deleted)])
+        freed_blobs = np.setdiff1d(gone_blobs, kept_blobs)
+        return pd.concat([
+            pd.DataFrame({"digest": self._manifests[freed_manifests].to_numpy(),
+                          "size": self._manifest_size[freed_manifests], "kind": "manifest"}),
+            pd.DataFrame({"digest": self._blobs[freed_blobs].to_numpy(),
+                          "size": self._blob_size[freed_blobs],
+                          "kind": self._blob_kind[freed_blobs]}),
+        ], ignore_index=True)
 
+    # -- who reaches what --------------------------------------------------------------
+
+    def tags_reaching_blobs(self, digests: Iterable[object]) -> pd.DataFrame:
+        """The tags whose images use these layer/config blobs, through any index: one
+        row per distinct (tag, blob). Columns: tag (int64: a row of ``inv.tags``),
+        digest (object)."""
+        chosen = _marked(self._blobs, digests)[self._pair_blob]
+        return pd.DataFrame({"tag": self._pair_tag[chosen],
+                             "digest": self._blobs.to_numpy(dtype=object)[
+                                 self._pair_blob[chosen]]})
+
+    def tags_reaching_manifests(self, digests: Iterable[object]) -> pd.DataFrame:
+        """The tags that reach these manifests (their own, or an index's child at any
+        depth): one row per distinct (tag, manifest). Columns: tag (int64: a row of
+        ``inv.tags``), digest (object)."""
+        chosen = _marked(self._manifests, digests)[self._reach_manifest]
+        return pd.DataFrame({"tag": self._reach_tag[chosen],
+                             "digest": self._manifests.to_numpy(dtype=object)[
+                                 self._reach_manifest[chosen]]})
+
+    def tags_reaching_placements(self, repositories: Iterable[object],
+                                 digests: Iterable[object]) -> pd.DataFrame:
+        """The tags that reach these (repository, manifest digest) pairs, the two
+        aligned: a tag reaches a manifest only in its own repository. One row per
+        distinct (tag, pair). Columns: tag (int64: a row of ``inv.tags``), repository,
+        digest (object)."""
+        wanted = self.placements_of(repositories, digests)
+        reached = self._placement(self._tag_repository[self._reach_tag], self._reach_manifest)
+        chosen = np.isin(reached, wanted[wanted >= 0])
+        tags = self._reach_tag[chosen]
+        return pd.DataFrame({"tag": tags,
+                             "repository": self._repositories[self._tag_repository[tags]],
+                             "digest": self._manifests.to_numpy(dtype=object)[
+                                 self._reach_manifest[chosen]]})
+
+    @functools.cached_property
+    def _repository_blobs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct (repository id, blob id) pairs: the blobs each repository's tags reach."""
+        return unique_pairs(self._tag_repository[self._pair_tag], self._pair_blob,
+                             len(self._blobs))
+
+    @functools.cached_property
+    def _repository_dtype(self) -> pd.CategoricalDtype:
+        return pd.CategoricalDtype(self._repository_index)
+
+    @functools.cached_property
+    def _blob_dtype(self) -> pd.CategoricalDtype:
+        return pd.CategoricalDtype(self._blobs)
+
+    def repository_names(self) -> np.ndarray:
+        """Every repository the inventory names (tags' and manifests'), sorted:
+        the categories of the ``repository`` columns answered here."""
+        return self._repositories
+
+    def repositories_reaching(self, digests: Iterable[object] | None = None) -> pd.DataFrame:
+        """Which repositories' tags reach these layer/config blobs (every blob a tag
+        reaches when ``digests`` is None): one row per distinct (repository, blob).
+        Columns: repository (category: :meth:`repository_names`, unused ones included),
+        digest (category: every layer/config blob the inventory names), size (int64)."""
+        repository, blob = self._repository_blobs
+        if digests is not None:
+            chosen = _marked(self._blobs, digests)[blob]
+            repository, blob = repository[chosen], blob[chosen]
+        return pd.DataFrame({
+            "repository": pd.Categorical.from_codes(repository, dtype=self._repository_dtype),
+            "digest": pd.Categorical.from_codes(blob, dtype=self._blob_dtype),
+            "size": self._blob_size[blob]})
+
+    # -- what tags reach ---------------------------------------------------------------
+
+    def reached(self, rows: np.ndarray | None = None) -> Reached:
+        """What these tags (every tag when ``rows`` is None; each tag once) reach."""
+        if rows is None:
+            manifests, blobs = self._reach_manifest, self._pair_blob
+        else:
+            manifests = self._reach_manifest[np.isin(self._reach_tag, rows)]
+            blobs = self._pair_blob[np.isin(self._pair_tag, rows)]
+        distinct = unique(blobs)
+        return Reached(manifests=len(unique(manifests)), blobs=len(distinct),
+                       stored_bytes=int(self._blob_size[distinct].sum()),
+                       logical_bytes=int(self._blob_size[blobs].sum()))
+
+    def tag_bytes(self) -> np.ndarray:
+        """Each tag's image bytes (the distinct layer/config blobs it reaches), int64
+        by tag row."""
+        return np.bincount(self._pair_tag, weights=self._blob_size[self._pair_blob],
+                           minlength=len(self._tag_manifest)).astype(np.int64)
+
+    def blobs_by_tag(self) -> pd.DataFrame:
+        """Every (tag, layer/config blob it reaches) pair, distinct. Columns: tag
+        (int64: a row of ``inv.tags``), digest (object), size (int64), kind (object:
+        layer/config)."""
+        return pd.DataFrame({"tag": self._pair_tag,
+                             "digest": self._blobs[self._pair_blob].to_numpy(),
+                             "size": self._blob_size[self._pair_blob],
+                             "kind": self._blob_kind[self._pair_blob]})
+
+    def reached_blobs(self) -> pd.DataFrame:
+        """Every layer/config blob some tag reaches, with how widely it is used.
+        Columns: digest (object), size (int64), kind (object: layer/config),
+        repositories (int64: how many repositories' tags reach it), manifests (int64:
+        how many of the inventory's manifests reference it, reached or not), tags
+        (int64: how many tags reach it)."""
+        nb = len(self._blobs)
+        used = unique(self._pair_blob)
+        _, blob = self._repository_blobs
+        return pd.DataFrame({
+            "digest": self._blobs[used].to_numpy(),
+            "size": self._blob_size[used],
+            "kind": self._blob_kind[used],
+            "repositories": np.bincount(blob, minlength=nb)[used].astype(np.int64),
+            "manifests": np.bincount(self._uses_blob, minlength=nb)[used].astype(np.int64),
+            "tags": np.bincount(self._pair_blob, minlength=nb)[used].astype(np.int64)})
+
+    def blobs_referenced(self, groups: pd.Series) -> pd.DataFrame:
+        """The layer/config blobs each group of manifests references, reached or not
+        (an index references none). ``groups``: a group number (int, >= 0) by manifest
+        digest; manifests it leaves out are in no group. One row per distinct (group,
+        blob). Columns: group (int64), digest (category: every layer/config blob the
+        inventory names), size (int64)."""
+        group_of = np.full(len(self._manifests), -1, dtype=np.int64)
+        at = self._manifests.get_indexer(_names(groups.index))
+        group_of[at[at >= 0]] = groups.to_numpy(dtype=np.int64)[at >= 0]
+        used = group_of[self._uses_manifest]
+        group, blob = unique_pairs(used[used >= 0], self._uses_blob[used >= 0],
+                                   len(self._blobs))
+        return pd.DataFrame({"group": group,
+                             "digest": pd.Categorical.from_codes(blob, dtype=self._blob_dtype),
+                             "size": self._blob_size[blob]})
+
+    # analysis/_disk.py's _breaks still reads these: remove once it asks
+    # tags_reaching_blobs / tags_reaching_manifests / tags_reaching_placements
+    blobs = property(lambda self: self._blobs)
+    manifests = property(lambda self: self._manifests)
+    repositories = property(lambda self: self._repositories)
+    tag_repository = property(lambda self: self._tag_repository)
+    pair_tag = property(lambda self: self._pair_tag)
+    pair_blob = property(lambda self: self._pair_blob)
+    reach_tag = property(lambda self: self._reach_tag)
+    reach_manifest = property(lambda self: self._reach_manifest)

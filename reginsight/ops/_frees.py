@@ -32,33 +32,19 @@ def _attributed(inv: Inventory, doomed: pd.DataFrame) -> tuple[pd.Series, pd.Ser
     reach, a root being a tag's (repository, manifest) or an untagged manifest the
     crawl holds. So each item is counted with the roots that reach it: one deleted
     root alone -> that digest frees it; deleted roots of one repository -> that
-    repository's deletions free it. Returns (bytes by placement, bytes by repository id).
+    repository's deletions free it. Returns (bytes by placement, bytes by repository name).
     """
     reach = Reach.of(inv)
-    nm = len(reach.manifests)
-    roots = reach.roots()
-    repos = reach.repositories_index().get_indexer(doomed["repository"].astype(object))
-    digests = reach.manifests.get_indexer(doomed["digest"].astype(object))
-    known = (repos >= 0) & (digests >= 0)
-    gone = np.unique(reach.placement(repos[known], digests[known]))
-    reached = pd.DataFrame({"root": roots, "manifest": roots % nm}).merge(
-        pd.DataFrame({"manifest": reach.closure_from, "item": reach.closure_to}),
-        on="manifest")[["root", "item"]]
-    blobs = reached.merge(pd.DataFrame({"item": reach.uses_manifest, "blob": reach.uses_blob}),
-                          on="item")[["root", "blob"]].rename(columns={"blob": "item"})
-    manifest_size = inv.blobs.drop_duplicates("digest").set_index("digest")["size"].reindex(
-        reach.manifests).fillna(0).to_numpy(dtype=np.int64)
-    pairs = pd.concat([reached.assign(size=manifest_size[reached["item"]], blob=False),
-                       blobs.assign(size=reach.blob_size[blobs["item"]], blob=True)],
-                      ignore_index=True).drop_duplicates(["root", "item", "blob"])
-    pairs["doomed"] = np.isin(pairs["root"].to_numpy(), gone)
-    pairs["repository"] = pairs["root"] // nm
+    gone = reach.placements_of(doomed["repository"], doomed["digest"])
+    pairs = reach.held_by(reach.roots())
+    pairs["doomed"] = np.isin(pairs["root"].to_numpy(), np.unique(gone[gone >= 0]))
     items = pairs.groupby(["blob", "item"]).agg(
         roots=("root", "size"), doomed=("doomed", "sum"), first=("root", "min"),
         low=("repository", "min"), high=("repository", "max"), size=("size", "first"))
     freed = items[items["roots"] == items["doomed"]]
     alone = freed[freed["roots"] == 1].groupby("first")["size"].sum()
     one_repository = freed[freed["low"] == freed["high"]].groupby("low")["size"].sum()
+    one_repository.index = reach.repository_names()[one_repository.index.to_numpy(dtype=np.int64)]
     return alone, one_repository
 
 
@@ -109,14 +95,11 @@ def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
                               if str(r) in largest}
         else:
             alone, one_repository = _attributed(inv, doomed)
-            reach = Reach.of(inv)
-            placements = reach.placement(
-                reach.repositories_index().get_indexer(by_digest["repository"].astype(object)),
-                reach.manifests.get_indexer(by_digest["digest"].astype(object)))
+            placements = Reach.of(inv).placements_of(by_digest["repository"],
+                                                     by_digest["digest"])
             frees = pd.array(alone.reindex(placements).fillna(0).to_numpy(dtype=np.int64),
                              dtype="Int64")
-            per_repository = {str(reach.repositories[r]): int(b)
-                              for r, b in one_repository.items()}
+            per_repository = {str(r): int(b) for r, b in one_repository.items()}
     for repository, part in doomed.groupby("repository", sort=True, observed=True):
         repositories.append((repository, part["digest"].nunique(),
                              int(part["tag"].notna().sum()),

@@ -318,14 +318,11 @@ def _share_fates(inv: Inventory, rows: np.ndarray, decided: _Reasons) -> None:
     if not len(kept):
         return
     tag_names = inv.tags["tag"].astype(str).to_numpy()
-    placed = reach.placement(reach.tag_repository[rows], reach.tag_manifest[rows])
-    through = reach.reach_tag[np.isin(reach.reach_tag, kept)]
-    reached = reach.reach_manifest[np.isin(reach.reach_tag, kept)]
+    placed = reach.tag_placements(rows)
+    through, reached = reach.placements_reached(kept)
     for why, where, tags in (
-        ("shares its digest with kept tag ",
-         reach.placement(reach.tag_repository[kept], reach.tag_manifest[kept]), kept),
-        ("referenced by kept index ",
-         reach.placement(reach.tag_repository[through], reached), through),
+        ("shares its digest with kept tag ", reach.tag_placements(kept), kept),
+        ("referenced by kept index ", reached, through),
     ):
         first = pd.Series(tag_names[tags], index=where).sort_values()  # first by name
         first = first[~first.index.duplicated()]
@@ -337,9 +334,8 @@ def _untagged_rows(inv: Inventory, scope: set[str], created: pd.Series, *, refer
                    ) -> pd.DataFrame:
     """Delete rows (tag NA) for the manifests no tag reaches in the chosen repositories:
     the referrers among them (``referrers=True``) or the others (reason ``untagged``)."""
-    reach = Reach.of(inv)
     manifests = inv.manifests
-    chosen = manifests[reach.untagged_rows
+    chosen = manifests[Reach.of(inv).untagged_rows
                        & (manifests["subject"].notna().to_numpy() == referrers)
                        & manifests["repository"].astype(str).isin(scope).to_numpy()]
     frame = pd.DataFrame({

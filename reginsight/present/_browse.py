@@ -341,9 +341,8 @@ class Browse(widgets.VBox):
             self.sharing.value = ""
             return
         digest = str(self._layer_frame["digest"].iloc[rows[0]])
-        reach = Reach.of(self.inv)  # the tags whose images reach it, through any index
-        blob = reach.blobs.get_indexer([digest])[0]
-        tag_rows = np.unique(reach.pair_tag[reach.pair_blob == blob]) if blob >= 0 else []
+        # the tags whose images reach it, through any index
+        tag_rows = np.unique(Reach.of(self.inv).tags_reaching_blobs([digest])["tag"])
         everyone = self.inv.tags.iloc[tag_rows][["repository", "tag"]].astype(str)
         everyone = everyone.sort_values(["repository", "tag"])
         others = everyone[everyone["repository"] != self.repository]

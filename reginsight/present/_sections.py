@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from .._errors import ReginsightError
@@ -192,11 +191,8 @@ def cleanup_sections(inv: Inventory, plan: pd.DataFrame, policy: str, partial: s
 def layer_users(inv: Inventory, digests: list[str], *, most: int = 6) -> dict[str, str]:
     """digest -> the repositories whose tags reach that blob (the ones
     ``layer_sharing`` counts), "a, b, c and 4 more"."""
-    reach = Reach.of(inv)
-    repository, blob = reach.repository_blobs()
-    wanted = np.isin(blob, reach.blobs.get_indexer(digests))
-    pairs = pd.DataFrame({"digest": reach.blobs[blob[wanted]].astype(str),
-                          "repository": reach.repositories[repository[wanted]].astype(str)})
+    pairs = Reach.of(inv).repositories_reaching(digests).astype(
+        {"digest": str, "repository": str})
     named = {}
     for digest, part in pairs.groupby("digest"):
         names = sorted(part["repository"])
