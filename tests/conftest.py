@@ -87,7 +87,7 @@ def any_reg(any_registry: RegistryServer) -> Iterator[ri.Registry]:
         yield client
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def registry_version(any_registry: RegistryServer) -> str:
     """The version of :func:`any_registry`: "2.8" or "3.0" (a test of what differs)."""
     return "3.0" if any_registry.binary == REGISTRY_V3_BINARY else "2.8"

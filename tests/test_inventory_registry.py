@@ -1,5 +1,5 @@
-"""Crawling the real registry: frames checked against what the test pushed, digests
-against skopeo; partial failure as data; recrawl; persistence."""
+"""Crawling the real registries (Distribution 2.8 and 3.0): frames checked against what
+the test pushed, digests against skopeo; partial failure as data; recrawl; persistence."""
 
 from __future__ import annotations
 
@@ -25,11 +25,16 @@ from tests.transports import CountingTransport
 BASE_LAYER = b"shared base layer " * 500
 
 
-@pytest.fixture(scope="module")
-def filled(registry_server):
-    """Every manifest kind under one prefix, with a shared base layer and shared tags."""
+_FILLED: dict[str, tuple[str, dict]] = {}
+
+
+def _fill(server, *, schema1_too: bool) -> tuple[str, dict]:
+    """Every manifest kind under one prefix, with a shared base layer and shared tags
+    (schema1 too where the registry takes it); pushed once per registry."""
+    if server.url in _FILLED:
+        return _FILLED[server.url]
     prefix = "inv"
-    pusher = Pusher(registry_server.url)
+    pusher = Pusher(server.url)
     facts = {}
     facts["docker"] = pusher.image(f"{prefix}/web", "1.0", layers=(BASE_LAYER, b"web" * 100),
                                    created="2025-05-01T10:00:00Z")
@@ -45,22 +50,37 @@ def filled(registry_server):
         (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"})])
     facts["list"] = pusher.index(f"{prefix}/multi", "dockerlist", [
         (amd, {"os": "linux", "architecture": "amd64"})], oci=False)
-    with ri.Registry(registry_server.url) as reg:
-        layer = gzip.compress(_real_layer(), mtime=0)
-        blob = reg.upload_blob(f"{prefix}/old", layer)
-        doc = {"schemaVersion": 1, "name": f"{prefix}/old", "tag": "v1", "architecture": "amd64",
-               "fsLayers": [{"blobSum": blob}, {"blobSum": blob}],
-               "history": [{"v1Compatibility": json.dumps({
-                   "id": "b" * 64, "parent": "a" * 64, "created": "2019-03-04T05:06:07Z",
-                   "os": "linux", "architecture": "amd64"})},
-                   {"v1Compatibility": json.dumps({"id": "a" * 64})}]}
-        signed = schema1.sign(doc, schema1.generate_key())
-        facts["schema1_digest"] = reg.put_manifest(
-            f"{prefix}/old", "v1", signed,
-            "application/vnd.docker.distribution.manifest.v1+prettyjws")
-        facts["schema1_layer"] = (blob, len(layer))
+    if schema1_too:
+        with ri.Registry(server.url) as reg:
+            layer = gzip.compress(_real_layer(), mtime=0)
+            blob = reg.upload_blob(f"{prefix}/old", layer)
+            doc = {"schemaVersion": 1, "name": f"{prefix}/old", "tag": "v1",
+                   "architecture": "amd64",
+                   "fsLayers": [{"blobSum": blob}, {"blobSum": blob}],
+                   "history": [{"v1Compatibility": json.dumps({
+                       "id": "b" * 64, "parent": "a" * 64, "created": "2019-03-04T05:06:07Z",
+                       "os": "linux", "architecture": "amd64"})},
+                       {"v1Compatibility": json.dumps({"id": "a" * 64})}]}
+            signed = schema1.sign(doc, schema1.generate_key())
+            facts["schema1_digest"] = reg.put_manifest(
+                f"{prefix}/old", "v1", signed,
+                "application/vnd.docker.distribution.manifest.v1+prettyjws")
+            facts["schema1_layer"] = (blob, len(layer))
     pusher.close()
+    _FILLED[server.url] = prefix, facts
     return prefix, facts
+
+
+@pytest.fixture(scope="module")
+def filled(any_registry, registry_version):
+    """:func:`_fill` on each registry (3.0 takes no schema1: 7 tags, not 8)."""
+    return _fill(any_registry, schema1_too=registry_version == "2.8")
+
+
+@pytest.fixture(scope="module")
+def filled_28(registry_server):
+    """:func:`_fill` on 2.8 only, schema1 included: tests of the crawl's own machinery."""
+    return _fill(registry_server, schema1_too=True)
 
 
 def _crawl(server, prefix, **options):
@@ -68,8 +88,10 @@ def _crawl(server, prefix, **options):
         return ri.crawl(reg, f"{prefix}/*", progress=False, **options)
 
 
-def test_frames_match_what_was_pushed(registry_server, filled):
+def test_frames_match_what_was_pushed(any_registry, filled):
+    registry_server = any_registry
     prefix, facts = filled
+    schema1_too = "schema1_digest" in facts
     inv = _crawl(registry_server, prefix)
     assert inv.errors.empty, inv.errors
     tags = inv.tags.set_index(["repository", "tag"])["digest"]
@@ -77,7 +99,7 @@ def test_frames_match_what_was_pushed(registry_server, filled):
         == facts["docker"].digest
     for repo, tag in [(f"{prefix}/web", "1.0"), (f"{prefix}/api", "2.0"),
                       (f"{prefix}/multi", "all"), (f"{prefix}/multi", "dockerlist"),
-                      (f"{prefix}/old", "v1")]:
+                      *[(f"{prefix}/old", "v1")] * schema1_too]:
         raw = inspect_raw(registry_server.url, repo, tag)
         assert tags[(repo, tag)] == ri.parse_manifest(raw).digest  # skopeo agrees
 
@@ -100,14 +122,6 @@ def test_frames_match_what_was_pushed(registry_server, filled):
     docker_list = m.loc[(f"{prefix}/multi", facts["list"].digest)]
     assert docker_list["size"] == m.loc[(f"{prefix}/multi", facts["amd"].digest), "size"]
 
-    old = m.loc[(f"{prefix}/old", facts["schema1_digest"])]
-    blob, size = facts["schema1_layer"]
-    assert old["kind"] == "schema1" and old["size"] == size  # distinct: the layer twice
-    assert old["created"] == pd.Timestamp("2019-03-04T05:06:07Z")
-    assert pd.isna(old["config_digest"])
-    layers = inv.layers[inv.layers["manifest"] == facts["schema1_digest"]]
-    assert list(layers["size"]) == [size, size] and list(layers["digest"]) == [blob, blob]
-
     children = inv.children[inv.children["parent"] == facts["index"].digest]
     assert list(children["digest"]) == [facts["amd"].digest, facts["arm"].digest]
 
@@ -118,7 +132,6 @@ def test_frames_match_what_was_pushed(registry_server, filled):
     assert tag.loc[(f"{prefix}/multi", "all"), "size"] == index["size"]
     assert tag.loc[(f"{prefix}/multi", "all"), "created"] == max(
         m.loc[(f"{prefix}/multi", facts[k].digest), "created"] for k in ("amd", "arm"))
-    assert tag.loc[(f"{prefix}/old", "v1"), "created"] == old["created"]
 
     blobs = inv.blobs.set_index("digest")
     base = sha256(BASE_LAYER)
@@ -127,9 +140,21 @@ def test_frames_match_what_was_pushed(registry_server, filled):
     assert blobs.loc[base, "size"] == len(BASE_LAYER)
     assert blobs.loc[facts["amd"].digest, "kind"] == "manifest"
 
+    if schema1_too:
+        old = m.loc[(f"{prefix}/old", facts["schema1_digest"])]
+        blob, size = facts["schema1_layer"]
+        assert old["kind"] == "schema1" and old["size"] == size  # distinct: the layer twice
+        assert old["created"] == pd.Timestamp("2019-03-04T05:06:07Z")
+        assert pd.isna(old["config_digest"])
+        layers = inv.layers[inv.layers["manifest"] == facts["schema1_digest"]]
+        assert list(layers["size"]) == [size, size] and list(layers["digest"]) == [blob, blob]
+        assert tag.loc[(f"{prefix}/old", "v1"), "created"] == old["created"]
+    else:  # 3.0 took no schema1
+        assert "schema1" not in set(inv.manifests["kind"])
 
-def test_dtypes_are_deliberate(registry_server, filled):
-    inv = _crawl(registry_server, filled[0])
+
+def test_dtypes_are_deliberate(any_registry, filled):
+    inv = _crawl(any_registry, filled[0])
     dtypes = inv.manifests.dtypes.astype(str).to_dict()
     assert dtypes["created"] == "datetime64[ns, UTC]"
     assert dtypes["size"] == "Int64" and dtypes["manifest_size"] == "int64"
@@ -146,7 +171,8 @@ def test_dtypes_are_deliberate(registry_server, filled):
     assert isinstance(inv.layers.index, pd.RangeIndex)
 
 
-def test_two_crawls_compare_equal_and_survive_parquet(registry_server, filled, tmp_path):
+def test_two_crawls_compare_equal_and_survive_parquet(any_registry, filled, tmp_path):
+    registry_server = any_registry
     first = _crawl(registry_server, filled[0])
     second = _crawl(registry_server, filled[0], concurrency=3)
     for (name, a), (_, b) in zip(first.frames(), second.frames(), strict=True):
@@ -159,7 +185,8 @@ def test_two_crawls_compare_equal_and_survive_parquet(registry_server, filled, t
 
 
 def test_an_inventory_saved_before_the_tag_columns_and_parent_loads_the_same(
-        registry_server, filled, tmp_path):
+        registry_server, filled_28, tmp_path):
+    filled = filled_28
     """Saved by an older version: tags without created/size, children with ``index``
     for ``parent``. Loading derives and renames, to exactly what a crawl gives."""
     inv = _crawl(registry_server, filled[0])
@@ -171,7 +198,8 @@ def test_an_inventory_saved_before_the_tag_columns_and_parent_loads_the_same(
         pdt.assert_frame_equal(a, b, check_exact=True, check_categorical=True, obj=name)
 
 
-def test_recrawl_of_an_unchanged_registry_fetches_no_manifest(registry_server, filled):
+def test_recrawl_of_an_unchanged_registry_fetches_no_manifest(any_registry, filled):
+    registry_server = any_registry
     prefix = filled[0]
     first = _crawl(registry_server, prefix)
     transport = CountingTransport()
@@ -184,7 +212,8 @@ def test_recrawl_of_an_unchanged_registry_fetches_no_manifest(registry_server, f
     assert transport.count("HEAD", "/manifests/") == len(first.tags)
 
 
-def test_recrawl_fetches_only_what_changed(registry_server, filled, prefix):
+def test_recrawl_fetches_only_what_changed(any_registry, prefix):
+    registry_server = any_registry
     pusher = Pusher(registry_server.url)
     pusher.image(f"{prefix}/app", "1", layers=(BASE_LAYER,))
     with ri.Registry(registry_server.url) as reg:
@@ -199,7 +228,8 @@ def test_recrawl_fetches_only_what_changed(registry_server, filled, prefix):
     pusher.close()
 
 
-def test_failures_become_error_rows_and_the_crawl_finishes(registry_server, prefix):
+def test_failures_become_error_rows_and_the_crawl_finishes(any_registry, prefix):
+    registry_server = any_registry
     pusher = Pusher(registry_server.url)
     good = pusher.image(f"{prefix}/good", "v1")
     bad = pusher.image(f"{prefix}/bad", "v1")
@@ -253,12 +283,15 @@ def _config_only(reg, repo):
             "layers": []}
 
 
-def test_load_tags_only_heads(registry_server, filled):
+def test_load_tags_only_heads(any_registry, filled):
+    registry_server = any_registry
+    tagged = 8 if "schema1_digest" in filled[1] else 7  # 3.0 took no schema1
     transport = CountingTransport()
     with ri.Registry(registry_server.url, transport=transport) as reg:
         tags = ri.load_tags(reg, f"{filled[0]}/*", progress=False)
     assert transport.count("GET", "/manifests/") == 0
-    assert len(tags) == 8 and list(tags.columns) == ["repository", "tag", "digest", "media_type"]
+    assert len(tags) == tagged
+    assert list(tags.columns) == ["repository", "tag", "digest", "media_type"]
     with ri.Registry(registry_server.url) as reg:
         full = ri.crawl(reg, f"{filled[0]}/*", progress=False)
     # HEAD tells digest and media type alike; the image's time and bytes need the crawl
@@ -272,12 +305,13 @@ def test_load_tags_only_heads(registry_server, filled):
     assert set(some.tags["repository"]) == {f"{filled[0]}/web", f"{filled[0]}/api"}
     assert some.scope == rf"^{filled[0]}/(web|api)$" and not some.complete
     summary = full.summary()
-    assert (summary["tags"], summary["indexes"], summary["schema1"]) == (8, 2, 1)
+    assert (summary["tags"], summary["indexes"], summary["schema1"]) == (tagged, 2, tagged - 7)
     assert repr(full).startswith(f"<Inventory {registry_server.url} at ")
-    assert "8 tags" in repr(full) and "0 errors" in repr(full)
+    assert f"{tagged} tags" in repr(full) and "0 errors" in repr(full)
 
 
-def test_works_inside_a_running_event_loop(registry_server, filled):
+def test_works_inside_a_running_event_loop(registry_server, filled_28):
+    filled = filled_28
     async def notebook_cell():
         with ri.Registry(registry_server.url) as reg:
             return ri.crawl(reg, f"{filled[0]}/web", progress=False)
@@ -285,7 +319,8 @@ def test_works_inside_a_running_event_loop(registry_server, filled):
     assert len(asyncio.run(notebook_cell()).tags) == 2
 
 
-def test_ctrl_c_stops_the_crawl_cleanly(registry_server, filled):
+def test_ctrl_c_stops_the_crawl_cleanly(registry_server, filled_28):
+    filled = filled_28
     before = threading.active_count()
     with ri.Registry(registry_server.url) as reg:
         real, calls = reg.manifest, []
@@ -305,7 +340,8 @@ def test_ctrl_c_stops_the_crawl_cleanly(registry_server, filled):
     assert threading.active_count() == before
 
 
-def test_progress_bar_on_stderr(registry_server, filled, capsys):
+def test_progress_bar_on_stderr(registry_server, filled_28, capsys):
+    filled = filled_28
     with ri.Registry(registry_server.url) as reg:
         ri.crawl(reg, f"{filled[0]}/web", progress=True)
     assert "2/2" in capsys.readouterr().err
@@ -322,8 +358,9 @@ def test_html_summary_escapes_everything():
     assert "<script>" not in html and "&lt;script&gt;" in html and "r&lt;x&gt;" in html
 
 
-def test_out_of_core_figures_equal_pandas_on_every_manifest_kind(registry_server, filled,
+def test_out_of_core_figures_equal_pandas_on_every_manifest_kind(registry_server, filled_28,
                                                                  tmp_path):
+    filled = filled_28
     """schema1, indexes, shared layers and tags: DuckDB over the saved dataset."""
     inv = _crawl(registry_server, filled[0])
     assert set(inv.manifests["kind"]) >= {"image", "index", "schema1"}
