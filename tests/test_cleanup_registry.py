@@ -1,5 +1,6 @@
-"""Cleanup against the real registry, and the proof of ``reclaimable``: predict, delete
-through reginsight, run the registry's own garbage collector, compare bytes."""
+"""Cleanup against the real registries (Distribution 2.8 and 3.0), and the proof of
+``reclaimable``: predict, delete through reginsight, run that registry's own garbage
+collector (the same version's binary), compare bytes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 import reginsight as ri
 from tests.images import Pusher
-from tests.registry_server import RegistryServer
+from tests.registry_server import REGISTRY_BINARY, REGISTRY_V3_BINARY, RegistryServer
 from tests.transports import CountingTransport
 
 BASE = b"base layer " * 2000
@@ -42,9 +43,21 @@ def _fill(url: str) -> dict:
     return made
 
 
-@pytest.fixture
-def gc_registry(tmp_path):
-    server = RegistryServer(tmp_path / "gc").start()
+#: Each version's binary and what its configuration needs (3.0 has no schema1 to enable).
+VERSIONS = {"2.8": (REGISTRY_BINARY, {}),
+            "3.0": (REGISTRY_V3_BINARY, {"compatibility": None})}
+
+
+def _server(workdir, version: str, **overrides) -> RegistryServer:
+    binary, needs = VERSIONS[version]
+    return RegistryServer(workdir, binary=binary, overrides={**needs, **overrides}).start()
+
+
+@pytest.fixture(params=list(VERSIONS))
+def gc_registry(request, tmp_path):
+    """A registry of its own for each test (the collector measures the whole storage),
+    of each version."""
+    server = _server(tmp_path / "gc", request.param)
     yield server
     server.stop()
 
@@ -102,9 +115,9 @@ def test_dry_run_sends_no_delete_and_a_moved_tag_is_skipped(gc_registry):
         assert set(reg.tags("gc/app")) == {"v0", "v1", "v2", "stable", "hotfix"}
 
 
-def test_deletion_disabled_stops_at_the_first_405(tmp_path):
-    server = RegistryServer(tmp_path / "nodel", overrides={
-        "storage": {"delete": {"enabled": False}}}).start()
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_deletion_disabled_stops_at_the_first_405(tmp_path, version):
+    server = _server(tmp_path / "nodel", version, storage={"delete": {"enabled": False}})
     try:
         _fill(server.url)
         transport = CountingTransport()
