@@ -1,6 +1,7 @@
 """Signatures, attestations, SBOMs, buildx attestations and Helm charts in the real
-registry: their roles and subjects, storage by role, and cleanup that keeps a referrer
-with its subject, proven against what the registry's own garbage-collect frees."""
+registries (Distribution 2.8 and 3.0): their roles and subjects, storage by role, and
+cleanup that keeps a referrer with its subject, proven against what each registry's own
+garbage-collect frees."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import reginsight as ri
 from tests.images import Pushed, Pusher
 from tests.outofcore import assert_same_out_of_core
-from tests.registry_server import RegistryServer
+from tests.registry_server import REGISTRY_BINARY, REGISTRY_V3_BINARY, RegistryServer
 from tests.supply_chain import SupplyChain, subject_tag
 
 NOW = pd.Timestamp("2026-11-27", tz="UTC")
@@ -61,6 +62,16 @@ def _fill(url: str, prefix: str) -> Scene:
     return scene
 
 
+#: Each version's binary and what its configuration needs (3.0 has no schema1 to enable).
+VERSIONS = {"2.8": (REGISTRY_BINARY, {}),
+            "3.0": (REGISTRY_V3_BINARY, {"compatibility": None})}
+
+
+def _server(workdir: Path, version: str) -> RegistryServer:
+    binary, needs = VERSIONS[version]
+    return RegistryServer(workdir, binary=binary, overrides=needs).start()
+
+
 def _row(inv: ri.Inventory, repository: str, digest: str) -> pd.Series:
     rows = inv.manifests[(inv.manifests["repository"] == repository)
                          & (inv.manifests["digest"] == digest)]
@@ -74,8 +85,9 @@ def _on_disk(storage: Path, digest: str) -> int:
             / "data").stat().st_size
 
 
-def test_roles_and_subjects_from_every_source(registry_server, reg, prefix):
-    scene = _fill(registry_server.url, prefix)
+def test_roles_and_subjects_from_every_source(any_registry, any_reg, prefix):
+    reg = any_reg
+    scene = _fill(any_registry.url, prefix)
     inv = ri.crawl(reg, [scene.app, scene.charts], progress=False)
     assert inv.errors.empty, inv.errors
     app = scene.app
@@ -134,7 +146,8 @@ def test_a_recrawl_since_keeps_roles_and_subjects(registry_server, reg, prefix):
         pd.testing.assert_frame_equal(getattr(again, name), frame, obj=name)
 
 
-def test_storage_by_role_equals_the_blobs_on_disk(registry_server, reg, prefix):
+def test_storage_by_role_equals_the_blobs_on_disk(any_registry, any_reg, prefix):
+    registry_server, reg = any_registry, any_reg
     scene = _fill(registry_server.url, prefix)
     inv = ri.crawl(reg, [scene.app, scene.charts], progress=False)
     frame = ri.storage_by_role(inv).set_index("role")
@@ -186,8 +199,9 @@ def test_the_sbom_fallback_tag_never_takes_the_only_image_s_place(registry_serve
     assert plan.attrs["reclaimable_bytes"] == 0
 
 
-def test_plans_follow_roles_subjects_and_creation_times(registry_server, reg, prefix):
-    scene = _fill(registry_server.url, prefix)
+def test_plans_follow_roles_subjects_and_creation_times(any_registry, any_reg, prefix):
+    reg = any_reg
+    scene = _fill(any_registry.url, prefix)
     inv = ri.crawl(reg, [scene.app, scene.charts], progress=False)
     v1_refs = {subject_tag(scene.v1.digest), subject_tag(scene.v1.digest, ".sig"),
                subject_tag(scene.v1.digest, ".att")}
@@ -223,8 +237,9 @@ def test_plans_follow_roles_subjects_and_creation_times(registry_server, reg, pr
     assert only.loc[only["action"] == "delete", "tag"].tolist() == [orphan]
 
 
-def test_apply_frees_what_reclaimable_says_and_keeps_the_rest(tmp_path):
-    server = RegistryServer(tmp_path / "supply").start()
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_apply_frees_what_reclaimable_says_and_keeps_the_rest(tmp_path, version):
+    server = _server(tmp_path / "supply", version)
     try:
         scene = _fill(server.url, "sc")
         server.stop()
@@ -265,10 +280,11 @@ def test_apply_frees_what_reclaimable_says_and_keeps_the_rest(tmp_path):
         server.stop()
 
 
-def test_storage_plan_keeps_untagged_referrers_of_kept_images(tmp_path):
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_storage_plan_keeps_untagged_referrers_of_kept_images(tmp_path, version):
     """In the storage, an SBOM pushed by digest (no fallback tag) about a kept image
     stays under untagged=True; one about a deleted image goes with it."""
-    server = RegistryServer(tmp_path / "storage").start()
+    server = _server(tmp_path / "storage", version)
     try:
         push = Pusher(server.url)
         chain = SupplyChain(push)
