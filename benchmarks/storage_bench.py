@@ -1,17 +1,23 @@
 """Reading a registry's storage: reginsight (scan_storage + gc_preview) against the
-registry's own ``docker-registry garbage-collect --dry-run`` on the same tree.
+registries' own ``garbage-collect --dry-run`` on the same tree, for both collectors:
+Distribution 2.8 (Debian's ``docker-registry``) against
+``gc_preview(..., collector="distribution-2")``, and Distribution 3.0 (upstream v3.0.0,
+found as the tests find it) against ``collector="distribution-3"``.
 
     python -m benchmarks.storage_bench [--repositories 160] [--churn 3] [--rounds 5]
                                        [--synthetic-manifests 100000]
 
 1. The benchmark corpus (benchmarks.fill) plus churn: ``latest`` of every repository
-   re-pushed ``--churn`` times, leaving untagged manifests, and some manifests deleted,
-   leaving unreferenced blobs. Both tools run in both
-   modes (plain, --delete-untagged), alternating, medians of ``--rounds``; the sets of
-   blobs each names must be equal.
+   re-pushed ``--churn`` times, leaving untagged manifests, some manifests deleted,
+   leaving unreferenced blobs, and a tagged multi-arch index whose platforms were
+   pushed by digest only (2.8's --delete-untagged deletes them, 3.0's keeps them). Each
+   collector and reginsight's model of it run in both modes (plain, --delete-untagged),
+   alternating, medians of ``--rounds``; the blobs a model names must be the blobs its
+   own collector names.
 2. A synthetic storage tree of ``--synthetic-manifests`` manifests written straight to
-   disk (1,000 repositories, a third of the manifests untagged): time and peak memory
-   of scan_storage + both previews, in a child process.
+   disk (1,000 repositories, a third of the manifests untagged): each collector's dry
+   run in both modes, then scan_storage + each preview and peak memory in a child
+   process; the blobs named compared likewise.
 """
 
 from __future__ import annotations
@@ -26,13 +32,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
+import pandas as pd
+
 import reginsight as ri
-from benchmarks.fill import fill
-from tests.registry_server import REGISTRY_BINARY, RegistryServer, registry_environment
+from benchmarks.fill import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, fill
+from tests.registry_server import (
+    REGISTRY_BINARY,
+    REGISTRY_V3_BINARY,
+    RegistryServer,
+    registry_environment,
+)
 
 _ELIGIBLE = re.compile(r"blob eligible for deletion: (\S+)")
+#: gc_preview's collector -> (the registry version, its binary)
+COLLECTORS = {"distribution-2": ("2.8", REGISTRY_BINARY),
+              "distribution-3": ("3.0", REGISTRY_V3_BINARY)}
+MODES = {False: "plain", True: "--delete-untagged"}
 
 
 def churn(url: str, times: int) -> int:
@@ -57,17 +75,55 @@ def churn(url: str, times: int) -> int:
     return pushed
 
 
-def go_dry_run(config: Path, delete_untagged: bool) -> set[str]:
+def index_of_untagged(url: str, repository: str = "platform/by-digest") -> None:
+    """A tagged multi-arch index whose two platforms were pushed by digest only: 2.8's
+    --delete-untagged deletes the platforms' own blobs, 3.0's keeps what the index
+    reaches (where the two collectors differ)."""
+    with ri.Registry(url) as reg:
+        children = []
+        for arch in ("amd64", "arm64"):
+            config = json.dumps({"architecture": arch, "os": "linux"}).encode()
+            layer = f"{repository} {arch}".encode() * 256
+            raw = json.dumps({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "size": len(config),
+                           "digest": reg.upload_blob(repository, config)},
+                "layers": [{"mediaType": OCI_LAYER, "size": len(layer),
+                            "digest": reg.upload_blob(repository, layer)}]}).encode()
+            digest = f"sha256:{hashlib.sha256(raw).hexdigest()}"
+            reg.put_manifest(repository, digest, raw, OCI_MANIFEST)
+            children.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw),
+                             "platform": {"os": "linux", "architecture": arch}})
+        reg.put_manifest(repository, "multi", {
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": children})
+
+
+def gc_config(root: Path, path: Path) -> Path:
+    """A config both versions read: the filesystem driver on ``root``, delete enabled."""
+    path.write_text("version: 0.1\nlog: {level: warn}\nstorage:\n"
+                    f"  filesystem: {{rootdirectory: {json.dumps(str(root))}}}\n"
+                    "  delete: {enabled: true}\n")
+    return path
+
+
+def go_dry_run(collector: str, config: Path, delete_untagged: bool) -> set[str]:
+    """The blobs that version's ``garbage-collect --dry-run`` names."""
     extra = ["--delete-untagged"] if delete_untagged else []
-    out = subprocess.run([REGISTRY_BINARY, "garbage-collect", "--dry-run", *extra, str(config)],
-                         capture_output=True, text=True, check=True, env=registry_environment())
+    out = subprocess.run([COLLECTORS[collector][1], "garbage-collect", "--dry-run", *extra,
+                          str(config)], capture_output=True, text=True, check=True,
+                         env=registry_environment())
     return set(_ELIGIBLE.findall(out.stdout + out.stderr))
 
 
-def ours(root: Path, delete_untagged: bool) -> set[str]:
-    inv = ri.scan_storage(root, progress=False)
-    preview = ri.gc_preview(inv, delete_untagged=delete_untagged)
+def blobs_named(preview: pd.DataFrame) -> set[str]:
+    """The blobs a preview deletes (a revision row keeps its blob)."""
     return set(preview.loc[preview["kind"] != "revision", "digest"])
+
+
+def ours(root: Path, collector: str, delete_untagged: bool) -> set[str]:
+    inv = ri.scan_storage(root, progress=False)
+    return blobs_named(ri.gc_preview(inv, delete_untagged=delete_untagged, collector=collector))
 
 
 def timed(fn, *args):
@@ -76,37 +132,58 @@ def timed(fn, *args):
     return value, time.perf_counter() - start
 
 
+def differences(named: dict[tuple[str, bool], set[str]]) -> None:
+    """Where the two collectors name different blobs on the same tree."""
+    (two, _), (three, _) = COLLECTORS.values()
+    for mode, name in MODES.items():
+        only2 = named["distribution-2", mode] - named["distribution-3", mode]
+        only3 = named["distribution-3", mode] - named["distribution-2", mode]
+        print(f"{name}: " + ("both name the same blobs" if not only2 | only3 else
+                             f"{len(only2)} blobs only {two} deletes, {len(only3)} only {three}"))
+
+
+def row(collector: str, mode: bool, blobs: int, go: float, mine: float) -> str:
+    version = COLLECTORS[collector][0]
+    return (f"{version}  {MODES[mode]:18} blobs {blobs:7,}  go {go:6.2f} s  "
+            f"reginsight {mine:6.2f} s  reginsight/go {mine / go:5.2f}")
+
+
 def corpus(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = RegistryServer(Path(tmp) / "registry").start()
         try:
             counts = fill(server.url, repositories=args.repositories)
             untagged = churn(server.url, args.churn)
+            index_of_untagged(server.url)
         finally:
             server.stop()
+        config = gc_config(server.storage, Path(tmp) / "gc.yml")
         inv = ri.scan_storage(server.storage, progress=False)
         usage = ri.disk_usage(inv).set_index("category")
-        print(f"corpus: {counts['repositories']} repositories, {counts['tags']} tags, "
-              f"{untagged} manifests left untagged by churn; {len(inv.manifests)} revisions, "
-              f"{int(inv.blobs['on_disk'].sum())} blobs")
+        print(f"corpus: {counts['repositories'] + 1} repositories, {counts['tags'] + 1} tags, "
+              f"{untagged} manifests left untagged by churn, a tagged index of 2 untagged "
+              f"platforms; {len(inv.manifests)} revisions, {int(inv.blobs['on_disk'].sum())} "
+              "blobs")
         print(usage.to_string())
-        samples: dict[str, list[float]] = {}
+        samples: dict[tuple[str, bool, str], list[float]] = {}
+        named: dict[tuple[str, bool], set[str]] = {}
         for _ in range(args.rounds):
-            for mode in (False, True):
-                name = "--delete-untagged" if mode else "plain"
-                theirs, go_seconds = timed(go_dry_run, server.config_path, mode)
-                mine, our_seconds = timed(ours, server.storage, mode)
-                assert mine == theirs, (name, mine ^ theirs)
-                samples.setdefault(f"garbage-collect --dry-run ({name})", []).append(go_seconds)
-                samples.setdefault(f"scan_storage + gc_preview ({name})", []).append(our_seconds)
-                samples.setdefault(f"blobs named ({name})", []).append(len(mine))
-    print(f"\nmedian of {args.rounds} alternating rounds; both name the same blobs")
-    rows = {k: statistics.median(v) for k, v in samples.items()}
-    for mode in ("plain", "--delete-untagged"):
-        go, mine = rows[f"garbage-collect --dry-run ({mode})"], rows[
-            f"scan_storage + gc_preview ({mode})"]
-        print(f"{mode:18} blobs {rows[f'blobs named ({mode})']:6.0f}  go {go:6.2f} s  "
-              f"reginsight {mine:6.2f} s  reginsight/go {mine / go:5.2f} (target <= 1.0)")
+            for mode in MODES:
+                for collector in COLLECTORS:
+                    theirs, go_seconds = timed(go_dry_run, collector, config, mode)
+                    mine, our_seconds = timed(ours, server.storage, collector, mode)
+                    assert mine == theirs, (collector, MODES[mode], sorted(mine ^ theirs)[:5])
+                    samples.setdefault((collector, mode, "go"), []).append(go_seconds)
+                    samples.setdefault((collector, mode, "ours"), []).append(our_seconds)
+                    named[collector, mode] = mine
+    print(f"\nmedian of {args.rounds} alternating rounds; each model names the blobs its "
+          "own collector names (target: reginsight/go <= 1.0)")
+    median = {key: statistics.median(values) for key, values in samples.items()}
+    for mode in MODES:
+        for collector in COLLECTORS:
+            print(row(collector, mode, len(named[collector, mode]),
+                      median[collector, mode, "go"], median[collector, mode, "ours"]))
+    differences(named)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -151,36 +228,48 @@ def synthetic_tree(root: Path, manifests: int, repositories: int = 1000) -> None
 
 def synthetic(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        synthetic_tree(Path(tmp), args.synthetic_manifests)
+        root, start = Path(tmp) / "storage", time.perf_counter()
+        synthetic_tree(root, args.synthetic_manifests)
         print(f"\nsynthetic tree of {args.synthetic_manifests:,} manifests written in "
               f"{time.perf_counter() - start:.0f} s")
-        config = Path(tmp) / "config.yml"
-        config.write_text("version: 0.1\nlog: {level: warn}\nstorage:\n"
-                          f"  filesystem: {{rootdirectory: {tmp}}}\n  delete: {{enabled: true}}\n")
-        go_dry_run(config, True)  # warm the page cache for both
-        for mode in (False, True):
-            _, seconds = timed(go_dry_run, config, mode)
-            print(f"garbage-collect --dry-run{' --delete-untagged' if mode else ''}: "
-                  f"{seconds:.1f} s")
-        child = subprocess.run([sys.executable, "-m", "benchmarks.storage_bench",
-                                "--measure", tmp], capture_output=True, text=True, check=True)
-        print(child.stdout.strip())
+        config = gc_config(root, Path(tmp) / "gc.yml")
+        go_dry_run("distribution-2", config, True)  # warm the page cache for all
+        go = {(collector, mode): timed(go_dry_run, collector, config, mode)
+              for collector in COLLECTORS for mode in MODES}
+        out = Path(tmp) / "measured.json"
+        subprocess.run([sys.executable, "-m", "benchmarks.storage_bench", "--measure",
+                        str(root), str(out)], check=True)
+        measured = json.loads(out.read_text())
+    print(f"{measured['revisions']:,} revisions ({measured['untagged']:,} untagged), "
+          f"{measured['blobs']:,} blobs: scan_storage {measured['scan']:.1f} s, peak memory "
+          f"of scan + all previews (max RSS) {measured['peak_kib'] / 2**20:.2f} GiB")
+    print("reginsight = scan_storage + that gc_preview; each model names the blobs its own "
+          "collector names")
+    for case in measured["cases"]:
+        collector, mode = case["collector"], case["delete_untagged"]
+        theirs, go_seconds = go[collector, mode]
+        mine = set(case["named"])
+        assert mine == theirs, (collector, MODES[mode], sorted(mine ^ theirs)[:5])
+        print(row(collector, mode, len(mine), go_seconds, measured["scan"] + case["seconds"])
+              + f"  (preview alone {case['seconds']:.1f} s)")
 
 
-def measure(root: str) -> None:
+def measure(root: str, out: str) -> None:
+    """In a process of its own (for its peak memory): scan once, then each preview."""
     start = time.perf_counter()
     inv = ri.scan_storage(root, progress=False)
     scanned = time.perf_counter() - start
-    plain = ri.gc_preview(inv)
-    risky = ri.gc_preview(inv, delete_untagged=True)
-    total = time.perf_counter() - start
-    print(f"scan_storage {scanned:.1f} s, + both gc_previews {total:.1f} s: "
-          f"{len(inv.manifests):,} revisions ({int((~inv.manifests['tagged']).sum()):,} "
-          f"untagged), {len(inv.blobs):,} blobs; plain GC frees {len(plain):,} blobs, "
-          f"--delete-untagged {len(risky):,}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    print(f"peak memory of this process (max RSS): {peak:.2f} GiB")
+    cases = []
+    for mode in MODES:
+        for collector in COLLECTORS:
+            preview, seconds = timed(partial(ri.gc_preview, inv, delete_untagged=mode,
+                                             collector=collector))
+            cases.append({"collector": collector, "delete_untagged": mode,
+                          "seconds": seconds, "named": sorted(blobs_named(preview))})
+    Path(out).write_text(json.dumps({
+        "scan": scanned, "revisions": len(inv.manifests),
+        "untagged": int((~inv.manifests["tagged"]).sum()), "blobs": len(inv.blobs),
+        "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "cases": cases}))
 
 
 def main() -> None:
@@ -190,10 +279,10 @@ def main() -> None:
     parser.add_argument("--churn", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--synthetic-manifests", type=int, default=100_000)
-    parser.add_argument("--measure", metavar="ROOT", help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=2, metavar=("ROOT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        measure(args.measure)
+        measure(*args.measure)
         return
     corpus(args)
     if args.synthetic_manifests:
