@@ -13,7 +13,8 @@ import pytest
 import reginsight as ri
 from tests import storage_scenario as sc
 from tests.images import Pusher
-from tests.registry_server import REGISTRY_V3_BINARY, RegistryServer
+from tests.registry_server import RegistryServer
+from tests.versions import registry_of, version_of
 
 ON_CI = os.environ.get("CI") == "true"
 
@@ -60,8 +61,7 @@ def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regist
 def registry_v3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """The shared real Distribution 3 registry (upstream v3.0.0): delete enabled, the
     OCI tag delete served, no schema1."""
-    server = RegistryServer(tmp_path_factory.mktemp("registry-v3"), binary=REGISTRY_V3_BINARY,
-                            overrides={"compatibility": None}).start()
+    server = registry_of("3.0", tmp_path_factory.mktemp("registry-v3")).start()
     try:
         yield server
     finally:
@@ -90,7 +90,7 @@ def any_reg(any_registry: RegistryServer) -> Iterator[ri.Registry]:
 @pytest.fixture(scope="session")
 def registry_version(any_registry: RegistryServer) -> str:
     """The version of :func:`any_registry`: "2.8" or "3.0" (a test of what differs)."""
-    return "3.0" if any_registry.binary == REGISTRY_V3_BINARY else "2.8"
+    return version_of(any_registry)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,9 @@ import pytest
 
 import reginsight as ri
 from tests.images import Pusher
-from tests.registry_server import REGISTRY_BINARY, REGISTRY_V3_BINARY, RegistryServer
+from tests.registry_server import RegistryServer
 from tests.transports import CountingTransport
+from tests.versions import VERSIONS, registry_of
 
 BASE = b"base layer " * 2000
 NOW = pd.Timestamp("2026-11-27", tz="UTC")
@@ -43,21 +44,11 @@ def _fill(url: str) -> dict:
     return made
 
 
-#: Each version's binary and what its configuration needs (3.0 has no schema1 to enable).
-VERSIONS = {"2.8": (REGISTRY_BINARY, {}),
-            "3.0": (REGISTRY_V3_BINARY, {"compatibility": None})}
-
-
-def _server(workdir, version: str, **overrides) -> RegistryServer:
-    binary, needs = VERSIONS[version]
-    return RegistryServer(workdir, binary=binary, overrides={**needs, **overrides}).start()
-
-
 @pytest.fixture(params=list(VERSIONS))
 def gc_registry(request, tmp_path):
     """A registry of its own for each test (the collector measures the whole storage),
     of each version."""
-    server = _server(tmp_path / "gc", request.param)
+    server = registry_of(request.param, tmp_path / "gc").start()
     yield server
     server.stop()
 
@@ -117,7 +108,8 @@ def test_dry_run_sends_no_delete_and_a_moved_tag_is_skipped(gc_registry):
 
 @pytest.mark.parametrize("version", list(VERSIONS))
 def test_deletion_disabled_stops_at_the_first_405(tmp_path, version):
-    server = _server(tmp_path / "nodel", version, storage={"delete": {"enabled": False}})
+    server = registry_of(version, tmp_path / "nodel",
+                         storage={"delete": {"enabled": False}}).start()
     try:
         _fill(server.url)
         transport = CountingTransport()

@@ -11,7 +11,8 @@ import reginsight as ri
 from reginsight.inventory._reach import reachable
 from tests.images import Pusher
 from tests.outofcore import assert_same_out_of_core
-from tests.registry_server import REGISTRY_BINARY, REGISTRY_V3_BINARY, RegistryServer
+from tests.registry_server import RegistryServer
+from tests.versions import VERSIONS, registry_of
 
 NOW = pd.Timestamp("2026-11-27", tz="UTC")
 SHARED = b"shared base layer " * 1000
@@ -24,15 +25,12 @@ def _blob_bytes(server: RegistryServer) -> int:
     return sum(path.stat().st_size for path in root.rglob("data"))
 
 
-@pytest.fixture(params=["2.8", "3.0"])
+@pytest.fixture(params=list(VERSIONS))
 def nested(request, tmp_path):
     """``top`` -> middle -> inner -> {a, b}; middle also lists c. Tagged: top, old-a (a),
     c and an unrelated solo; middle, inner and b are reached only through top. A
     registry of its own, of each version."""
-    v3 = request.param == "3.0"
-    server = RegistryServer(tmp_path / "nested",
-                            binary=REGISTRY_V3_BINARY if v3 else REGISTRY_BINARY,
-                            overrides={"compatibility": None} if v3 else {}).start()
+    server = registry_of(request.param, tmp_path / "nested").start()
     p = Pusher(server.url)
     a = p.image(REPO, "old-a", oci=True, layers=(SHARED, b"a" * 3000),
                 created="2025-01-01T00:00:00Z")

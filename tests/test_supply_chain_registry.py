@@ -15,8 +15,8 @@ import pytest
 import reginsight as ri
 from tests.images import Pushed, Pusher
 from tests.outofcore import assert_same_out_of_core
-from tests.registry_server import REGISTRY_BINARY, REGISTRY_V3_BINARY, RegistryServer
 from tests.supply_chain import SupplyChain, subject_tag
+from tests.versions import VERSIONS, registry_of
 
 NOW = pd.Timestamp("2026-11-27", tz="UTC")
 AMD = {"os": "linux", "architecture": "amd64"}
@@ -60,16 +60,6 @@ def _fill(url: str, prefix: str) -> Scene:
     chain.helm_chart(charts, "1.1.0")
     push.close()
     return scene
-
-
-#: Each version's binary and what its configuration needs (3.0 has no schema1 to enable).
-VERSIONS = {"2.8": (REGISTRY_BINARY, {}),
-            "3.0": (REGISTRY_V3_BINARY, {"compatibility": None})}
-
-
-def _server(workdir: Path, version: str) -> RegistryServer:
-    binary, needs = VERSIONS[version]
-    return RegistryServer(workdir, binary=binary, overrides=needs).start()
 
 
 def _row(inv: ri.Inventory, repository: str, digest: str) -> pd.Series:
@@ -239,7 +229,7 @@ def test_plans_follow_roles_subjects_and_creation_times(any_registry, any_reg, p
 
 @pytest.mark.parametrize("version", list(VERSIONS))
 def test_apply_frees_what_reclaimable_says_and_keeps_the_rest(tmp_path, version):
-    server = _server(tmp_path / "supply", version)
+    server = registry_of(version, tmp_path / "supply").start()
     try:
         scene = _fill(server.url, "sc")
         server.stop()
@@ -284,7 +274,7 @@ def test_apply_frees_what_reclaimable_says_and_keeps_the_rest(tmp_path, version)
 def test_storage_plan_keeps_untagged_referrers_of_kept_images(tmp_path, version):
     """In the storage, an SBOM pushed by digest (no fallback tag) about a kept image
     stays under untagged=True; one about a deleted image goes with it."""
-    server = _server(tmp_path / "storage", version)
+    server = registry_of(version, tmp_path / "storage").start()
     try:
         push = Pusher(server.url)
         chain = SupplyChain(push)

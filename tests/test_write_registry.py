@@ -15,10 +15,10 @@ import pytest
 import reginsight as ri
 from reginsight import schema1
 from tests.images import Pusher, sha256
-from tests.registry_server import REGISTRY_V3_BINARY, RegistryServer
 from tests.skopeo import inspect_raw, skopeo
 from tests.test_read_registry import _real_layer
 from tests.transports import CountingTransport, DropPatch
+from tests.versions import VERSIONS, registry_of, version_of
 
 MiB = 1024 * 1024
 
@@ -377,15 +377,11 @@ def test_delete_manifest_and_tag_deletion_that_never_takes_other_tags(any_reg,
         reg.delete_manifest(repo, "keep")
 
 
-@pytest.fixture(scope="module", params=["2.8", "3.0"])
+@pytest.fixture(scope="module", params=list(VERSIONS))
 def no_delete_registry(request, tmp_path_factory):
-    """A registry of each version with deletion disabled (both answer 405 to either
-    DELETE)."""
-    v3 = request.param == "3.0"
-    server = RegistryServer(tmp_path_factory.mktemp("nodelete"),
-                            binary=REGISTRY_V3_BINARY if v3 else "docker-registry",
-                            overrides={"storage": {"delete": {"enabled": False}},
-                                       **({"compatibility": None} if v3 else {})}).start()
+    """A registry of each version with deletion disabled."""
+    server = registry_of(request.param, tmp_path_factory.mktemp("nodelete"),
+                         storage={"delete": {"enabled": False}}).start()
     yield server
     server.stop()
 
@@ -395,7 +391,7 @@ def test_deletion_disabled_is_405_and_stops(no_delete_registry):
     DELETE still removes the tag (v3.0.0 gates only manifest deletion on
     storage.delete.enabled), the manifest kept."""
     transport = CountingTransport()
-    v3 = no_delete_registry.binary == REGISTRY_V3_BINARY
+    v3 = version_of(no_delete_registry) == "3.0"
     with ri.Registry(no_delete_registry.url, transport=transport) as reg:
         digest = reg.put_manifest("app", "v1", _image_doc(reg, "app", oci=True))
         with pytest.raises(ri.UnsupportedOperation) as caught:
