@@ -189,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="keep tags matching REGEX (default: %(default)s)")
     _crawl_options(report)
     _storage_options(report)
+    _collector_option(report)
     _connection_options(report)
 
     gc = commands.add_parser(
@@ -203,9 +204,7 @@ def _parser() -> argparse.ArgumentParser:
                                                  "an fsspec URL (s3://bucket/root)")
     gc.add_argument("--delete-untagged", action="store_true",
                     help="model garbage-collect --delete-untagged")
-    gc.add_argument("--collector", choices=("2", "3"),
-                    help="the registry's version: 2 (the registry:2 image, Debian's "
-                         "docker-registry) or 3 (registry:3)")
+    _collector_option(gc)
     gc.add_argument("--no-progress", action="store_true", help="no progress bar")
     _storage_options(gc)
 
@@ -368,6 +367,17 @@ def _scan(args: argparse.Namespace, root: str) -> Inventory:
     return scan_storage(root, storage_options=options, progress=not args.no_progress)
 
 
+def _collector_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--collector", choices=("2", "3"),
+                        help="the storage's registry version, whose garbage-collect is "
+                             "modelled: 2 (the registry:2 image, Debian's docker-registry) "
+                             "or 3 (registry:3); none: each where they differ")
+
+
+def _collector(args: argparse.Namespace) -> str | None:
+    return args.collector and f"distribution-{args.collector}"
+
+
 class UsageError(Exception):
     """Bad command-line input found after parsing."""
 
@@ -383,7 +393,7 @@ def _gc_preview(args: argparse.Namespace) -> int:
     if len(inv.errors):
         print(f"{len(inv.errors)} problems in the storage (see scan_storage(...).errors)")
     command = "garbage-collect" + (" --delete-untagged" if args.delete_untagged else "")
-    collector = args.collector and f"distribution-{args.collector}"
+    collector = _collector(args)
     outcomes = gc_outcomes(inv, delete_untagged=args.delete_untagged, collector=collector)
     harmful = False
     for name, outcome in outcomes.items():
@@ -476,7 +486,7 @@ def _report(args: argparse.Namespace) -> int:
         else:
             inv = _crawl(args, target)
     try:
-        path = export_report(inv, args.output, **policy)
+        path = export_report(inv, args.output, collector=_collector(args), **policy)
     except PlanError as exc:  # the policy flags, read by plan_cleanup
         raise UsageError(_flag_words(exc)) from None
     print(f"wrote {printable(path)} ({_name(inv.registry)}, {len(inv.tags)} tags)",

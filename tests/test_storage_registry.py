@@ -241,7 +241,8 @@ def test_cli_gc_preview_exits_3_only_when_the_collector_would_break_images(fille
     assert refused.value.code == 2
 
 
-def test_report_and_explorer_on_a_storage_root_show_the_disk(filled, scanned, tmp_path):
+def test_report_and_explorer_on_a_storage_root_show_the_disk(filled, scanned, tmp_path,
+                                                             version):
     from reginsight._cli import main
     from reginsight.present._report import render_report
 
@@ -250,10 +251,17 @@ def test_report_and_explorer_on_a_storage_root_show_the_disk(filled, scanned, tm
     assert "Where the disk goes" in page and "storage read" in page
     for category in ("tagged", "untagged", "unreferenced", "uploads"):
         assert ri.format_bytes(int(usage[category])) in page
-    assert "Images --delete-untagged would break (1)" in page and "s/multi:v1" in page
+    # not told which version: each collector, named, where they differ
+    assert "Images Distribution 2.x --delete-untagged would break (1)" in page
+    assert "s/multi:v1" in page and "Distribution 3.x" in page
+    assert "does not say which version runs" in page
     output = tmp_path / "r.html"
-    assert main(["report", str(filled[0].storage), "-o", str(output), "--no-progress"]) == 0
-    assert "Where the disk goes" in output.read_text()
+    number = version[0]
+    assert main(["report", str(filled[0].storage), "-o", str(output), "--no-progress",
+                 "--collector", number]) == 0
+    told = output.read_text()
+    assert "Where the disk goes" in told and f"modelled on Distribution {number}.x" in told
+    assert ("would break (1)" in told) == (version == "2.8")
 
     explorer = ri.explore(scanned)
     explorer.select("s/app")
@@ -264,6 +272,7 @@ def test_report_and_explorer_on_a_storage_root_show_the_disk(filled, scanned, tm
     assert "(untagged)" in pane and untagged[0][1:] in pane
     disk = explorer.disk.value
     assert "where the disk goes" in disk and "s/multi:v1" in disk
+    assert "Distribution 2.x: garbage-collect" in disk and "Distribution 3.x: " in disk
 
 
 def test_plan_frees_from_a_scan_is_the_collector_model_per_part(scanned):

@@ -109,8 +109,8 @@ def freed_after(inv: Inventory, removed: set[tuple[str, str]], *,
             else np.zeros(len(graph.manifest), dtype=bool))
     outcomes: dict[str, pd.DataFrame | CollectorWouldStop] = {}
     for name in (collector,) if collector else COLLECTORS:
-        try:
-            visited = run(inv, collector=name, delete_untagged=False).visited
+        try:  # the run after the deletions: a revision they remove is never read
+            visited = run(inv, collector=name, delete_untagged=False, gone=gone).visited
         except CollectorWouldStop as exc:
             outcomes[name] = exc
             continue

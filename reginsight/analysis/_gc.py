@@ -125,8 +125,11 @@ class Run:
     skipped: frozenset[str]  # 3.x --delete-untagged: repositories left alone (no tags)
 
 
-def run(inv: Inventory, *, collector: str, delete_untagged: bool) -> Run:
-    """Model one ``garbage-collect`` run; CollectorWouldStop when it stops first."""
+def run(inv: Inventory, *, collector: str, delete_untagged: bool,
+        gone: np.ndarray | None = None) -> Run:
+    """Model one ``garbage-collect`` run; CollectorWouldStop when it stops first.
+    ``gone``: manifests rows (a boolean mask) whose revision links are deleted before
+    it runs (a plain run only)."""
     graph = Graph.of(inv)
     folders = _folders(inv)
     revisions = set(graph.repository)
@@ -140,7 +143,7 @@ def run(inv: Inventory, *, collector: str, delete_untagged: bool) -> Run:
     visited = _within(graph.repository, visited_repos)
     placed = pd.MultiIndex.from_arrays([graph.repository, graph.manifest])
     if not delete_untagged:
-        roots = visited
+        roots = visited if gone is None else visited & ~gone
     else:
         no_tags = sorted(r for r in visited_repos if "_manifests/tags" not in folders[r])
         if collector == "distribution-2" and no_tags:

@@ -70,11 +70,14 @@ READABLE = {"font.size": 12, "axes.titlesize": 13, "svg.fonttype": "none"}
 def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
                 keep_last: int | None = SUGGESTED_POLICY["keep_last"],
                 older_than: str | None = SUGGESTED_POLICY["older_than"],
-                protect: str | None = SUGGESTED_POLICY["protect"]) -> dict[str, Any]:
+                protect: str | None = SUGGESTED_POLICY["protect"],
+                collector: str | None = None) -> dict[str, Any]:
     """Everything the report shows, as plain values (strings escaped by the template).
 
     ``keep_last``, ``older_than``, ``protect``: the cleanup policy the report plans
-    (:func:`reginsight.plan_cleanup`'s rules; None leaves a rule out)."""
+    (:func:`reginsight.plan_cleanup`'s rules; None leaves a rule out). ``collector``:
+    the registry's garbage collector, ``"distribution-2"`` or ``"distribution-3"``
+    (:func:`reginsight.gc_preview`; None: each where they differ)."""
     summary = storage_summary(inv)
     by_repo = storage_by_repository(inv).head(top)
     sharing = layer_sharing(inv)
@@ -128,7 +131,7 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
     cards += role_cards
     tables[1:1] = role_tables  # after the repositories
     if inv.from_storage:
-        disk_cards, disk_tables = disk_sections(inv, top)
+        disk_cards, disk_tables = disk_sections(inv, top, collector=collector)
         cards = disk_cards + cards
         tables = disk_tables + tables
     figures = []
@@ -191,8 +194,9 @@ def render_report(inv: Inventory, **options: Any) -> str:
 def export_report(inv: Inventory, path: str | os.PathLike[str], **options: Any) -> Path:
     """Write the report to ``path`` (one self-contained HTML file) and return the path.
 
-    Options as :func:`report_data`: ``top`` rows per table, ``plots``, and the
-    cleanup policy ``keep_last``, ``older_than``, ``protect`` (None: no such rule)."""
+    Options as :func:`report_data`: ``top`` rows per table, ``plots``, the cleanup
+    policy ``keep_last``, ``older_than``, ``protect`` (None: no such rule), and the
+    ``collector`` a storage report models."""
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "svg") and "inline" not in \

@@ -77,10 +77,11 @@ _MEANING = {
 }
 
 
-def disk_sections(inv: Inventory, top: int) -> Section:
+def disk_sections(inv: Inventory, top: int, *, collector: str | None = None) -> Section:
     """Cards and tables only a storage scan can give: where the disk goes, and what
-    the registry's garbage collector would delete and break."""
-    from ..analysis._disk import broken_images, disk_usage, gc_preview
+    the registry's garbage collector would delete and break (``collector``'s, or each
+    version's where they differ)."""
+    from ..analysis._disk import VERSION, disk_usage, gc_outcomes
 
     usage = disk_usage(inv)
     total = int(usage["bytes"].sum())
@@ -94,34 +95,49 @@ def disk_sections(inv: Inventory, top: int) -> Section:
                   f"{r.bytes / total:.0%}" if total else "-", _MEANING[r.category])
                  for r in usage.itertuples()]}]
     try:
-        plain, untagged = gc_preview(inv), gc_preview(inv, delete_untagged=True)
+        runs = {command: gc_outcomes(inv, delete_untagged=untagged, collector=collector)
+                for command, untagged in (("garbage-collect", False),
+                                          ("garbage-collect --delete-untagged", True))}
     except ReginsightError as exc:
         tables.append({"title": "Garbage collection", "note": str(exc), "columns": [],
                        "rows": []})
         return cards, tables
-    broken = broken_images(untagged)
-    cards.append(("garbage-collect frees", format_bytes(int(plain["size"].sum()))))
+    differ = any(len(outcomes) > 1 for outcomes in runs.values())
+    modelled = (f"modelled on {VERSION[collector]}'s collector" if collector else
+                "Distribution 2.x and 3.x collect this storage differently, and it does "
+                "not say which version runs: each is shown (reginsight report --collector "
+                "2|3 or gc_preview(collector=...) for one)" if differ else
+                "Distribution 2.x and 3.x alike")
+    rows, broken_tables = [], []
+    for command, outcomes in runs.items():
+        for name, outcome in outcomes.items():
+            who = VERSION[name] if differ and name else ""
+            rows.append((who, command, *_gc_row(outcome)))
+            broken = _broken(outcome)
+            if len(broken):
+                broken_tables.append({
+                    "title": f"Images {who + ' ' if who else ''}{command.split(' ', 1)[-1]} "
+                             f"would break ({len(broken)})",
+                    "note": "their pulls fail afterwards: a manifest or its blobs are gone",
+                    "columns": [column("image"), column("blobs and revisions lost", num=True),
+                                column("bytes lost", num=True)],
+                    "rows": [(r.tag, f"{r.lost:,}", format_bytes(r.bytes))
+                             for r in broken.head(top).itertuples(index=False)]})
+    plain = runs["garbage-collect"]
+    cards.append(("garbage-collect frees", " / ".join(
+        f"{VERSION[name] + ': ' if len(plain) > 1 else ''}{_gc_row(outcome)[1]}"
+        for name, outcome in plain.items())))
     tables.append({
         "title": "What garbage-collect would do",
-        "note": "modelled on Distribution 2.x; --delete-untagged also deletes the children "
-        "of tagged multi-platform indexes. The safe way to free untagged manifests: "
-        "plan_cleanup(inv, untagged=True), apply_cleanup, then a plain garbage-collect.",
-        "columns": [column("command", code=True), column("blobs", num=True),
-                    column("frees", num=True), column("breaks")],
-        "rows": [(command, f"{int((frame['kind'] != 'revision').sum()):,}",
-                  format_bytes(int(frame["size"].sum())), breaks)
-                 for command, frame, breaks in (
-                     ("garbage-collect", plain, "nothing"),
-                     ("garbage-collect --delete-untagged", untagged,
-                      f"{len(broken)} tagged images" if len(broken) else "nothing"))]})
-    if len(broken):
-        tables.append({
-            "title": f"Images --delete-untagged would break ({len(broken)})",
-            "note": "their pulls fail afterwards: a child manifest or its blobs are gone",
-            "columns": [column("tag"), column("blobs and revisions lost", num=True),
-                        column("bytes lost", num=True)],
-            "rows": [(r.tag, f"{r.lost:,}", format_bytes(r.bytes))
-                     for r in broken.head(top).itertuples(index=False)]})
+        "note": f"{modelled}. Distribution 2.x --delete-untagged deletes the children of "
+        "tagged multi-platform indexes; 3.x --delete-untagged sweeps the blobs of a "
+        "repository without tags and leaves its manifests pointing at nothing. The safe "
+        "way to free untagged manifests on both: plan_cleanup(inv, untagged=True), "
+        "apply_cleanup, then a plain garbage-collect.",
+        "columns": [*([column("registry")] if differ else []), column("command", code=True),
+                    column("blobs", num=True), column("frees", num=True), column("breaks")],
+        "rows": [row if differ else row[1:] for row in rows]})
+    tables.extend(broken_tables)
     manifests = inv.manifests[~inv.manifests["tagged"]].sort_values(
         ["size", "digest"], ascending=[False, True], na_position="last").head(top)
     tables.append({
@@ -134,6 +150,22 @@ def disk_sections(inv: Inventory, top: int) -> Section:
                   "" if pd.isna(r.size) else format_bytes(int(r.size)))
                  for r in manifests.itertuples()]})
     return cards, tables
+
+
+def _gc_row(outcome: Any) -> tuple[str, str, str]:
+    """(blobs, frees, breaks) of one collector's outcome: a preview, or its stop."""
+    if not isinstance(outcome, pd.DataFrame):
+        return "-", "nothing", f"stops before deleting anything: {outcome.reason}"
+    broken = _broken(outcome)
+    return (f"{int((outcome['kind'] != 'revision').sum()):,}",
+            format_bytes(int(outcome["size"].sum())),
+            f"{len(broken)} images" if len(broken) else "nothing")
+
+
+def _broken(outcome: Any) -> pd.DataFrame:
+    from ..analysis._disk import broken_images
+
+    return broken_images(outcome) if isinstance(outcome, pd.DataFrame) else pd.DataFrame()
 
 
 def describe_policy(keep_last: int | None, older_than: str | None, protect: str | None) -> str:
