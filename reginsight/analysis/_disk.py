@@ -327,22 +327,16 @@ def _breaks(inv: Inventory, deleted: set[str], removed: set[tuple[str, str]]) ->
     names = (inv.tags["repository"].astype(str) + ":" + inv.tags["tag"].astype(str)).to_numpy()
     by_blob: dict[str, set[str]] = {}
     by_revision: dict[tuple[str, str], set[str]] = {}
-    # a config or layer the tag's images use
-    lost = _within(reach.blobs.to_numpy(dtype=object), deleted)[reach.pair_blob]
-    for tag, blob in zip(reach.pair_tag[lost], reach.pair_blob[lost], strict=True):
-        by_blob.setdefault(reach.blobs[blob], set()).add(names[tag])
-    # a manifest the tag reaches: its blob deleted, or its revision removed there
-    manifest = reach.manifests.to_numpy(dtype=object)[reach.reach_manifest]
-    repository = reach.repositories[reach.tag_repository[reach.reach_tag]]
-    blob_gone = _within(manifest, deleted)
-    revision_gone = (_placements(repository, manifest).isin(list(removed)) if removed
-                     else np.zeros(len(manifest), dtype=bool))
-    for row in np.flatnonzero(blob_gone | revision_gone):
-        tag, key = names[reach.reach_tag[row]], (repository[row], manifest[row])
-        if blob_gone[row]:
-            by_blob.setdefault(key[1], set()).add(tag)
-        if revision_gone[row]:
-            by_revision.setdefault(key, set()).add(tag)
+    # a config or layer the tag's images use, or a manifest it reaches, deleted
+    for found in (reach.tags_reaching_blobs(deleted), reach.tags_reaching_manifests(deleted)):
+        for tag, digest in zip(found["tag"], found["digest"], strict=True):
+            by_blob.setdefault(digest, set()).add(names[tag])
+    # a manifest it reaches whose revision is removed in the tag's repository
+    pairs = sorted(removed)
+    found = reach.tags_reaching_placements([r for r, _ in pairs], [d for _, d in pairs])
+    for tag, repository, digest in zip(found["tag"], found["repository"], found["digest"],
+                                       strict=True):
+        by_revision.setdefault((repository, digest), set()).add(names[tag])
     return _Broken({k: ", ".join(sorted(v)) for k, v in by_blob.items()},
                    {k: ", ".join(sorted(v)) for k, v in by_revision.items()})
 
