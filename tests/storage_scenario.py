@@ -13,29 +13,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.images import Pushed, Pusher, sha256
-from tests.registry_server import REGISTRY_BINARY, REGISTRY_V3_BINARY, RegistryServer
+from tests.registry_server import RegistryServer
+from tests.versions import VERSIONS, registry_of
 
-#: each real registry version a storage test runs on: its binary, the collector
-#: reginsight models for it, and the config it needs (v3 has no schema1 setting)
-VERSIONS = {
-    "2.8": (REGISTRY_BINARY, "distribution-2", {}),
-    "3.0": (REGISTRY_V3_BINARY, "distribution-3", {"compatibility": None}),
-}
+#: the garbage collector reginsight models for each registry version the tests run
+COLLECTOR = {"2.8": "distribution-2", "3.0": "distribution-3"}
+assert set(COLLECTOR) == set(VERSIONS)
 
 
 def collector(version: str) -> str:
-    return VERSIONS[version][1]
+    return COLLECTOR[version]
 
 
 def server(version: str, workdir: Path, overrides: dict | None = None) -> RegistryServer:
-    """A registry of that version (not started), its own storage under ``workdir``."""
-    binary, _, base = VERSIONS[version]
-    extra = dict(base)
-    if overrides:
-        extra.update(overrides)
+    """A registry of that version (not started), its own storage under ``workdir``;
+    3.0's s3 driver is told to address the local S3 server by path."""
+    extra = dict(overrides or {})
     if version == "3.0" and "s3" in extra.get("storage", {}):
-        extra["storage"]["s3"] = {**extra["storage"]["s3"], "forcepathstyle": True}
-    return RegistryServer(workdir, binary=binary, overrides=extra)
+        extra["storage"] = {**extra["storage"],
+                            "s3": {**extra["storage"]["s3"], "forcepathstyle": True}}
+    return registry_of(version, workdir, **extra)
+
 
 BASE = b"shared base layer " * 64  # in every image of "app": stays tagged throughout
 

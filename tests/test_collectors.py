@@ -18,6 +18,7 @@ from reginsight import schema1
 from tests import storage_scenario as sc
 from tests.images import Pushed, Pusher
 from tests.registry_server import registry_environment
+from tests.versions import VERSIONS
 
 V2 = "docker/registry/v2"
 
@@ -27,7 +28,7 @@ def _collect(version: str, storage: Path, *extra: str) -> subprocess.CompletedPr
     config = storage.parent / f"gc-{version}.yml"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {storage}}}\n"
                       "  delete: {enabled: true}\n")
-    return subprocess.run([sc.VERSIONS[version][0], "garbage-collect", *extra, str(config)],
+    return subprocess.run([VERSIONS[version][0], "garbage-collect", *extra, str(config)],
                           capture_output=True, text=True, env=registry_environment(),
                           timeout=120)
 
@@ -67,7 +68,7 @@ def _assert_it_stops(storage: Path, version: str, *extra: str, words: str) -> No
     assert sc.blob_bytes(storage) == before  # it stopped before deleting anything
 
 
-@pytest.fixture(scope="module", params=list(sc.VERSIONS))
+@pytest.fixture(scope="module", params=list(VERSIONS))
 def version(request: pytest.FixtureRequest) -> str:
     return request.param
 

@@ -15,6 +15,7 @@ from tests.images import Pusher
 from tests.outofcore import assert_same_out_of_core
 from tests.registry_server import RegistryServer
 from tests.skopeo import skopeo
+from tests.versions import VERSIONS
 
 PINNED = ["repository", "digest", "media_type", "kind", "parent", "os", "architecture",
           "variant", "config_digest", "created", "size", "layers", "manifest_size"]
@@ -32,7 +33,7 @@ def _filled(workdir: Path, prefix: str, version: str) -> tuple[RegistryServer, s
         pusher.close()
 
 
-@pytest.fixture(scope="module", params=list(sc.VERSIONS))
+@pytest.fixture(scope="module", params=list(VERSIONS))
 def version(request: pytest.FixtureRequest) -> str:
     """Each real registry version in turn: "2.8", "3.0"."""
     return request.param

@@ -15,12 +15,13 @@ from tests import storage_scenario as sc
 from tests.images import Pusher
 from tests.registry_server import RegistryServer, _merge, _yaml, registry_environment
 from tests.s3_server import S3Server
+from tests.versions import VERSIONS
 
 BUCKET, ROOT = "registry", "/storage"
 BLOBS = "storage/docker/registry/v2/blobs/"
 
 
-@pytest.fixture(scope="module", params=list(sc.VERSIONS))
+@pytest.fixture(scope="module", params=list(VERSIONS))
 def version(request: pytest.FixtureRequest) -> str:
     """Each real registry version in turn, with its own s3 driver: "2.8", "3.0"."""
     return request.param
