@@ -136,3 +136,36 @@ def test_on_s3_a_repository_whose_tags_were_all_removed_has_no_tags_folder(
     preview = ri.gc_preview(inv, delete_untagged=True, collector="distribution-3")
     assert dict(zip(preview["digest"], preview["size"], strict=True)) == freed
     assert set(preview["reason"]) == {"repository without tags (its revisions stay)"}
+
+
+def test_on_s3_the_collector_meets_repositories_in_key_order(s3_filled, version, tmp_path):
+    """3.x marks a digest once, wherever it meets it first. Its S3 driver walks keys in
+    byte order, so ``o/x-y/...`` comes before ``o/x/...`` (a filesystem walk: after):
+    the child C that ``o/x`` no longer holds is gone into from ``o/x-y`` first, and
+    kept. 2.x deletes the untagged child whatever the order."""
+    s3, _, _ = s3_filled
+    root = "/order"
+    server = sc.server(version, tmp_path / "registry", overrides={
+        "storage": s3.registry_storage(BUCKET, root)}).start()
+    pusher = Pusher(server.url)
+    try:
+        layer = os.urandom(500)
+        for repository in ("o/x", "o/x-y"):
+            child = pusher.image(repository, None, layers=(layer,), oci=True)
+            pusher.index(repository, "v1", [(child, {"os": "linux", "architecture": "amd64"})])
+        response = pusher.http.delete(f"/v2/o/x/manifests/{child.digest}")
+        assert response.status_code == 202, response.text
+    finally:
+        pusher.close()
+        server.stop()
+    inv = ri.scan_storage(f"s3://{BUCKET}{root}", storage_options=s3.storage_options(),
+                          progress=False)
+    preview = ri.gc_preview(inv, delete_untagged=True, collector=sc.collector(version))
+    prefix = root.lstrip("/") + "/docker/registry/v2/blobs/"
+    before = _blob_sizes(s3, prefix)
+    server.garbage_collect("--delete-untagged")
+    freed = {d: s for d, s in before.items() if d not in _blob_sizes(s3, prefix)}
+    blobs = preview[preview["kind"] != "revision"]
+    assert dict(zip(blobs["digest"], blobs["size"], strict=True)) == freed
+    lost = {child.config, *child.layers} & set(freed)
+    assert bool(lost) == (version == "2.8")

@@ -183,8 +183,9 @@ def _read_by_v3(inv: Inventory, graph: Graph, roots: np.ndarray) -> np.ndarray:
     refs = _manifest_references(inv, set(graph.manifest))
     marked: set[str] = set()
     expanded: set[tuple[str, str]] = set()
-    order = sorted(range(len(graph.manifest)),
-                   key=lambda row: (_path_order(graph.repository[row]), graph.manifest[row]))
+    flat = inv.registry.split("://", 1)[0] in ("s3", "s3a")
+    order = sorted(range(len(graph.manifest)), key=lambda row: (
+        _path_order(graph.repository[row], flat=flat), graph.manifest[row]))
     for row in order:
         if not roots[row]:
             continue
@@ -220,9 +221,13 @@ def _manifest_references(inv: Inventory, manifests: set[str]) -> dict[str, list[
     return refs
 
 
-def _path_order(repository: str) -> tuple[str, ...]:
-    # the walk lists each folder sorted: a repository's components, then the folder
-    # that names it (``_`` sorts after digits, before letters)
+def _path_order(repository: str, *, flat: bool) -> tuple[str, ...]:
+    """Where the collector's walk meets a repository's ``_manifests`` folder. Most
+    drivers list each folder sorted (its components, then that folder: ``_`` sorts
+    after digits, before letters); S3's lists every key in byte order (``o/a-b/...``
+    before ``o/a/...``)."""
+    if flat:
+        return (f"{repository}/_manifests/",)
     return (*repository.split("/"), "_manifests")
 
 
