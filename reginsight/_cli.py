@@ -414,18 +414,19 @@ def _gc_preview(args: argparse.Namespace) -> int:
 def _print_outcome(outcome: object, command: str, format_bytes: Callable[[int], str]
                    ) -> bool:
     """Print one collector's outcome; True when it would break images or stop."""
+    from ._units import count
     from .analysis._disk import broken_images
 
     if isinstance(outcome, CollectorWouldStop):
         print(f"\n{command} would STOP before deleting anything: {_message(outcome.reason)}")
         return True
     blobs = outcome[outcome["kind"] != "revision"]
-    print(f"\n{command} would delete {len(blobs)} blobs, "
+    print(f"\n{command} would delete {count(len(blobs), 'blob')}, "
           f"{format_bytes(int(blobs['size'].sum()))}")
     broken = broken_images(outcome)
     if broken.empty:
         return False
-    print(f"it would BREAK {len(broken)} images (their pulls would fail):")
+    print(f"it would BREAK {count(len(broken), 'image')} (their pulls would fail):")
     for row in broken.itertuples(index=False):
         print(f"  {_name(row.tag)}: loses {row.lost} blobs/revisions "
               f"({_message(row.reason)})")

@@ -18,3 +18,8 @@ def format_bytes(value: float, _position: Any = None) -> str:
             return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} {_UNITS[-1]}"
+
+
+def count(number: int, noun: str) -> str:
+    """3, 'image' -> '3 images'; 1 -> '1 image' (nouns with a plain plural)."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -112,7 +112,7 @@ def test_without_a_collector_the_preview_says_where_they_differ(scanned):
     with pytest.raises(ri.CollectorsDiffer) as raised:
         ri.gc_preview(scanned, delete_untagged=True)
     message = str(raised.value)
-    assert "Distribution 2.x: deletes 13 blobs" in message and "s/multi:v1" in message
+    assert "Distribution 2.x: deletes 13 blobs" in message and "breaks 1 image (" in message and "s/multi:v1" in message
     assert "Distribution 3.x: deletes 10 blobs" in message and "breaks nothing" in message
     assert 'collector="distribution-2"' in message and "registry --version" in message
     each = raised.value.outcomes
@@ -224,7 +224,7 @@ def test_cli_gc_preview_exits_3_only_when_the_collector_would_break_images(fille
     both = capsys.readouterr().out
     assert "Distribution 2.x garbage-collect --delete-untagged would delete 13 blobs" in both
     assert "Distribution 3.x garbage-collect --delete-untagged would delete 10 blobs" in both
-    assert "it would BREAK 1 images" in both and "--collector 2 or --collector 3" in both
+    assert "it would BREAK 1 image " in both and "--collector 2 or --collector 3" in both
     number = version[0]
     told = main(["gc-preview", root, "--delete-untagged", "--collector", number,
                  "--no-progress"])

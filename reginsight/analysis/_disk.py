@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import CollectorsDiffer, CollectorWouldStop, InventoryError
+from .._units import count
 from ..inventory._frames import GC_FATAL_STAGES
 from ..inventory._lazy import LazyInventory
 from ..inventory._reach import Reach
@@ -150,8 +151,8 @@ def _outcome(frame: pd.DataFrame | CollectorWouldStop) -> str:
     blobs = frame[frame["kind"] != "revision"]
     broken = frame["breaks"] != "" if "breaks" in frame else np.zeros(len(frame), dtype=bool)
     names = {n for cell in frame.loc[broken, "breaks"] for n in cell.split(", ")}
-    return (f"deletes {len(blobs):,} blobs, {int(blobs['size'].sum()):,} bytes"
-            + (f", and breaks {len(names)} images ({', '.join(sorted(names)[:3])}"
+    return (f"deletes {count(len(blobs), 'blob')}, {int(blobs['size'].sum()):,} bytes"
+            + (f", and breaks {count(len(names), 'image')} ({', '.join(sorted(names)[:3])}"
                f"{' ...' if len(names) > 3 else ''})" if names else ", breaks nothing"))
 
 

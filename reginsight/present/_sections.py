@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._errors import ReginsightError
-from .._units import format_bytes
+from .._units import count, format_bytes
 from ..analysis._referrers import images_without, referrers, storage_by_role
 from ..inventory._reach import Reach
 from ..ops._frees import plan_frees
@@ -159,7 +159,7 @@ def _gc_row(outcome: Any) -> tuple[str, str, str]:
     broken = _broken(outcome)
     return (f"{int((outcome['kind'] != 'revision').sum()):,}",
             format_bytes(int(outcome["size"].sum())),
-            f"{len(broken)} images" if len(broken) else "nothing")
+            count(len(broken), "image") if len(broken) else "nothing")
 
 
 def _broken(outcome: Any) -> pd.DataFrame:

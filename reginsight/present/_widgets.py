@@ -29,7 +29,7 @@ import pandas as pd
 
 from .._errors import CollectorWouldStop, PlanError, ReginsightError, RegistryError
 from .._text import inert
-from .._units import format_bytes
+from .._units import count, format_bytes
 from ..analysis._disk import VERSION, broken_images, disk_usage, gc_outcomes
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._after import inventory_after
@@ -100,7 +100,7 @@ def _freed(outcome: pd.DataFrame | CollectorWouldStop, *, breaks: bool = False) 
     if not breaks:
         return freed
     broken = list(broken_images(outcome)["tag"])
-    return (f"{freed} and breaks {len(broken)} images{': ' if broken else ''}"
+    return (f"{freed} and breaks {count(len(broken), 'image')}{': ' if broken else ''}"
             f"{inert(', '.join(broken[:20]))}")
 
 
