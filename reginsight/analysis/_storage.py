@@ -9,8 +9,8 @@ registry-wide); ``exclusive_bytes`` are blobs only this repository reaches;
 so :func:`storage_summary` keeps it in ``.attrs`` beside its int64 figures).
 A size the registry would not tell (an ``errors`` row says so) counts as 0.
 
-Every function first turns the inventory into integer ids (:class:`Reach`): tags,
-manifests and blobs are numbered once, and the work is numpy over int arrays.
+Every function asks :class:`Reach` what the tags reach: tags, manifests and blobs are
+numbered once there, and its answers carry the numbers (category codes) for numpy.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from pandas.api.extensions import ExtensionArray
+
     from ._inventory import Inventory
 
 N = TypeVar("N", bound=Hashable)
@@ -94,6 +96,15 @@ def _marked(universe: pd.Index, names: Iterable[object]) -> np.ndarray:
     return mask
 
 
+def _frame(**columns: np.ndarray | ExtensionArray) -> pd.DataFrame:
+    """A frame of these arrays as they are, not copied (each is made for the answer).
+    Names come as the Index holding them has them (pandas' string dtype, taken at C
+    speed, or object): an object array of a million names would be converted one by one."""
+    return pd.DataFrame({name: pd.Series(values, copy=False, dtype=values.dtype
+                                         if isinstance(values, np.ndarray) else None)
+                         for name, values in columns.items()}, copy=False)
+
+
 @dataclass(frozen=True)
 class Reached:
     """What a set of tags reaches, counted."""
@@ -110,8 +121,8 @@ class Reach:
 
     A tag is a row number of ``inv.tags``. A placement is one int64 per (repository,
     manifest) pair, equal exactly when both are: a manifest in a repository, the unit a
-    DELETE by digest removes; compare placements, never take them apart (
-    :meth:`names_of` does). The arrays are laid out for this module alone."""
+    DELETE by digest removes. Compare placements, and let :meth:`names_of` take them
+    apart. The arrays are laid out for this module alone."""
 
     _repositories: np.ndarray  # repository names (object), by repository id
     _tag_repository: np.ndarray  # repository id of each tag row
@@ -208,6 +219,10 @@ class Reach:
         return repository_ids.astype(np.int64) * len(self._manifests) + manifest_ids
 
     @functools.cached_property
+    def _kinds(self) -> ExtensionArray:
+        return pd.Index(self._blob_kind).array  # the string dtype the names have
+
+    @functools.cached_property
     def _repository_index(self) -> pd.Index:
         return pd.Index(self._repositories)
 
@@ -225,7 +240,7 @@ class Reach:
         placements = np.asarray(placements, dtype=np.int64)
         nm = max(len(self._manifests), 1)
         return (self._repositories[placements // nm],
-                self._manifests.to_numpy(dtype=object)[placements % nm])
+                self._manifests.array.take(placements % nm).to_numpy(dtype=object))
 
     def tag_placements(self, rows: np.ndarray | None = None) -> np.ndarray:
         """The placement each tag points at (every tag's, in row order, when ``rows``
@@ -292,8 +307,8 @@ class Reach:
     def released(self, removed: np.ndarray, remaining: np.ndarray) -> pd.DataFrame:
         """What the ``removed`` placements hold and none of the ``remaining`` ones
         does: their manifests no remaining placement has (in any repository), and the
-        layer/config blobs only those reference. Columns: digest (object), size (int64,
-        0 when unknown), kind (object: manifest/layer/config); manifests first."""
+        layer/config blobs only those reference. Columns: digest (str), size (int64,
+        0 when unknown), kind (str: manifest/layer/config); manifests first."""
         nm = len(self._manifests)
         linked_after = np.unique(np.asarray(remaining, dtype=np.int64) % nm)
         deleted = np.unique(np.asarray(removed, dtype=np.int64) % nm)
@@ -302,11 +317,11 @@ class Reach:
         gone_blobs = np.unique(self._uses_blob[np.isin(self._uses_manifest, deleted)])
         freed_blobs = np.setdiff1d(gone_blobs, kept_blobs)
         return pd.concat([
-            pd.DataFrame({"digest": self._manifests[freed_manifests].to_numpy(),
-                          "size": self._manifest_size[freed_manifests], "kind": "manifest"}),
-            pd.DataFrame({"digest": self._blobs[freed_blobs].to_numpy(),
-                          "size": self._blob_size[freed_blobs],
-                          "kind": self._blob_kind[freed_blobs]}),
+            _frame(digest=self._manifests.array.take(freed_manifests),
+                   size=self._manifest_size[freed_manifests],
+                   kind=pd.Index(np.full(len(freed_manifests), "manifest", dtype=object)).array),
+            _frame(digest=self._blobs.array.take(freed_blobs),
+                   size=self._blob_size[freed_blobs], kind=self._kinds.take(freed_blobs)),
         ], ignore_index=True)
 
     # -- who reaches what --------------------------------------------------------------
@@ -314,35 +329,32 @@ class Reach:
     def tags_reaching_blobs(self, digests: Iterable[object]) -> pd.DataFrame:
         """The tags whose images use these layer/config blobs, through any index: one
         row per distinct (tag, blob). Columns: tag (int64: a row of ``inv.tags``),
-        digest (object)."""
+        digest (str)."""
         chosen = _marked(self._blobs, digests)[self._pair_blob]
-        return pd.DataFrame({"tag": self._pair_tag[chosen],
-                             "digest": self._blobs.to_numpy(dtype=object)[
-                                 self._pair_blob[chosen]]})
+        return _frame(tag=self._pair_tag[chosen],
+                      digest=self._blobs.array.take(self._pair_blob[chosen]))
 
     def tags_reaching_manifests(self, digests: Iterable[object]) -> pd.DataFrame:
         """The tags that reach these manifests (their own, or an index's child at any
         depth): one row per distinct (tag, manifest). Columns: tag (int64: a row of
-        ``inv.tags``), digest (object)."""
+        ``inv.tags``), digest (str)."""
         chosen = _marked(self._manifests, digests)[self._reach_manifest]
-        return pd.DataFrame({"tag": self._reach_tag[chosen],
-                             "digest": self._manifests.to_numpy(dtype=object)[
-                                 self._reach_manifest[chosen]]})
+        return _frame(tag=self._reach_tag[chosen],
+                      digest=self._manifests.array.take(self._reach_manifest[chosen]))
 
     def tags_reaching_placements(self, repositories: Iterable[object],
                                  digests: Iterable[object]) -> pd.DataFrame:
         """The tags that reach these (repository, manifest digest) pairs, the two
         aligned: a tag reaches a manifest only in its own repository. One row per
         distinct (tag, pair). Columns: tag (int64: a row of ``inv.tags``), repository,
-        digest (object)."""
+        digest (str)."""
         wanted = self.placements_of(repositories, digests)
         reached = self._placement(self._tag_repository[self._reach_tag], self._reach_manifest)
         chosen = np.isin(reached, wanted[wanted >= 0])
         tags = self._reach_tag[chosen]
-        return pd.DataFrame({"tag": tags,
-                             "repository": self._repositories[self._tag_repository[tags]],
-                             "digest": self._manifests.to_numpy(dtype=object)[
-                                 self._reach_manifest[chosen]]})
+        return _frame(tag=tags,
+                      repository=self._repository_index.array.take(self._tag_repository[tags]),
+                      digest=self._manifests.array.take(self._reach_manifest[chosen]))
 
     @functools.cached_property
     def _repository_blobs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -361,7 +373,7 @@ class Reach:
     def repository_names(self) -> np.ndarray:
         """Every repository the inventory names (tags' and manifests'), sorted:
         the categories of the ``repository`` columns answered here."""
-        return self._repositories
+        return self._repositories.copy()
 
     def repositories_reaching(self, digests: Iterable[object] | None = None) -> pd.DataFrame:
         """Which repositories' tags reach these layer/config blobs (every blob a tag
@@ -372,10 +384,10 @@ class Reach:
         if digests is not None:
             chosen = _marked(self._blobs, digests)[blob]
             repository, blob = repository[chosen], blob[chosen]
-        return pd.DataFrame({
-            "repository": pd.Categorical.from_codes(repository, dtype=self._repository_dtype),
-            "digest": pd.Categorical.from_codes(blob, dtype=self._blob_dtype),
-            "size": self._blob_size[blob]})
+        return _frame(
+            repository=pd.Categorical.from_codes(repository, dtype=self._repository_dtype),
+            digest=pd.Categorical.from_codes(blob, dtype=self._blob_dtype),
+            size=self._blob_size[blob])
 
     # -- what tags reach ---------------------------------------------------------------
 
@@ -399,29 +411,27 @@ class Reach:
 
     def blobs_by_tag(self) -> pd.DataFrame:
         """Every (tag, layer/config blob it reaches) pair, distinct. Columns: tag
-        (int64: a row of ``inv.tags``), digest (object), size (int64), kind (object:
+        (int64: a row of ``inv.tags``), digest (str), size (int64), kind (str:
         layer/config)."""
-        return pd.DataFrame({"tag": self._pair_tag,
-                             "digest": self._blobs[self._pair_blob].to_numpy(),
-                             "size": self._blob_size[self._pair_blob],
-                             "kind": self._blob_kind[self._pair_blob]})
+        return _frame(tag=self._pair_tag.copy(), digest=self._blobs.array.take(self._pair_blob),
+                      size=self._blob_size[self._pair_blob],
+                      kind=self._kinds.take(self._pair_blob))
 
     def reached_blobs(self) -> pd.DataFrame:
         """Every layer/config blob some tag reaches, with how widely it is used.
-        Columns: digest (object), size (int64), kind (object: layer/config),
+        Columns: digest (str), size (int64), kind (str: layer/config),
         repositories (int64: how many repositories' tags reach it), manifests (int64:
         how many of the inventory's manifests reference it, reached or not), tags
         (int64: how many tags reach it)."""
         nb = len(self._blobs)
         used = unique(self._pair_blob)
         _, blob = self._repository_blobs
-        return pd.DataFrame({
-            "digest": self._blobs[used].to_numpy(),
-            "size": self._blob_size[used],
-            "kind": self._blob_kind[used],
-            "repositories": np.bincount(blob, minlength=nb)[used].astype(np.int64),
-            "manifests": np.bincount(self._uses_blob, minlength=nb)[used].astype(np.int64),
-            "tags": np.bincount(self._pair_blob, minlength=nb)[used].astype(np.int64)})
+        return _frame(
+            digest=self._blobs.array.take(used), size=self._blob_size[used],
+            kind=self._kinds.take(used),
+            repositories=np.bincount(blob, minlength=nb)[used].astype(np.int64),
+            manifests=np.bincount(self._uses_blob, minlength=nb)[used].astype(np.int64),
+            tags=np.bincount(self._pair_blob, minlength=nb)[used].astype(np.int64))
 
     def blobs_referenced(self, groups: pd.Series) -> pd.DataFrame:
         """The layer/config blobs each group of manifests references, reached or not
@@ -435,17 +445,5 @@ class Reach:
         used = group_of[self._uses_manifest]
         group, blob = unique_pairs(used[used >= 0], self._uses_blob[used >= 0],
                                    len(self._blobs))
-        return pd.DataFrame({"group": group,
-                             "digest": pd.Categorical.from_codes(blob, dtype=self._blob_dtype),
-                             "size": self._blob_size[blob]})
-
-    # analysis/_disk.py's _breaks still reads these: remove once it asks
-    # tags_reaching_blobs / tags_reaching_manifests / tags_reaching_placements
-    blobs = property(lambda self: self._blobs)
-    manifests = property(lambda self: self._manifests)
-    repositories = property(lambda self: self._repositories)
-    tag_repository = property(lambda self: self._tag_repository)
-    pair_tag = property(lambda self: self._pair_tag)
-    pair_blob = property(lambda self: self._pair_blob)
-    reach_tag = property(lambda self: self._reach_tag)
-    reach_manifest = property(lambda self: self._reach_manifest)
+        return _frame(group=group, digest=pd.Categorical.from_codes(blob, dtype=self._blob_dtype),
+                      size=self._blob_size[blob])
