@@ -16,8 +16,8 @@ found as the tests find it) against ``collector="distribution-3"``.
    own collector names.
 2. A synthetic storage tree of ``--synthetic-manifests`` manifests written straight to
    disk (1,000 repositories, a third of the manifests untagged): each collector's dry
-   run in both modes, then scan_storage + each preview and peak memory in a child
-   process; the blobs named compared likewise.
+   run in both modes, each followed by scan_storage + that preview in a process of its
+   own (time, peak memory); the blobs named compared likewise.
 """
 
 from __future__ import annotations
@@ -234,42 +234,41 @@ def synthetic(args: argparse.Namespace) -> None:
               f"{time.perf_counter() - start:.0f} s")
         config = gc_config(root, Path(tmp) / "gc.yml")
         go_dry_run("distribution-2", config, True)  # warm the page cache for all
-        go = {(collector, mode): timed(go_dry_run, collector, config, mode)
-              for collector in COLLECTORS for mode in MODES}
-        out = Path(tmp) / "measured.json"
-        subprocess.run([sys.executable, "-m", "benchmarks.storage_bench", "--measure",
-                        str(root), str(out)], check=True)
-        measured = json.loads(out.read_text())
+        rows, peak = [], 0
+        for mode in MODES:
+            for collector in COLLECTORS:
+                theirs, go_seconds = timed(go_dry_run, collector, config, mode)
+                # right after its dry run, so that both see the same load; a process
+                # of its own, for its peak memory
+                out = Path(tmp) / "measured.json"
+                subprocess.run([sys.executable, "-m", "benchmarks.storage_bench", "--measure",
+                                str(root), collector, str(mode), str(out)], check=True)
+                measured = json.loads(out.read_text())
+                mine = set(measured["named"])
+                assert mine == theirs, (collector, MODES[mode], sorted(mine ^ theirs)[:5])
+                peak = max(peak, measured["peak_kib"])
+                rows.append(row(collector, mode, len(mine), go_seconds, measured["scan"]
+                                + measured["preview"]) + f"  (scan {measured['scan']:.1f} s, "
+                            f"preview {measured['preview']:.1f} s)")
     print(f"{measured['revisions']:,} revisions ({measured['untagged']:,} untagged), "
-          f"{measured['blobs']:,} blobs: scan_storage {measured['scan']:.1f} s, peak memory "
-          f"of scan + all previews (max RSS) {measured['peak_kib'] / 2**20:.2f} GiB")
-    print("reginsight = scan_storage + that gc_preview; each model names the blobs its own "
-          "collector names")
-    for case in measured["cases"]:
-        collector, mode = case["collector"], case["delete_untagged"]
-        theirs, go_seconds = go[collector, mode]
-        mine = set(case["named"])
-        assert mine == theirs, (collector, MODES[mode], sorted(mine ^ theirs)[:5])
-        print(row(collector, mode, len(mine), go_seconds, measured["scan"] + case["seconds"])
-              + f"  (preview alone {case['seconds']:.1f} s)")
+          f"{measured['blobs']:,} blobs; reginsight = scan_storage + gc_preview in a process "
+          f"of its own, peak memory (max RSS) {peak / 2**20:.2f} GiB; each model names the "
+          "blobs its own collector names")
+    print("\n".join(rows))
 
 
-def measure(root: str, out: str) -> None:
-    """In a process of its own (for its peak memory): scan once, then each preview."""
+def measure(root: str, collector: str, delete_untagged: str, out: str) -> None:
+    """scan_storage + one gc_preview, timed, for the parent to compare."""
     start = time.perf_counter()
     inv = ri.scan_storage(root, progress=False)
     scanned = time.perf_counter() - start
-    cases = []
-    for mode in MODES:
-        for collector in COLLECTORS:
-            preview, seconds = timed(partial(ri.gc_preview, inv, delete_untagged=mode,
-                                             collector=collector))
-            cases.append({"collector": collector, "delete_untagged": mode,
-                          "seconds": seconds, "named": sorted(blobs_named(preview))})
+    preview, seconds = timed(partial(ri.gc_preview, inv, collector=collector,
+                                     delete_untagged=delete_untagged == "True"))
     Path(out).write_text(json.dumps({
-        "scan": scanned, "revisions": len(inv.manifests),
+        "scan": scanned, "preview": seconds, "revisions": len(inv.manifests),
         "untagged": int((~inv.manifests["tagged"]).sum()), "blobs": len(inv.blobs),
-        "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "cases": cases}))
+        "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "named": sorted(blobs_named(preview))}))
 
 
 def main() -> None:
@@ -279,7 +278,8 @@ def main() -> None:
     parser.add_argument("--churn", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--synthetic-manifests", type=int, default=100_000)
-    parser.add_argument("--measure", nargs=2, metavar=("ROOT", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS,
+                        metavar=("ROOT", "COLLECTOR", "DELETE_UNTAGGED", "OUT"))
     args = parser.parse_args()
     if args.measure:
         measure(*args.measure)
