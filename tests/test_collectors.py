@@ -182,7 +182,9 @@ def test_a_repository_without_layers(tree, version, tmp_path):
         ri.gc_preview(ri.scan_storage(copy, progress=False))
 
 
-def test_distribution_3_stops_on_a_schema1_manifest_it_must_read(tmp_path):
+def _schema1_storage(tmp_path: Path) -> Path:
+    """A storage a 2.x registry wrote: ``o/old:v1`` a schema1 image, ``o/new:latest``
+    pushed twice."""
     server = sc.server("2.8", tmp_path / "registry").start()
     try:
         with ri.Registry(server.url) as reg:
@@ -201,9 +203,34 @@ def test_distribution_3_stops_on_a_schema1_manifest_it_must_read(tmp_path):
             pusher.close()
     finally:
         server.stop()
+    return server.storage
+
+
+def test_distribution_3_stops_on_a_schema1_manifest_it_must_read(tmp_path):
+    storage = _schema1_storage(tmp_path)
     # a storage a 2.x registry wrote, collected by 3.x after an upgrade
     for extra in ((), ("--delete-untagged",)):
-        _assert_it_stops(_copy(server.storage, tmp_path / f"v3{len(extra)}"), "3.0", *extra,
+        _assert_it_stops(_copy(storage, tmp_path / f"v3{len(extra)}"), "3.0", *extra,
                          words="schema1")
-        _assert_preview_is_what_it_deletes(_copy(server.storage, tmp_path / f"v2{len(extra)}"),
+        _assert_preview_is_what_it_deletes(_copy(storage, tmp_path / f"v2{len(extra)}"),
                                            "2.8", *extra)
+
+
+def test_figures_that_depend_on_the_collector_say_so(tmp_path):
+    """On a storage 3.x cannot collect (a tagged schema1 manifest), what a cleanup
+    frees depends on the version: asked without one, the library refuses to guess, and
+    the report gives 2.x's bytes and says 3.x would free nothing."""
+    from reginsight.present._report import render_report
+
+    storage = _schema1_storage(tmp_path)
+    inv = ri.scan_storage(storage, progress=False)
+    rules = {"keep_last": 0, "protect": "^v1$", "now": inv.taken_at}  # keep o/old:v1 only
+    plan = ri.plan_cleanup(inv, collector="distribution-2", **rules)
+    assert plan.attrs["reclaimable_bytes"] > 0 and plan.attrs["collector"] == "distribution-2"
+    with pytest.raises(ri.CollectorsDiffer, match="schema1"):
+        ri.plan_cleanup(inv, **rules)
+    with pytest.raises(ri.CollectorWouldStop, match="schema1"):
+        ri.plan_cleanup(inv, collector="distribution-3", **rules)
+    page = render_report(inv, plots=False, keep_last=0, older_than=None, protect="^v1$")
+    assert "as Distribution 2.x&#39;s garbage-collect frees them" in page
+    assert "Distribution 3.x&#39;s garbage-collect would stop before deleting anything" in page

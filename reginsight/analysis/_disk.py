@@ -149,8 +149,8 @@ def _outcome(frame: pd.DataFrame | CollectorWouldStop) -> str:
     if isinstance(frame, CollectorWouldStop):
         return f"stops before deleting anything ({frame.reason})"
     blobs = frame[frame["kind"] != "revision"]
-    broken = frame["breaks"] != "" if "breaks" in frame else np.zeros(len(frame), dtype=bool)
-    names = {n for cell in frame.loc[broken, "breaks"] for n in cell.split(", ")}
+    cells = frame.get("breaks", ())  # what a cleanup frees has none
+    names = {name for cell in cells if cell for name in cell.split(", ")}
     return (f"deletes {count(len(blobs), 'blob')}, {int(blobs['size'].sum()):,} bytes"
             + (f", and breaks {count(len(names), 'image')} ({', '.join(sorted(names)[:3])}"
                f"{' ...' if len(names) > 3 else ''})" if names else ", breaks nothing"))

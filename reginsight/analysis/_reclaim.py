@@ -35,7 +35,8 @@ def _chosen(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(rows[rows >= 0]), placements[placements >= 0]
 
 
-def reclaimable_blobs(inv: Inventory | LazyInventory, tags: Chosen) -> pd.DataFrame:
+def reclaimable_blobs(inv: Inventory | LazyInventory, tags: Chosen, *,
+                      collector: str | None = None) -> pd.DataFrame:
     """The blobs the registry's garbage collector frees once the manifests behind
     ``tags`` are deleted (with every tag on those digests, and index children no
     remaining tag reaches).
@@ -50,7 +51,10 @@ def reclaimable_blobs(inv: Inventory | LazyInventory, tags: Chosen) -> pd.DataFr
     subjects); the API lists no others. From a storage scan
     (:func:`reginsight.scan_storage`) it is exact: untagged revisions keep what they
     reference, and the blobs already unreferenced (``disk_usage``) are not counted,
-    though a garbage collection frees them too. On an inventory that is not
+    though a garbage collection frees them too; ``collector`` (``"distribution-2"``,
+    ``"distribution-3"``) says whose run, as for :func:`reginsight.gc_preview`: None
+    when both free the same, CollectorsDiffer otherwise (3.x stops on a schema1
+    manifest it must read). On an inventory that is not
     ``complete`` (part of the catalog, or with errors) this is an upper bound, and a
     PartialInventoryWarning says so.
     Columns: digest (string), size (int64), kind (string: manifest/layer/config).
@@ -66,7 +70,7 @@ def reclaimable_blobs(inv: Inventory | LazyInventory, tags: Chosen) -> pd.DataFr
     if lazy:
         return _outofcore.reclaimable_blobs(inv, tags)
     if inv.from_storage:
-        return freed_after(inv, removed_by_tags(inv, tags))
+        return freed_after(inv, removed_by_tags(inv, tags), collector=collector)
     kept_links, gone_links = _links_after(inv, tags)
     frame = Reach.of(inv).released(gone_links, kept_links).astype(
         {"digest": "string", "size": "int64", "kind": "string"})
@@ -96,8 +100,10 @@ def _links_after(inv: Inventory, tags: Chosen) -> tuple[np.ndarray, np.ndarray]:
     return kept, np.setdiff1d(every, kept)
 
 
-def reclaimable(inv: Inventory | LazyInventory, tags: Chosen) -> int:
+def reclaimable(inv: Inventory | LazyInventory, tags: Chosen, *,
+                collector: str | None = None) -> int:
     """Bytes the garbage collector frees after deleting the manifests behind ``tags``
     (``(repository, tag)`` pairs or a frame with those columns; NA-tag rows delete
-    their ``digest``; see :func:`reclaimable_blobs` for exactly which blobs)."""
-    return int(reclaimable_blobs(inv, tags)["size"].sum())
+    their ``digest``; see :func:`reclaimable_blobs` for exactly which blobs, and
+    ``collector``)."""
+    return int(reclaimable_blobs(inv, tags, collector=collector)["size"].sum())

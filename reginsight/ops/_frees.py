@@ -83,14 +83,15 @@ def plan_frees(inv: Inventory, plan: pd.DataFrame, *, most: int = MOST_DIGESTS
     with warnings.catch_warnings():  # the plan's own total says it once
         warnings.simplefilter("ignore", PartialInventoryWarning)
         if inv.from_storage:  # the collector's own model: one reclaimable() per part
+            collector = plan.attrs.get("collector")
             weight = pd.Series(image_size, dtype="Float64").fillna(0)
             parts = doomed.groupby(["repository", "digest"], observed=True)
             for row in weight.sort_values(ascending=False, kind="stable").index[:most]:
                 frees[row] = reclaimable(inv, parts.get_group(
-                    tuple(by_digest.loc[row, ["repository", "digest"]])))
+                    tuple(by_digest.loc[row, ["repository", "digest"]])), collector=collector)
             weight = weight.groupby(by_digest["repository"].astype(str).to_numpy()).sum()
             largest = set(weight.sort_values(ascending=False, kind="stable").index[:most])
-            per_repository = {str(r): reclaimable(inv, part) for r, part in
+            per_repository = {str(r): reclaimable(inv, part, collector=collector) for r, part in
                               doomed.groupby("repository", sort=True, observed=True)
                               if str(r) in largest}
         else:

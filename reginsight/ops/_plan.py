@@ -95,6 +95,7 @@ def plan_cleanup(
     untagged: bool = False,
     orphans: bool = False,
     now: pd.Timestamp | None = None,
+    collector: str | None = None,
 ) -> pd.DataFrame:
     """Decide, per tag, ``delete`` or ``keep``, with the reason. Pure: no I/O.
 
@@ -131,7 +132,9 @@ def plan_cleanup(
     Columns: repository (string), tag (string), digest (string), created
     (datetime64[ns, UTC]; an index: its newest child), action (delete/keep), reason
     (string). ``.attrs["reclaimable_bytes"]``: what garbage collection frees after the
-    plan is applied (see :func:`reginsight.reclaimable`).
+    plan is applied (see :func:`reginsight.reclaimable`; from a storage scan,
+    ``collector`` says whose: ``"distribution-2"`` or ``"distribution-3"``, None
+    when both free the same; ``.attrs["collector"]`` keeps it).
     """
     if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 0):
         raise PlanError(f"keep_last={keep_last!r} must be a non-negative integer")
@@ -152,7 +155,7 @@ def plan_cleanup(
     if limit is not None:
         rules.append(f"older than {older_than}")
     return _plan_frame(inv, tagged, [plain_untagged, referrer_rows], ", ".join(rules),
-                       created)
+                       created, collector=collector)
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,7 @@ def _follow_subjects(inv: Inventory, tagged: _Tagged, plain_untagged: pd.DataFra
 
 
 def _plan_frame(inv: Inventory, tagged: _Tagged, untagged_parts: list[pd.DataFrame],
-                rules: str, created: pd.Series) -> pd.DataFrame:
+                rules: str, created: pd.Series, *, collector: str | None) -> pd.DataFrame:
     """Step 3, the frame: the tags' actions and reasons, the untagged delete rows, the
     index children the deletions take with them, sorted, with
     ``attrs["reclaimable_bytes"]``."""
@@ -243,7 +246,9 @@ def _plan_frame(inv: Inventory, tagged: _Tagged, untagged_parts: list[pd.DataFra
     frame = _concat([frame, _children_rows(inv, frame[frame["action"] == "delete"], created)])
     frame = frame.sort_values(["repository", "tag", "digest"], ignore_index=True)
     delete = frame[frame["action"] == "delete"]
-    frame.attrs["reclaimable_bytes"] = reclaimable(inv, delete) if len(delete) else 0
+    frame.attrs["reclaimable_bytes"] = (reclaimable(inv, delete, collector=collector)
+                                        if len(delete) else 0)
+    frame.attrs["collector"] = collector
     return frame
 
 

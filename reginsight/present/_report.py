@@ -29,7 +29,7 @@ from ..analysis._storage import (
     storage_by_repository,
     storage_summary,
 )
-from ..ops._plan import SUGGESTED_POLICY, plan_cleanup
+from ..ops._plan import SUGGESTED_POLICY
 from ._plots import (
     plot_image_age,
     plot_layer_sharing,
@@ -43,6 +43,7 @@ from ._sections import (
     describe_policy,
     disk_sections,
     layer_users,
+    plan_shown,
     supply_chain_sections,
 )
 
@@ -85,11 +86,13 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
     users = layer_users(inv, shared["digest"].astype(str).tolist())
     with warnings.catch_warnings():  # said in the table's note instead
         warnings.simplefilter("ignore", PartialInventoryWarning)
-        plan = plan_cleanup(inv, keep_last=keep_last, older_than=older_than or None,
-                            protect=protect or None, now=inv.taken_at)
+        plan, gc_note = plan_shown(inv, collector=collector, keep_last=keep_last,
+                                   older_than=older_than or None, protect=protect or None,
+                                   now=inv.taken_at)
     partial = "" if inv.complete else (
         f" An upper bound: the inventory covers {inv.scope or 'the catalog'} with "
         f"{len(inv.errors)} errors, and blobs shared with what it does not see look free.")
+    partial += f" {gc_note[0].upper()}{gc_note[1:]}." if gc_note else ""
     ratio = summary.attrs["dedup_ratio"]
     cards = [
         ("repositories", f"{summary['repositories']:,}"),

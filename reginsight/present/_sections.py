@@ -152,6 +152,29 @@ def disk_sections(inv: Inventory, top: int, *, collector: str | None = None) -> 
     return cards, tables
 
 
+def plan_shown(inv: Inventory, *, collector: str | None, **rules: Any
+               ) -> tuple[pd.DataFrame, str]:
+    """:func:`reginsight.plan_cleanup` for a report or the explorer, and a note. Its
+    bytes need a collector only where one would stop on the storage left (3.x on a
+    schema1 manifest); not told which runs, they are the other's, and the note says
+    that the stopping one frees nothing."""
+    from .._errors import CollectorsDiffer
+    from ..analysis._disk import VERSION
+    from ..ops._plan import plan_cleanup
+
+    try:
+        return plan_cleanup(inv, collector=collector, **rules), ""
+    except CollectorsDiffer as exc:
+        stops = {n: o for n, o in exc.outcomes.items() if not isinstance(o, pd.DataFrame)}
+        runs = [n for n in exc.outcomes if n not in stops]
+        if not runs or collector is not None:
+            raise
+        note = "; ".join(f"{VERSION[n]}'s garbage-collect would stop before deleting "
+                         f"anything ({o.reason}) and free nothing" for n, o in stops.items())
+        return (plan_cleanup(inv, collector=runs[0], **rules),
+                f"bytes freed as {VERSION[runs[0]]}'s garbage-collect frees them; {note}")
+
+
 def _gc_row(outcome: Any) -> tuple[str, str, str]:
     """(blobs, frees, breaks) of one collector's outcome: a preview, or its stop."""
     if not isinstance(outcome, pd.DataFrame):

@@ -27,15 +27,22 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import pandas as pd
 
-from .._errors import CollectorWouldStop, PlanError, ReginsightError, RegistryError
+from .._errors import (
+    CollectorWouldStop,
+    InventoryError,
+    PlanError,
+    ReginsightError,
+    RegistryError,
+)
 from .._text import inert
 from .._units import count, format_bytes
 from ..analysis._disk import VERSION, broken_images, disk_usage, gc_outcomes
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._after import inventory_after
 from ..ops._apply import apply_cleanup
-from ..ops._plan import CHILD_OF, SUGGESTED_POLICY, plan_cleanup
+from ..ops._plan import CHILD_OF, SUGGESTED_POLICY
 from ._browse import Browse, html_table
+from ._sections import plan_shown
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -66,19 +73,19 @@ class Debounced:
         self._pending = loop.call_later(self.delay, self.action)
 
 
-def _disk_page(inv: Inventory) -> str:
+def _disk_page(inv: Inventory, collector: str | None) -> str:
     """Where the storage's bytes go, and what garbage-collect would free and break: for
     each registry version where their collectors differ."""
     usage = disk_usage(inv)
     usage["bytes"] = usage["bytes"].map(format_bytes)
     parts = ["<p>where the disk goes:</p>", html_table(usage)]
     try:
-        plain = gc_outcomes(inv)
-        risky = gc_outcomes(inv, delete_untagged=True)
+        plain = gc_outcomes(inv, collector=collector)
+        risky = gc_outcomes(inv, delete_untagged=True, collector=collector)
     except ReginsightError as exc:
         return "".join(parts) + f"<p>{inert(exc)}</p>"
     for name in [n for n in {**plain, **risky} if n] or [None]:
-        who = f"{VERSION[name]}: " if name else ""
+        who = f"{VERSION[name]}: " if name else ""  # a chosen one is named too
         parts.append(f"<p>{who}garbage-collect {_freed(_of(plain, name))}; with "
                      f"--delete-untagged {_freed(_of(risky, name), breaks=True)}</p>")
     if len(plain) > 1 or len(risky) > 1:
@@ -119,8 +126,9 @@ class Explorer(widgets.VBox):
     ``select(repository, tag, layer)``, ``keep_last``/``older_than``/``protect``,
     ``delete``/``confirm`` buttons."""
 
-    def __init__(self, inv: Inventory, registry: Registry | None = None) -> None:
-        self.registry = registry
+    def __init__(self, inv: Inventory, registry: Registry | None = None, *,
+                 collector: str | None = None) -> None:
+        self.registry, self.collector = registry, collector
         self.browse = Browse(inv)
 
         # -- clean up
@@ -179,7 +187,7 @@ class Explorer(widgets.VBox):
                             f"{'storage read' if inv.from_storage else 'crawled'} "
                             f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {len(inv.tags)} tags")
         if inv.from_storage:
-            self.disk.value = _disk_page(inv)
+            self.disk.value = _disk_page(inv, self.collector)
         self._show_plan()
 
     # ------------------------------------------------------------- clean up
@@ -196,11 +204,11 @@ class Explorer(widgets.VBox):
         try:
             with warnings.catch_warnings():  # said once in the plan's text below
                 warnings.simplefilter("ignore", PartialInventoryWarning)
-                plan = plan_cleanup(self.inv, keep_last=self.keep_last.value,
-                                    older_than=self.older_than.value.strip() or None,
-                                    protect=self.protect.value or None,
-                                    now=self.inv.taken_at)
-        except PlanError as exc:
+                plan, gc_note = plan_shown(
+                    self.inv, collector=self.collector, keep_last=self.keep_last.value,
+                    older_than=self.older_than.value.strip() or None,
+                    protect=self.protect.value or None, now=self.inv.taken_at)
+        except (PlanError, InventoryError) as exc:
             self._plan = None
             self.plan_view.value = f"<p style='color:#b00'>{inert(exc)}</p>"
             self.delete.disabled = True
@@ -213,7 +221,8 @@ class Explorer(widgets.VBox):
             f"<p><b>{int(doomed['tag'].notna().sum())}</b> of "
             f"{int(plan['tag'].notna().sum())} tags{_untagged(doomed)} to delete, freeing "
             f"<b>{format_bytes(plan.attrs['reclaimable_bytes'])}</b> after garbage "
-            f"collection{bound}.</p>" + html_table(doomed.assign(
+            f"collection{bound}.</p>" + (f"<p>{inert(gc_note)}</p>" if gc_note else "")
+            + html_table(doomed.assign(
                 created=doomed["created"].dt.strftime("%Y-%m-%d"))))
         self.delete.disabled = self.registry is None or doomed.empty
         self._ask(show=False)
@@ -253,7 +262,8 @@ class Explorer(widgets.VBox):
         before = self.inv
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PartialInventoryWarning)
-            freed = reclaimable(before, deleted) if len(deleted) else 0
+            freed = (reclaimable(before, deleted, collector=plan.attrs.get("collector"))
+                     if len(deleted) else 0)
         self.result.value = failure + (
             f"<p>Deleted {int(deleted['tag'].notna().sum())} tags "
             f"({deleted['digest'].nunique()} manifests). Their "
@@ -282,6 +292,10 @@ class Explorer(widgets.VBox):
             "last check, or deleted by someone else.</p>"))
 
 
-def explore(inv: Inventory, registry: Registry | None = None) -> Explorer:
-    """An explorer widget for ``inv``; with ``registry``, its cleanup panel can delete."""
-    return Explorer(inv, registry)
+def explore(inv: Inventory, registry: Registry | None = None, *,
+            collector: str | None = None) -> Explorer:
+    """An explorer widget for ``inv``; with ``registry``, its cleanup panel can delete.
+    ``collector``: for a storage scan, the registry's garbage collector
+    (``"distribution-2"`` or ``"distribution-3"``, as :func:`reginsight.gc_preview`);
+    None shows each where they differ."""
+    return Explorer(inv, registry, collector=collector)
