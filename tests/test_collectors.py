@@ -231,6 +231,9 @@ def test_figures_that_depend_on_the_collector_say_so(tmp_path):
         ri.plan_cleanup(inv, **rules)
     with pytest.raises(ri.CollectorWouldStop, match="schema1"):
         ri.plan_cleanup(inv, collector="distribution-3", **rules)
+    inv.save(tmp_path / "saved")  # out of core: it models no particular collector
+    with pytest.raises(ri.InventoryError, match="1 schema1 manifests"):
+        ri.reclaimable(ri.Inventory.open(tmp_path / "saved"), plan)
     page = render_report(inv, plots=False, keep_last=0, older_than=None, protect="^v1$")
     assert "as Distribution 2.x&#39;s garbage-collect frees them" in page
     assert "Distribution 3.x&#39;s garbage-collect would stop before deleting anything" in page

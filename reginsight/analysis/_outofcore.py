@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .._errors import InventoryError
 from ._choice import split_choice
 
 if TYPE_CHECKING:
@@ -287,6 +288,26 @@ CREATE OR REPLACE TEMP TABLE ri_gone AS SELECT * FROM ri_every EXCEPT SELECT * F
 """
 
 
+def _check_every_repository_visited(lazy: LazyInventory) -> None:
+    """The DuckDB model is a plain run that visits every repository and reads every
+    manifest, which both collectors are on nearly every storage; where they are not
+    (a repository without ``_layers``: 2.x never visits it, 3.x stops; a schema1
+    manifest: 3.x stops), say so rather than pick one."""
+    odd = lazy.sql("""
+        SELECT (SELECT count(*) FROM manifests WHERE kind = 'schema1'),
+               (SELECT count(DISTINCT m.repository) FROM manifests m WHERE NOT EXISTS (
+                    SELECT 1 FROM folders f WHERE f.repository = m.repository
+                    AND f.folder = '_layers'))""").fetchall()[0]
+    if any(odd):
+        raise InventoryError(
+            f"out of core, what garbage collection frees is modelled for a run that "
+            f"visits every repository and reads every manifest; here {odd[0]:,} schema1 "
+            f"manifests and {odd[1]:,} repositories without _layers (or no folders "
+            "recorded: saved by an older reginsight) make Distribution 2.x and 3.x "
+            "differ: load the inventory in memory (Inventory.load) and say "
+            "which collector runs (collector=)")
+
+
 def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
     """What :func:`reginsight.reclaimable_blobs` gives (the caller warns when the
     inventory is partial): the collector model on a storage scan, else the roots'."""
@@ -294,6 +315,7 @@ def reclaimable_blobs(lazy: LazyInventory, tags: Any) -> pd.DataFrame:
     _register_chosen(con, tags)
     _run(con, _PLACEMENTS)
     if lazy.from_storage:
+        _check_every_repository_visited(lazy)
         lazy.derived("marks", _build_marks)
         return _freed_after(con)
     frame = _frame(con, f"""
