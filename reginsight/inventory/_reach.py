@@ -96,6 +96,16 @@ def _marked(universe: pd.Index, names: Iterable[object]) -> np.ndarray:
     return mask
 
 
+def _sizes(universe: pd.Index, blobs: pd.DataFrame) -> np.ndarray:
+    """int64 by id in ``universe``: the size of the first ``blobs`` row of each digest,
+    0 where it has none or no size."""
+    known = blobs.drop_duplicates("digest")
+    sizes = np.zeros(len(universe), dtype=np.int64)
+    at = universe.get_indexer(known["digest"].astype(object))
+    sizes[at[at >= 0]] = known["size"].fillna(0).to_numpy(dtype=np.int64)[at >= 0]
+    return sizes
+
+
 def _frame(**columns: np.ndarray | ExtensionArray) -> pd.DataFrame:
     """A frame of these arrays as they are, not copied (each is made for the answer).
     Names come as the Index holding them has them (pandas' string dtype, taken at C
@@ -128,7 +138,7 @@ class Reach:
     _tag_repository: np.ndarray  # repository id of each tag row
     _tag_manifest: np.ndarray  # the manifest id each tag points at
     _manifests: pd.Index  # manifest digests, by manifest id
-    _manifest_size: np.ndarray  # int64: the manifest's own blob, 0 when unknown
+    _blob_rows: pd.DataFrame  # inv.blobs itself, for the manifests' sizes when asked
     _blobs: pd.Index  # layer/config digests, by blob id
     _blob_size: np.ndarray  # int64, 0 when unknown
     _blob_kind: np.ndarray  # "layer" / "config"
@@ -164,15 +174,7 @@ class Reach:
             layers["digest"].cat.categories.astype(object).to_numpy(),
             configs["config_digest"].astype(object).to_numpy(),
         ])))
-        known = inv.blobs.drop_duplicates("digest")
-        known_digests = known["digest"].astype(object)
-        known_sizes = known["size"].fillna(0).to_numpy(dtype=np.int64)
-        sizes = np.zeros(len(blob_index), dtype=np.int64)
-        at = blob_index.get_indexer(known_digests)
-        sizes[at[at >= 0]] = known_sizes[at >= 0]
-        manifest_sizes = np.zeros(len(manifest_index), dtype=np.int64)
-        at = manifest_index.get_indexer(known_digests)
-        manifest_sizes[at[at >= 0]] = known_sizes[at >= 0]
+        sizes = _sizes(blob_index, inv.blobs)
         layer_ids = ids_of(blob_index, layers["digest"])
         layer_sizes = layers["size"].fillna(0).to_numpy(dtype=np.int64)
         np.maximum.at(sizes, layer_ids, layer_sizes)  # repeated ids: every size counts
@@ -205,7 +207,7 @@ class Reach:
             _repositories=repository_index.to_numpy(dtype=object),
             _tag_repository=ids_of(repository_index, tags["repository"]),
             _tag_manifest=tag_manifest, _manifests=manifest_index,
-            _manifest_size=manifest_sizes, _blobs=blob_index,
+            _blob_rows=inv.blobs, _blobs=blob_index,
             _blob_size=sizes, _blob_kind=kinds, _reach_tag=reach_tag,
             _reach_manifest=reach_manifest, _uses_manifest=uses_m, _uses_blob=uses_b,
             _pair_tag=pair_tag, _pair_blob=pair_blob,
@@ -217,6 +219,12 @@ class Reach:
 
     def _placement(self, repository_ids: np.ndarray, manifest_ids: np.ndarray) -> np.ndarray:
         return repository_ids.astype(np.int64) * len(self._manifests) + manifest_ids
+
+    @functools.cached_property
+    def _manifest_size(self) -> np.ndarray:
+        """int64 by manifest id: the manifest's own blob, 0 when unknown (only the
+        cleanup figures ask, so a build does not pay for it)."""
+        return _sizes(self._manifests, self._blob_rows)
 
     @functools.cached_property
     def _kinds(self) -> ExtensionArray:
