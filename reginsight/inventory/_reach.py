@@ -215,11 +215,6 @@ class Reach:
             _row_manifest=manifest_index.get_indexer(manifests["digest"].astype(object)),
             _closure_from=closure_from, _closure_to=closure_to)
 
-    # -- placements: a manifest in a repository ---------------------------------------
-
-    def _placement(self, repository_ids: np.ndarray, manifest_ids: np.ndarray) -> np.ndarray:
-        return repository_ids.astype(np.int64) * len(self._manifests) + manifest_ids
-
     @functools.cached_property
     def _manifest_size(self) -> np.ndarray:
         """int64 by manifest id: the manifest's own blob, 0 when unknown (only the
@@ -233,6 +228,11 @@ class Reach:
     @functools.cached_property
     def _repository_index(self) -> pd.Index:
         return pd.Index(self._repositories)
+
+    # -- placements: a manifest in a repository ---------------------------------------
+
+    def _placement(self, repository_ids: np.ndarray, manifest_ids: np.ndarray) -> np.ndarray:
+        return repository_ids.astype(np.int64) * len(self._manifests) + manifest_ids
 
     def placements_of(self, repositories: Iterable[object], digests: Iterable[object]
                       ) -> np.ndarray:
