@@ -145,8 +145,8 @@ def test_paginated_tag_lists_are_followed():
     """Distribution v3 and most hosted registries paginate tags (2.8 does not)."""
     pages = {
         "": ('</v2/app/tags/list?last=b&n=2>; rel="next"', ["c", "b"]),
-        "last=b&n=2": ('</v2/app/tags/list?last=d&n=2>; rel="next"', ["d", "a"]),
-        "last=d&n=2": (None, ["e"]),
+        "last=b&n=1000": ('</v2/app/tags/list?last=d&n=2>; rel="next"', ["d", "a"]),
+        "last=d&n=1000": (None, ["e"]),
     }
 
     def tags_page(seen):
