@@ -99,12 +99,12 @@ def freed_after(inv: Inventory, removed: set[tuple[str, str]], *,
     digest) revisions are deleted that it would not free today (blobs already
     unreferenced are left out: see :func:`disk_usage`). ``collector`` as for
     :func:`gc_preview`: None when both would free the same (CollectorsDiffer if not).
+    What the scan could not read is left out (:func:`gc_preview` refuses instead).
 
     Columns: digest (string), size (int64), kind (string). Sorted by digest.
     """
     _require_storage(inv, "freed_after")
     check_collector(collector)
-    _check_readable(inv)
     graph = Graph.of(inv)
     gone = (_placements(graph.repository, graph.manifest).isin(list(removed)) if removed
             else np.zeros(len(graph.manifest), dtype=bool))
