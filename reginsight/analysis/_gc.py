@@ -15,7 +15,7 @@ v3.0.0) both mark, then sweep every blob not marked; they differ in what they ma
   each manifest it marks (a schema1 one stops the run: 3.x has no schema1 code) and
   goes on into a reference that is a revision of the same repository, unless that
   digest was already marked, in this repository or an earlier one (repositories in
-  path order).
+  the order its storage driver walks them: S3 by key, the others folder by folder).
 - **--delete-untagged**: only a revision some tag's ``current/link`` names is a root.
   The others are deleted; 2.x deletes them all, tagged index's children included, 3.x
   only those nothing marked. A visited repository without a ``_manifests/tags``
@@ -176,8 +176,8 @@ def run(inv: Inventory, *, collector: str, delete_untagged: bool,
 
 def _read_by_v3(inv: Inventory, graph: Graph, roots: np.ndarray) -> np.ndarray:
     """3.x ``--delete-untagged``: the manifests rows whose manifest the run reads and
-    whose references it marks (a boolean mask). From each root, in repository path
-    order, it marks each reference and goes into one that is a revision of the same
+    whose references it marks (a boolean mask). From each root, repositories in its
+    driver's walk order, it marks each reference and goes into one that is a revision of the same
     repository; a digest marked before is passed over, wherever it was marked."""
     held = set(zip(graph.repository, graph.manifest, strict=True))
     refs = _manifest_references(inv, set(graph.manifest))
