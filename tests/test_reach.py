@@ -356,3 +356,18 @@ def test_blobs_referenced_by_groups_of_manifests(case):
                 for b in brute.blobs_of({m for m, n in groups.items() if n == g})}
     assert _rows(found) == expected
     assert Counter(found["group"]) == Counter(g for g, _, _ in expected)
+
+
+def test_a_digest_listed_twice_in_blobs_takes_the_size_of_its_first_row():
+    spec = hand_built()
+    inv = inventory(spec)
+    m1, m2 = _d("M1"), _d("M2")
+    first = inv.blobs.copy()
+    first.loc[first["digest"] == m2, "size"] = pd.NA  # the first row says nothing
+    inv.blobs = pd.concat([first, build("blobs", [(m1, 7, "manifest", 1, 1, None),
+                                                  (m2, 8, "manifest", 1, 1, None)])],
+                          ignore_index=True)
+    reach = Reach.of(inv)
+    everything = reach.closure(reach.roots())
+    sizes = reach.released(everything, everything[:0]).set_index("digest")["size"]
+    assert (sizes[m1], sizes[m2]) == (spec.sizes[m1], 0)

@@ -44,9 +44,9 @@ def tag_blobs(inv: Inventory) -> pd.DataFrame:
         "repository": pd.array(tags["repository"].astype(object).to_numpy()[tag],
                                dtype="string"),
         "tag": pd.array(tags["tag"].astype(object).to_numpy()[tag], dtype="string"),
-        "digest": pd.array(pairs["digest"].to_numpy(), dtype="string"),
+        "digest": pd.array(pairs["digest"].array, dtype="string"),
         "size": pairs["size"].to_numpy(),
-        "kind": pd.array(pairs["kind"].to_numpy(), dtype="string"),
+        "kind": pd.array(pairs["kind"].array, dtype="string"),
     })
     return frame.sort_values(["repository", "tag", "digest"], ignore_index=True)
 
@@ -123,9 +123,9 @@ def layer_sharing(inv: Inventory | LazyInventory) -> pd.DataFrame:
     used = Reach.of(inv).reached_blobs()
     manifests = used["manifests"].to_numpy()
     frame = pd.DataFrame({
-        "digest": pd.array(used["digest"].to_numpy(), dtype="string"),
+        "digest": pd.array(used["digest"].array, dtype="string"),
         "size": used["size"].to_numpy(),
-        "kind": pd.array(used["kind"].to_numpy(), dtype="string"),
+        "kind": pd.array(used["kind"].array, dtype="string"),
         "repositories": used["repositories"].to_numpy(),
         "manifests": manifests,
         "tags": used["tags"].to_numpy(),

@@ -99,10 +99,12 @@ def _marked(universe: pd.Index, names: Iterable[object]) -> np.ndarray:
 def _sizes(universe: pd.Index, blobs: pd.DataFrame) -> np.ndarray:
     """int64 by id in ``universe``: the size of the first ``blobs`` row of each digest,
     0 where it has none or no size."""
-    known = blobs.drop_duplicates("digest")
+    ids = universe.get_indexer(blobs["digest"].astype(object))
+    known = ids >= 0
+    # the first row of each id, by sorting ints (drop_duplicates hashes every name again)
+    first_ids, first_rows = np.unique(ids[known], return_index=True)
     sizes = np.zeros(len(universe), dtype=np.int64)
-    at = universe.get_indexer(known["digest"].astype(object))
-    sizes[at[at >= 0]] = known["size"].fillna(0).to_numpy(dtype=np.int64)[at >= 0]
+    sizes[first_ids] = blobs["size"].fillna(0).to_numpy(dtype=np.int64)[known][first_rows]
     return sizes
 
 
