@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -100,23 +101,32 @@ def test_s3_gc_preview_equals_the_real_collector(s3_filled, s3_scanned, tmp_path
     assert (preview["breaks"] != "").any() == (delete_untagged and version == "2.8")
 
 
+@contextmanager
+def _filling(s3: S3Server, version: str, root: str, tmp_path
+             ) -> Iterator[tuple[RegistryServer, Pusher]]:
+    """A registry of ``version`` on its own root of the bucket, and a pusher to fill it;
+    stopped after, so that its collector runs on a storage at rest."""
+    server = sc.server(version, tmp_path / "registry", overrides={
+        "storage": s3.registry_storage(BUCKET, root)}).start()
+    pusher = Pusher(server.url)
+    try:
+        yield server, pusher
+    finally:
+        pusher.close()
+        server.stop()
+
+
 def test_on_s3_a_repository_whose_tags_were_all_removed_has_no_tags_folder(
         s3_filled, version, tmp_path):
     """An emptied folder stays on a filesystem, not on S3: there the tags folder goes
     with the last tag, 2.x --delete-untagged stops on it and 3.x passes it by."""
     s3, _, _ = s3_filled
     root = "/emptied"
-    server = sc.server(version, tmp_path / "registry", overrides={
-        "storage": s3.registry_storage(BUCKET, root)}).start()
-    pusher = Pusher(server.url)
-    try:
+    with _filling(s3, version, root, tmp_path) as (server, pusher):
         for _ in range(2):
             latest = pusher.image("o/emptied", "latest", layers=(os.urandom(300),))
         pusher.image("o/kept", "v1", layers=(os.urandom(200),))
         sc.untag_all(pusher, version, latest)
-    finally:
-        pusher.close()
-        server.stop()
     inv = ri.scan_storage(f"s3://{BUCKET}{root}", storage_options=s3.storage_options(),
                           progress=False)
     folders = set(inv.folders.loc[inv.folders["repository"] == "o/emptied", "folder"])
@@ -145,19 +155,13 @@ def test_on_s3_the_collector_meets_repositories_in_key_order(s3_filled, version,
     kept. 2.x deletes the untagged child whatever the order."""
     s3, _, _ = s3_filled
     root = "/order"
-    server = sc.server(version, tmp_path / "registry", overrides={
-        "storage": s3.registry_storage(BUCKET, root)}).start()
-    pusher = Pusher(server.url)
-    try:
+    with _filling(s3, version, root, tmp_path) as (server, pusher):
         layer = os.urandom(500)
         for repository in ("o/x", "o/x-y"):
             child = pusher.image(repository, None, layers=(layer,), oci=True)
             pusher.index(repository, "v1", [(child, {"os": "linux", "architecture": "amd64"})])
         response = pusher.http.delete(f"/v2/o/x/manifests/{child.digest}")
         assert response.status_code == 202, response.text
-    finally:
-        pusher.close()
-        server.stop()
     inv = ri.scan_storage(f"s3://{BUCKET}{root}", storage_options=s3.storage_options(),
                           progress=False)
     preview = ri.gc_preview(inv, delete_untagged=True, collector=sc.collector(version))
