@@ -112,7 +112,8 @@ def test_without_a_collector_the_preview_says_where_they_differ(scanned):
     with pytest.raises(ri.CollectorsDiffer) as raised:
         ri.gc_preview(scanned, delete_untagged=True)
     message = str(raised.value)
-    assert "Distribution 2.x: deletes 13 blobs" in message and "breaks 1 image (" in message and "s/multi:v1" in message
+    assert "Distribution 2.x: deletes 13 blobs" in message and "s/multi:v1" in message
+    assert "breaks 1 image (" in message
     assert "Distribution 3.x: deletes 10 blobs" in message and "breaks nothing" in message
     assert 'collector="distribution-2"' in message and "registry --version" in message
     each = raised.value.outcomes
