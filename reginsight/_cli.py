@@ -397,8 +397,7 @@ def _gc_preview(args: argparse.Namespace) -> int:
     outcomes = gc_outcomes(inv, delete_untagged=args.delete_untagged, collector=collector)
     harmful = False
     for name, outcome in outcomes.items():
-        harmful |= _print_outcome(outcome, f"{VERSION[name]} {command}" if name else command,
-                                  format_bytes)
+        harmful |= _print_outcome(outcome, f"{VERSION[name]} {command}" if name else command)
     if len(outcomes) > 1:
         print("\nthe two collectors differ here, and the storage does not say which one "
               "runs: give --collector 2 or --collector 3 (`registry --version` on the "
@@ -411,10 +410,9 @@ def _gc_preview(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if harmful else EXIT_OK
 
 
-def _print_outcome(outcome: object, command: str, format_bytes: Callable[[int], str]
-                   ) -> bool:
+def _print_outcome(outcome: object, command: str) -> bool:
     """Print one collector's outcome; True when it would break images or stop."""
-    from ._units import count
+    from ._units import count, format_bytes
     from .analysis._disk import broken_images
 
     if isinstance(outcome, CollectorWouldStop):

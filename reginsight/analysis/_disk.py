@@ -9,6 +9,7 @@ version writes it: so :func:`gc_preview` never assumes one where they differ.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,9 +27,9 @@ from ._gc import (
     VERSION,
     Graph,
     Run,
-    _within,
     check_collector,
     run,
+    within,
 )
 
 if TYPE_CHECKING:
@@ -108,21 +109,31 @@ def freed_after(inv: Inventory, removed: set[tuple[str, str]], *,
     graph = Graph.of(inv)
     gone = (_placements(graph.repository, graph.manifest).isin(list(removed)) if removed
             else np.zeros(len(graph.manifest), dtype=bool))
-    outcomes: dict[str, pd.DataFrame | CollectorWouldStop] = {}
-    for name in (collector,) if collector else COLLECTORS:
-        try:  # the run after the deletions: a revision they remove is never read
-            visited = run(inv, collector=name, delete_untagged=False, gone=gone).visited
-        except CollectorWouldStop as exc:
-            outcomes[name] = exc
-            continue
+
+    def freed(name: str) -> pd.DataFrame:
+        # the run after the deletions: a revision they remove is never read
+        visited = run(inv, collector=name, delete_untagged=False, gone=gone).visited
         lost = graph.marked(visited) & ~graph.marked(visited & ~gone)
-        outcomes[name] = pd.DataFrame({
+        return pd.DataFrame({
             "digest": pd.array(graph.disk[lost], dtype="string"),
             "size": graph.disk_size[lost],
             "kind": pd.array(graph.disk_kind[lost], dtype="string")}
         ).sort_values("digest", ignore_index=True)
-    return _one(outcomes, "what a garbage collection frees after these deletions",
-                "collector=")
+
+    return _one(_each(collector, freed),
+                "what a garbage collection frees after these deletions", "collector=")
+
+
+def _each(collector: str | None, model: Callable[[str], pd.DataFrame]
+          ) -> dict[str, pd.DataFrame | CollectorWouldStop]:
+    """``model`` of the collector asked, or of each: its frame, or why it stops."""
+    outcomes: dict[str, pd.DataFrame | CollectorWouldStop] = {}
+    for name in (collector,) if collector else COLLECTORS:
+        try:
+            outcomes[name] = model(name)
+        except CollectorWouldStop as exc:
+            outcomes[name] = exc
+    return outcomes
 
 
 def _one(outcomes: dict[str, pd.DataFrame | CollectorWouldStop], what: str, how: str
@@ -205,13 +216,8 @@ def gc_preview(inv: Inventory, *, delete_untagged: bool = False,
     _require_storage(inv, "gc_preview")
     check_collector(collector)
     _check_readable(inv, delete_untagged=delete_untagged)
-    outcomes: dict[str, pd.DataFrame | CollectorWouldStop] = {}
-    for name in (collector,) if collector else COLLECTORS:
-        try:
-            outcomes[name] = _preview(inv, run(inv, collector=name,
-                                               delete_untagged=delete_untagged))
-        except CollectorWouldStop as exc:
-            outcomes[name] = exc
+    outcomes = _each(collector, lambda name: _preview(
+        inv, run(inv, collector=name, delete_untagged=delete_untagged)))
     command = "garbage-collect" + (" --delete-untagged" if delete_untagged else "")
     return _one(outcomes, f"what {command} deletes", "collector=")
 
@@ -241,16 +247,16 @@ def _preview(inv: Inventory, outcome: Run) -> pd.DataFrame:
     placed = _placements(graph.repository, graph.manifest)
     doomed = ~outcome.kept
     everything = np.ones(len(placed), dtype=bool)
-    skipped = _within(graph.repository, outcome.skipped)
+    skipped = within(graph.repository, outcome.skipped)
+    tagged = graph.marked(graph.tagged)
     reason = np.select(
         [~graph.marked(everything), ~graph.marked(outcome.visited), graph.marked(skipped),
-         graph.marked(graph.tagged)],
+         tagged],
         ["unreferenced", "repository never visited (no _layers)",
          "repository without tags (its revisions stay)", _TAGGED_REASON[outcome.collector]],
         "untagged")
     digests = graph.disk[doomed]
     removed = set(outcome.removed)
-    tagged = graph.marked(graph.tagged)
     # only a blob some tag reaches, a removed revision or a kept one can break a pull
     breaks = (_breaks(inv, set(digests), removed) if removed or (tagged & doomed).any()
               else _Broken({}, {}))
@@ -347,7 +353,7 @@ def _users(inv: Inventory, digests: pd.Index) -> dict[str, str]:
     them (``_layers``), comma-separated."""
     graph = Graph.of(inv)
     wanted = np.zeros(graph.ids, dtype=bool)
-    wanted[graph.disk_id[_within(graph.disk, digests)]] = True
+    wanted[graph.disk_id[within(graph.disk, digests)]] = True
     chosen = wanted[graph.marks]
     pairs = pd.DataFrame({"id": graph.manifest_id, "repository": graph.repository}).merge(
         pd.DataFrame({"id": graph.marks_from[chosen], "marked_id": graph.marks[chosen]}),
@@ -355,7 +361,7 @@ def _users(inv: Inventory, digests: pd.Index) -> dict[str, str]:
     digest_of = np.empty(graph.ids, dtype=object)
     digest_of[graph.disk_id] = graph.disk
     pairs["marked"] = digest_of[pairs["marked_id"].to_numpy()]
-    links = inv.layer_links[_within(inv.layer_links["digest"].to_numpy(dtype=object), digests)]
+    links = inv.layer_links[within(inv.layer_links["digest"].to_numpy(dtype=object), digests)]
     found: dict[str, set[str]] = {}
     for digest, repository in zip(
             np.concatenate([pairs["marked"].to_numpy(dtype=object),

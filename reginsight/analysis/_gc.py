@@ -44,10 +44,9 @@ COLLECTORS = ("distribution-2", "distribution-3")
 VERSION = {"distribution-2": "Distribution 2.x", "distribution-3": "Distribution 3.x"}
 
 
-def check_collector(collector: str | None) -> str | None:
-    if collector is None or collector in COLLECTORS:
-        return collector
-    raise ValueError(f"collector must be one of {', '.join(map(repr, COLLECTORS))} "
+def check_collector(collector: str | None) -> None:
+    if collector is not None and collector not in COLLECTORS:
+        raise ValueError(f"collector must be one of {', '.join(map(repr, COLLECTORS))} "
                      f"(or None), not {collector!r}")
 
 
@@ -118,7 +117,6 @@ class Run:
     """What one collector's run does to the storage."""
 
     collector: str
-    delete_untagged: bool
     kept: np.ndarray  # bool over Graph.disk: marked, so not deleted
     visited: np.ndarray  # bool over manifests rows: in a repository the run visits
     removed: frozenset[tuple[str, str]]  # (repository, digest) revision links it deletes
@@ -140,7 +138,7 @@ def run(inv: Inventory, *, collector: str, delete_untagged: bool,
         if without := sorted(r for r in visited_repos if "_layers" not in folders[r]):
             raise _stop(collector, f"repository {without[0]} has manifests but no _layers "
                         "folder (the run lists it and fails: path not found)")
-    visited = _within(graph.repository, visited_repos)
+    visited = within(graph.repository, visited_repos)
     placed = pd.MultiIndex.from_arrays([graph.repository, graph.manifest])
     if not delete_untagged:
         roots = visited if gone is None else visited & ~gone
@@ -153,13 +151,12 @@ def run(inv: Inventory, *, collector: str, delete_untagged: bool,
         named = placed.isin(pd.MultiIndex.from_arrays(
             [inv.tags["repository"].to_numpy(dtype=object),
              inv.tags["digest"].to_numpy(dtype=object)]))
-        skipped = _within(graph.repository, no_tags)
+        skipped = within(graph.repository, no_tags)
         roots = visited & named & ~skipped
     if collector == "distribution-2":
         hit = graph.marked_ids(roots)
         removed = set(placed[visited & ~roots]) if delete_untagged else set()
-        return Run(collector, delete_untagged, hit[graph.disk_id], visited,
-                   frozenset(removed), frozenset())
+        return Run(collector, hit[graph.disk_id], visited, frozenset(removed), frozenset())
     read = roots if not delete_untagged else _read_by_v3(inv, graph, roots)
     if graph.schema1[read].any():
         row = np.flatnonzero(graph.schema1 & read)[0]
@@ -167,11 +164,10 @@ def run(inv: Inventory, *, collector: str, delete_untagged: bool,
                     "manifest, which 3.x cannot read (unrecognized manifest schema version 1)")
     hit = graph.marked_ids(read)
     if not delete_untagged:
-        return Run(collector, False, hit[graph.disk_id], visited, frozenset(), frozenset())
+        return Run(collector, hit[graph.disk_id], visited, frozenset(), frozenset())
     unmarked = ~hit[graph.manifest_id]
     removed = set(placed[visited & ~roots & ~skipped & unmarked])
-    return Run(collector, True, hit[graph.disk_id], visited, frozenset(removed),
-               frozenset(no_tags))
+    return Run(collector, hit[graph.disk_id], visited, frozenset(removed), frozenset(no_tags))
 
 
 def _read_by_v3(inv: Inventory, graph: Graph, roots: np.ndarray) -> np.ndarray:
@@ -214,7 +210,7 @@ def _manifest_references(inv: Inventory, manifests: set[str]) -> dict[str, list[
                              children["digest"].to_numpy(dtype=object), strict=True):
         refs.setdefault(parent, []).append(child)
     layers = inv.layers
-    odd = _within(layers["digest"].astype(object).to_numpy(), manifests)
+    odd = within(layers["digest"].astype(object).to_numpy(), manifests)
     for manifest, layer in zip(layers["manifest"].astype(object).to_numpy()[odd],
                                layers["digest"].astype(object).to_numpy()[odd], strict=True):
         refs.setdefault(manifest, []).append(layer)
@@ -252,7 +248,7 @@ def _stop(collector: str, reason: str) -> CollectorWouldStop:
         f"{reason}", collector=collector, reason=reason)
 
 
-def _within(values: np.ndarray, pool: object) -> np.ndarray:
+def within(values: np.ndarray, pool: object) -> np.ndarray:
     """``values`` (object array) in ``pool``, by hash: an explicit object Series, as
     pandas' Arrow-backed strings test membership element by element in Python."""
     listed = list(pool) if isinstance(pool, (set, frozenset)) else pool
