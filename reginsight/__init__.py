@@ -8,7 +8,7 @@ read into pandas for analysis in Jupyter.
 The package is layered, imports pointing down only (checked by import-linter, see
 pyproject.toml)::
 
-    _cli        the ``reginsight`` command line
+    _cli        the ``reginsight`` command line, one module per command
     present     plots, the explorer widget, the HTML report (no network I/O)
     ops         copy, delete_tag/delete_digest, cleanup plans and applying them
     analysis    pure DataFrame -> DataFrame/Series functions
@@ -16,6 +16,7 @@ pyproject.toml)::
     registry    Registry (the I/O shell), auth, transport, the sans-I/O protocol
                 core, manifests, references, digests, hosts
     _artifacts  roles of manifests (signature, sbom, ...) and the subject conventions
+    _policy     the cleanup policy's words: suggested rules, ages, the protect regex
     _errors, _mediatypes, _json, _units, _version   no project imports
 
 Every public name is re-exported here; pandas-backed ones load on first use so that
@@ -92,6 +93,7 @@ _LAZY = {
     "load_manifests": "inventory._crawl",
     "load_layers": "inventory._crawl",
     "scan_storage": "inventory._scan",
+    "sample": "inventory._sample",
     "disk_usage": "analysis._disk",
     "disk_blobs": "analysis._disk",
     "gc_preview": "analysis._disk",

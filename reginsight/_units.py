@@ -21,5 +21,10 @@ def format_bytes(value: float, _position: Any = None) -> str:
 
 
 def count(number: int, noun: str) -> str:
-    """3, 'image' -> '3 images'; 1 -> '1 image' (nouns with a plain plural)."""
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+    """3, 'image' -> '3 images'; 1 -> '1 image'; 2, 'repository' -> '2 repositories'
+    (nouns with a regular plural)."""
+    if number == 1:
+        return f"1 {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "o", "u"):
+        return f"{number:,} {noun[:-1]}ies"
+    return f"{number:,} {noun}s"

@@ -251,13 +251,6 @@ def test_a_password_in_the_target_is_never_repeated():
         assert "--password-stdin" in done.stderr
 
 
-def test_report_policy_defaults_are_the_suggested_policy():
-    from reginsight._cli import POLICY_DEFAULTS
-    from reginsight.ops._plan import SUGGESTED_POLICY
-
-    assert POLICY_DEFAULTS == SUGGESTED_POLICY
-
-
 def test_plain_progress_lines_are_throttled_with_a_final_line():
     import io
 

@@ -30,7 +30,7 @@ def _raw(text: str) -> bool:
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = _cli._parser()
+    parser = _cli.parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return dict(commands.choices)
 
@@ -105,7 +105,7 @@ def test_any_error_of_ours_is_one_inert_line(monkeypatch, capsys):
     def failing(args):
         raise ri.ManifestInvalid(f"the registry said {HOSTILE}" + "x" * 5000)
 
-    monkeypatch.setattr(_cli, "_report", failing)
+    monkeypatch.setattr(_cli._report, "run", failing)
     assert _cli.main(["report"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("reginsight: the registry said \\x1b]0;owned\\x07")

@@ -155,6 +155,9 @@ class Inventory:
         #: the repositories a crawl read, tags or not; None: not known
         self.repositories: tuple[str, ...] | None = (
             None if repositories is None else tuple(sorted(map(str, repositories))))
+        #: what titles and messages call it instead of ``registry`` (the bundled
+        #: sample: "the bundled sample"); None: its registry. Not saved.
+        self.label: str | None = None
         #: derived structures (analysis), keyed by the frames they were built from
         self._cache: dict[str, Any] = {}
         self.tags: pd.DataFrame = frames["tags"]

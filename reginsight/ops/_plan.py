@@ -18,6 +18,7 @@ import pandas as pd
 
 from .._artifacts import IMAGE_ROLES
 from .._errors import PlanError
+from .._policy import age_limit, protect_pattern
 from ..analysis._history import image_created
 from ..analysis._reclaim import reclaimable, removed_by_tags
 from ..analysis._referrers import manifest_roles
@@ -28,38 +29,14 @@ from ._fates import ReferrerFates, short
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
 
-#: The policy the report and the explorer start from.
-SUGGESTED_POLICY = {"keep_last": 3, "older_than": "180d", "protect": r"^(latest|stable)$"}
-
 PLAN_COLUMNS = ["repository", "tag", "digest", "created", "action", "reason"]
 #: a creation time at or before this is a placeholder (reproducible builds, cosign)
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def _age_limit(older_than: str | dt.timedelta | None) -> pd.Timedelta | None:
-    """``"90d"``, ``"12h"``, ``"4w"`` or a timedelta. A bare number is refused: pandas
-    would read ``"90"`` as 90 nanoseconds and plan to delete nearly everything."""
-    if older_than is None:
-        return None
-    if isinstance(older_than, str):
-        short = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", older_than)
-        if short is None:
-            raise PlanError(f"older_than={older_than!r}: give a number and a unit, "
-                            "e.g. '90d', '12h', '4w'")
-        try:
-            limit = pd.Timedelta(dt.timedelta(**{_UNITS[short.group(2)]: float(short.group(1))}))
-        except OverflowError:
-            raise PlanError(f"older_than={older_than!r} is too long") from None
-    elif isinstance(older_than, dt.timedelta):  # pd.Timedelta is one too
-        limit = pd.Timedelta(older_than)
-    else:
-        raise PlanError(f"older_than={older_than!r}: give a timedelta or e.g. '90d'")
-    if pd.isna(limit) or limit <= pd.Timedelta(0):
-        raise PlanError(f"older_than={older_than!r} must be a positive duration")
-    return limit
+    limit = age_limit(older_than)
+    return None if limit is None else pd.Timedelta(limit)
 
 
 def _utc(now: Any) -> pd.Timestamp:
@@ -75,11 +52,7 @@ def _protected(frame: pd.DataFrame, protect: str | re.Pattern[str] | Iterable[st
         return pd.Series(False, index=frame.index)
     tags = frame["tag"].astype(str)
     if isinstance(protect, str | re.Pattern):
-        try:
-            pattern = re.compile(protect)
-        except re.error as exc:
-            raise PlanError(f"protect={protect!r} is not a regular expression: {exc}"
-                            ) from None
+        pattern = protect_pattern(protect)
         return tags.map(lambda t: bool(pattern.search(t))).astype(bool)
     names = {str(p) for p in protect}
     return tags.isin(names) | (frame["repository"].astype(str) + ":" + tags).isin(names)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .._policy import SUGGESTED_POLICY
 from .._text import printable
 from .._units import format_bytes
 from .._version import __version__
@@ -29,7 +30,6 @@ from ..analysis._storage import (
     storage_by_repository,
     storage_summary,
 )
-from ..ops._plan import SUGGESTED_POLICY
 from ._plots import (
     plot_image_age,
     plot_layer_sharing,

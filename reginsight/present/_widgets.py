@@ -34,13 +34,14 @@ from .._errors import (
     ReginsightError,
     RegistryError,
 )
+from .._policy import SUGGESTED_POLICY
 from .._text import inert
 from .._units import count, format_bytes
 from ..analysis._disk import VERSION, broken_images, disk_usage, gc_outcomes
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._after import inventory_after
 from ..ops._apply import apply_cleanup
-from ..ops._plan import CHILD_OF, SUGGESTED_POLICY
+from ..ops._plan import CHILD_OF
 from ._browse import Browse, html_table
 from ._sections import plan_shown
 
