@@ -1,6 +1,7 @@
 """The ``reginsight`` command line.
 
-One module per command (``_report``, ``_crawl``, ``_gcpreview``, ``_ls``, ``_rm``),
+One module per command (``_report``, ``_crawl``, ``_gcpreview``, ``_ls``, ``_rm``,
+``_cleanup``),
 each a builder that adds its parser and a handler set with ``set_defaults(run=...)``;
 flags several share are in ``_options``, what TARGET names in ``_targets``. Here:
 the parser made of them, and the mapping of errors to exit codes.
@@ -11,12 +12,14 @@ messages, the registry URL an inventory.json names) is printed through
 
 Exit codes: 0 success (also when some reads failed: a crawl or report then warns on
 stderr with their count); 1 a registry, network or file error, a saved inventory that
-cannot be read (one line on stderr, never a traceback); 2 bad usage, including a
+cannot be read, a plan file that is not a valid plan, a cleanup that failed or was
+stopped by the registry (one line on stderr, never a traceback); 2 bad usage, including a
 TARGET that is neither an existing directory nor a registry URL, a reference without
 tag or digest, a cleanup flag that cannot be understood, a number flag out of range;
 3 refused for safety (``rm`` would take other tags, break a tagged multi-arch image,
-or a tag moved), or
-(``gc-preview``) the garbage collector would break tagged images.
+or a tag moved; ``cleanup --yes`` skipped a row because a tag moved, a tag it did not
+choose or a tagged index holds the digest), or (``gc-preview``) the garbage collector
+would break tagged images.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from .._errors import (
 )
 from .._text import printable
 from .._version import __version__
-from . import _crawl, _gcpreview, _ls, _report, _rm
+from . import _cleanup, _crawl, _gcpreview, _ls, _report, _rm
 from ._options import MAX_CONCURRENCY, repositories
 from ._output import (
     EXIT_ERROR,
@@ -52,7 +55,7 @@ __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "MAX_CONCURREN
            "MESSAGE_LIMIT", "main"]
 
 #: one module per command, each adding its parser with ``set_defaults(run=handler)``
-COMMANDS = (_report, _crawl, _gcpreview, _ls, _rm)
+COMMANDS = (_report, _crawl, _gcpreview, _ls, _rm, _cleanup)
 
 EPILOG = """\
 examples:
@@ -65,6 +68,14 @@ examples:
                                              report on a saved inventory, with the
                                              cleanup policy the report estimates
   reginsight ls localhost:5000               list repositories (ls URL REPO: its tags)
+  reginsight cleanup localhost:5000 --keep-last 5 --older-than 26w -o plan.csv
+                                             the cleanup plan, full digests and bytes
+                                             (a dry run; --yes deletes), saved
+  reginsight cleanup localhost:5000 --plan plan.csv --yes
+                                             apply a saved plan (rows whose tags moved
+                                             since are skipped), then garbage-collect
+  reginsight cleanup localhost:5000 --untagged --storage /var/lib/registry
+                                             the untagged manifests no tagged image needs
   reginsight rm localhost:5000 team/app:old  show what would be deleted (add --yes)
   reginsight rm localhost:5000 team/app@sha256:...
                                              delete a manifest by digest (with --yes)
@@ -77,9 +88,10 @@ storage roots.
 credentials: --username/--password-stdin, else ~/.docker/config.json (auths and
 credential helpers), else anonymous.
 exit codes: 0 ok (failed reads are warned about on stderr), 1 registry, network or
-file error or an unreadable saved inventory (one line, never a traceback), 2 usage
-(also a number flag out of range), 3 refused for safety (rm would take other tags or
-break a tagged multi-arch image; gc-preview would break images).
+file error, an unreadable saved inventory or plan file, a deletion that failed (one
+line, never a traceback), 2 usage (also a number flag out of range), 3 refused for
+safety (rm would take other tags or break a tagged multi-arch image; cleanup --yes
+skipped a row whose tags moved; gc-preview would break images).
 """
 
 

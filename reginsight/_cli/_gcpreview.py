@@ -8,7 +8,7 @@ import argparse
 from .._errors import CollectorWouldStop
 from ._options import collector, collector_option, storage_options
 from ._output import EXIT_OK, EXIT_REFUSED, message, name
-from ._targets import scan
+from ._targets import scan, shown
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -54,9 +54,19 @@ def run(args: argparse.Namespace) -> int:
     elif chosen is None:
         print("(the same on Distribution 2.x and 3.x)")
     if harmful and args.delete_untagged:
-        print("\nsafe instead: ri.plan_cleanup(ri.scan_storage(ROOT), untagged=True), "
-              "ri.apply_cleanup(reg, plan, dry_run=False), then a plain garbage-collect")
+        print("\n" + safe_untagged_cleanup(args))
     return EXIT_REFUSED if harmful else EXIT_OK
+
+
+def safe_untagged_cleanup(args: argparse.Namespace) -> str:
+    """The command that deletes the untagged manifests without breaking an image: by
+    digest through the API, each checked, then a plain garbage-collect."""
+    flags = f" --collector {args.collector}" if args.collector else ""
+    options = " (and the same --storage-option flags)" if args.storage_option else ""
+    return (f"safe instead: reginsight cleanup URL --untagged --storage {shown(args.root)}"
+            f"{flags}{options}, URL being this registry's address: a dry run that lists "
+            "the untagged manifests no tagged image needs; add --yes to delete them "
+            "through the API, then run a plain garbage-collect (no --delete-untagged)")
 
 
 def print_outcome(outcome: object, command: str) -> bool:
