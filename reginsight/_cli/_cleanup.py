@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
     from ..registry._client import Registry
 
+#: apply_cleanup's word for a planned tag that is gone (nothing of it left to delete)
+GONE = "no longer exists"
 POLICY_FLAGS = {"keep_last": "--keep-last", "older_than": "--older-than",
                 "protect": "--protect"}
 
@@ -169,12 +171,17 @@ def _crawl(args: argparse.Namespace, reg: Registry) -> Inventory:
 
 def _planned(args: argparse.Namespace, inv: Inventory, rules: dict[str, Any]
              ) -> pd.DataFrame:
+    import warnings
+
+    from ..analysis._reclaim import PartialInventoryWarning
     from ..ops._plan import plan_cleanup
 
     try:
-        return plan_cleanup(inv, repositories=repositories(args.repositories),
-                            untagged=args.untagged, orphans=args.orphans,
-                            collector=collector(args), **rules)
+        with warnings.catch_warnings():  # said with the total, in the command's words
+            warnings.simplefilter("ignore", PartialInventoryWarning)
+            return plan_cleanup(inv, repositories=repositories(args.repositories),
+                                untagged=args.untagged, orphans=args.orphans,
+                                collector=collector(args), **rules)
     except CollectorsDiffer:
         raise UsageError(_collector_needed()) from None
     except PlanError as exc:
@@ -241,7 +248,7 @@ class _Figures:
         self.args, self.inv, self.plan = args, inv, plan
         self.doomed = plan[plan["action"] == "delete"]
         try:
-            by_digest, _ = plan_frees(inv, plan)
+            by_digest, _ = plan_frees(inv, plan)  # it says nothing of a partial crawl
             self.total = self.bytes_of(self.doomed)
         except CollectorsDiffer:
             raise UsageError(_collector_needed()) from None
@@ -287,10 +294,11 @@ def _apply(args: argparse.Namespace, reg: Registry, figures: _Figures) -> int:
     if not args.yes:
         print("dry run: nothing deleted; add --yes to delete")
         return EXIT_OK
-    statuses = set(result["status"])
-    if "failed" in statuses:
+    if (result["status"] == "failed").any():
         return EXIT_ERROR
-    return EXIT_REFUSED if "skipped" in statuses else EXIT_OK
+    # a planned tag gone already is no refusal: re-applying a plan meets them
+    refused = (result["status"] == "skipped") & (result["detail"] != GONE)
+    return EXIT_REFUSED if refused.any() else EXIT_OK
 
 
 def _print_rows(args: argparse.Namespace, figures: _Figures, result: pd.DataFrame) -> None:
@@ -325,7 +333,7 @@ def _print_rows(args: argparse.Namespace, figures: _Figures, result: pd.DataFram
         lines.append((status, name(f"{key[0]}@{key[1]}"), held, size, message(why)))
     width = max((len(line[1]) for line in lines), default=0)
     for status, ref, held, size, why in lines:
-        print(f"  {status:<12}  {ref:<{width}}  {held}{size}  ({why})")
+        print(f"  {status:<13}  {ref:<{width}}  {held}{size}  ({why})")
     for row in result[result["digest"] == ""].itertuples(index=False):  # unchecked
         print(f"reginsight: warning: {name(row.repository)}: {message(row.detail)}",
               file=sys.stderr)
