@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +17,7 @@ import reginsight as ri
 from tests.images import Pusher
 from tests.test_analysis import L1, inventory
 
-SAMPLE = ri.Inventory.load(Path(__file__).resolve().parent.parent / "data" / "sample")
+SAMPLE = ri.sample()
 
 
 @pytest.fixture(autouse=True)
@@ -113,6 +114,39 @@ def test_report_never_contains_credentials(registry_server, tmp_path, prefix):
     assert saved and all(secret.encode() not in f.read_bytes() for f in saved)
 
 
+# ------------------------------------------------------------- the explorer
+
+
+def _retagged(inv: ri.Inventory, repository: str, names: dict[str, str]) -> ri.Inventory:
+    """``inv`` with some tags of ``repository`` renamed, sorted as a crawl sorts them
+    (by their text: v1, v10, v2)."""
+    frames = dict(inv.frames())
+    tags = frames["tags"].copy()
+    chosen = tags["repository"] == repository
+    tags["tag"] = tags["tag"].where(~chosen, tags["tag"].map(lambda t: names.get(t, t))
+                                    ).astype("string")
+    frames["tags"] = tags.sort_values(["repository", "tag"], ignore_index=True)
+    retagged = ri.Inventory(registry=inv.registry, taken_at=inv.taken_at, **frames)
+    retagged.label = inv.label
+    return retagged
+
+
+#: web/frontend's releases renamed so that text order and version order differ
+VERSIONED = _retagged(SAMPLE, "web/frontend", {"1.0.0": "v1", "1.1.0": "v10", "1.2.0": "v2",
+                                               "1.3.0": "v9", "1.4.0": "v11"})
+
+
+def _shown(table) -> pd.DataFrame:
+    """The rows an ITable was given, as a frame (what the browser receives)."""
+    return table.df
+
+
+def _def_of(table, column: str) -> dict:
+    names = list(table.df.columns)
+    return next(d for d in table._dt_args["columnDefs"]
+                if d.get("targets") == names.index(column))
+
+
 def test_explorer_browse_repository_tag_layer():
     explorer = ri.explore(SAMPLE)
     browse = explorer.browse
@@ -155,37 +189,139 @@ def test_explorer_panes_follow_the_repository_picked():
 def test_explorer_tables_sort_by_bytes_not_by_their_text():
     explorer = ri.explore(SAMPLE)
     table = explorer.browse.repositories
-    frame = explorer.browse._repository_frame
-    columns = list(frame.columns)
-    defs = table._dt_args["columnDefs"]
-    stored = next(d for d in defs if d.get("targets") == columns.index("stored"))
-    assert columns[stored["orderData"]] == "stored bytes"
-    hidden = next(d for d in defs if d.get("visible") is False)
-    assert [columns[i] for i in hidden["targets"]] == ["stored bytes", "exclusive bytes"]
+    columns = list(explorer.browse._repository_frame.columns)
+    assert columns[_def_of(table, "stored")["orderData"]] == "stored bytes"
+    hidden = next(d for d in table._dt_args["columnDefs"] if d.get("visible") is False)
+    assert [columns[i] for i in hidden["targets"]] == [
+        "stored bytes", "exclusive bytes", "repository order"]
     assert table._dt_args["select"] == {"style": "single"}
     assert table._dt_args["layout"]["topEnd"] == "search"  # searchable however short
 
 
-def test_explorer_shows_an_image_s_referrers_under_it():
-    explorer = ri.explore(SAMPLE)
+def test_natural_order_compares_numbers_in_names_as_numbers():
+    from reginsight.present._tables import natural_key, natural_ranks
+
+    names = ["v10", "v2", "latest", "1.10.0", "v1", "1.9.0", "v01", "1.9.0-rc1", "2025.04"]
+    assert sorted(names, key=natural_key) == [
+        "1.9.0", "1.9.0-rc1", "1.10.0", "2025.04", "latest", "v01", "v1", "v2", "v10"]
+    assert list(natural_ranks(["v10", "v2", None, "v1"])) == [3, 2, 0, 1]
+
+
+def test_explorer_tags_are_text_in_version_order():
+    """DataTables would read a column of "1.0" as numbers (right-aligned, sorted as
+    numbers) and sort v10 before v2: tags are declared text, ordered naturally."""
+    explorer = ri.explore(VERSIONED)
+    explorer.select("web/frontend")
+    browse = explorer.browse
+    assert [t for t in browse.tag_choices if t.startswith("v")] == [
+        "v1", "v2", "v9", "v10", "v11"]  # the table's first order, not the text's
+    shown = _shown(browse.tags)
+    tag = _def_of(browse.tags, "tag")
+    assert tag["type"] == "string"
+    ranks = shown.iloc[:, tag["orderData"]]  # what a click on the header sorts by
+    assert list(shown["tag"][ranks.argsort()]) == list(shown["tag"])
+    hidden = next(d for d in browse.tags._dt_args["columnDefs"] if d.get("visible") is False)
+    assert tag["orderData"] in hidden["targets"]
+    explorer.select("web/worker")  # its only tag, "1.0", looks like a number
+    assert list(_shown(browse.tags)["tag"]) == ["1.0"]
+    assert _def_of(browse.tags, "tag")["type"] == "string"
+    for column in ("digest", "kind", "referrers"):  # hex digests may be all digits
+        assert _def_of(browse.tags, column)["type"] == "string"
+    explorer.select("web/worker", "1.0")
+    assert _def_of(browse.layers, "layer")["type"] == "string"
+
+
+def test_explorer_empty_panes_say_what_to_pick():
+    inv = ri.Inventory(registry=SAMPLE.registry, taken_at=SAMPLE.taken_at,
+                       repositories=[*SAMPLE.tags["repository"].astype(str), "team/empty"],
+                       **dict(SAMPLE.frames()))
+    explorer = ri.explore(inv)
+    browse = explorer.browse
+    titles = browse.titles
+    assert "pick a repository to see its tags" in titles[browse.tags].value
+    assert browse.tags.layout.display == "none" and browse.layers.layout.display == "none"
     explorer.select("web/api")
-    tags = explorer.browse._tag_frame.set_index("value")
-    assert tags.loc["v4", "referrers"] == "attestation, sbom, signed"
-    assert tags.loc["v3", "referrers"] == ""  # nothing is about v3
-    v4 = SAMPLE.tags.set_index(["repository", "tag"]).loc[("web/api", "v4"), "digest"]
-    signature_tag = v4.replace(":", "-") + ".sig"
-    assert tags.loc[signature_tag, "referrers"] == f"signature of {v4[7:19]}"
+    assert browse.tags.layout.display is None and "tags of web/api" in titles[browse.tags].value
+    assert "pick a tag to see its manifest and layers" in titles[browse.layers].value
+    assert browse.layers.layout.display == "none" and browse.sharing.value == ""
     explorer.select("web/api", "v4")
-    pane = explorer.browse.manifest.value
-    assert "referrers" in pane
-    for role in ("signature", "attestation", "sbom"):
-        assert f"<td style='padding:2px 8px'>{role}</td>" in pane
-    explorer.select("web/api", signature_tag)
-    assert f"a signature about <code>{v4}</code>" in explorer.browse.manifest.value
-    # buildx attestations of the platform images count for the index
-    explorer.select("web/worker")
-    tags = explorer.browse._tag_frame.set_index("value")
-    assert tags.loc["1.0", "referrers"] == "attestation"
+    assert browse.layers.layout.display is None
+    assert "pick a layer to see which repositories and tags share it" in browse.sharing.value
+    explorer.select("web/api", "v4", browse._layer_frame["digest"].iloc[0])
+    assert "is used by" in browse.sharing.value
+    explorer.select("team/empty")  # a repository the catalog lists, without tags
+    assert "team/empty has no tags and no manifests" in titles[browse.tags].value
+    assert browse.tags.layout.display == "none"
+    assert titles[browse.layers].value == "<i class='ri-hint'></i>"
+    # the Clean up plan too: no table under rules that delete nothing
+    explorer.keep_last.value = 10_000
+    assert "nothing to delete with these rules" in explorer.cleanup.title.value
+    assert explorer.cleanup.table.layout.display == "none"
+
+
+def test_explorer_buttons_are_as_wide_as_their_labels():
+    """ipywidgets' buttons are 148 px wide: "Delete planned tags" showed as "Delete
+    planned…". The browser test measures the labels; here, no button has a fixed width."""
+    import ipywidgets as widgets
+
+    def every(widget):
+        yield widget
+        for child in getattr(widget, "children", ()):
+            yield from every(child)
+
+    buttons = [w for w in every(ri.explore(SAMPLE, refresh=lambda: SAMPLE))
+               if isinstance(w, widgets.Button)]
+    assert {b.description for b in buttons} >= {"Delete planned tags", "Yes, delete them",
+                                                 "Cancel", "Save plan", "Refresh"}
+    assert all(b.layout.width == "auto" for b in buttons), [
+        (b.description, b.layout.width) for b in buttons]
+
+
+def test_explorer_cleanup_plan_is_sortable_scoped_and_saved_for_the_cli(tmp_path):
+    import base64
+
+    explorer = ri.explore(VERSIONED)
+    explorer.keep_last.value, explorer.older_than.value, explorer.protect.value = 1, "30d", ""
+    rules = {"keep_last": 1, "older_than": "30d", "now": SAMPLE.taken_at}
+    everything = ri.plan_cleanup(VERSIONED, **rules)
+    assert explorer._plan.equals(everything)
+    assert set(explorer._plan["repository"]) > {"web/frontend"}
+    # scoped: the picker lists the repositories; one picked plans that one only
+    assert explorer.repository.options[0] == ("all repositories", "all repositories")
+    assert ("web/frontend", "web/frontend") in explorer.repository.options
+    explorer.repository.value = "web/frontend"
+    plan = ri.plan_cleanup(VERSIONED, **rules, repositories=["web/frontend"])
+    assert explorer._plan.equals(plan) and set(plan["repository"]) == {"web/frontend"}
+    doomed = plan[plan["action"] == "delete"]
+    summary = explorer.cleanup.summary.value
+    assert f"<b>{len(doomed)}</b> of {len(plan)} tags of web/frontend to delete" in summary
+    assert f"<b>{ri.format_bytes(plan.attrs['reclaimable_bytes'])}</b>" in summary
+    # the table: every row to delete, full digests, in version order, sorted as text
+    table = explorer.cleanup.table
+    shown = _shown(table)
+    assert list(shown["tag"]) == ["stable", "v1", "v2", "v9", "v10"]
+    assert set(shown["digest"]) == set(doomed["digest"])
+    assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", d) for d in shown["digest"])
+    assert _def_of(table, "tag")["type"] == "string"
+    assert table._dt_args["select"] == {"style": "api"}  # a click selects text, not rows
+    assert ("reginsight cleanup URL --keep-last 1 --older-than 30d --protect &#x27;&#x27; "
+            "--repositories web/frontend") in explorer.cleanup.command.value
+    # saved as a plan file the command line applies, and offered as a download
+    explorer.cleanup.path.value = str(tmp_path / "plan.csv")
+    explorer.cleanup.save.click()
+    saved = tmp_path / "plan.csv"
+    pd.testing.assert_frame_equal(ri.load_plan(saved), plan.reset_index(drop=True),
+                                  check_like=True, check_dtype=False)
+    words = explorer.cleanup.saved.value
+    assert f"reginsight cleanup URL --plan {saved}" in words
+    link = re.search(r"href='data:text/csv;base64,([^']+)'", words)
+    assert base64.b64decode(link.group(1)) == saved.read_bytes()
+    # a file that is no plan is not replaced
+    (tmp_path / "notes.csv").write_text("mine\n")
+    explorer.cleanup.path.value = str(tmp_path / "notes.csv")
+    explorer.cleanup.save.click()
+    assert "not a plan file" in explorer.cleanup.saved.value
+    assert (tmp_path / "notes.csv").read_text() == "mine\n"
 
 
 def test_plan_inputs_are_debounced_in_a_kernel():
@@ -209,6 +345,7 @@ def test_plan_inputs_are_debounced_in_a_kernel():
         for text in ("3", "36", "365", "365d"):
             explorer.older_than.value = text
             assert explorer.delete.disabled and explorer._plan is None
+            assert explorer.cleanup.save.disabled
             await asyncio.sleep(DEBOUNCE / 10)
         assert plans == []
         await asyncio.sleep(DEBOUNCE * 2)
@@ -228,14 +365,20 @@ def test_explorer_cleanup_panel_without_registry_cannot_delete():
     explorer = ri.explore(SAMPLE)
     plan = ri.plan_cleanup(SAMPLE, keep_last=3, older_than="180d",
                            protect=r"^(latest|stable)$", now=SAMPLE.taken_at)
-    assert ri.format_bytes(plan.attrs["reclaimable_bytes"]) in explorer.plan_view.value
+    assert ri.format_bytes(plan.attrs["reclaimable_bytes"]) in explorer.cleanup.summary.value
     assert explorer.delete.disabled
+    assert "no registry given: explore(inv, registry=reg)" in explorer.cleanup.children[6].value
     explorer.keep_last.value = 1
     fewer = ri.plan_cleanup(SAMPLE, keep_last=1, older_than="180d",
                             protect=r"^(latest|stable)$", now=SAMPLE.taken_at)
-    assert f"<b>{(fewer['action'] == 'delete').sum()}</b>" in explorer.plan_view.value
+    assert f"<b>{(fewer['action'] == 'delete').sum()}</b>" in explorer.cleanup.summary.value
+    explorer.older_than.value = "0d"  # as on the command line: no age rule
+    assert explorer._plan.equals(ri.plan_cleanup(SAMPLE, keep_last=1,
+                                                 protect=r"^(latest|stable)$",
+                                                 now=SAMPLE.taken_at))
     explorer.older_than.value = "whenever"
-    assert "older_than" in explorer.plan_view.value and explorer.delete.disabled
+    assert "older_than" in explorer.cleanup.summary.value and explorer.delete.disabled
+    assert explorer.cleanup.save.disabled and explorer.cleanup.table.layout.display == "none"
 
 
 def test_explorer_delete_asks_applies_then_shows_the_registry_after(registry_server, prefix):
@@ -253,6 +396,8 @@ def test_explorer_delete_asks_applies_then_shows_the_registry_after(registry_ser
         assert not explorer.delete.disabled
         plan = explorer._plan
         freed = plan.attrs["reclaimable_bytes"]
+        assert f"reginsight cleanup {registry_server.url} --keep-last 1" in \
+            explorer.cleanup.command.value
         explorer.delete.click()
         assert "Delete 2 tags" in explorer.result.value
         assert reg.tags(f"{prefix}/w") == ["v0", "v1", "v2"]  # asking deleted nothing
@@ -261,12 +406,138 @@ def test_explorer_delete_asks_applies_then_shows_the_registry_after(registry_ser
         assert "Deleted 2 tags" in explorer.result.value
         assert f"<b>{ri.format_bytes(freed)}</b> are freed when the registry's garbage " \
                "collector runs" in explorer.result.value
-        # the explorer shows the registry as it is now, as a fresh crawl sees it
+        assert "registry garbage-collect /etc/docker/registry/config.yml" in \
+            explorer.result.value
+        # the explorer reads the registry again: as a fresh crawl sees it
         after = ri.crawl(reg, f"{prefix}/*", progress=False)
     assert list(explorer.inv.tags["tag"]) == ["v2"]
     for name in ("tags", "manifests", "layers", "children"):
         pd.testing.assert_frame_equal(getattr(explorer.inv, name), getattr(after, name))
     assert explorer.browse.tag_choices == ["v2"] and explorer.browse.tag is None
     assert "v0" not in explorer.browse.manifest.value
-    assert "<b>0</b> of 1 tags to delete" in explorer.plan_view.value
-    assert explorer.delete.disabled and "1 tags" in explorer.title.value
+    assert "<b>0</b> of 1 tags to delete" in explorer.cleanup.summary.value
+    assert explorer.delete.disabled and "1 tag" in explorer.title.value
+    assert "2 tags gone" in explorer.status.value
+
+
+def test_explorer_refresh_reads_the_registry_again_in_the_inventory_s_scope(
+        any_registry, prefix):
+    """A tag pushed after the explorer opened shows after Refresh; a repository
+    outside the crawl's scope stays out, a regex scope included."""
+    pusher = Pusher(any_registry.url)
+    pusher.image(f"{prefix}/app", "v1", created="2026-01-01T00:00:00Z")
+    try:
+        with ri.Registry(any_registry.url) as reg:
+            inv = ri.crawl(reg, re.compile(f"^{prefix}/a"), progress=False)
+            explorer = ri.explore(inv, registry=reg)
+            assert explorer.refresh_button.layout.display is None
+            explorer.select(f"{prefix}/app", "v1")
+            pusher.image(f"{prefix}/app", "v10", created="2026-02-01T00:00:00Z")
+            pusher.image(f"{prefix}/app", "v2", created="2026-03-01T00:00:00Z")
+            pusher.image(f"{prefix}/other", "v1")  # outside the scope
+            assert explorer.browse.tag_choices == ["v1"]
+            explorer.refresh_button.click()
+    finally:
+        pusher.close()
+    assert explorer.browse.tag_choices == ["v1", "v2", "v10"]
+    assert explorer.browse.tag == "v1"  # the picks stay
+    assert set(explorer.browse._repository_frame["repository"]) == {f"{prefix}/app"}
+    assert explorer.inv.scope == inv.scope
+    assert (f"2 tags new or moved ({prefix}/app:v2, {prefix}/app:v10)"
+            in explorer.status.value)
+    assert "3 tags" in explorer.title.value
+
+
+def test_explorer_refresh_is_a_callable_and_says_when_it_fails():
+    from reginsight.present._widgets import scope_filter
+
+    assert ri.explore(SAMPLE).refresh_button.layout.display == "none"  # nothing to read
+    assert not ri.explore(SAMPLE).reread()
+    answers = [VERSIONED]
+    explorer = ri.explore(SAMPLE, refresh=lambda: answers.pop())
+    explorer.select("web/frontend", "latest")
+    assert explorer.reread() and explorer.inv is VERSIONED
+    assert explorer.browse.tag == "latest" and "v10" in explorer.browse.tag_choices
+    assert "5 tags new or moved (web/frontend:v1, web/frontend:v2" in explorer.status.value
+    assert "5 tags gone" in explorer.status.value
+
+    def unreachable():
+        raise ri.RegistryUnreachable("cannot reach the registry at http://127.0.0.1:9")
+
+    explorer.refresh = unreachable
+    explorer.refresh_button.click()
+    assert "could not read it again: cannot reach the registry" in explorer.status.value
+    assert explorer.inv is VERSIONED and not explorer.refresh_button.disabled
+    # a crawl's recorded scope, as a crawl asked for it
+    assert scope_filter(None) is None
+    assert scope_filter("team/app") == ["team/app"]
+    assert scope_filter("a/b, team/*") == ["a/b", "team/*"]
+    assert scope_filter("^team/(a|b)$") == [re.compile("^team/(a|b)$")]
+
+
+@pytest.fixture(params=["2.8", "3.0"])
+def storage_registry(request, tmp_path):
+    """A registry of its own, its storage holding untagged manifests (a moved tag),
+    a blob no manifest uses and an abandoned upload: tests/storage_scenario.py."""
+    from tests import storage_scenario as sc
+
+    server = sc.server(request.param, tmp_path / "registry").start()
+    pusher = Pusher(server.url)
+    try:
+        scenario = sc.build(pusher, "d")
+    finally:
+        pusher.close()
+    yield server, scenario, sc.collector(request.param)
+    server.stop()
+
+
+def test_explorer_disk_tab_plans_and_applies_the_safe_untagged_cleanup(storage_registry):
+    from tests import storage_scenario as sc
+
+    server, scenario, collector = storage_registry
+    scan = ri.scan_storage(server.storage, progress=False)
+    usage = ri.disk_usage(scan).set_index("category")["bytes"]
+    untagged = set(scan.manifests.loc[~scan.manifests["tagged"], "digest"])
+    assert len(untagged) == 2
+    # without a registry: planned, and it says what deleting needs
+    alone = ri.explore(scan, collector=collector)
+    assert alone.tabs.titles == ("Explore", "Clean up", "Disk")
+    assert alone.untagged.delete.disabled
+    assert "no registry given" in alone.untagged.children[6].value
+    with ri.Registry(server.url) as reg:
+        explorer = ri.explore(scan, registry=reg, collector=collector)
+        panel = explorer.untagged
+        assert panel.plan.equals(ri.plan_cleanup(scan, untagged=True, collector=collector))
+        assert set(_shown(panel.table)["digest"]) == untagged  # full digests
+        assert "tag" not in _shown(panel.table)  # none has a tag
+        assert (f"<b>2 untagged manifests</b> in 1 repository: deleting them, then a plain "
+                f"garbage-collect frees <b>{ri.format_bytes(usage['untagged'])}</b>"
+                in panel.summary.value)
+        assert (f"reginsight cleanup {server.url} --untagged --storage {server.storage}"
+                in panel.command.value)
+        assert panel.delete.description == "Delete untagged manifests"
+        panel.delete.click()  # asks first
+        assert "Delete 2 untagged manifests from" in panel.result.value
+        assert panel.confirm.layout.display is None
+        assert set(ri.scan_storage(server.storage, progress=False).manifests.loc[
+            lambda m: ~m["tagged"], "digest"]) == untagged  # nothing deleted yet
+        panel.confirm.click()
+    assert "Deleted 2 untagged manifests (2 manifests)" in panel.result.value
+    assert "a plain <code>registry garbage-collect /etc/docker/registry/config.yml</code>" \
+        in panel.result.value
+    assert f"<b>{ri.format_bytes(usage['untagged'])}</b> are freed" in panel.result.value
+    # the storage read again: nothing untagged left, and the disk page says so
+    assert explorer.inv.manifests["tagged"].all()
+    assert "no untagged manifests: nothing to clean up" in panel.title.value
+    assert panel.delete.disabled and "storage read again" not in explorer.status.value
+    assert "read again" in explorer.status.value
+    after = ri.disk_usage(explorer.inv).set_index("category")["bytes"]
+    assert after["untagged"] == 0
+    # and the plain garbage-collect frees what the tab said, breaking nothing tagged
+    before = sc.blob_bytes(server.storage)
+    server.stop()
+    server.garbage_collect()
+    after_gc = sc.blob_bytes(server.storage)
+    assert sum(before.values()) - sum(after_gc.values()) == (
+        usage["untagged"] + usage["unreferenced"])
+    assert scenario.tagged <= set(after_gc)

@@ -1,8 +1,9 @@
 """The explorer's Explore tab: repositories -> tags -> manifest and layers -> sharing.
 
-Each table is an itables ``ITable`` (sorting and search in the browser); picking a
-row fills the next pane and empties the ones after it, so no pane ever shows a tag
-other than the one selected.
+Each table is an itables ``ITable`` (sorting and search in the browser, see
+:mod:`._tables`); picking a row fills the next pane and empties the ones after it, so
+no pane ever shows a tag other than the one selected, and an empty pane says what to
+pick to fill it.
 
 Names, tags, media types and messages come from a registry or a storage tree: what
 goes into an ``HTML`` widget passes :func:`inert` (printable, then HTML-escaped), the
@@ -20,8 +21,7 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from .._text import inert, printable
-from .._units import format_bytes
+from .._text import inert
 from ..analysis._history import image_created
 from ..analysis._referrers import referrers
 from ..analysis._storage import (
@@ -30,73 +30,16 @@ from ..analysis._storage import (
     storage_by_repository,
 )
 from ..inventory._reach import Reach
+from ._tables import columns, fill, grid, html_table, natural_key
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
-
-PAGE = 10
-#: DataTables options of every table. The search box shows however short the table
-#: (itables drops the default controls when the rows fit on one page). The cells are
-#: outside text: escaped by itables even where a notebook set itables.options.allow_html
-OPTIONS = {"select": {"style": "single"}, "showIndex": False, "pageLength": PAGE,
-           "allow_html": False,
-           "maxBytes": 0,  # every row: itables would otherwise sample a long table
-           "classes": "display compact nowrap",
-           "layout": {"topStart": None, "topEnd": "search", "bottomStart": "info",
-                      "bottomEnd": "paging"}}
-
-
-def _grid(**options: Any) -> Any:
-    from itables.widget import ITable
-
-    return ITable(**OPTIONS, **options)
-
-
-def _sized(frame: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.DataFrame, list[dict]]:
-    """Byte columns shown as "4.1 MiB" but sorted by their bytes: each gets a hidden
-    ``<name> bytes`` column that DataTables orders it by."""
-    shown = frame.copy()
-    defs = []
-    for source, name in columns.items():
-        raw = shown[source].astype("Int64")
-        shown[name] = [format_bytes(v) if not pd.isna(v) else "?" for v in raw]
-        shown[f"{name} bytes"] = raw.fillna(-1).astype("int64")
-        defs.append((name, f"{name} bytes"))
-    shown = shown.drop(columns=[c for c in columns if c not in columns.values()])
-    order = list(shown.columns)
-    column_defs = [{"targets": order.index(name), "orderData": order.index(hidden)}
-                   for name, hidden in defs]
-    column_defs.append({"targets": [order.index(hidden) for _, hidden in defs],
-                        "visible": False, "searchable": False})
-    return shown, column_defs
-
-
-def _printable_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its strings printable, for an itables table (which escapes the
-    HTML itself); numbers and missing values stay as they are."""
-    text = frame.select_dtypes(include=["object", "string", "category"]).columns
-    return frame.assign(**{name: [printable(v) if isinstance(v, str) else v
-                                  for v in frame[name]] for name in text})
-
-
-def html_table(frame: pd.DataFrame, *, limit: int = 200) -> str:
-    """A small static table (a plan, a result, the platforms of an index), escaped."""
-    if frame.empty:
-        return "<i>none</i>"
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{inert(c)}</th>"
-                   for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{inert(v)}</td>"
-                                    for v in row) + "</tr>"
-                   for row in frame.head(limit).itertuples(index=False))
-    more = f"<p><i>{len(frame) - limit} more</i></p>" if len(frame) > limit else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
-
 
 class Browse(widgets.VBox):
     """Repositories, tags, manifest, layers, sharing: each pane follows the one before."""
 
     def __init__(self, inv: Inventory) -> None:
-        self.repositories, self.tags, self.layers = _grid(), _grid(), _grid()
+        self.repositories, self.tags, self.layers = grid(), grid(), grid()
         # what each table lists, above it (itables' caption does not follow updates)
         self.titles = {table: widgets.HTML() for table in (self.repositories, self.tags,
                                                            self.layers)}
@@ -122,7 +65,7 @@ class Browse(widgets.VBox):
         self.inv = inv
         self._prepare()
         self._set(self.repositories, self._repository_frame, self._repository_defs,
-                  caption="repositories")
+                  caption="repositories", empty="no repositories in this inventory")
         repository, tag = keep
         if repository not in set(self._repository_frame["repository"]):
             self._on_repository()  # nothing picked: empty panes
@@ -141,9 +84,10 @@ class Browse(widgets.VBox):
             frame = pd.concat([frame, pd.DataFrame({
                 "repository": tagless, "tags": 0, "stored_bytes": 0, "exclusive_bytes": 0})],
                 ignore_index=True)
-        self._repository_frame, self._repository_defs = _sized(
+        self._repository_frame, self._repository_defs = columns(
             frame.astype({"repository": str}),
-            {"stored_bytes": "stored", "exclusive_bytes": "exclusive"})
+            sizes={"stored_bytes": "stored", "exclusive_bytes": "exclusive"},
+            text=["repository"])
         self._manifests = inv.manifests.drop_duplicates(["repository", "digest"]).set_index(
             ["repository", "digest"])
         self._created = image_created(inv)  # an index: its newest child
@@ -198,11 +142,10 @@ class Browse(widgets.VBox):
             table.selected_rows = [row]
 
     def _set(self, table: Any, frame: pd.DataFrame, defs: list[dict] | None = None, *,
-             caption: str) -> None:
-        """New rows, nothing selected; the title above says what the table lists."""
-        table.update(_printable_cells(frame), selected_rows=[], **OPTIONS,
-                     columnDefs=defs or [])
-        self.titles[table].value = f"<b class='ri-title'>{inert(caption)}</b>"
+             caption: str, empty: str) -> None:
+        """New rows, nothing selected; the title above says what the table lists, or
+        with no rows what to pick."""
+        fill(table, self.titles[table], frame, defs, caption=caption, empty=empty)
 
     # ------------------------------------------------------------- panes
 
@@ -230,8 +173,12 @@ class Browse(widgets.VBox):
             return None
 
     def _tags_of(self, repository: str) -> pd.DataFrame:
+        """The repository's tags in natural order (v2 before v10), then its untagged
+        manifests."""
         tags = self.inv.tags[self.inv.tags["repository"] == repository]
-        rows = [(str(t.tag), str(t.tag), str(t.digest)) for t in tags.itertuples(index=False)]
+        rows = sorted(((str(t.tag), str(t.tag), str(t.digest))
+                       for t in tags.itertuples(index=False)),
+                      key=lambda row: natural_key(row[0]))
         manifests = self.inv.manifests
         untagged = manifests[(manifests["repository"] == repository).to_numpy()
                              & self._untagged]
@@ -260,20 +207,29 @@ class Browse(widgets.VBox):
     def _on_repository(self) -> None:
         repository = self.repository
         self._tag_frame = (self._tags_of(repository) if repository is not None
-                           else pd.DataFrame(columns=["size_bytes", "value", "manifest"]))
-        shown, defs = _sized(self._tag_frame.drop(columns=["value", "manifest"]),
-                             {"size_bytes": "size"})
-        self._set(self.tags, shown, defs, caption=f"tags of {repository}" if repository
-                  is not None else "tags: pick a repository")
+                           else self._tags_of_nothing())
+        shown, defs = columns(self._tag_frame.drop(columns=["value", "manifest"]),
+                              sizes={"size_bytes": "size"},
+                              text=["tag", "digest", "kind", "referrers"])
+        self._set(self.tags, shown, defs, caption=f"tags of {repository}",
+                  empty="pick a repository to see its tags" if repository is None
+                  else f"{repository} has no tags and no manifests")
         self._on_tag()
+
+    @staticmethod
+    def _tags_of_nothing() -> pd.DataFrame:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in (
+            "tag", "digest", "kind", "size_bytes", "created", "referrers", "value",
+            "manifest")})
 
     def _on_tag(self) -> None:
         repository, value = self.repository, self.tag
         self._layer_frame = pd.DataFrame(columns=["digest"])
         if repository is None or value is None:
             self.manifest.value = ""
-            self._set(self.layers, pd.DataFrame(columns=["layer"]),
-                      caption="layers: pick a tag")
+            self._set(self.layers, pd.DataFrame(columns=["layer"]), caption="layers",
+                      empty="pick a tag to see its manifest and layers"
+                      if repository is not None and self.tag_choices else "")
             self._on_layer()
             return
         digest = str(self._tag_frame["manifest"].iloc[self.tags.selected_rows[0]])
@@ -281,8 +237,10 @@ class Browse(widgets.VBox):
         self.manifest.value, manifests = self._manifest_pane(
             repository, digest, name + (" (untagged)" if value.startswith("@") else ""))
         self._layer_frame = self._layers_of(repository, manifests)
-        shown, defs = _sized(self._layer_frame.drop(columns="digest"), {"size_bytes": "size"})
-        self._set(self.layers, shown, defs, caption=f"layers of {name}")
+        shown, defs = columns(self._layer_frame.drop(columns="digest"),
+                              sizes={"size_bytes": "size"}, text=["platform", "layer"])
+        self._set(self.layers, shown, defs, caption=f"layers of {name}",
+                  empty=f"{name} lists no layers")
         self._on_layer()
 
     def _manifest_pane(self, repository: str, digest: str, name: str) -> tuple[str, list[str]]:
@@ -338,7 +296,9 @@ class Browse(widgets.VBox):
     def _on_layer(self) -> None:
         rows = self.layers.selected_rows
         if not rows or self._layer_frame.empty:
-            self.sharing.value = ""
+            self.sharing.value = "" if self._layer_frame.empty else (
+                "<i class='ri-hint'>pick a layer to see which repositories and tags "
+                "share it</i>")
             return
         digest = str(self._layer_frame["digest"].iloc[rows[0]])
         # the tags whose images reach it, through any index

@@ -1,16 +1,23 @@
 """``ri.explore(inv, registry=None)``: ipywidgets explorers of an Inventory.
 
-Browse: a table of repositories; pick one for its tags (digest, size, created,
+Explore: a table of repositories; pick one for its tags (digest, size, created,
 referrers); pick a tag for its manifest (the platforms of an index) and its layers
 per platform; pick a layer for who else shares it. The panes always show the
-selected ``repository:tag``, or nothing. Clean up: keep-last / older-than / protect
--> a plan with the bytes it frees -> a delete button, disabled without a registry,
-that asks to confirm, runs ``apply_cleanup`` and then shows the inventory as it is
-after the deletion. Only that button touches the network.
+selected ``repository:tag``, or say what to pick. Clean up: keep-last / older-than /
+protect, for every repository or one -> a plan with the bytes it frees (a sortable
+table, a file the command line applies) -> a delete button, disabled without a
+registry, that asks to confirm. Disk (a storage scan): where the bytes go, what
+garbage-collect would free and break, and the safe untagged cleanup, planned and
+applied the same way.
 
-The tables are itables' ``ITable`` widgets (DataTables): sorted and searched in the
-browser, so a keystroke in a search box costs the kernel nothing; the plan's own
-inputs are debounced.
+The explorer reads nothing itself: ``refresh`` is a callable that returns the
+inventory as it is now (by default a crawl of the registry given, in the
+inventory's scope, or a scan of the storage root), called by the refresh button and
+after every delete; ``apply_cleanup`` is the only other I/O.
+
+The tables are itables' ``ITable`` widgets (DataTables, :mod:`._tables`): sorted and
+searched in the browser, so a keystroke in a search box costs the kernel nothing;
+the plan's own inputs are debounced.
 
 Every outside string put into an ``HTML`` widget (a registry's URL, an error, a tag)
 passes ``inert`` (printable, then escaped); the descriptions and tab titles, which
@@ -20,6 +27,7 @@ Jupyter typesets with MathJax, are this module's own words only.
 from __future__ import annotations
 
 import asyncio
+import re
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,28 +37,30 @@ import pandas as pd
 
 from .._errors import (
     CollectorWouldStop,
+    InvalidReference,
     InventoryError,
     PlanError,
     ReginsightError,
-    RegistryError,
 )
-from .._policy import SUGGESTED_POLICY
-from .._text import inert
+from .._policy import SUGGESTED_POLICY, policy_from_text
+from .._text import inert, printable
 from .._units import count, format_bytes
 from ..analysis._disk import VERSION, broken_images, disk_usage, gc_outcomes
-from ..analysis._reclaim import PartialInventoryWarning, reclaimable
-from ..ops._after import inventory_after
-from ..ops._apply import apply_cleanup
-from ..ops._plan import CHILD_OF
-from ._browse import Browse, html_table
+from ..analysis._reclaim import PartialInventoryWarning
+from ._browse import Browse
+from ._planpanel import RED, PlanPanel, deletions, wide
 from ._sections import plan_shown
+from ._tables import html_table, natural_key
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
+    from ..inventory._selection import RepositoryFilter
     from ..registry._client import Registry
 
 #: seconds of quiet after the last keystroke before the plan is computed again
 DEBOUNCE = 0.4
+#: the repository picker's choice for every repository
+EVERY = "all repositories"
 
 
 class Debounced:
@@ -73,6 +83,71 @@ class Debounced:
             return
         self._pending = loop.call_later(self.delay, self.action)
 
+
+# ------------------------------------------------------------- reading again
+
+#: in a recorded scope, a part that is a regular expression, not a name or a glob
+_REGEX = re.compile(r"[\^$()|+\\{]")
+
+
+def scope_filter(scope: str | None) -> RepositoryFilter:
+    """The ``repositories=`` that gave an inventory its ``scope`` (as a crawl records
+    it: None, or names, globs and regex patterns joined by ", ")."""
+    from ..inventory._selection import is_glob
+    from ..registry._reference import validate_repository
+
+    if scope is None:
+        return None
+    wanted: list[str | re.Pattern[str]] = []
+    for part in scope.split(", "):
+        if _REGEX.search(part):
+            wanted.append(re.compile(part))
+            continue
+        try:
+            wanted.append(part if is_glob(part) else validate_repository(part))
+        except InvalidReference:
+            wanted.append(re.compile(part))
+    return wanted
+
+
+def default_refresh(inv: Inventory, registry: Registry | None
+                    ) -> Callable[[], Inventory] | None:
+    """How the explorer reads ``inv``'s registry again: a storage scan rescans its
+    root; a crawl, with ``registry``, crawls it again in the same scope (digests
+    already known are not fetched again); else None (nothing to read)."""
+    if inv.from_storage:
+        from ..inventory._scan import scan_storage
+
+        root = inv.registry
+        return lambda: scan_storage(root, progress=False)
+    if registry is None:
+        return None
+    from ..inventory._crawl import crawl
+
+    wanted, known = scope_filter(inv.scope), inv
+    return lambda: crawl(registry, wanted, progress=False, since=known)
+
+
+def _changes(before: Inventory, after: Inventory) -> str:
+    """What reading again found, in words: tags new or moved, tags gone."""
+    def placed(inv: Inventory) -> set[tuple[str, str, str]]:
+        tags = inv.tags
+        return set(zip(tags["repository"].astype(str), tags["tag"].astype(str),
+                       tags["digest"].astype(str), strict=True))
+
+    old, new = placed(before), placed(after)
+    named = {(r, t) for r, t, _ in new}
+    gone = {(r, t) for r, t, _ in old} - named
+    came = sorted((f"{r}:{t}" for r, t, _ in new - old), key=natural_key)
+    if not came and not gone:
+        return "no tag changed"
+    shown = ", ".join(came[:10]) + (" …" if len(came) > 10 else "")
+    return "; ".join(part for part in (
+        f"{count(len(came), 'tag')} new or moved ({shown})" if came else "",
+        f"{count(len(gone), 'tag')} gone" if gone else "") if part)
+
+
+# ------------------------------------------------------------- the disk
 
 def _disk_page(inv: Inventory, collector: str | None) -> str:
     """Where the storage's bytes go, and what garbage-collect would free and break: for
@@ -112,25 +187,30 @@ def _freed(outcome: pd.DataFrame | CollectorWouldStop, *, breaks: bool = False) 
             f"{inert(', '.join(broken[:20]))}")
 
 
-def _untagged(doomed: pd.DataFrame) -> str:
-    """The words for a plan's rows that delete by digest (tag NA): " and N untagged
-    manifests", " and N platforms of deleted indexes", or nothing."""
-    by_digest = doomed[doomed["tag"].isna()]
-    children = int(by_digest["reason"].astype(str).str.startswith(CHILD_OF).sum())
-    untagged = len(by_digest) - children
-    return ((f" and {untagged} untagged manifests" if untagged else "")
-            + (f" and {children} platforms of deleted indexes" if children else ""))
-
+# ------------------------------------------------------------- the explorer
 
 class Explorer(widgets.VBox):
     """The explorer widget; its parts are attributes so code (and tests) can drive it:
-    ``select(repository, tag, layer)``, ``keep_last``/``older_than``/``protect``,
-    ``delete``/``confirm`` buttons."""
+    ``select(repository, tag, layer)``; the Clean up tab's rules ``keep_last``,
+    ``older_than``, ``protect``, ``repository`` and its plan ``cleanup`` (a
+    :class:`PlanPanel`: ``delete``, ``confirm``, ``result``, the last three also
+    attributes here); the Disk tab's ``disk`` page and ``untagged`` plan;
+    ``reread()``, what the refresh button does."""
 
     def __init__(self, inv: Inventory, registry: Registry | None = None, *,
-                 collector: str | None = None) -> None:
+                 collector: str | None = None,
+                 refresh: Callable[[], Inventory] | None = None) -> None:
         self.registry, self.collector = registry, collector
+        self.refresh = refresh
         self.browse = Browse(inv)
+
+        # -- title, refresh
+        self.title = widgets.HTML()
+        self.refresh_button = widgets.Button(
+            description="Refresh", icon="refresh", tooltip="read the registry again",
+            layout=wide(display=None if refresh is not None else "none"))
+        self.refresh_button.on_click(lambda _: self.reread())
+        self.status = widgets.HTML()
 
         # -- clean up
         self.keep_last = widgets.BoundedIntText(value=SUGGESTED_POLICY["keep_last"], min=0,
@@ -138,43 +218,47 @@ class Explorer(widgets.VBox):
         self.older_than = widgets.Text(value=SUGGESTED_POLICY["older_than"],
                                        description="older than")
         self.protect = widgets.Text(value=SUGGESTED_POLICY["protect"], description="protect")
-        self.plan_view = widgets.HTML()
-        self.delete = widgets.Button(description="Delete planned tags", button_style="danger",
-                                     icon="trash", disabled=True)
-        self.confirm = widgets.Button(description="Yes, delete them", button_style="danger",
-                                      layout=widgets.Layout(display="none"))
-        self.cancel = widgets.Button(description="Cancel", layout=widgets.Layout(display="none"))
-        self.result = widgets.HTML()
+        self.repository = widgets.Dropdown(options=[(EVERY, EVERY)], value=EVERY,
+                                           description="repository")
+        self._listing = False
+        self.cleanup = PlanPanel(registry, delete_label="Delete planned tags",
+                                 on_deleted=self.reread)
+        self.delete, self.confirm, self.result = (self.cleanup.delete, self.cleanup.confirm,
+                                                  self.cleanup.result)
         self.plan_changed = Debounced(self._show_plan)
-        for control in (self.keep_last, self.older_than, self.protect):
+        for control in (self.keep_last, self.older_than, self.protect, self.repository):
             control.observe(self._inputs_changed, "value")
-        self.delete.on_click(lambda _: self._ask())
-        self.confirm.on_click(lambda _: self._apply())
-        self.cancel.on_click(lambda _: self._ask(show=False))
-        where = (f"deletes from {inert(registry.url)}" if registry is not None
-                 else "no registry given: explore(inv, registry=reg) to delete")
         cleanup = widgets.VBox([
-            widgets.HBox([self.keep_last, self.older_than, self.protect]), self.plan_view,
-            widgets.HTML(f"<small>{where}</small>"),
-            widgets.HBox([self.delete, self.confirm, self.cancel]), self.result])
+            widgets.HBox([self.keep_last, self.older_than, self.protect]),
+            self.repository, self.cleanup])
 
+        # -- disk
         self.disk = widgets.HTML()
+        self.untagged = PlanPanel(registry, delete_label="Delete untagged manifests",
+                                  on_deleted=self.reread)
         pages = [("Explore", self.browse), ("Clean up", cleanup)]
         if inv.from_storage:
-            pages.append(("Disk", self.disk))
+            pages.append(("Disk", widgets.VBox([self.disk, widgets.HTML(
+                "<p><b>The safe untagged cleanup</b>: delete the manifests no tag reaches "
+                "through the registry's API, then run a plain garbage-collect. Unlike "
+                "<code>--delete-untagged</code> it keeps every platform of a tagged "
+                "multi-arch image.</p>"), self.untagged])))
         self.tabs = widgets.Tab(children=[page for _, page in pages])
         for number, (name, _) in enumerate(pages):
             self.tabs.set_title(number, name)
-        self.title = widgets.HTML()
-        super().__init__([self.title, self.tabs])
-        self._plan: pd.DataFrame | None = None
-        self._applying = False
+        super().__init__([widgets.HBox([self.title, self.refresh_button]), self.status,
+                          self.tabs])
         self._show(inv)
 
     @property
     def inv(self) -> Inventory:
-        """The inventory shown: after a delete, the registry as it is now."""
+        """The inventory shown: after a refresh or a delete, the registry as it is now."""
         return self.browse.inv
+
+    @property
+    def _plan(self) -> pd.DataFrame | None:
+        """The Clean up plan shown (None while its rules are being typed)."""
+        return self.cleanup.plan
 
     def select(self, repository: str, tag: str | None = None, layer: str | None = None
                ) -> None:
@@ -182,121 +266,139 @@ class Explorer(widgets.VBox):
         them does. A tag of ``@sha256:...`` is an untagged manifest."""
         self.browse.select(repository, tag, layer)
 
+    def reread(self) -> bool:
+        """Read the registry (or its storage) again through ``refresh`` and show it,
+        the picks kept where they still exist. False when it could not be read (the
+        reason is shown) or there is nothing to read again."""
+        if self.refresh is None:
+            return False
+        self.refresh_button.disabled = True
+        self.status.value = "<i>reading the registry again…</i>"
+        before = self.inv
+        try:
+            inv = self.refresh()
+        except (ReginsightError, OSError) as exc:
+            self.status.value = RED.format(
+                f"could not read it again: {inert(exc)}; what is shown is from "
+                f"{before.taken_at:%Y-%m-%d %H:%M:%S UTC}")
+            return False
+        finally:
+            self.refresh_button.disabled = False
+        self._show(inv)
+        self.status.value = (f"<small>read again {inv.taken_at:%Y-%m-%d %H:%M:%S UTC}: "
+                             f"{inert(_changes(before, inv))}</small>")
+        return True
+
     def _show(self, inv: Inventory) -> None:
         self.browse.show(inv)
-        self.title.value = (f"<b>{inert(inv.registry)}</b>, "
+        self.title.value = (f"<b>{inert(inv.label or inv.registry)}</b>, "
                             f"{'storage read' if inv.from_storage else 'crawled'} "
-                            f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {len(inv.tags)} tags")
+                            f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {count(len(inv.tags), 'tag')}")
+        self._repository_choices()
+        if self.registry is None:  # the commands shown name the registry read, if any
+            self.cleanup.url = self.untagged.url = (
+                "URL" if inv.label or inv.from_storage else inv.registry)
         if inv.from_storage:
             self.disk.value = _disk_page(inv, self.collector)
+            self._show_untagged()
         self._show_plan()
 
     # ------------------------------------------------------------- clean up
 
+    def _repository_choices(self) -> None:
+        """The picker lists the repositories shown; the one picked stays if it is still
+        there. Not a change of the rules: the plan is computed next anyway."""
+        names = sorted(self.browse._repository_frame["repository"].astype(str),
+                       key=natural_key)
+        choices = ((EVERY, EVERY), *((printable(n), n) for n in names))
+        if tuple(self.repository.options) == choices:
+            return
+        picked = self.repository.value
+        self._listing = True
+        try:
+            self.repository.options = choices
+            self.repository.value = picked if picked in names else EVERY
+        finally:
+            self._listing = False
+
     def _inputs_changed(self, *_: Any) -> None:
         """A keystroke: the plan shown is no longer the one asked for, so nothing can
         be deleted until the new one is computed (after the debounce)."""
-        self._plan = None
-        self.delete.disabled = True
-        self._ask(show=False)
+        if self._listing:
+            return
+        self.cleanup.hold()
         self.plan_changed()
 
     def _show_plan(self) -> None:
+        scope = None if self.repository.value == EVERY else self.repository.value
         try:
+            rules = policy_from_text(keep_last=self.keep_last.value,
+                                     older_than=self.older_than.value,
+                                     protect=self.protect.value)
             with warnings.catch_warnings():  # said once in the plan's text below
                 warnings.simplefilter("ignore", PartialInventoryWarning)
                 plan, gc_note = plan_shown(
-                    self.inv, collector=self.collector, keep_last=self.keep_last.value,
-                    older_than=self.older_than.value.strip() or None,
-                    protect=self.protect.value or None, now=self.inv.taken_at)
+                    self.inv, collector=self.collector, **rules,
+                    repositories=None if scope is None else [scope], now=self.inv.taken_at)
         except (PlanError, InventoryError) as exc:
-            self._plan = None
-            self.plan_view.value = f"<p style='color:#b00'>{inert(exc)}</p>"
-            self.delete.disabled = True
+            self.cleanup.fail(str(exc))
             return
-        self._plan = plan
         doomed = plan[plan["action"] == "delete"]
         bound = "" if self.inv.complete else (
             " (at most: the inventory does not cover the whole registry)")
-        self.plan_view.value = (
+        where = "" if scope is None else f" of {inert(scope)}"
+        summary = (
             f"<p><b>{int(doomed['tag'].notna().sum())}</b> of "
-            f"{int(plan['tag'].notna().sum())} tags{_untagged(doomed)} to delete, freeing "
+            f"{int(plan['tag'].notna().sum())} tags{where}"
+            f"{_by_digest(doomed)} to delete, freeing "
             f"<b>{format_bytes(plan.attrs['reclaimable_bytes'])}</b> after garbage "
-            f"collection{bound}.</p>" + (f"<p>{inert(gc_note)}</p>" if gc_note else "")
-            + html_table(doomed.assign(
-                created=doomed["created"].dt.strftime("%Y-%m-%d"))))
-        self.delete.disabled = self.registry is None or doomed.empty
-        self._ask(show=False)
+            f"collection{bound}.</p>" + (f"<p>{inert(gc_note)}</p>" if gc_note else ""))
+        flags = ["--keep-last", str(rules["keep_last"]),
+                 "--older-than", rules["older_than"] or "0d",
+                 "--protect", rules["protect"] or "",
+                 *(["--repositories", scope] if scope is not None else [])]
+        self.cleanup.show(self.inv, plan, summary=summary, rules=flags,
+                          empty="nothing to delete with these rules")
 
-    def _ask(self, *, show: bool = True) -> None:
-        display = None if show else "none"
-        self.confirm.layout.display = display
-        self.cancel.layout.display = display
-        if show and self._plan is not None:
-            doomed = self._plan[self._plan["action"] == "delete"]
-            self.result.value = (f"<p>Delete {int(doomed['tag'].notna().sum())} tags"
-                                 f"{_untagged(doomed)} from "
-                                 f"{inert(self.registry.url)}? This cannot be undone.</p>")
-
-    def _apply(self) -> None:
-        if self._applying or self.registry is None or self._plan is None:
-            return  # a second click while deleting, or a plan being recomputed
-        self._applying, self.confirm.disabled = True, True
+    def _show_untagged(self) -> None:
+        """The Disk tab's plan: every manifest no tag reaches, deleted by digest."""
         try:
-            self._delete(self._plan)
-        finally:
-            self._applying, self.confirm.disabled = False, False
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PartialInventoryWarning)
+                plan, gc_note = plan_shown(self.inv, collector=self.collector, untagged=True)
+        except (PlanError, InventoryError) as exc:
+            self.untagged.fail(str(exc))
+            return
+        doomed = plan[plan["action"] == "delete"]
+        summary = (
+            f"<p><b>{deletions(doomed)}</b> in "
+            f"{count(doomed['repository'].nunique(), 'repository')}: deleting them, then a "
+            f"plain garbage-collect frees "
+            f"<b>{format_bytes(plan.attrs['reclaimable_bytes'])}</b>.</p>"
+            + (f"<p>{inert(gc_note)}</p>" if gc_note else "")) if len(doomed) else ""
+        self.untagged.show(self.inv, plan, summary=summary,
+                           rules=["--untagged", "--storage", self.inv.registry],
+                           empty="no untagged manifests: nothing to clean up")
 
-    def _delete(self, plan: pd.DataFrame) -> None:
-        self._ask(show=False)
-        try:
-            outcome = apply_cleanup(self.registry, plan, dry_run=False)
-            failure = ""
-        except RegistryError as exc:  # stopped part way: what was done is in its result
-            outcome = getattr(exc, "result", None)
-            failure = f"<p style='color:#b00'>{inert(exc)}</p>"
-        done = (outcome[outcome["status"] == "deleted"] if outcome is not None
-                else pd.DataFrame(columns=["repository", "digest"]))
-        deleted = plan[(plan["action"] == "delete") & pd.MultiIndex.from_frame(
-            plan[["repository", "digest"]].astype(str)).isin(pd.MultiIndex.from_frame(
-                done[["repository", "digest"]].astype(str)))]
-        before = self.inv
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PartialInventoryWarning)
-            freed = (reclaimable(before, deleted, collector=plan.attrs.get("collector"))
-                     if len(deleted) else 0)
-        self.result.value = failure + (
-            f"<p>Deleted {int(deleted['tag'].notna().sum())} tags "
-            f"({deleted['digest'].nunique()} manifests). Their "
-            f"<b>{format_bytes(freed)}</b> are freed when the registry's garbage collector "
-            "runs (<code>registry garbage-collect CONFIG</code>); until then the blobs "
-            "stay on disk.</p>" + (self._unsure(outcome) if outcome is not None else "")
-            + (html_table(outcome.sort_values(["repository", "tag"]))
-               if outcome is not None else ""))
-        try:
-            self._show(inventory_after(before, deleted))
-        except ReginsightError as exc:
-            self.result.value += f"<p style='color:#b00'>{inert(exc)}</p>"
 
-    @staticmethod
-    def _unsure(outcome: pd.DataFrame) -> str:
-        """Rows not deleted (a tag moved, a failure): where they point now is not
-        known here, so the lists below may be off for them."""
-        lost = outcome[outcome["status"] == "lost"]
-        others = outcome[~outcome["status"].isin(["deleted", "lost"])]
-        words = "" if others.empty else (
-            f"<p>{len(others)} rows were not deleted (skipped, with the reason, or failed; "
-            "see below): crawl again to see them as the registry has them now.</p>")
-        return words + ("" if lost.empty else (
-            f"<p style='color:#b00'>{len(lost)} tags not in the plan disappeared while it "
-            "was applied (the rows marked lost): pushed onto a deleted digest after its "
-            "last check, or deleted by someone else.</p>"))
+def _by_digest(doomed: pd.DataFrame) -> str:
+    """" and N untagged manifests ..." for the rows a plan deletes by digest."""
+    rows = doomed[doomed["tag"].isna()]
+    return "" if rows.empty else " and " + deletions(rows)
 
 
 def explore(inv: Inventory, registry: Registry | None = None, *,
-            collector: str | None = None) -> Explorer:
-    """An explorer widget for ``inv``; with ``registry``, its cleanup panel can delete.
+            collector: str | None = None,
+            refresh: Callable[[], Inventory] | None = None) -> Explorer:
+    """An explorer widget for ``inv``; with ``registry``, its cleanup panels can delete.
+
     ``collector``: for a storage scan, the registry's garbage collector
     (``"distribution-2"`` or ``"distribution-3"``, as :func:`reginsight.gc_preview`);
-    None shows each where they differ."""
-    return Explorer(inv, registry, collector=collector)
+    None shows each where they differ. ``refresh``: a callable returning the
+    inventory as it is now, called by the Refresh button and after each delete.
+    None: a storage scan rescans its root (pass your own for a root that needs
+    ``storage_options``), a crawl given ``registry`` crawls it again in the same
+    scope; with neither there is no Refresh button.
+    """
+    return Explorer(inv, registry, collector=collector,
+                    refresh=refresh if refresh is not None else default_refresh(inv, registry))
