@@ -100,6 +100,47 @@ def head_rate_limited(retry_after: str = "60") -> Dialect:
         else None))
 
 
+def _repository_of(path: str, section: str) -> str:
+    """``team/app`` of ``/v2/team/app/manifests/...`` (section "manifests" or "blobs")."""
+    return path.split("?")[0].removeprefix("/v2/").rpartition(f"/{section}/")[0]
+
+
+def keeps_tagged_manifest(kept: str) -> Dialect:
+    """django-oci 0.0.17: a manifest PUT under a tag it already holds keeps the manifest
+    there (``kept``) and answers 201 with a Location naming it, without
+    Docker-Content-Digest. The registry behind never sees the PUT: ``kept`` stays."""
+    def before(method: str, path: str) -> Reply | None:
+        if method != "PUT" or not _is_manifest(path):
+            return None
+        return 201, {"Location": f"/v2/{_repository_of(path, 'manifests')}/manifests/{kept}"}, b""
+
+    return Dialect("keeps the tagged manifest", before=before)
+
+
+def names_stored_digest(other: str, *, section: str, header: bool, location: bool
+                        ) -> Dialect:
+    """A registry that stores the write (the registry behind does) but names ``other``
+    for it in the 201: in its Docker-Content-Digest (``header``; else none is sent) and
+    the Location (``location``; else the registry's stays). ``section``: "manifests"
+    (a manifest PUT) or "blobs" (the PUT that closes an upload, a mount's POST)."""
+    def after(method: str, path: str, reply: Reply) -> Reply:
+        status, headers, body = reply
+        if status != 201 or f"/{section}/" not in path or method not in ("PUT", "POST"):
+            return reply
+        kept = {k: v for k, v in headers.items()
+                if k.lower() not in ("docker-content-digest", "location")}
+        if header:
+            kept["Docker-Content-Digest"] = other
+        located = next((v for k, v in headers.items() if k.lower() == "location"), None)
+        if location:
+            located = f"/v2/{_repository_of(path, section)}/{section}/{other}"
+        if located is not None:
+            kept["Location"] = located
+        return status, kept, body
+
+    return Dialect(f"names {other} for the {section} stored", after=after)
+
+
 @dataclass
 class DialectProxy(FaultProxy):
     """A FaultProxy that injects no faults, only its ``dialects``, in order."""

@@ -34,7 +34,7 @@ from ._facts import (
     manifest_info,
     parse_config,
 )
-from ._progress import progress_bar
+from ._progress import LineBar, NoBar, progress_bar
 from ._selection import RepositoryFilter, describe_scope, invalid_rows, selection
 from ._subjects import subjects
 
@@ -86,6 +86,8 @@ class Crawler:
         self._asked: set[tuple[str, str, str]] = set()  # (stage, repository, digest)
         self._probing = False  # one referrers request in flight while the API is unknown
         self._waiting: deque[tuple[str, str]] = deque()  # to ask once that is known
+        # shown from when the catalog is read: a refused catalog is no crawl of 0 tags
+        self._bar: Any = NoBar()
 
     # ---------------------------------------------------------------- driver
 
@@ -96,7 +98,7 @@ class Crawler:
         if repositories is not None and not isinstance(repositories, str | re.Pattern):
             repositories = list(repositories)  # read twice below: a generator only once
         self.scope = describe_scope(repositories)
-        bar = progress_bar(f"crawl {self.reg.url}", unit="tag", enabled=self.progress)
+        finished = False
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="reginsight") as pool:
             self._pool = pool
             try:
@@ -113,16 +115,19 @@ class Crawler:
                         future = self._done.get(timeout=0.2)
                     except queue.Empty:
                         continue
-                    self._finish(future, bar)
+                    self._finish(future)
                     self._next_referrers()
                     if not self._pending and self.fetch_manifests:
                         self._want_subjects()
+                finished = True
             except BaseException:
                 # Ctrl-C (or a bug): drop queued work; running requests end by timeout
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             finally:
-                bar.close()
+                # a plain line's last word is "N tags in Xs": said of a finished crawl only
+                if finished or not isinstance(self._bar, LineBar):
+                    self._bar.close()
         return CrawlResult(registry=self.reg.url, scope=self.scope, tags=tuple(self.tags),
                            errors=tuple(self.errors), facts=self.facts,
                            referrers=tuple(self.referrer_links),
@@ -146,14 +151,14 @@ class Crawler:
             self._interrupted.set()
         self._done.put(future)
 
-    def _failed(self, stage: str, key: tuple[str, ...], exc: RegistryError, bar: Any) -> None:
+    def _failed(self, stage: str, key: tuple[str, ...], exc: RegistryError) -> None:
         repository = key[0] if key else ""
         reference = key[1] if len(key) > 1 else ""
         self.errors.append((repository, reference, stage, f"{type(exc).__name__}: {exc}"))
         if stage == "tag":
-            bar.update(1)
+            self._bar.update(1)
 
-    def _finish(self, future: Future[Any], bar: Any) -> None:
+    def _finish(self, future: Future[Any]) -> None:
         stage, key = self._pending.pop(future)
         if stage == "referrers":
             self._probing = False
@@ -163,17 +168,17 @@ class Crawler:
             if stage == "catalog":
                 raise  # nothing to crawl: an empty inventory would pass for a whole one
             if not (isinstance(exc, NotFound) and self._expected_absence(stage, key, exc)):
-                self._failed(stage, key, exc, bar)
+                self._failed(stage, key, exc)
             return
 
         if stage == "catalog":
             self.errors.extend(invalid_rows(result.invalid, self._selection))
             self._on_catalog(list(result.names))
         elif stage == "tags":
-            self._on_tags(key, result, bar)
+            self._on_tags(key, result)
         elif stage == "tag":
             self._on_tag(key, result)
-            bar.update(1)
+            self._bar.update(1)
         elif stage == "manifest":
             self._on_manifest(key[0], result)
         elif stage == "config":
@@ -198,15 +203,16 @@ class Crawler:
     # ------------------------------------------------------------- handlers
 
     def _on_catalog(self, listed: list[str]) -> None:
+        self._bar = progress_bar(f"crawl {self.reg.url}", unit="tag", enabled=self.progress)
         chosen = self._selection
         self.repositories = sorted({*chosen.names, *filter(chosen.matches, listed)})
         for repository in self.repositories:
             self._submit("tags", (repository,), self.reg.tags, repository)
 
-    def _on_tags(self, key: tuple[str, ...], tags: list[str], bar: Any) -> None:
+    def _on_tags(self, key: tuple[str, ...], tags: list[str]) -> None:
         (repository,) = key
-        bar.total = (bar.total or 0) + len(tags)
-        bar.refresh()
+        self._bar.total = (self._bar.total or 0) + len(tags)
+        self._bar.refresh()
         fetch = self.reg.manifest_descriptor if self.heads_only else self.reg.manifest
         for tag in tags:
             self._submit("tag", (repository, tag), fetch, repository, tag)

@@ -17,8 +17,13 @@ def copy(src: Registry, src_ref: str, dst: Registry, dst_ref: str) -> str:
     """Copy ``src_ref`` (``repo:tag`` or ``repo@digest``) from ``src`` to ``dst_ref``.
 
     Blobs first (mounted within one registry, streamed otherwise, skipped when
-    present), an index's children before the index, the manifest bytes unchanged,
-    so the digest is kept. Idempotent. Returns the digest.
+    present: one HEAD per blob), an index's children before the index, the manifest
+    bytes unchanged, so the digest is kept. Idempotent. Returns the digest.
+
+    Each write is checked against what the destination says it stored (the digest in
+    its ``Docker-Content-Digest`` and ``Location``): a registry that answers a PUT
+    naming another manifest (one that kept the image the tag held) raises
+    DigestMismatch; the copy did not take.
     """
     src_repo, src_reference = split_reference(src_ref)
     dst_repo, dst_reference = split_reference(dst_ref)
@@ -54,7 +59,8 @@ class _Copier:
             return
         try:
             with self.src.download_blob(self.src_repo, blob.digest) as stream:
-                self.dst.upload_blob(self.dst_repo, stream, blob.digest)
+                # the HEAD above said it is missing: upload_blob need not ask again
+                self.dst.upload_blob(self.dst_repo, stream, blob.digest, check_present=False)
         except NotFound:
             if blob.urls:  # a foreign layer: pulled from its URLs, not the registry
                 return

@@ -10,6 +10,7 @@ import math
 import os
 import ssl
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,12 +29,13 @@ from .._errors import (
     RegistryUnreachable,
     ResponseError,
 )
+from .._text import printable
 from .._version import __version__
 from . import protocol as proto
 from ._auth import SCOPE, RegistryAuth
 from ._blobreader import BlobReader
 from ._credentials import Credentials, resolve_credentials
-from ._digest import Digest, DigestVerifier, is_digest, parse_digest
+from ._digest import Digest, DigestVerifier, is_digest, parse_digest, validate_digest
 from ._hosts import redact
 from ._manifest import Descriptor, Manifest
 from ._network import NetworkTransport
@@ -557,15 +559,17 @@ class Registry:
 
     def upload_blob(
         self, repository: str, data: BlobSource, digest: str | None = None,
-        *, chunk_size: int = CHUNK_SIZE,
+        *, chunk_size: int = CHUNK_SIZE, check_present: bool = True,
     ) -> str:
         """Upload a blob from bytes or a binary file object; return its digest.
 
-        Skips the upload when the registry already has the blob. Small blobs go in
+        Skips the upload when the registry already has the blob (``check_present=False``:
+        the caller has just asked, so no HEAD is sent again). Small blobs go in
         one PUT; large or unknown-size streams in PATCH chunks of ``chunk_size``,
         resumed from the registry's ``Range`` when a connection drops. The digest is
         computed while streaming and checked against ``digest`` (DigestMismatch,
-        upload cancelled) before the registry verifies it again.
+        upload cancelled) before the registry verifies it again; so is the digest the
+        registry says it stored (``Docker-Content-Digest``, the ``Location`` it answers).
         """
         validate_repository(repository)
         expected = parse_digest(digest) if digest is not None else None
@@ -576,7 +580,7 @@ class Registry:
             if expected is not None and actual != expected:
                 raise DigestMismatch(f"upload to {repository}: data is not {expected}",
                                      expected=str(expected), actual=str(actual))
-            if self.has_blob(repository, str(actual)):
+            if check_present and self.has_blob(repository, str(actual)):
                 return str(actual)
             if len(data) <= MONOLITHIC_LIMIT:
                 session = self._call(proto.start_upload(repository),
@@ -592,7 +596,8 @@ class Registry:
                 verifier.update(chunk)
             data.seek(start)
             expected = verifier.actual
-        if expected is not None and self.has_blob(repository, str(expected)):
+        if check_present and expected is not None and self.has_blob(repository,
+                                                                    str(expected)):
             return str(expected)
         return self._chunked_upload(repository, data, expected, chunk_size,
                                     algorithm=algorithm)
@@ -649,8 +654,11 @@ class Registry:
 
     def _finish_upload(self, repository: str, session: str, digest: Digest, *,
                        body: bytes) -> str:
-        return self._call(proto.finish_upload(repository, session, digest, body),
-                          lambda answer: proto.interpret_finish_upload(answer, digest))
+        def stored(answer: proto.Answer) -> str:
+            return _stored_as(answer, proto.interpret_finish_upload(answer, digest),
+                              f"blob upload to {repository}")
+
+        return self._call(proto.finish_upload(repository, session, digest, body), stored)
 
     def _cancel_upload(self, repository: str, session: str) -> None:
         # best effort: the error that made us cancel is the one worth raising
@@ -663,8 +671,13 @@ class Registry:
         True when mounted (201). False when the registry opened an upload session
         instead (202): that session is cancelled, never leaked.
         """
-        result = self._call(proto.mount_blob(repository, digest, from_repository),
-                            proto.interpret_mount)
+        def mounted(answer: proto.Answer) -> proto.MountResult:
+            result = proto.interpret_mount(answer)
+            if result.mounted:
+                _stored_as(answer, validate_digest(digest), f"mount into {repository}")
+            return result
+
+        result = self._call(proto.mount_blob(repository, digest, from_repository), mounted)
         if not result.mounted and result.session:
             self._cancel_upload(repository, result.session)
         return result.mounted
@@ -677,12 +690,20 @@ class Registry:
 
         ``manifest`` is a model (its bytes are sent unchanged), a dict (sent as JSON)
         or raw bytes. The Content-Type is ``media_type`` or the document's own
-        ``mediaType``; they must agree. The registry's digest is checked against the
-        bytes sent (for signed schema1: the signed payload).
+        ``mediaType``; they must agree. The digest the registry says it stored (its
+        ``Docker-Content-Digest``, and the digest its ``Location`` names) is checked
+        against the bytes sent (for signed schema1: the signed payload): another one
+        raises DigestMismatch, as a registry that kept the manifest a tag already named
+        answers (django-oci: 201, Location naming the old digest).
         """
         request, parsed = proto.put_manifest(repository, reference, _manifest_bytes(manifest),
                                              media_type)
-        return self._call(request, lambda answer: proto.interpret_put_manifest(answer, parsed))
+
+        def stored(answer: proto.Answer) -> str:
+            return _stored_as(answer, proto.interpret_put_manifest(answer, parsed),
+                              f"manifest {_manifest_name(repository, reference)}")
+
+        return self._call(request, stored)
 
     def delete_manifest(self, repository: str, digest: str) -> None:
         """Delete the manifest ``digest``: every tag pointing at it goes with it.
@@ -724,6 +745,27 @@ def _check_bounds(*, timeout: float | None, deadline: float | None, min_rate: fl
         raise ValueError(f"Registry({', '.join(wrong)}): timeout (None: none), deadline and "
                          "listing_time must be > 0, min_rate >= 0 (0: no minimum), "
                          "max_pages >= 1")
+
+
+def _stored_as(answer: proto.Answer, digest: str, what: str) -> str:
+    """``digest``, once the answer to a write is seen not to name another one as
+    stored: in its ``Docker-Content-Digest``, or as the last path segment of its
+    ``Location`` (where registries put the digest of what they stored; one naming no
+    digest, a tag or an upload, says nothing either way)."""
+    try:
+        path = urllib.parse.urlsplit(answer.header("location")).path
+    except ValueError:  # no URL at all (e.g. "http://[x"): naming nothing
+        path = ""
+    located = urllib.parse.unquote(path).rstrip("/").rpartition("/")[2]
+    for where, named in (("Docker-Content-Digest", answer.header("docker-content-digest")),
+                         ("Location", located if is_digest(located) else "")):
+        if named and named != digest:
+            shown = printable(named, limit=100)
+            raise DigestMismatch(
+                f"{what}: the registry answered {answer.status} with a {where} naming "
+                f"{shown}, not {digest}, the digest of what was sent: it did not store "
+                "this (it may have kept what it held before)", expected=digest, actual=shown)
+    return digest
 
 
 def _manifest_name(repository: str, reference: str) -> str:
