@@ -278,6 +278,7 @@ def test_what_a_plan_file_says_is_printed_inert(filled, capsys, tmp_path):
     (["--plan", "p.csv", "--untagged", "--orphans"], "--untagged, --orphans would plan another"),
     (["--untagged"], "--untagged needs --storage ROOT"),
     (["--older-than", "soon"], "--older-than 'soon'"),
+    (["-o", "plan.html"], "-o plan.html: a plan file is .csv or .json"),
 ])
 def test_flags_that_contradict_are_refused_before_anything_is_read(filled, capsys, argv,
                                                                    words):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import CleanupStopped, CollectorsDiffer, NotFound, PlanError
@@ -111,9 +112,11 @@ def _policy_flags_given(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ops._planfile import load_plan
+    from ..ops._planfile import SUFFIXES, load_plan
 
     rules = _rules(args)
+    if args.output and Path(args.output).suffix.lower() not in SUFFIXES:  # before a crawl
+        raise UsageError(f"-o {name(args.output)}: a plan file is .csv or .json")
     plan = load_plan(args.plan) if args.plan else None
     with registry(args, args.url) as reg:
         inv = scan(args, args.storage) if args.storage else _crawl(args, reg)
@@ -207,7 +210,7 @@ def _kept(plan: pd.DataFrame) -> str:
     from .._units import count
 
     kept = plan[plan["action"] == "keep"]
-    return f"keeps {count(len(kept), 'tag')}" if len(kept) else "it is empty"
+    return f"keeps {count(len(kept), 'tag')}" if len(kept) else "keeps no tag"
 
 
 def _same_registry(reg: Registry, inv: Inventory, doomed: pd.DataFrame,
