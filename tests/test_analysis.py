@@ -73,6 +73,15 @@ def test_summary():
     assert (counts["blobs"], counts["blob_bytes"]) == (14, sum(SIZES.values()))
 
 
+def test_a_repository_the_crawl_read_without_tags_counts_in_both_summaries():
+    base = inventory()
+    names = [*base.tags["repository"].astype(str).unique(), "emptied/app"]
+    inv = ri.Inventory(registry=base.registry, taken_at=base.taken_at, repositories=names,
+                       **dict(base.frames()))
+    assert inv.repository_names() == set(names)
+    assert ri.storage_summary(inv)["repositories"] == inv.summary()["repositories"] == 3
+
+
 def test_tags_carry_their_image_time_and_bytes():
     tags = inventory().tags.set_index("tag")
     assert list(tags.columns[-2:]) == ["created", "size"]

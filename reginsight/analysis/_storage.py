@@ -15,7 +15,6 @@ numbered once there, and its answers carry the numbers (category codes) for nump
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,8 +58,8 @@ def storage_summary(inv: Inventory | LazyInventory) -> pd.Series:
     ``.attrs["dedup_ratio"]`` (float) = logical / stored (NaN when nothing is stored).
 
     ``repositories``: those holding tags, and those the inventory records as read
-    (``inv.repositories``: a crawl counts one whose tags were all deleted while the
-    registry still lists it). The other figures are those of tags.
+    (``inv.repository_names()``: a crawl counts one whose tags were all deleted while
+    the registry still lists it). The other figures are those of tags.
 
     Names mean the same numbers in :meth:`Inventory.summary`, which counts every row
     of ``blobs`` (manifests included) as ``blobs``/``blob_bytes``.
@@ -68,13 +67,12 @@ def storage_summary(inv: Inventory | LazyInventory) -> pd.Series:
     if isinstance(inv, LazyInventory):
         figures = _outofcore.storage_summary(inv)
         if inv.repositories:  # the names tags hold, asked only when there are others
-            tagged = inv.sql("SELECT DISTINCT repository FROM tags").fetchall()
-            figures["repositories"] = _known_repositories(inv, (name for (name,) in tagged))
+            figures["repositories"] = len(inv.repository_names())
         return figures
     reached = Reach.of(inv).reached()
     logical, stored = reached.logical_bytes, reached.stored_bytes
     figures = pd.Series({
-        "repositories": _known_repositories(inv, inv.tags["repository"].unique()),
+        "repositories": len(inv.repository_names()),
         "tags": len(inv.tags),
         "manifests": int(inv.manifests["digest"].nunique()),
         "stored_blobs": reached.blobs,
@@ -83,12 +81,6 @@ def storage_summary(inv: Inventory | LazyInventory) -> pd.Series:
     }, dtype=np.int64)
     figures.attrs["dedup_ratio"] = logical / stored if stored else float("nan")
     return figures
-
-
-def _known_repositories(inv: Inventory | LazyInventory, tagged: Iterable[object]) -> int:
-    """How many repositories the inventory knows: ``tagged`` (the names its tags hold)
-    and those it records as read (``inv.repositories``, None when not known)."""
-    return len({*map(str, tagged), *(inv.repositories or ())})
 
 
 def storage_by_repository(inv: Inventory | LazyInventory) -> pd.DataFrame:

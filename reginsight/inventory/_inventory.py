@@ -290,10 +290,17 @@ class Inventory:
         count = len(self.errors)
         return f"{count:,} read{'s' if count > 1 else ''} failed", where, first
 
+    def repository_names(self) -> set[str]:
+        """The repositories the inventory knows: those its tags hold, and those a crawl
+        recorded as read (``repositories``: one whose tags were all deleted still
+        counts while the registry lists it)."""
+        return {*self.tags["repository"].astype(str), *(self.repositories or ())}
+
     def summary(self) -> dict[str, Any]:
         """Counts and totals shown by ``repr`` and ``_repr_html_`` (ints): registry,
-        taken_at, repositories (with tags) and tags (as :func:`reginsight.storage_summary`
-        counts them), images, indexes, schema1 (``manifests`` rows of each kind), blobs
+        taken_at, repositories (:meth:`repository_names`) and tags (as
+        :func:`reginsight.storage_summary` counts them), images, indexes, schema1
+        (``manifests`` rows of each kind), blobs
         and blob_bytes (every row of ``blobs`` — layers, configs and the manifests
         themselves; after a storage scan every blob on disk — and their bytes), errors.
         The byte figures (``logical_bytes``; ``stored_bytes``, the distinct layer and
@@ -303,7 +310,7 @@ class Inventory:
         return {
             "registry": self.registry,
             "taken_at": self.taken_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "repositories": int(self.tags["repository"].nunique()),
+            "repositories": len(self.repository_names()),
             "tags": len(self.tags),
             "images": int(kinds.get("image", 0)),
             "indexes": int(kinds.get("index", 0)),

@@ -271,10 +271,18 @@ class LazyInventory:
         """The counts :meth:`reginsight.Inventory.summary` gives, computed by DuckDB."""
         with self._engine(str(self.path)):
             row = self._summary_row()
+        counts = dict(zip(["repositories", "tags", "images", "indexes", "schema1", "blobs",
+                           "blob_bytes", "errors"], map(int, row), strict=True))
+        if self.repositories:  # the names tags hold, asked only when there are others
+            counts["repositories"] = len(self.repository_names())
         return {"registry": self.registry,
-                "taken_at": self.taken_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                **dict(zip(["repositories", "tags", "images", "indexes", "schema1", "blobs",
-                            "blob_bytes", "errors"], map(int, row), strict=True))}
+                "taken_at": self.taken_at.strftime("%Y-%m-%d %H:%M:%S UTC"), **counts}
+
+    def repository_names(self) -> set[str]:
+        """As :meth:`reginsight.Inventory.repository_names`, the tags' names by DuckDB."""
+        with self._engine(str(self.path)):
+            tagged = self.connection.execute("SELECT DISTINCT repository FROM tags").fetchall()
+        return {*(str(name) for (name,) in tagged), *(self.repositories or ())}
 
     def _summary_row(self) -> tuple[Any, ...]:
         return self.connection.execute("""
