@@ -1,12 +1,16 @@
-"""The notebooks run top to bottom against the real registry (nbclient), and are
-kept without outputs in git."""
+"""The notebooks run top to bottom (nbclient) on the bundled sample when no registry
+is configured, and against a real registry when REGINSIGHT_REGISTRY is set; each from
+a folder of its own, with this checkout's reginsight and nothing else of it importable.
+They are kept without outputs in git."""
 
 from __future__ import annotations
 
 import ast
 import json
 import os
+import time
 import types
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -17,7 +21,10 @@ import reginsight as ri
 from tests.images import Pusher
 from tests.supply_chain import SupplyChain
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+CHECKOUT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((CHECKOUT / "notebooks").glob("*.ipynb"))
+#: what out_of_core may take at its defaults (its kernel's peak resident memory)
+OUT_OF_CORE_PEAK = 2 * 10**9
 
 
 def test_there_are_the_six_notebooks():
@@ -32,6 +39,32 @@ def test_committed_without_outputs(path):
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_configured_in_the_first_code_cell(path):
+    """The first code cell says where the notebook reads from, each setting from an
+    environment variable; no notebook imports the checkout's benchmarks or tests (it
+    would run nowhere else)."""
+    cells = _code_cells(path)
+    settings = {node.targets[0].id: ast.unparse(node.value) for node in cells[0].body
+                if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
+    assert settings["REGISTRY"] == "os.environ.get('REGINSIGHT_REGISTRY')"
+    if path.stem == "disk_audit":
+        assert settings["ROOT"] == "os.environ.get('REGINSIGHT_STORAGE')"
+    imported = {alias.name.split(".")[0] for cell in cells for node in ast.walk(cell)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for cell in cells for node in ast.walk(cell)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"benchmarks", "tests"}
+
+
+def test_the_sample_is_a_fresh_copy_each_time():
+    """What a notebook does to its frames stays in that notebook."""
+    first = ri.sample()
+    assert first.label == "the bundled sample"
+    first.tags.loc[0, "tag"] = "changed"
+    assert ri.sample().tags["tag"].iloc[0] != "changed"
 
 
 #: calls that delete from a registry whatever their arguments
@@ -161,8 +194,125 @@ def test_the_deletion_check_sees_what_it_must(tmp_path):
                                             "ri.apply_cleanup(reg, plan, dry_run=True)"))
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """Where a notebook's kernel runs: ``folder``, its working directory (not
+    notebooks/), and ``temp``, its TMPDIR."""
+
+    folder: Path
+    temp: Path
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kernel:
+    """No REGINSIGHT_* setting, Jupyter's own plot backend, and of this checkout only
+    the package importable: a notebook that needs benchmarks/ or tests/, or to be run
+    from notebooks/, fails here."""
+    for name in [name for name in os.environ if name.startswith("REGINSIGHT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "reginsight").symlink_to(CHECKOUT / "reginsight")  # this checkout's, whatever
+    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                 if entry and Path(entry).resolve() != CHECKOUT]  # is installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), *inherited]))
+    found = Kernel(folder=tmp_path / "work", temp=tmp_path / "tmp")
+    found.folder.mkdir()
+    found.temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(found.temp))
+    return found
+
+
+@dataclass(frozen=True)
+class Run:
+    text: str  # every output of every cell, as JSON
+    images: int  # outputs that are a picture (a plot)
+    peak: int  # the kernel's peak resident memory over the whole run, bytes
+
+
+#: appended to each notebook run: its kernel's peak resident memory (Linux: KiB)
+_PEAK = ("import resource, sys\n"
+         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss"
+         " * (1 if sys.platform == 'darwin' else 1024))")
+
+
+def _execute(path: Path, kernel: Kernel) -> Run:
+    """Run a notebook top to bottom in ``kernel`` (a failing cell raises)."""
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(_PEAK))
+    start = time.monotonic()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(kernel.folder)}}).execute()
+    seconds = time.monotonic() - start
+    peak = int(notebook.cells.pop().outputs[0]["text"])
+    outputs = [cell.get("outputs", []) for cell in notebook.cells]
+    images = sum("image/png" in output.get("data", {}) for cell in outputs for output in cell)
+    print(f"{path.stem}: {seconds:.1f} s, kernel peak {peak / 2**20:,.0f} MiB")  # for -s
+    return Run(json.dumps(outputs), images, peak)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_against_the_registry(path, registry_server, prefix, tmp_path,
+def test_notebook_runs_on_the_sample(path, kernel):
+    """No registry configured: each notebook shows the bundled sample's own figures
+    (the disk audit: those of the storage it writes), and writes only where it says."""
+    run = _execute(path, kernel)
+    sample = ri.sample()
+    summary = ri.storage_summary(sample)
+    stored = (f"stored {ri.format_bytes(summary['stored_bytes'])}, "
+              f"dedup ratio {summary.attrs['dedup_ratio']:.2f}")
+    if path.stem not in ("disk_audit", "out_of_core"):
+        assert "inventory of the bundled sample" in run.text
+    if path.stem == "quickstart":
+        assert stored in run.text
+        assert f"{len(sample.tags)} tags saved in" in run.text
+        assert all(name in run.text for name in sample.tags["repository"].unique())
+    if path.stem == "storage_audit":
+        assert stored in run.text
+        assert run.images >= 4  # storage, layer sharing, sharing matrix, image age
+        assert "bundled sample" in (kernel.folder / "audit.html").read_text()
+    if path.stem == "supply_chain":
+        plan = ri.plan_cleanup(sample, keep_last=1, orphans=True)
+        assert (f"{(plan['action'] == 'delete').sum()} of {len(plan)} rows to delete; "
+                f"garbage-collect then frees {ri.format_bytes(plan.attrs['reclaimable_bytes'])}"
+                ) in run.text
+        orphans = plan[plan["reason"].str.startswith("orphaned referrer")]
+        assert len(orphans) == 1 and orphans["reason"].iloc[0] in run.text
+        assert run.images >= 1
+    if path.stem == "cleanup":  # the plan, kept, and what it deletes: nothing here
+        plan = ri.plan_cleanup(sample, keep_last=3, older_than="180d",
+                               protect=r"^(latest|stable)$", now=sample.taken_at)
+        assert (f"{ri.format_bytes(plan.attrs['reclaimable_bytes'])} freed by "
+                "garbage-collect") in run.text
+        doomed = plan[plan["action"] == "delete"]
+        assert len(doomed) and all(f"{repository}@{digest}" in run.text for repository, digest
+                                   in doomed[["repository", "digest"]].itertuples(index=False))
+        assert "DELETE is off, and the bundled sample is no registry" in run.text
+        kept = ri.load_plan(kernel.folder / "plan.csv")
+        assert set(kept.loc[kept["action"] == "delete", "digest"]) == set(doomed["digest"])
+    if path.stem == "disk_audit":
+        # The storage it writes: shop/web:0.9 deleted (a 2 MiB layer, its config and
+        # manifest: unreferenced), nightly pushed three times (two untagged images of a
+        # 0.5 MiB layer each), a 1 MiB upload, base/os a tagged index of two 1 MiB images
+        assert "no storage configured: a made-up one in" in run.text
+        assert "1048576" in run.text  # the upload's bytes in disk_usage
+        assert ("distribution-2: garbage-collect frees 2.0 MiB; --delete-untagged frees "
+                "5.0 MiB and breaks 1 image") in run.text
+        assert ("distribution-3: garbage-collect frees 2.0 MiB; --delete-untagged frees "
+                "3.0 MiB and breaks 0 images") in run.text
+        assert "base/os:2026.10" in run.text  # what 2.x --delete-untagged breaks
+        assert "2 untagged manifests; a plain garbage-collect then frees 1.0 MiB more" in run.text
+        assert "reginsight cleanup URL --untagged --storage ROOT" in run.text
+    if path.stem == "out_of_core":  # at its defaults: a million layer rows
+        assert "made up 1,000,000 layer rows" in run.text
+        assert "pandas and DuckDB agree on every figure" in run.text
+        assert "the bundled sample: the same figures out-of-core as in pandas" in run.text
+        assert run.peak < OUT_OF_CORE_PEAK, f"out_of_core peaked at {run.peak:,} bytes"
+    assert list(kernel.temp.iterdir()) == [] or path.stem == "quickstart"  # it cleans up
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes_against_the_registry(path, kernel, registry_server, prefix,
                                                 monkeypatch):
     pusher = Pusher(registry_server.url)
     for n, day in enumerate(["2024-01-01", "2024-06-01", "2026-11-20"]):
@@ -182,12 +332,7 @@ def test_notebook_executes_against_the_registry(path, registry_server, prefix, t
     monkeypatch.setenv("REGINSIGHT_STORAGE", str(registry_server.storage))
     monkeypatch.setenv("REGINSIGHT_REPOSITORIES", f"{prefix}/*")
     monkeypatch.setenv("REGINSIGHT_COLLECTOR", "distribution-2")  # Debian's 2.8
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.delenv("REGINSIGHT_DELETE", raising=False)
     monkeypatch.setenv("REGINSIGHT_LARGE_ROWS", "300000")  # the out-of-core path, quickly
-    # the kernel imports this checkout, whatever (if anything) is installed
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(NOTEBOOKS[0].parent.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
 
     def tags() -> dict[str, list[str]]:
         with ri.Registry(registry_server.url) as reg:
@@ -195,25 +340,19 @@ def test_notebook_executes_against_the_registry(path, registry_server, prefix, t
                     if repo.startswith(f"{prefix}/")}
 
     before = tags()
-    outputs = _execute(path, tmp_path)
-    assert f"{prefix}/app" in outputs  # it read this test's registry, not something else
+    outputs = _execute(path, kernel).text
+    assert f"{prefix}/app" in outputs  # it read this test's registry, not the sample
+    assert "bundled sample" not in outputs
     assert tags() == before  # Run All deleted nothing
     if path.stem == "disk_audit":  # the collector of the registry it read, named (what
         # it frees; or, once other tests damaged the shared storage, why it cannot say)
         assert "distribution-2: " in outputs and "distribution-3: " not in outputs
         assert "untagged manifests; a plain garbage-collect" in outputs
+        assert "made-up" not in outputs
     if path.stem == "cleanup":  # the delete path, asked for: it deletes and checks itself
         assert "DELETE is off" in outputs and "would delete" in outputs
         monkeypatch.setenv("REGINSIGHT_DELETE", "yes")
-        outputs = _execute(path, tmp_path)
+        outputs = _execute(path, kernel).text
         assert "DELETE is off" not in outputs
         assert "<td>deleted</td>" in outputs
         assert "1.0" in before[f"{prefix}/app"] and "1.0" not in tags()[f"{prefix}/app"]
-
-
-def _execute(path: Path, folder: Path) -> str:
-    """Run a notebook top to bottom (a failing cell raises); its outputs as JSON."""
-    notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=180, kernel_name="python3",
-                   resources={"metadata": {"path": str(folder)}}).execute()
-    return json.dumps([c.get("outputs", []) for c in notebook.cells])

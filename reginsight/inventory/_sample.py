@@ -20,7 +20,15 @@ def sample() -> Inventory:
     """The bundled sample inventory: a real Distribution 2.8 registry (9 repositories,
     42 tags: images, multi-arch indexes and what a registry holds beside them), crawled
     once and saved with the package. Its ``label`` is "the bundled sample", which the
-    report and the explorer show instead of its registry URL."""
+    report and the explorer show instead of its registry URL. The notebooks read it
+    when no registry is configured (``REGINSIGHT_REGISTRY`` unset).
+
+    It is a crawl through the tag API: what only the registry's storage holds
+    (untagged manifests, the blobs of deleted images, unfinished uploads) is not in
+    it, so :func:`reginsight.disk_usage`, :func:`reginsight.gc_preview` and
+    ``plan_cleanup(..., untagged=True)`` refuse it; they need
+    :func:`reginsight.scan_storage`. Each call loads a fresh copy: changing its
+    frames changes no later one."""
     inv = Inventory.load(SAMPLE_DIR)
     inv.label = SAMPLE_LABEL
     return inv
