@@ -31,7 +31,7 @@ from ._options import (
     storage_options,
 )
 from ._output import EXIT_ERROR, EXIT_OK, EXIT_REFUSED, UsageError, message, name
-from ._targets import registry, scan, shown
+from ._targets import crawl_with, registry, scan, shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {name(args.output)}: a plan file is .csv or .json")
     plan = load_plan(args.plan) if args.plan else None
     with registry(args, args.url) as reg:
-        inv = scan(args, args.storage) if args.storage else _crawl(args, reg)
+        inv = scan(args, args.storage) if args.storage else crawl_with(args, reg)
         if plan is None:
             plan = _planned(args, inv, rules)
         elif args.repositories:
@@ -155,21 +155,6 @@ def _rules(args: argparse.Namespace) -> dict[str, Any]:
     if args.untagged and not given:
         return {}
     return policy(args)
-
-
-def _crawl(args: argparse.Namespace, reg: Registry) -> Inventory:
-    """A crawl of URL by the client that will delete (one password read)."""
-    from ..inventory._crawl import crawl
-
-    options = {"concurrency": args.concurrency, "progress": not args.no_progress}
-    if not args.scheduler:
-        return crawl(reg, repositories(args.repositories), **options)
-    try:
-        from distributed import Client
-    except ImportError:
-        raise UsageError("--scheduler needs Dask: pip install 'reginsight[dask]'") from None
-    with Client(args.scheduler, timeout=30) as client:
-        return crawl(reg, repositories(args.repositories), cluster=client, **options)
 
 
 def _planned(args: argparse.Namespace, inv: Inventory, rules: dict[str, Any]

@@ -75,19 +75,24 @@ def check_repository(name: str) -> None:
 
 
 def crawl(args: argparse.Namespace, url: str) -> Inventory:
+    """A crawl of ``url`` by a client of its own, closed after."""
+    with registry(args, url) as reg:
+        return crawl_with(args, reg)
+
+
+def crawl_with(args: argparse.Namespace, reg: Registry) -> Inventory:
+    """A crawl by ``reg`` (a command that deletes afterwards reads the password once)."""
     from ..inventory._crawl import crawl
 
     options = {"concurrency": args.concurrency, "progress": not args.no_progress}
-    with registry(args, url) as reg:
-        if not args.scheduler:
-            return crawl(reg, repositories(args.repositories), **options)
-        try:
-            from distributed import Client
-        except ImportError:
-            raise UsageError("--scheduler needs Dask: pip install 'reginsight[dask]'"
-                             ) from None
-        with Client(args.scheduler, timeout=30) as client:
-            return crawl(reg, repositories(args.repositories), cluster=client, **options)
+    if not args.scheduler:
+        return crawl(reg, repositories(args.repositories), **options)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs Dask: pip install 'reginsight[dask]'") from None
+    with Client(args.scheduler, timeout=30) as client:
+        return crawl(reg, repositories(args.repositories), cluster=client, **options)
 
 
 def scan(args: argparse.Namespace, root: str) -> Inventory:
