@@ -24,7 +24,7 @@ from ..analysis._reclaim import reclaimable, removed_by_tags
 from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
 from ..inventory._selection import RepositoryFilter, select_repositories
-from ._fates import ReferrerFates, short
+from ._fates import ReferrerFates
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -261,7 +261,8 @@ def _children_rows(inv: Inventory, delete: pd.DataFrame, created: pd.Series) -> 
     rows["created"] = _created(created, pd.MultiIndex.from_arrays([rows["repository"],
                                                                     rows["digest"]]))
     rows["action"] = pd.array(["delete"] * len(extra), dtype="string")
-    rows["reason"] = pd.array([CHILD_OF + short(parents.get(key, "")) for key in extra],
+    # the parent's full digest: the one place a plan names it, copied into commands
+    rows["reason"] = pd.array([CHILD_OF + parents.get(key, "") for key in extra],
                               dtype="string")
     return rows[PLAN_COLUMNS]
 
