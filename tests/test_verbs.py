@@ -291,6 +291,21 @@ def test_mount_is_201_or_a_session_to_cancel():
     assert opened == proto.MountResult(False, BASE + "/v2/team/b/blobs/uploads/u2")
 
 
+def test_a_write_whose_answer_names_another_digest_as_stored_is_a_mismatch():
+    other = "sha256:" + "e" * 64
+    told = {"Location": f"/v2/team/b/blobs/{other}"}
+    with pytest.raises(ri.DigestMismatch, match="Location naming sha256:e") as refused:
+        proto.interpret_mount(answer(201, told, method="POST"), DIGEST, what="mount into b")
+    assert (refused.value.expected, refused.value.actual) == (DIGEST, other)
+    with pytest.raises(ri.DigestMismatch, match="Docker-Content-Digest naming"):
+        proto.interpret_finish_upload(answer(201, {"Docker-Content-Digest": other},
+                                             method="PUT"), ri.parse_digest(DIGEST))
+    # a Location naming its own digest, a tag or nothing says nothing against it
+    for location in (f"/v2/team/b/blobs/{DIGEST}", "/v2/team/b/manifests/v1", ""):
+        assert proto.interpret_mount(answer(201, {"Location": location}, method="POST"),
+                                     DIGEST) == proto.MountResult(True)
+
+
 # ------------------------------------------------------------------ referrers
 
 

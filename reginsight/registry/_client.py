@@ -10,7 +10,6 @@ import math
 import os
 import ssl
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from .._errors import (
     RegistryUnreachable,
     ResponseError,
 )
-from .._text import printable
 from .._version import __version__
 from . import protocol as proto
 from ._auth import SCOPE, RegistryAuth
@@ -654,11 +652,9 @@ class Registry:
 
     def _finish_upload(self, repository: str, session: str, digest: Digest, *,
                        body: bytes) -> str:
-        def stored(answer: proto.Answer) -> str:
-            return _stored_as(answer, proto.interpret_finish_upload(answer, digest),
-                              f"blob upload to {repository}")
-
-        return self._call(proto.finish_upload(repository, session, digest, body), stored)
+        return self._call(proto.finish_upload(repository, session, digest, body),
+                          lambda answer: proto.interpret_finish_upload(
+                              answer, digest, what=f"blob upload to {repository}"))
 
     def _cancel_upload(self, repository: str, session: str) -> None:
         # best effort: the error that made us cancel is the one worth raising
@@ -671,13 +667,10 @@ class Registry:
         True when mounted (201). False when the registry opened an upload session
         instead (202): that session is cancelled, never leaked.
         """
-        def mounted(answer: proto.Answer) -> proto.MountResult:
-            result = proto.interpret_mount(answer)
-            if result.mounted:
-                _stored_as(answer, validate_digest(digest), f"mount into {repository}")
-            return result
-
-        result = self._call(proto.mount_blob(repository, digest, from_repository), mounted)
+        result = self._call(proto.mount_blob(repository, digest, from_repository),
+                            lambda answer: proto.interpret_mount(
+                                answer, validate_digest(digest),
+                                what=f"mount into {repository}"))
         if not result.mounted and result.session:
             self._cancel_upload(repository, result.session)
         return result.mounted
@@ -699,11 +692,8 @@ class Registry:
         request, parsed = proto.put_manifest(repository, reference, _manifest_bytes(manifest),
                                              media_type)
 
-        def stored(answer: proto.Answer) -> str:
-            return _stored_as(answer, proto.interpret_put_manifest(answer, parsed),
-                              f"manifest {_manifest_name(repository, reference)}")
-
-        return self._call(request, stored)
+        return self._call(request, lambda answer: proto.interpret_put_manifest(
+            answer, parsed, what=f"manifest {_manifest_name(repository, reference)}"))
 
     def delete_manifest(self, repository: str, digest: str) -> None:
         """Delete the manifest ``digest``: every tag pointing at it goes with it.
@@ -745,27 +735,6 @@ def _check_bounds(*, timeout: float | None, deadline: float | None, min_rate: fl
         raise ValueError(f"Registry({', '.join(wrong)}): timeout (None: none), deadline and "
                          "listing_time must be > 0, min_rate >= 0 (0: no minimum), "
                          "max_pages >= 1")
-
-
-def _stored_as(answer: proto.Answer, digest: str, what: str) -> str:
-    """``digest``, once the answer to a write is seen not to name another one as
-    stored: in its ``Docker-Content-Digest``, or as the last path segment of its
-    ``Location`` (where registries put the digest of what they stored; one naming no
-    digest, a tag or an upload, says nothing either way)."""
-    try:
-        path = urllib.parse.urlsplit(answer.header("location")).path
-    except ValueError:  # no URL at all (e.g. "http://[x"): naming nothing
-        path = ""
-    located = urllib.parse.unquote(path).rstrip("/").rpartition("/")[2]
-    for where, named in (("Docker-Content-Digest", answer.header("docker-content-digest")),
-                         ("Location", located if is_digest(located) else "")):
-        if named and named != digest:
-            shown = printable(named, limit=100)
-            raise DigestMismatch(
-                f"{what}: the registry answered {answer.status} with a {where} naming "
-                f"{shown}, not {digest}, the digest of what was sent: it did not store "
-                "this (it may have kept what it held before)", expected=digest, actual=shown)
-    return digest
 
 
 def _manifest_name(repository: str, reference: str) -> str:

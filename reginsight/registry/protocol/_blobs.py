@@ -12,6 +12,7 @@ from .._reference import validate_repository
 from ._message import Answer, ErrorCode, Request, check, decimal
 from ._paths import blob_path, uploads_path, with_query
 from ._scopes import pull_scope, push_scope, repository_scope
+from ._stored import check_stored
 
 _OCTETS = "application/octet-stream"
 
@@ -145,9 +146,11 @@ def finish_upload(repository: str, session: str, digest: Digest, body: bytes = b
                    content=body)
 
 
-def interpret_finish_upload(answer: Answer, digest: Digest) -> str:
+def interpret_finish_upload(answer: Answer, digest: Digest, *, what: str = "blob upload"
+                            ) -> str:
     """The digest stored. The registry hashing the bytes to something else
-    (DIGEST_INVALID), or naming another digest, is a DigestMismatch."""
+    (DIGEST_INVALID), or naming another digest as stored (:func:`check_stored`), is a
+    DigestMismatch; ``what`` names the write in its message."""
     try:
         check(answer)
     except ResponseError as exc:
@@ -155,11 +158,7 @@ def interpret_finish_upload(answer: Answer, digest: Digest) -> str:
             raise DigestMismatch(f"registry refused {digest} for the bytes sent: {exc}",
                                  expected=str(digest), actual="unknown") from None
         raise
-    announced = answer.header("docker-content-digest")
-    if announced and announced != str(digest):
-        raise DigestMismatch(f"registry stored {announced} for {digest}",
-                             expected=str(digest), actual=announced)
-    return str(digest)
+    return check_stored(answer, str(digest), what)
 
 
 def cancel_upload(repository: str, session: str) -> Request:
@@ -183,9 +182,14 @@ def mount_blob(repository: str, digest: str, from_repository: str) -> Request:
                    scope=(*push_scope(repository), repository_scope(from_repository, "pull")))
 
 
-def interpret_mount(answer: Answer) -> MountResult:
+def interpret_mount(answer: Answer, digest: str | None = None, *, what: str = "mount"
+                    ) -> MountResult:
+    """Mounted (201: checked to name no other digest than ``digest`` as stored), or
+    the upload session the registry opened instead (202)."""
     check(answer)
     if answer.status == 201:
+        if digest is not None:
+            check_stored(answer, digest, what)
         return MountResult(True)
     return MountResult(False, location(answer))
 

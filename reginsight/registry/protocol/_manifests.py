@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..._errors import (
-    DigestMismatch,
     InvalidReference,
     ManifestInvalid,
     ProtocolViolation,
@@ -18,6 +17,7 @@ from .._reference import validate_tag
 from ._message import Answer, Request, check, decimal
 from ._paths import manifest_path
 from ._scopes import delete_scope, pull_scope, push_scope
+from ._stored import check_stored
 
 #: Manifests over 4 MiB are refused, as the distribution registry itself does.
 MANIFEST_LIMIT = 4 * 1024 * 1024
@@ -93,8 +93,10 @@ def put_manifest(repository: str, reference: str, raw: bytes, media_type: str | 
     return request, parsed
 
 
-def interpret_put_manifest(answer: Answer, parsed: Manifest) -> str:
-    """The digest stored; DigestMismatch when the registry names another. A schema1
+def interpret_put_manifest(answer: Answer, parsed: Manifest, *, what: str = "manifest"
+                           ) -> str:
+    """The digest stored; DigestMismatch when the registry names another as stored
+    (:func:`check_stored`; ``what`` names the write in its message). A schema1
     manifest refused as a type the registry does not know (Distribution 3) raises
     UnsupportedOperation saying so."""
     try:
@@ -109,12 +111,7 @@ def interpret_put_manifest(answer: Answer, parsed: Manifest) -> str:
                 "compatibility.schema1.enabled)",
                 status=exc.status, url=exc.url, errors=exc.errors) from None
         raise
-    announced = answer.header(DOCKER_CONTENT_DIGEST)
-    if announced and announced != parsed.digest:
-        raise DigestMismatch(
-            f"registry stored {announced} for a manifest whose digest is {parsed.digest}",
-            expected=parsed.digest, actual=announced)
-    return parsed.digest
+    return check_stored(answer, parsed.digest, what)
 
 
 #: What Distribution 3 says of a manifest type it has no handler for (v3.0.0's
