@@ -320,9 +320,14 @@ class Inventory:
             "errors": len(self.errors),
         }
 
+    def _shown_as(self) -> str:
+        """The label, with the registry it came from (the sample's is a loopback URL, so
+        it must not pass for the user's registry)."""
+        return f"{self.label} ({self.registry})" if self.label else self.registry
+
     def __repr__(self) -> str:
         s = self.summary()
-        return (f"<Inventory {printable(s['registry'], limit=200)} at {s['taken_at']}: "
+        return (f"<Inventory {printable(self._shown_as(), limit=200)} at {s['taken_at']}: "
                 f"{s['repositories']} repositories, {s['tags']} tags, {s['blobs']} blobs, "
                 f"{format_bytes(s['blob_bytes'])} in blobs, {s['errors']} errors>")
 
@@ -341,7 +346,8 @@ class Inventory:
         if len(self.errors):
             errors = (f"<p><b>{len(self.errors)} errors</b>, e.g. "
                       f"{inert(printable(self.errors['error'].iloc[0], limit=200))}</p>")
-        return (f"<div><b>reginsight Inventory</b><table>{rows}</table>"
+        label = f" of {inert(self.label)}" if self.label else ""
+        return (f"<div><b>reginsight Inventory{label}</b><table>{rows}</table>"
                 f"<p>Most tags:</p><table>{top_rows}</table>{errors}</div>")
 
 
