@@ -50,7 +50,7 @@ def test_report_renders_without_console_errors(browser, tmp_path):
     page.on("request", lambda r: requests.append(r.url))
     page.goto((tmp_path / "report.html").as_uri())
     page.wait_for_load_state("load")
-    assert page.title() == "reginsight report: http://localhost:5000"
+    assert page.title() == "reginsight report: the bundled sample"
     widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
     assert len(widths) == 5 and all(w > 0 for w in widths)  # every plot decoded
     assert "data/etl" in page.inner_text("table")

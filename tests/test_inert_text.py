@@ -51,8 +51,9 @@ ACTIVE = ["\u202e", "\u2066", "\x1b", "\x07", "\r", "\u200b", "\u2028"]
 #: the only elements and attributes the report and the explorer's panes write
 ELEMENTS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "div",
             "span", "b", "i", "small", "br", "code", "figure", "img", "table", "thead",
-            "tbody", "tr", "th", "td"}
-ATTRIBUTES = {"lang", "charset", "name", "content", "class", "role", "alt", "src", "style"}
+            "tbody", "tr", "th", "td", "pre", "a"}
+ATTRIBUTES = {"lang", "charset", "name", "content", "class", "role", "alt", "src", "style",
+              "title", "href", "download"}
 
 
 # ------------------------------------------------------------- hostile inventories

@@ -43,7 +43,7 @@ def test_plot_layer_sharing_and_matrix():
     ax = ri.plot_sharing_matrix(inventory())
     data = ax.images[0].get_array()
     assert data.tolist() == [[None, 100], [100, None]]  # the diagonal left out of the scale
-    assert sorted(t.get_text() for t in ax.texts) == ["100", "100", "—", "—"]
+    assert sorted(t.get_text() for t in ax.texts) == ["100", "100", "B", "B", "—", "—"]
 
 
 def test_plot_image_age_points_are_tags_an_index_at_its_newest_image_by_repository():

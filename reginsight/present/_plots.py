@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._text import plot_label
-from .._units import _UNITS, format_bytes
+from .._units import _UNITS, count, format_bytes
 from ..analysis._history import growth
 from ..analysis._referrers import storage_by_role
 from ..analysis._storage import layer_sharing, sharing_matrix, storage_by_repository
@@ -85,10 +85,24 @@ def _tick_label(value: float, _position: Any = None) -> str:
     return f"{number} {_UNITS[power]}"
 
 
-def _short(value: float) -> str:
-    """A heatmap cell's bytes in three or four characters: "6.8M", "15M", "0"."""
-    label = format_bytes(value).replace("iB", "").replace(" B", "").replace(" ", "")
-    return label.replace(".0", "") if value else "0"
+def _cell(value: float) -> list[str]:
+    """A heatmap cell's bytes in the units of every other figure, as lines to stack
+    (a cell stays narrow): ["6.8", "MiB"], ["0"]; the blank diagonal ["—"]."""
+    if np.isnan(value):
+        return ["—"]
+    return format_bytes(value).split(" ") if value else ["0"]
+
+
+def _cell_font(ax: Axes, cells: int) -> float:
+    """Points for the values of ``cells`` x ``cells`` square cells: "small", or less
+    where two lines of it would not fit a cell (the axes' share of the figure, before
+    the colorbar and the labels take theirs, over the cells)."""
+    from matplotlib.font_manager import FontProperties
+
+    width, height = ax.figure.get_size_inches()
+    place = ax.get_position()
+    side = min(width * place.width, height * place.height) * 0.85 / cells * 72
+    return min(FontProperties(size="small").get_size_in_points(), side / 2.6)
 
 
 def _byte_axis(axis: Any) -> None:
@@ -128,13 +142,14 @@ def plot_storage(inv: Inventory, ax: Axes | None = None, *, top: int = 20) -> Ax
     _byte_axis(ax.xaxis)
     ax.set_xlabel("stored bytes")
     ax.set_title(f"Storage by repository (top {len(frame)})")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never on one
     return ax
 
 
 def plot_storage_by_role(inv: Inventory, ax: Axes | None = None) -> Axes:
     """Stored bytes per role (image, index, signature, attestation, sbom, artifact):
-    exclusive and shared with other roles stacked, manifests counted at each bar."""
+    exclusive and shared with other roles stacked, each bar labelled with its bytes
+    and manifests (inside a long bar, beside a short one: never past the axes)."""
     ax = _axes(ax, (8, 3.5))
     frame = storage_by_role(inv).iloc[::-1]
     if frame.empty:
@@ -144,15 +159,20 @@ def plot_storage_by_role(inv: Inventory, ax: Axes | None = None) -> Axes:
     ax.barh(names, frame["exclusive_bytes"], label="only this role", color="#4c72b0")
     ax.barh(names, shared, left=frame["exclusive_bytes"], label="shared with other roles",
             color="#dd8452")
-    for y, (stored, count) in enumerate(zip(frame["stored_bytes"], frame["manifests"],
-                                            strict=True)):
-        ax.annotate(f" {format_bytes(stored)}, {count} manifests", (stored, y), va="center",
-                    fontsize="small")  # a role's few KiB next to GiB of images: read, not seen
+    longest = max(int(frame["stored_bytes"].max()), 1)
+    for y, (stored, manifests) in enumerate(zip(frame["stored_bytes"], frame["manifests"],
+                                                strict=True)):
+        # a role's few KiB next to GiB of images: read, not seen
+        label = f"{format_bytes(stored)}, {count(int(manifests), 'manifest')}"
+        inside = stored > longest / 2
+        ax.annotate(label, (stored, y), xytext=(-4 if inside else 4, 0),
+                    textcoords="offset points", va="center", fontsize="small",
+                    ha="right" if inside else "left", color="white" if inside else "black")
     _byte_axis(ax.xaxis)
+    ax.set_xlim(0, longest * 1.02)
     ax.set_xlabel("stored bytes (config and layer blobs)")
     ax.set_title("Storage by role")
-    ax.legend(loc="lower right")
-    ax.margins(x=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
@@ -177,10 +197,13 @@ def plot_layer_sharing(inv: Inventory, ax: Axes | None = None) -> Axes:
                                                       saved=("bytes_saved", "sum"))
     labels = grouped.index.get_level_values("group").tolist()
     bars = ax.bar(labels, grouped["saved"], color="#55a868")
-    for bar, count in zip(bars, grouped["layers"], strict=True):
-        ax.annotate(f"{count} layers", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize="small")
+    for bar, layers in zip(bars, grouped["layers"], strict=True):
+        ax.annotate(count(int(layers), "layer"),
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                    fontsize="small")
     _byte_axis(ax.yaxis)
+    ax.set_ylim(0, max(float(grouped["saved"].max()), 1.0) * 1.15)  # room for the counts
     ax.set_xlabel("repositories a layer serves")
     ax.set_ylabel("bytes saved by sharing")
     ax.set_title("Layer sharing")
@@ -205,17 +228,21 @@ def plot_sharing_matrix(inv: Inventory, ax: Axes | None = None, *, top: int = 20
     ax.set_yticks(range(len(labels)), labels)
     if len(labels) <= MAX_ANNOTATED:
         middle = max(float(np.nanmax(values)), 1.0) / 2
-        size = "small" if len(labels) <= 12 else 6.5  # 20 x 20 cells: still one line each
+        size = _cell_font(ax, len(labels))
         for row in range(len(labels)):
             for column in range(len(labels)):
                 value = values[row, column]
-                text = "—" if np.isnan(value) else _short(value)
-                ax.text(column, row, text, ha="center", va="center", fontsize=size,
-                        color="white" if np.isnan(value) or value < middle else "black")
+                lines = _cell(value)
+                colour = "white" if np.isnan(value) or value < middle else "black"
+                # one Text a line: number just above the middle, unit just below
+                for line, place in zip(lines, ("bottom", "top") if len(lines) == 2
+                                       else ("center",), strict=True):
+                    ax.text(column, row, line, ha="center", va=place, fontsize=size,
+                            color=colour)
     ax.set_facecolor("#59636e")  # the blank diagonal
-    colorbar = ax.figure.colorbar(image, ax=ax)
+    colorbar = ax.figure.colorbar(image, ax=ax, fraction=0.05, shrink=0.85)
     _byte_axis(colorbar.ax.yaxis)
-    ax.set_title("Bytes shared between repositories (diagonal: itself, left out)")
+    ax.set_title("Bytes shared between repositories (diagonal left out)")
     return ax
 
 
@@ -242,13 +269,14 @@ def plot_image_age(inv: Inventory, ax: Axes | None = None) -> Axes:
     if len(rest):
         ax.scatter(rest["created"].dt.tz_convert(None), rest["size"].astype(float), s=12,
                    alpha=0.5, color="#999999",
-                   label=f"{rest['repository'].nunique()} other repositories")
+                   label=count(rest["repository"].nunique(), "other repository"))
     _byte_axis(ax.yaxis)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("created")
     ax.set_ylabel("image size")
-    ax.set_title(f"Image size and age ({len(frame)} tags)")
-    ax.legend(fontsize="small", loc="best", ncols=2)
+    ax.set_title(f"Image size and age ({count(len(frame), 'tag')})")
+    # beside the axes, where no point hides behind it
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.figure.autofmt_xdate()
     return ax
 

@@ -1,11 +1,13 @@
 """One self-contained HTML report of an Inventory: summary -> template -> file.
 
 A pure function gathers the figures (:func:`report_data`); a Jinja template with
-autoescape renders them; plots are embedded as base64 SVG images. Nothing is
-fetched when the file is opened, and every string from the registry is inert: made
-printable (no bidi override reorders a row, no control character or lone surrogate
-reaches the file) and HTML-escaped by the template, which marks nothing ``|safe``;
-the plots label outside text with ``plot_label``.
+autoescape renders them; plots are embedded as base64 SVG images, drawn at the size
+they are shown (so 11 pt in a plot reads as 11 pt on the page), and the cleanup plan
+as a CSV download (a ``data:`` link). Nothing is fetched when the file is opened, and
+every string from the registry is inert: made printable (no bidi override reorders a
+row, no control character or lone surrogate reaches the file) and HTML-escaped by the
+template, which marks nothing ``|safe``; the plots label outside text with
+``plot_label``.
 """
 
 from __future__ import annotations
@@ -14,23 +16,29 @@ import base64
 import io
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .._errors import InvalidReference, InventoryError
 from .._policy import SUGGESTED_POLICY
 from .._text import printable
-from .._units import format_bytes
+from .._units import count, format_bytes
 from .._version import __version__
 from ..analysis._reclaim import PartialInventoryWarning
 from ..analysis._storage import (
     layer_sharing,
     repositories_without_tags,
+    sharing_matrix,
     storage_by_repository,
     storage_summary,
 )
+from ..inventory._frames import FRAME_NAMES, SCHEMAS
+from ..inventory._selection import describe_scope, selection
 from ._plots import (
+    MAX_ANNOTATED,
     plot_image_age,
     plot_layer_sharing,
     plot_sharing_matrix,
@@ -38,11 +46,14 @@ from ._plots import (
     plot_storage_by_role,
 )
 from ._sections import (
+    cleanup_commands,
     cleanup_sections,
     column,
+    command_target,
     describe_policy,
     disk_sections,
     layer_users,
+    plan_download,
     plan_shown,
     supply_chain_sections,
 )
@@ -50,60 +61,203 @@ from ._sections import (
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
 
+#: the page's content width in CSS pixels (the template's ``max-width``): a plot is
+#: drawn this wide, or half of it less the gap, and shown at that size
+PAGE_PX = 1200
+GAP_PX = 24
+_WIDE = PAGE_PX / 96  # inches: an SVG's point is 1/72 inch, a CSS pixel 1/96
+_HALF = (PAGE_PX - GAP_PX) / 2 / 96
 
-def _svg(plot: Any, inv: Inventory) -> str:
+#: plot text at the size it is shown: 11 pt (14.7 px, the page's 14 px text);
+#: "small" (legends, bar labels) 9.2 pt, 12 px
+READABLE = {"font.size": 11, "axes.titlesize": 12, "legend.fontsize": "small",
+            "svg.fonttype": "none"}
+
+
+def _svg(plot: Callable[..., Any], inv: Inventory, size: tuple[float, float]) -> str:
+    """``plot`` drawn on a figure of ``size`` inches, as a data: URI."""
     import matplotlib.pyplot as plt
 
     with plt.rc_context(READABLE):
-        ax = plot(inv)
-        buffer = io.BytesIO()
+        figure, ax = plt.subplots(figsize=size, layout="constrained")
         try:
-            ax.figure.savefig(buffer, format="svg")
+            plot(inv, ax=ax)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="svg")
         finally:
-            plt.close(ax.figure)
+            plt.close(figure)
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-#: the report's plots are shown at about their own size: 12 pt reads like the text
-READABLE = {"font.size": 12, "axes.titlesize": 13, "svg.fonttype": "none"}
+def _figures(inv: Inventory) -> list[dict[str, Any]]:
+    """The plots, each sized for its place: full width, or half (two side by side).
+    The halves come in pairs, so that no half sits alone in its row."""
+    bars = len(storage_by_repository(inv).query("stored_bytes > 0").head(20))
+    shared = len(sharing_matrix(inv, top=20))
+    small_matrix = shared <= MAX_ANNOTATED // 2
+    plots = [("storage by repository", plot_storage, (_WIDE, 1.5 + 0.3 * max(bars, 3)))]
+    matrix = ("shared bytes between repositories", plot_sharing_matrix,
+              (_HALF, _HALF * 1.05) if small_matrix else (_WIDE, _WIDE * 0.85))
+    sharing = ("layer sharing", plot_layer_sharing, (_HALF, _HALF * 1.05 if small_matrix
+                                                     else 4.2))
+    roles = ("storage by role", plot_storage_by_role,
+             (_WIDE if small_matrix else _HALF, 3.6 if small_matrix else 4.2))
+    plots += [sharing, matrix, roles] if small_matrix else [matrix, sharing, roles]
+    plots.append(("image size and age", plot_image_age, (_WIDE, 4.6)))
+    return [{"title": title, "uri": _svg(plot, inv, size), "wide": size[0] == _WIDE,
+             "width": round(size[0] * 96)} for title, plot, size in plots]
+
+
+def selected(inv: Inventory, repositories: str | Sequence[str]) -> Inventory:
+    """The part of ``inv`` that ``repositories`` (names, globs) covers: the inventory a
+    crawl of only those would have given (its ``blobs`` counts recomputed, its
+    categories those it uses, ``scope`` saying what was chosen). InventoryError when a
+    name is not in ``inv`` or a glob matches nothing: a report of nothing helps no one."""
+    from ..inventory._inventory import Inventory
+
+    wanted = [repositories] if isinstance(repositories, str) else list(repositories)
+    held = _held(inv)
+    missing = missing_repositories(inv, wanted)
+    if missing:
+        raise InventoryError(
+            f"{', '.join(map(printable, missing))}: not in this inventory (it holds "
+            f"{count(len(held), 'repository')}{f', crawled as {inv.scope}' if inv.scope else ''})")
+    chosen = selection(wanted)
+    keep = {name for name in held if chosen.matches(name)}
+    frames = {}
+    for name in FRAME_NAMES:
+        frame = getattr(inv, name)
+        if "repository" in SCHEMAS[name]:
+            frame = frame[frame["repository"].astype(str).isin(keep)]
+        frames[name] = _tight(frame)
+    frames["blobs"] = _tight(_blobs_of(inv.blobs, frames))
+    part = Inventory(registry=inv.registry, taken_at=inv.taken_at,
+                     scope=describe_scope(wanted) if inv.scope is None else
+                     f"{inv.scope}, then {describe_scope(wanted)}",
+                     repositories=None if inv.repositories is None else
+                     [n for n in inv.repositories if n in keep], **frames)
+    part.label = inv.label
+    return part
+
+
+def _held(inv: Inventory) -> list[str]:
+    """Every repository ``inv`` names: with tags or manifests, read without tags, or
+    in an errors row (a named repository that does not exist)."""
+    return sorted({*inv.tags["repository"].astype(str), *inv.manifests["repository"].astype(
+        str), *inv.errors["repository"].dropna().astype(str), *(inv.repositories or ())})
+
+
+def missing_repositories(inv: Inventory, repositories: Sequence[str]) -> list[str]:
+    """The names of ``repositories`` that ``inv`` does not hold, and the globs that
+    match none of its repositories."""
+    held = _held(inv)
+    chosen = selection(list(repositories))
+    return [n for n in chosen.names if n not in held] + [
+        str(p) for p in chosen.patterns if not any(selection([p]).matches(n) for n in held)]
+
+
+def _tight(frame: pd.DataFrame) -> pd.DataFrame:
+    """A fresh RangeIndex, and categoricals holding only the values used (as a crawl
+    of those rows alone would make them)."""
+    frame = frame.reset_index(drop=True)
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            used = frame[name].cat.remove_unused_categories()
+            # no value at all: the categories of no value, as a crawl types them
+            frame[name] = used if len(used.cat.categories) else used.astype(
+                pd.CategoricalDtype(categories=[]))
+    return frame
+
+
+def _blobs_of(blobs: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """``blobs`` rows the kept manifests use, each with how many kept repositories hold
+    it and how many kept manifests reference it (what a crawl counts): a manifest is
+    held where it is a row and referenced by the indexes listing it there; a layer or
+    a config by the images using it."""
+    manifests, layers, children = frames["manifests"], frames["layers"], frames["children"]
+    rows = pd.MultiIndex.from_arrays([manifests["repository"].astype(str), manifests["digest"]])
+    listed = children[pd.MultiIndex.from_arrays(
+        [children["repository"].astype(str), children["digest"]]).isin(rows)]
+    configs = manifests[manifests["config_digest"].notna()]
+    uses = pd.concat([
+        pd.DataFrame({"digest": manifests["digest"], "repository": manifests["repository"],
+                      "user": pd.NA}),
+        pd.DataFrame({"digest": listed["digest"], "repository": listed["repository"],
+                      "user": listed["parent"]}),
+        pd.DataFrame({"digest": layers["digest"], "repository": layers["repository"],
+                      "user": layers["manifest"]}),
+        pd.DataFrame({"digest": configs["config_digest"], "repository": configs["repository"],
+                      "user": configs["digest"]}),
+    ]).astype({"digest": str, "repository": str, "user": object})
+    counted = uses.groupby("digest").agg(repositories=("repository", "nunique"),
+                                         manifests=("user", "nunique"))
+    kept = blobs[blobs["digest"].isin(counted.index)].copy()
+    for name in ("repositories", "manifests"):
+        kept[name] = counted[name].reindex(kept["digest"]).to_numpy(dtype="int64")
+    return kept
 
 
 def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
                 keep_last: int | None = SUGGESTED_POLICY["keep_last"],
                 older_than: str | None = SUGGESTED_POLICY["older_than"],
                 protect: str | None = SUGGESTED_POLICY["protect"],
-                collector: str | None = None) -> dict[str, Any]:
+                collector: str | None = None,
+                repositories: str | Sequence[str] | None = None,
+                registry_url: str | None = None) -> dict[str, Any]:
     """Everything the report shows, as plain values (strings escaped by the template).
 
     ``keep_last``, ``older_than``, ``protect``: the cleanup policy the report plans
     (:func:`reginsight.plan_cleanup`'s rules; None leaves a rule out). ``collector``:
     the registry's garbage collector, ``"distribution-2"`` or ``"distribution-3"``
-    (:func:`reginsight.gc_preview`; None: each where they differ)."""
-    summary = storage_summary(inv)
-    by_repo = storage_by_repository(inv).head(top)
-    sharing = layer_sharing(inv)
+    (:func:`reginsight.gc_preview`; None: each where they differ). ``repositories``:
+    only these (names or globs; InventoryError when one is not in ``inv``): every
+    table, card and plot covers them, while what a cleanup frees is counted against
+    the whole inventory (a blob another repository uses stays), and a storage
+    report's disk and garbage-collect figures stay the whole storage's, as the
+    registry's collector works on all of it. ``registry_url``: the registry as the
+    ``reginsight cleanup`` commands shown should name it (None: the one the inventory
+    was crawled from; ``URL`` for a storage scan or the bundled sample)."""
+    shown = inv if repositories is None else selected(inv, repositories)
+    summary = storage_summary(shown)
+    by_repo = storage_by_repository(shown).head(top)
+    sharing = layer_sharing(shown)
     shared = sharing[sharing["repositories"] > 1].head(top)
-    users = layer_users(inv, shared["digest"].astype(str).tolist())
+    users = layer_users(shown, shared["digest"].astype(str).tolist())
+    rules = {"keep_last": keep_last, "older_than": older_than or None,
+             "protect": protect or None}
     with warnings.catch_warnings():  # said in the table's note instead
         warnings.simplefilter("ignore", PartialInventoryWarning)
-        plan, gc_note = plan_shown(inv, collector=collector, keep_last=keep_last,
-                                   older_than=older_than or None, protect=protect or None,
-                                   now=inv.taken_at)
+        plan, gc_note = plan_shown(inv, collector=collector, repositories=repositories,
+                                   now=inv.taken_at, **rules)
     partial = "" if inv.complete else (
         f" An upper bound: the inventory covers {inv.scope or 'the catalog'} with "
-        f"{len(inv.errors)} errors, and blobs shared with what it does not see look free.")
+        f"{count(len(inv.errors), 'error')}, and blobs shared with what it does not see "
+        "look free.")
     partial += f" {gc_note[0].upper()}{gc_note[1:]}." if gc_note else ""
     ratio = summary.attrs["dedup_ratio"]
     cards = [
         ("repositories", f"{summary['repositories']:,}"),
         ("tags", f"{summary['tags']:,}"),
         ("manifests", f"{summary['manifests']:,}"),
-        ("stored", format_bytes(summary["stored_bytes"])),
+        ("stored (what tags reach)", format_bytes(summary["stored_bytes"])),
         ("logical (pull every tag)", format_bytes(summary["logical_bytes"])),
         ("dedup ratio", "-" if pd.isna(ratio) else f"{ratio:.2f}x"),
     ]
-    cleanup_cards, cleanup_tables = cleanup_sections(
-        inv, plan, describe_policy(keep_last, older_than, protect), partial, top)
+    policy = describe_policy(keep_last, older_than, protect)
+    cleanup_cards, cleanup_tables = cleanup_sections(inv, plan, partial, top)
+    target = command_target(inv, registry_url)
+    scope = _command_scope(inv, repositories)
+    untagged = _untagged_plan(inv, collector, repositories) if inv.from_storage else None
+    cleanup = {
+        "policy": policy[0].upper() + policy[1:], "freed": cleanup_cards[0][1],
+        "deletes": int(plan["action"].eq("delete").sum()),
+        "commands": cleanup_commands(
+            target=target, rules=rules, repositories=scope, plan=plan,
+            storage=inv.registry if untagged and untagged["manifests"] else None,
+            untagged=f"the {untagged['what']} ({untagged['freed']} freed after "
+                     "garbage-collect)" if untagged and untagged["manifests"] else ""),
+        "download": plan_download(plan), "placeholder": target == "URL",
+        "untagged": untagged, "tables": cleanup_tables}
     cards += [*cleanup_cards, ("errors", f"{len(inv.errors):,}")]
     tables = [
         {"title": "Repositories by stored bytes", "note": f"the {top} largest shown"
@@ -111,58 +265,117 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
          "columns": [column("repository"), column("tags", num=True),
                      column("stored", num=True), column("exclusive", num=True),
                      column("shared", num=True), column("logical", num=True)],
-         "rows": [(r.repository, r.tags, format_bytes(r.stored_bytes),
+         "rows": [(r.repository, f"{r.tags:,}", format_bytes(r.stored_bytes),
                    format_bytes(r.exclusive_bytes), format_bytes(r.shared_bytes),
                    format_bytes(r.logical_bytes)) for r in by_repo.itertuples()]},
-        *_tagless(inv),
-        {"title": f"Top {len(shared)} shared layers", "note": "used by: the repositories "
-         "whose tags reach it; bytes saved: size x (images using it - 1), what one copy "
-         "per image would cost on top",
+        *_tagless(shown),
+        {"title": f"Top {count(len(shared), 'shared layer')}",
+         "note": "used by: the repositories whose tags reach it; bytes saved: size x "
+         "(images using it - 1), what one copy per image would cost on top",
          "columns": [column("used by"), column("size", num=True), column("kind"),
                      column("images", num=True), column("bytes saved", num=True),
-                     column("digest", code=True)],
-         "rows": [(users.get(str(r.digest), ""), format_bytes(r.size), r.kind, r.manifests,
-                   format_bytes(r.bytes_saved), r.digest[:19]) for r in shared.itertuples()]},
-        *cleanup_tables,
-        {"title": f"Errors ({len(inv.errors)})", "note": "what could not be read",
+                     column("digest", digest=True)],
+         "rows": [(users.get(str(r.digest), ""), format_bytes(r.size), r.kind,
+                   f"{r.manifests:,}", format_bytes(r.bytes_saved), r.digest)
+                  for r in shared.itertuples()]},
+        {"title": f"Errors ({len(shown.errors):,})", "note": "what could not be read",
          "columns": [column("repository"), column("reference"), column("stage"),
                      column("error")],
          "rows": [tuple(str(v) for v in row) for row in
-                  inv.errors.head(100).itertuples(index=False)]},
+                  shown.errors.head(100).itertuples(index=False)]},
     ]
-    role_cards, role_tables = supply_chain_sections(inv, top)
+    role_cards, role_tables = supply_chain_sections(
+        shown, top, stored_bytes=int(summary["stored_bytes"]))
     cards += role_cards
     tables[1:1] = role_tables  # after the repositories
+    disk: list[dict[str, Any]] = []
     if inv.from_storage:
-        disk_cards, disk_tables = disk_sections(inv, top, collector=collector)
+        disk_cards, disk = disk_sections(inv, top, collector=collector,
+                                         shown=None if repositories is None else shown)
         cards = disk_cards + cards
-        tables = disk_tables + tables
     figures = []
-    if plots and (len(inv.tags) or len(inv.manifests)):  # an empty registry: no blank plots
-        figures = [("storage by repository", _svg(plot_storage, inv)),
-                   ("storage by role", _svg(plot_storage_by_role, inv)),
-                   ("layer sharing", _svg(plot_layer_sharing, inv)),
-                   ("shared bytes between repositories", _svg(plot_sharing_matrix, inv)),
-                   ("image size and age", _svg(plot_image_age, inv))]
-    return {"registry": inv.registry, "taken_at": f"{inv.taken_at:%Y-%m-%d %H:%M UTC}",
+    if plots and (len(shown.tags) or len(shown.manifests)):  # empty: no blank plots
+        figures = _figures(shown)
+    name = inv.label or inv.registry
+    return {"registry": name, "sample": inv.label is not None,
+            "taken_at": f"{inv.taken_at:%Y-%m-%d %H:%M UTC}",
             "source": "storage read" if inv.from_storage else "crawled",
-            "version": __version__, "banners": _banners(inv, summary), "cards": cards,
-            "tables": tables, "plots": figures}
+            "version": __version__, "banners": _banners(inv, shown, summary, repositories),
+            "cards": cards, "cleanup": cleanup, "disk": disk, "plots": figures,
+            "page": PAGE_PX, "gap": GAP_PX, "tables": tables}
 
 
-def _banners(inv: Inventory, summary: pd.Series) -> list[tuple[str, str]]:
+def _command_scope(inv: Inventory, repositories: str | Sequence[str] | None
+                   ) -> list[str] | None:
+    """The ``--repositories`` of the commands: those chosen, or those the inventory
+    was crawled with (its scope, as the command line records it)."""
+    from ..inventory._selection import is_glob
+    from ..registry._reference import validate_repository
+
+    if repositories is not None:
+        return [repositories] if isinstance(repositories, str) else list(repositories)
+    if inv.scope is None:
+        return None
+    names = inv.scope.split(", ")
+    for name in names:  # a regex scope (the Python API) has no flag: the reader names them
+        try:
+            if not is_glob(name):
+                validate_repository(name)
+        except InvalidReference:
+            return ["NAMES"]
+    return names
+
+
+def _untagged_plan(inv: Inventory, collector: str | None,
+                   repositories: str | Sequence[str] | None) -> dict[str, Any]:
+    """The untagged manifests a storage scan found, as ``cleanup --untagged`` deletes
+    them: how many, and what garbage-collect then frees."""
+    try:
+        plan, note = plan_shown(inv, collector=collector, untagged=True,
+                                repositories=repositories)
+    except InventoryError as exc:  # the storage cannot be modelled: said, not guessed
+        return {"manifests": 0, "note": f"Untagged manifests: {exc}"}
+    manifests = int((plan["action"].eq("delete") & plan["tag"].isna()).sum())
+    return {"manifests": manifests, "what": count(manifests, "untagged manifest"),
+            "freed": format_bytes(plan.attrs["reclaimable_bytes"]),
+            "note": note and f"Untagged manifests: {note}."}
+
+
+def _banners(inv: Inventory, shown: Inventory, summary: pd.Series,
+             repositories: str | Sequence[str] | None) -> list[tuple[str, str]]:
     """What must not go unnoticed, said above everything else."""
-    banners: list[tuple[str, str]] = []  # (kind: error/info, text)
-    failed = inv.failed_reads()
+    banners: list[tuple[str, str]] = []  # (kind: error/info/sample, text)
+    if inv.label is not None:
+        banners.append(("sample", f"This is {inv.label}: a real Distribution registry, "
+                        "crawled once and shipped with reginsight so that everything can "
+                        "be tried. It is not your registry. For yours: reginsight report "
+                        "URL (a registry), DIRECTORY (a saved inventory) or STORAGE_ROOT "
+                        "(the registry's storage)."))
+    failed = shown.failed_reads()
     if failed is not None:
-        count, where, first = failed
+        number, where, first = failed
         banners.append(("error",
-            f"{count}: the figures below leave out what could not be read (the first, {where}, "
-            f"{first['stage']}: {first['error']}). See Errors at the end."))
+            f"{number}: the figures below leave out what could not be read (the first, "
+            f"{where}, {first['stage']}: {first['error']}). See Errors at the end."))
+    if repositories is not None:
+        chosen = ", ".join(_command_scope(inv, repositories) or ())
+        with_tags = count(shown.tags["repository"].nunique(), "repository")
+        banners.append(("info", f"Only {chosen} shown ({with_tags} with tags). What a "
+            "cleanup frees counts what the other repositories still use"
+            + (" and the disk and garbage-collect figures are the whole storage's, as the "
+               "registry's collector works on all of it." if inv.from_storage else ".")))
     if inv.scope is not None:
         banners.append(("info", f"Only part of the registry was read ({inv.scope}): "
                         "what garbage collection frees is an upper bound."))
-    if not summary["tags"] and not len(inv.manifests):
+    if not inv.from_storage:
+        banners.append(("info", "Read through the registry's API, this report sees what "
+                        "tags reach and the referrers the registry lists. It cannot see "
+                        "the untagged manifests a moved tag left behind, the blobs of "
+                        "deleted manifests, or abandoned uploads, which all take disk "
+                        "until garbage collection. To see them, report on the registry's "
+                        "storage: reginsight report STORAGE_ROOT (the folder holding "
+                        "docker/registry/v2, or its s3:// gs:// az:// URL)."))
+    if not summary["tags"] and not len(shown.manifests):
         banners.append(("info", "This inventory holds no tags and no manifests: the "
                         "registry is empty, or the crawl saw none of it."))
     return banners
@@ -173,7 +386,7 @@ def _tagless(inv: Inventory) -> list[dict[str, Any]]:
     tagless = repositories_without_tags(inv)
     if tagless.empty:
         return []
-    return [{"title": f"Repositories without tags ({len(tagless)})",
+    return [{"title": f"Repositories without tags ({len(tagless):,})",
              "note": "no tag points into them; untagged manifests (left behind by moved "
              "tags, or referrers) still hold storage until deleted and garbage-collected",
              "columns": [column("repository"), column("untagged manifests", num=True)],
@@ -184,12 +397,16 @@ def _tagless(inv: Inventory) -> list[dict[str, Any]]:
 def render_report(inv: Inventory, **options: Any) -> str:
     """The report as one HTML string (options: :func:`report_data`'s)."""
     import jinja2
+    import markupsafe
 
     # finalize runs on every {{ value }} before autoescape: a name, tag or error holding
     # a bidi override or a control character shows it as an escape instead of acting
+    # (a macro's output is the template's own markup, already made so)
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("reginsight.present", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, finalize=printable)
+        autoescape=True, undefined=jinja2.StrictUndefined,
+        finalize=lambda value: value if isinstance(value, markupsafe.Markup)
+        else printable(value))
     environment.globals["zip"] = zip
     return environment.get_template("report.html.j2").render(**report_data(inv, **options))
 
@@ -198,8 +415,9 @@ def export_report(inv: Inventory, path: str | os.PathLike[str], **options: Any) 
     """Write the report to ``path`` (one self-contained HTML file) and return the path.
 
     Options as :func:`report_data`: ``top`` rows per table, ``plots``, the cleanup
-    policy ``keep_last``, ``older_than``, ``protect`` (None: no such rule), and the
-    ``collector`` a storage report models."""
+    policy ``keep_last``, ``older_than``, ``protect`` (None: no such rule), the
+    ``collector`` a storage report models, ``repositories`` to report on only some,
+    and the ``registry_url`` its cleanup commands name."""
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "svg") and "inline" not in \

@@ -1,14 +1,18 @@
 """The report's sections beyond the registry-wide figures: supply chain, disk, and
-the cleanup plan told per digest and per repository. Each returns cards (label,
-value) and tables (title, note, columns, rows): plain values the template escapes."""
+the cleanup plan told per digest and per repository, with the commands that apply
+it. Each returns cards (label, value) and tables (title, note, columns, rows): plain
+values the template escapes."""
 
 from __future__ import annotations
 
+import base64
+import shlex
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .._errors import ReginsightError
+from .._errors import InvalidReference, ReginsightError
 from .._units import count, format_bytes
 from ..analysis._referrers import images_without, referrers, storage_by_role
 from ..inventory._reach import Reach
@@ -20,52 +24,79 @@ if TYPE_CHECKING:
 Section = tuple[list[tuple[str, str]], list[dict[str, Any]]]
 
 
-def column(name: str, *, num: bool = False, code: bool = False) -> dict[str, Any]:
-    return {"name": name, "num": num, "code": code}
+def column(name: str, *, num: bool = False, code: bool = False, digest: bool = False
+           ) -> dict[str, Any]:
+    """A table column: ``num`` right-aligned, ``code`` monospace, ``digest`` a full
+    digest shown short, whole on hover and whole when selected and copied."""
+    return {"name": name, "num": num, "code": code, "digest": digest}
 
 
 def day(created: Any) -> str:
     return "" if created is None or pd.isna(created) else f"{created:%Y-%m-%d}"
 
 
-def supply_chain_sections(inv: Inventory, top: int) -> Section:
-    """Storage by role, orphaned referrers, and the images no signature is about."""
+def supply_chain_sections(inv: Inventory, top: int, *, stored_bytes: int | None = None
+                          ) -> Section:
+    """Storage by role, orphaned referrers, and the images no signature is about.
+    ``stored_bytes``: the "stored" card's figure (what tags reach), which the role
+    table's total is told against."""
     roles = storage_by_role(inv)
     refs = referrers(inv)
     orphaned = refs[refs["orphaned"]]
     unsigned = images_without(inv, "signature")
+    every = _distinct_bytes(inv)
+    note = ("distinct config and layer blobs the role's manifests reference, every "
+            "manifest the inventory holds (untagged ones too); a blob two roles use "
+            "counts in both, and in neither's exclusive bytes. Signatures, SBOMs and "
+            "attestations are kept and deleted with the image they are about.")
+    if stored_bytes is not None and stored_bytes != every:
+        note += (f" All roles together hold {format_bytes(every)}: "
+                 f"{format_bytes(stored_bytes)} that tags reach (the \"stored\" card) and "
+                 f"{format_bytes(every - stored_bytes)} that only manifests no tag reaches "
+                 "use.")
+    elif stored_bytes is not None:
+        note += f" All roles together: {format_bytes(every)}, the \"stored\" card's figure."
     tables = [{
-        "title": "Storage by role", "note": "distinct config and layer blobs the role's "
-        "manifests reference; a blob two roles use counts in both, and in neither's "
-        "exclusive bytes. Signatures, SBOMs and attestations are kept and deleted with "
-        "the image they are about.",
+        "title": "Storage by role", "note": note,
         "columns": [column("role"), column("manifests", num=True),
                     column("stored", num=True), column("exclusive", num=True)],
         "rows": [(r.role, f"{r.manifests:,}", format_bytes(r.stored_bytes),
                   format_bytes(r.exclusive_bytes)) for r in roles.itertuples()]}]
     if len(orphaned):
         tables.append({
-            "title": f"Orphaned referrers ({len(orphaned)})",
+            "title": f"Orphaned referrers ({len(orphaned):,})",
             "note": "their subject is gone from the repository; "
             "plan_cleanup(inv, orphans=True) deletes them",
-            "columns": [column("repository"), column("role"), column("subject", code=True),
-                        column("digest", code=True), column("tags")],
-            "rows": [(r.repository, r.role, r.subject[:19], r.digest[:19], r.tags)
+            "columns": [column("repository"), column("role"), column("subject", digest=True),
+                        column("digest", digest=True), column("tags")],
+            "rows": [(r.repository, r.role, r.subject, r.digest, r.tags)
                      for r in orphaned.head(top).itertuples()]})
     signed = int((refs["role"] == "signature").sum())
-    tables.append({
-        "title": f"Images without a signature ({len(unsigned)} tags)",
-        "note": "tags of images and indexes that no signature (cosign, Notation, sigstore) "
-        "is about, directly or through a platform image" + (
-            "" if signed else "; this registry holds no signatures at all") + (
-            f"; the first {top} shown" if len(unsigned) > top else ""),
-        "columns": [column("repository"), column("tag"), column("digest", code=True),
-                    column("role")],
-        "rows": [(r.repository, r.tag, r.digest[:19], r.role)
-                 for r in unsigned.head(top).itertuples()]})
+    if signed:
+        tables.append({
+            "title": f"Images without a signature ({count(len(unsigned), 'tag')})",
+            "note": "tags of images and indexes that no signature (cosign, Notation, "
+            "sigstore) is about, directly or through a platform image" + (
+                f"; the first {top} shown" if len(unsigned) > top else ""),
+            "columns": [column("repository"), column("tag"), column("digest", digest=True),
+                        column("role")],
+            "rows": [(r.repository, r.tag, r.digest, r.role)
+                     for r in unsigned.head(top).itertuples()]})
+    elif len(unsigned):  # every tag would be listed: one line says it
+        tables.append({"title": "Signatures", "columns": [], "rows": [],
+                       "note": "This registry holds no signatures (cosign, Notation, "
+                       f"sigstore): none of its {count(len(unsigned), 'image tag')} is "
+                       "signed."})
     cards = [("signatures, SBOMs, attestations", f"{len(refs):,}"),
              ("tags without a signature", f"{len(unsigned):,}")]
     return cards, tables
+
+
+def _distinct_bytes(inv: Inventory) -> int:
+    """The config and layer bytes every manifest of ``inv`` references, each blob once."""
+    digests = inv.manifests["digest"].drop_duplicates()
+    used = Reach.of(inv).blobs_referenced(pd.Series(0, index=digests.astype(object)))
+    return int(used["size"].sum())
 
 
 _MEANING = {
@@ -77,10 +108,13 @@ _MEANING = {
 }
 
 
-def disk_sections(inv: Inventory, top: int, *, collector: str | None = None) -> Section:
+def disk_sections(inv: Inventory, top: int, *, collector: str | None = None,
+                  shown: Inventory | None = None) -> Section:
     """Cards and tables only a storage scan can give: where the disk goes, and what
     the registry's garbage collector would delete and break (``collector``'s, or each
-    version's where they differ)."""
+    version's where they differ): the whole storage's, as the collector works on all
+    of it. ``shown``: the part of ``inv`` the report covers (its untagged manifests
+    are listed; None: all)."""
     from ..analysis._disk import VERSION, disk_usage, gc_outcomes
 
     usage = disk_usage(inv)
@@ -88,10 +122,11 @@ def disk_sections(inv: Inventory, top: int, *, collector: str | None = None) -> 
     cards = [("on disk", format_bytes(total))]
     tables = [{
         "title": "Where the disk goes", "note": "every byte under blobs/ and _uploads, "
-        "by what still uses it",
-        "columns": [column("category"), column("blobs", num=True), column("bytes", num=True),
+        "by what still uses it" + ("; the whole storage's" if shown is not None else ""),
+        "columns": [column("category"), column("holds", num=True), column("bytes", num=True),
                     column("share", num=True), column("meaning")],
-        "rows": [(r.category, f"{r.blobs:,}", format_bytes(r.bytes),
+        "rows": [(r.category, count(r.blobs, "upload" if r.category == "uploads" else "blob"),
+                  format_bytes(r.bytes),
                   f"{r.bytes / total:.0%}" if total else "-", _MEANING[r.category])
                  for r in usage.itertuples()]}]
     try:
@@ -132,20 +167,22 @@ def disk_sections(inv: Inventory, top: int, *, collector: str | None = None) -> 
         "note": f"{modelled}. Distribution 2.x --delete-untagged deletes the children of "
         "tagged multi-platform indexes; 3.x --delete-untagged sweeps the blobs of a "
         "repository without tags and leaves its manifests pointing at nothing. The safe "
-        "way to free untagged manifests on both: plan_cleanup(inv, untagged=True), "
-        "apply_cleanup, then a plain garbage-collect.",
+        "way to free untagged manifests on both: reginsight cleanup URL --untagged "
+        "--storage ROOT (see Cleanup plan above), then a plain garbage-collect.",
         "columns": [*([column("registry")] if differ else []), column("command", code=True),
                     column("blobs", num=True), column("frees", num=True), column("breaks")],
         "rows": [row if differ else row[1:] for row in rows]})
     tables.extend(broken_tables)
-    manifests = inv.manifests[~inv.manifests["tagged"]].sort_values(
+    listed = (inv if shown is None else shown).manifests
+    untagged = listed[~listed["tagged"]]
+    manifests = untagged.sort_values(
         ["size", "digest"], ascending=[False, True], na_position="last").head(top)
     tables.append({
-        "title": f"Largest untagged manifests (of {int((~inv.manifests['tagged']).sum()):,})",
+        "title": f"Largest untagged manifests (of {len(untagged):,})",
         "note": "manifests no tag reaches; their blobs count as untagged above",
-        "columns": [column("repository"), column("digest", code=True), column("kind"),
+        "columns": [column("repository"), column("digest", digest=True), column("kind"),
                     column("created"), column("size", num=True)],
-        "rows": [(r.repository, r.digest[:19], r.kind,
+        "rows": [(r.repository, r.digest, r.kind,
                   day(r.created),
                   "" if pd.isna(r.size) else format_bytes(int(r.size)))
                  for r in manifests.itertuples()]})
@@ -205,20 +242,24 @@ def describe_policy(keep_last: int | None, older_than: str | None, protect: str 
     return "; ".join(rules) + "; tags on one digest go together"
 
 
-def cleanup_sections(inv: Inventory, plan: pd.DataFrame, policy: str, partial: str,
-                     top: int) -> Section:
+def cleanup_sections(inv: Inventory, plan: pd.DataFrame, partial: str, top: int
+                     ) -> Section:
     """The plan per repository (subtotals) and per digest (the tags on it, what it
-    frees alone), each figure the registry's garbage-collect would confirm."""
+    frees alone), each figure the registry's garbage-collect would confirm (no table
+    when it deletes nothing). Where the parts do not add up to the total, the note
+    says why; where they do, it says so. ``partial``: what the figures leave out."""
     by_digest, by_repository = plan_frees(inv, plan)
-    total = plan.attrs["reclaimable_bytes"]
-    alone = int(by_digest["frees"].sum())
+    total = int(plan.attrs["reclaimable_bytes"])
     shown = by_digest.head(max(top, 100))
+    across = _parts(by_repository, total, "repositories", "A blob that deleted images in "
+                    "two repositories share is freed only when both go: it counts in the "
+                    "total, in neither repository")
+    within = _parts(by_digest, total, "images", "Layers two deleted images share are freed "
+                    "only with both")
     tables = [{
-        "title": f"Cleanup by repository ({len(by_repository)})",
-        "note": f"{policy}. Frees {format_bytes(total)} in all after garbage collection; "
-        "a repository's figure is what its deletions alone free. A blob that deleted "
-        "images in two repositories share is freed only when both go: it counts in the "
-        f"total, in neither repository.{partial}",
+        "title": f"Cleanup by repository ({len(by_repository):,})",
+        "note": f"Frees {format_bytes(total)} in all after garbage collection; "
+        f"a repository's figure is what its deletions alone free{across}.{partial}",
         "columns": [column("repository"), column("images", num=True),
                     column("tags", num=True), column("frees", num=True)],
         "rows": [(r.repository, f"{r.digests:,}", f"{r.tags:,}",
@@ -227,20 +268,104 @@ def cleanup_sections(inv: Inventory, plan: pd.DataFrame, policy: str, partial: s
         + ([("all repositories", f"{by_repository['digests'].sum():,}",
              f"{by_repository['tags'].sum():,}", format_bytes(total))]
            if len(by_repository) else [])}, {
-        "title": f"Cleanup candidates ({len(by_digest)} images, "
-                 f"{int(plan['action'].eq('delete').sum())} rows of the plan)",
+        "title": f"Cleanup candidates ({count(len(by_digest), 'image')}, "
+                 f"{count(int(plan['action'].eq('delete').sum()), 'row')} of the plan)",
         "note": "one row per image (digest) to delete, with every tag on it; frees: what "
-        "deleting only that image would free. Layers two deleted images share are freed "
-        f"only with both, so these add up to {format_bytes(alone)}, not the total"
-        + (f"; the first {len(shown)} shown" if len(shown) < len(by_digest) else "")
-        + (f"; frees computed for the {by_digest['frees'].notna().sum()} largest images"
-           if by_digest["frees"].isna().any() else ""),
-        "columns": [column("repository"), column("tags"), column("digest", code=True),
+        f"deleting only that image would free{within}"
+        + (f"; the first {len(shown):,} shown" if len(shown) < len(by_digest) else ""),
+        "columns": [column("repository"), column("tags"), column("digest", digest=True),
                     column("created"), column("frees", num=True), column("reason")],
-        "rows": [(r.repository, r.tags or "(untagged)", r.digest[:19], day(r.created),
+        "rows": [(r.repository, r.tags or "(untagged)", r.digest, day(r.created),
                   "" if pd.isna(r.frees) else format_bytes(int(r.frees)), r.reason)
                  for r in shown.itertuples()]}]
-    return [("cleanup would free", format_bytes(total))], tables
+    return [("cleanup would free", format_bytes(total))], tables if len(by_digest) else []
+
+
+def _parts(parts: pd.DataFrame, total: int, what: str, why: str) -> str:
+    """How the ``frees`` of the parts relate to the plan's total, said only as it is:
+    "; these add up to the total", or "; <why>, so these add up to X, not the total"."""
+    if not len(parts):
+        return ""
+    if parts["frees"].isna().any():
+        return f"; computed for the {parts['frees'].notna().sum():,} {what} that free most"
+    alone = int(parts["frees"].sum())
+    if alone == total:
+        return "; these add up to the total"
+    return f". {why}, so these add up to {format_bytes(alone)}, not the total"
+
+
+def command_target(inv: Inventory, registry_url: str | None) -> str:
+    """The registry the commands name: ``registry_url`` as the user gave it, else the
+    URL the inventory was crawled from; ``URL`` where none is known or it is not the
+    reader's (a storage scan, the bundled sample). Never credentials."""
+    from ..registry._hosts import redact_text
+    from ..registry.protocol import parse_registry_url
+
+    if registry_url is not None:
+        return redact_text(registry_url)
+    if inv.from_storage or inv.label is not None:
+        return "URL"
+    try:
+        parse_registry_url(inv.registry)
+    except InvalidReference:
+        return "URL"
+    return redact_text(inv.registry)
+
+
+#: the name the report's plan downloads as, and its commands read
+PLAN_FILE = "reginsight-plan.csv"
+
+
+def _flags(rules: dict[str, Any]) -> list[str]:
+    """``reginsight cleanup``'s policy flags saying exactly ``rules`` (its defaults are
+    the suggested policy, so each is written out: "0d" and "" turn a rule off)."""
+    keep_last, older_than, protect = rules["keep_last"], rules["older_than"], rules["protect"]
+    return ["--keep-last", str(0 if keep_last is None else keep_last),
+            "--older-than", older_than or "0d", "--protect", protect or ""]
+
+
+def cleanup_commands(*, target: str, rules: dict[str, Any], plan: pd.DataFrame,
+                     repositories: Sequence[str] | None = None, storage: str | None = None,
+                     untagged: str = "the untagged manifests") -> list[tuple[str, str]]:
+    """(what it does, the command line) for each ``reginsight cleanup`` that applies the
+    report's plans, each a dry run until ``--yes`` is added: the policy (``rules`` as
+    :func:`plan_shown` takes them) over ``repositories``, the downloaded plan file, and
+    for a storage scan (``storage``: its root) the untagged manifests (``untagged``
+    says how many and what they free)."""
+    scope = ["--repositories", ",".join(repositories)] if repositories else []
+    commands = []
+    deletes = bool(plan["action"].eq("delete").any())
+    if deletes and (rules["keep_last"] is not None or rules["older_than"]):
+        commands.append(("The same policy, planned again on what the registry holds then",
+                         shlex.join(["reginsight", "cleanup", target, *_flags(rules),
+                                     *scope])))
+    if deletes:
+        commands.append(("Exactly this plan (download it below); a tag that moved since "
+                         "is left alone", shlex.join(["reginsight", "cleanup", target,
+                                                      "--plan", PLAN_FILE])))
+    if storage is not None:
+        commands.append((f"{untagged[0].upper()}{untagged[1:]} this storage holds, deleted "
+                         "through the API (the safe alternative to garbage-collect "
+                         "--delete-untagged)",
+                         shlex.join(["reginsight", "cleanup", target, "--untagged",
+                                     "--storage", _redacted(storage), *scope])))
+    return commands
+
+
+def _redacted(root: str) -> str:
+    from ..registry._hosts import redact_text
+
+    return redact_text(root) if "://" in root else root
+
+
+def plan_download(plan: pd.DataFrame) -> dict[str, Any]:
+    """The plan as the CSV ``reginsight cleanup --plan`` reads (full digests), as a
+    ``data:`` link: its file name, URI and rows."""
+    from ..ops._plan import PLAN_COLUMNS
+
+    text = plan[PLAN_COLUMNS].to_csv(index=False)
+    return {"file": PLAN_FILE, "rows": count(len(plan), "row"),
+            "uri": "data:text/csv;base64," + base64.b64encode(text.encode()).decode()}
 
 
 def layer_users(inv: Inventory, digests: list[str], *, most: int = 6) -> dict[str, str]:
