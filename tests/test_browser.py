@@ -61,6 +61,11 @@ def test_report_renders_without_console_errors(browser, tmp_path):
     page.close()
 
 
+#: lab extensions installed beside Voila that it cannot load: jupytext's fails in Voila
+#: with a console error of its own, which would hide the explorer's
+UNLOADABLE = ["jupyterlab-jupytext"]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,7 +84,8 @@ def _serve(directory: Path, source: list[str]):
     env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "voila", "explore.ipynb", "--no-browser", f"--port={port}",
-         "--Voila.ip=127.0.0.1", "--show_tracebacks=True"],
+         "--Voila.ip=127.0.0.1", "--show_tracebacks=True",
+         f"--VoilaConfiguration.extension_denylist={UNLOADABLE!r}"],
         cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -103,7 +109,7 @@ def _serve(directory: Path, source: list[str]):
 def voila(tmp_path):
     yield from _serve(tmp_path, [
         "import reginsight as ri\n",
-        f"ri.explore(ri.Inventory.load({str(ROOT / 'data/sample')!r}))"])
+        "ri.explore(ri.sample())"])
 
 
 #: the explorer's three tables, in page order
@@ -129,10 +135,42 @@ def _cells(page, which: str, column: int = 0) -> list[str]:
         f"tbody tr td:nth-child({column + 1})").all_inner_texts()
 
 
+def _hint(page, text: str) -> None:
+    """Wait for an empty pane to say ``text`` (what to pick to fill it)."""
+    page.wait_for_selector(f"i.ri-hint:text-is({json.dumps(text)})", timeout=20_000)
+
+
 def _open(page, url: str) -> None:
     page.goto(url, timeout=90_000)
     page.wait_for_selector("b.ri-title:text-is('repositories')", timeout=90_000)
     page.wait_for_selector("table.dataTable tbody td", timeout=20_000)
+
+
+def _left_aligned(page, cell) -> bool:
+    """The cell's text starts at its left padding, as text does (a number would end
+    at the right)."""
+    return cell.evaluate("""td => {
+        const range = document.createRange();
+        range.selectNodeContents(td);
+        const text = range.getBoundingClientRect(), box = td.getBoundingClientRect();
+        const pad = parseFloat(getComputedStyle(td).paddingLeft);
+        return getComputedStyle(td).textAlign !== 'right'
+            && Math.abs(text.left - box.left - pad) < 2 && box.right - text.right > 8;
+    }""")
+
+
+def _clipped_buttons(page) -> list[str]:
+    """The labels of the buttons shown whose text does not fit them ("Delete planned…")."""
+    return page.eval_on_selector_all(
+        "button.jupyter-button", """buttons => buttons
+            .filter(b => b.offsetParent !== null && b.scrollWidth > b.clientWidth)
+            .map(b => b.textContent.trim())""")
+
+
+def _visible_buttons(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "button.jupyter-button", "bs => bs.filter(b => b.offsetParent !== null)"
+        ".map(b => b.textContent.trim())")
 
 
 def test_explorer_in_voila_follows_the_repository_picked(browser, voila):
@@ -140,12 +178,27 @@ def test_explorer_in_voila_follows_the_repository_picked(browser, voila):
     failed: list[str] = []
     page.on("requestfailed", lambda r: failed.append(r.url))
     _open(page, voila)
+    # nothing picked yet: the empty panes say what to pick, not "No data available"
+    _hint(page, "pick a repository to see its tags")
+    assert "No data available" not in page.inner_text("body")
+    assert _table(page, "tags").is_hidden() and _table(page, "layers").is_hidden()
+    # a tag that looks like a number ("1.0", web/worker's only tag) is text: left-aligned
+    _click_row(page, "repositories", "web/worker")
+    _title(page, "tags of web/worker")
+    _hint(page, "pick a tag to see its manifest and layers")
+    assert _cells(page, "tags") == ["1.0"]
+    cell = _table(page, "tags").locator("tbody td").first
+    assert _left_aligned(page, cell)
+    assert "dt-type-numeric" not in (cell.get_attribute("class") or "")
+    size = _table(page, "tags").locator("tbody td").nth(5)  # bytes stay numbers
+    assert size.evaluate("td => getComputedStyle(td).textAlign") == "right"
     _click_row(page, "repositories", "platform/base")
     _title(page, "tags of platform/base")
     assert "2026.10-amd64" in _cells(page, "tags")
     _click_row(page, "tags", "latest")
     page.wait_for_selector("text=platforms:", timeout=20_000)
     _title(page, "layers of platform/base:latest")
+    _hint(page, "pick a layer to see which repositories and tags share it")
     # an index's platforms apart: each platform lists its own positions
     platforms = _cells(page, "layers", 0)
     assert sorted(set(platforms)) == ["linux/amd64", "linux/arm64"]
@@ -161,7 +214,7 @@ def test_explorer_in_voila_follows_the_repository_picked(browser, voila):
                            "'table.dataTable')[0].querySelectorAll('tbody tr').length === 4")
     _click_row(page, "repositories", "web/api")
     _title(page, "tags of web/api")
-    _title(page, "layers: pick a tag")
+    _hint(page, "pick a tag to see its manifest and layers")
     body = page.inner_text("body")
     assert "platform/base:latest" not in body and "is used by" not in body
     _click_row(page, "tags", "v4")
@@ -191,14 +244,41 @@ def test_explorer_in_voila_follows_the_repository_picked(browser, voila):
     page.close()
 
 
-def test_explorer_in_voila_deletes_then_lists_what_is_left(browser, registry_server, prefix,
-                                                           tmp_path):
+def _plan_table(page):
+    """The Clean up tab's table (the fourth DataTable: after the Explore tab's three)."""
+    return page.locator("table.dataTable").nth(3)
+
+
+def _plan_tags(page) -> list[str]:
+    return _plan_table(page).locator("tbody tr td:nth-child(2)").all_inner_texts()
+
+
+def _plan_order(page, tags: list[str]) -> None:
+    """Wait for the plan's rows to list ``tags`` in this order."""
+    page.wait_for_function(
+        "tags => Array.from(document.querySelectorAll('table.dataTable')[3]"
+        ".querySelectorAll('tbody tr td:nth-child(2)')).map(td => td.textContent)"
+        ".join() === tags.join()", arg=tags, timeout=20_000)
+
+
+def _rows(page, table: int, count: int) -> None:
+    page.wait_for_function(f"() => document.querySelectorAll('table.dataTable')[{table}]"
+                           f".querySelectorAll('tbody tr').length === {count}",
+                           timeout=30_000)
+
+
+def test_explorer_in_voila_sorts_deletes_and_refreshes(browser, registry_server, prefix,
+                                                       tmp_path):
+    """Against a real registry: the plan sorted by a click on its header (v2 before
+    v10), the full button labels, the delete asked then applied, and a tag pushed
+    after the explorer opened shown by Refresh."""
+    import reginsight as ri
     from tests.images import Pusher
 
     pusher = Pusher(registry_server.url)
-    for n, day in enumerate(["2024-01-01", "2024-02-01", "2026-11-01"]):
-        pusher.image(f"{prefix}/w", f"v{n}", created=f"{day}T00:00:00Z")
-    pusher.close()
+    for tag, day in [("v1", "2024-01-01"), ("v10", "2024-02-01"), ("v2", "2024-03-01"),
+                     ("v9", "2026-11-01")]:
+        pusher.image(f"{prefix}/w", tag, created=f"{day}T00:00:00Z")
     source = ["import pandas as pd\n", "import reginsight as ri\n",
               f"reg = ri.Registry({registry_server.url!r})\n",
               f"inv = ri.crawl(reg, {prefix + '/*'!r}, progress=False)\n",
@@ -211,7 +291,7 @@ def test_explorer_in_voila_deletes_then_lists_what_is_left(browser, registry_ser
         _open(page, url)
         _click_row(page, "repositories", f"{prefix}/w")
         _title(page, f"tags of {prefix}/w")
-        assert sorted(_cells(page, "tags")) == ["v0", "v1", "v2"]
+        assert _cells(page, "tags") == ["v1", "v2", "v9", "v10"]  # versions, not text
         page.get_by_role("tab", name="Clean up").click()
         keep = page.locator(".widget-inline-hbox", has=page.locator("label",
                                                                      has_text="keep last"))
@@ -223,23 +303,107 @@ def test_explorer_in_voila_deletes_then_lists_what_is_left(browser, registry_ser
         protect = page.locator(".widget-inline-hbox", has=page.locator("label",
                                                                         has_text="protect"))
         protect.locator("input").fill("")
-        page.wait_for_selector("text=2 of 3 tags to delete", timeout=20_000)
+        page.wait_for_selector("text=3 of 4 tags to delete", timeout=20_000)
+        # the plan of the last input (the command line says so), not one before it
+        page.wait_for_function("() => document.body.innerText.includes(\"--protect ''\")",
+                               timeout=20_000)
+        _rows(page, 3, 3)
+        assert _plan_tags(page) == ["v1", "v2", "v10"]
+        # sorted by a click on the header's arrows, in version order both ways
+        header = _plan_table(page).locator("th", has_text="tag").locator(".dt-column-order")
+        header.click()  # ascending: as it came
+        header.click()  # descending
+        _plan_order(page, ["v10", "v2", "v1"])  # as text: v2, v10, v1
+        header.click()
+        _plan_order(page, ["v1", "v2", "v10"])
+        digests = _plan_table(page).locator("tbody tr td:nth-child(3)").all_inner_texts()
+        assert all(len(d) == 71 for d in digests), digests  # sha256: and 64 hex, whole
+        # every button shows its whole label
+        assert {"Delete planned tags", "Save plan", "Refresh"} <= set(_visible_buttons(page))
+        assert _clipped_buttons(page) == []
+        page.screenshot(path=str(ARTIFACTS / "explorer-plan.png"), full_page=True)
         page.get_by_role("button", name="Delete planned tags").click()
+        page.wait_for_selector("text=Delete 3 tags from", timeout=20_000)
+        assert _clipped_buttons(page) == []  # "Yes, delete them", "Cancel" too
+        assert {"Yes, delete them", "Cancel"} <= set(_visible_buttons(page))
+        with ri.Registry(registry_server.url) as reg:  # asking deleted nothing
+            assert sorted(reg.tags(f"{prefix}/w")) == ["v1", "v10", "v2", "v9"]
         page.get_by_role("button", name="Yes, delete them").click()
-        page.wait_for_selector("text=Deleted 2 tags", timeout=30_000)
+        page.wait_for_selector("text=Deleted 3 tags", timeout=30_000)
         assert "freed when the registry's garbage collector runs" in page.inner_text("body")
-        page.wait_for_selector("text=0 of 1 tags to delete", timeout=20_000)
+        page.wait_for_selector("text=0 of 1 tag to delete", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "explorer-deleted.png"), full_page=True)
-        with __import__("reginsight").Registry(registry_server.url) as reg:
-            assert reg.tags(f"{prefix}/w") == ["v2"]
+        with ri.Registry(registry_server.url) as reg:
+            assert reg.tags(f"{prefix}/w") == ["v9"]
         page.get_by_role("tab", name="Explore").click()
         _title(page, f"tags of {prefix}/w")  # still picked, now with what is left
-        page.wait_for_function("() => document.querySelectorAll('table.dataTable')[1]"
-                               ".querySelectorAll('tbody tr').length === 1")
-        assert _cells(page, "tags") == ["v2"]
-        assert "1 tags" in page.inner_text("body")
-        page.screenshot(path=str(ARTIFACTS / "explorer-after-delete.png"), full_page=True)
+        _rows(page, 1, 1)
+        assert _cells(page, "tags") == ["v9"]
+        assert "1 tag" in page.inner_text("body")
+        # pushed after the explorer opened: Refresh reads the registry again
+        pusher.image(f"{prefix}/w", "v11", created="2026-11-26T00:00:00Z")
+        page.get_by_role("button", name="Refresh").click()
+        page.wait_for_selector(f"text=1 tag new or moved ({prefix}/w:v11)", timeout=30_000)
+        _rows(page, 1, 2)
+        assert _cells(page, "tags") == ["v9", "v11"]
+        page.screenshot(path=str(ARTIFACTS / "explorer-refreshed.png"), full_page=True)
         assert [p for p in problems if "ERR_NAME_NOT_RESOLVED" not in p] == []
         page.close()
     finally:
+        pusher.close()
         server.close()
+
+
+def test_explorer_in_voila_disk_tab_deletes_the_untagged_manifests(browser, tmp_path):
+    """A storage scan's Disk tab against a real registry and its storage: the safe
+    untagged cleanup planned, asked, applied, and the storage read again."""
+    import reginsight as ri
+    from tests import storage_scenario as sc
+    from tests.images import Pusher
+
+    registry = sc.server("3.0", tmp_path / "registry").start()
+    try:
+        pusher = Pusher(registry.url)
+        try:
+            sc.build(pusher, "d")
+        finally:
+            pusher.close()
+        untagged = ri.scan_storage(registry.storage, progress=False).manifests
+        assert (~untagged["tagged"]).sum() == 2
+        source = ["import reginsight as ri\n",
+                  f"scan = ri.scan_storage({str(registry.storage)!r}, progress=False)\n",
+                  f"reg = ri.Registry({registry.url!r})\n",
+                  "ri.explore(scan, registry=reg, collector='distribution-3')"]
+        (tmp_path / "notebook").mkdir()
+        server = _serve(tmp_path / "notebook", source)
+        url = next(server)
+        try:
+            page, problems = _page(browser)
+            _open(page, url)
+            page.get_by_role("tab", name="Disk").click()
+            page.wait_for_selector("text=2 untagged manifests", timeout=20_000)
+            body = page.inner_text("body")
+            assert "where the disk goes" in body and "The safe untagged cleanup" in body
+            assert f"reginsight cleanup {registry.url} --untagged --storage" in body
+            assert _clipped_buttons(page) == []
+            page.get_by_role("button", name="Delete untagged manifests").click()
+            page.wait_for_selector("text=Delete 2 untagged manifests from", timeout=20_000)
+            assert _clipped_buttons(page) == []
+            left = ri.scan_storage(registry.storage, progress=False).manifests
+            assert (~left["tagged"]).sum() == 2  # asking deleted nothing
+            page.screenshot(path=str(ARTIFACTS / "explorer-disk.png"), full_page=True)
+            page.get_by_role("button", name="Yes, delete them").click()
+            page.wait_for_selector("text=Deleted 2 untagged manifests", timeout=30_000)
+            page.wait_for_selector("text=no untagged manifests: nothing to clean up",
+                                   timeout=30_000)
+            page.wait_for_selector("text=: no tag changed", timeout=30_000)  # read again
+            body = page.inner_text("body")
+            assert "registry garbage-collect /etc/distribution/config.yml" in body
+            page.screenshot(path=str(ARTIFACTS / "explorer-disk-cleaned.png"), full_page=True)
+            assert [p for p in problems if "ERR_NAME_NOT_RESOLVED" not in p] == []
+            page.close()
+        finally:
+            server.close()
+        assert ri.scan_storage(registry.storage, progress=False).manifests["tagged"].all()
+    finally:
+        registry.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import matplotlib
 
@@ -406,8 +405,10 @@ def test_explorer_delete_asks_applies_then_shows_the_registry_after(registry_ser
         assert "Deleted 2 tags" in explorer.result.value
         assert f"<b>{ri.format_bytes(freed)}</b> are freed when the registry's garbage " \
                "collector runs" in explorer.result.value
-        assert "registry garbage-collect /etc/docker/registry/config.yml" in \
-            explorer.result.value
+        for config in ("/etc/docker/registry/config.yml", "/etc/distribution/config.yml"):
+            # the collector is not known from a crawl: each kind's command
+            assert f"registry garbage-collect {config}" in explorer.result.value
+        assert "Deleted 2 tags (2 manifests)." in explorer.result.value
         # the explorer reads the registry again: as a fresh crawl sees it
         after = ri.crawl(reg, f"{prefix}/*", progress=False)
     assert list(explorer.inv.tags["tag"]) == ["v2"]
@@ -415,7 +416,7 @@ def test_explorer_delete_asks_applies_then_shows_the_registry_after(registry_ser
         pd.testing.assert_frame_equal(getattr(explorer.inv, name), getattr(after, name))
     assert explorer.browse.tag_choices == ["v2"] and explorer.browse.tag is None
     assert "v0" not in explorer.browse.manifest.value
-    assert "<b>0</b> of 1 tags to delete" in explorer.cleanup.summary.value
+    assert "<b>0</b> of 1 tag to delete" in explorer.cleanup.summary.value
     assert explorer.delete.disabled and "1 tag" in explorer.title.value
     assert "2 tags gone" in explorer.status.value
 
@@ -522,9 +523,14 @@ def test_explorer_disk_tab_plans_and_applies_the_safe_untagged_cleanup(storage_r
         assert set(ri.scan_storage(server.storage, progress=False).manifests.loc[
             lambda m: ~m["tagged"], "digest"]) == untagged  # nothing deleted yet
         panel.confirm.click()
-    assert "Deleted 2 untagged manifests (2 manifests)" in panel.result.value
-    assert "a plain <code>registry garbage-collect /etc/docker/registry/config.yml</code>" \
-        in panel.result.value
+    assert "Deleted 2 untagged manifests. " in panel.result.value
+    # what to run next: that registry's plain garbage-collect, the other's not
+    from reginsight.present._planpanel import CONFIG
+
+    ours, = (path for kind, (_, path) in CONFIG.items() if kind == collector)
+    other, = (path for kind, (_, path) in CONFIG.items() if kind != collector)
+    assert f"docker exec REGISTRY registry garbage-collect {ours}" in panel.result.value
+    assert other not in panel.result.value
     assert f"<b>{ri.format_bytes(usage['untagged'])}</b> are freed" in panel.result.value
     # the storage read again: nothing untagged left, and the disk page says so
     assert explorer.inv.manifests["tagged"].all()

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 #: a saved plan larger than this gets no download link (its file is there)
 MOST_DOWNLOAD_BYTES = 8 * 1024 * 1024
-#: what to run once manifests are deleted: a plain collection, never --delete-untagged
-GARBAGE_COLLECT = "registry garbage-collect /etc/docker/registry/config.yml"
+#: where each registry's image keeps its configuration, which garbage-collect reads
+CONFIG = {"distribution-2": ("registry:2", "/etc/docker/registry/config.yml"),
+          "distribution-3": ("registry:3", "/etc/distribution/config.yml")}
 
 RED = "<p style='color:#b00'>{}</p>"
 
@@ -65,6 +66,25 @@ def deletions(doomed: pd.DataFrame) -> str:
     return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
 
 
+def collect_next(collector: str | None) -> str:
+    """What to run once manifests are deleted, as HTML: a plain garbage-collect (never
+    --delete-untagged) of ``collector``'s registry, or of each kind when not known."""
+    kinds = [collector] if collector in CONFIG else list(CONFIG)
+    ways = " or ".join(
+        f"{command('docker', 'exec', 'REGISTRY', 'registry', 'garbage-collect', path)} "
+        f"({image})" for image, path in (CONFIG[k] for k in kinds))
+    return (f"next, run a plain garbage-collect where the registry runs, read-only or "
+            f"stopped: {ways}; not with <code>--delete-untagged</code>")
+
+
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` in natural order of its repository, then tag (v2 before v10)."""
+    tags = frame["tag"].astype(object).where(frame["tag"].notna(), "")
+    order = sorted(range(len(frame)), key=lambda n: (
+        natural_key(str(frame["repository"].iloc[n])), natural_key(str(tags.iloc[n]))))
+    return frame.iloc[order].reset_index(drop=True)
+
+
 def _deletions(doomed: pd.DataFrame) -> pd.DataFrame:
     """The delete rows as the table lists them: natural order (v2 before v10), a day
     for the time, "" for the tag of a manifest deleted by digest."""
@@ -74,9 +94,7 @@ def _deletions(doomed: pd.DataFrame) -> pd.DataFrame:
         "digest": doomed["digest"].astype(str).to_numpy(),
         "created": doomed["created"].dt.strftime("%Y-%m-%d").fillna("").to_numpy(),
         "reason": doomed["reason"].astype(str).to_numpy()})
-    order = sorted(range(len(shown)), key=lambda n: (natural_key(shown["repository"][n]),
-                                                     natural_key(shown["tag"][n])))
-    shown = shown.iloc[order].reset_index(drop=True)
+    shown = _in_order(shown)
     return shown.drop(columns="tag") if (shown["tag"] == "").all() else shown
 
 
@@ -86,8 +104,8 @@ class PlanPanel(widgets.VBox):
     ``url`` names the registry in the commands shown (``URL`` when not known)."""
 
     def __init__(self, registry: Registry | None, *, delete_label: str,
-                 on_deleted: Callable[[], None]) -> None:
-        self.registry, self.on_deleted = registry, on_deleted
+                 collector: str | None, on_deleted: Callable[[], None]) -> None:
+        self.registry, self.collector, self.on_deleted = registry, collector, on_deleted
         self.url = registry.url if registry is not None else "URL"
         self.summary = widgets.HTML()
         self.title = widgets.HTML()
@@ -109,9 +127,9 @@ class PlanPanel(widgets.VBox):
         self.cancel.on_click(lambda _: self.ask(show=False))
         where = (f"deletes from {inert(registry.url)}" if registry is not None
                  else "no registry given: explore(inv, registry=reg) to delete from here")
+        self.saving = widgets.HBox([self.path, self.save])
         super().__init__([
-            self.summary, self.title, self.table, self.command,
-            widgets.HBox([self.path, self.save]), self.saved,
+            self.summary, self.title, self.table, self.command, self.saving, self.saved,
             widgets.HTML(f"<small>{where}</small>"),
             widgets.HBox([self.delete, self.confirm, self.cancel]), self.result])
         self.plan: pd.DataFrame | None = None
@@ -143,6 +161,7 @@ class PlanPanel(widgets.VBox):
             f"{command('reginsight', 'cleanup', self.url, *rules)}</p>")
         self.saved.value = ""
         self.save.disabled = False
+        self.saving.layout.display = "none" if doomed.empty else None  # nothing to apply
         self.delete.disabled = self.registry is None or doomed.empty
         self.ask(show=False)
 
@@ -223,15 +242,14 @@ class PlanPanel(widgets.VBox):
             freed = (reclaimable(self.inv, deleted, collector=plan.attrs.get("collector"))
                      if len(deleted) else 0)
         self.result.value = failure + (
-            f"<p>Deleted {deletions(deleted)} "
-            f"({count(deleted['digest'].nunique(), 'manifest')}). "
+            f"<p>Deleted {deletions(deleted)}"
+            + (f" ({count(deleted['digest'].nunique(), 'manifest')})"
+               if deleted["tag"].notna().any() else "") + ". "
             f"Their <b>{format_bytes(freed)}</b> are freed when the registry's garbage "
-            f"collector runs: next, run a plain {command(*GARBAGE_COLLECT.split())} "
-            "where the registry runs (its configuration file; not "
-            "<code>--delete-untagged</code>). Until then the blobs stay on disk.</p>"
+            f"collector runs: {collect_next(plan.attrs.get('collector') or self.collector)}"
+            ". Until then the blobs stay on disk.</p>"
             + (_unsure(outcome) if outcome is not None else "")
-            + (html_table(outcome.sort_values(["repository", "tag"]))
-               if outcome is not None else ""))
+            + (html_table(_in_order(outcome)) if outcome is not None else ""))
         self.on_deleted()
 
 

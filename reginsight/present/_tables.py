@@ -68,9 +68,9 @@ def columns(frame: pd.DataFrame, *, sizes: dict[str, str] | None = None,
     """``frame`` as a table shows it, and its DataTables ``columnDefs``.
 
     ``sizes`` maps byte columns to the name they are shown under ("4.1 MiB", "?" when
-    unknown), each ordered by a hidden ``<name> bytes`` column. ``text`` columns are
-    declared text (left-aligned, never numbers) and ordered naturally by a hidden
-    ``<name> order`` column."""
+    unknown), right-aligned as numbers are and ordered by a hidden ``<name> bytes``
+    column. ``text`` columns are declared text (left-aligned, never numbers) and
+    ordered naturally by a hidden ``<name> order`` column."""
     shown = frame.copy()
     hidden: list[tuple[str, str]] = []
     for source, name in (sizes or {}).items():
@@ -85,7 +85,7 @@ def columns(frame: pd.DataFrame, *, sizes: dict[str, str] | None = None,
         hidden.append((name, f"{name} order"))
     order = list(shown.columns)
     defs: list[dict] = [{"targets": order.index(name), "orderData": order.index(rank),
-                         **({"type": "string"} if name in text else {})}
+                         **({"type": "string"} if name in text else {"className": "dt-right"})}
                         for name, rank in hidden]
     defs.append({"targets": [order.index(rank) for _, rank in hidden],
                  "visible": False, "searchable": False})
@@ -104,13 +104,14 @@ def fill(table: Any, title: widgets.HTML, frame: pd.DataFrame, defs: list[dict] 
          *, caption: str, empty: str, options: dict[str, Any] = OPTIONS) -> None:
     """New rows in ``table``, nothing selected; ``title`` says what it lists. No rows:
     the table is hidden and ``title`` says ``empty`` (what to pick to fill it)."""
-    if frame.empty:
-        title.value = f"<i class='ri-hint'>{inert(empty)}</i>"
-        table.layout.display = "none"
-    else:  # shown before its rows come: DataTables sizes columns when it draws
+    if not frame.empty:  # shown before its rows come: DataTables sizes columns as it draws
         table.layout.display = None
-        title.value = f"<b class='ri-title'>{inert(caption)}</b>"
     table.update(printable_cells(frame), selected_rows=[], **options, columnDefs=defs or [])
+    if frame.empty:
+        table.layout.display = "none"
+    # last: a title that says what the table lists follows the rows it lists
+    title.value = (f"<i class='ri-hint'>{inert(empty)}</i>" if frame.empty
+                   else f"<b class='ri-title'>{inert(caption)}</b>")
 
 
 def html_table(frame: pd.DataFrame, *, limit: int = 200) -> str:

@@ -222,7 +222,7 @@ class Explorer(widgets.VBox):
                                            description="repository")
         self._listing = False
         self.cleanup = PlanPanel(registry, delete_label="Delete planned tags",
-                                 on_deleted=self.reread)
+                                 collector=collector, on_deleted=self.reread)
         self.delete, self.confirm, self.result = (self.cleanup.delete, self.cleanup.confirm,
                                                   self.cleanup.result)
         self.plan_changed = Debounced(self._show_plan)
@@ -235,7 +235,7 @@ class Explorer(widgets.VBox):
         # -- disk
         self.disk = widgets.HTML()
         self.untagged = PlanPanel(registry, delete_label="Delete untagged manifests",
-                                  on_deleted=self.reread)
+                                  collector=collector, on_deleted=self.reread)
         pages = [("Explore", self.browse), ("Clean up", cleanup)]
         if inv.from_storage:
             pages.append(("Disk", widgets.VBox([self.disk, widgets.HTML(
@@ -349,7 +349,7 @@ class Explorer(widgets.VBox):
         where = "" if scope is None else f" of {inert(scope)}"
         summary = (
             f"<p><b>{int(doomed['tag'].notna().sum())}</b> of "
-            f"{int(plan['tag'].notna().sum())} tags{where}"
+            f"{count(int(plan['tag'].notna().sum()), 'tag')}{where}"
             f"{_by_digest(doomed)} to delete, freeing "
             f"<b>{format_bytes(plan.attrs['reclaimable_bytes'])}</b> after garbage "
             f"collection{bound}.</p>" + (f"<p>{inert(gc_note)}</p>" if gc_note else ""))
