@@ -86,13 +86,17 @@ def _words(html: str) -> str:
     return " ".join(" ".join(_page(html).text).split())
 
 
-def _download(html: str) -> pd.DataFrame:
+def _download_text(html: str) -> str:
+    """The file the report's download link holds."""
     links = [a for tag, a in _page(html).elements if tag == "a" and "download" in a]
     assert len(links) == 1, links
     uri = links[0]["href"]
     assert uri.startswith("data:text/csv;base64,")
-    text = base64.b64decode(uri.split(",", 1)[1]).decode()
-    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    return base64.b64decode(uri.split(",", 1)[1]).decode()
+
+
+def _download(html: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(_download_text(html)), dtype=str, keep_default_na=False)
 
 
 def _commands(html: str) -> list[str]:
@@ -319,7 +323,8 @@ def test_a_storage_report_gives_the_untagged_cleanup_command(scenario_storage):
     commands = _commands(html)
     untagged = ri.plan_cleanup(scan, untagged=True, collector="distribution-2")
     frees = ri.format_bytes(untagged.attrs["reclaimable_bytes"])
-    assert f"reginsight cleanup URL --untagged --storage {scan.registry}" in commands
+    assert (f"reginsight cleanup URL --untagged --storage {scan.registry} --collector 2"
+            in commands)
     text = _words(html)
     assert f"The 2 untagged manifests ({frees} freed after garbage-collect)" in text
     assert "URL stands for your registry's address" in text
@@ -327,7 +332,7 @@ def test_a_storage_report_gives_the_untagged_cleanup_command(scenario_storage):
     given = render_report(scan, plots=False, collector="distribution-2",
                           registry_url="https://u:p@registry.example")
     assert (f"reginsight cleanup https://registry.example --untagged --storage "
-            f"{scan.registry}") in _commands(given)
+            f"{scan.registry} --collector 2") in _commands(given)
     assert "u:p@" not in given
 
 
@@ -403,8 +408,8 @@ def test_the_sample_is_titled_as_the_sample(tmp_path):
 # ------------------------------------------------------------- 4: --repositories
 
 
-def test_selected_is_what_a_crawl_of_those_repositories_gives(registry_server, prefix):
-    pusher = Pusher(registry_server.url)
+def test_selected_is_what_a_crawl_of_those_repositories_gives(any_registry, prefix):
+    pusher = Pusher(any_registry.url)
     base = b"a base layer both share" * 50
     a = pusher.image(f"{prefix}/a", "v1", layers=(base, b"a's own" * 30))
     pusher.image(f"{prefix}/a", "v2", layers=(base,))
@@ -419,7 +424,7 @@ def test_selected_is_what_a_crawl_of_those_repositories_gives(registry_server, p
     pusher.manifest(f"{prefix}/c", "copy", a.raw, a.media_type)
     pusher.image(f"{prefix}/c", "own", layers=(base, b"c" * 99))
     pusher.close()
-    with ri.Registry(registry_server.url) as reg:
+    with ri.Registry(any_registry.url) as reg:
         everything = ri.crawl(reg, f"{prefix}/*", progress=False)
         for wanted in ([f"{prefix}/a", f"{prefix}/b"], [f"{prefix}/c"]):
             crawled = ri.crawl(reg, wanted, progress=False)
@@ -488,7 +493,7 @@ def test_repositories_from_a_storage_root_scope_the_tables_not_the_disk(scenario
     assert "whole storage's" in next(t for k, t in part["banners"] if t.startswith("Only"))
     app = render_report(scan, plots=False, collector="distribution-2",
                         repositories=["b/app"])
-    assert (f"reginsight cleanup URL --untagged --storage {scan.registry} "
+    assert (f"reginsight cleanup URL --untagged --storage {scan.registry} --collector 2 "
             "--repositories b/app") in _commands(app)
     done = run("report", str(scenario_storage), "--repositories", "b/multi", "--no-progress",
                "--collector", "2", "-o", str(tmp_path / "r.html"))
@@ -497,21 +502,46 @@ def test_repositories_from_a_storage_root_scope_the_tables_not_the_disk(scenario
         "Largest untagged", "")
 
 
-def test_repositories_from_a_registry_are_crawled_and_named_in_the_command(
-        registry_server, prefix, tmp_path):
-    pusher = Pusher(registry_server.url)
+def test_repositories_from_a_registry_are_crawled_and_the_commands_apply_the_plan(
+        any_registry, prefix, tmp_path):
+    """The report of a registry, then each command it prints, run as printed: each
+    dry run deletes what the report planned and frees what it said; --yes deletes it."""
+    pusher = Pusher(any_registry.url)
     for repo in ("in", "out"):
-        for month in range(1, 5):
+        for month in range(1, 6):
             pusher.image(f"{prefix}/{repo}", f"v{month}", created=f"2025-0{month}-01T00:00:00Z")
     pusher.close()
     out = tmp_path / "r.html"
-    done = run("report", registry_server.url, "--repositories", f"{prefix}/in",
+    done = run("report", any_registry.url, "--repositories", f"{prefix}/in",
                "--no-progress", "-o", str(out))
     assert done.returncode == 0, done.stderr
     html = out.read_text()
     assert f"{prefix}/out" not in html and f"{prefix}/in" in html
-    assert any(c.endswith(f"--repositories {prefix}/in") for c in _commands(html))
-    assert set(_download(html)["repository"]) == {f"{prefix}/in"}
+    commands = _commands(html)
+    assert len(commands) == 2 and commands[0].endswith(f"--repositories {prefix}/in")
+    plan = _download(html)
+    assert set(plan["repository"]) == {f"{prefix}/in"}
+    doomed = {f"{r}@{d}" for r, d, a in zip(plan["repository"], plan["digest"], plan["action"],
+                                            strict=True) if a == "delete"}
+    assert len(doomed) == 2  # v1 and v2: not among the 3 newest, older than 180d
+    freed = re.search(r"<span>cleanup would free</span><b>([^<]+)</b>", html).group(1)
+    # saved as a browser saves the download (tests/test_report_browser.py clicks it)
+    (tmp_path / "reginsight-plan.csv").write_text(_download_text(html))
+    for command in commands:
+        dry = run(*shlex.split(command)[1:], "--no-progress", cwd=tmp_path)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        would = {word for line in dry.stdout.splitlines()
+                 if line.strip().startswith("would delete") for word in line.split()
+                 if "@sha256:" in word}
+        assert would == doomed, dry.stdout
+        line = next(line for line in dry.stdout.splitlines() if "would free" in line)
+        assert ri.format_bytes(int(re.findall(r"\(([\d,]+) bytes\)", line)[-1].replace(
+            ",", ""))) == freed
+    applied = run(*shlex.split(commands[1])[1:], "--yes", "--no-progress", cwd=tmp_path)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    with ri.Registry(any_registry.url) as reg:
+        assert set(reg.tags(f"{prefix}/in")) == {"v3", "v4", "v5"}
+        assert len(reg.tags(f"{prefix}/out")) == 5
 
 
 # ------------------------------------------------------------- 6: wording and layout

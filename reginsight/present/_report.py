@@ -28,6 +28,7 @@ from .._text import printable
 from .._units import count, format_bytes
 from .._version import __version__
 from ..analysis._reclaim import PartialInventoryWarning
+from ..analysis._referrers import storage_by_role
 from ..analysis._storage import (
     layer_sharing,
     repositories_without_tags,
@@ -83,7 +84,7 @@ def _svg(plot: Callable[..., Any], inv: Inventory, size: tuple[float, float]) ->
         try:
             plot(inv, ax=ax)
             buffer = io.BytesIO()
-            figure.savefig(buffer, format="svg")
+            figure.savefig(buffer, format="svg", metadata={"Date": None})  # reproducible
         finally:
             plt.close(figure)
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -97,11 +98,12 @@ def _figures(inv: Inventory) -> list[dict[str, Any]]:
     small_matrix = shared <= MAX_ANNOTATED // 2
     plots = [("storage by repository", plot_storage, (_WIDE, 1.5 + 0.3 * max(bars, 3)))]
     matrix = ("shared bytes between repositories", plot_sharing_matrix,
-              (_HALF, _HALF * 1.05) if small_matrix else (_WIDE, _WIDE * 0.85))
-    sharing = ("layer sharing", plot_layer_sharing, (_HALF, _HALF * 1.05 if small_matrix
+              (_HALF, _HALF * 0.92) if small_matrix else (_WIDE, _WIDE * 0.85))
+    sharing = ("layer sharing", plot_layer_sharing, (_HALF, _HALF * 0.92 if small_matrix
                                                      else 4.2))
-    roles = ("storage by role", plot_storage_by_role,
-             (_WIDE if small_matrix else _HALF, 3.6 if small_matrix else 4.2))
+    roles = ("storage by role", plot_storage_by_role,  # a bar a role: as tall as needed
+             (_WIDE, 1.4 + 0.4 * max(len(storage_by_role(inv)), 2)) if small_matrix
+             else (_HALF, 4.2))
     plots += [sharing, matrix, roles] if small_matrix else [matrix, sharing, roles]
     plots.append(("image size and age", plot_image_age, (_WIDE, 4.6)))
     return [{"title": title, "uri": _svg(plot, inv, size), "wide": size[0] == _WIDE,
@@ -248,15 +250,17 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
     target = command_target(inv, registry_url)
     scope = _command_scope(inv, repositories)
     untagged = _untagged_plan(inv, collector, repositories) if inv.from_storage else None
+    download = plan_download(plan)
     cleanup = {
         "policy": policy[0].upper() + policy[1:], "freed": cleanup_cards[0][1],
         "deletes": int(plan["action"].eq("delete").sum()),
         "commands": cleanup_commands(
             target=target, rules=rules, repositories=scope, plan=plan,
-            storage=inv.registry if untagged and untagged["manifests"] else None,
+            storage=inv.registry if inv.from_storage else None, collector=collector,
             untagged=f"the {untagged['what']} ({untagged['freed']} freed after "
-                     "garbage-collect)" if untagged and untagged["manifests"] else ""),
-        "download": plan_download(plan), "placeholder": target == "URL",
+                     "garbage-collect)" if untagged and untagged["manifests"] else None,
+            plan_file=bool(download["uri"])),
+        "download": download, "placeholder": target == "URL",
         "untagged": untagged, "tables": cleanup_tables}
     cards += [*cleanup_cards, ("errors", f"{len(inv.errors):,}")]
     tables = [

@@ -326,29 +326,35 @@ def _flags(rules: dict[str, Any]) -> list[str]:
 
 def cleanup_commands(*, target: str, rules: dict[str, Any], plan: pd.DataFrame,
                      repositories: Sequence[str] | None = None, storage: str | None = None,
-                     untagged: str = "the untagged manifests") -> list[tuple[str, str]]:
+                     collector: str | None = None, untagged: str | None = None,
+                     plan_file: bool = True) -> list[tuple[str, str]]:
     """(what it does, the command line) for each ``reginsight cleanup`` that applies the
     report's plans, each a dry run until ``--yes`` is added: the policy (``rules`` as
-    :func:`plan_shown` takes them) over ``repositories``, the downloaded plan file, and
-    for a storage scan (``storage``: its root) the untagged manifests (``untagged``
-    says how many and what they free)."""
+    :func:`plan_shown` takes them) over ``repositories``, the downloaded plan file, and,
+    when the report read the registry's ``storage`` (its root), the untagged manifests
+    there (``untagged`` says how many and what they free; None: there are none). From a
+    storage, the policy is planned on it again, with the report's ``collector``.
+    ``plan_file``: False when the plan could not be written as a file."""
     scope = ["--repositories", ",".join(repositories)] if repositories else []
+    read = [] if storage is None else ["--storage", _redacted(storage)]
+    if storage is not None and collector:
+        read += ["--collector", collector.rsplit("-", 1)[-1]]
     commands = []
     deletes = bool(plan["action"].eq("delete").any())
     if deletes and (rules["keep_last"] is not None or rules["older_than"]):
         commands.append(("The same policy, planned again on what the registry holds then",
                          shlex.join(["reginsight", "cleanup", target, *_flags(rules),
-                                     *scope])))
-    if deletes:
+                                     *scope, *read])))
+    if deletes and plan_file:
         commands.append(("Exactly this plan (download it below); a tag that moved since "
                          "is left alone", shlex.join(["reginsight", "cleanup", target,
                                                       "--plan", PLAN_FILE])))
-    if storage is not None:
+    if untagged:
         commands.append((f"{untagged[0].upper()}{untagged[1:]} this storage holds, deleted "
                          "through the API (the safe alternative to garbage-collect "
                          "--delete-untagged)",
-                         shlex.join(["reginsight", "cleanup", target, "--untagged",
-                                     "--storage", _redacted(storage), *scope])))
+                         shlex.join(["reginsight", "cleanup", target, "--untagged", *read,
+                                     *scope])))
     return commands
 
 
@@ -359,12 +365,18 @@ def _redacted(root: str) -> str:
 
 
 def plan_download(plan: pd.DataFrame) -> dict[str, Any]:
-    """The plan as the CSV ``reginsight cleanup --plan`` reads (full digests), as a
-    ``data:`` link: its file name, URI and rows."""
-    from ..ops._plan import PLAN_COLUMNS
+    """The plan as the file ``reginsight cleanup --plan`` reads (CSV, full digests), as a
+    ``data:`` link: its file name, URI and rows; or why there is none (a name the
+    registry could not hold, from a damaged inventory: no command could apply it)."""
+    from .._errors import PlanError
+    from ..ops._planfile import plan_csv
 
-    text = plan[PLAN_COLUMNS].to_csv(index=False)
-    return {"file": PLAN_FILE, "rows": count(len(plan), "row"),
+    try:
+        text = plan_csv(plan)
+    except PlanError as exc:
+        return {"file": PLAN_FILE, "rows": count(len(plan), "row"), "uri": "",
+                "refused": f"No plan file: {exc}"}
+    return {"file": PLAN_FILE, "rows": count(len(plan), "row"), "refused": "",
             "uri": "data:text/csv;base64," + base64.b64encode(text.encode()).decode()}
 
 
