@@ -323,6 +323,24 @@ def test_explorer_cleanup_plan_is_sortable_scoped_and_saved_for_the_cli(tmp_path
     assert (tmp_path / "notes.csv").read_text() == "mine\n"
 
 
+def test_a_long_plan_lists_its_first_rows_and_saves_them_all(monkeypatch, tmp_path):
+    from reginsight.present import _planpanel
+
+    monkeypatch.setattr(_planpanel, "MOST_ROWS", 4)
+    explorer = ri.explore(VERSIONED)
+    doomed = explorer._plan[explorer._plan["action"] == "delete"]
+    assert len(doomed) == 10
+    assert "the first 4 of 10 rows" in explorer.cleanup.title.value
+    assert list(_shown(explorer.cleanup.table)["tag"]) == [
+        "nightly-20250101", "nightly-20250201", "nightly-20250301", "nightly-20250401"]
+    explorer.cleanup.path.value = str(tmp_path / "plan.json")
+    explorer.cleanup.save.click()
+    saved = ri.load_plan(tmp_path / "plan.json")
+    assert (saved["action"] == "delete").sum() == 10
+    assert "(10 rows to delete; <a download=" in explorer.cleanup.saved.value
+    assert "data:application/json;base64," in explorer.cleanup.saved.value
+
+
 def test_plan_inputs_are_debounced_in_a_kernel():
     """In Jupyter an event loop runs: keystrokes within the delay make one plan, and
     nothing can be deleted while the plan shown is not the one typed."""
@@ -547,3 +565,34 @@ def test_explorer_disk_tab_plans_and_applies_the_safe_untagged_cleanup(storage_r
     assert sum(before.values()) - sum(after_gc.values()) == (
         usage["untagged"] + usage["unreferenced"])
     assert scenario.tagged <= set(after_gc)
+
+
+def test_a_plan_the_explorer_saves_is_applied_by_the_command_line(registry_server, prefix,
+                                                                  tmp_path, capsys):
+    """Save plan, then the command it prints (with --yes): the same tags go, and the
+    explorer's Refresh shows what is left."""
+    from reginsight._cli import main
+
+    pusher = Pusher(registry_server.url)
+    for tag, day in [("v1", "2024-01-01"), ("v10", "2024-02-01"), ("v2", "2026-11-20")]:
+        pusher.image(f"{prefix}/app", tag, created=f"{day}T00:00:00Z")
+    pusher.close()
+    with ri.Registry(registry_server.url) as reg:
+        inv = ri.crawl(reg, f"{prefix}/*", progress=False)
+        explorer = ri.explore(inv, registry=reg)
+        explorer.keep_last.value, explorer.older_than.value = 1, "30d"
+        explorer.protect.value = ""
+        explorer.cleanup.path.value = str(tmp_path / "plan.csv")
+        explorer.cleanup.save.click()
+        command = re.search(r"<code>(reginsight cleanup [^<]+--plan [^<]+)</code>",
+                            explorer.cleanup.saved.value).group(1)
+        assert command == f"reginsight cleanup {registry_server.url} --plan {tmp_path}/plan.csv"
+        code = main([*command.split()[1:], "--yes", "--no-progress"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert reg.tags(f"{prefix}/app") == ["v2"]
+        for tag in ("v1", "v10"):
+            digest = inv.tags.set_index("tag").loc[tag, "digest"]
+            assert f"deleted {prefix}/app@{digest}" in " ".join(out.split())
+        assert explorer.reread() and explorer.browse.inv.tags["tag"].tolist() == ["v2"]
+    assert "2 tags gone" in explorer.status.value

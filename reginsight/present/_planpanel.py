@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
+import numpy as np
 import pandas as pd
 
 from .._errors import PlanError, RegistryError
@@ -28,12 +29,15 @@ from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._apply import apply_cleanup
 from ..ops._plan import CHILD_OF
 from ..ops._planfile import save_plan
-from ._tables import READ_ONLY, columns, fill, grid, html_table, natural_key
+from ._tables import READ_ONLY, columns, fill, grid, html_table, natural_ranks
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
     from ..registry._client import Registry
 
+#: rows of a plan the table lists at most (each goes to the browser at every change of
+#: the rules); the file Save plan writes has them all
+MOST_ROWS = 5_000
 #: a saved plan larger than this gets no download link (its file is there)
 MOST_DOWNLOAD_BYTES = 8 * 1024 * 1024
 #: where each registry's image keeps its configuration, which garbage-collect reads
@@ -79,9 +83,7 @@ def collect_next(collector: str | None) -> str:
 
 def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` in natural order of its repository, then tag (v2 before v10)."""
-    tags = frame["tag"].astype(object).where(frame["tag"].notna(), "")
-    order = sorted(range(len(frame)), key=lambda n: (
-        natural_key(str(frame["repository"].iloc[n])), natural_key(str(tags.iloc[n]))))
+    order = np.lexsort((natural_ranks(frame["tag"]), natural_ranks(frame["repository"])))
     return frame.iloc[order].reset_index(drop=True)
 
 
@@ -152,10 +154,15 @@ class PlanPanel(widgets.VBox):
         doomed = self.doomed
         self.summary.value = summary
         rows = _deletions(doomed)
+        caption = "what it deletes (full digests; click a column to sort)"
+        if len(rows) > MOST_ROWS:
+            caption = (f"what it deletes: the first {MOST_ROWS:,} of {len(rows):,} rows (full "
+                       "digests; click a column to sort them; Save plan writes every row)")
+            rows = rows.head(MOST_ROWS)
         shown, defs = columns(rows, text=[c for c in ("repository", "tag", "digest", "reason")
                                           if c in rows.columns])
-        fill(self.table, self.title, shown, defs, caption="what it deletes (full digests; "
-             "click a column to sort)", empty=empty, options=READ_ONLY)
+        fill(self.table, self.title, shown, defs, caption=caption, empty=empty,
+             options=READ_ONLY)
         self.command.value = (
             f"<p>From the command line (a dry run; <code>--yes</code> deletes): "
             f"{command('reginsight', 'cleanup', self.url, *rules)}</p>")
@@ -184,7 +191,7 @@ class PlanPanel(widgets.VBox):
 
     def _save(self) -> None:
         """Write the plan where ``path`` says (.csv or .json), tell how to apply it, and
-        offer it as a download (the browser may be on another machine)."""
+        offer it as a download."""
         if self.plan is None:
             return
         try:
@@ -194,12 +201,13 @@ class PlanPanel(widgets.VBox):
             return
         data = target.read_bytes() if target.stat().st_size <= MOST_DOWNLOAD_BYTES else None
         kind = "text/csv" if target.suffix.lower() == ".csv" else "application/json"
-        link = "" if data is None else (
-            f" <a download='{inert(target.name)}' href='data:{kind};base64,"
-            f"{base64.b64encode(data).decode()}'>download {inert(target.name)}</a>")
+        link = "" if data is None else (  # the browser may be on another machine
+            f"; <a download='{inert(target.name)}' href='data:{kind};base64,"
+            f"{base64.b64encode(data).decode()}' style='text-decoration:underline'>"
+            f"download {inert(target.name)}</a>")
         self.saved.value = (
             f"<p>saved <code>{inert(target)}</code> ({count(len(self.doomed), 'row')} to "
-            f"delete){link}. Apply it later (a dry run; <code>--yes</code> deletes; rows "
+            f"delete{link}). Apply it later (a dry run; <code>--yes</code> deletes; rows "
             f"whose tags moved since are refused): "
             f"{command('reginsight', 'cleanup', self.url, '--plan', str(target))}</p>")
 

@@ -55,12 +55,14 @@ def natural_key(text: str) -> tuple[Any, ...]:
 
 
 def natural_ranks(values: Iterable[Any]) -> np.ndarray:
-    """Each value's place in natural order (0 first); NA and "" first."""
+    """Each value's place in natural order (0 first; equal values share one); NA and ""
+    first. Each distinct value is keyed once."""
     texts = [v if isinstance(v, str) else "" if pd.isna(v) else str(v) for v in values]
-    order = sorted(range(len(texts)), key=lambda n: natural_key(texts[n]))
-    ranks = np.empty(len(texts), dtype="int64")
-    ranks[order] = np.arange(len(texts))
-    return ranks
+    codes, distinct = pd.factorize(pd.Series(texts, dtype=object), sort=False)
+    order = sorted(range(len(distinct)), key=lambda n: natural_key(distinct[n]))
+    ranks = np.empty(len(distinct), dtype="int64")
+    ranks[order] = np.arange(len(distinct))
+    return ranks[codes]
 
 
 def columns(frame: pd.DataFrame, *, sizes: dict[str, str] | None = None,
