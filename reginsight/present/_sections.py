@@ -65,8 +65,8 @@ def supply_chain_sections(inv: Inventory, top: int, *, stored_bytes: int | None 
     if len(orphaned):
         tables.append({
             "title": f"Orphaned referrers ({len(orphaned):,})",
-            "note": "their subject is gone from the repository; "
-            "plan_cleanup(inv, orphans=True) deletes them",
+            "note": "their subject is gone from the repository; reginsight cleanup URL "
+            "--orphans (plan_cleanup(inv, orphans=True)) deletes them",
             "columns": [column("repository"), column("role"), column("subject", digest=True),
                         column("digest", digest=True), column("tags")],
             "rows": [(r.repository, r.role, r.subject, r.digest, r.tags)
