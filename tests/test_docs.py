@@ -65,9 +65,11 @@ def _github_anchors(markdown: str) -> set[str]:
 
 def test_the_readme_links_resolve():
     text = README.read_text(encoding="utf-8")
-    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    links = re.findall(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"", text)
+    links = [markdown or html for markdown, html in links]
     local = [link for link in links if not re.match(r"[a-z]+://", link)]
     assert local, "the README links to the docs"
+    assert "docs/images/explorer.png" in local and "docs/images/report.png" in local
     for link in local:
         path, _, anchor = link.partition("#")
         target = ROOT / path
