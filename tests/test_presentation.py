@@ -468,7 +468,7 @@ def test_explorer_refresh_reads_the_registry_again_in_the_inventory_s_scope(
 
 
 def test_explorer_refresh_is_a_callable_and_says_when_it_fails():
-    from reginsight.present._widgets import scope_filter
+    from reginsight.inventory._selection import filter_of_scope
 
     assert ri.explore(SAMPLE).refresh_button.layout.display == "none"  # nothing to read
     assert not ri.explore(SAMPLE).reread()
@@ -488,10 +488,10 @@ def test_explorer_refresh_is_a_callable_and_says_when_it_fails():
     assert "could not read it again: cannot reach the registry" in explorer.status.value
     assert explorer.inv is VERSIONED and not explorer.refresh_button.disabled
     # a crawl's recorded scope, as a crawl asked for it
-    assert scope_filter(None) is None
-    assert scope_filter("team/app") == ["team/app"]
-    assert scope_filter("a/b, team/*") == ["a/b", "team/*"]
-    assert scope_filter("^team/(a|b)$") == [re.compile("^team/(a|b)$")]
+    assert filter_of_scope(None) is None
+    assert filter_of_scope("team/app") == ["team/app"]
+    assert filter_of_scope("a/b, team/*") == ["a/b", "team/*"]
+    assert filter_of_scope("^team/(a|b)$") == [re.compile("^team/(a|b)$")]
 
 
 @pytest.fixture(params=["2.8", "3.0"])

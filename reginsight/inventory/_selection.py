@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .._errors import InvalidReference
 from ..registry.protocol import InvalidEntry
 
 RepositoryFilter = None | str | re.Pattern[str] | Iterable[str]
@@ -75,6 +76,29 @@ def describe_scope(repositories: RepositoryFilter) -> str | None:
         return repositories
     return ", ".join(sorted(r.pattern if isinstance(r, re.Pattern) else str(r)
                             for r in repositories))
+
+
+#: in a recorded scope, a part that is a regular expression, not a name or a glob
+_REGEX = re.compile(r"[\^$()|+\\{]")
+
+
+def filter_of_scope(scope: str | None) -> RepositoryFilter:
+    """The ``repositories=`` that :func:`describe_scope` recorded as ``scope`` (None,
+    or names, globs and regex patterns joined by ", "): what a crawl again asks for."""
+    from ..registry._reference import validate_repository
+
+    if scope is None:
+        return None
+    wanted: list[str | re.Pattern[str]] = []
+    for part in scope.split(", "):
+        if _REGEX.search(part):
+            wanted.append(re.compile(part))
+            continue
+        try:
+            wanted.append(part if is_glob(part) else validate_repository(part))
+        except InvalidReference:
+            wanted.append(re.compile(part))
+    return wanted
 
 
 def invalid_rows(invalid: Iterable[InvalidEntry], chosen: Selection

@@ -27,7 +27,6 @@ Jupyter typesets with MathJax, are this module's own words only.
 from __future__ import annotations
 
 import asyncio
-import re
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,6 @@ import pandas as pd
 
 from .._errors import (
     CollectorWouldStop,
-    InvalidReference,
     InventoryError,
     PlanError,
     ReginsightError,
@@ -54,7 +52,6 @@ from ._tables import html_table, natural_key
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
-    from ..inventory._selection import RepositoryFilter
     from ..registry._client import Registry
 
 #: seconds of quiet after the last keystroke before the plan is computed again
@@ -86,30 +83,6 @@ class Debounced:
 
 # ------------------------------------------------------------- reading again
 
-#: in a recorded scope, a part that is a regular expression, not a name or a glob
-_REGEX = re.compile(r"[\^$()|+\\{]")
-
-
-def scope_filter(scope: str | None) -> RepositoryFilter:
-    """The ``repositories=`` that gave an inventory its ``scope`` (as a crawl records
-    it: None, or names, globs and regex patterns joined by ", ")."""
-    from ..inventory._selection import is_glob
-    from ..registry._reference import validate_repository
-
-    if scope is None:
-        return None
-    wanted: list[str | re.Pattern[str]] = []
-    for part in scope.split(", "):
-        if _REGEX.search(part):
-            wanted.append(re.compile(part))
-            continue
-        try:
-            wanted.append(part if is_glob(part) else validate_repository(part))
-        except InvalidReference:
-            wanted.append(re.compile(part))
-    return wanted
-
-
 def default_refresh(inv: Inventory, registry: Registry | None
                     ) -> Callable[[], Inventory] | None:
     """How the explorer reads ``inv``'s registry again: a storage scan rescans its
@@ -123,8 +96,9 @@ def default_refresh(inv: Inventory, registry: Registry | None
     if registry is None:
         return None
     from ..inventory._crawl import crawl
+    from ..inventory._selection import filter_of_scope
 
-    wanted, known = scope_filter(inv.scope), inv
+    wanted, known = filter_of_scope(inv.scope), inv
     return lambda: crawl(registry, wanted, progress=False, since=known)
 
 
