@@ -543,10 +543,9 @@ def test_explorer_disk_tab_plans_and_applies_the_safe_untagged_cleanup(storage_r
         panel.confirm.click()
     assert "Deleted 2 untagged manifests. " in panel.result.value
     # what to run next: that registry's plain garbage-collect, the other's not
-    from reginsight.present._planpanel import CONFIG
-
-    ours, = (path for kind, (_, path) in CONFIG.items() if kind == collector)
-    other, = (path for kind, (_, path) in CONFIG.items() if kind != collector)
+    config = {"distribution-2": "/etc/docker/registry/config.yml",
+              "distribution-3": "/etc/distribution/config.yml"}
+    ours, other = config.pop(collector), config.popitem()[1]
     assert f"docker exec REGISTRY registry garbage-collect {ours}" in panel.result.value
     assert other not in panel.result.value
     assert f"<b>{ri.format_bytes(usage['untagged'])}</b> are freed" in panel.result.value

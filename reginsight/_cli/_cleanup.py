@@ -392,25 +392,16 @@ def _print_unreferenced(inv: Inventory, total: int) -> None:
               "(`reginsight gc-preview ROOT` lists them)")
 
 
-#: how each registry runs its garbage collector, by collector
-_COMMANDS = {
-    "distribution-3": [
-        ("registry:3 container", "docker exec REGISTRY registry garbage-collect "
-                                 "/etc/distribution/config.yml"),
-        ("Distribution 3 binary", "registry garbage-collect CONFIG.yml")],
-    "distribution-2": [
-        ("registry:2 container", "docker exec REGISTRY registry garbage-collect "
-                                 "/etc/docker/registry/config.yml"),
-        ("Debian/Ubuntu package", "sudo docker-registry garbage-collect "
-                                  "/etc/docker/registry/config.yml")],
-}
-
-
 def gc_commands(chosen: str | None, *, untagged_hint: bool = True) -> list[str]:
     """What to run next, for the collector in use (None: both kinds)."""
+    import shlex
+
+    from ..analysis._gc import RUN_COLLECTOR
+
     lines = []
-    for kind in [chosen] if chosen else list(_COMMANDS):
-        lines += [f"  {where + ':':<23} {command}" for where, command in _COMMANDS[kind]]
+    for kind in [chosen] if chosen else list(RUN_COLLECTOR):
+        lines += [f"  {where + ':':<23} {shlex.join(argv)}"
+                  for where, argv in RUN_COLLECTOR[kind]]
     if not chosen:
         lines.append("  (--collector 2 or 3 shows only your registry's)")
     lines.append("  with the registry read-only (storage: maintenance: readonly: enabled: true) "

@@ -42,6 +42,19 @@ if TYPE_CHECKING:
 COLLECTORS = ("distribution-2", "distribution-3")
 #: what each collector calls the version, for messages
 VERSION = {"distribution-2": "Distribution 2.x", "distribution-3": "Distribution 3.x"}
+#: how each version's collector is run where users run that version: (where, argv);
+#: the registry reads its configuration from where its image or package keeps it
+RUN_COLLECTOR = {
+    "distribution-2": (
+        ("registry:2 container", ("docker", "exec", "REGISTRY", "registry", "garbage-collect",
+                                  "/etc/docker/registry/config.yml")),
+        ("Debian/Ubuntu package", ("sudo", "docker-registry", "garbage-collect",
+                                   "/etc/docker/registry/config.yml"))),
+    "distribution-3": (
+        ("registry:3 container", ("docker", "exec", "REGISTRY", "registry", "garbage-collect",
+                                  "/etc/distribution/config.yml")),
+        ("Distribution 3 binary", ("registry", "garbage-collect", "CONFIG.yml"))),
+}
 
 
 def check_collector(collector: str | None) -> None:

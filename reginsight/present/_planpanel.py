@@ -25,6 +25,7 @@ import pandas as pd
 from .._errors import PlanError, RegistryError
 from .._text import inert
 from .._units import count, format_bytes
+from ..analysis._gc import RUN_COLLECTOR
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..ops._apply import apply_cleanup
 from ..ops._plan import CHILD_OF
@@ -40,9 +41,6 @@ if TYPE_CHECKING:
 MOST_ROWS = 5_000
 #: a saved plan larger than this gets no download link (its file is there)
 MOST_DOWNLOAD_BYTES = 8 * 1024 * 1024
-#: where each registry's image keeps its configuration, which garbage-collect reads
-CONFIG = {"distribution-2": ("registry:2", "/etc/docker/registry/config.yml"),
-          "distribution-3": ("registry:3", "/etc/distribution/config.yml")}
 
 RED = "<p style='color:#b00'>{}</p>"
 
@@ -73,10 +71,9 @@ def deletions(doomed: pd.DataFrame) -> str:
 def collect_next(collector: str | None) -> str:
     """What to run once manifests are deleted, as HTML: a plain garbage-collect (never
     --delete-untagged) of ``collector``'s registry, or of each kind when not known."""
-    kinds = [collector] if collector in CONFIG else list(CONFIG)
-    ways = " or ".join(
-        f"{command('docker', 'exec', 'REGISTRY', 'registry', 'garbage-collect', path)} "
-        f"({image})" for image, path in (CONFIG[k] for k in kinds))
+    kinds = [collector] if collector in RUN_COLLECTOR else list(RUN_COLLECTOR)
+    ways = " or ".join(f"{command(*argv)} ({inert(where)})"
+                       for kind in kinds for where, argv in RUN_COLLECTOR[kind])
     return (f"next, run a plain garbage-collect where the registry runs, read-only or "
             f"stopped: {ways}; not with <code>--delete-untagged</code>")
 
