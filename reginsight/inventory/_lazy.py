@@ -296,6 +296,7 @@ class LazyInventory:
                    (SELECT count(*) FROM errors)""").fetchall()[0]
 
     def close(self) -> None:
+        """Close the DuckDB connection (``with`` does it on leaving); the files stay."""
         self.connection.close()
 
     def __enter__(self) -> LazyInventory:

@@ -218,6 +218,7 @@ class Registry:
 
     @property
     def username(self) -> str | None:
+        """The user name the registry is read as (None: anonymous or a token only)."""
         return self.credentials.username
 
     @property

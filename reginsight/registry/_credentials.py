@@ -42,6 +42,7 @@ class Credentials:
 
     @property
     def anonymous(self) -> bool:
+        """True when there is nothing to authenticate with: no user, no token."""
         return not (self.username or self.identity_token or self.registry_token)
 
 

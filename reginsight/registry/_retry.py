@@ -45,6 +45,7 @@ class RetryPolicy:
     max_retry_after: float = 60.0
 
 
+#: one attempt, no retry: for a caller that retries by itself, or a test
 NO_RETRY = RetryPolicy(attempts=1)
 #: What a client uses unless given ``retry=``.
 DEFAULT_POLICY = RetryPolicy()
