@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .._errors import InvalidReference, InventoryError
+from .._errors import InventoryError
 from .._policy import SUGGESTED_POLICY
 from .._text import printable
 from .._units import count, format_bytes
@@ -223,21 +224,15 @@ def _command_scope(inv: Inventory, repositories: str | Sequence[str] | None
                    ) -> list[str] | None:
     """The ``--repositories`` of the commands: those chosen, or those the inventory
     was crawled with (its scope, as the command line records it)."""
-    from ..inventory._selection import is_glob
-    from ..registry._reference import validate_repository
+    from ..inventory._selection import filter_of_scope
 
     if repositories is not None:
         return [repositories] if isinstance(repositories, str) else list(repositories)
-    if inv.scope is None:
+    wanted = filter_of_scope(inv.scope)
+    if wanted is None:
         return None
-    names = inv.scope.split(", ")
-    for name in names:  # a regex scope (the Python API) has no flag: the reader names them
-        try:
-            if not is_glob(name):
-                validate_repository(name)
-        except InvalidReference:
-            return ["NAMES"]
-    return names
+    # a regex scope (the Python API) has no flag: the reader names the repositories
+    return ["NAMES"] if any(isinstance(w, re.Pattern) for w in wanted) else list(wanted)
 
 
 def _untagged_plan(inv: Inventory, collector: str | None,
