@@ -31,13 +31,13 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._units import format_bytes
+    from .._units import count, format_bytes
     from ..analysis._disk import VERSION, disk_usage, gc_outcomes
 
     inv = scan(args, args.root)
     for row in disk_usage(inv).itertuples(index=False):
-        unit = "uploads" if row.category == "uploads" else "blobs"
-        print(f"{row.category:>13}  {row.blobs:>8} {unit:<8}{format_bytes(row.bytes):>12}")
+        what = count(row.blobs, "upload" if row.category == "uploads" else "blob")
+        print(f"{row.category:>13}  {what:>16}{format_bytes(row.bytes):>12}")
     if len(inv.errors):
         print(f"{len(inv.errors)} problems in the storage (see scan_storage(...).errors)")
     command = "garbage-collect" + (" --delete-untagged" if args.delete_untagged else "")
