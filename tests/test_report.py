@@ -26,11 +26,11 @@ import pytest
 
 import reginsight as ri
 from reginsight.inventory._frames import build, empty
+from reginsight.inventory._subset import selected
 from reginsight.ops._frees import plan_frees
 from reginsight.ops._plan import PLAN_COLUMNS
 from reginsight.present import _report
 from reginsight.present._report import render_report, report_data
-from reginsight.present._scope import selected
 from tests.conftest import BASIC_PASSWORD, BASIC_USER
 from tests.images import Pusher
 from tests.test_analysis import L1, MX, MY, inventory

@@ -60,8 +60,8 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inventory._selection import selection
+    from ..inventory._subset import missing_repositories
     from ..present._report import export_report
-    from ..present._scope import missing_repositories
 
     rules = policy(args)
     chosen = repositories(args.repositories)

@@ -37,6 +37,7 @@ from ..analysis._storage import (
     storage_by_repository,
     storage_summary,
 )
+from ..inventory._subset import selected
 from ._plots import (
     MAX_ANNOTATED,
     plot_image_age,
@@ -45,7 +46,6 @@ from ._plots import (
     plot_storage,
     plot_storage_by_role,
 )
-from ._scope import selected
 from ._sections import (
     cleanup_commands,
     cleanup_sections,

@@ -1,7 +1,7 @@
-"""The part of an inventory a report covers: the repositories ``--repositories`` (or
-``repositories=``) names, as the inventory a crawl of only those would have given.
-A saved inventory or a storage scan holds the whole registry; the report shows the
-part, and counts what a cleanup frees against the whole."""
+"""Part of an inventory: the repositories ``repositories=`` (or ``--repositories``)
+names, as the inventory a crawl of only those would have given. A saved inventory or
+a storage scan holds the whole registry; a report of part of it shows the part and
+counts what a cleanup frees against the whole."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pandas as pd
 from .._errors import InventoryError
 from .._text import printable
 from .._units import count
-from ..inventory._frames import FRAME_NAMES, SCHEMAS
-from ..inventory._selection import describe_scope, selection
+from ._frames import FRAME_NAMES, SCHEMAS
+from ._selection import describe_scope, selection
 
 if TYPE_CHECKING:
-    from ..inventory._inventory import Inventory
+    from ._inventory import Inventory
 
 
 def selected(inv: Inventory, repositories: str | Sequence[str]) -> Inventory:
@@ -25,7 +25,7 @@ def selected(inv: Inventory, repositories: str | Sequence[str]) -> Inventory:
     crawl of only those would have given (its ``blobs`` counts recomputed, its
     categories those it uses, ``scope`` saying what was chosen). InventoryError when a
     name is not in ``inv`` or a glob matches nothing: a report of nothing helps no one."""
-    from ..inventory._inventory import Inventory
+    from ._inventory import Inventory
 
     wanted = [repositories] if isinstance(repositories, str) else list(repositories)
     held = _held(inv)
