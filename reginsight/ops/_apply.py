@@ -2,9 +2,10 @@
 
 These are the lines that delete user data, one decision at a time. Each digest is
 deleted only if, read again immediately before its DELETE, exactly the plan's tags
-point at it and no tagged index references it; otherwise it is skipped, with the
-reason. After a real apply the planned repositories' tags are listed once more and
-every tag that went without being planned is reported.
+point at it, no tagged index references it and, for a referrer (a signature, an SBOM),
+its subject is not staying; otherwise it is skipped, with the reason. After a real
+apply the planned repositories' tags are listed once more and every tag that went
+without being planned is reported.
 
 What remains: between that last read and the DELETE (one request, plus the read
 itself), a tag pushed onto the digest goes with it. If that tag existed at one of
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from .. import _mediatypes as mt
+from .._artifacts import subject_of_tag
 from .._errors import CleanupStopped, NotFound, PlanError, RegistryError, UnsupportedOperation
 from ._holders import Holders, IndexReach, TagState, listed_tags, tag_descriptors
 
@@ -62,12 +64,15 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
     Immediately before each digest's DELETE the repository's tags are read again
     (a tag listing and a HEAD per tag). The digest is skipped, with the reason, when
     a planned tag has moved or gone, when a tag the plan did not choose now points
-    at it, or when a tagged index references it (a platform of a multi-arch image).
+    at it, when a tagged index references it (a platform of a multi-arch image), or
+    when it is a referrer (its manifest's ``subject``, or a tag ``sha256-<hex>[.sig]``)
+    of a manifest that stays: a signature or SBOM goes with its image, never without.
     Only what the plan lists is deleted: rows with no tag (an index's children, which
     :func:`reginsight.plan_cleanup` lists with the index; untagged manifests with
     ``untagged=True``) delete a manifest by digest under the same checks; indexes go
-    first, before the manifests they reference. A 405 (deletion disabled) raises
-    CleanupStopped at once, with the result so far, and no further request is made.
+    first, before the manifests they reference, and referrers after their subjects. A
+    405 (deletion disabled) raises CleanupStopped at once, with the result so far, and
+    no further request is made.
 
     After a real apply the planned repositories' tags are listed once more: a tag
     seen during the apply, not in the plan and gone now is a ``lost`` row (it was
@@ -100,6 +105,8 @@ class _Apply:
         self.rows: list[_Row] = []
         self.deleted: set[tuple[str, str]] = set()
         self.seen: dict[str, dict[str, str]] = {}  # repository -> tag -> digest, as read
+        # (repository, digest) -> the digests it is about; a str: why that is unknown
+        self.subjects: dict[tuple[str, str], frozenset[str] | str] = {}
 
     def run(self, work: list[Deletion]) -> pd.DataFrame:
         work = self._in_order(work)
@@ -125,8 +132,12 @@ class _Apply:
 
     def _in_order(self, work: list[Deletion]) -> list[Deletion]:
         """Indexes first, an index before the indexes it reaches (more below it comes
-        first), so that a child goes only once nothing planned still lists it."""
+        first), so that a child goes only once nothing planned still lists it; and a
+        referrer after its subject (whose fate decides its own)."""
         planned = {(item.repository, item.digest) for item in work}
+        for item in work:
+            self.subjects[(item.repository, item.digest)] = self._read_subjects(item)
+        depth = {key: self._depth(key, planned, len(work)) for key in planned}
         below: dict[tuple[str, str], int] = {}
         for repository in sorted({item.repository for item in work}):
             try:
@@ -137,8 +148,51 @@ class _Apply:
             except _Unread:
                 continue  # its items are checked, and skipped if still unreadable, one by one
         return sorted(work, key=lambda item: (
-            (item.repository, item.digest) not in below,
+            depth[(item.repository, item.digest)], (item.repository, item.digest) not in below,
             -below.get((item.repository, item.digest), 0), item.repository, item.digest))
+
+    def _read_subjects(self, item: Deletion) -> frozenset[str] | str:
+        """The digests ``item`` is about: its manifest's subject, and those its tags
+        name by convention; why not, when its manifest cannot be read."""
+        about = {found[0] for tag in item.tags if (found := subject_of_tag(tag))}
+        try:
+            subject = self.reg.manifest(item.repository, item.digest).subject
+        except NotFound:  # gone already: about nothing that could stay
+            subject = None
+        except RegistryError as exc:
+            return f"its manifest could not be read to see what it is about ({exc})"
+        return frozenset(about | ({subject.digest} if subject else set()))
+
+    def _depth(self, key: tuple[str, str], planned: set[tuple[str, str]], most: int) -> int:
+        """How many planned subjects lie above ``key`` (a signature of a signature: 2);
+        a loop ends at ``most``."""
+        depth, seen = 0, {key}
+        while depth < most:
+            about = self.subjects.get(key)
+            above = sorted(d for d in about if (key[0], d) in planned) if isinstance(
+                about, frozenset) else []
+            if not above or (key[0], above[0]) in seen:
+                break
+            key = (key[0], above[0])
+            seen.add(key)
+            depth += 1
+        return depth
+
+    def _subject_stays(self, item: Deletion, now: TagState) -> str:
+        """Why a referrer must stay: its subject stays (tagged, or a tagged index's
+        child); "" for a manifest about nothing, or whose subjects go."""
+        about = self.subjects.get((item.repository, item.digest), frozenset())
+        if isinstance(about, str):
+            raise _Unread(about)
+        for subject in sorted(about):
+            if (item.repository, subject) in self.deleted:
+                continue
+            keeps = self._holders(item.repository, subject, now)
+            held = [*keeps.tags, *(f"through index {tag}" for tag in keeps.indexes)]
+            if held:
+                return (f"referrer of {subject}, which stays (tagged {', '.join(held)}): it "
+                        "goes with its subject, not without it")
+        return ""
 
     def _tags_now(self, repository: str) -> TagState:
         """The repository's tags as they are now; in a dry run, less those on digests
@@ -167,6 +221,8 @@ class _Apply:
                       f"moved to {moved.digest}" if moved else "no longer exists")
         still_planned = sorted(on_digest & item.tags)
         skip = _why_kept(repository, keeps, planned=item.tags)
+        if not skip and still_planned:
+            skip = self._subject_stays(item, now)
         if skip or not still_planned:
             for tag in still_planned:
                 self._row(item, tag, "skipped", skip)
@@ -176,8 +232,10 @@ class _Apply:
     def _untagged(self, item: Deletion) -> None:
         """A manifest the plan deletes by digest (an index's child, an untagged one):
         unless it gained a tag, or a tagged index references it."""
-        keeps = self._holders(item.repository, item.digest, self._tags_now(item.repository))
-        skip = _why_kept(item.repository, keeps, planned=frozenset())
+        now = self._tags_now(item.repository)
+        keeps = self._holders(item.repository, item.digest, now)
+        skip = _why_kept(item.repository, keeps, planned=frozenset()) or self._subject_stays(
+            item, now)
         if skip:
             self._row(item, "", "skipped", skip)
         else:

@@ -1,0 +1,101 @@
+"""Review of ``reginsight cleanup`` and plan files, against the real registries: what a
+plan (made by the tool, or edited by hand) must never take from what stays; bad files
+and paths refused with a typed error, nothing written where it was not asked."""
+
+from __future__ import annotations
+
+import pytest
+
+import reginsight as ri
+from tests.images import Pushed, Pusher
+from tests.registry_server import RegistryServer
+from tests.supply_chain import SupplyChain, subject_tag
+from tests.test_cli_cleanup import _exists, cleanup
+
+pytestmark = pytest.mark.filterwarnings("ignore::reginsight.PartialInventoryWarning")
+
+RULES = ["--keep-last", "1", "--older-than", "0d", "--protect", ""]
+
+
+class Signed:
+    """``app``: v0 (old, with a cosign signature, an OCI 1.1 SBOM and its referrers
+    fallback index) and v1 (newest); ``loose``: an SBOM of v1 with no fallback tag."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url, self.app = url, f"{prefix}/app"
+        pusher = Pusher(url)
+        try:
+            chain = SupplyChain(pusher)
+            self.v0 = pusher.image(self.app, "v0", created="2024-01-01T00:00:00Z")
+            self.v1 = pusher.image(self.app, "v1", created="2025-01-01T00:00:00Z")
+            self.signature = chain.cosign_signature(self.app, self.v0.digest)
+            self.sbom = chain.spdx_sbom(self.app, self.v0)
+            self.loose = chain.spdx_sbom(self.app, self.v1, fallback=False)
+        finally:
+            pusher.close()
+
+    def referrers_of_v0(self) -> dict[str, str]:
+        return {"signature": self.signature.digest, "sbom": self.sbom.digest,
+                "fallback": self.fallback_digest()}
+
+    def fallback_digest(self) -> str:
+        with ri.Registry(self.url) as reg:
+            return reg.manifest_digest(self.app, subject_tag(self.v0.digest))
+
+    def tag(self, tag: str, image: Pushed) -> None:
+        pusher = Pusher(self.url)
+        try:
+            pusher.manifest(self.app, tag, image.raw, image.media_type)
+        finally:
+            pusher.close()
+
+
+@pytest.fixture
+def signed(any_registry: RegistryServer, prefix: str) -> Signed:
+    return Signed(any_registry.url, prefix)
+
+
+def test_the_referrers_of_an_image_that_stays_stay(signed, capsys, tmp_path):
+    """The plan deletes v0 with its signature, SBOM and fallback index; v0 gains a tag
+    before the apply, so v0 stays: so must every referrer of it."""
+    plan_file = tmp_path / "plan.csv"
+    code, _, err = cleanup(capsys, signed.url, *RULES, "--repositories", signed.app,
+                           "-o", str(plan_file))
+    assert code == 0, err
+    referrers = signed.referrers_of_v0()
+    planned = set(ri.load_plan(plan_file).query("action == 'delete'")["digest"])
+    assert planned == {signed.v0.digest, *referrers.values()}  # the plan deletes them all
+    signed.tag("hotfix", signed.v0)
+    code, out, err = cleanup(capsys, signed.url, "--plan", str(plan_file), "--yes",
+                             "--repositories", signed.app)
+    assert code == 3, out + err
+    assert " deleted " not in out
+    for what, digest in referrers.items():
+        assert _exists(signed.url, signed.app, digest), what
+    with ri.Registry(signed.url) as reg:
+        assert {subject_tag(signed.v0.digest), subject_tag(signed.v0.digest, ".sig"),
+                "v0", "hotfix", "v1"} <= set(reg.tags(signed.app))
+
+
+def test_an_image_and_its_referrers_still_go_together(signed, capsys):
+    """Referrers are decided after their subject: a plan deleting both deletes both."""
+    referrers = signed.referrers_of_v0()
+    code, out, err = cleanup(capsys, signed.url, *RULES, "--repositories", signed.app,
+                             "--yes")
+    assert code == 0, out + err
+    assert not _exists(signed.url, signed.app, signed.v0.digest)
+    for what, digest in referrers.items():
+        assert not _exists(signed.url, signed.app, digest), what
+    assert _exists(signed.url, signed.app, signed.loose.digest)  # v1's, kept
+
+
+def test_a_hand_written_row_deleting_a_kept_images_sbom_is_skipped(signed, capsys,
+                                                                    tmp_path):
+    plan_file = tmp_path / "plan.csv"
+    plan_file.write_text("repository,tag,digest,created,action,reason\n"
+                         f"{signed.app},,{signed.loose.digest},,delete,untagged\n")
+    code, out, err = cleanup(capsys, signed.url, "--plan", str(plan_file), "--yes",
+                             "--repositories", signed.app)
+    assert code == 3, out + err
+    assert f"referrer of {signed.v1.digest}" in out
+    assert _exists(signed.url, signed.app, signed.loose.digest)
