@@ -99,3 +99,43 @@ def test_a_hand_written_row_deleting_a_kept_images_sbom_is_skipped(signed, capsy
     assert code == 3, out + err
     assert f"referrer of {signed.v1.digest}" in out
     assert _exists(signed.url, signed.app, signed.loose.digest)
+
+
+def test_o_leaves_a_symlink_and_what_it_points_at_alone(signed, capsys, tmp_path):
+    """-o onto a symbolic link: the link is not replaced by a file, nor written through
+    (to somewhere outside the folder named); nor a dangling one."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = ri.save_plan(ri.load_plan(_one_row_plan(signed, tmp_path / "one.csv")),
+                         elsewhere / "theirs.csv")
+    before = other.read_text()
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "link.csv").symlink_to(other)
+    (here / "dangling.csv").symlink_to(elsewhere / "none.csv")
+    tags = set(ri.Registry(signed.url).tags(signed.app))
+    for link in ("link.csv", "dangling.csv"):
+        code, out, err = cleanup(capsys, signed.url, *RULES, "--repositories", signed.app,
+                                 "--yes", "-o", str(here / link))
+        assert code == 1 and "symbolic link" in err and out == "", err
+        assert (here / link).is_symlink()
+    assert other.read_text() == before and not (elsewhere / "none.csv").exists()
+    assert sorted(p.name for p in here.iterdir()) == ["dangling.csv", "link.csv"]
+    assert set(ri.Registry(signed.url).tags(signed.app)) == tags  # nothing deleted
+
+
+def test_o_in_a_missing_folder_is_a_usage_error_before_the_crawl(signed, capsys, tmp_path):
+    code, out, err = cleanup(capsys, signed.url, *RULES, "--repositories", signed.app,
+                             "--yes", "-o", str(tmp_path / "no" / "plan.csv"))
+    assert code == 2 and "no such folder" in err and out == "", err
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(ri.PlanError, match="no such folder"):
+        ri.save_plan(ri.load_plan(_one_row_plan(signed, tmp_path / "one.csv")),
+                     tmp_path / "no" / "plan.csv")
+    assert _exists(signed.url, signed.app, signed.v0.digest)
+
+
+def _one_row_plan(signed: Signed, path):
+    path.write_text("repository,tag,digest,created,action,reason\n"
+                    f"{signed.app},v1,{signed.v1.digest},,keep,newest\n")
+    return path

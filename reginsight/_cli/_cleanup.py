@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     rules = _rules(args)
     if args.output and Path(args.output).suffix.lower() not in SUFFIXES:  # before a crawl
         raise UsageError(f"-o {name(args.output)}: a plan file is .csv or .json")
+    if args.output and not Path(args.output).parent.is_dir():
+        raise UsageError(f"-o {name(args.output)}: no such folder "
+                         f"{name(str(Path(args.output).parent))}")
     plan = load_plan(args.plan) if args.plan else None
     with registry(args, args.url) as reg:
         inv = scan(args, args.storage) if args.storage else crawl_with(args, reg)

@@ -61,10 +61,17 @@ def save_plan(plan: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 
     The file is written beside the target and renamed over it, so a reader never
     sees half a plan. An existing file is replaced only when it is a plan file
-    itself (it starts as one): anything else raises PlanError and is left alone.
+    itself (it starts as one): anything else raises PlanError and is left alone, and
+    so does a symbolic link (replacing it would delete the link, writing through it
+    write outside the folder named), and a folder that does not exist.
     """
     target = Path(path)
     suffix = _suffix(target)
+    if target.is_symlink():
+        raise PlanError(f"{_show(str(target))} is a symbolic link: not replaced (give the "
+                        "file it points at, or another name)")
+    if not target.parent.is_dir():
+        raise PlanError(f"{_show(str(target))}: no such folder {_show(str(target.parent))}")
     rows = _checked(plan)
     text = _csv_text(rows) if suffix == ".csv" else _json_text(rows)
     if target.exists() and not _looks_like_plan(target, suffix):
