@@ -139,3 +139,16 @@ def _one_row_plan(signed: Signed, path):
     path.write_text("repository,tag,digest,created,action,reason\n"
                     f"{signed.app},v1,{signed.v1.digest},,keep,newest\n")
     return path
+
+
+def test_a_json_row_naming_a_field_twice_is_refused(signed, capsys, tmp_path):
+    """`"action": "keep", ..., "action": "delete"`: JSON readers take either; a plan
+    whose rows become DELETEs says which, once."""
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(
+        f'[{{"repository": "{signed.app}", "tag": "v0", "digest": "{signed.v0.digest}", '
+        '"created": null, "action": "keep", "reason": "pinned", "action": "delete"}]\n')
+    code, out, err = cleanup(capsys, signed.url, "--plan", str(plan_file), "--yes",
+                             "--repositories", signed.app)
+    assert code == 1 and out == "" and "'action' twice" in err, out + err
+    assert _exists(signed.url, signed.app, signed.v0.digest)

@@ -210,7 +210,7 @@ def _columns(header: list[str]) -> list[int]:
 
 def _json_rows(text: str) -> tuple[pd.DataFrame, list[str]]:
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_object)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise PlanError(f"not JSON ({getattr(exc, 'msg', 'nested too deep')})") from None
     if not isinstance(data, list):
@@ -228,6 +228,18 @@ def _json_rows(text: str) -> tuple[pd.DataFrame, list[str]]:
         records.append([v or None for v in values])
     return (pd.DataFrame(records, columns=PLAN_COLUMNS, dtype=object),
             [f"row {n}" for n in range(1, len(records) + 1)])
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object; one naming a field twice is refused (readers differ on which
+    value counts, and a row's action decides a DELETE)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        names = [key for key, _ in pairs]
+        twice = next(key for key in names if names.count(key) > 1)
+        raise PlanError(f"an object names {_show(twice)} twice: which value is meant is "
+                        "not known")
+    return found
 
 
 def _frame(rows: pd.DataFrame, where: list[str]) -> pd.DataFrame:
