@@ -106,12 +106,15 @@ class CollectorWouldStop(InventoryError):
 
 
 class CleanupStopped(RegistryError):
-    """The registry refused a deletion in a way that makes going on pointless (405:
-    deletion disabled). ``result`` holds the frame of what was done up to then."""
+    """A cleanup stopped before its end: the registry refused a deletion in a way that
+    makes going on pointless (405: deletion disabled; ``interrupted`` False), or the
+    user interrupted it (Ctrl-C; ``interrupted`` True). ``result`` holds the frame of
+    what was done up to then."""
 
-    def __init__(self, message: str, *, result: Any) -> None:
+    def __init__(self, message: str, *, result: Any, interrupted: bool = False) -> None:
         super().__init__(message)
         self.result = result
+        self.interrupted = interrupted
 
 
 class OtherTagsAffected(RegistryError):

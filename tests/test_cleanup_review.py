@@ -152,3 +152,27 @@ def test_a_json_row_naming_a_field_twice_is_refused(signed, capsys, tmp_path):
                              "--repositories", signed.app)
     assert code == 1 and out == "" and "'action' twice" in err, out + err
     assert _exists(signed.url, signed.app, signed.v0.digest)
+
+
+def test_an_interrupted_apply_says_what_it_deleted_and_what_it_did_not(signed, capsys,
+                                                                       monkeypatch):
+    """Ctrl-C after the first DELETE: the rows done, the one cut short and those never
+    attempted are all listed, and nothing after the interruption is sent."""
+    real_delete = ri.Registry.delete_manifest
+    sent: list[str] = []
+
+    def delete_then_interrupt(reg, repository, digest):
+        if sent:
+            raise KeyboardInterrupt
+        sent.append(digest)
+        real_delete(reg, repository, digest)
+
+    monkeypatch.setattr(ri.Registry, "delete_manifest", delete_then_interrupt)
+    code, out, err = cleanup(capsys, signed.url, *RULES, "--repositories", signed.app,
+                             "--yes")
+    assert code == 1 and "interrupted (Ctrl-C)" in err, out + err
+    assert "stopped: interrupted" in out and "registry refused" not in out
+    assert sent == [signed.v0.digest] and not _exists(signed.url, signed.app, sent[0])
+    assert "unchecked" in out and "not attempted" in out
+    for what, digest in signed.referrers_of_v0().items():  # cut short or never sent
+        assert _exists(signed.url, signed.app, digest), what

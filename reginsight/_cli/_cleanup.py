@@ -276,8 +276,9 @@ def _apply(args: argparse.Namespace, reg: Registry, figures: _Figures) -> int:
         result = apply_cleanup(reg, figures.plan, dry_run=not args.yes)
     except CleanupStopped as stop:
         _print_rows(args, figures, stop.result)
-        print("stopped: the registry refused to delete (is deletion enabled? storage: "
-              "delete: enabled: true); the rows after it were not attempted")
+        print("stopped: interrupted; the rows after it were not attempted" if stop.interrupted
+              else "stopped: the registry refused to delete (is deletion enabled? storage: "
+                   "delete: enabled: true); the rows after it were not attempted")
         _print_next(args, figures, stop.result)
         raise
     _print_rows(args, figures, result)

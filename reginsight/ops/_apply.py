@@ -72,7 +72,8 @@ def apply_cleanup(reg: Registry, plan: pd.DataFrame, *, dry_run: bool = True) ->
     ``untagged=True``) delete a manifest by digest under the same checks; indexes go
     first, before the manifests they reference, and referrers after their subjects. A
     405 (deletion disabled) raises CleanupStopped at once, with the result so far, and
-    no further request is made.
+    no further request is made; so does an interruption (Ctrl-C: ``interrupted`` True,
+    the digest being checked or deleted then marked ``unchecked``).
 
     After a real apply the planned repositories' tags are listed once more: a tag
     seen during the apply, not in the plan and gone now is a ``lost`` row (it was
@@ -126,6 +127,17 @@ class _Apply:
                 raise CleanupStopped(f"{self.reg.url} refused to delete ({stop}); stopped, "
                                      "nothing more was sent", result=_result(self.rows)
                                      ) from None
+            except KeyboardInterrupt:  # what was done must still be said
+                if (item.repository, item.digest) not in self.deleted:
+                    self.rows += [(item.repository, tag, item.digest, "unchecked",
+                                   "interrupted while it was checked or deleted: list its "
+                                   "tags to see whether it is gone")
+                                  for tag in sorted(item.tags) or [""]]
+                self.rows += [(later.repository, tag, later.digest, "not attempted",
+                               "stopped: interrupted")
+                              for later in work[number + 1:] for tag in sorted(later.tags) or [""]]
+                raise CleanupStopped("interrupted (Ctrl-C); stopped, nothing more was sent",
+                                     result=_result(self.rows), interrupted=True) from None
         if not self.dry_run:
             self._report_lost(work)
         return _result(self.rows)
