@@ -5,10 +5,12 @@ scripted loopback server."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
 import reginsight as ri
+from reginsight import _mediatypes as mt
 from tests.hostile import HostileServer, registry_ping
 from tests.images import Pusher
 
@@ -49,8 +51,16 @@ def test_apply_cleanup_records_a_refused_digest_and_goes_on():
     """One digest answers 403, the next is deleted: both are in the result."""
     import pandas as pd
 
-    first, second = "sha256:" + "a" * 64, "sha256:" + "b" * 64
-    descriptor = {"a": first, "b": second}
+    # real manifests: the apply reads each one (what it is about) before deleting it
+    bodies = {tag: json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                               "config": {"mediaType": mt.OCI_CONFIG, "size": 2,
+                                          "digest": "sha256:" + letter * 64},
+                               "layers": []}).encode()
+              for tag, letter in (("a", "c"), ("b", "d"))}
+    descriptor = {tag: "sha256:" + hashlib.sha256(body).hexdigest()
+                  for tag, body in bodies.items()}
+    first, second = descriptor["a"], descriptor["b"]
+    body_of = {**bodies, first: bodies["a"], second: bodies["b"]}
 
     def manifest(tag_or_digest):
         def route(seen):
@@ -59,7 +69,7 @@ def test_apply_cleanup_records_a_refused_digest_and_goes_on():
                     else (202, {}, b"")
             digest = descriptor.get(tag_or_digest, tag_or_digest)
             return 200, {"Docker-Content-Digest": digest,
-                         "Content-Type": "application/vnd.oci.image.manifest.v1+json"}, b"{}"
+                         "Content-Type": mt.OCI_MANIFEST}, body_of[tag_or_digest]
         return route
 
     routes = {"/v2/": registry_ping,
