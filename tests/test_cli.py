@@ -343,3 +343,22 @@ def test_a_repository_name_of_255_characters_is_crawled_and_saved(registry_serve
     assert sorted(loaded.tags["repository"].astype(str)) == sorted(names)
     lazy = ri.Inventory.open(tmp_path / "inv")
     assert sorted(ri.storage_by_repository(lazy)["repository"].astype(str)) == sorted(names)
+
+
+def test_help_of_every_command_loads_no_pandas():
+    """--help is instant: the flags and their defaults (the cleanup policy) come from
+    modules of the standard library only."""
+    from reginsight._cli import COMMANDS
+
+    names = [command.__name__.rsplit("._", 1)[1].replace("gcpreview", "gc-preview")
+             for command in COMMANDS]
+    script = ("import sys\nfrom reginsight._cli import main\n"
+              "for command in sys.argv[1:]:\n"
+              "    try:\n        main([command, '--help'])\n"
+              "    except SystemExit:\n        pass\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+              "('pandas', 'numpy', 'pyarrow')))")
+    done = subprocess.run([sys.executable, "-c", script, *names], capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "cleanup" in names and "gc-preview" in names

@@ -8,8 +8,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from ._options import connection_options
 from ._output import EXIT_ERROR, EXIT_OK, message, name, warn_errors
 from ._targets import check_repository, registry
@@ -88,6 +86,8 @@ def long_lines(inv: Inventory, *, repository_column: bool) -> Iterator[str]:
 
 def _tag_fields(inv: Inventory) -> list[tuple[str, str, tuple[str, str, str, str]]]:
     """(repository, tag, (size, created, digest, platforms)) shown inert, sorted."""
+    import pandas as pd
+
     from .._units import format_bytes
 
     platforms = _platforms(inv)
@@ -143,6 +143,8 @@ def _platforms(inv: Inventory) -> dict[tuple[str, str], list[str]]:
 
 
 def _platform(os: object, architecture: object, variant: object) -> str | None:
+    import pandas as pd
+
     parts = [str(part) for part in (os, architecture, variant)
              if not pd.isna(part) and str(part)]
     return "/".join(parts) if len(parts) > 1 else None  # at least os and architecture
