@@ -54,6 +54,15 @@ def protect_pattern(protect: str | re.Pattern[str]) -> re.Pattern[str]:
         raise PlanError(f"protect={protect!r} is not a regular expression: {exc}") from None
 
 
+def policy_flags(rules: dict[str, object]) -> list[str]:
+    """The command line's policy flags saying exactly ``rules`` (plan_cleanup's
+    keep_last, older_than, protect): each written out, as the flags' defaults are the
+    suggested policy ("0d" and "" turn a rule off, as :func:`policy_from_text` reads)."""
+    keep_last, older_than, protect = rules["keep_last"], rules["older_than"], rules["protect"]
+    return ["--keep-last", str(0 if keep_last is None else keep_last),
+            "--older-than", str(older_than or "0d"), "--protect", str(protect or "")]
+
+
 def policy_from_text(*, keep_last: int | None, older_than: str | None, protect: str | None
                      ) -> dict[str, object]:
     """The rules as typed in a flag or a text box, as :func:`reginsight.plan_cleanup`'s

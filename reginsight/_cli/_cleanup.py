@@ -240,7 +240,8 @@ class _Figures:
         self.doomed = plan[plan["action"] == "delete"]
         try:
             by_digest, _ = plan_frees(inv, plan)  # it says nothing of a partial crawl
-            self.total = self.bytes_of(self.doomed)
+            whole = plan.attrs.get("reclaimable_bytes")  # a plan file has none: computed
+            self.total = int(whole) if whole is not None else self._reclaimable(self.doomed)
         except CollectorsDiffer:
             raise UsageError(_collector_needed()) from None
         held = _held(inv, by_digest)
@@ -255,15 +256,15 @@ class _Figures:
         self.unheld = {key for key, ok in zip(keys, held, strict=True) if not ok}
 
     def bytes_of(self, part: pd.DataFrame) -> int:
-        """What collecting ``part`` (delete rows of the plan) frees; the plan's own
-        total when it is all of it."""
+        """What collecting ``part`` (delete rows of the plan) frees; the total, worked
+        out once, when it is all of them."""
+        return self.total if len(part) == len(self.doomed) else self._reclaimable(part)
+
+    def _reclaimable(self, part: pd.DataFrame) -> int:
         import warnings
 
         from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 
-        whole = self.plan.attrs.get("reclaimable_bytes")
-        if whole is not None and len(part) == len(self.doomed):
-            return int(whole)
         with warnings.catch_warnings():  # said once below, in the command's words
             warnings.simplefilter("ignore", PartialInventoryWarning)
             return reclaimable(self.inv, part, collector=collector(self.args))

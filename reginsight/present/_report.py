@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._errors import InventoryError
-from .._policy import SUGGESTED_POLICY
+from .._policy import SUGGESTED_POLICY, policy_from_text
 from .._text import printable
 from .._units import count, format_bytes
 from .._version import __version__
@@ -136,8 +136,7 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
     sharing = layer_sharing(shown)
     shared = sharing[sharing["repositories"] > 1].head(top)
     users = layer_users(shown, shared["digest"].astype(str).tolist())
-    rules = {"keep_last": keep_last, "older_than": older_than or None,
-             "protect": protect or None}
+    rules = policy_from_text(keep_last=keep_last, older_than=older_than, protect=protect)
     with warnings.catch_warnings():  # said in the table's note instead
         warnings.simplefilter("ignore", PartialInventoryWarning)
         plan, gc_note = plan_shown(inv, collector=collector, repositories=repositories,
@@ -156,7 +155,7 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
         ("logical (pull every tag)", format_bytes(summary["logical_bytes"])),
         ("dedup ratio", "-" if pd.isna(ratio) else f"{ratio:.2f}x"),
     ]
-    policy = describe_policy(keep_last, older_than, protect)
+    policy = describe_policy(rules["keep_last"], rules["older_than"], rules["protect"])
     cleanup_cards, cleanup_tables = cleanup_sections(inv, plan, partial, top)
     target = command_target(inv, registry_url)
     scope = _command_scope(inv, repositories)

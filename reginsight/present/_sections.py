@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._errors import InvalidReference, ReginsightError
+from .._policy import policy_flags
 from .._units import count, format_bytes
 from ..analysis._referrers import images_without, referrers, storage_by_role
 from ..inventory._reach import Reach
@@ -147,8 +148,8 @@ def disk_sections(inv: Inventory, top: int, *, collector: str | None = None,
     for command, outcomes in runs.items():
         for name, outcome in outcomes.items():
             who = VERSION[name] if differ and name else ""
-            rows.append((who, command, *_gc_row(outcome)))
             broken = _broken(outcome)
+            rows.append((who, command, *_gc_row(outcome, broken)))
             if len(broken):
                 broken_tables.append({
                     "title": f"Images {who + ' ' if who else ''}{command.split(' ', 1)[-1]} "
@@ -160,7 +161,7 @@ def disk_sections(inv: Inventory, top: int, *, collector: str | None = None,
                              for r in broken.head(top).itertuples(index=False)]})
     plain = runs["garbage-collect"]
     cards.append(("garbage-collect frees", " / ".join(
-        f"{VERSION[name] + ': ' if len(plain) > 1 else ''}{_gc_row(outcome)[1]}"
+        f"{VERSION[name] + ': ' if len(plain) > 1 else ''}{_gc_frees(outcome)}"
         for name, outcome in plain.items())))
     tables.append({
         "title": "What garbage-collect would do",
@@ -212,14 +213,20 @@ def plan_shown(inv: Inventory, *, collector: str | None, **rules: Any
                 f"bytes freed as {VERSION[runs[0]]}'s garbage-collect frees them; {note}")
 
 
-def _gc_row(outcome: Any) -> tuple[str, str, str]:
-    """(blobs, frees, breaks) of one collector's outcome: a preview, or its stop."""
+def _gc_row(outcome: Any, broken: pd.DataFrame) -> tuple[str, str, str]:
+    """(blobs, frees, breaks) of one collector's outcome (a preview, or its stop) and
+    the images it breaks."""
     if not isinstance(outcome, pd.DataFrame):
         return "-", "nothing", f"stops before deleting anything: {outcome.reason}"
-    broken = _broken(outcome)
-    return (f"{int((outcome['kind'] != 'revision').sum()):,}",
-            format_bytes(int(outcome["size"].sum())),
+    return (f"{int((outcome['kind'] != 'revision').sum()):,}", _gc_frees(outcome),
             count(len(broken), "image") if len(broken) else "nothing")
+
+
+def _gc_frees(outcome: Any) -> str:
+    """What one collector's outcome frees: its bytes, or nothing when it stops."""
+    if not isinstance(outcome, pd.DataFrame):
+        return "nothing"
+    return format_bytes(int(outcome["size"].sum()))
 
 
 def _broken(outcome: Any) -> pd.DataFrame:
@@ -316,14 +323,6 @@ def command_target(inv: Inventory, registry_url: str | None) -> str:
 PLAN_FILE = "reginsight-plan.csv"
 
 
-def _flags(rules: dict[str, Any]) -> list[str]:
-    """``reginsight cleanup``'s policy flags saying exactly ``rules`` (its defaults are
-    the suggested policy, so each is written out: "0d" and "" turn a rule off)."""
-    keep_last, older_than, protect = rules["keep_last"], rules["older_than"], rules["protect"]
-    return ["--keep-last", str(0 if keep_last is None else keep_last),
-            "--older-than", older_than or "0d", "--protect", protect or ""]
-
-
 def cleanup_commands(*, target: str, rules: dict[str, Any], plan: pd.DataFrame,
                      repositories: Sequence[str] | None = None, storage: str | None = None,
                      collector: str | None = None, untagged: str | None = None,
@@ -343,7 +342,7 @@ def cleanup_commands(*, target: str, rules: dict[str, Any], plan: pd.DataFrame,
     deletes = bool(plan["action"].eq("delete").any())
     if deletes and (rules["keep_last"] is not None or rules["older_than"]):
         commands.append(("The same policy, planned again on what the registry holds then",
-                         shlex.join(["reginsight", "cleanup", target, *_flags(rules),
+                         shlex.join(["reginsight", "cleanup", target, *policy_flags(rules),
                                      *scope, *read])))
     if deletes and plan_file:
         commands.append(("Exactly this plan (download it below); a tag that moved since "

@@ -40,7 +40,7 @@ from .._errors import (
     PlanError,
     ReginsightError,
 )
-from .._policy import SUGGESTED_POLICY, policy_from_text
+from .._policy import SUGGESTED_POLICY, policy_flags, policy_from_text
 from .._text import inert, printable
 from .._units import count, format_bytes
 from ..analysis._disk import VERSION, broken_images, disk_usage, gc_outcomes
@@ -327,9 +327,7 @@ class Explorer(widgets.VBox):
             f"{_by_digest(doomed)} to delete, freeing "
             f"<b>{format_bytes(plan.attrs['reclaimable_bytes'])}</b> after garbage "
             f"collection{bound}.</p>" + (f"<p>{inert(gc_note)}</p>" if gc_note else ""))
-        flags = ["--keep-last", str(rules["keep_last"]),
-                 "--older-than", rules["older_than"] or "0d",
-                 "--protect", rules["protect"] or "",
+        flags = [*policy_flags(rules),
                  *(["--repositories", scope] if scope is not None else [])]
         self.cleanup.show(self.inv, plan, summary=summary, rules=flags,
                           empty="nothing to delete with these rules")
