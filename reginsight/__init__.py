@@ -45,6 +45,7 @@ from ._errors import (
     OtherTagsAffected,
     PermissionDenied,
     PlanError,
+    PullRecordsInvalid,
     ProtocolViolation,
     RateLimited,
     RateLimitWarning,
@@ -127,6 +128,9 @@ _LAZY = {
     "plot_growth": "present._plots",
     "export_report": "present._report",
     "explore": "present._widgets",
+    "read_pulls": "usage._read",
+    "last_pulled": "analysis._pulls",
+    "sample_access_log": "usage._samplelog",
 }
 
 
@@ -177,6 +181,7 @@ __all__ = [
     "PermissionDenied",
     "Platform",
     "PlanError",
+    "PullRecordsInvalid",
     "ProtocolViolation",
     "RateLimit",
     "RateLimitWarning",

@@ -74,6 +74,11 @@ class PlanError(RegistryError, ValueError):
     a plan without its columns)."""
 
 
+class PullRecordsInvalid(RegistryError, ValueError):
+    """Pull records cannot be read: a source that is neither a registry log, the
+    listener's event folder nor a frame of pull columns; a frame missing a column."""
+
+
 class ManifestInvalid(RegistryError):
     """A manifest document cannot be parsed into a model."""
 

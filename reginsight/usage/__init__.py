@@ -1,0 +1,1 @@
+"""Pull activity: what the registry's own logs and notifications say was used."""
