@@ -25,6 +25,7 @@ from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
 from ..inventory._selection import RepositoryFilter, select_repositories
 from ._fates import ReferrerFates
+from ._unpulled import UnpulledRule, unpulled_rule
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -69,15 +70,26 @@ def plan_cleanup(
     orphans: bool = False,
     now: pd.Timestamp | None = None,
     collector: str | None = None,
+    pulls: pd.DataFrame | None = None,
+    unpulled_for: str | dt.timedelta | None = None,
 ) -> pd.DataFrame:
     """Decide, per tag, ``delete`` or ``keep``, with the reason. Pure: no I/O.
 
     The rules count and order images and indexes only (``manifests.role``), and only
     those about no other manifest. An image is deleted when every rule given allows
     it: not among the ``keep_last`` newest images (distinct digests) of its
-    repository, and created more than ``older_than`` before ``now``. One whose
+    repository, created more than ``older_than`` before ``now``, and not used within
+    ``unpulled_for`` before ``now``. With ``keep_last`` or ``older_than``, one whose
     creation time is unknown (none, or at or before 1970-01-01, the placeholder of
     reproducible builds and cosign) is kept and takes no ``keep_last`` place.
+
+    ``unpulled_for`` (with ``pulls``, from :func:`reginsight.read_pulls`) never
+    deletes an image pulled within the window (a GET or HEAD of it, by any tag or its
+    digest, or of anything it reaches, see :func:`reginsight.last_pulled`), pushed
+    within it, or created within it. A missing record means "not used" only when the
+    records cover the whole window; otherwise each image without a pull in it is
+    kept, and the reason says what the records lack. With ``pulls``, an untagged
+    manifest (``untagged=True``) pulled by digest within the window is kept too.
     ``protect`` (regex on the tag, or names and ``repo:tag`` pairs) keeps tags
     whatever the rules say. A digest stays when any tag on it stays, or when a kept
     index reaches it. With no rule, no image is deleted. Other artifacts without a
@@ -115,19 +127,25 @@ def plan_cleanup(
         raise PlanError("untagged=True needs an inventory read from the registry's storage "
                         "(reginsight.scan_storage): the API does not list untagged manifests")
     limit = _age_limit(older_than)
+    unused = unpulled_rule(inv, pulls, unpulled_for, _utc(now))
     names = sorted({*inv.tags["repository"].astype(str), *inv.manifests["repository"].astype(str)})
     scope = set(select_repositories(names, repositories))
     created = image_created(inv)
     tagged = _by_rules(inv, scope, created, keep_last=keep_last, limit=limit,
-                       older_than=older_than, protect=protect, now=_utc(now))
+                       older_than=older_than, protect=protect, now=_utc(now), unused=unused)
     plain_untagged = _untagged_rows(inv, scope if untagged else set(), created,
                                     referrers=False)
+    spared = plain_untagged[:0]
+    if unused is not None:
+        plain_untagged, spared = unused.spare_untagged(plain_untagged)
     referrer_rows = _follow_subjects(inv, tagged, plain_untagged, scope, created,
                                      untagged=untagged, orphans=orphans)
     rules = [f"not among the {keep_last} newest"] if keep_last is not None else []
     if limit is not None:
         rules.append(f"older than {older_than}")
-    return _plan_frame(inv, tagged, [plain_untagged, referrer_rows], ", ".join(rules),
+    if unused is not None:
+        rules.append(f"not pulled for {unpulled_for}")
+    return _plan_frame(inv, tagged, [plain_untagged, referrer_rows, spared], ", ".join(rules),
                        created, collector=collector)
 
 
@@ -146,8 +164,8 @@ class _Tagged:
 
 
 def _by_rules(inv: Inventory, scope: set[str], created: pd.Series, *, keep_last: int | None,
-              limit: pd.Timedelta | None, older_than: Any, protect: Any, now: pd.Timestamp
-              ) -> _Tagged:
+              limit: pd.Timedelta | None, older_than: Any, protect: Any, now: pd.Timestamp,
+              unused: UnpulledRule | None) -> _Tagged:
     """Step 1, the rules: protect, what is not an image, keep_last, older_than; then
     tags on one digest and a kept index's reach share the fate of what stays."""
     in_scope = inv.tags["repository"].astype(str).isin(scope).to_numpy()
@@ -166,9 +184,10 @@ def _by_rules(inv: Inventory, scope: set[str], created: pd.Series, *, keep_last:
     keep(about["role"].isna(), "manifest not read (see errors)")
     keep(~image & ~referrer, (about["role"] + " " + about["artifact_type"].fillna(""))
          .str.strip() + ", not an image")
-    if keep_last is None and limit is None:
+    if keep_last is None and limit is None and unused is None:
         keep(image, "no rule given")
-    keep(image & unknown_time, "creation time unknown")
+    if keep_last is not None or limit is not None:
+        keep(image & unknown_time, "creation time unknown")
     if keep_last is not None:
         images = frame[image & ~unknown_time].drop_duplicates(["repository", "digest"])
         rank = images.sort_values(["created", "digest"], ascending=[False, True]
@@ -177,6 +196,9 @@ def _by_rules(inv: Inventory, scope: set[str], created: pd.Series, *, keep_last:
         keep(keys.isin(pd.MultiIndex.from_frame(newest)), f"among the {keep_last} newest images")
     if limit is not None:
         keep(frame["created"] >= now - limit, f"newer than {older_than}")
+    if unused is not None:
+        for mask, why in unused.reasons(frame, image):
+            keep(mask, why)
     _share_fates(inv, rows, decided)
     return _Tagged(frame, rows, referrer, decided,
                    fate=pd.Series("", index=frame.index, dtype=object),
