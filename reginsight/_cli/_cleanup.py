@@ -31,6 +31,7 @@ from ._options import (
     storage_options,
 )
 from ._output import EXIT_ERROR, EXIT_OK, EXIT_REFUSED, UsageError, message, name
+from ._pulls import pull_records, pulls_option, unpulled_rule
 from ._targets import crawl_with, registry, scan, shown
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def add(commands: argparse._SubParsersAction) -> None:
                         help="write the plan to FILE (.csv or .json), to apply later with "
                              "--plan FILE")
     policy_options(parser, what="which tags the plan deletes")
+    pulls_option(parser, rule=True)
     parser.set_defaults(**{dest: _default(parser.get_default(dest)) for dest in POLICY_FLAGS})
     repositories_option(parser)
     parser.add_argument("--orphans", action="store_true",
@@ -121,10 +123,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {name(args.output)}: no such folder "
                          f"{name(str(Path(args.output).parent))}")
     plan = load_plan(args.plan) if args.plan else None
+    pulls = pull_records(args)  # before a long crawl: a bad source is said at once
     with registry(args, args.url) as reg:
         inv = scan(args, args.storage) if args.storage else crawl_with(args, reg)
         if plan is None:
-            plan = _planned(args, inv, rules)
+            plan = _planned(args, inv, rules, pulls)
         elif args.repositories:
             plan = _within(plan, repositories(args.repositories))
         if args.output:
@@ -144,10 +147,11 @@ def _rules(args: argparse.Namespace) -> dict[str, Any]:
     """The policy rules, with every combination of flags checked before anything is
     read: --plan takes no planning flag, --untagged needs --storage and keeps every
     tag unless a policy flag is given."""
-    given = _policy_flags_given(args)
+    given = _policy_flags_given(args) + (["--unpulled-for"] if args.unpulled_for else [])
     if args.plan:
         planning = given + [flag for flag, on in (("--untagged", args.untagged),
-                                                  ("--orphans", args.orphans)) if on]
+                                                  ("--orphans", args.orphans),
+                                                  ("--pulls", args.pulls)) if on]
         if planning:
             raise UsageError(f"--plan FILE is applied as it is: {', '.join(planning)} "
                              "would plan another (drop --plan to plan from the flags)")
@@ -155,13 +159,14 @@ def _rules(args: argparse.Namespace) -> dict[str, Any]:
     if args.untagged and not args.storage:
         raise UsageError("--untagged needs --storage ROOT: the API lists no untagged "
                          "manifests, only the registry's storage holds them")
+    unpulled = unpulled_rule(args)
     if args.untagged and not given:
         return {}
-    return policy(args)
+    return {**policy(args), **unpulled}
 
 
-def _planned(args: argparse.Namespace, inv: Inventory, rules: dict[str, Any]
-             ) -> pd.DataFrame:
+def _planned(args: argparse.Namespace, inv: Inventory, rules: dict[str, Any],
+             pulls: pd.DataFrame | None) -> pd.DataFrame:
     import warnings
 
     from ..analysis._reclaim import PartialInventoryWarning
@@ -172,7 +177,8 @@ def _planned(args: argparse.Namespace, inv: Inventory, rules: dict[str, Any]
             warnings.simplefilter("ignore", PartialInventoryWarning)
             return plan_cleanup(inv, repositories=repositories(args.repositories),
                                 untagged=args.untagged, orphans=args.orphans,
-                                collector=collector(args), **rules)
+                                collector=collector(args),
+                                pulls=pulls if "unpulled_for" in rules else None, **rules)
     except CollectorsDiffer:
         raise UsageError(_collector_needed()) from None
     except PlanError as exc:
