@@ -130,6 +130,7 @@ _LAZY = {
     "explore": "present._widgets",
     "read_pulls": "usage._read",
     "last_pulled": "analysis._pulls",
+    "unpulled_bytes": "analysis._pulls",
     "sample_access_log": "usage._samplelog",
 }
 

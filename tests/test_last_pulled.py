@@ -172,3 +172,26 @@ def test_cleanup_flags_are_checked_before_anything_is_read(
     # a refused flag never reaches the registry: this address is never contacted
     assert main(["cleanup", "http://127.0.0.1:9", *flags]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_unpulled_bytes_are_what_deleting_the_cold_images_frees(inv: ri.Inventory) -> None:
+    pulls = records([("2026-12-01T00:00:00Z", "web/api", "v1", "GET", 200, "10.0.0.1"),
+                     ("2026-10-01T00:00:00Z", "web/frontend", "1.0.0", "GET", 200, "10.0.0.1")],
+                    since="2026-07-01")
+    cold = ri.unpulled_bytes(inv, pulls, now=NOW).set_index("days")
+    # the cold set worked out here from the records: images about nothing else, whose
+    # digest was not named by any request in the window
+    roles = inv.manifests.set_index(["repository", "digest"])
+    for days, hot in ((30, {("web/api", "v1")}), (90, {("web/api", "v1"),
+                                                       ("web/frontend", "1.0.0")})):
+        hot_digests = {tag_digest(inv, r, t) for r, t in hot}
+        cold_tags = [(r, t) for r, t, d in inv.tags[["repository", "tag", "digest"]].astype(str)
+                     .itertuples(index=False)
+                     if d not in hot_digests and roles.loc[(r, d), "role"] in ("image", "index")
+                     and pd.isna(roles.loc[(r, d), "subject"])]
+        assert cold.loc[days, "tags"] == len(cold_tags)
+        assert cold.loc[days, "reclaimable_bytes"] == ri.reclaimable(inv, cold_tags)
+        assert pd.isna(cold.loc[days, "unknown"])
+    assert cold.loc[30, "reclaimable_bytes"] > cold.loc[90, "reclaimable_bytes"] > 0
+    assert pd.isna(cold.loc[180, "images"])  # the records start 158 days before NOW
+    assert "cover only since 2026-07-01" in cold.loc[180, "unknown"]

@@ -171,3 +171,59 @@ def _tag_last(pulls: pd.DataFrame) -> pd.Series:
                  & ~(pulls["status"] >= 400).fillna(False)]
     return rows.groupby([rows["repository"].astype(object), rows["reference"].astype(object)]
                         )["time"].max()
+
+
+#: the windows the report and :func:`unpulled_bytes` look back over
+COLD_WINDOWS = (30, 90, 180)
+
+
+def unpulled_bytes(inv: Inventory, pulls: pd.DataFrame, *,
+                   days: tuple[int, ...] = COLD_WINDOWS, collector: str | None = None,
+                   now: object = None) -> pd.DataFrame:
+    """Cold storage: per window, the images nobody pulled within it and their bytes.
+
+    Images are the tagged images and indexes that are about no other manifest (a
+    signature or SBOM goes with its image); an image is cold when no GET or HEAD of
+    it, or of anything it reaches, falls in the window (see :func:`last_pulled`). A
+    window the records do not cover gets no figures: a missing record there means
+    unknown, not unused.
+
+    Columns: days (int64), since (datetime64[ns, UTC]: the window's start before
+    ``now``), images (Int64: cold images, distinct digests), tags (Int64: their tags),
+    stored_bytes (Int64: the distinct layer and config blobs they reach, shared ones
+    included), reclaimable_bytes (Int64: what garbage collection frees once they are
+    deleted, :func:`reginsight.reclaimable`, with ``collector`` for a storage scan),
+    unknown (string: why the records do not cover the window; NA when they do).
+    """
+    from .._artifacts import IMAGE_ROLES
+    from ..usage._frame import coverage_gap
+    from ._reclaim import reclaimable
+    from ._referrers import manifest_roles
+    from ._storage import tag_blobs
+
+    when = utc_now(now)
+    used = last_pulled(inv, pulls, now=when)
+    tagged = used[used["tag"].notna()]
+    roles = manifest_roles(inv).reindex(pd.MultiIndex.from_arrays(
+        [tagged["repository"].astype(object), tagged["digest"].astype(object)]))
+    images = tagged[(roles["role"].isin(IMAGE_ROLES) & roles["subject"].isna()).to_numpy()]
+    blobs = tag_blobs(inv)
+    rows = []
+    for window in days:
+        start = when - pd.Timedelta(days=window)
+        gap = coverage_gap(pulls, start, when)
+        row: dict[str, object] = {"days": window, "since": start, "unknown": gap}
+        if gap is None:
+            cold = images[~(images["last_pulled"] >= start).to_numpy()]
+            reached = blobs.merge(cold[["repository", "tag"]], on=["repository", "tag"])
+            row.update(images=cold[["repository", "digest"]].drop_duplicates().shape[0],
+                       tags=len(cold),
+                       stored_bytes=int(reached.drop_duplicates("digest")["size"].sum()),
+                       reclaimable_bytes=reclaimable(inv, cold, collector=collector)
+                       if len(cold) else 0)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["days", "since", "images", "tags", "stored_bytes",
+                                        "reclaimable_bytes", "unknown"])
+    return frame.astype({"days": "int64", "since": "datetime64[ns, UTC]", "images": "Int64",
+                         "tags": "Int64", "stored_bytes": "Int64", "reclaimable_bytes": "Int64",
+                         "unknown": "string"})
