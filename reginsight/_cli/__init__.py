@@ -38,7 +38,7 @@ from .._errors import (
 )
 from .._text import printable
 from .._version import __version__
-from . import _cleanup, _crawl, _gcpreview, _ls, _report, _rm
+from . import _cleanup, _crawl, _gcpreview, _listen, _ls, _report, _rm
 from ._options import MAX_CONCURRENCY, repositories
 from ._output import (
     EXIT_ERROR,
@@ -55,7 +55,7 @@ __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "MAX_CONCURREN
            "MESSAGE_LIMIT", "main"]
 
 #: one module per command, each adding its parser with ``set_defaults(run=handler)``
-COMMANDS = (_report, _crawl, _gcpreview, _ls, _rm, _cleanup)
+COMMANDS = (_report, _crawl, _gcpreview, _ls, _rm, _cleanup, _listen)
 
 EPILOG = """\
 examples:

@@ -1,31 +1,54 @@
-"""The listener's event folder: what :func:`is_store` recognises and :func:`read_store`
-reads as pull records.
+"""The listener's event folder: a durable journal of the events a registry posted, its
+compaction to Parquet, the listener's runs; :func:`read_store` reads it as pull records.
 
-Layout of a store ``DIR``::
+Layout of a store ``DIR`` (nothing is ever written outside it)::
 
     reginsight-events.json      marks the folder as an event store (format, version)
+    lock                        held (flock) by the one listener writing the store
     journal/<segment>.jsonl     event records as received, one JSON object a line
-    parts/<segment>.parquet     closed segments compacted (same records, typed)
-    sessions/<session>.json     each listener run: start, last heartbeat, stop
+    parts/<segment>.parquet     a closed segment compacted: the same records, typed
+    sessions/<session>.json     each listener run: its start, last heartbeat, stop
+
+A batch is acknowledged only once its lines are written and fsynced (the segment's
+folder too when the segment is new). A crash can leave a torn last line (never
+acknowledged, so the registry sends it again) and events stored twice (written, then
+the crash came before the answer): reading and compaction take each event id once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from .._errors import PullRecordsInvalid
-from ._events import EVENT_COLUMNS, is_pull_row, pull_columns
+from ._events import EVENT_COLUMNS, INTEGER_COLUMNS, is_pull_row, pull_columns
 from ._frame import Span, pull_frame
 
 #: the file that marks a folder as an event store
 MARKER = "reginsight-events.json"
 FORMAT = "reginsight event store"
 VERSION = 1
-JOURNAL, PARTS, SESSIONS = "journal", "parts", "sessions"
+JOURNAL, PARTS, SESSIONS, LOCK = "journal", "parts", "sessions", "lock"
+#: a journal segment is closed (and compacted) after this many events or bytes: the
+#: events of one segment are what compaction holds in memory at once
+SEGMENT_EVENTS = 100_000
+SEGMENT_BYTES = 32 * 2 ** 20
+#: journal lines converted at a time when compacting or reading
+BATCH_LINES = 16_384
+#: the columns read_store needs of the stored events
+_PULL_FIELDS = ["id", "time", "action", "repository", "tag", "digest", "kind", "method",
+                "client", "user_agent", "user"]
+_TIME_COLUMNS = ("time", "received")
+#: key of a part's metadata: journal lines its compaction could not read
+_SKIPPED_KEY = b"reginsight.skipped_lines"
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -49,42 +72,406 @@ def read_store(path: str | os.PathLike) -> pd.DataFrame:
     crash is stored twice, and read once by event id). Status is NA (a registry notifies
     only of requests it served), source the store's folder. ``attrs["coverage"]``: one
     :class:`._frame.Span` per listener run, from its start to its last heartbeat (or its
-    stop); ``attrs["skipped"]``: journal lines that could not be read. Raises
-    :class:`~reginsight.PullRecordsInvalid` when ``path`` is not an event store."""
+    stop); ``attrs["skipped"]``: journal lines that could not be read. A listener may be
+    writing the store meanwhile. Raises :class:`~reginsight.PullRecordsInvalid` when
+    ``path`` is not an event store."""
     if not is_store(path):
-        raise PullRecordsInvalid(f"{os.fspath(path)!r} is not a reginsight event store")
+        raise PullRecordsInvalid(f"{os.fspath(path)!r} is not a reginsight event store "
+                                 f"(no {MARKER} in it)")
     root = Path(path)
     source = str(root)
-    events = pd.DataFrame({c: [] for c in EVENT_COLUMNS})
-    skipped = 0
-    frames = []
-    for segment in sorted((root / JOURNAL).glob("*.jsonl")):
-        records = []
-        for line in segment.read_bytes().split(b"\n")[:-1]:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                skipped += 1
-        frames.append(pd.DataFrame(records, columns=EVENT_COLUMNS))
-    if frames:
-        events = pd.concat(frames, ignore_index=True)
+    frames, skipped = [], 0
+    # segments before parts: a segment compacted meanwhile is then in the parts listed
+    for segment in _files(root / JOURNAL, ".jsonl"):
+        try:
+            for batch, bad in _segment_batches(segment):
+                skipped += bad
+                frames.append(_pulls_only(batch))
+        except FileNotFoundError:
+            continue
+    for part in _files(root / PARTS, ".parquet"):
+        table, bad = _read_part(part, columns=_PULL_FIELDS, pulls_only=True)
+        skipped += bad
+        frames.append(table)
+    events = (pd.concat(frames, ignore_index=True) if frames else
+              _typed(pd.DataFrame({c: [] for c in _PULL_FIELDS})))
     events = events.drop_duplicates("id", keep="first")
-    keep = [is_pull_row(a, k, m) for a, k, m in
-            zip(events["action"], events["kind"], events["method"], strict=True)]
-    events = events[pd.Series(keep, index=events.index, dtype=bool)]
-    columns = pull_columns({c: events[c].tolist() for c in EVENT_COLUMNS}, source=source)
+    columns = pull_columns({c: events[c].tolist() if c != "time" else events[c]
+                            for c in _PULL_FIELDS}, source=source)
     return pull_frame(columns, spans=_spans(root, source),
                       skipped={source: skipped} if skipped else {})
 
 
+def read_events(path: str | os.PathLike) -> pd.DataFrame:
+    """Every event of the store at ``path`` (pulls, pushes, deletes, mounts), each once,
+    one row each with the columns of :data:`._events.EVENT_COLUMNS`: time and received
+    datetime64[ns, UTC], size Int64, the others text (object, None when absent)."""
+    if not is_store(path):
+        raise PullRecordsInvalid(f"{os.fspath(path)!r} is not a reginsight event store")
+    root = Path(path)
+    frames = []
+    for segment in _files(root / JOURNAL, ".jsonl"):
+        with contextlib.suppress(FileNotFoundError):
+            frames.extend(batch for batch, _ in _segment_batches(segment))
+    frames.extend(_read_part(part)[0] for part in _files(root / PARTS, ".parquet"))
+    events = (pd.concat(frames, ignore_index=True) if frames else
+              _typed(pd.DataFrame({c: [] for c in EVENT_COLUMNS})))
+    return events.drop_duplicates("id", keep="first").reset_index(drop=True)
+
+
+class EventStore:
+    """An event store opened for writing by one listener run (a *session*): appends
+    batches durably, heartbeats, compacts closed segments to Parquet. Thread-safe:
+    request handlers append concurrently, one fsync covering the batches written
+    before it (group commit). Open it with :func:`open_store`; ``close()`` compacts
+    everything and records the stop."""
+
+    def __init__(self, root: Path, lock_fd: int, *, segment_events: int,
+                 segment_bytes: int) -> None:
+        self.root = root
+        self.session = (datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ") + "-"
+                        + secrets.token_hex(3))
+        self._lock_fd = lock_fd
+        self._segment_events, self._segment_bytes = segment_events, segment_bytes
+        self._write_lock = threading.Lock()     # the segment's fd, size, counters
+        self._sync_lock = threading.Lock()      # one fsync or segment switch at a time
+        self._compact_lock = threading.Lock()
+        self._fd: int | None = None
+        self._segment: Path | None = None
+        self._sequence = 0
+        self._events = self._bytes = 0          # in the open segment
+        self._written = self._synced = 0        # batches written / known on disk
+        self.started = now_text()
+        self.stored = 0
+        self._write_session(stopped=None)
+
+    # -- the journal
+
+    def append(self, records: list[dict]) -> bool:
+        """Write the event records of one batch and return once they are on disk
+        (written, fsynced; the folder fsynced when the segment is new). True when the
+        segment filled up and was closed: :meth:`compact` has work."""
+        if not records:
+            return False
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        with self._write_lock:
+            if self._fd is None:
+                self._open_segment()
+            _write_all(self._fd, data, self._bytes)
+            self._bytes += len(data)
+            self._events += len(records)
+            self._written += 1
+            mine = self._written
+            self.stored += len(records)
+            full = self._events >= self._segment_events or self._bytes >= self._segment_bytes
+        with self._sync_lock:
+            if self._synced < mine:
+                with self._write_lock:
+                    fd, upto = self._fd, self._written
+                os.fsync(fd)
+                self._synced = max(self._synced, upto)
+            if full:
+                return self._close_segment_if_full()
+        return False
+
+    def _open_segment(self) -> None:
+        # under the write lock
+        self._sequence += 1
+        name = f"{self.session}-{self._sequence:06d}.jsonl"
+        self._segment = self.root / JOURNAL / name
+        self._fd = os.open(self._segment, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+                           | _NOFOLLOW | _CLOEXEC, 0o640)
+        _fsync_dir(self.root / JOURNAL)
+        self._events = self._bytes = 0
+
+    def _close_segment_if_full(self) -> bool:
+        # under the sync lock: the batches written to the segment are synced first
+        with self._write_lock:
+            if self._fd is None or (self._events < self._segment_events
+                                    and self._bytes < self._segment_bytes):
+                return False
+            self._close_segment()
+        return True
+
+    def _close_segment(self) -> None:
+        # under both locks
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._synced = self._written
+            self._fd, self._segment = None, None
+
+    # -- sessions
+
+    def heartbeat(self) -> None:
+        """Record that this run is alive now (a small file replaced atomically): what
+        :func:`read_store` takes as the end of its coverage if it stops unseen."""
+        self._write_session(stopped=None)
+
+    def _write_session(self, *, stopped: str | None) -> None:
+        document = {"session": self.session, "pid": os.getpid(), "start": self.started,
+                    "heartbeat": now_text(), "stopped": stopped, "stored": self.stored}
+        _replace(self.root / SESSIONS / f"{self.session}.json",
+                 json.dumps(document, indent=1).encode())
+
+    # -- compaction
+
+    def compact(self, *, all_segments: bool = False) -> int:
+        """Compact the closed journal segments (with ``all_segments``, the open one too,
+        closed first) into Parquet parts, each part written to a temporary name, fsynced
+        and renamed before its segment is deleted; events already in a part are left
+        out. Returns the number of segments compacted."""
+        with self._compact_lock:
+            if all_segments:
+                with self._sync_lock, self._write_lock:
+                    self._close_segment()
+            with self._write_lock:
+                current = self._segment
+            done = 0
+            for segment in _files(self.root / JOURNAL, ".jsonl"):
+                if segment != current:
+                    compact_segment(self.root, segment)
+                    done += 1
+            return done
+
+    def close(self) -> None:
+        """Compact every segment, record the stop, release the store."""
+        try:
+            self.compact(all_segments=True)
+            self._write_session(stopped=now_text())
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+
+
+def open_store(path: str | os.PathLike, *, segment_events: int = SEGMENT_EVENTS,
+               segment_bytes: int = SEGMENT_BYTES) -> EventStore:
+    """The event store at ``path`` opened for writing: created when ``path`` does not
+    exist or is an empty folder, reopened when it is a store; locked against a second
+    listener. Raises :class:`~reginsight.PullRecordsInvalid` for a symbolic link, a
+    file, a folder holding something else, or a store another listener has open."""
+    import fcntl
+
+    root = Path(path)
+    shown = os.fspath(path)
+    if root.is_symlink():
+        raise PullRecordsInvalid(f"{shown!r} is a symbolic link: give the folder itself")
+    if root.exists() and not root.is_dir():
+        raise PullRecordsInvalid(f"{shown!r} is not a folder")
+    if root.is_dir() and not is_store(root) and any(root.iterdir()):
+        raise PullRecordsInvalid(f"{shown!r} is a folder that is not an event store and "
+                                 "not empty: give a new or empty folder")
+    root.mkdir(parents=True, exist_ok=True, mode=0o750)
+    for sub in (JOURNAL, PARTS, SESSIONS, LOCK, MARKER):
+        if (root / sub).is_symlink():
+            raise PullRecordsInvalid(f"{shown!r}: {sub} is a symbolic link; refused")
+    for sub in (JOURNAL, PARTS, SESSIONS):
+        (root / sub).mkdir(exist_ok=True, mode=0o750)
+    lock_fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o640)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock_fd)
+        raise PullRecordsInvalid(f"{shown!r} is being written by another listener") from None
+    if not is_store(root):
+        _replace(root / MARKER, json.dumps({"format": FORMAT, "version": VERSION}).encode())
+    _fsync_dir(root)
+    return EventStore(root, lock_fd, segment_events=segment_events,
+                      segment_bytes=segment_bytes)
+
+
+def compact_segment(root: Path, segment: Path) -> None:
+    """One closed journal segment into ``parts/<segment>.parquet``: its events in
+    bounded batches, each id once and none already in a part covering the same time
+    (a resent batch keeps its events' timestamps); then the segment is deleted. Done
+    again after a crash, it finds the part and only deletes the segment."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    part = root / PARTS / (segment.stem + ".parquet")
+    if not part.exists():
+        first, last, skipped = None, None, 0
+        for batch, bad in _segment_batches(segment):
+            skipped += bad
+            if len(batch):
+                low, high = batch["time"].min(), batch["time"].max()
+                first = low if first is None else min(first, low)
+                last = high if last is None else max(last, high)
+        seen = _ids_between(root, first, last) if first is not None else set()
+        # the lines no compaction could read ride in the part's metadata
+        schema = _schema().with_metadata({_SKIPPED_KEY: str(skipped).encode()})
+        temporary = part.with_name("." + part.name + ".tmp")
+        with _exclusive(temporary) as file:
+            with pq.ParquetWriter(file, schema, compression="zstd") as writer:
+                for batch, _ in _segment_batches(segment):
+                    batch = batch[~batch["id"].isin(seen) & ~batch["id"].duplicated()]
+                    seen.update(batch["id"])
+                    writer.write_table(pa.Table.from_pandas(batch, schema=schema,
+                                                            preserve_index=False))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, part)
+        _fsync_dir(root / PARTS)
+    segment.unlink(missing_ok=True)
+    _fsync_dir(root / JOURNAL)
+
+
+def _ids_between(root: Path, first: pd.Timestamp, last: pd.Timestamp) -> set:
+    # the ids of the parts' events from first to last: where a resent event would be
+    import pyarrow.parquet as pq
+
+    ids: set = set()
+    for part in _files(root / PARTS, ".parquet"):
+        table = pq.read_table(part, columns=["id", "time"],
+                              filters=[("time", ">=", first), ("time", "<=", last)])
+        ids.update(table.column("id").to_pylist())
+    return ids
+
+
+def _schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        (c, pa.timestamp("ns", tz="UTC") if c in _TIME_COLUMNS else
+         pa.int64() if c in INTEGER_COLUMNS else pa.string()) for c in EVENT_COLUMNS])
+
+
+def _segment_batches(segment: Path) -> Iterator[tuple[pd.DataFrame, int]]:
+    # a segment's complete lines, BATCH_LINES at a time, typed; and the lines that are
+    # not event records. A last line without its newline was never acknowledged.
+    records, bad = [], 0
+    with open(segment, "rb") as file:
+        for line in file:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                    raise ValueError
+                records.append(record)
+            except ValueError:
+                bad += 1
+            if len(records) >= BATCH_LINES:
+                yield _frame_of(records), bad
+                records, bad = [], 0
+    if records or bad:
+        yield _frame_of(records), bad
+
+
+def _frame_of(records: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records, columns=EVENT_COLUMNS)
+    return _typed(frame)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in frame.columns:
+        if column in _TIME_COLUMNS:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601",
+                                           errors="coerce").astype("datetime64[ns, UTC]")
+        elif column in INTEGER_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+        else:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    if "time" in frame.columns:
+        frame = frame[frame["time"].notna()]
+    return frame
+
+
+def _pulls_only(events: pd.DataFrame) -> pd.DataFrame:
+    keep = [is_pull_row(a, k, m) for a, k, m in
+            zip(events["action"], events["kind"], events["method"], strict=True)]
+    return events.loc[pd.Series(keep, index=events.index, dtype=bool), _PULL_FIELDS]
+
+
+def _read_part(part: Path, *, columns: list[str] | None = None,
+               pulls_only: bool = False) -> tuple[pd.DataFrame, int]:
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(part)
+        table = file.read(columns=columns)
+    except FileNotFoundError:
+        return _typed(pd.DataFrame({c: [] for c in columns or EVENT_COLUMNS})), 0
+    except (OSError, ValueError) as exc:
+        raise PullRecordsInvalid(f"{os.fspath(part)!r} cannot be read as a Parquet part "
+                                 f"({type(exc).__name__})") from None
+    metadata = file.schema_arrow.metadata or {}
+    skipped = int(metadata.get(_SKIPPED_KEY, b"0"))
+    frame = _typed(table.to_pandas())
+    return (_pulls_only(frame) if pulls_only else frame), skipped
+
+
+def _files(folder: Path, suffix: str) -> list[Path]:
+    # the regular files of a store folder (symbolic links and temporaries left out)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    return [Path(e.path) for e in entries if e.name.endswith(suffix)
+            and not e.name.startswith(".") and e.is_file(follow_symlinks=False)]
+
+
 def _spans(root: Path, source: str) -> list[Span]:
     spans = []
-    for file in sorted((root / SESSIONS).glob("*.json")):
+    for file in _files(root / SESSIONS, ".json"):
         try:
-            session = json.loads(file.read_bytes())
+            session = json.loads(file.read_bytes()[:65536])
             start = pd.Timestamp(session["start"])
             end = pd.Timestamp(session.get("stopped") or session["heartbeat"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         spans.append(Span(source, start, end))
-    return spans
+    return sorted(spans, key=lambda s: s.start)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def now_text() -> str:
+    """The time now, UTC, as RFC 3339 text with microseconds (``...Z``)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _write_all(fd: int, data: bytes, size: int) -> None:
+    # all of data, or nothing: a failed write (disk full) is cut back off the segment so
+    # the next batch does not follow a torn line
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    path.unlink(missing_ok=True)        # a temporary a crash left
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o640)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _replace(path: Path, data: bytes) -> None:
+    # a small file replaced atomically: a temporary written, fsynced, renamed
+    temporary = path.with_name("." + path.name + ".tmp")
+    with _exclusive(temporary) as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | _CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
