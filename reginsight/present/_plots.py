@@ -1,4 +1,4 @@
-"""Plots of an Inventory (matplotlib): presentation only, no I/O.
+"""Plots of an Inventory, and of pull records (matplotlib): presentation only, no I/O.
 
 Each function takes ``ax=None`` (a new figure then) and returns the Axes; none
 calls ``plt.show()``. Byte axes step in binary units (1, 2, 4 ... MiB) and read in
@@ -18,6 +18,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from .._text import plot_label
 from .._units import _UNITS, count, format_bytes
@@ -298,3 +299,63 @@ def plot_growth(before: Inventory, after: Inventory, ax: Axes | None = None, *,
     ax.set_title(title)
     return ax
 
+
+
+def plot_pulls(pulls: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Manifest pulls per day (UTC) from pull records (:func:`reginsight.read_pulls`):
+    GETs and HEADs stacked, refused requests (status 400 and over) left out. The time
+    the records do not cover is shaded "no records": no bar there means nothing is
+    known, not nothing pulled."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    from ..usage._frame import PULL_METHODS, covered
+
+    ax = _axes(ax, (8, 3.5))
+    refused = (pulls["status"] >= 400).fillna(False)
+    used = pulls[(pulls["kind"] == "manifest") & pulls["method"].isin(PULL_METHODS) & ~refused]
+    parts = [(start.tz_convert(None), end.tz_convert(None))
+             for start, end in covered(pulls.attrs.get("coverage", []))]
+    times = used["time"].dt.tz_convert(None)
+    days = times.dt.floor("D")
+    bounds = [t for part in parts for t in part] + ([times.min(), times.max()] if len(times)
+                                                     else [])
+    if not bounds:
+        return _nothing(ax, "Manifest pulls per day", "no pull records")
+    first, end = min(bounds).floor("D"), max(bounds).floor("D") + pd.Timedelta(days=1)
+    every = pd.date_range(first, end, freq="D", inclusive="left")
+    per_day = used.assign(day=days.to_numpy(), method=used["method"].astype(str)).groupby(
+        ["day", "method"]).size().unstack(fill_value=0)
+    per_day = per_day.reindex(index=every, columns=list(PULL_METHODS), fill_value=0)
+    below = np.zeros(len(every))
+    for method, colour in zip(PULL_METHODS, ("#4c72b0", "#dd8452"), strict=True):
+        values = per_day[method].to_numpy()
+        ax.bar(every, values, width=0.9, bottom=below, align="edge", color=colour,
+               label=f"{method} ({int(values.sum()):,})")
+        below = below + values
+    for number, (start, stop) in enumerate(_uncovered(parts, min(bounds), max(bounds))):
+        ax.axvspan(start, stop, color="#d0d7de", linewidth=0, zorder=0,  # behind the bars
+                   label="no records" if number == 0 else None)
+    locator = AutoDateLocator(maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=False))
+    ax.set_xlim(first, end)
+    ax.set_ylim(0, max(float(below.max()), 1.0) * 1.05)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("manifest requests")
+    ax.set_title(f"Manifest pulls per day, UTC ({count(len(used), 'request')})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars
+    return ax
+
+
+def _uncovered(parts: list[tuple[pd.Timestamp, pd.Timestamp]], first: pd.Timestamp,
+               end: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The stretches of ``first`` .. ``end`` (the records' first and last time) that
+    none of the (sorted, merged) covered ``parts`` holds."""
+    gaps, at = [], first
+    for start, stop in parts:
+        if start > at:
+            gaps.append((at, start))
+        at = max(at, stop)
+    if at < end:
+        gaps.append((at, end))
+    return gaps

@@ -42,11 +42,13 @@ from ._plots import (
     MAX_ANNOTATED,
     plot_image_age,
     plot_layer_sharing,
+    plot_pulls,
     plot_sharing_matrix,
     plot_storage,
     plot_storage_by_role,
 )
 from ._sections import (
+    PULLS_PLACEHOLDER,
     cleanup_commands,
     cleanup_sections,
     column,
@@ -56,8 +58,10 @@ from ._sections import (
     layer_users,
     plan_download,
     plan_shown,
+    pulls_flags,
     supply_chain_sections,
 )
+from ._usage import pull_records, unknown_use, usage_data
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -68,6 +72,8 @@ PAGE_PX = 1200
 GAP_PX = 24
 _WIDE = PAGE_PX / 96  # inches: an SVG's point is 1/72 inch, a CSS pixel 1/96
 _HALF = (PAGE_PX - GAP_PX) / 2 / 96
+#: the pulls-per-day plot: full width, a bar a day
+PULLS_SIZE = (_WIDE, 3.4)
 
 #: plot text at the size it is shown: 11 pt (14.7 px, the page's 14 px text);
 #: "small" (legends, bar labels) 9.2 pt, 12 px
@@ -75,8 +81,10 @@ READABLE = {"font.size": 11, "axes.titlesize": 12, "legend.fontsize": "small",
             "svg.fonttype": "none"}
 
 
-def _svg(plot: Callable[..., Any], inv: Inventory, size: tuple[float, float]) -> str:
-    """``plot`` drawn on a figure of ``size`` inches, as a data: URI."""
+def _svg(plot: Callable[..., Any], inv: Inventory | pd.DataFrame, size: tuple[float, float]
+         ) -> str:
+    """``plot`` of ``inv`` (or of pull records) drawn on a figure of ``size`` inches, as
+    a data: URI."""
     import matplotlib.pyplot as plt
 
     with plt.rc_context(READABLE):
@@ -116,7 +124,9 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
                 protect: str | None = SUGGESTED_POLICY["protect"],
                 collector: str | None = None,
                 repositories: str | Sequence[str] | None = None,
-                registry_url: str | None = None) -> dict[str, Any]:
+                registry_url: str | None = None, pulls: pd.DataFrame | None = None,
+                unpulled_for: str | None = "90d", pulls_source: str | None = None
+                ) -> dict[str, Any]:
     """Everything the report shows, as plain values (strings escaped by the template).
 
     ``keep_last``, ``older_than``, ``protect``: the cleanup policy the report plans
@@ -129,7 +139,18 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
     report's disk and garbage-collect figures stay the whole storage's, as the
     registry's collector works on all of it. ``registry_url``: the registry as the
     ``reginsight cleanup`` commands shown should name it (None: the one the inventory
-    was crawled from; ``URL`` for a storage scan or the bundled sample)."""
+    was crawled from; ``URL`` for a storage scan or the bundled sample).
+
+    ``pulls``: pull records (:func:`reginsight.read_pulls`, or a DataFrame with its
+    columns): a "What is used" section (the images nobody used in 30, 90 and 180
+    days and what deleting them frees, the most pulled images, pulls per day), and
+    the plan gains ``unpulled_for`` (None: not) as ``plan_cleanup`` takes it, all as
+    of the inventory's time. ``pulls_source``: the records as the user named them on
+    the command line (``reginsight cleanup --pulls SOURCE``), which the commands
+    repeat; None: they say PULLS."""
+    records = None if pulls is None else pull_records(pulls)
+    pull_rule = ({"pulls": records, "unpulled_for": unpulled_for}
+                 if records is not None and unpulled_for else {})
     shown = inv if repositories is None else selected(inv, repositories)
     summary = storage_summary(shown)
     by_repo = storage_by_repository(shown).head(top)
@@ -140,7 +161,7 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
     with warnings.catch_warnings():  # said in the table's note instead
         warnings.simplefilter("ignore", PartialInventoryWarning)
         plan, gc_note = plan_shown(inv, collector=collector, repositories=repositories,
-                                   now=inv.taken_at, **rules)
+                                   now=inv.taken_at, **rules, **pull_rule)
     partial = "" if inv.complete else (
         f" An upper bound: the inventory covers {inv.scope or 'the catalog'} with "
         f"{count(len(inv.errors), 'error')}, and blobs shared with what it does not see "
@@ -155,7 +176,8 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
         ("logical (pull every tag)", format_bytes(summary["logical_bytes"])),
         ("dedup ratio", "-" if pd.isna(ratio) else f"{ratio:.2f}x"),
     ]
-    policy = describe_policy(rules["keep_last"], rules["older_than"], rules["protect"])
+    policy = describe_policy(rules["keep_last"], rules["older_than"], rules["protect"],
+                             unpulled_for=pull_rule and unpulled_for)
     cleanup_cards, cleanup_tables = cleanup_sections(inv, plan, partial, top)
     target = command_target(inv, registry_url)
     scope = _command_scope(inv, repositories)
@@ -169,8 +191,11 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
             storage=inv.registry if inv.from_storage else None, collector=collector,
             untagged=f"the {untagged['what']} ({untagged['freed']} freed after "
                      "garbage-collect)" if untagged and untagged["manifests"] else None,
-            plan_file=bool(download["uri"])),
+            plan_file=bool(download["uri"]),
+            pulls=pulls_flags(unpulled_for, pulls_source) if pull_rule else ()),
         "download": download, "placeholder": target == "URL",
+        "pulls_placeholder": bool(pull_rule) and pulls_source is None,
+        "pulls_note": unknown_use(records, unpulled_for, inv.taken_at) if pull_rule else "",
         "untagged": untagged, "tables": cleanup_tables}
     cards += [*cleanup_cards, ("errors", f"{len(inv.errors):,}")]
     tables = [
@@ -210,12 +235,19 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
     figures = []
     if plots and (len(shown.tags) or len(shown.manifests)):  # empty: no blank plots
         figures = _figures(shown)
+    usage = None
+    if records is not None:
+        usage = usage_data(inv, shown, records, collector=collector)
+        frame = usage.pop("pulls")
+        usage["plot"] = {"uri": _svg(plot_pulls, frame, PULLS_SIZE),
+                         "width": round(PULLS_SIZE[0] * 96)} if plots else None
     name = inv.label or inv.registry
     return {"registry": name, "sample": inv.label is not None,
             "taken_at": f"{inv.taken_at:%Y-%m-%d %H:%M UTC}",
             "source": "storage read" if inv.from_storage else "crawled",
             "version": __version__, "banners": _banners(inv, shown, summary, repositories),
-            "cards": cards, "cleanup": cleanup, "disk": disk, "plots": figures,
+            "cards": cards, "cleanup": cleanup, "usage": usage, "disk": disk,
+            "plots": figures, "pulls_placeholder": PULLS_PLACEHOLDER,
             "page": PAGE_PX, "gap": GAP_PX, "tables": tables}
 
 

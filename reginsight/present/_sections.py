@@ -235,16 +235,20 @@ def _broken(outcome: Any) -> pd.DataFrame:
     return broken_images(outcome) if isinstance(outcome, pd.DataFrame) else pd.DataFrame()
 
 
-def describe_policy(keep_last: int | None, older_than: str | None, protect: str | None) -> str:
-    """The cleanup rules in words, as the report's note and card say them."""
+def describe_policy(keep_last: int | None, older_than: str | None, protect: str | None,
+                    *, unpulled_for: str | None = None) -> str:
+    """The cleanup rules in words, as the report's note and card say them;
+    ``unpulled_for``: the pull records' rule (``plan_cleanup(unpulled_for=)``)."""
     rules = []
     if keep_last is not None:
         rules.append(f"keep the {keep_last} newest images per repository")
     if older_than:
         rules.append(f"delete only images older than {older_than}")
+    if unpulled_for:
+        rules.append(f"never an image pulled, pushed or created in the last {unpulled_for}")
     if protect:
         rules.append(f"never tags matching {protect}")
-    if keep_last is None and not older_than:
+    if keep_last is None and not older_than and not unpulled_for:
         return "no rule given: nothing is deleted"
     return "; ".join(rules) + "; tags on one digest go together"
 
@@ -326,24 +330,27 @@ PLAN_FILE = "reginsight-plan.csv"
 def cleanup_commands(*, target: str, rules: dict[str, Any], plan: pd.DataFrame,
                      repositories: Sequence[str] | None = None, storage: str | None = None,
                      collector: str | None = None, untagged: str | None = None,
-                     plan_file: bool = True) -> list[tuple[str, str]]:
+                     plan_file: bool = True, pulls: Sequence[str] = ()
+                     ) -> list[tuple[str, str]]:
     """(what it does, the command line) for each ``reginsight cleanup`` that applies the
     report's plans, each a dry run until ``--yes`` is added: the policy (``rules`` as
     :func:`plan_shown` takes them) over ``repositories``, the downloaded plan file, and,
     when the report read the registry's ``storage`` (its root), the untagged manifests
     there (``untagged`` says how many and what they free; None: there are none). From a
     storage, the policy is planned on it again, with the report's ``collector``.
-    ``plan_file``: False when the plan could not be written as a file."""
+    ``plan_file``: False when the plan could not be written as a file. ``pulls``:
+    the flags of the pull records' rule (:func:`pulls_flags`), when the plan has it."""
     scope = ["--repositories", ",".join(repositories)] if repositories else []
     read = [] if storage is None else ["--storage", _redacted(storage)]
     if storage is not None and collector:
         read += ["--collector", collector.rsplit("-", 1)[-1]]
     commands = []
     deletes = bool(plan["action"].eq("delete").any())
-    if deletes and (rules["keep_last"] is not None or rules["older_than"]):
-        commands.append(("The same policy, planned again on what the registry holds then",
+    if deletes and (rules["keep_last"] is not None or rules["older_than"] or pulls):
+        commands.append(("The same policy, planned again on what the registry holds then"
+                         + (" and on the pull records read then" if pulls else ""),
                          shlex.join(["reginsight", "cleanup", target, *policy_flags(rules),
-                                     *scope, *read])))
+                                     *pulls, *scope, *read])))
     if deletes and plan_file:
         commands.append(("Exactly this plan (download it below); a tag that moved since "
                          "is left alone", shlex.join(["reginsight", "cleanup", target,
@@ -355,6 +362,19 @@ def cleanup_commands(*, target: str, rules: dict[str, Any], plan: pd.DataFrame,
                          shlex.join(["reginsight", "cleanup", target, "--untagged", *read,
                                      *scope])))
     return commands
+
+
+#: what the commands name pull records by when the report was not told how the user
+#: named them (a DataFrame given to the Python API)
+PULLS_PLACEHOLDER = "PULLS"
+
+
+def pulls_flags(unpulled_for: str, source: str | None) -> list[str]:
+    """``--unpulled-for WINDOW --pulls SOURCE``: the cleanup command's pull rule.
+    ``source``: the pull records as the user named them on the command line (a log
+    file or folder, the listener's folder), never credentials; None: PULLS."""
+    return ["--unpulled-for", unpulled_for, "--pulls",
+            PULLS_PLACEHOLDER if source is None else _redacted(source)]
 
 
 def _redacted(root: str) -> str:
