@@ -343,7 +343,10 @@ def plot_pulls(pulls: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("manifest requests")
     ax.set_title(f"Manifest pulls per day, UTC ({count(len(used), 'request')})")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda n: labels[n] == "no records")  # last
+    ax.legend([handles[n] for n in order], [labels[n] for n in order], loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))  # beside the bars
     return ax
 
 

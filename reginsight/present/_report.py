@@ -357,7 +357,9 @@ def export_report(inv: Inventory, path: str | os.PathLike[str], **options: Any) 
     Options as :func:`report_data`: ``top`` rows per table, ``plots``, the cleanup
     policy ``keep_last``, ``older_than``, ``protect`` (None: no such rule), the
     ``collector`` a storage report models, ``repositories`` to report on only some,
-    and the ``registry_url`` its cleanup commands name."""
+    the ``registry_url`` its cleanup commands name, and ``pulls`` (pull records:
+    what is used, and the plan's ``unpulled_for`` rule), ``pulls_source`` (how the
+    commands name them)."""
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "svg") and "inline" not in \

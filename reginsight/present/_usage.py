@@ -24,7 +24,7 @@ from ..analysis._pulls import image_use
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
-from ..usage._frame import PULL_METHODS, coverage_gap, covered, from_frame
+from ..usage._frame import PULL_METHODS, RECORD_GAP, coverage_gap, covered, from_frame
 from ._sections import column
 
 if TYPE_CHECKING:
@@ -248,3 +248,24 @@ def unknown_use(pulls: pd.DataFrame, unpulled_for: str, now: pd.Timestamp) -> st
     return "" if gap is None else (
         f"The pull records do not cover the last {unpulled_for} ({gap}): the plan keeps "
         "every image without a pull in them, its use unknown, not unused.")
+
+
+def covered_since(pulls: pd.DataFrame, now: pd.Timestamp) -> pd.Timestamp | None:
+    """Since when the records cover the time up to ``now`` without a gap (None: they
+    end before it): a missing pull after this time means not pulled."""
+    reaching = [first for first, last in covered(pulls.attrs.get("coverage", []))
+                if last >= now - RECORD_GAP]
+    return reaching[-1] if reaching else None
+
+
+def last_pull_words(last: Any, created: Any, since: pd.Timestamp | None) -> str:
+    """An image's last pull as a table shows it: its time; "never" when the records
+    cover everything since it was created; "not since <day>" when they cover only
+    since that day; "unknown" when they do not reach ``now``."""
+    if not pd.isna(last):
+        return when(last)
+    if since is None:
+        return "unknown"
+    if not pd.isna(created) and created >= since:
+        return "never"
+    return f"not since {since:%Y-%m-%d}"
