@@ -31,14 +31,27 @@ from ..analysis._storage import (
 )
 from ..inventory._reach import Reach
 from ._tables import columns, fill, grid, html_table, natural_key
+from ._usage import covered_since, last_pull_words
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
 
-class Browse(widgets.VBox):
-    """Repositories, tags, manifest, layers, sharing: each pane follows the one before."""
+#: the tag table's columns (``last_pulled`` and ``pulls_30d`` only with pull records);
+#: value and manifest are not shown (what a pick names, the full digest)
+TAG_COLUMNS = ["tag", "digest", "kind", "size_bytes", "created", "last_pulled", "pulls_30d",
+               "referrers", "value", "manifest"]
+PULL_COLUMNS = ["last_pulled", "pulls_30d"]
+#: how a tag row with no pull time sorts among times: "never" first, then the unknown
+NEVER, UNKNOWN = -2, -1
 
-    def __init__(self, inv: Inventory) -> None:
+
+class Browse(widgets.VBox):
+    """Repositories, tags, manifest, layers, sharing: each pane follows the one before.
+    With ``pulls`` (pull records), the tag table tells when each image was last
+    pulled and how often in the 30 days before the inventory was read."""
+
+    def __init__(self, inv: Inventory, *, pulls: pd.DataFrame | None = None) -> None:
+        self.pulls = pulls
         self.repositories, self.tags, self.layers = grid(), grid(), grid()
         # what each table lists, above it (itables' caption does not follow updates)
         self.titles = {table: widgets.HTML() for table in (self.repositories, self.tags,
@@ -95,6 +108,11 @@ class Browse(widgets.VBox):
         self._roles_about = self._referrer_roles()
         self._untagged = Reach.of(inv).untagged_rows  # by manifests row
         self._sharing = layer_sharing(inv).set_index("digest")["repositories"]
+        if self.pulls is not None:
+            from ..analysis._pulls import image_use
+
+            self._use = image_use(inv, self.pulls, now=inv.taken_at)
+            self._since = covered_since(self.pulls, inv.taken_at)
 
     @property
     def repository(self) -> str | None:
@@ -188,6 +206,7 @@ class Browse(widgets.VBox):
         for shown, value, digest in rows:
             facts = self._facts(repository, digest)
             created = self._created.get((repository, digest))
+            pulled = self._pulled(repository, digest, created)
             about = ""
             if facts is not None and not pd.isna(facts["subject"]):
                 about = f"{facts['role']} of {str(facts['subject'])[7:19]}"
@@ -197,12 +216,32 @@ class Browse(widgets.VBox):
                 "size_bytes": None if facts is None or pd.isna(facts["size"])
                 else int(facts["size"]),
                 "created": "" if created is None or pd.isna(created)
-                else f"{created:%Y-%m-%d}",
+                else f"{created:%Y-%m-%d}", **pulled,
                 "referrers": about or ", ".join(self._roles_about.get((repository, digest),
                                                                       [])),
                 "value": value, "manifest": digest})
-        return pd.DataFrame(records, columns=["tag", "digest", "kind", "size_bytes",
-                                              "created", "referrers", "value", "manifest"])
+        return pd.DataFrame(records, columns=self._tag_columns)
+
+    @property
+    def _tag_columns(self) -> list[str]:
+        if self.pulls is None:
+            return [c for c in TAG_COLUMNS if c not in PULL_COLUMNS]
+        return [*TAG_COLUMNS, "last_pulled rank"]
+
+    def _pulled(self, repository: str, digest: str, created: object) -> dict[str, object]:
+        """The pull columns of a tag row: its image's last pull in words (ordered by the
+        hidden ``last_pulled rank``: its time, never and unknown first), pulls_30d."""
+        if self.pulls is None:
+            return {}
+        try:
+            use = self._use.loc[(repository, digest)]
+        except KeyError:
+            use = pd.Series({"last_pulled": pd.NaT, "pulls_30d": 0})
+        last = use["last_pulled"]
+        words = last_pull_words(last, None if created is None else created, self._since)
+        return {"last_pulled": words, "pulls_30d": int(use["pulls_30d"]),
+                "last_pulled rank": NEVER if words == "never" else UNKNOWN if pd.isna(last)
+                else int(pd.Timestamp(last).value)}
 
     def _on_repository(self) -> None:
         repository = self.repository
@@ -210,17 +249,16 @@ class Browse(widgets.VBox):
                            else self._tags_of_nothing())
         shown, defs = columns(self._tag_frame.drop(columns=["value", "manifest"]),
                               sizes={"size_bytes": "size"},
-                              text=["tag", "digest", "kind", "referrers"])
+                              text=["tag", "digest", "kind", "referrers"],
+                              ranked={"last_pulled": "last_pulled rank"}
+                              if self.pulls is not None else None)
         self._set(self.tags, shown, defs, caption=f"tags of {repository}",
                   empty="pick a repository to see its tags" if repository is None
                   else f"{repository} has no tags and no manifests")
         self._on_tag()
 
-    @staticmethod
-    def _tags_of_nothing() -> pd.DataFrame:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in (
-            "tag", "digest", "kind", "size_bytes", "created", "referrers", "value",
-            "manifest")})
+    def _tags_of_nothing(self) -> pd.DataFrame:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in self._tag_columns})
 
     def _on_tag(self) -> None:
         repository, value = self.repository, self.tag

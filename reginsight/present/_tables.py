@@ -66,13 +66,16 @@ def natural_ranks(values: Iterable[Any]) -> np.ndarray:
 
 
 def columns(frame: pd.DataFrame, *, sizes: dict[str, str] | None = None,
-            text: Iterable[str] = ()) -> tuple[pd.DataFrame, list[dict]]:
+            text: Iterable[str] = (), ranked: dict[str, str] | None = None
+            ) -> tuple[pd.DataFrame, list[dict]]:
     """``frame`` as a table shows it, and its DataTables ``columnDefs``.
 
     ``sizes`` maps byte columns to the name they are shown under ("4.1 MiB", "?" when
     unknown), right-aligned as numbers are and ordered by a hidden ``<name> bytes``
     column. ``text`` columns are declared text (left-aligned, never numbers) and
-    ordered naturally by a hidden ``<name> order`` column."""
+    ordered naturally by a hidden ``<name> order`` column. ``ranked`` maps a column
+    shown as words (a time, "never") to the column of ``frame`` it is ordered by
+    (numbers), hidden."""
     shown = frame.copy()
     hidden: list[tuple[str, str]] = []
     for source, name in (sizes or {}).items():
@@ -85,9 +88,13 @@ def columns(frame: pd.DataFrame, *, sizes: dict[str, str] | None = None,
     for name in text:
         shown[f"{name} order"] = natural_ranks(shown[name])
         hidden.append((name, f"{name} order"))
+    for name, rank in (ranked or {}).items():
+        shown[rank] = shown.pop(rank)  # after the columns shown, as the others
+        hidden.append((name, rank))
     order = list(shown.columns)
     defs: list[dict] = [{"targets": order.index(name), "orderData": order.index(rank),
-                         **({"type": "string"} if name in text else {"className": "dt-right"})}
+                         **({"type": "string"} if name in text or name in (ranked or {})
+                            else {"className": "dt-right"})}
                         for name, rank in hidden]
     defs.append({"targets": [order.index(rank) for _, rank in hidden],
                  "visible": False, "searchable": False})

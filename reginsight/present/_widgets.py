@@ -47,8 +47,9 @@ from ..analysis._disk import VERSION, broken_images, disk_usage, gc_outcomes
 from ..analysis._reclaim import PartialInventoryWarning
 from ._browse import Browse
 from ._planpanel import RED, PlanPanel, deletions, wide
-from ._sections import plan_shown
+from ._sections import PULLS_PLACEHOLDER, plan_shown, pulls_flags
 from ._tables import html_table, natural_key
+from ._usage import pull_records, records_line, unknown_use
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
 DEBOUNCE = 0.4
 #: the repository picker's choice for every repository
 EVERY = "all repositories"
+#: the Clean up tab's "not pulled for" rule to start from, given pull records
+UNPULLED_FOR = "90d"
 
 
 class Debounced:
@@ -169,14 +172,19 @@ class Explorer(widgets.VBox):
     ``older_than``, ``protect``, ``repository`` and its plan ``cleanup`` (a
     :class:`PlanPanel`: ``delete``, ``confirm``, ``result``, the last three also
     attributes here); the Disk tab's ``disk`` page and ``untagged`` plan;
-    ``reread()``, what the refresh button does."""
+    ``reread()``, what the refresh button does. With pull records, the Clean up tab's
+    ``unpulled_for`` too."""
 
     def __init__(self, inv: Inventory, registry: Registry | None = None, *,
                  collector: str | None = None,
-                 refresh: Callable[[], Inventory] | None = None) -> None:
+                 refresh: Callable[[], Inventory] | None = None,
+                 pulls: pd.DataFrame | None = None, pulls_source: str | None = None
+                 ) -> None:
         self.registry, self.collector = registry, collector
         self.refresh = refresh
-        self.browse = Browse(inv)
+        self.pulls = None if pulls is None else pull_records(pulls)
+        self.pulls_source = pulls_source
+        self.browse = Browse(inv, pulls=self.pulls)
 
         # -- title, refresh
         self.title = widgets.HTML()
@@ -192,6 +200,11 @@ class Explorer(widgets.VBox):
         self.older_than = widgets.Text(value=SUGGESTED_POLICY["older_than"],
                                        description="older than")
         self.protect = widgets.Text(value=SUGGESTED_POLICY["protect"], description="protect")
+        # shown with pull records only; empty: no such rule
+        self.unpulled_for = widgets.Text(
+            value=UNPULLED_FOR if self.pulls is not None else "", description="not pulled for",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(display=None if self.pulls is not None else "none"))
         self.repository = widgets.Dropdown(options=[(EVERY, EVERY)], value=EVERY,
                                            description="repository")
         self._listing = False
@@ -200,10 +213,11 @@ class Explorer(widgets.VBox):
         self.delete, self.confirm, self.result = (self.cleanup.delete, self.cleanup.confirm,
                                                   self.cleanup.result)
         self.plan_changed = Debounced(self._show_plan)
-        for control in (self.keep_last, self.older_than, self.protect, self.repository):
+        for control in (self.keep_last, self.older_than, self.protect, self.unpulled_for,
+                        self.repository):
             control.observe(self._inputs_changed, "value")
         cleanup = widgets.VBox([
-            widgets.HBox([self.keep_last, self.older_than, self.protect]),
+            widgets.HBox([self.keep_last, self.older_than, self.protect, self.unpulled_for]),
             self.repository, self.cleanup])
 
         # -- disk
@@ -267,7 +281,9 @@ class Explorer(widgets.VBox):
         self.browse.show(inv)
         self.title.value = (f"<b>{inert(inv.label or inv.registry)}</b>, "
                             f"{'storage read' if inv.from_storage else 'crawled'} "
-                            f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {count(len(inv.tags), 'tag')}")
+                            f"{inv.taken_at:%Y-%m-%d %H:%M UTC}: {count(len(inv.tags), 'tag')}"
+                            + ("" if self.pulls is None else
+                               f"<br><small>{inert(records_line(self.pulls))}</small>"))
         self._repository_choices()
         if self.registry is None:  # the commands shown name the registry read, if any
             self.cleanup.url = self.untagged.url = (
@@ -305,6 +321,8 @@ class Explorer(widgets.VBox):
 
     def _show_plan(self) -> None:
         scope = None if self.repository.value == EVERY else self.repository.value
+        unpulled = self.unpulled_for.value.strip() if self.pulls is not None else ""
+        pull_rule = {"pulls": self.pulls, "unpulled_for": unpulled} if unpulled else {}
         try:
             rules = policy_from_text(keep_last=self.keep_last.value,
                                      older_than=self.older_than.value,
@@ -312,12 +330,14 @@ class Explorer(widgets.VBox):
             with warnings.catch_warnings():  # said once in the plan's text below
                 warnings.simplefilter("ignore", PartialInventoryWarning)
                 plan, gc_note = plan_shown(
-                    self.inv, collector=self.collector, **rules,
+                    self.inv, collector=self.collector, **rules, **pull_rule,
                     repositories=None if scope is None else [scope], now=self.inv.taken_at)
         except (PlanError, InventoryError) as exc:
             self.cleanup.fail(str(exc))
             return
         doomed = plan[plan["action"] == "delete"]
+        # the window the records do not cover: its images are kept, said here
+        unknown = unknown_use(self.pulls, unpulled, self.inv.taken_at) if unpulled else ""
         bound = "" if self.inv.complete else (
             " (at most: the inventory does not cover the whole registry)")
         where = "" if scope is None else f" of {inert(scope)}"
@@ -326,8 +346,14 @@ class Explorer(widgets.VBox):
             f"{count(int(plan['tag'].notna().sum()), 'tag')}{where}"
             f"{_by_digest(doomed)} to delete, freeing "
             f"<b>{format_bytes(plan.attrs['reclaimable_bytes'])}</b> after garbage "
-            f"collection{bound}.</p>" + (f"<p>{inert(gc_note)}</p>" if gc_note else ""))
+            f"collection{bound}.</p>" + (f"<p>{inert(gc_note)}</p>" if gc_note else "")
+            + (f"<p>{inert(unknown)}</p>" if unknown else "")
+            + (f"<p><small><code>{PULLS_PLACEHOLDER}</code> in the command below stands for "
+               "the pull records "
+               "given (the registry's log files or their folder, or the folder reginsight "
+               "listen writes)</small></p>" if unpulled and self.pulls_source is None else ""))
         flags = [*policy_flags(rules),
+                 *(pulls_flags(unpulled, self.pulls_source) if unpulled else []),
                  *(["--repositories", scope] if scope is not None else [])]
         self.cleanup.show(self.inv, plan, summary=summary, rules=flags,
                           empty="nothing to delete with these rules")
@@ -361,7 +387,8 @@ def _by_digest(doomed: pd.DataFrame) -> str:
 
 def explore(inv: Inventory, registry: Registry | None = None, *,
             collector: str | None = None,
-            refresh: Callable[[], Inventory] | None = None) -> Explorer:
+            refresh: Callable[[], Inventory] | None = None,
+            pulls: pd.DataFrame | None = None, pulls_source: str | None = None) -> Explorer:
     """An explorer widget for ``inv``; with ``registry``, its cleanup panels can delete.
 
     ``collector``: for a storage scan, the registry's garbage collector
@@ -371,6 +398,15 @@ def explore(inv: Inventory, registry: Registry | None = None, *,
     None: a storage scan rescans its root (pass your own for a root that needs
     ``storage_options``), a crawl given ``registry`` crawls it again in the same
     scope; with neither there is no Refresh button.
+
+    ``pulls``: pull records (:func:`reginsight.read_pulls`): the tag table gains
+    last_pulled (a time; "never" when the records cover all the time since the image
+    was created, "not since <day>" when they start later, "unknown" when they end
+    before the inventory was read) and pulls_30d (the 30 days before it was read),
+    and the Clean up tab a "not pulled for" rule (90d; empty: none), as
+    ``plan_cleanup(pulls=, unpulled_for=)``. ``pulls_source``: the records as the
+    command line names them (``--pulls SOURCE`` in the commands shown; None: PULLS).
     """
     return Explorer(inv, registry, collector=collector,
-                    refresh=refresh if refresh is not None else default_refresh(inv, registry))
+                    refresh=refresh if refresh is not None else default_refresh(inv, registry),
+                    pulls=pulls, pulls_source=pulls_source)
