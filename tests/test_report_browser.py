@@ -149,3 +149,45 @@ def test_a_narrow_window_scales_the_plots_down_not_out(chromium, tmp_path):
     assert widths and max(widths) <= 700
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 700
     page.close()
+
+
+def test_a_report_with_pull_records_reads_at_100_percent(chromium, tmp_path):
+    """What is used: after the plan, which stays on the first screen; the pulls plot as
+    wide as the page and readable; a window the records do not cover says unknown."""
+    from reginsight.usage._frame import Span, from_frame
+
+    sample = ri.sample()
+    now, day = sample.taken_at, pd.Timedelta(days=1)
+    tags = sample.tags.astype(str)
+    rows = [{"time": now - (n % 50) * day - pd.Timedelta(hours=n % 24),
+             "repository": tag.repository, "reference": tag.tag,
+             "method": "HEAD" if n % 3 else "GET", "kind": "manifest",
+             "client": f"10.0.0.{n % 7}"}
+            for n, tag in enumerate(tags.itertuples()) for _ in range(n % 4)]
+    frame = pd.DataFrame(rows)
+    frame.attrs["coverage"] = [Span("registry.log", now - 120 * day, now)]
+    out = ri.export_report(sample, tmp_path / "report.html", pulls=from_frame(frame),
+                           pulls_source="/var/log/registry")
+    page, problems, requests = _open(chromium, out)
+    plan = page.locator("h2", has_text="Cleanup plan")
+    assert plan.bounding_box()["y"] < 1000  # still on the first screen
+    used = page.locator("h2", has_text="What is used")
+    assert used.bounding_box()["y"] > plan.bounding_box()["y"]
+    text = page.inner_text("body")
+    assert "unknown: the records cover only since" in text  # the 180 days
+    assert "--unpulled-for 90d --pulls /var/log/registry" in text
+    content = page.evaluate("() => { const s = getComputedStyle(document.body); "
+                            "return document.body.clientWidth - parseFloat(s.paddingLeft)"
+                            " - parseFloat(s.paddingRight); }")
+    plots = {p["alt"]: p for p in page.evaluate(PLOTS)}
+    pulls = plots["manifest pulls per day"]
+    assert pulls["wide"] and pulls["shown"] >= 0.99 * content
+    assert pulls["shown"] >= 0.97 * pulls["natural"]
+    assert pulls["smallest"] >= SMALLEST_PX, pulls
+    assert len(plots) == 6  # the five of every report, and this one
+    assert problems == []
+    assert all(url.startswith(("file:", "data:")) for url in requests)
+    ARTIFACTS.mkdir(exist_ok=True)
+    used.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "report-pulls.png"), full_page=True)
+    page.close()
