@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import time
 import types
 from dataclasses import dataclass
@@ -27,10 +28,11 @@ NOTEBOOKS = sorted((CHECKOUT / "notebooks").glob("*.ipynb"))
 OUT_OF_CORE_PEAK = 2 * 10**9
 
 
-def test_there_are_the_six_notebooks():
+def test_there_are_the_seven_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["cleanup.ipynb", "disk_audit.ipynb",
                                            "out_of_core.ipynb", "quickstart.ipynb",
-                                           "storage_audit.ipynb", "supply_chain.ipynb"]
+                                           "storage_audit.ipynb", "supply_chain.ipynb",
+                                           "usage.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -303,6 +305,14 @@ def test_notebook_runs_on_the_sample(path, kernel):
         assert "base/os:2026.10" in run.text  # what 2.x --delete-untagged breaks
         assert "2 untagged manifests; a plain garbage-collect then frees 1.0 MiB more" in run.text
         assert "reginsight cleanup URL --untagged --storage ROOT" in run.text
+    if path.stem == "usage":  # the sample's made-up log covers 200 days: every window
+        assert "2 sources; 0 malformed lines skipped" in run.text
+        for days in (30, 90, 180):
+            assert re.search(rf"{days:>3} days: \d+ images not pulled", run.text), days
+        assert "unknown" not in run.text.split("rows to delete")[0]
+        assert re.search(r"[1-9]\d* of \d+ rows to delete; garbage-collect then frees", run.text)
+        assert "pulled 20" in run.text  # kept rows say when they were pulled
+        assert run.images >= 1  # pulls over time
     if path.stem == "out_of_core":  # at its defaults: a million layer rows
         assert "made up 1,000,000 layer rows" in run.text
         assert "pandas and DuckDB agree on every figure" in run.text
@@ -333,6 +343,8 @@ def test_notebook_executes_against_the_registry(path, kernel, registry_server, p
     monkeypatch.setenv("REGINSIGHT_REPOSITORIES", f"{prefix}/*")
     monkeypatch.setenv("REGINSIGHT_COLLECTOR", "distribution-2")  # Debian's 2.8
     monkeypatch.setenv("REGINSIGHT_LARGE_ROWS", "300000")  # the out-of-core path, quickly
+    # the shared registry logs warnings only: records without a pull (usage says so)
+    monkeypatch.setenv("REGINSIGHT_PULLS", str(registry_server.workdir / "registry.log"))
 
     def tags() -> dict[str, list[str]]:
         with ri.Registry(registry_server.url) as reg:
