@@ -407,3 +407,54 @@ def test_explorer_in_voila_disk_tab_deletes_the_untagged_manifests(browser, tmp_
         assert ri.scan_storage(registry.storage, progress=False).manifests["tagged"].all()
     finally:
         registry.stop()
+
+
+def test_explorer_in_voila_shows_when_each_tag_was_last_pulled(browser, tmp_path):
+    """With pull records: the tag table's last_pulled (a time, never, not since a day),
+    sorted by time from its header, and the Clean up tab's "not pulled for" rule."""
+    source = ["import pandas as pd\n", "import reginsight as ri\n",
+              "from reginsight.usage._frame import Span, from_frame\n",
+              "inv = ri.sample()\n", "now, day = inv.taken_at, pd.Timedelta(days=1)\n",
+              "frame = pd.DataFrame({'time': [now - 2 * day, now - 10 * day],\n",
+              "    'repository': ['web/api'] * 2, 'reference': ['v2', 'v3'],\n",
+              "    'method': ['GET', 'HEAD'], 'kind': ['manifest'] * 2})\n",
+              "frame.attrs['coverage'] = [Span('registry.log', now - 60 * day, now)]\n",
+              "ri.explore(inv, pulls=from_frame(frame))"]
+    server = _serve(tmp_path, source)
+    url = next(server)
+    try:
+        page, problems = _page(browser)
+        _open(page, url)
+        assert "Pull records: 2 manifest pulls" in page.inner_text("body")
+        _click_row(page, "repositories", "web/api")
+        _title(page, "tags of web/api")
+        headers = _table(page, "tags").locator("thead th").all_inner_texts()
+        column = [h.strip() for h in headers].index("last_pulled")
+        pulled = dict(zip(_cells(page, "tags", 0), _cells(page, "tags", column), strict=True))
+        assert pulled["v2"] == "2026-11-25 12:00" and pulled["v3"] == "2026-11-17 12:00"
+        assert pulled["latest"] == "never"  # created within the records
+        assert pulled["v1"] == "not since 2026-09-28"
+        cell = _table(page, "tags").locator("tbody tr", has=page.locator(
+            "td:first-child", has_text="v2")).locator(f"td:nth-child({column + 1})")
+        assert _left_aligned(page, cell)
+        # sorted by time from the header, not by the words: newest first when descending
+        header = _table(page, "tags").locator("th", has_text="last_pulled").locator(
+            ".dt-column-order")
+        header.click()
+        header.click()
+        page.wait_for_timeout(300)
+        order = _cells(page, "tags", column)
+        assert order[:2] == ["2026-11-25 12:00", "2026-11-17 12:00"], order
+        assert order[-1] == "never", order
+        page.screenshot(path=str(ARTIFACTS / "explorer-pulls.png"), full_page=True)
+        page.get_by_role("tab", name="Clean up").click()
+        box = page.locator(".widget-inline-hbox", has=page.locator(
+            "label", has_text="not pulled for"))
+        assert box.locator("input").input_value() == "90d"
+        page.wait_for_selector("text=--unpulled-for 90d --pulls PULLS", timeout=20_000)
+        assert _clipped_buttons(page) == []
+        page.screenshot(path=str(ARTIFACTS / "explorer-pulls-plan.png"), full_page=True)
+        assert [p for p in problems if "ERR_NAME_NOT_RESOLVED" not in p] == []
+        page.close()
+    finally:
+        server.close()
