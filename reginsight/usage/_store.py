@@ -138,6 +138,7 @@ class EventStore:
         self._compact_lock = threading.Lock()
         self._fd: int | None = None
         self._segment: Path | None = None
+        self._closed: list[Path] = []          # this run's segments closed, not compacted
         self._sequence = 0
         self._events = self._bytes = 0          # in the open segment
         self._written = self._synced = 0        # batches written / known on disk
@@ -199,6 +200,7 @@ class EventStore:
             os.fsync(self._fd)
             os.close(self._fd)
             self._synced = self._written
+            self._closed.append(self._segment)
             self._fd, self._segment = None, None
 
     # -- sessions
@@ -225,13 +227,19 @@ class EventStore:
             if all_segments:
                 with self._sync_lock, self._write_lock:
                     self._close_segment()
+            # a segment of this run is compacted only once closed: one listed by name
+            # could be the segment a request is writing to right now
             with self._write_lock:
-                current = self._segment
+                closed = list(self._closed)
+            earlier = [segment for segment in _files(self.root / JOURNAL, ".jsonl")
+                       if not segment.name.startswith(self.session + "-")]
             done = 0
-            for segment in _files(self.root / JOURNAL, ".jsonl"):
-                if segment != current:
-                    compact_segment(self.root, segment)
-                    done += 1
+            for segment in earlier + closed:
+                compact_segment(self.root, segment)
+                done += 1
+                if segment in closed:
+                    with self._write_lock:
+                        self._closed.remove(segment)
             return done
 
     def close(self) -> None:
