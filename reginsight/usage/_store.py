@@ -326,12 +326,15 @@ def compact_segment(root: Path, segment: Path) -> None:
 
 def _ids_between(root: Path, first: pd.Timestamp, last: pd.Timestamp) -> set:
     # the ids of the parts' events from first to last: where a resent event would be
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    # as arrow scalars: a pandas Timestamp in a filter loses its nanoseconds
+    low, high = (pa.scalar(t.value, type=pa.timestamp("ns", tz="UTC")) for t in (first, last))
     ids: set = set()
     for part in _files(root / PARTS, ".parquet"):
         table = pq.read_table(part, columns=["id", "time"],
-                              filters=[("time", ">=", first), ("time", "<=", last)])
+                              filters=[("time", ">=", low), ("time", "<=", high)])
         ids.update(table.column("id").to_pylist())
     return ids
 
