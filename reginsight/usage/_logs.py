@@ -1,0 +1,361 @@
+"""Registry logs read into pull frames: a file (plain or gzip), a folder of them, or a
+stream of lines; streamed, a bounded number of lines and rows held at a time.
+
+Each request is recorded once. With its access log on, the registry writes two lines
+per request once it is done (see :mod:`._lines`): logrus's ``response completed`` line
+and the access-log line. The logrus line is the record (the end time to the
+nanosecond, the authenticated user, the client behind a proxy); an access-log line is a
+record only when no logrus line is its twin, as for Distribution 3.0's HEAD of a
+manifest, which writes no logrus line, or a registry logging at ``warn``. Twins are
+paired in a window of :data:`TWIN_WINDOW` lines (the two are written one after the
+other; a container runtime, reading standard output and error apart, may swap them or
+put a few lines between them): same method, repository, kind, reference, status and user
+agent, and the access line's second no later than the logrus line's start (its end less
+its duration) and at most a second before it. The client is not compared: behind a
+proxy logrus names the client from X-Forwarded-For and the access log the proxy. Pairing
+counts: any number of identical requests in one second are kept as many times.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._errors import PullRecordsInvalid
+from ._frame import TEXT_COLUMNS, Span, concat_pulls, empty_pulls, pull_frame
+from ._lines import MALFORMED, Piece, Request, Stamp, parse_line, parse_message, piece_of
+
+#: a longer line is skipped as malformed, never held whole (characters)
+MAX_LINE = 1 << 20
+#: lines between a request's two lines beyond which they are not taken as twins
+TWIN_WINDOW = 20_000
+#: rows turned into a (categorical) frame at a time
+CHUNK_ROWS = 1 << 16
+#: the source name of lines that come from no file
+LINES = "<lines>"
+_GZIP_MAGIC = b"\x1f\x8b"
+#: a gzip file cut short (a rotation still compressing) or corrupt
+_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def read_log(path: str | os.PathLike) -> pd.DataFrame:
+    """The pull frame of one log file, plain or gzip-compressed (known by its first
+    bytes, not its name); a pipe too. Its source is the path."""
+    source = os.fspath(path)
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below, after the stream is read
+    except OSError as exc:
+        raise PullRecordsInvalid(f"cannot read {source!r}: {exc.strerror or exc}") from None
+    with raw:
+        binary = raw if raw.peek(2)[:2] != _GZIP_MAGIC else gzip.GzipFile(fileobj=raw)
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="\n")
+        try:
+            return _read_stream(_capped(text.readline, "\n"), source)
+        finally:
+            text.detach()
+
+
+def read_stream(stream: object, *, source: str = LINES) -> pd.DataFrame:
+    """The pull frame of an open file (text or binary; read from where it is, not
+    closed): ``sys.stdin``, a pipe from ``kubectl logs``, ``open(...)``."""
+    readline = stream.readline
+    try:
+        first = readline(MAX_LINE)
+        if isinstance(first, bytes):
+            return _read_stream(_decoded(_capped(readline, b"\n", first)), source)
+        return _read_stream(_capped(readline, "\n", first), source)
+    except UnicodeDecodeError as exc:
+        raise PullRecordsInvalid(
+            f"{source}: not UTF-8 text ({exc.reason}): open it in binary mode ('rb'), or "
+            "with errors='replace'") from None
+
+
+def read_lines(lines: Iterable[str | bytes], *, source: str = LINES) -> pd.DataFrame:
+    """The pull frame of lines (str, or bytes taken as UTF-8), each item one line with
+    or without its line ending. A line over :data:`MAX_LINE` is skipped as malformed."""
+    return _read_stream(_checked(lines), source)
+
+
+def log_files(folder: str | os.PathLike) -> list[Path]:
+    """The files of a log folder, by name: every regular file in it (subfolders are
+    not read). A symbolic link to a file in the folder is read once (as the first name
+    it has); one that leads out of the folder is refused."""
+    root = Path(folder).resolve()
+    files, seen = [], set()
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_symlink():
+            target = Path(entry.path).resolve()
+            if not target.is_relative_to(root):
+                raise PullRecordsInvalid(
+                    f"{entry.path!r} is a symbolic link that leads out of {os.fspath(folder)!r}"
+                    "; refused (copy the file into the folder, or pass its path)")
+            if not target.is_file():
+                continue
+        elif entry.is_file(follow_symlinks=False):
+            target = Path(entry.path).resolve()
+        else:
+            continue  # a subfolder, a socket, a pipe
+        if target not in seen:
+            seen.add(target)
+            files.append(Path(entry.path))
+    return files
+
+
+def _capped(readline: Callable, newline: str | bytes, first: str | bytes | None = None
+            ) -> Iterator[str | bytes | None]:
+    """Lines of ``readline`` (each read at most :data:`MAX_LINE` at a time); None for a
+    longer line, whose rest is read and dropped without ever being held whole."""
+    line = readline(MAX_LINE) if first is None else first
+    while line:
+        if len(line) >= MAX_LINE and not line.endswith(newline):
+            while line and not line.endswith(newline):
+                line = readline(MAX_LINE)
+            yield None
+        else:
+            yield line
+        line = readline(MAX_LINE)
+
+
+def _decoded(lines: Iterator[bytes | None]) -> Iterator[str | None]:
+    for line in lines:
+        yield None if line is None else line.decode("utf-8", "replace")
+
+
+def _checked(lines: Iterable[str | bytes]) -> Iterator[str | None]:
+    for number, line in enumerate(lines, 1):
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", "replace")
+        elif not isinstance(line, str):
+            raise PullRecordsInvalid(f"line {number} is a {type(line).__name__}, not text "
+                                     "(str or bytes): give an iterable of log lines")
+        yield None if len(line) > MAX_LINE else line
+
+
+def _read_stream(lines: Iterator[str | None], source: str) -> pd.DataFrame:
+    """The pull frame of one stream of lines (None: a line too long, skipped)."""
+    rows = _Rows(source)
+    twins = _Twins(rows.add)
+    pieces: dict[str, list[str]] = {}
+    skipped, first, last = 0, None, None
+    try:
+        for number, line in enumerate(lines):
+            if line is None:
+                skipped += 1
+                continue
+            if pieces:  # a split line is being joined: its next piece may be this line
+                parsed = _join(pieces, piece_of(line))
+                if parsed is None:
+                    parsed = parse_line(line)
+            else:
+                parsed = parse_line(line)
+            kind = type(parsed)
+            if kind is Request:
+                last = parsed.time
+                twins.add(parsed, number)
+            elif kind is Stamp:
+                last = parsed.time
+            elif kind is Piece:
+                pieces[parsed.stream] = [parsed.text]
+                continue
+            elif parsed is MALFORMED:
+                skipped += 1
+                continue
+            else:
+                continue
+            if first is None:
+                first = last
+    except _GZIP_ERRORS:
+        skipped += 1  # the compressed file ends mid-stream: what was read is kept
+    skipped += len(pieces)  # split lines never finished
+    twins.flush()
+    frame = rows.frame()
+    frame.attrs["coverage"] = _coverage(source, first, last, frame)
+    frame.attrs["skipped"] = {source: skipped}
+    return frame
+
+
+def _join(pieces: dict[str, list[str]], piece: Piece | None) -> object:
+    """The line a split one makes once ``piece`` (its last) arrives: parsed, or None when
+    ``piece`` continues no split line (the caller parses the line itself). A piece is
+    added; a line grown past :data:`MAX_LINE` is dropped (malformed)."""
+    if piece is None or piece.stream not in pieces:
+        return None
+    parts = pieces[piece.stream]
+    if parts and sum(map(len, parts)) + len(piece.text) > MAX_LINE:
+        parts.clear()  # too long: its remaining pieces are dropped, then counted once
+    elif parts:
+        parts.append(piece.text)
+    if not piece.last:
+        return _CONTINUED
+    del pieces[piece.stream]
+    return parse_message("".join(parts)) if parts else MALFORMED
+
+
+_CONTINUED = object()  # a piece taken into a split line: nothing to record yet
+
+
+class _Rows:
+    """A stream's rows as they come, each coded by two lookups (its image: repository,
+    reference, digest, kind; its caller: method, client, user agent, user), made a
+    categorical frame every :data:`CHUNK_ROWS`: cheaper than holding the records and
+    converting them, since a log names the same images and callers over and over."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.frames: list[pd.DataFrame] = []
+        self._start()
+
+    def _start(self) -> None:
+        self.times: list[str] = []
+        self.status = array("h")
+        self.targets: dict[tuple, int] = {}
+        self.callers: dict[tuple, int] = {}
+        self.target_codes, self.caller_codes = array("i"), array("i")
+
+    def add(self, record: Request) -> None:
+        self.times.append(record.time)
+        self.status.append(record.status)
+        target, caller = _target_of(record), _caller_of(record)
+        code = self.targets.get(target)
+        if code is None:
+            code = self.targets[target] = len(self.targets)
+        self.target_codes.append(code)
+        code = self.callers.get(caller)
+        if code is None:
+            code = self.callers[caller] = len(self.callers)
+        self.caller_codes.append(code)
+        if len(self.times) >= CHUNK_ROWS:
+            self.frames.append(self._chunk())
+            self._start()
+
+    def _chunk(self) -> pd.DataFrame:
+        columns: dict[str, object] = {
+            "time": self.times,
+            "status": pd.array(np.frombuffer(self.status, dtype=np.int16), dtype="Int16"),
+            "source": pd.Categorical.from_codes(np.zeros(len(self.times), dtype=np.int8),
+                                                categories=pd.Index([self.source], dtype=str)),
+        }
+        for names, combos, codes in ((_TARGET, self.targets, self.target_codes),
+                                     (_CALLER, self.callers, self.caller_codes)):
+            rows = np.frombuffer(codes, dtype=np.int32)
+            for name, values in zip(names, zip(*combos, strict=True), strict=True):
+                value_codes, categories = pd.factorize(np.array(values, dtype=object))
+                columns[name] = pd.Categorical.from_codes(
+                    value_codes[rows], categories=pd.Index(categories, dtype=str))
+        return pull_frame(columns)
+
+    def frame(self) -> pd.DataFrame:
+        """All the rows, sorted by time."""
+        if self.times:
+            self.frames.append(self._chunk())
+            self._start()
+        return concat_pulls(self.frames) if self.frames else uniform(empty_pulls())
+
+
+#: the columns a row's image and caller are, and where a Request holds them
+_TARGET = ("repository", "reference", "digest", "kind")
+_CALLER = ("method", "client", "user_agent", "user")
+_target_of = itemgetter(*(Request._fields.index(column) for column in _TARGET))
+_caller_of = itemgetter(*(Request._fields.index(column) for column in _CALLER))
+#: what twins share: the same request, as both lines tell it (not the client: behind a
+#: proxy logrus names the address in X-Forwarded-For, the access log the proxy)
+_twin_key = itemgetter(*(Request._fields.index(column) for column in (
+    "method", "repository", "kind", "reference", "status", "user_agent")))
+
+
+def uniform(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the categories of every text column of one dtype (str), so that
+    :func:`concat_pulls` can unite them: pull_frame gives a column without a value
+    float categories, and an empty frame object ones (pandas 3)."""
+    for column in TEXT_COLUMNS:
+        categories = frame[column].cat.categories
+        if categories.dtype != _STR:
+            frame[column] = frame[column].cat.rename_categories(categories.astype(_STR))
+    return frame
+
+
+_STR = pd.Index([], dtype=str).dtype
+
+
+def _coverage(source: str, first: str | None, last: str | None,
+              frame: pd.DataFrame) -> list[Span]:
+    """The stream's span: its first to its last timed line, widened to its rows (an
+    access-log line's time is its request's start, earlier than lines before it)."""
+    if first is None:
+        return []
+    start, end = pd.Timestamp(first), pd.Timestamp(last)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    if len(frame):
+        start, end = min(start, frame["time"].iloc[0]), max(end, frame["time"].iloc[-1])
+    return [Span(source, start, end)]
+
+
+class _Twins:
+    """Pairs access-log lines with their logrus twins in a window of lines (see the
+    module's docstring), giving each request's record to ``emit`` once: a logrus record
+    at once, an access-log record once no twin came within the window."""
+
+    def __init__(self, emit: Callable[[Request], None], window: int = TWIN_WINDOW) -> None:
+        self.emit, self.window = emit, window
+        # key -> (line number, record) of the records still waiting for a twin, oldest first
+        self.logrus: dict[tuple, deque[tuple[int, Request]]] = {}
+        self.access: dict[tuple, deque[tuple[int, Request]]] = {}
+        self.sweep_at = window
+
+    def add(self, record: Request, number: int) -> None:
+        key = _twin_key(record)
+        if record.access_log:
+            mine, theirs = self.access, self.logrus
+        else:
+            self.emit(record)
+            mine, theirs = self.logrus, self.access
+        waiting = theirs.get(key)
+        if waiting and self._pair(waiting, record):
+            if not waiting:
+                del theirs[key]
+        else:
+            waiting = mine.get(key)
+            if waiting is None:
+                waiting = mine[key] = deque()
+            waiting.append((number, record))
+        if number >= self.sweep_at:  # now and then, not every line: what has waited too long
+            self._sweep(number - self.window)
+            self.sweep_at = number + self.window // 4
+
+    @staticmethod
+    def _pair(waiting: deque[tuple[int, Request]], record: Request) -> bool:
+        """Take the oldest of ``waiting`` that is ``record``'s twin; whether one was."""
+        for index, (_, other) in enumerate(waiting):
+            access, logrus = (record, other) if record.access_log else (other, record)
+            if access.start - 1 <= logrus.start < access.start + 2:
+                del waiting[index]
+                return True
+        return False
+
+    def _sweep(self, before: float) -> None:
+        """Give up on the records waiting since before line ``before``: the access-log
+        ones are records of their own."""
+        for table in (self.logrus, self.access):
+            for key in list(table):
+                waiting = table[key]
+                while waiting and waiting[0][0] < before:
+                    _, record = waiting.popleft()
+                    if table is self.access:
+                        self.emit(record)
+                if not waiting:
+                    del table[key]
+
+    def flush(self) -> None:
+        """The stream ended: the access-log records left without a twin are records."""
+        self._sweep(float("inf"))
