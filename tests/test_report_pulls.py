@@ -388,3 +388,20 @@ def test_where_the_collectors_differ_the_figure_is_the_one_that_runs(tmp_path):
     freed = ri.reclaimable(inv, tags.astype(str), collector="distribution-2")
     assert _rows(table)["30 days"][2] == ri.format_bytes(freed)
     assert "as Distribution 2.x's garbage-collect frees them" in table["note"]
+
+
+def test_no_records_and_an_empty_registry_render_cleanly(recwarn):
+    from reginsight.inventory._frames import empty
+    from reginsight.usage._frame import empty_pulls
+
+    data = report_data(SAMPLE, plots=False, pulls=empty_pulls())
+    assert data["usage"]["records"] == ("Pull records: none cover any time, so nothing is "
+                                        "known of what is used.")
+    assert {row[1] for row in data["usage"]["unused"]["rows"]} == {
+        "unknown: there are no pull records"}
+    assert data["cleanup"]["deletes"] == 0  # nothing known unused: nothing deleted
+    frames = {name: empty(name) for name, _ in SAMPLE.frames()}
+    nothing = ri.Inventory(registry="http://empty.test", taken_at=NOW, **frames)
+    html = render_report(nothing, pulls=records(EVENTS))
+    assert "What is used" in html and "nan" not in html.lower().replace("nanosecond", "")
+    assert [str(w.message) for w in recwarn] == []

@@ -309,10 +309,10 @@ def plot_pulls(pulls: pd.DataFrame, ax: Axes | None = None) -> Axes:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     from ..usage._frame import PULL_METHODS, covered
+    from ._usage import manifest_pulls
 
     ax = _axes(ax, (8, 3.5))
-    refused = (pulls["status"] >= 400).fillna(False)
-    used = pulls[(pulls["kind"] == "manifest") & pulls["method"].isin(PULL_METHODS) & ~refused]
+    used = manifest_pulls(pulls)
     parts = [(start.tz_convert(None), end.tz_convert(None))
              for start, end in covered(pulls.attrs.get("coverage", []))]
     times = used["time"].dt.tz_convert(None)

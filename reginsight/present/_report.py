@@ -48,7 +48,6 @@ from ._plots import (
     plot_storage_by_role,
 )
 from ._sections import (
-    PULLS_PLACEHOLDER,
     cleanup_commands,
     cleanup_sections,
     column,
@@ -58,10 +57,9 @@ from ._sections import (
     layer_users,
     plan_download,
     plan_shown,
-    pulls_flags,
     supply_chain_sections,
 )
-from ._usage import pull_records, unknown_use, usage_data
+from ._usage import PULLS_PLACEHOLDER, pull_records, pulls_flags, unknown_use, usage_data
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory

@@ -339,9 +339,9 @@ def cleanup_commands(*, target: str, rules: dict[str, Any], plan: pd.DataFrame,
     there (``untagged`` says how many and what they free; None: there are none). From a
     storage, the policy is planned on it again, with the report's ``collector``.
     ``plan_file``: False when the plan could not be written as a file. ``pulls``:
-    the flags of the pull records' rule (:func:`pulls_flags`), when the plan has it."""
+    the flags of the pull records' rule (``_usage.pulls_flags``), when the plan has it."""
     scope = ["--repositories", ",".join(repositories)] if repositories else []
-    read = [] if storage is None else ["--storage", _redacted(storage)]
+    read = [] if storage is None else ["--storage", redacted(storage)]
     if storage is not None and collector:
         read += ["--collector", collector.rsplit("-", 1)[-1]]
     commands = []
@@ -364,20 +364,8 @@ def cleanup_commands(*, target: str, rules: dict[str, Any], plan: pd.DataFrame,
     return commands
 
 
-#: what the commands name pull records by when the report was not told how the user
-#: named them (a DataFrame given to the Python API)
-PULLS_PLACEHOLDER = "PULLS"
-
-
-def pulls_flags(unpulled_for: str, source: str | None) -> list[str]:
-    """``--unpulled-for WINDOW --pulls SOURCE``: the cleanup command's pull rule.
-    ``source``: the pull records as the user named them on the command line (a log
-    file or folder, the listener's folder), never credentials; None: PULLS."""
-    return ["--unpulled-for", unpulled_for, "--pulls",
-            PULLS_PLACEHOLDER if source is None else _redacted(source)]
-
-
-def _redacted(root: str) -> str:
+def redacted(root: str) -> str:
+    """A path as typed, or a URL less any credentials in it."""
     from ..registry._hosts import redact_text
 
     return redact_text(root) if "://" in root else root

@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .._artifacts import IMAGE_ROLES
@@ -25,7 +26,7 @@ from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
 from ..usage._frame import PULL_METHODS, RECORD_GAP, coverage_gap, covered, from_frame
-from ._sections import column
+from ._sections import column, redacted
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -38,6 +39,9 @@ RECENT_DAYS = 30
 MOST_SOURCES = 4
 #: tags named at most per image in a table
 MOST_TAGS = 5
+#: what the commands name pull records by when the report was not told how the user
+#: named them (a DataFrame given to the Python API)
+PULLS_PLACEHOLDER = "PULLS"
 
 
 def pull_records(pulls: pd.DataFrame) -> pd.DataFrame:
@@ -73,8 +77,8 @@ def top_level_images(inv: Inventory) -> pd.DataFrame:
     about = manifest_roles(inv).reindex(keys)
     children = set(zip(inv.children["repository"].astype(str),
                        inv.children["digest"].astype(str), strict=True))
-    image = (about["role"].isin(IMAGE_ROLES) & about["subject"].isna()).to_numpy() & [
-        (str(r), str(d)) not in children for r, d in keys]
+    image = (about["role"].isin(IMAGE_ROLES) & about["subject"].isna()).to_numpy() & np.array(
+        [(str(r), str(d)) not in children for r, d in keys], dtype=bool)
     frame = pd.DataFrame({"repository": keys.get_level_values(0)[image],
                           "digest": keys.get_level_values(1)[image],
                           "tag": tags["tag"].astype(str).to_numpy()[image],
@@ -88,19 +92,20 @@ def _names(tags: list[str]) -> str:
     return ", ".join(tags[:MOST_TAGS]) + more
 
 
-def unused_images(inv: Inventory, pulls: pd.DataFrame, *, days: int, now: pd.Timestamp
-                  ) -> pd.DataFrame:
+def unused_images(inv: Inventory, pulls: pd.DataFrame, *, days: int, now: pd.Timestamp,
+                  use: pd.DataFrame | None = None) -> pd.DataFrame:
     """The :func:`top_level_images` nothing shows in use within ``days`` before ``now``:
     no pull of it or of anything it reaches, and not pushed or created then (a new
     image has had no time to be pulled), as ``plan_cleanup(unpulled_for=)`` decides.
-    Only meaningful where the records cover the window (:func:`coverage_gap`)."""
+    Only meaningful where the records cover the window (:func:`coverage_gap`).
+    ``use``: ``image_use(inv, pulls)``, when already worked out."""
     images = top_level_images(inv)
     keys = pd.MultiIndex.from_frame(images[["repository", "digest"]])
-    use = image_use(inv, pulls, now=now).reindex(keys)
+    found = (image_use(inv, pulls, now=now) if use is None else use).reindex(keys)
     start = now - pd.Timedelta(days=days)
     created = pd.Series(image_created(inv).reindex(keys).to_numpy(), dtype="datetime64[ns, UTC]")
-    used = ((use["last_pulled"] >= start).fillna(False).to_numpy()
-            | (use["last_pushed"] >= start).fillna(False).to_numpy()
+    used = ((found["last_pulled"] >= start).fillna(False).to_numpy()
+            | (found["last_pushed"] >= start).fillna(False).to_numpy()
             | (created >= start).fillna(False).to_numpy())
     return images[~used].reset_index(drop=True)
 
@@ -129,13 +134,14 @@ def unused_table(inv: Inventory, shown: Inventory, pulls: pd.DataFrame, *,
     what deleting them frees after garbage collection, and the stored bytes they
     reach; "unknown" and what the records lack where they do not cover it."""
     rows, notes = [], set()
+    use = image_use(shown, pulls, now=now)  # once: the windows differ only in its cut
     for days in WINDOWS:
         gap = coverage_gap(pulls, now - pd.Timedelta(days=days), now)
         if gap is not None:
             rows.append((f"{days} days", f"unknown: {gap}", "", "", ""))
             continue
-        cold = unused_images(shown, pulls, days=days, now=now)
-        tags = shown.tags.iloc[[r for rows_ in cold["rows"] for r in rows_]]
+        cold = unused_images(shown, pulls, days=days, now=now, use=use)
+        tags = shown.tags.iloc[[row for rows_of in cold["rows"] for row in rows_of]]
         tags = tags[["repository", "tag"]].astype(str)
         freed, note = _freed(inv, tags, collector) if len(tags) else (0, "")
         notes.add(note)
@@ -181,7 +187,7 @@ def most_pulled(inv: Inventory, pulls: pd.DataFrame, *, top: int = 10) -> dict[s
     children = set(zip(inv.children["repository"].astype(str),
                        inv.children["digest"].astype(str), strict=True))
     use = use[roles["subject"].isna().to_numpy()
-              & [(str(r), str(d)) not in children for r, d in use.index]
+              & np.array([(str(r), str(d)) not in children for r, d in use.index], dtype=bool)
               & (use["pulls_30d"] > 0).to_numpy()]
     use = use.reset_index().sort_values(["pulls_30d", "repository", "digest"],
                                         ascending=[False, True, True]).head(top)
@@ -220,9 +226,11 @@ def records_line(pulls: pd.DataFrame) -> str:
                          for first, last in parts)
     used = manifest_pulls(pulls)
     skipped = sum(pulls.attrs.get("skipped", {}).values())
+    if not sources:
+        return ("Pull records: none cover any time, so nothing is known of what is used"
+                + (f" ({count(skipped, 'malformed line')} skipped)." if skipped else "."))
     return (f"Pull records: {count(len(used), 'manifest pull')} (GET and HEAD), from "
-            f"{count(len(sources), 'source')} ({named or 'none'}), covering "
-            f"{times + ' UTC' if times else 'no time'}; "
+            f"{count(len(sources), 'source')} ({named}), covering {times} UTC; "
             + (f"{count(skipped, 'malformed line')} skipped." if skipped
                else "no malformed line skipped."))
 
@@ -269,3 +277,11 @@ def last_pull_words(last: Any, created: Any, since: pd.Timestamp | None) -> str:
     if not pd.isna(created) and created >= since:
         return "never"
     return f"not since {since:%Y-%m-%d}"
+
+
+def pulls_flags(unpulled_for: str, source: str | None) -> list[str]:
+    """``--unpulled-for WINDOW --pulls SOURCE``: the cleanup command's pull rule.
+    ``source``: the pull records as the user named them on the command line (a log
+    file or folder, the listener's folder), never credentials; None: PULLS."""
+    return ["--unpulled-for", unpulled_for, "--pulls",
+            PULLS_PLACEHOLDER if source is None else redacted(source)]

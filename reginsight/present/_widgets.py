@@ -47,9 +47,9 @@ from ..analysis._disk import VERSION, broken_images, disk_usage, gc_outcomes
 from ..analysis._reclaim import PartialInventoryWarning
 from ._browse import Browse
 from ._planpanel import RED, PlanPanel, deletions, wide
-from ._sections import PULLS_PLACEHOLDER, plan_shown, pulls_flags
+from ._sections import plan_shown
 from ._tables import html_table, natural_key
-from ._usage import pull_records, records_line, unknown_use
+from ._usage import PULLS_PLACEHOLDER, pull_records, pulls_flags, records_line, unknown_use
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
