@@ -314,15 +314,21 @@ def test_a_torn_last_line_is_ignored_and_a_corrupt_line_counted(tmp_path: Path) 
     store = open_store(folder)
     store.append(records(event(), event()))
     segment = next((folder / JOURNAL).glob("*.jsonl"))
+    wrong = {**records(event())[0], "size": "large"}
     with open(segment, "ab") as file:   # what a crash mid-write and a bad disk leave
         file.write(b"this is not json\n")
+        file.write(json.dumps({**wrong, "time": "noon"}).encode() + b"\n")
+        file.write(json.dumps(wrong).encode() + b"\n")
         file.write(json.dumps(records(event())[0]).encode()[:40])
     pulls = read_store(folder)
     assert len(pulls) == 2
-    assert pulls.attrs["skipped"] == {str(folder): 1}
+    assert pulls.attrs["skipped"] == {str(folder): 3}
     store.close()
     # and the count survives compaction
-    assert read_store(folder).attrs["skipped"] == {str(folder): 1}
+    assert read_store(folder).attrs["skipped"] == {str(folder): 3}
+    events = read_events(folder)
+    assert str(events.dtypes["time"]) == str(events.dtypes["received"]) == "datetime64[ns, UTC]"
+    assert str(events.dtypes["size"]) == "Int64" and str(events.dtypes["id"]) == "object"
     assert len(read_store(folder)) == 2
 
 

@@ -77,7 +77,7 @@ def _record(event: object, index: int, received: str) -> dict:
     actor = _object(event, "actor", where)
     source = _object(event, "source", where)
     timestamp = _text(event, "timestamp", where, required=True)
-    if not _RFC3339.match(timestamp):
+    if not is_timestamp(timestamp):
         raise PullRecordsInvalid(f"{where}: timestamp is not RFC 3339")
     url = _text(target, "url", where)
     kind = _KIND.search(_path(url)) if url else None
@@ -103,6 +103,11 @@ def _record(event: object, index: int, received: str) -> dict:
         "source_instance": _text(source, "instanceID", where),
         "received": received,
     }
+
+
+def is_timestamp(value: object) -> bool:
+    """Whether ``value`` is RFC 3339 text as Distribution writes an event's time."""
+    return isinstance(value, str) and _RFC3339.match(value) is not None
 
 
 def client_host(addr: str) -> str:

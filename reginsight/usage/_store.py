@@ -25,12 +25,18 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .._errors import PullRecordsInvalid
-from ._events import EVENT_COLUMNS, INTEGER_COLUMNS, is_pull_row, pull_columns
-from ._frame import Span, pull_frame
+from ._events import EVENT_COLUMNS, INTEGER_COLUMNS, is_pull_row, is_timestamp, pull_columns
+
+# the listener's process loads no pandas, and pyarrow only to compact: its memory stays
+# small
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from ._frame import Span
 
 #: the file that marks a folder as an event store
 MARKER = "reginsight-events.json"
@@ -78,24 +84,14 @@ def read_store(path: str | os.PathLike) -> pd.DataFrame:
     if not is_store(path):
         raise PullRecordsInvalid(f"{os.fspath(path)!r} is not a reginsight event store "
                                  f"(no {MARKER} in it)")
+    from ._frame import pull_frame
+
     root = Path(path)
     source = str(root)
-    frames, skipped = [], 0
-    # segments before parts: a segment compacted meanwhile is then in the parts listed
-    for segment in _files(root / JOURNAL, ".jsonl"):
-        try:
-            for batch, bad in _segment_batches(segment):
-                skipped += bad
-                frames.append(_pulls_only(batch))
-        except FileNotFoundError:
-            continue
-    for part in _files(root / PARTS, ".parquet"):
-        table, bad = _read_part(part, columns=_PULL_FIELDS, pulls_only=True)
-        skipped += bad
-        frames.append(table)
-    events = (pd.concat(frames, ignore_index=True) if frames else
-              _typed(pd.DataFrame({c: [] for c in _PULL_FIELDS})))
-    events = events.drop_duplicates("id", keep="first")
+    events, skipped = _read(root, columns=_PULL_FIELDS, actions=("pull", "push"))
+    keep = [is_pull_row(a, k, m) for a, k, m in
+            zip(events["action"], events["kind"], events["method"], strict=True)]
+    events = events[keep] if len(events) else events
     columns = pull_columns({c: events[c].tolist() if c != "time" else events[c]
                             for c in _PULL_FIELDS}, source=source)
     return pull_frame(columns, spans=_spans(root, source),
@@ -108,15 +104,39 @@ def read_events(path: str | os.PathLike) -> pd.DataFrame:
     datetime64[ns, UTC], size Int64, the others text (object, None when absent)."""
     if not is_store(path):
         raise PullRecordsInvalid(f"{os.fspath(path)!r} is not a reginsight event store")
-    root = Path(path)
-    frames = []
+    return _read(Path(path))[0]
+
+
+def _read(root: Path, *, columns: list[str] | None = None,
+          actions: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, int]:
+    # the store's events (only these columns and actions), each id once, as a frame;
+    # and the journal lines that could not be read. Segments before parts: a segment
+    # compacted meanwhile is then in the parts listed.
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    tables, skipped = [], 0
     for segment in _files(root / JOURNAL, ".jsonl"):
         with contextlib.suppress(FileNotFoundError):
-            frames.extend(batch for batch, _ in _segment_batches(segment))
-    frames.extend(_read_part(part)[0] for part in _files(root / PARTS, ".parquet"))
-    events = (pd.concat(frames, ignore_index=True) if frames else
-              _typed(pd.DataFrame({c: [] for c in EVENT_COLUMNS})))
-    return events.drop_duplicates("id", keep="first").reset_index(drop=True)
+            for batch, bad in _segment_batches(segment):
+                skipped += bad
+                tables.append(batch.select(columns) if columns else batch)
+    for part in _files(root / PARTS, ".parquet"):
+        table, bad = _read_part(part, columns)
+        skipped += bad
+        tables.append(table)
+    schema = _schema()
+    schema = pa.schema([schema.field(c) for c in columns]) if columns else schema
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    if actions is not None:
+        table = table.filter(pc.is_in(table["action"], pa.array(actions)))
+    frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    frame = frame.drop_duplicates("id", keep="first").reset_index(drop=True)
+    for column in frame.columns:
+        if column not in _TIME_COLUMNS and column not in INTEGER_COLUMNS:
+            frame[column] = frame[column].astype(object)
+    return frame, skipped
 
 
 class EventStore:
@@ -294,17 +314,19 @@ def compact_segment(root: Path, segment: Path) -> None:
     (a resent batch keeps its events' timestamps); then the segment is deleted. Done
     again after a crash, it finds the part and only deletes the segment."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     part = root / PARTS / (segment.stem + ".parquet")
     if not part.exists():
-        first, last, skipped = None, None, 0
+        first = last = None
+        skipped = 0
         for batch, bad in _segment_batches(segment):
             skipped += bad
-            if len(batch):
-                low, high = batch["time"].min(), batch["time"].max()
-                first = low if first is None else min(first, low)
-                last = high if last is None else max(last, high)
+            if batch.num_rows:
+                low, high = pc.min_max(batch["time"]).values()
+                first = low.value if first is None else min(first, low.value)
+                last = high.value if last is None else max(last, high.value)
         seen = _ids_between(root, first, last) if first is not None else set()
         # the lines no compaction could read ride in the part's metadata
         schema = _schema().with_metadata({_SKIPPED_KEY: str(skipped).encode()})
@@ -312,10 +334,12 @@ def compact_segment(root: Path, segment: Path) -> None:
         with _exclusive(temporary) as file:
             with pq.ParquetWriter(file, schema, compression="zstd") as writer:
                 for batch, _ in _segment_batches(segment):
-                    batch = batch[~batch["id"].isin(seen) & ~batch["id"].duplicated()]
-                    seen.update(batch["id"])
-                    writer.write_table(pa.Table.from_pandas(batch, schema=schema,
-                                                            preserve_index=False))
+                    keep = []
+                    for event_id in batch["id"].to_pylist():
+                        keep.append(event_id not in seen)
+                        seen.add(event_id)
+                    writer.write_table(batch.filter(pa.array(keep, pa.bool_()))
+                                       .replace_schema_metadata(schema.metadata))
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, part)
@@ -324,13 +348,13 @@ def compact_segment(root: Path, segment: Path) -> None:
     _fsync_dir(root / JOURNAL)
 
 
-def _ids_between(root: Path, first: pd.Timestamp, last: pd.Timestamp) -> set:
-    # the ids of the parts' events from first to last: where a resent event would be
+def _ids_between(root: Path, first: int, last: int) -> set:
+    # the ids of the parts' events from first to last (ns): where a resent event would be
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    # as arrow scalars: a pandas Timestamp in a filter loses its nanoseconds
-    low, high = (pa.scalar(t.value, type=pa.timestamp("ns", tz="UTC")) for t in (first, last))
+    # as arrow scalars: a pandas Timestamp in a filter would lose its nanoseconds
+    low, high = (pa.scalar(t, type=pa.timestamp("ns", tz="UTC")) for t in (first, last))
     ids: set = set()
     for part in _files(root / PARTS, ".parquet"):
         table = pq.read_table(part, columns=["id", "time"],
@@ -339,15 +363,16 @@ def _ids_between(root: Path, first: pd.Timestamp, last: pd.Timestamp) -> set:
     return ids
 
 
-def _schema():
+def _schema(*, times_as_text: bool = False) -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([
-        (c, pa.timestamp("ns", tz="UTC") if c in _TIME_COLUMNS else
+        (c, pa.string() if c in _TIME_COLUMNS and times_as_text else
+         pa.timestamp("ns", tz="UTC") if c in _TIME_COLUMNS else
          pa.int64() if c in INTEGER_COLUMNS else pa.string()) for c in EVENT_COLUMNS])
 
 
-def _segment_batches(segment: Path) -> Iterator[tuple[pd.DataFrame, int]]:
+def _segment_batches(segment: Path) -> Iterator[tuple[pa.Table, int]]:
     # a segment's complete lines, BATCH_LINES at a time, typed; and the lines that are
     # not event records. A last line without its newline was never acknowledged.
     records, bad = [], 0
@@ -357,59 +382,57 @@ def _segment_batches(segment: Path) -> Iterator[tuple[pd.DataFrame, int]]:
                 break
             try:
                 record = json.loads(line)
-                if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                    raise ValueError
-                records.append(record)
             except ValueError:
+                record = None
+            if (isinstance(record, dict) and isinstance(record.get("id"), str)
+                    and is_timestamp(record.get("time"))):
+                records.append(record)
+            else:
                 bad += 1
             if len(records) >= BATCH_LINES:
-                yield _frame_of(records), bad
+                table, wrong = _table_of(records)
+                yield table, bad + wrong
                 records, bad = [], 0
     if records or bad:
-        yield _frame_of(records), bad
+        table, wrong = _table_of(records)
+        yield table, bad + wrong
 
 
-def _frame_of(records: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records, columns=EVENT_COLUMNS)
-    return _typed(frame)
+def _table_of(records: list[dict]) -> tuple[pa.Table, int]:
+    # the records as a typed table; a record of the wrong shape (a field of another
+    # type: not written by a listener) is left out and counted
+    import pyarrow as pa
+
+    try:
+        return _typed(pa.Table.from_pylist(records, schema=_schema(times_as_text=True))), 0
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        good = [r for r in records if _table_of([r])[1] == 0] if len(records) > 1 else []
+        return _table_of(good)[0], len(records) - len(good)
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    for column in frame.columns:
-        if column in _TIME_COLUMNS:
-            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601",
-                                           errors="coerce").astype("datetime64[ns, UTC]")
-        elif column in INTEGER_COLUMNS:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
-        else:
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-    if "time" in frame.columns:
-        frame = frame[frame["time"].notna()]
-    return frame
+def _typed(table: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
+    for column in _TIME_COLUMNS:
+        index = table.schema.get_field_index(column)
+        table = table.set_column(index, column,
+                                 table[column].cast(pa.timestamp("ns", tz="UTC")))
+    return table
 
 
-def _pulls_only(events: pd.DataFrame) -> pd.DataFrame:
-    keep = [is_pull_row(a, k, m) for a, k, m in
-            zip(events["action"], events["kind"], events["method"], strict=True)]
-    return events.loc[pd.Series(keep, index=events.index, dtype=bool), _PULL_FIELDS]
-
-
-def _read_part(part: Path, *, columns: list[str] | None = None,
-               pulls_only: bool = False) -> tuple[pd.DataFrame, int]:
+def _read_part(part: Path, columns: list[str] | None) -> tuple[pa.Table, int]:
     import pyarrow.parquet as pq
 
     try:
         file = pq.ParquetFile(part)
         table = file.read(columns=columns)
     except FileNotFoundError:
-        return _typed(pd.DataFrame({c: [] for c in columns or EVENT_COLUMNS})), 0
+        return _schema().empty_table().select(columns or EVENT_COLUMNS), 0
     except (OSError, ValueError) as exc:
         raise PullRecordsInvalid(f"{os.fspath(part)!r} cannot be read as a Parquet part "
                                  f"({type(exc).__name__})") from None
     metadata = file.schema_arrow.metadata or {}
-    skipped = int(metadata.get(_SKIPPED_KEY, b"0"))
-    frame = _typed(table.to_pandas())
-    return (_pulls_only(frame) if pulls_only else frame), skipped
+    return table.replace_schema_metadata(None), int(metadata.get(_SKIPPED_KEY, b"0"))
 
 
 def _files(folder: Path, suffix: str) -> list[Path]:
@@ -423,6 +446,10 @@ def _files(folder: Path, suffix: str) -> list[Path]:
 
 
 def _spans(root: Path, source: str) -> list[Span]:
+    import pandas as pd
+
+    from ._frame import Span
+
     spans = []
     for file in _files(root / SESSIONS, ".json"):
         try:
