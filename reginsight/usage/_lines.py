@@ -108,6 +108,7 @@ _TEXT_REQUEST = re.compile(
     r'(?: http\.response\.contenttype=(?:"[^"]*"|[^\s"]*))?'
     r"(?: http\.response\.duration=" + _TEXT_VALUE + r")? http\.response\.status=(\d+)(?: |$)")
 _TEXT_MESSAGE = re.compile(r' level=\w+ msg=' + _TEXT_VALUE)
+_TEXT_USER = re.compile(r' auth\.user\.name=' + _TEXT_VALUE)
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
                    "v": "\v"}
@@ -288,9 +289,7 @@ def _json_fields(text: str, at: int) -> Request | Stamp | Skip | None:
         return None
     if not message.startswith("response completed"):
         return _stamp(time)
-    user = None
-    if text.startswith('{"auth.user.name":"'):  # sorted first
-        user, _ = _json_after(text, '"auth.user.name":"', 0)
+    user, _ = _json_after(text[:at], '"auth.user.name":"', 0)  # sorted before the method
     return _request(time, method, uri, status, remote, agent, user, duration)
 
 
@@ -328,11 +327,11 @@ def _logrus_text(text: str) -> Request | Stamp | Skip:
             duration_bare, status = fields.groups()
         remote, uri = remote or remote_bare, uri or uri_bare
         agent, duration = agent or agent_bare, duration or duration_bare
-        message = message[1] or message[2]
         user = None
-        if " auth.user.name=" in text[:at]:  # sorted before the http fields
-            user = dict(_TEXT_FIELD.findall(text[:at])).get("auth.user.name")
-            user = _unquote(user) if user else user
+        found = _TEXT_USER.search(text, message.end(), at)  # sorted before the http fields
+        if found and text.count('"', message.end(), found.start()) % 2 == 0:
+            user = found[1] or found[2]  # (an odd count: inside another field's value)
+        message = message[1] or message[2]
     else:
         values = {key: (_unquote(quoted) if quoted else bare)
                   for key, quoted, bare in _TEXT_FIELD.findall(text)}

@@ -88,27 +88,23 @@ def read_lines(lines: Iterable[str | bytes], *, source: str = LINES) -> pd.DataF
 
 def log_files(folder: str | os.PathLike) -> list[Path]:
     """The files of a log folder, by name: every regular file in it (subfolders are
-    not read). A symbolic link to a file in the folder is read once (as the first name
-    it has); one that leads out of the folder is refused."""
+    not read). A symbolic link to a file in the folder is that file, read once (under
+    its own name); one that leads out of the folder is refused."""
     root = Path(folder).resolve()
-    files, seen = [], set()
+    chosen: dict[Path, Path] = {}  # the file -> the name it is read under
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = Path(entry.path)
         if entry.is_symlink():
-            target = Path(entry.path).resolve()
+            target = path.resolve()
             if not target.is_relative_to(root):
                 raise PullRecordsInvalid(
                     f"{entry.path!r} is a symbolic link that leads out of {os.fspath(folder)!r}"
                     "; refused (copy the file into the folder, or pass its path)")
-            if not target.is_file():
-                continue
+            if target.is_file():
+                chosen.setdefault(target, path)
         elif entry.is_file(follow_symlinks=False):
-            target = Path(entry.path).resolve()
-        else:
-            continue  # a subfolder, a socket, a pipe
-        if target not in seen:
-            seen.add(target)
-            files.append(Path(entry.path))
-    return files
+            chosen[path.resolve()] = path
+    return sorted(chosen.values())
 
 
 def _capped(readline: Callable, newline: str | bytes, first: str | bytes | None = None
@@ -144,7 +140,7 @@ def _checked(lines: Iterable[str | bytes]) -> Iterator[str | None]:
 def _read_stream(lines: Iterator[str | None], source: str) -> pd.DataFrame:
     """The pull frame of one stream of lines (None: a line too long, skipped)."""
     rows = _Rows(source)
-    twins = _Twins(rows.add)
+    twins = _Twins(rows.add, TWIN_WINDOW)
     pieces: dict[str, list[str]] = {}
     skipped, first, last = 0, None, None
     try:
@@ -301,12 +297,16 @@ def _coverage(source: str, first: str | None, last: str | None,
     return [Span(source, start, end)]
 
 
+#: seconds a logrus line's start may fall before its access line's second (rounding)
+_SLACK = 0.001
+
+
 class _Twins:
     """Pairs access-log lines with their logrus twins in a window of lines (see the
     module's docstring), giving each request's record to ``emit`` once: a logrus record
     at once, an access-log record once no twin came within the window."""
 
-    def __init__(self, emit: Callable[[Request], None], window: int = TWIN_WINDOW) -> None:
+    def __init__(self, emit: Callable[[Request], None], window: int) -> None:
         self.emit, self.window = emit, window
         # key -> (line number, record) of the records still waiting for a twin, oldest first
         self.logrus: dict[tuple, deque[tuple[int, Request]]] = {}
@@ -321,7 +321,7 @@ class _Twins:
             self.emit(record)
             mine, theirs = self.logrus, self.access
         waiting = theirs.get(key)
-        if waiting and self._pair(waiting, record):
+        if waiting and self._pair(waiting, record, number - self.window):
             if not waiting:
                 del theirs[key]
         else:
@@ -334,11 +334,13 @@ class _Twins:
             self.sweep_at = number + self.window // 4
 
     @staticmethod
-    def _pair(waiting: deque[tuple[int, Request]], record: Request) -> bool:
-        """Take the oldest of ``waiting`` that is ``record``'s twin; whether one was."""
-        for index, (_, other) in enumerate(waiting):
+    def _pair(waiting: deque[tuple[int, Request]], record: Request, since: int) -> bool:
+        """Take the oldest of ``waiting`` (from line ``since`` on) that is ``record``'s
+        twin; whether one was. The access line's second is the one its request began
+        in: the logrus line's start (its end less its duration) or the second before."""
+        for index, (number, other) in enumerate(waiting):
             access, logrus = (record, other) if record.access_log else (other, record)
-            if access.start - 1 <= logrus.start < access.start + 2:
+            if number >= since and access.start - _SLACK <= logrus.start < access.start + 2:
                 del waiting[index]
                 return True
         return False
