@@ -219,18 +219,19 @@ class _Rows:
         self.target_codes, self.caller_codes = array("i"), array("i")
 
     def add(self, record: Request) -> None:
-        self.times.append(record.time)
+        times, targets, callers = self.times, self.targets, self.callers
+        times.append(record.time)
         self.status.append(record.status)
         target, caller = _target_of(record), _caller_of(record)
-        code = self.targets.get(target)
+        code = targets.get(target)
         if code is None:
-            code = self.targets[target] = len(self.targets)
+            code = targets[target] = len(targets)
         self.target_codes.append(code)
-        code = self.callers.get(caller)
+        code = callers.get(caller)
         if code is None:
-            code = self.callers[caller] = len(self.callers)
+            code = callers[caller] = len(callers)
         self.caller_codes.append(code)
-        if len(self.times) >= CHUNK_ROWS:
+        if len(times) >= CHUNK_ROWS:
             self.frames.append(self._chunk())
             self._start()
 
@@ -311,10 +312,20 @@ class _Twins:
         # key -> (line number, record) of the records still waiting for a twin, oldest first
         self.logrus: dict[tuple, deque[tuple[int, Request]]] = {}
         self.access: dict[tuple, deque[tuple[int, Request]]] = {}
+        # the latest logrus record, (line number, key, record), not filed yet: most often
+        # the very next record is its access line
+        self.held: tuple[int, tuple, Request] | None = None
         self.sweep_at = window
 
     def add(self, record: Request, number: int) -> None:
         key = _twin_key(record)
+        held = self.held
+        if held is not None:
+            self.held = None
+            if record.access_log and held[1] == key and number - held[0] <= self.window \
+                    and _in_time(record, held[2]):
+                return
+            _wait(self.logrus, key=held[1], number=held[0], record=held[2])
         if record.access_log:
             mine, theirs = self.access, self.logrus
         else:
@@ -324,11 +335,10 @@ class _Twins:
         if waiting and self._pair(waiting, record, number - self.window):
             if not waiting:
                 del theirs[key]
+        elif record.access_log:
+            _wait(mine, key=key, number=number, record=record)
         else:
-            waiting = mine.get(key)
-            if waiting is None:
-                waiting = mine[key] = deque()
-            waiting.append((number, record))
+            self.held = (number, key, record)
         if number >= self.sweep_at:  # now and then, not every line: what has waited too long
             self._sweep(number - self.window)
             self.sweep_at = number + self.window // 4
@@ -336,11 +346,10 @@ class _Twins:
     @staticmethod
     def _pair(waiting: deque[tuple[int, Request]], record: Request, since: int) -> bool:
         """Take the oldest of ``waiting`` (from line ``since`` on) that is ``record``'s
-        twin; whether one was. The access line's second is the one its request began
-        in: the logrus line's start (its end less its duration) or the second before."""
+        twin; whether one was."""
         for index, (number, other) in enumerate(waiting):
             access, logrus = (record, other) if record.access_log else (other, record)
-            if number >= since and access.start - _SLACK <= logrus.start < access.start + 2:
+            if number >= since and _in_time(access, logrus):
                 del waiting[index]
                 return True
         return False
@@ -360,4 +369,18 @@ class _Twins:
 
     def flush(self) -> None:
         """The stream ended: the access-log records left without a twin are records."""
+        self.held = None
         self._sweep(float("inf"))
+
+
+def _wait(table: dict, *, key: tuple, number: int, record: Request) -> None:
+    waiting = table.get(key)
+    if waiting is None:
+        waiting = table[key] = deque()
+    waiting.append((number, record))
+
+
+def _in_time(access: Request, logrus: Request) -> bool:
+    """Whether an access line's second is the one its twin began in: the logrus line's
+    start (its end less its duration) or the second before."""
+    return access.start - _SLACK <= logrus.start < access.start + 2
