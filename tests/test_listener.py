@@ -74,9 +74,16 @@ class Running:
         self.listener = Listener(self.store, ListenerOptions(host="127.0.0.1", port=0,
                                                              **options),
                                  log=self.lines.append)
-        self.thread = threading.Thread(target=self.listener.serve)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._serve)
         self.thread.start()
         self.url = self.listener.url
+
+    def _serve(self) -> None:
+        try:
+            self.listener.serve()
+        except BaseException as exc:  # noqa: BLE001 (the test looks at it)
+            self.failure = exc
 
     def post(self, body: bytes, *, secret: str | None = SECRET,
              content_type: str = V1, **headers: str) -> httpx.Response:
@@ -373,6 +380,29 @@ def test_the_folder_must_be_an_event_store_or_empty(tmp_path: Path) -> None:
     (empty / "parts").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(ri.PullRecordsInvalid, match="parts is a symbolic link"):
         open_store(empty)
+
+
+def test_a_part_that_cannot_be_read_is_named_and_the_listener_keeps_serving(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "events"
+    crashed = open_store(folder)
+    crashed.append(records(event()))
+    os.close(crashed._lock_fd)                  # died with a segment in the journal
+    (folder / PARTS / "broken.parquet").write_bytes(b"PAR1 not really")
+    served = Running(folder)
+    try:
+        assert served.post(envelope(event())).status_code == 204
+        assert any("compacting failed" in line and "broken.parquet" in line
+                   for line in served.lines)
+    finally:
+        served.stop()
+    assert isinstance(served.failure, ri.PullRecordsInvalid)    # the stop says so too
+    assert "broken.parquet" in str(served.failure)
+    assert len(list((folder / JOURNAL).glob("*.jsonl"))) == 2   # kept for the next run
+    with pytest.raises(ri.PullRecordsInvalid, match=r"broken\.parquet"):
+        read_store(folder)
+    (folder / PARTS / "broken.parquet").unlink()
+    assert len(read_store(folder)) == 2
 
 
 def test_a_second_listener_on_the_same_store_is_refused(tmp_path: Path) -> None:

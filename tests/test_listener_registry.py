@@ -94,10 +94,10 @@ class ListenerProcess:
 
 
 def start_registry(version: str, workdir: Path, listener: ListenerProcess, *,
-                   secret: str = SECRET):
+                   secret: str = SECRET, **settings):
     endpoint = {"name": "reginsight", "url": listener.url,
                 "headers": {"Authorization": [f"Bearer {secret}"]},
-                "timeout": "2s", "threshold": 3, "backoff": "1s"}
+                "timeout": "2s", "threshold": 3, "backoff": "1s", **settings}
     return registry_of(version, workdir,
                        log={"level": "info", "formatter": "json",
                             "accesslog": {"disabled": False}},
@@ -262,6 +262,30 @@ def test_every_pull_is_stored_with_its_time_repository_digest_and_method(
     assert started <= spans[0].start <= pulls["time"].min()
     assert spans[0].end >= pulls["time"].max()
     assert f"{SECRET}" not in listener.output()
+
+
+def test_the_documented_config_skips_blob_events_and_keeps_every_manifest_read(
+        version: str, listener: ListenerProcess, tmp_path: Path) -> None:
+    listener.start()
+    server = start_registry(version, tmp_path / "registry", listener,
+                            ignoredmediatypes=["application/octet-stream"])
+    try:
+        single, _, _, index = push_images(server.url, "team/app")
+        pull_everything(server.url, "team/app", single, index, tmp_path / "out")
+        log = server.workdir / "registry.log"
+
+        def manifests() -> Counter:
+            return Counter({k: n for k, n in reads_in_log(log)[0].items()
+                            if k[2] == "manifest"})
+
+        wait_until(lambda: stored_reads(listener.folder) == manifests(),
+                   "every manifest read the access log shows")
+        assert sum(n for k, n in reads_in_log(log)[0].items() if k[2] == "blob") >= 4
+    finally:
+        server.stop()
+    events = read_events(listener.folder)
+    assert set(events["kind"]) == {"manifest"}          # not a blob event, pushes neither
+    assert stored_reads(listener.folder) == manifests()
 
 
 def test_a_registry_with_the_wrong_secret_is_refused_and_nothing_is_stored(

@@ -151,15 +151,15 @@ class Listener:
                                   kwargs={"poll_interval": _POLL}, name="listen-accept")
         thread.start()
         try:
-            self.store.compact()
+            self._housekeeping(self.store.compact, "compacting")
             beat = time.monotonic() + self.options.heartbeat
             while not self._stopping:
                 self._wake.wait(_POLL)
                 if self._wake.is_set():
                     self._wake.clear()
-                    self.store.compact()
+                    self._housekeeping(self.store.compact, "compacting")
                 if time.monotonic() >= beat:
-                    self.store.heartbeat()
+                    self._housekeeping(self.store.heartbeat, "recording the heartbeat")
                     self._report_refusals()
                     beat = time.monotonic() + self.options.heartbeat
         finally:
@@ -170,6 +170,14 @@ class Listener:
             self._report_refusals()
             self._log(f"stopped: {self.store.stored} events stored by this run; "
                       f"compacted into {self.store.root / 'parts'}")
+
+    def _housekeeping(self, work: Callable[[], object], what: str) -> None:
+        # a full disk fails compaction, not the service: the journal keeps the events
+        # (and requests get 503 while it cannot), and the next wake tries again
+        try:
+            work()
+        except (OSError, PullRecordsInvalid) as exc:
+            self._log(f"{what} failed, tried again later: {exc}")
 
     def serve_until_signalled(self) -> None:
         """:meth:`serve` with SIGTERM and SIGINT (Ctrl-C) asking it to stop; a second
@@ -188,10 +196,14 @@ class Listener:
     # -- what handlers call
 
     def stored(self, records: list[dict]) -> None:
+        """Store one batch's event records (returns once they are on disk); a full
+        journal segment wakes the serving loop to compact it."""
         if self.store.append(records):
             self._wake.set()
 
     def refused(self, status: int, reason: str, client: str) -> None:
+        """Note a refused request: the first of each kind is logged at once, the rest
+        counted and logged at the next heartbeat (a flood writes no flood of lines)."""
         key = f"{status} {reason}"
         with self._refusal_lock:
             first = key not in self._refusals

@@ -263,13 +263,17 @@ class EventStore:
             return done
 
     def close(self) -> None:
-        """Compact every segment, record the stop, release the store."""
+        """Compact every segment, record the stop, release the store. A compaction that
+        fails (a full disk) still records the stop, then raises: the segments stay in
+        the journal, for the next run or reader."""
         try:
             self.compact(all_segments=True)
-            self._write_session(stopped=now_text())
         finally:
-            with contextlib.suppress(OSError):
-                os.close(self._lock_fd)
+            try:
+                self._write_session(stopped=now_text())
+            finally:
+                with contextlib.suppress(OSError):
+                    os.close(self._lock_fd)
 
 
 def open_store(path: str | os.PathLike, *, segment_events: int = SEGMENT_EVENTS,
@@ -357,8 +361,12 @@ def _ids_between(root: Path, first: int, last: int) -> set:
     low, high = (pa.scalar(t, type=pa.timestamp("ns", tz="UTC")) for t in (first, last))
     ids: set = set()
     for part in _files(root / PARTS, ".parquet"):
-        table = pq.read_table(part, columns=["id", "time"],
-                              filters=[("time", ">=", low), ("time", "<=", high)])
+        try:
+            table = pq.read_table(part, columns=["id", "time"],
+                                  filters=[("time", ">=", low), ("time", "<=", high)])
+        except (OSError, ValueError) as exc:
+            raise PullRecordsInvalid(f"{os.fspath(part)!r} cannot be read as a Parquet "
+                                     f"part ({type(exc).__name__}): move it aside") from None
         ids.update(table.column("id").to_pylist())
     return ids
 
