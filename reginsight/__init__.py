@@ -45,8 +45,8 @@ from ._errors import (
     OtherTagsAffected,
     PermissionDenied,
     PlanError,
-    PullRecordsInvalid,
     ProtocolViolation,
+    PullRecordsInvalid,
     RateLimited,
     RateLimitWarning,
     ReginsightError,
@@ -126,12 +126,13 @@ _LAZY = {
     "plot_sharing_matrix": "present._plots",
     "plot_image_age": "present._plots",
     "plot_growth": "present._plots",
+    "plot_pulls": "present._plots",
     "export_report": "present._report",
     "explore": "present._widgets",
     "read_pulls": "usage._read",
     "last_pulled": "analysis._pulls",
     "unpulled_bytes": "analysis._pulls",
-    "sample_access_log": "usage._samplelog",
+    "sample_access_log": "inventory._samplelog",
 }
 
 

@@ -179,19 +179,37 @@ def test_unpulled_bytes_are_what_deleting_the_cold_images_frees(inv: ri.Inventor
                      ("2026-10-01T00:00:00Z", "web/frontend", "1.0.0", "GET", 200, "10.0.0.1")],
                     since="2026-07-01")
     cold = ri.unpulled_bytes(inv, pulls, now=NOW).set_index("days")
-    # the cold set worked out here from the records: images about nothing else, whose
-    # digest was not named by any request in the window
+    # the unused set worked out here from the records: images about nothing else and
+    # no index's platform image, whose digest no request in the window named, not
+    # built in the window either
     roles = inv.manifests.set_index(["repository", "digest"])
+    children = set(zip(inv.children["repository"].astype(str),
+                       inv.children["digest"].astype(str), strict=True))
+    created = ri.image_created(inv)
     for days, hot in ((30, {("web/api", "v1")}), (90, {("web/api", "v1"),
                                                        ("web/frontend", "1.0.0")})):
+        start = NOW - pd.Timedelta(days=days)
         hot_digests = {tag_digest(inv, r, t) for r, t in hot}
         cold_tags = [(r, t) for r, t, d in inv.tags[["repository", "tag", "digest"]].astype(str)
                      .itertuples(index=False)
-                     if d not in hot_digests and roles.loc[(r, d), "role"] in ("image", "index")
-                     and pd.isna(roles.loc[(r, d), "subject"])]
+                     if d not in hot_digests and (r, d) not in children
+                     and roles.loc[(r, d), "role"] in ("image", "index")
+                     and pd.isna(roles.loc[(r, d), "subject"])
+                     and not created.loc[(r, d)] >= start]
         assert cold.loc[days, "tags"] == len(cold_tags)
         assert cold.loc[days, "reclaimable_bytes"] == ri.reclaimable(inv, cold_tags)
         assert pd.isna(cold.loc[days, "unknown"])
     assert cold.loc[30, "reclaimable_bytes"] > cold.loc[90, "reclaimable_bytes"] > 0
     assert pd.isna(cold.loc[180, "images"])  # the records start 158 days before NOW
     assert "cover only since 2026-07-01" in cold.loc[180, "unknown"]
+
+
+def test_reginsights_own_reads_are_no_use(inv: ri.Inventory) -> None:
+    """A crawl GETs every manifest: were that use, every image would look pulled."""
+    pulls = records([("2026-12-01T00:00:00Z", "web/api", "v2", "GET", 200, "10.0.0.1")])
+    crawl = pulls.assign(user_agent=pd.Categorical(["reginsight/0.9.0"]))
+    crawl.attrs = pulls.attrs
+    assert row_of(ri.last_pulled(inv, pulls, now=NOW), "web/api", "v2")["pulls_30d"] == 1
+    own = row_of(ri.last_pulled(inv, crawl, now=NOW), "web/api", "v2")
+    assert pd.isna(own["last_pulled"]) and own["pulls_30d"] == 0
+    assert row_of(plan(inv, crawl), "web/api", "v2")["action"] == "delete"

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 import reginsight as ri
+from reginsight.analysis._pulls import unused_images
 from reginsight.present import _report
 from reginsight.present._plots import plot_pulls
 from reginsight.present._report import render_report, report_data
-from reginsight.present._usage import unused_images
 from reginsight.usage._frame import Span, from_frame
 from tests.test_report import _commands, _download, _words
 

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 STDIN = "-"
+#: the window the report's plan and figures use when --pulls comes without one
+DEFAULT_UNPULLED_FOR = "90d"
 
 
 def pulls_option(parser: argparse.ArgumentParser, *, rule: bool) -> None:

@@ -21,6 +21,7 @@ from ._options import (
     storage_options,
 )
 from ._output import EXIT_OK, UsageError, name, warn_errors
+from ._pulls import DEFAULT_UNPULLED_FOR, STDIN, pull_records, pulls_option, unpulled_rule
 from ._targets import inventory_of, target_kind
 
 
@@ -50,12 +51,19 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("target", metavar="TARGET", nargs="?")
     parser.add_argument("-o", "--output", default="report.html", help="default: report.html")
     policy_options(parser, what="what the report's \"cleanup would free\" estimates")
+    pulls_option(parser, rule=True)
     repositories_option(parser)
     crawl_options(parser)
     storage_options(parser)
     collector_option(parser)
     connection_options(parser)
     parser.set_defaults(run=run)
+
+
+def _one_source(sources: list[str] | None) -> str | None:
+    """The --pulls source the printed cleanup command repeats: the one given (several,
+    or standard input, which the command cannot read again: None, a placeholder)."""
+    return sources[0] if sources and len(sources) == 1 and sources[0] != STDIN else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
 
     rules = policy(args)
     chosen = repositories(args.repositories)
+    if args.pulls and not args.unpulled_for:
+        args.unpulled_for = DEFAULT_UNPULLED_FOR  # the report's plan: nothing pulled goes
+    unpulled = unpulled_rule(args)
+    pulls = pull_records(args)  # before a long crawl: a bad source is said at once
     crawled = args.target is not None and target_kind(args.target) == "registry"
     inv = inventory_of(args, args.target)  # a registry: only the chosen are crawled
     if chosen and not crawled and (missing := missing_repositories(inv, chosen)):
@@ -74,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         path = export_report(inv, args.output, collector=collector(args),
                              repositories=None if crawled else chosen,
                              registry_url=shown_url(args.target) if crawled else None,
-                             **rules)
+                             pulls=pulls, pulls_source=_one_source(args.pulls),
+                             **unpulled, **rules)
     except PlanError as exc:  # the policy flags, read by plan_cleanup
         raise UsageError(flag_words(exc)) from None
     what, tags = name(inv.label or inv.registry), len(inv.tags)

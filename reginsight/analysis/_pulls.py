@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: the window ``pulls_30d`` counts over
 RECENT = pd.Timedelta(days=30)
+#: reginsight's own User-Agent: its crawls read every manifest, which is no use
+OWN_AGENT = "reginsight/"
 LAST_PULLED_COLUMNS = ["repository", "tag", "digest", "last_pulled", "pulls_30d", "last_client",
                        "tag_last_pulled", "last_pushed"]
 
@@ -36,12 +38,28 @@ def utc_now(now: object = None) -> pd.Timestamp:
     return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
 
 
+def _own(pulls: pd.DataFrame) -> pd.Series:
+    """The reads reginsight made itself (a crawl GETs every manifest)."""
+    return (pulls["method"].isin(PULL_METHODS)
+            & pulls["user_agent"].astype("string").str.startswith(OWN_AGENT).fillna(False))
+
+
+def pull_uses(pulls: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``pulls`` that are uses of an image: manifest GETs and HEADs not
+    refused (a status under 400, or none: a notification is sent only for a request
+    served), reginsight's own reads left out."""
+    ok = ~(pulls["status"] >= 400).fillna(False)
+    return pulls[(pulls["kind"] == "manifest") & pulls["method"].isin(PULL_METHODS) & ok
+                 & ~_own(pulls)]
+
+
 def manifest_requests(inv: Inventory, pulls: pd.DataFrame) -> pd.DataFrame:
-    """The manifest requests of ``pulls`` that succeeded, each with the digest it
-    named: its own, else the digest its tag names in ``inv`` (dropped when the tag
-    is not there). Columns: time, repository, reference, digest (object), method,
-    client."""
-    rows = pulls[(pulls["kind"] == "manifest") & ~(pulls["status"] >= 400).fillna(False)]
+    """The manifest requests of ``pulls`` that succeeded (reginsight's own reads left
+    out), each with the digest it named: its own, else the digest its tag names in
+    ``inv`` (dropped when the tag is not there). Columns: time, repository, reference,
+    digest (object), method, client."""
+    rows = pulls[(pulls["kind"] == "manifest") & ~(pulls["status"] >= 400).fillna(False)
+                 & ~_own(pulls)]
     frame = pd.DataFrame({
         "time": rows["time"].to_numpy(),
         "repository": rows["repository"].astype(object).to_numpy(),
@@ -166,9 +184,8 @@ def last_pulled(inv: Inventory, pulls: pd.DataFrame, *, now: object = None) -> p
 
 
 def _tag_last(pulls: pd.DataFrame) -> pd.Series:
-    """The newest successful GET or HEAD per (repository, reference)."""
-    rows = pulls[(pulls["kind"] == "manifest") & pulls["method"].isin(PULL_METHODS)
-                 & ~(pulls["status"] >= 400).fillna(False)]
+    """The newest use per (repository, reference)."""
+    rows = pull_uses(pulls)
     return rows.groupby([rows["repository"].astype(object), rows["reference"].astype(object)]
                         )["time"].max()
 
@@ -177,50 +194,91 @@ def _tag_last(pulls: pd.DataFrame) -> pd.Series:
 COLD_WINDOWS = (30, 90, 180)
 
 
+def top_level_images(inv: Inventory) -> pd.DataFrame:
+    """The tagged images and indexes a cleanup decides on: not a referrer (a subject:
+    it goes with its image), not an index's platform image (it goes with its index).
+    One row per (repository, digest): repository, digest (object), tags (list of
+    str, sorted), rows (list of their ``inv.tags`` row numbers)."""
+    from .._artifacts import IMAGE_ROLES
+    from ._referrers import manifest_roles
+
+    tags = inv.tags
+    keys = pd.MultiIndex.from_arrays([tags["repository"].astype(object),
+                                      tags["digest"].astype(object)])
+    about = manifest_roles(inv).reindex(keys)
+    children = set(zip(inv.children["repository"].astype(str),
+                       inv.children["digest"].astype(str), strict=True))
+    image = (about["role"].isin(IMAGE_ROLES) & about["subject"].isna()).to_numpy() & np.array(
+        [(str(r), str(d)) not in children for r, d in keys], dtype=bool)
+    frame = pd.DataFrame({"repository": keys.get_level_values(0)[image],
+                          "digest": keys.get_level_values(1)[image],
+                          "tag": tags["tag"].astype(str).to_numpy()[image],
+                          "row": pd.RangeIndex(len(tags))[image]})
+    return frame.groupby(["repository", "digest"], sort=True).agg(
+        tags=("tag", sorted), rows=("row", list)).reset_index()
+
+
+def unused_images(inv: Inventory, pulls: pd.DataFrame, *, days: int, now: pd.Timestamp,
+                  use: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The :func:`top_level_images` nothing shows in use within ``days`` before ``now``:
+    no pull of it or of anything it reaches, and not pushed or created then (a new
+    image has had no time to be pulled), as ``plan_cleanup(unpulled_for=)`` decides.
+    Only meaningful where the records cover the window (``coverage_gap``).
+    ``use``: :func:`image_use` of ``inv`` and ``pulls``, when already worked out."""
+    from ._history import image_created
+
+    images = top_level_images(inv)
+    keys = pd.MultiIndex.from_frame(images[["repository", "digest"]])
+    found = (image_use(inv, pulls, now=now) if use is None else use).reindex(keys)
+    start = now - pd.Timedelta(days=days)
+    created = pd.Series(image_created(inv).reindex(keys).to_numpy(), dtype="datetime64[ns, UTC]")
+    used = ((found["last_pulled"] >= start).fillna(False).to_numpy()
+            | (found["last_pushed"] >= start).fillna(False).to_numpy()
+            | (created >= start).fillna(False).to_numpy())
+    return images[~used].reset_index(drop=True)
+
+
 def unpulled_bytes(inv: Inventory, pulls: pd.DataFrame, *,
                    days: tuple[int, ...] = COLD_WINDOWS, collector: str | None = None,
                    now: object = None) -> pd.DataFrame:
-    """Cold storage: per window, the images nobody pulled within it and their bytes.
+    """Cold storage: per window, the images nobody used within it and their bytes.
 
-    Images are the tagged images and indexes that are about no other manifest (a
-    signature or SBOM goes with its image); an image is cold when no GET or HEAD of
-    it, or of anything it reaches, falls in the window (see :func:`last_pulled`). A
-    window the records do not cover gets no figures: a missing record there means
-    unknown, not unused.
+    Images are the tagged images and indexes that are about no other manifest and
+    are no index's platform image (a signature goes with its image, a platform image
+    with its index). One is unused in a window when no GET or HEAD of it, or of
+    anything it reaches, falls in it (see :func:`last_pulled`) and it was neither
+    pushed nor created in it, as ``plan_cleanup(unpulled_for=)`` decides. A window
+    the records do not cover gets no figures: a missing record there means unknown,
+    not unused.
 
     Columns: days (int64), since (datetime64[ns, UTC]: the window's start before
-    ``now``), images (Int64: cold images, distinct digests), tags (Int64: their tags),
-    stored_bytes (Int64: the distinct layer and config blobs they reach, shared ones
-    included), reclaimable_bytes (Int64: what garbage collection frees once they are
-    deleted, :func:`reginsight.reclaimable`, with ``collector`` for a storage scan),
-    unknown (string: why the records do not cover the window; NA when they do).
+    ``now``, default the current time), images (Int64: unused images, distinct
+    digests), tags (Int64: their tags), stored_bytes (Int64: the distinct layer and
+    config blobs they reach, shared ones included), reclaimable_bytes (Int64: what
+    garbage collection frees once they are deleted, :func:`reginsight.reclaimable`,
+    with ``collector`` for a storage scan), unknown (string: why the records do not
+    cover the window; NA when they do).
     """
-    from .._artifacts import IMAGE_ROLES
+    from ..inventory._reach import Reach
     from ..usage._frame import coverage_gap
     from ._reclaim import reclaimable
-    from ._referrers import manifest_roles
-    from ._storage import tag_blobs
 
     when = utc_now(now)
-    used = last_pulled(inv, pulls, now=when)
-    tagged = used[used["tag"].notna()]
-    roles = manifest_roles(inv).reindex(pd.MultiIndex.from_arrays(
-        [tagged["repository"].astype(object), tagged["digest"].astype(object)]))
-    images = tagged[(roles["role"].isin(IMAGE_ROLES) & roles["subject"].isna()).to_numpy()]
-    blobs = tag_blobs(inv)
+    use = image_use(inv, pulls, now=when)  # once: the windows differ only in their start
     rows = []
     for window in days:
         start = when - pd.Timedelta(days=window)
         gap = coverage_gap(pulls, start, when)
         row: dict[str, object] = {"days": window, "since": start, "unknown": gap}
         if gap is None:
-            cold = images[~(images["last_pulled"] >= start).to_numpy()]
-            reached = blobs.merge(cold[["repository", "tag"]], on=["repository", "tag"])
-            row.update(images=cold[["repository", "digest"]].drop_duplicates().shape[0],
-                       tags=len(cold),
-                       stored_bytes=int(reached.drop_duplicates("digest")["size"].sum()),
-                       reclaimable_bytes=reclaimable(inv, cold, collector=collector)
-                       if len(cold) else 0)
+            cold = unused_images(inv, pulls, days=window, now=when, use=use)
+            tag_rows = np.array([r for rows_of in cold["rows"] for r in rows_of], dtype=np.int64)
+            tags = inv.tags.iloc[tag_rows][["repository", "tag"]].astype(str)
+            row.update(images=len(cold), tags=len(tags),
+                       stored_bytes=Reach.of(inv).reached(tag_rows).stored_bytes
+                       if len(tag_rows) else 0,
+                       reclaimable_bytes=reclaimable(inv, tags, collector=collector)
+                       if len(tags) else 0)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["days", "since", "images", "tags", "stored_bytes",
                                         "reclaimable_bytes", "unknown"])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from ..inventory._inventory import Inventory
+    from ._inventory import Inventory
 
 #: how far back the sample log goes, and where it rotates (older lines: the .gz)
 SPAN = pd.Timedelta(days=200)
@@ -35,7 +35,7 @@ def sample_access_log(directory: str | os.PathLike[str], *, now: object = None) 
     HEAD every 6 hours, the one before it pulled until 60 days ago, the third once
     150 days ago, older ones never; plus registry health checks. The times end at
     ``now`` (default: the current time), so the log is always recent."""
-    from ..inventory._sample import sample
+    from ._sample import sample
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)

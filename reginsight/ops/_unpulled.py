@@ -75,6 +75,15 @@ def unpulled_rule(inv: Inventory, pulls: pd.DataFrame | None,
                         "to call unused")
     records = pulls if "coverage" in pulls.attrs else from_frame(pulls)
     start = now - pd.Timedelta(window)
-    label = unpulled_for if isinstance(unpulled_for, str) else f"{window.days}d"
+    label = unpulled_for.strip() if isinstance(unpulled_for, str) else _spoken(window)
     return UnpulledRule(image_use(inv, records, now=now), label, start,
                         coverage_gap(records, start, now))
+
+
+def _spoken(window: dt.timedelta) -> str:
+    """A timedelta as the flags write ages: 90d, 12h, 30m, else seconds."""
+    seconds = window.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size:.0f}{unit}"
+    return f"{seconds:g}s"

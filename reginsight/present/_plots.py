@@ -308,11 +308,11 @@ def plot_pulls(pulls: pd.DataFrame, ax: Axes | None = None) -> Axes:
     known, not nothing pulled."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
+    from ..analysis._pulls import pull_uses
     from ..usage._frame import PULL_METHODS, covered
-    from ._usage import manifest_pulls
 
     ax = _axes(ax, (8, 3.5))
-    used = manifest_pulls(pulls)
+    used = pull_uses(pulls)
     parts = [(start.tz_convert(None), end.tz_convert(None))
              for start, end in covered(pulls.attrs.get("coverage", []))]
     times = used["time"].dt.tz_convert(None)

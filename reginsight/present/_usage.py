@@ -16,16 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._artifacts import IMAGE_ROLES
 from .._errors import CollectorsDiffer
 from .._policy import age_limit
 from .._units import count, format_bytes
-from ..analysis._history import image_created
-from ..analysis._pulls import image_use
+from ..analysis._pulls import image_use, pull_uses, unused_images
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
-from ..usage._frame import PULL_METHODS, RECORD_GAP, coverage_gap, covered, from_frame
+from ..usage._frame import RECORD_GAP, coverage_gap, covered, from_frame
 from ._sections import column, redacted
 
 if TYPE_CHECKING:
@@ -59,55 +57,9 @@ def records_end(pulls: pd.DataFrame) -> pd.Timestamp | None:
     return max(ends) if ends else None
 
 
-def manifest_pulls(pulls: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``pulls`` that are uses: manifest GETs and HEADs not refused (a
-    status under 400, or none: a notification is sent only for a request served)."""
-    ok = ~(pulls["status"] >= 400).fillna(False)
-    return pulls[(pulls["kind"] == "manifest") & pulls["method"].isin(PULL_METHODS) & ok]
-
-
-def top_level_images(inv: Inventory) -> pd.DataFrame:
-    """The tagged images and indexes a cleanup decides on: not a referrer (a subject),
-    not an index's platform image (it goes with its index). One row per (repository,
-    digest): repository, digest (object), tags (``"a, b"``), rows (list of their
-    ``inv.tags`` row numbers)."""
-    tags = inv.tags
-    keys = pd.MultiIndex.from_arrays([tags["repository"].astype(object),
-                                      tags["digest"].astype(object)])
-    about = manifest_roles(inv).reindex(keys)
-    children = set(zip(inv.children["repository"].astype(str),
-                       inv.children["digest"].astype(str), strict=True))
-    image = (about["role"].isin(IMAGE_ROLES) & about["subject"].isna()).to_numpy() & np.array(
-        [(str(r), str(d)) not in children for r, d in keys], dtype=bool)
-    frame = pd.DataFrame({"repository": keys.get_level_values(0)[image],
-                          "digest": keys.get_level_values(1)[image],
-                          "tag": tags["tag"].astype(str).to_numpy()[image],
-                          "row": pd.RangeIndex(len(tags))[image]})
-    return frame.groupby(["repository", "digest"], sort=True).agg(
-        tags=("tag", lambda t: _names(sorted(t))), rows=("row", list)).reset_index()
-
-
 def _names(tags: list[str]) -> str:
     more = f" and {len(tags) - MOST_TAGS} more" if len(tags) > MOST_TAGS else ""
     return ", ".join(tags[:MOST_TAGS]) + more
-
-
-def unused_images(inv: Inventory, pulls: pd.DataFrame, *, days: int, now: pd.Timestamp,
-                  use: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The :func:`top_level_images` nothing shows in use within ``days`` before ``now``:
-    no pull of it or of anything it reaches, and not pushed or created then (a new
-    image has had no time to be pulled), as ``plan_cleanup(unpulled_for=)`` decides.
-    Only meaningful where the records cover the window (:func:`coverage_gap`).
-    ``use``: ``image_use(inv, pulls)``, when already worked out."""
-    images = top_level_images(inv)
-    keys = pd.MultiIndex.from_frame(images[["repository", "digest"]])
-    found = (image_use(inv, pulls, now=now) if use is None else use).reindex(keys)
-    start = now - pd.Timedelta(days=days)
-    created = pd.Series(image_created(inv).reindex(keys).to_numpy(), dtype="datetime64[ns, UTC]")
-    used = ((found["last_pulled"] >= start).fillna(False).to_numpy()
-            | (found["last_pushed"] >= start).fillna(False).to_numpy()
-            | (created >= start).fillna(False).to_numpy())
-    return images[~used].reset_index(drop=True)
 
 
 def _freed(inv: Inventory, tags: pd.DataFrame, collector: str | None) -> tuple[int, str]:
@@ -224,7 +176,7 @@ def records_line(pulls: pd.DataFrame) -> str:
     parts = covered(spans)
     times = " and ".join(f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}"
                          for first, last in parts)
-    used = manifest_pulls(pulls)
+    used = pull_uses(pulls)
     skipped = sum(pulls.attrs.get("skipped", {}).values())
     if not sources:
         return ("Pull records: none cover any time, so nothing is known of what is used"
