@@ -405,6 +405,30 @@ def test_a_part_that_cannot_be_read_is_named_and_the_listener_keeps_serving(
     assert len(read_store(folder)) == 2
 
 
+def test_a_failed_fsync_refuses_the_batch_and_the_journal_starts_a_new_segment(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.fsync
+    failures = []
+
+    def fsync(fd: int) -> None:
+        if not failures:
+            failures.append(fd)
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    assert running.post(envelope(event())).status_code == 204     # a segment exists
+    monkeypatch.setattr(os, "fsync", fsync)
+    lost = event()
+    assert running.post(envelope(lost)).status_code == 503         # the registry resends
+    assert failures
+    assert running.post(envelope(lost)).status_code == 204
+    assert running.post(envelope(event())).status_code == 204
+    assert len(list((running.store.root / JOURNAL).glob("*.jsonl"))) == 2
+    assert any("503 the events could not be stored" in line for line in running.lines)
+    running.stop()
+    assert len(read_store(running.store.root)) == 3
+
+
 def test_a_second_listener_on_the_same_store_is_refused(tmp_path: Path) -> None:
     store = open_store(tmp_path / "events")
     try:

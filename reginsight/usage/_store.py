@@ -18,6 +18,7 @@ the crash came before the answer): reading and compaction take each event id onc
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -48,7 +49,7 @@ JOURNAL, PARTS, SESSIONS, LOCK = "journal", "parts", "sessions", "lock"
 SEGMENT_EVENTS = 100_000
 SEGMENT_BYTES = 32 * 2 ** 20
 #: journal lines converted at a time when compacting or reading
-BATCH_LINES = 16_384
+BATCH_LINES = 4096
 #: the columns read_store needs of the stored events
 _PULL_FIELDS = ["id", "time", "action", "repository", "tag", "digest", "kind", "method",
                 "client", "user_agent", "user"]
@@ -162,6 +163,7 @@ class EventStore:
         self._sequence = 0
         self._events = self._bytes = 0          # in the open segment
         self._written = self._synced = 0        # batches written / known on disk
+        self._failed = 0                        # batches up to this one: not on disk
         self.started = now_text()
         self.stored = 0
         self._write_session(stopped=None)
@@ -186,10 +188,24 @@ class EventStore:
             self.stored += len(records)
             full = self._events >= self._segment_events or self._bytes >= self._segment_bytes
         with self._sync_lock:
+            if mine <= self._failed:
+                raise OSError(errno.EIO, "an fsync of the journal failed")
             if self._synced < mine:
                 with self._write_lock:
                     fd, upto = self._fd, self._written
-                os.fsync(fd)
+                try:
+                    os.fsync(fd)
+                except OSError:
+                    # after a failed fsync Linux may mark the pages clean: a later fsync
+                    # would succeed with the data lost. Every batch written so far is
+                    # refused (the registry resends it) and a new segment begins.
+                    with self._write_lock:
+                        self._failed = self._written
+                        with contextlib.suppress(OSError):
+                            os.close(self._fd)
+                        self._closed.append(self._segment)
+                        self._fd, self._segment = None, None
+                    raise
                 self._synced = max(self._synced, upto)
             if full:
                 return self._close_segment_if_full()
