@@ -70,45 +70,61 @@ def _digest(rng: random.Random) -> str:
     return f"sha256:{rng.getrandbits(256):064x}"
 
 
-def _requests(rng: random.Random, count: int):
-    """(method, uri, status, client, agent, vars) of ``count`` requests in the mix."""
-    repositories = [f"team{i % 40:02d}/service-{i:04d}" for i in range(300)]
-    images = {repo: {"tag": f"v1.{rng.randrange(40)}.{rng.randrange(10)}",
-                     "index": _digest(rng), "child": _digest(rng), "config": _digest(rng),
-                     "layers": [_digest(rng) for _ in range(5)]} for repo in repositories}
-    clients = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-               for _ in range(200)]
-    made = 0
-    while made < count:
-        roll = rng.random()
-        repo = rng.choice(repositories)
-        image = images[repo]
-        client, agent = rng.choice(clients), rng.choice(_AGENTS)
-        base = f"/v2/{repo}"
-        if roll < 0.14:  # an image pulled: 7 requests on average
-            batch = [("HEAD", f"{base}/manifests/{image['tag']}", 200),
-                     ("GET", f"{base}/manifests/{image['index']}", 200),
-                     ("GET", f"{base}/manifests/{image['child']}", 200),
-                     ("GET", f"{base}/blobs/{image['config']}", 200)]
-            batch += [("GET", f"{base}/blobs/{layer}", 200)
-                      for layer in rng.sample(image["layers"], rng.randrange(4))]
-        elif roll < 0.73:  # a node checks its tag
-            batch = [("HEAD", f"{base}/manifests/{image['tag']}", 200)]
-        elif roll < 0.89:
-            batch = [("GET", "/v2/", 200)]
-            client, agent = "10.0.0.1", "kube-probe/1.31"
-        elif roll < 0.95:
-            batch = [("GET", f"{base}/manifests/v0.{rng.randrange(99)}", 404)]
-        else:  # a push: two blobs, then the manifest
-            upload = f"{base}/blobs/uploads/{rng.getrandbits(128):032x}"
-            batch = [("HEAD", f"{base}/blobs/{image['layers'][0]}", 404),
-                     ("POST", f"{base}/blobs/uploads/", 202),
-                     ("PUT", f"{upload}?_state=x{rng.getrandbits(200):050x}&digest="
-                             f"sha256%3A{rng.getrandbits(256):064x}", 201),
-                     ("PUT", f"{base}/manifests/{image['tag']}", 201)]
-        for method, uri, status in batch:
-            yield method, uri, status, client, agent, repo
-        made += len(batch)
+class _Registry:
+    """What the generated registry holds and who pulls from it: 300 repositories, each
+    one current image (an index, one platform's manifest, a config, 3 base layers and 2
+    of its own), 200 clients; a push makes a repository's next version."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.repositories = [f"team{i % 40:02d}/service-{i:04d}" for i in range(300)]
+        self.base = [_digest(rng) for _ in range(3)]
+        self.images = {repo: self._version(0) for repo in self.repositories}
+        self.clients = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+                        for _ in range(200)]
+
+    def _version(self, number: int) -> dict:
+        rng = self.rng
+        return {"number": number, "tag": f"v1.{number}.{rng.randrange(10)}",
+                "index": _digest(rng), "child": _digest(rng), "config": _digest(rng),
+                "layers": [*self.base, _digest(rng), _digest(rng)]}
+
+    def requests(self, count: int):
+        """(method, uri, status, client, agent, repository) of ``count`` requests in the
+        mix."""
+        rng = self.rng
+        made = 0
+        while made < count:
+            roll = rng.random()
+            repo = rng.choice(self.repositories)
+            image = self.images[repo]
+            client, agent = rng.choice(self.clients), rng.choice(_AGENTS)
+            base = f"/v2/{repo}"
+            if roll < 0.14:  # an image pulled: 7 requests on average
+                batch = [("HEAD", f"{base}/manifests/{image['tag']}", 200),
+                         ("GET", f"{base}/manifests/{image['index']}", 200),
+                         ("GET", f"{base}/manifests/{image['child']}", 200),
+                         ("GET", f"{base}/blobs/{image['config']}", 200)]
+                batch += [("GET", f"{base}/blobs/{layer}", 200)
+                          for layer in rng.sample(image["layers"], rng.randrange(4))]
+            elif roll < 0.73:  # a node checks its tag
+                batch = [("HEAD", f"{base}/manifests/{image['tag']}", 200)]
+            elif roll < 0.89:
+                batch = [("GET", "/v2/", 200)]
+                client, agent = "10.0.0.1", "kube-probe/1.31"
+            elif roll < 0.95:
+                batch = [("GET", f"{base}/manifests/v0.{rng.randrange(99)}", 404)]
+            else:  # a push of the next version: two blobs, then the manifest
+                image = self.images[repo] = self._version(image["number"] + 1)
+                upload = f"{base}/blobs/uploads/{rng.getrandbits(128):032x}"
+                batch = [("HEAD", f"{base}/blobs/{image['layers'][-1]}", 404),
+                         ("POST", f"{base}/blobs/uploads/", 202),
+                         ("PUT", f"{upload}?_state=x{rng.getrandbits(200):050x}&digest="
+                                 f"sha256%3A{image['layers'][-1][7:]}", 201),
+                         ("PUT", f"{base}/manifests/{image['tag']}", 201)]
+            for method, uri, status in batch:
+                yield method, uri, status, client, agent, repo
+            made += len(batch)
 
 
 def write_log(path: Path, *, formatter: str, size: int, seed: int = 28) -> int:
@@ -116,13 +132,14 @@ def write_log(path: Path, *, formatter: str, size: int, seed: int = 28) -> int:
     its number of lines."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not a secret
     clock = _Clock(rng)
+    registry = _Registry(rng)
     instance = "4e9b7a0c-5c1e-4e43-9d4c-2b7f3f0f6d11"
     lines = written = 0
     with path.open("w", encoding="utf-8") as out:
         out.write(_logrus(formatter, clock.tick()[0], "listening on [::]:5000", instance))
         while written < size:
             batch = []
-            for method, uri, status, client, agent, repo in _requests(rng, 1000):
+            for method, uri, status, client, agent, repo in registry.requests(1000):
                 end, second, took = clock.tick()
                 port = rng.randrange(30000, 61000)
                 size_out = 0 if method in ("HEAD", "PUT", "POST") else rng.randrange(500, 9000)
@@ -192,7 +209,7 @@ def floor(path: Path) -> int:
     with path.open(encoding="utf-8") as lines:
         for line in lines:
             count += 1
-            try:
+            try:  # noqa: SIM105 - the floor: contextlib.suppress would cost more than it
                 json.loads(line)
             except ValueError:
                 pass

@@ -24,7 +24,7 @@ import pytest
 import reginsight as ri
 from reginsight.usage import _logs
 from reginsight.usage._events import parse_envelope
-from reginsight.usage._frame import PULL_COLUMNS
+from reginsight.usage._frame import PULL_COLUMNS, pull_frame
 from reginsight.usage._store import open_store
 
 DATA = Path(__file__).parent / "data" / "pulls"
@@ -587,15 +587,21 @@ def test_every_text_formatter_escape_is_read() -> None:
         200, "x http.response.status=500")
 
 
-def test_chunks_make_the_same_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunks_make_the_same_frame_as_pull_frame(monkeypatch: pytest.MonkeyPatch) -> None:
     lines = [line for name in CAPTURES for line in lines_of(name)]
-    lines += [authenticated for authenticated in (
-        request()[0].replace('{"http.', '{"auth.user.name":"ci","http.', 1),)]
+    lines.append(request()[0].replace('{"http.', '{"auth.user.name":"ci","http.', 1))
     whole_frame = ri.read_pulls(iter(lines))
     monkeypatch.setattr(_logs, "CHUNK_ROWS", 3)
     chunked = ri.read_pulls(iter(lines))
     assert whole(chunked).equals(whole(whole_frame))
     assert len(chunked) == 29
+    # the frame is made without pull_frame (no Python object a row): the same all the same
+    rows = {c: [None if pd.isna(v) else v for v in whole_frame[c].astype(object)]
+            for c in PULL_COLUMNS}
+    rows["time"] = [t.isoformat() for t in whole_frame["time"]]
+    made = _logs.uniform(pull_frame(rows))
+    assert made.dtypes.equals(whole_frame.dtypes)
+    assert made.equals(whole_frame)
 
 
 def test_sample_access_log_reads_as_its_requests(tmp_path: Path) -> None:

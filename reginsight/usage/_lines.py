@@ -418,7 +418,7 @@ def _target(method: str, uri: str) -> tuple[str, str, str, str | None] | Skip | 
     return target
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def _route(uri: str) -> tuple[str, str, str, str | None] | Skip | None:
     # remembered: the same images are asked for by every node
     if not uri.startswith("/v2/"):
