@@ -145,8 +145,8 @@ def parse_line(line: str) -> Parsed:
     if first == "[":
         prefix = _KUBECTL_PREFIX.match(line)
         return _timed(line[prefix.end():]) if prefix else MALFORMED
-    if first.isdigit():
-        return _timed(line)
+    if first.isdigit():  # a wrapper's time, or an access line's IPv4 or IPv6 client
+        return _timed(line) if line[4:5] == "-" else _combined(line)
     if first == "-":
         # journalctl's "-- Logs begin at ... --", "-- Boot <id> --", "-- No entries --"
         return BLANK if line.startswith("-- ") and line.endswith(" --") else MALFORMED
@@ -191,7 +191,7 @@ def piece_of(line: str) -> Piece | None:
 def _timed(line: str) -> Parsed:
     """A line that may start with a wrapper's time: kubectl --timestamps, CRI, journalctl
     -o short-iso; else a combined access-log line (its client an IPv4 or IPv6 address)."""
-    stamp = _WRAPPER_TIME.match(line) if line[4:5] == "-" else None  # IPs have no "-"
+    stamp = _WRAPPER_TIME.match(line)
     if stamp is None:
         return parse_message(line)
     rest = line[stamp.end():]
@@ -418,7 +418,7 @@ def _target(method: str, uri: str) -> tuple[str, str, str, str | None] | Skip | 
     return target
 
 
-@lru_cache(maxsize=1 << 13)
+@lru_cache(maxsize=1 << 14)
 def _route(uri: str) -> tuple[str, str, str, str | None] | Skip | None:
     # remembered: the same images are asked for by every node
     if not uri.startswith("/v2/"):
