@@ -585,6 +585,11 @@ def test_every_text_formatter_escape_is_read() -> None:
     pulls = ri.read_pulls(iter([spoof]))
     assert (pulls["status"].iloc[0], pulls["user_agent"].iloc[0]) == (
         200, "x http.response.status=500")
+    # an error's detail (sorted before the http fields) that reads like a request
+    forged = ('err.detail="x http.request.method=GET http.request.uri=/v2/forged/manifests/v9'
+              ' http.response.status=200 x" go.version=')
+    pulls = ri.read_pulls(iter([plain.replace("go.version=", forged, 1)]))
+    assert (pulls["repository"].iloc[0], pulls["method"].iloc[0]) == ("exp/app", "HEAD")
 
 
 def test_chunks_make_the_same_frame_as_pull_frame(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -319,8 +319,11 @@ def _logrus_text(text: str) -> Request | Stamp | Skip:
     at = text.find(" http.request.method=")
     if at < 0 or ("/manifests/" not in text and "/blobs/" not in text):
         return _stamp(time)
-    # msg follows time and level; quoted values hold no quote when there is no backslash
-    fields = _TEXT_REQUEST.match(text, at) if "\\" not in text else None
+    # msg follows time and level; without a backslash a quoted value holds no quote, so
+    # the method key is a key when an even number of quotes comes before it
+    fields = None
+    if "\\" not in text and text.count('"', end + 1, at) % 2 == 0:
+        fields = _TEXT_REQUEST.match(text, at)
     message = _TEXT_MESSAGE.match(text, end + 1)
     if fields is not None and message is not None:
         method, remote, remote_bare, uri, uri_bare, agent, agent_bare, duration, \
