@@ -216,7 +216,7 @@ class _Rows:
         self.source = source
         self.targets: dict[tuple, int] = {}
         self.callers: dict[tuple, int] = {}
-        self.parts: list[tuple[np.ndarray, array, array, array]] = []
+        self.parts: list[list] = []  # [times (ns), status, image codes, caller codes]
         self._start()
 
     def _start(self) -> None:
@@ -242,36 +242,43 @@ class _Rows:
 
     def _pack(self) -> None:
         nanoseconds = pd.to_datetime(self.times, utc=True, format="ISO8601").as_unit("ns").asi8
-        self.parts.append((nanoseconds, self.status, self.target_codes, self.caller_codes))
+        self.parts.append([nanoseconds, self.status, self.target_codes, self.caller_codes])
         self._start()
 
     def frame(self) -> pd.DataFrame:
         """All the rows, sorted by time (stable): the pull frame's columns and dtypes
-        (:func:`._frame.pull_frame`'s), made without a Python object a row."""
+        (:func:`._frame.pull_frame`'s), made without a Python object a row, a column at a
+        time (each part freed once joined: the peak stays near the frame's size)."""
         if self.times:
             self._pack()
         if not self.parts:
             return uniform(empty_pulls())
         parts, self.parts = self.parts, []
-        times = np.concatenate([part[0] for part in parts])
+
+        def joined(index: int, dtype: type) -> np.ndarray:
+            column = np.concatenate([np.frombuffer(part[index], dtype=dtype) for part in parts])
+            for part in parts:
+                part[index] = None
+            return column
+
+        times = joined(0, np.int64)
         order = np.argsort(times, kind="stable")
-        packed = [np.concatenate([np.frombuffer(part[i], dtype=dtype) for part in parts])[order]
-                  for i, dtype in ((1, np.int16), (2, np.int32), (3, np.int32))]
-        del parts
         columns: dict[str, object] = {
             "time": pd.DatetimeIndex(times[order].view("datetime64[ns]")).tz_localize("UTC"),
-            "status": pd.array(packed[0], dtype="Int16"),
+            "status": pd.array(joined(1, np.int16)[order], dtype="Int16"),
             "source": pd.Categorical.from_codes(np.zeros(len(order), dtype=np.int8),
                                                 categories=pd.Index([self.source], dtype=str)),
         }
-        for names, combos, codes in ((_TARGET, self.targets, packed[1]),
-                                     (_CALLER, self.callers, packed[2])):
+        del times
+        for index, names, combos in ((2, _TARGET, self.targets), (3, _CALLER, self.callers)):
+            codes = joined(index, np.int32)[order]
             for name, values in zip(names, zip(*combos, strict=True), strict=True):
                 value_codes, categories = pd.factorize(np.array(values, dtype=object),
                                                        sort=True)  # as pull_frame's
                 narrow = value_codes.astype(np.min_scalar_type(-len(categories) - 1))
                 columns[name] = pd.Categorical.from_codes(
                     narrow[codes], categories=pd.Index(categories, dtype=str))
+            combos.clear()
         return pd.DataFrame({column: columns[column] for column in PULL_COLUMNS})
 
 
