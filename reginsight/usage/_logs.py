@@ -208,7 +208,7 @@ _CONTINUED = object()  # a piece taken into a split line: nothing to record yet
 class _Rows:
     """A stream's rows, kept compact as they come: each coded by two lookups (its image:
     repository, reference, digest, kind; its caller: method, client, user agent, user),
-    the codes and times packed into arrays every :data:`CHUNK_ROWS` rows (19 bytes a
+    the codes and times packed into arrays every :data:`CHUNK_ROWS` rows (18 bytes a
     row), the frame made once at the end. A log names the same images and callers over
     and over: a code per distinct one is all they cost."""
 
