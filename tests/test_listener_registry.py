@@ -206,6 +206,8 @@ def test_every_pull_is_stored_with_its_time_repository_digest_and_method(
         server.stop()
     expected, by_id = reads_in_log(log)
     assert stored_reads(listener.folder) == expected
+    # as docs/listener.md warns: both versions log the endpoint's headers, secret and all
+    assert f"Authorization:[Bearer {SECRET}]" in log.read_text()
     # what was pulled, as the log says: by tag, by digest, the index and both children,
     # their blobs; the HEAD by tag
     assert expected[("GET", repository, "manifest", "v1")] >= 1
@@ -299,6 +301,9 @@ def test_a_registry_with_the_wrong_secret_is_refused_and_nothing_is_stored(
                f"docker://{server.url.split('://')[1]}/team/app:v1")
         wait_until(lambda: "401 wrong or missing secret" in listener.output(),
                    "the listener refusing the registry's first post")
+        # and the registry posting it again and again (counted at the heartbeat)
+        wait_until(lambda: "x 401 wrong or missing secret" in listener.output(),
+                   "the registry retrying the refused post")
         # nor does anyone without the secret get in
         envelope = json.dumps({"events": []}).encode()
         for headers in ({}, {"Authorization": "Bearer wrong"},
@@ -388,6 +393,8 @@ class AnswerLosingRelay:
     def __init__(self, upstream: str, every: int = 3) -> None:
         self.upstream, self.every = upstream, every
         self.posts = self.lost = 0
+        self.sizes: Counter = Counter()          # events per post
+        self.media_types: Counter = Counter()
         self._lock = threading.Lock()
         relay = self
 
@@ -403,6 +410,8 @@ class AnswerLosingRelay:
                     k: v for k, v in self.headers.items()
                     if k.lower() in ("authorization", "content-type")})
                 with relay._lock:
+                    relay.sizes[len(json.loads(body)["events"])] += 1
+                    relay.media_types[self.headers["Content-Type"]] += 1
                     relay.posts += 1
                     drop = answer.status_code == 204 and relay.posts % relay.every == 0
                     relay.lost += drop
@@ -453,6 +462,10 @@ def test_a_batch_stored_but_not_acknowledged_is_resent_and_read_once(
         relay.close()
     expected, _ = reads_in_log(log)
     assert relay.lost >= 5
+    # what docs/listener.md says of both versions: one event a post, its media type
+    assert set(relay.sizes) == {1}
+    assert set(relay.media_types) == {
+        f"application/vnd.docker.distribution.events.v{1 if version == '2.8' else 2}+json"}
     written = journal_lines(listener.folder)
     ids = Counter(record["id"] for record in written)
     assert sum(1 for n in ids.values() if n > 1) == relay.lost   # each lost answer: twice
