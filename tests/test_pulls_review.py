@@ -99,6 +99,26 @@ def test_an_untagged_index_kept_for_its_pull_keeps_every_child(tmp_path: Path, v
         + plan.loc[plan["digest"] == arm64.digest, "reason"].tolist()[0])
 
 
+def test_short_records_make_an_untagged_image_unknown_not_unused(tmp_path: Path) -> None:
+    """MEDIUM. With ``untagged=True, pulls=, unpulled_for="90d"`` an untagged image
+    pulled by digest within the window is kept ("someone pins it"), but when the
+    records cover only the last 10 days, one pinned and pulled a month ago is deleted
+    as "untagged": the rule's "no record is unknown, not unused" is applied to tags and
+    not to the untagged manifests the same pull records decide on."""
+    server = registry_of("3.0", tmp_path).start()
+    try:
+        push = Pusher(server.url)
+        pinned = push.image("rv/app", None, oci=True, created=OLD)
+        push.image("rv/app", "v1", oci=True, created=OLD)
+        push.close()
+    finally:
+        server.stop()
+    inv = ri.scan_storage(server.storage, progress=False)
+    pulls = pull_records([], since=NOW - pd.Timedelta(days=10))
+    plan = ri.plan_cleanup(inv, untagged=True, pulls=pulls, unpulled_for="90d", now=NOW)
+    assert deleted(plan) == set(), plan.set_index("digest").loc[pinned.digest, "reason"]
+
+
 def test_an_untagged_image_pulled_by_digest_keeps_its_referrers(tmp_path: Path) -> None:
     """Guarantee (holds): an untagged image pulled by digest within the window is kept,
     and so are its signature and its SBOM (no tag reaches the SBOM)."""
@@ -362,6 +382,24 @@ def test_the_same_log_given_twice_counts_each_request_once(tmp_path: Path) -> No
     assert len(ri.read_pulls(log.parent)) == 5
 
 
+def test_a_request_in_both_the_log_and_the_listener_counts_once(tmp_path: Path) -> None:
+    """MEDIUM. A user who has the listener's folder for recent weeks and the registry's
+    log for longer passes both (``--pulls DIR --pulls registry.log``): every request
+    in both is two rows. The event's ``request.id`` is the log line's
+    ``http.request.id`` (docs/listener.md says so), so they can be told apart."""
+    line = _request_lines(1)[0]
+    request_id = json.loads(line)["http.request.id"]
+    log = tmp_path / "registry.log"
+    log.write_text(line + "\n")
+    event = _event(tag="v1", time="2026-12-06T10:00:00.001Z")
+    event["request"].update(id=request_id, addr="10.0.0.0:4000")
+    store = open_store(tmp_path / "events")
+    store.append(parse_envelope(_envelope(event), received=_store.now_text()))
+    store.close()
+    assert len(ri.read_pulls(log)) == len(ri.read_pulls(tmp_path / "events")) == 1
+    assert len(ri.read_pulls([log, tmp_path / "events"])) == 1
+
+
 def test_two_requests_alike_a_second_apart_with_their_lines_swapped_count_twice() -> None:
     """LOW (counted twice, never lost). Two identical HEADs (same tag, same containerd
     User-Agent: any rollout) a second apart; stderr runs one line ahead of stdout, as
@@ -404,6 +442,32 @@ def test_a_store_read_while_it_compacts_has_every_acknowledged_event_once(
     store.close()
     assert not list((folder / "journal").iterdir())
     assert len(read_store(folder)) == len(ids)
+
+
+def test_a_large_batch_with_unknown_actions_is_stored_whole_and_read_once(
+        tmp_path: Path) -> None:
+    """Guarantee (holds): one post of 3000 events, some of actions a registry may add
+    later ("frobnicate") or that are no pull (delete, mount), is acknowledged once
+    stored; every event is kept, the pulls become rows, posting it again (an answer
+    lost) adds nothing."""
+    listener = Listener(open_store(tmp_path / "events"), ListenerOptions(
+        host="127.0.0.1", port=0, secret=Secret(SECRET)), log=lambda line: None)
+    thread = _serve(listener)
+    events = [_event(tag=None if n % 2 else "v1") for n in range(3000)]
+    for n, action in ((0, "frobnicate"), (1, "delete"), (2, "mount")):
+        events[n]["action"] = action
+    body = _envelope(*events)
+    assert len(body) < 4 * 2 ** 20
+    headers = {"Authorization": f"Bearer {SECRET}", "Content-Type": V1}
+    try:
+        for _ in range(2):
+            assert httpx.post(listener.url, content=body, headers=headers).status_code == 204
+    finally:
+        listener.stop()
+        thread.join(timeout=60)
+    assert len(read_events(tmp_path / "events")) == 3000
+    pulls = ri.read_pulls(tmp_path / "events")
+    assert len(pulls) == 2997 and set(pulls["method"]) == {"GET"}
 
 
 # --------------------------------------------------------------------------------------
@@ -522,6 +586,22 @@ def test_a_bad_window_is_named_as_given() -> None:
         ri.plan_cleanup(ri.sample(), pulls=pulls, unpulled_for="90", now=NOW)
 
 
+def test_a_pull_source_with_credentials_is_not_echoed(capsys: pytest.CaptureFixture) -> None:
+    """LOW. ``--pulls s3://KEY:SECRET@bucket/logs`` (the report takes fsspec URLs for a
+    storage root, so users try the same here) fails as "no such file or folder" with
+    the secret in the message, in the library and on the command line; TARGET's
+    messages go through redact_text, --pulls's do not."""
+    from reginsight._cli import main
+
+    source = "s3://AKIDEXAMPLE:hunter2-secret@bucket/registry-logs"
+    with pytest.raises(ri.PullRecordsInvalid) as raised:
+        ri.read_pulls(source)
+    assert "hunter2" not in str(raised.value)
+    code = main(["cleanup", "http://127.0.0.1:9", "--unpulled-for", "90d", "--pulls", source])
+    assert code != 0
+    assert "hunter2" not in capsys.readouterr().err
+
+
 def test_windows_clocks_and_zones_agree() -> None:
     """Guarantee (holds): a window as text or timedelta, ``now`` naive (UTC) or aware,
     and the same instant written with another offset (+0200 on an access line) decide
@@ -540,6 +620,9 @@ def test_windows_clocks_and_zones_agree() -> None:
            'HTTP/1.1" 200 0 "" "containerd/2"']
     shifted = [utc[0].replace("10:00:00 +0000", "12:00:00 +0200")]
     assert ri.read_pulls(iter(utc))["time"].equals(ri.read_pulls(iter(shifted))["time"])
+    naive = pd.DataFrame({"time": [pd.Timestamp("2026-12-06 10:00:00")], "repository": ["a"],
+                          "reference": ["v1"], "method": ["get"], "kind": ["manifest"]})
+    assert ri.read_pulls(naive)["time"].iloc[0] == pd.Timestamp("2026-12-06T10:00:00Z")
 
 
 def test_a_window_given_as_a_timedelta_is_written_as_the_flags_write_it() -> None:
