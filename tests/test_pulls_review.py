@@ -515,6 +515,40 @@ def test_garbage_binary_and_a_cut_gzip_are_skipped_and_delete_nothing(tmp_path: 
     assert len(crlf) == 3 and list(crlf["reference"]) == ["v1"] * 3
 
 
+def test_compacting_a_small_segment_holds_no_set_of_every_stored_id(tmp_path: Path) -> None:
+    """MEDIUM. Compaction leaves out events already in a part by loading, into a Python
+    set, the id of every stored event between the segment's first and last time. After
+    a day's downtime the registry resends its queue: the next segment starts a day
+    back, and compacting even 2 events loads a day of ids, ~140 MiB a million (a
+    registry sending blob events makes that many from 100,000 pulls a day). Measured
+    in a child process: Python's peak (tracemalloc) plus pyarrow's pool peak."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "events"
+    open_store(root).close()
+    count = 1_000_000
+    columns = {c: pa.nulls(count, pa.string()) for c in _store.EVENT_COLUMNS}
+    columns["id"] = pa.array([f"{n:032x}" for n in range(count)])
+    stamps = pd.date_range("2026-12-05", "2026-12-06", periods=count, tz="UTC").as_unit("ns")
+    columns["time"] = columns["received"] = pa.array(stamps, pa.timestamp("ns", tz="UTC"))
+    columns["action"] = pa.array(["pull"] * count)
+    pq.write_table(pa.table(columns).cast(_store._schema()), root / "parts" / "day.parquet")
+    segment = root / "journal" / "later-000001.jsonl"
+    segment.write_text("".join(json.dumps({"id": str(uuid.uuid4()), "time": t, "action": "pull"})
+                               + "\n" for t in ("2026-12-05T00:00:01Z", "2026-12-06T00:00:00Z")))
+    script = (
+        "import sys, tracemalloc, pyarrow as pa; from pathlib import Path; "
+        "from reginsight.usage._store import compact_segment; tracemalloc.start(); "
+        f"compact_segment(Path({str(root)!r}), Path({str(segment)!r})); "
+        "print(tracemalloc.get_traced_memory()[1] + pa.default_memory_pool().max_memory())")
+    done = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(CHECKOUT)})
+    peak = int(done.stdout.split()[-1])
+    assert pq.read_table(root / "parts" / "later-000001.parquet").num_rows == 2
+    assert peak < 48 * 2 ** 20, f"compacting 2 events peaked at {peak / 2 ** 20:.0f} MiB"
+
+
 def test_a_slow_caller_outside_the_allowed_networks_cannot_hold_every_slot(
         tmp_path: Path) -> None:
     """MEDIUM. ``--allow`` and the secret are checked only once a request's headers are
