@@ -52,12 +52,25 @@ def pull_frame(columns: dict[str, Sequence], *, spans: Iterable[Span] = (),
     frame = pd.DataFrame({
         "time": pd.to_datetime(pd.Series(columns["time"], dtype=object), utc=True,
                                format="ISO8601").astype("datetime64[ns, UTC]"),
-        **{c: pd.Series(columns[c], dtype="category") for c in TEXT_COLUMNS},
+        **{c: _text(columns[c]) for c in TEXT_COLUMNS},
         "status": pd.Series(columns["status"], dtype="Int16"),
     })[PULL_COLUMNS]
     frame.attrs["coverage"] = list(spans)
     frame.attrs["skipped"] = dict(skipped or {})
     return frame
+
+
+_STR = pd.Index([], dtype=str).dtype
+
+
+def _text(values: Sequence | pd.Series) -> pd.Series:
+    """A categorical text column whose categories are str whatever the values (none
+    at all, all NA): frames then unite with :func:`concat_pulls`."""
+    column = pd.Series(values, dtype="category")
+    categories = column.cat.categories
+    if categories.dtype != _STR:
+        column = column.cat.rename_categories(categories.astype(str).astype(_STR))
+    return column
 
 
 def concat_pulls(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -71,7 +84,7 @@ def concat_pulls(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
         parts = [f[column] for f in frames]
         if column in TEXT_COLUMNS:
             joined[column] = pd.Series(pd.api.types.union_categoricals(
-                [p.astype("category") for p in parts], ignore_order=True))
+                [_text(p) for p in parts], ignore_order=True))
         else:
             joined[column] = pd.concat(parts, ignore_index=True)
     frame = pd.DataFrame(joined)[PULL_COLUMNS]

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PullRecordsInvalid
-from ._frame import PULL_COLUMNS, TEXT_COLUMNS, Span, empty_pulls
+from ._frame import PULL_COLUMNS, Span, empty_pulls
 from ._lines import MALFORMED, Piece, Request, Stamp, parse_line, parse_message, piece_of
 
 #: a longer line is skipped as malformed, never held whole (characters)
@@ -252,7 +252,7 @@ class _Rows:
         if self.times:
             self._pack()
         if not self.parts:
-            return uniform(empty_pulls())
+            return empty_pulls()
         parts, self.parts = self.parts, []
 
         def joined(index: int, dtype: type) -> np.ndarray:
@@ -291,20 +291,6 @@ _caller_of = itemgetter(*(Request._fields.index(column) for column in _CALLER))
 #: proxy logrus names the address in X-Forwarded-For, the access log the proxy)
 _twin_key = itemgetter(*(Request._fields.index(column) for column in (
     "method", "repository", "kind", "reference", "status", "user_agent")))
-
-
-def uniform(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with the categories of every text column of one dtype (str), so that
-    :func:`concat_pulls` can unite them: pull_frame gives a column without a value
-    float categories, and an empty frame object ones (pandas 3)."""
-    for column in TEXT_COLUMNS:
-        categories = frame[column].cat.categories
-        if categories.dtype != _STR:
-            frame[column] = frame[column].cat.rename_categories(categories.astype(_STR))
-    return frame
-
-
-_STR = pd.Index([], dtype=str).dtype
 
 
 def _coverage(source: str, first: str | None, last: str | None,

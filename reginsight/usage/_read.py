@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._errors import PullRecordsInvalid
 from ._frame import concat_pulls, from_frame
-from ._logs import LINES, log_files, read_lines, read_log, read_stream, uniform
+from ._logs import LINES, log_files, read_lines, read_log, read_stream
 from ._store import is_store, read_store
 
 _WHAT = ("a registry log file or folder, the folder `reginsight listen` writes, an open "
@@ -74,7 +74,7 @@ def _read(source: object, within: set[int]) -> pd.DataFrame:
         if id(source) in within:
             raise PullRecordsInvalid("a list of pull sources holds itself")
         within.add(id(source))
-        frames = [uniform(_read(item, within)) for item in source]
+        frames = [_read(item, within) for item in source]
         within.discard(id(source))
         return concat_pulls(frames)
     if isinstance(source, str | os.PathLike):
@@ -102,5 +102,5 @@ def _read_path(path: Path, shown: str) -> pd.DataFrame:
     if path.is_dir():
         if is_store(path):
             return read_store(path)
-        return concat_pulls([uniform(read_log(file)) for file in log_files(path)])
+        return concat_pulls([read_log(file) for file in log_files(path)])
     return read_log(path)
