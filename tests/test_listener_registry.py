@@ -297,6 +297,7 @@ def test_a_registry_with_the_wrong_secret_is_refused_and_nothing_is_stored(
                             secret="not-the-listener-secret-at-all")
     try:
         push_images(server.url, "team/app")
+        pulled_at = pd.Timestamp.now(tz="UTC")
         skopeo("inspect", "--raw", "--tls-verify=false",
                f"docker://{server.url.split('://')[1]}/team/app:v1")
         wait_until(lambda: "401 wrong or missing secret" in listener.output(),
@@ -320,6 +321,10 @@ def test_a_registry_with_the_wrong_secret_is_refused_and_nothing_is_stored(
     assert read_store(listener.folder).empty
     assert listener.terminate() == 0
     assert SECRET not in listener.output()
+    # the refused events wait in the registry's memory, lost if it restarts: the run
+    # covers no time from the first refusal (the pushes', before the pull) on
+    spans = read_store(listener.folder).attrs["coverage"]
+    assert spans and all(span.end < pulled_at for span in spans)
 
 
 def test_killed_mid_stream_and_restarted_it_loses_no_event_and_doubles_none(

@@ -31,11 +31,14 @@ from ._store import EventStore, now_text
 #: defaults: a registry posts one event (about 1 KiB) a request
 MAX_BODY = 4 * 2 ** 20
 MAX_CONNECTIONS = 32
+#: connections one address may hold at once: a registry instance posts one at a time,
+#: and one slow caller cannot take every slot
+PER_CLIENT = 8
 PARALLEL = 4
 READ_TIMEOUT = 10.0
 REQUEST_DEADLINE = 30.0
 HEARTBEAT = 30.0
-#: a refused body up to this size is read (and dropped) before the answer
+#: a refused body up to this size is read (and looked at) before the answer
 _DISCARD = 65536
 #: how often the serving loop looks for a stop request or compaction work
 _POLL = 0.25
@@ -82,6 +85,7 @@ class ListenerOptions:
     allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_body: int = MAX_BODY
     max_connections: int = MAX_CONNECTIONS
+    per_client: int = PER_CLIENT
     parallel: int = PARALLEL
     read_timeout: float = READ_TIMEOUT
     request_deadline: float = REQUEST_DEADLINE
@@ -229,7 +233,29 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type, *, listener: Listener):
         self.listener = listener
         self._connections = threading.BoundedSemaphore(listener.options.max_connections)
+        self._per_client: dict[str, int] = {}
+        self._per_client_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def verify_request(self, request: socket.socket, client_address: object) -> bool:
+        # checked as the connection is accepted, before a byte is read: a caller outside
+        # --allow, or one holding its share of the connections already, is closed at once
+        options = self.listener.options
+        client = _host(client_address)
+        if options.allow and not _allowed(client, options.allow):
+            self.listener.refused(403, "the caller's address is not allowed", client)
+            return False
+        with self._per_client_lock:
+            held = self._per_client.get(client, 0)
+            if held >= options.per_client:
+                refused = True
+            else:
+                refused = False
+                self._per_client[client] = held + 1
+        if refused:
+            self.listener.refused(503, f"more than {options.per_client} connections from "
+                                       "one address", client)
+        return not refused
 
     def process_request(self, request: socket.socket, client_address: object) -> None:
         # a connection beyond the cap waits in the kernel's backlog, not in a thread
@@ -238,6 +264,7 @@ class _Server(ThreadingHTTPServer):
             super().process_request(request, client_address)
         except BaseException:
             self._connections.release()
+            self._let_go(client_address)
             raise
 
     def process_request_thread(self, request: socket.socket, client_address: object) -> None:
@@ -245,6 +272,16 @@ class _Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._connections.release()
+            self._let_go(client_address)
+
+    def _let_go(self, client_address: object) -> None:
+        client = _host(client_address)
+        with self._per_client_lock:
+            held = self._per_client.get(client, 1) - 1
+            if held > 0:
+                self._per_client[client] = held
+            else:
+                self._per_client.pop(client, None)
 
     def handle_error(self, request: object, client_address: object) -> None:
         error = sys.exc_info()[1]
@@ -286,7 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
         if refusal is not None:
             status, reason = refusal
             listener.refused(status, reason, client)
-            self._discard_small_body()
+            body = self._small_body()
+            # events refused are events the registry may lose (if it restarts before a
+            # retry gets through): this run's coverage stops. Before the secret is
+            # checked, only a body that is a registry's envelope counts (not a scanner).
+            if status not in (401, 403, 404) or _is_envelope(body):
+                listener.store.events_refused()
             self._answer(status, reason + "\n", authenticate=status == 401)
             return
         length = int(self.headers["Content-Length"])
@@ -295,16 +337,19 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self.rfile.read(length)
             except TimeoutError:
                 listener.refused(408, "the body came too slowly", client)
+                listener.store.events_refused()
                 self._answer(408, "the body came too slowly\n")
                 return
             if len(body) < length:
                 listener.refused(400, "the body ended early", client)
+                listener.store.events_refused()
                 self._answer(400, "the body ended early\n")
                 return
             try:
                 records = parse_envelope(body, received=now_text())
             except PullRecordsInvalid as exc:
                 listener.refused(400, str(exc), client)
+                listener.store.events_refused()
                 self._answer(400, f"{exc}\n")
                 return
             del body
@@ -313,6 +358,8 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError as exc:
                 listener.refused(503, f"the events could not be stored ({exc.strerror})",
                                  client)
+                with contextlib.suppress(OSError):
+                    listener.store.events_refused()
                 self._answer(503, "the events could not be stored\n")
                 return
         self._answer(204)
@@ -338,12 +385,14 @@ class _Handler(BaseHTTPRequestHandler):
                          "(application/vnd.docker.distribution.events.v1+json)")
         return None
 
-    def _discard_small_body(self) -> None:
-        # a small body refused is read first: the caller then sees the answer, not a reset
+    def _small_body(self) -> bytes:
+        # a small body refused is read first (the caller then sees the answer, not a
+        # reset), and returned; a larger one is left unread
         text = self.headers.get("Content-Length", "")
         if text.isascii() and text.isdigit() and int(text) <= _DISCARD:
             with contextlib.suppress(OSError):
-                self.rfile.read(int(text))
+                return self.rfile.read(int(text))
+        return b""
 
     def _answer(self, status: int, text: str = "", *, authenticate: bool = False) -> None:
         data = text.encode()
@@ -376,6 +425,14 @@ class _DeadlineReader(io.RawIOBase):
             raise TimeoutError("the request took longer than its deadline")
         self._sock.settimeout(min(remaining, self._timeout))
         return self._sock.recv_into(buffer)
+
+
+def _is_envelope(body: bytes) -> bool:
+    # a registry's events, refused: not a scanner's probe
+    try:
+        return bool(parse_envelope(body, received=""))
+    except PullRecordsInvalid:
+        return False
 
 
 def _allowed(client: str, networks: Sequence) -> bool:

@@ -59,11 +59,12 @@ _SKIPPED_KEY = b"reginsight.skipped_lines"
 
 
 def is_store(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a listener's event folder (a real folder, not a symbolic
-    link, holding the store's marker file)."""
+    """Whether ``path`` is a listener's event folder: a folder (or a symbolic link to
+    one: a volume mounted elsewhere) holding the store's marker file. The listener
+    itself writes only into a folder given as it is (:func:`open_store`)."""
     path = Path(path)
     marker = path / MARKER
-    if path.is_symlink() or not path.is_dir() or marker.is_symlink() or not marker.is_file():
+    if not path.is_dir() or marker.is_symlink() or not marker.is_file():
         return False
     try:
         document = json.loads(marker.read_bytes()[:4096])
@@ -166,6 +167,11 @@ class EventStore:
         self._failed = 0                        # batches up to this one: not on disk
         self.started = now_text()
         self.stored = 0
+        # the time this run's records cover: closed intervals, and the start of the one
+        # open now (None while a registry's posts are being refused)
+        self._session_lock = threading.Lock()
+        self._covered: list[tuple[str, str]] = []
+        self._open: str | None = self.started
         self._write_session(stopped=None)
 
     # -- the journal
@@ -207,6 +213,10 @@ class EventStore:
                         self._fd, self._segment = None, None
                     raise
                 self._synced = max(self._synced, upto)
+            if self._open is None:
+                with self._session_lock:
+                    if self._open is None:  # stored again: the records cover from now on
+                        self._open = now_text()
             if full:
                 return self._close_segment_if_full()
         return False
@@ -246,11 +256,27 @@ class EventStore:
         :func:`read_store` takes as the end of its coverage if it stops unseen."""
         self._write_session(stopped=None)
 
+    def events_refused(self) -> None:
+        """Record that a registry's events were refused just now (a wrong secret, a
+        failed write): the registry holds them and retries, but loses them if it
+        restarts first, so this run's coverage stops here, until a batch is stored
+        again. A missing record then means "unknown", not "unused"."""
+        with self._session_lock:
+            if self._open is None:
+                return
+            self._covered.append((self._open, now_text()))
+            self._open = None
+        self._write_session(stopped=None)
+
     def _write_session(self, *, stopped: str | None) -> None:
-        document = {"session": self.session, "pid": os.getpid(), "start": self.started,
-                    "heartbeat": now_text(), "stopped": stopped, "stored": self.stored}
-        _replace(self.root / SESSIONS / f"{self.session}.json",
-                 json.dumps(document, indent=1).encode())
+        with self._session_lock:
+            now = now_text()
+            covered = [*self._covered, *([(self._open, stopped or now)] if self._open else [])]
+            document = {"session": self.session, "pid": os.getpid(), "start": self.started,
+                        "heartbeat": now, "stopped": stopped, "stored": self.stored,
+                        "covered": [list(interval) for interval in covered]}
+            _replace(self.root / SESSIONS / f"{self.session}.json",
+                     json.dumps(document, indent=1).encode())
 
     # -- compaction
 
@@ -470,6 +496,8 @@ def _files(folder: Path, suffix: str) -> list[Path]:
 
 
 def _spans(root: Path, source: str) -> list[Span]:
+    # per run: the intervals it recorded ("covered": from its start, or from the first
+    # batch stored after a refusal, to a refusal, its stop or its last heartbeat)
     import pandas as pd
 
     from ._frame import Span
@@ -477,12 +505,16 @@ def _spans(root: Path, source: str) -> list[Span]:
     spans = []
     for file in _files(root / SESSIONS, ".json"):
         try:
-            session = json.loads(file.read_bytes()[:65536])
-            start = pd.Timestamp(session["start"])
-            end = pd.Timestamp(session.get("stopped") or session["heartbeat"])
+            session = json.loads(file.read_bytes()[:1 << 20])
+            intervals = session.get("covered")
+            if intervals is None:   # a run's file without intervals: its whole run
+                intervals = [(session["start"], session.get("stopped") or session["heartbeat"])]
+            for start, end in intervals:
+                start, end = pd.Timestamp(start), pd.Timestamp(end)
+                if start <= end:
+                    spans.append(Span(source, start, end))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        spans.append(Span(source, start, end))
     return sorted(spans, key=lambda s: s.start)
 
 
