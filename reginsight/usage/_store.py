@@ -367,13 +367,16 @@ def compact_segment(root: Path, segment: Path) -> None:
     if not part.exists():
         first = last = None
         skipped = 0
+        ids: set = set()
         for batch, bad in _segment_batches(segment):
             skipped += bad
             if batch.num_rows:
+                ids.update(batch["id"].to_pylist())
                 low, high = pc.min_max(batch["time"]).values()
                 first = low.value if first is None else min(first, low.value)
                 last = high.value if last is None else max(last, high.value)
-        seen = _ids_between(root, first, last) if first is not None else set()
+        seen = _ids_stored(root, ids, first, last) if ids else set()
+        del ids
         # the lines no compaction could read ride in the part's metadata
         schema = _schema().with_metadata({_SKIPPED_KEY: str(skipped).encode()})
         temporary = part.with_name("." + part.name + ".tmp")
@@ -394,23 +397,41 @@ def compact_segment(root: Path, segment: Path) -> None:
     _fsync_dir(root / JOURNAL)
 
 
-def _ids_between(root: Path, first: int, last: int) -> set:
-    # the ids of the parts' events from first to last (ns): where a resent event would be
+def _ids_stored(root: Path, ids: set, first: int, last: int) -> set:
+    # which of a segment's ids a part holds already (a resent event keeps its time, so
+    # only the row groups spanning first..last, in ns, are looked in). A batch of ids
+    # at a time: never a set of every id stored.
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    # as arrow scalars: a pandas Timestamp in a filter would lose its nanoseconds
-    low, high = (pa.scalar(t, type=pa.timestamp("ns", tz="UTC")) for t in (first, last))
-    ids: set = set()
+    wanted = pa.array(sorted(ids), pa.string())
+    found: set = set()
     for part in _files(root / PARTS, ".parquet"):
         try:
-            table = pq.read_table(part, columns=["id", "time"],
-                                  filters=[("time", ">=", low), ("time", "<=", high)])
+            file = pq.ParquetFile(part)
+            groups = [g for g in range(file.num_row_groups)
+                      if _may_span(file.metadata.row_group(g), first, last)]
+            for batch in file.iter_batches(batch_size=65_536, row_groups=groups,
+                                           columns=["id"]):
+                column = batch.column(0)
+                found.update(column.filter(pc.is_in(column, value_set=wanted)).to_pylist())
         except (OSError, ValueError) as exc:
             raise PullRecordsInvalid(f"{os.fspath(part)!r} cannot be read as a Parquet "
                                      f"part ({type(exc).__name__}): move it aside") from None
-        ids.update(table.column("id").to_pylist())
-    return ids
+    return found
+
+
+def _may_span(group, first: int, last: int) -> bool:
+    # whether a row group's times (its statistics, raw ns) can fall in first..last
+    for index in range(group.num_columns):
+        column = group.column(index)
+        if column.path_in_schema == "time":
+            stats = column.statistics
+            if stats is None or not stats.has_min_max:
+                return True
+            return stats.min_raw <= last and stats.max_raw >= first
+    return True
 
 
 def _schema(*, times_as_text: bool = False) -> pa.Schema:
