@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import PlanError, PullRecordsInvalid
 from .._policy import age_limit
+from ..registry._hosts import redact_text
 from ._output import UsageError, name
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def pull_records(args: argparse.Namespace) -> pd.DataFrame | None:
         raise UsageError(f"--pulls: {exc}") from None
     print(f"pulls: {summary(pulls)}", file=sys.stderr)
     if not covered(pulls.attrs.get("coverage", [])):
-        shown = ", ".join(name(s) for s in args.pulls)
+        shown = ", ".join(name(redact_text(s)) for s in args.pulls)
         print(f"pulls: {shown} holds no timed record", file=sys.stderr)
     return pulls
 

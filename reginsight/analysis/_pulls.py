@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..usage._frame import PULL_METHODS
+from ..usage._frame import PULL_METHODS, as_pulls
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -82,7 +82,7 @@ def manifest_requests(inv: Inventory, pulls: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["digest"].notna()].reset_index(drop=True)
 
 
-def _members(inv: Inventory) -> pd.DataFrame:
+def manifest_members(inv: Inventory) -> pd.DataFrame:
     """(repository, root, member): every manifest each manifest reaches through
     indexes, at any depth, itself included."""
     roots = pd.DataFrame({"repository": inv.manifests["repository"].astype(object),
@@ -111,7 +111,7 @@ def image_use(inv: Inventory, pulls: pd.DataFrame, *, now: object = None) -> pd.
     requests = manifest_requests(inv, pulls)
     used = requests[requests["method"].isin(PULL_METHODS)]
     pushed = requests[requests["method"] == "PUT"]
-    members = _members(inv)
+    members = manifest_members(inv)
     reached = members.merge(used.rename(columns={"digest": "member"}),
                             on=["repository", "member"])
     newest = reached.sort_values("time", kind="stable").drop_duplicates(
@@ -149,6 +149,7 @@ def last_pulled(inv: Inventory, pulls: pd.DataFrame, *, now: object = None) -> p
     (datetime64[ns, UTC]: the newest manifest PUT the records hold for it).
     ``.attrs["coverage"]``: the time spans the records cover, as in ``pulls``.
     """
+    pulls = as_pulls(pulls)
     use = image_use(inv, pulls, now=now)
     tags = inv.tags
     tag_rows = pd.DataFrame({
@@ -264,6 +265,7 @@ def unpulled_bytes(inv: Inventory, pulls: pd.DataFrame, *,
     from ._reclaim import reclaimable
 
     when = utc_now(now)
+    pulls = as_pulls(pulls)
     use = image_use(inv, pulls, now=when)  # once: the windows differ only in their start
     rows = []
     for window in days:

@@ -137,14 +137,14 @@ def plan_cleanup(
                                     referrers=False)
     spared = plain_untagged[:0]
     if unused is not None:
-        plain_untagged, spared = unused.spare_untagged(plain_untagged)
+        plain_untagged, spared = unused.spare_untagged(inv, plain_untagged)
     referrer_rows = _follow_subjects(inv, tagged, plain_untagged, scope, created,
                                      untagged=untagged, orphans=orphans)
     rules = [f"not among the {keep_last} newest"] if keep_last is not None else []
     if limit is not None:
         rules.append(f"older than {older_than}")
     if unused is not None:
-        rules.append(f"not pulled for {unpulled_for}")
+        rules.append(f"not pulled for {unused.label}")
     return _plan_frame(inv, tagged, [plain_untagged, referrer_rows, spared], ", ".join(rules),
                        created, collector=collector)
 

@@ -12,8 +12,8 @@ import pandas as pd
 
 from .._errors import PlanError
 from .._policy import age_limit
-from ..analysis._pulls import image_use
-from ..usage._frame import coverage_gap, from_frame
+from ..analysis._pulls import image_use, manifest_members
+from ..usage._frame import as_pulls, coverage_gap
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -46,18 +46,41 @@ class UnpulledRule:
         created = pd.Series(frame["created"]).reset_index(drop=True)
         yield (created >= self.start).fillna(False).to_numpy(), f"created within {self.label}"
         if self.gap is not None:
-            yield image, f"no pull record within {self.label}, but {self.gap}: unknown, not unused"
+            yield image, self._unknown
 
-    def spare_untagged(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The untagged delete ``rows`` split into those still deleted and keep rows
-        for the ones pulled (by digest) within the window."""
+    def spare_untagged(self, inv: Inventory, rows: pd.DataFrame
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The untagged delete ``rows`` split into those still deleted and keep rows:
+        the ones pulled (by digest) within the window, every one of them when the
+        records do not cover it (their use unknown), and whatever a kept one reaches
+        (a kept index keeps all its platform images)."""
         when = self._found(rows)["last_pulled"]
         pulled = (when >= self.start).fillna(False).to_numpy()
-        kept = rows[pulled].copy()
+        reasons = pd.Series(pd.NA, index=rows.index, dtype="string")
+        reasons[pulled] = ("pulled " + when[pulled].dt.strftime("%Y-%m-%d")
+                           + f", within {self.label}").to_numpy()
+        if self.gap is not None:
+            reasons[~pulled] = self._unknown
+        kept_keys = rows.loc[reasons.notna().to_numpy(), ["repository", "digest"]].astype(object)
+        if len(kept_keys):
+            members = manifest_members(inv).merge(
+                kept_keys.rename(columns={"digest": "root"}), on=["repository", "root"])
+            members = members[members["member"] != members["root"]]
+            held = members.drop_duplicates(["repository", "member"]).set_index(
+                ["repository", "member"])["root"]
+            keys = pd.MultiIndex.from_arrays([rows["repository"].astype(object),
+                                              rows["digest"].astype(object)])
+            by = pd.Series(held.reindex(keys).to_numpy(), index=rows.index, dtype="string")
+            reasons = reasons.fillna("referenced by kept index " + by)
+        spared = reasons.notna().to_numpy()
+        kept = rows[spared].copy()
         kept["action"] = pd.array(["keep"] * len(kept), dtype="string")
-        kept["reason"] = pd.array(("pulled " + when[pulled].dt.strftime("%Y-%m-%d")
-                                   + f", within {self.label}").to_numpy(), dtype="string")
-        return rows[~pulled], kept
+        kept["reason"] = pd.array(reasons[spared].to_numpy(), dtype="string")
+        return rows[~spared], kept
+
+    @property
+    def _unknown(self) -> str:
+        return f"no pull record within {self.label}, but {self.gap}: unknown, not unused"
 
 
 def unpulled_rule(inv: Inventory, pulls: pd.DataFrame | None,
@@ -69,11 +92,14 @@ def unpulled_rule(inv: Inventory, pulls: pd.DataFrame | None,
     if pulls is None:
         raise PlanError(f"unpulled_for={unpulled_for!r} needs pulls= (reginsight.read_pulls): "
                         "without records, nothing is known to be unused")
-    window = age_limit(unpulled_for) if unpulled_for is not None else None
+    try:
+        window = age_limit(unpulled_for) if unpulled_for is not None else None
+    except PlanError as exc:
+        raise PlanError(str(exc).replace("older_than=", "unpulled_for=")) from None
     if window is None:
         raise PlanError("pulls= needs unpulled_for= (a window such as '90d'): which images "
                         "to call unused")
-    records = pulls if "coverage" in pulls.attrs else from_frame(pulls)
+    records = as_pulls(pulls)
     start = now - pd.Timedelta(window)
     label = unpulled_for.strip() if isinstance(unpulled_for, str) else _spoken(window)
     return UnpulledRule(image_use(inv, records, now=now), label, start,

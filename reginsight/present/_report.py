@@ -38,6 +38,7 @@ from ..analysis._storage import (
     storage_summary,
 )
 from ..inventory._subset import selected
+from ..usage._frame import as_pulls
 from ._plots import (
     MAX_ANNOTATED,
     plot_image_age,
@@ -59,7 +60,7 @@ from ._sections import (
     plan_shown,
     supply_chain_sections,
 )
-from ._usage import PULLS_PLACEHOLDER, pull_records, pulls_flags, unknown_use, usage_data
+from ._usage import PULLS_PLACEHOLDER, pulls_flags, unknown_use, usage_data
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -146,7 +147,7 @@ def report_data(inv: Inventory, *, top: int = 20, plots: bool = True,
     of the inventory's time. ``pulls_source``: the records as the user named them on
     the command line (``reginsight cleanup --pulls SOURCE``), which the commands
     repeat; None: they say PULLS."""
-    records = None if pulls is None else pull_records(pulls)
+    records = None if pulls is None else as_pulls(pulls)
     pull_rule = ({"pulls": records, "unpulled_for": unpulled_for}
                  if records is not None and unpulled_for else {})
     shown = inv if repositories is None else selected(inv, repositories)

@@ -23,7 +23,7 @@ from ..analysis._pulls import image_use, pull_uses, unused_images
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
-from ..usage._frame import RECORD_GAP, coverage_gap, covered, from_frame
+from ..usage._frame import RECORD_GAP, coverage_gap, covered
 from ._sections import column, redacted
 
 if TYPE_CHECKING:
@@ -40,12 +40,6 @@ MOST_TAGS = 5
 #: what the commands name pull records by when the report was not told how the user
 #: named them (a DataFrame given to the Python API)
 PULLS_PLACEHOLDER = "PULLS"
-
-
-def pull_records(pulls: pd.DataFrame) -> pd.DataFrame:
-    """``pulls`` as a pull frame: one from :func:`reginsight.read_pulls` as it is, a
-    user's DataFrame through ``from_frame`` (its coverage: its first to last row)."""
-    return pulls if "coverage" in pulls.attrs else from_frame(pulls)
 
 
 def records_end(pulls: pd.DataFrame) -> pd.Timestamp | None:

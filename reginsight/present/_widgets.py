@@ -45,11 +45,12 @@ from .._text import inert, printable
 from .._units import count, format_bytes
 from ..analysis._disk import VERSION, broken_images, disk_usage, gc_outcomes
 from ..analysis._reclaim import PartialInventoryWarning
+from ..usage._frame import as_pulls
 from ._browse import Browse
 from ._planpanel import RED, PlanPanel, deletions, wide
 from ._sections import plan_shown
 from ._tables import html_table, natural_key
-from ._usage import PULLS_PLACEHOLDER, pull_records, pulls_flags, records_line, unknown_use
+from ._usage import PULLS_PLACEHOLDER, pulls_flags, records_line, unknown_use
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -182,7 +183,7 @@ class Explorer(widgets.VBox):
                  ) -> None:
         self.registry, self.collector = registry, collector
         self.refresh = refresh
-        self.pulls = None if pulls is None else pull_records(pulls)
+        self.pulls = None if pulls is None else as_pulls(pulls)
         self.pulls_source = pulls_source
         self.browse = Browse(inv, pulls=self.pulls)
 

@@ -30,12 +30,15 @@ SOURCE_GAP = pd.Timedelta(hours=24)
 
 @dataclass(frozen=True)
 class Span:
-    """The time one source's records cover: its first and last record (any line the
-    registry wrote with a time, not only pulls; a listener: its running time)."""
+    """The time one source's records cover: a log's first to last line showing served
+    requests (not only pulls); a listener's running time. ``joins``: False when the gap
+    before it must not be bridged (a registry that posted to the listener before the
+    gap and never after: restarted, its queued events lost)."""
 
     source: str
     start: pd.Timestamp
     end: pd.Timestamp
+    joins: bool = True
 
 
 def empty_pulls() -> pd.DataFrame:
@@ -142,12 +145,25 @@ def from_frame(frame: pd.DataFrame, *, source: str = "DataFrame") -> pd.DataFram
                       skipped=frame.attrs.get("skipped"))
 
 
+def as_pulls(pulls: object) -> pd.DataFrame:
+    """``pulls`` as a pull frame: one :func:`reginsight.read_pulls` made as it is, any
+    other frame through :func:`from_frame` (checked; its coverage: first to last row).
+    A frame that lost a column is refused (PullRecordsInvalid), never half read."""
+    if isinstance(pulls, pd.DataFrame) and "coverage" in pulls.attrs:
+        missing = [c for c in PULL_COLUMNS if c not in pulls.columns]
+        if missing:
+            raise PullRecordsInvalid(f"pull records need the columns {missing}")
+        return pulls
+    return from_frame(pulls)
+
+
 def covered(spans: Iterable[Span]) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """The time the records cover: the spans merged where they overlap or lie at most
-    :data:`SOURCE_GAP` apart, earliest first."""
+    :data:`SOURCE_GAP` apart (unless the later one does not join), earliest first."""
     merged: list[list[pd.Timestamp]] = []
     for span in sorted(spans, key=lambda s: s.start):
-        if merged and span.start - merged[-1][1] <= SOURCE_GAP:
+        if merged and (span.start <= merged[-1][1]
+                       or (span.joins and span.start - merged[-1][1] <= SOURCE_GAP)):
             merged[-1][1] = max(merged[-1][1], span.end)
         else:
             merged.append([span.start, span.end])

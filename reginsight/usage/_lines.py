@@ -54,9 +54,13 @@ class Request(NamedTuple):
 
 class Stamp(NamedTuple):
     """A registry line with a time and no image request: a start-up message, a health
-    check, an upload, a tag list. It counts for the time the log covers."""
+    check, an upload, a tag list. ``proves``: the line shows the log records served
+    requests (an access-log line, a ``response completed`` line, which logrus writes
+    at level info only), so the time up to it counts as covered; a start-up message or
+    an error does not (a log at level warn shows no successful pull)."""
 
     time: str
+    proves: bool = False
 
 
 class Piece(NamedTuple):
@@ -88,8 +92,10 @@ _CLF_TIME = re.compile(r"(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d:\d\d:\d\d) ([+-])(
 
 #: Go's quoted string (logrus's text formatter, gorilla's access log): no bare quote
 _QUOTED = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
-#: one ``key=value`` of logrus's text formatter, the value quoted when it needs to be
-_TEXT_FIELD = re.compile(r'([^\s="]+)=(?:' + _QUOTED + r'|([^\s"]*))')
+#: one ``key=value`` of logrus's text formatter, the value quoted when it needs to be; a
+#: key starts a line or follows a space (else a long unquoted run is tried at each of
+#: its characters: quadratic on a hostile User-Agent split by journald)
+_TEXT_FIELD = re.compile(r'(?<!\S)([^\s="]+)=(?:' + _QUOTED + r'|([^\s"]*))')
 _COMBINED = re.compile(
     r"(\S+) \S+ (\S+) \[([^\]]{26})\] "           # client, user, start time
     r'"(\S+) (\S+) [^"\s]+" (\d{1,3}) (?:\d+|-) '  # method, URI, status, size
@@ -364,7 +370,7 @@ def _combined(text: str) -> Request | Stamp | Skip:
     time, start = moment
     target = _target(method, uri)
     if target is None:
-        return Stamp(time)
+        return Stamp(time, True)
     if target is MALFORMED:
         return MALFORMED
     kind, repository, reference, digest = target
@@ -399,7 +405,7 @@ def _request(time: str, method: str, uri: str, status: str, remote: str | None,
         return MALFORMED
     target = _target(method, uri)
     if target is None:
-        return Stamp(time)
+        return Stamp(time, status.isdigit() and int(status) < 400)
     if target is MALFORMED or not status.isdigit() or len(status) > 3:
         return MALFORMED
     kind, repository, reference, digest = target

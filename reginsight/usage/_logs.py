@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PullRecordsInvalid
-from ._frame import PULL_COLUMNS, Span, empty_pulls
+from ._frame import PULL_COLUMNS, SOURCE_GAP, Span, empty_pulls
 from ._lines import MALFORMED, Piece, Request, Stamp, parse_line, parse_message, piece_of
 
 #: a longer line is skipped as malformed, never held whole (characters)
@@ -147,7 +147,7 @@ def _read_stream(lines: Iterator[str | None], source: str) -> pd.DataFrame:
     rows = _Rows(source)
     twins = _Twins(rows.add, TWIN_WINDOW)
     pieces: dict[str, list[str]] = {}
-    skipped, first, last = 0, None, None
+    skipped, spans = 0, _Spans()
     try:
         for number, line in enumerate(lines):
             if line is None:
@@ -161,26 +161,25 @@ def _read_stream(lines: Iterator[str | None], source: str) -> pd.DataFrame:
                 parsed = parse_line(line)
             kind = type(parsed)
             if kind is Request:
-                last = parsed.time
                 twins.add(parsed, number)
+                if parsed.access_log or parsed.status < 400:
+                    spans.see(parsed.time, access_log=parsed.access_log)
             elif kind is Stamp:
-                last = parsed.time
+                if parsed.proves:
+                    spans.see(parsed.time, access_log=None)
             elif kind is Piece:
                 pieces[parsed.stream] = [parsed.text]
                 continue
             elif parsed is MALFORMED:
                 skipped += 1
                 continue
-            else:
-                continue
-            if first is None:
-                first = last
+            spans.version(line)
     except _GZIP_ERRORS:
         skipped += 1  # the compressed file ends mid-stream: what was read is kept
     skipped += len(pieces)  # split lines never finished
     twins.flush()
     frame = rows.frame()
-    frame.attrs["coverage"] = _coverage(source, first, last, frame)
+    frame.attrs["coverage"] = spans.coverage(source, frame)
     frame.attrs["skipped"] = {source: skipped}
     return frame
 
@@ -293,18 +292,46 @@ _twin_key = itemgetter(*(Request._fields.index(column) for column in (
     "method", "repository", "kind", "reference", "status", "user_agent")))
 
 
-def _coverage(source: str, first: str | None, last: str | None,
-              frame: pd.DataFrame) -> list[Span]:
-    """The stream's span: its first to its last timed line, widened to its rows (an
-    access-log line's time is its request's start, earlier than lines before it)."""
-    if first is None:
-        return []
-    start, end = pd.Timestamp(first), pd.Timestamp(last)
-    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
-    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
-    if len(frame):
-        start, end = min(start, frame["time"].iloc[0]), max(end, frame["time"].iloc[-1])
-    return [Span(source, start, end)]
+def _utc(time: str) -> pd.Timestamp:
+    when = pd.Timestamp(time)
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+
+
+class _Spans:
+    """The time a stream's records cover: from line to line of those that show the log
+    records served requests (:class:`Stamp`'s ``proves``), cut where two such lines
+    are more than SOURCE_GAP apart (a rotation missing from ``zcat *.gz``) as between
+    two files. A 3.x registry's log without its access-log lines covers nothing: 3.x
+    writes a successful HEAD (a node's check of a cached image) only there."""
+
+    def __init__(self) -> None:
+        self.parts: list[list[str]] = []  # [first, last] times, RFC 3339
+        self.hour = ""
+        self.access_log = False
+        self.version_3 = False
+
+    def see(self, time: str, *, access_log: bool | None) -> None:
+        self.access_log = self.access_log or bool(access_log)
+        if not self.parts:
+            self.parts.append([time, time])
+        elif time[:13] != self.hour and _utc(time) - _utc(self.parts[-1][1]) > SOURCE_GAP:
+            self.parts.append([time, time])  # (parsed only once an hour of the log)
+        else:
+            self.parts[-1][1] = time
+        self.hour = time[:13]
+
+    def version(self, line: str) -> None:
+        if not self.version_3 and ('"version":"v3' in line or " version=v3" in line):
+            self.version_3 = True
+
+    def coverage(self, source: str, frame: pd.DataFrame) -> list[Span]:
+        if not self.parts or (self.version_3 and not self.access_log):
+            return []
+        spans = [Span(source, _utc(first), _utc(last)) for first, last in self.parts]
+        if len(frame):  # an access-log line's time is its request's start: earlier
+            spans[0] = Span(source, min(spans[0].start, frame["time"].iloc[0]), spans[0].end)
+            spans[-1] = Span(source, spans[-1].start, max(spans[-1].end, frame["time"].iloc[-1]))
+        return spans
 
 
 #: seconds a logrus line's start may fall before its access line's second (rounding)

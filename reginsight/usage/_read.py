@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
 
 import pandas as pd
 
 from .._errors import PullRecordsInvalid
-from ._frame import concat_pulls, from_frame
+from ..registry._hosts import redact_text
+from ._frame import PULL_COLUMNS, concat_pulls, empty_pulls, from_frame
 from ._logs import LINES, log_files, read_lines, read_log, read_stream
 from ._store import is_store, read_store
 
@@ -56,29 +57,52 @@ def read_pulls(source: object) -> pd.DataFrame:
     categorical. Rows are sorted by time. Failed requests are rows too (their status
     says so).
 
-    ``.attrs["coverage"]``: a list of :class:`Span` (source, start, end), one per log file
-    or stream, from its first to its last line that has a time (of any kind, not only
-    pulls), and one per run of the listener; ``.attrs["skipped"]``: ``{source: lines
-    skipped}``.
+    A file given twice (or in a folder given too) is read once, and of rows alike in
+    every column but the source (a log and its compressed copy) each source's are
+    kept, not their sum. A log and the listener's folder both holding a request count
+    it twice: give one of them for a time.
+
+    ``.attrs["coverage"]``: a list of :class:`Span` (source, start, end), per log file or
+    stream from its first to its last line showing served requests (an access-log
+    line, a ``response completed`` line: a log at level warn shows none, and a 3.x log
+    without its access log none of the HEADs a node sends), cut where two are more
+    than 24 hours apart; one per run of the listener; ``.attrs["skipped"]``:
+    ``{source: lines skipped}``.
 
     Raises :class:`~reginsight.PullRecordsInvalid` for a source of another kind, a path
     that does not exist, or a DataFrame missing a column.
     """
-    return _read(source, set())
+    pulls = _read(source, set(), set())
+    return _without_copies(pulls) if len(pulls.attrs.get("skipped", {})) > 1 else pulls
 
 
-def _read(source: object, within: set[int]) -> pd.DataFrame:
+def _without_copies(pulls: pd.DataFrame) -> pd.DataFrame:
+    """``pulls`` less the rows another source holds too (a log and its compressed
+    copy, a folder and a file in it): of rows alike in every column but ``source``, as
+    many are kept as the source holding most of them has (alike rows in one source are
+    requests of their own)."""
+    alike = [c for c in PULL_COLUMNS if c != "source"]
+    rank = pulls.groupby([*alike, "source"], observed=True, dropna=False, sort=False).cumcount()
+    copies = pulls[alike].assign(_rank=rank.to_numpy()).duplicated().to_numpy()
+    if not copies.any():
+        return pulls
+    kept = pulls[~copies].reset_index(drop=True)
+    kept.attrs = pulls.attrs
+    return kept
+
+
+def _read(source: object, within: set[int], seen: set[Path]) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return from_frame(source)
     if isinstance(source, list | tuple):
         if id(source) in within:
             raise PullRecordsInvalid("a list of pull sources holds itself")
         within.add(id(source))
-        frames = [_read(item, within) for item in source]
+        frames = [_read(item, within, seen) for item in source]
         within.discard(id(source))
         return concat_pulls(frames)
     if isinstance(source, str | os.PathLike):
-        return _read_path(Path(source), os.fspath(source))
+        return _read_path(Path(source), os.fspath(source), seen)
     if isinstance(source, bytes | bytearray | memoryview):
         raise PullRecordsInvalid(f"cannot read pull records from {type(source).__name__}: "
                                  f"give {_WHAT}")
@@ -94,13 +118,23 @@ def _read(source: object, within: set[int]) -> pd.DataFrame:
                              f"give {_WHAT}")
 
 
-def _read_path(path: Path, shown: str) -> pd.DataFrame:
+def _read_path(path: Path, shown: str, seen: set[Path]) -> pd.DataFrame:
+    """A file, a log folder or an event store; a file ``seen`` already (given twice, or
+    in a folder given too) is read once."""
     if not path.exists():
         hint = ("; to read lines, give an iterator of them (iter(lines)), not a list"
                 if "\n" in shown or len(shown) > 255 else "")
-        raise PullRecordsInvalid(f"no such file or folder: {shown[:200]!r}{hint}")
+        raise PullRecordsInvalid(f"no such file or folder: {redact_text(shown)[:200]!r}{hint}")
     if path.is_dir():
         if is_store(path):
-            return read_store(path)
-        return concat_pulls([read_log(file) for file in log_files(path)])
-    return read_log(path)
+            return _once(path, seen, read_store)
+        return concat_pulls([_once(file, seen, read_log) for file in log_files(path)])
+    return _once(path, seen, read_log)
+
+
+def _once(path: Path, seen: set[Path], read: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
+    resolved = path.resolve()
+    if resolved in seen:
+        return empty_pulls()
+    seen.add(resolved)
+    return read(path)

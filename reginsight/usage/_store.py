@@ -96,8 +96,28 @@ def read_store(path: str | os.PathLike) -> pd.DataFrame:
     events = events[keep] if len(events) else events
     columns = pull_columns({c: events[c].tolist() if c != "time" else events[c]
                             for c in _PULL_FIELDS}, source=source)
-    return pull_frame(columns, spans=_spans(root, source),
+    return pull_frame(columns, spans=_unbridged(root, _spans(root, source)),
                       skipped={source: skipped} if skipped else {})
+
+
+def _unbridged(root: Path, spans: list[Span]) -> list[Span]:
+    """``spans`` with ``joins`` False after a gap across which a registry instance that
+    posted before it never posted again: it restarted while the listener was down, and
+    its in-memory queue of events was lost with it."""
+    if len(spans) < 2:
+        return spans
+    import dataclasses
+
+    events, _ = _read(root, columns=["id", "received", "source_instance"])
+    received = events["received"].to_numpy()
+    instances = events["source_instance"].to_numpy(dtype=object)
+    out = [spans[0]]
+    for span in spans[1:]:
+        last = out[-1]  # who posted during the run before the gap
+        before = set(instances[(received >= last.start) & (received <= last.end)]) - {None}
+        after = set(instances[received >= span.start]) - {None}
+        out.append(span if before <= after else dataclasses.replace(span, joins=False))
+    return out
 
 
 def read_events(path: str | os.PathLike) -> pd.DataFrame:
