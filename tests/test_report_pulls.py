@@ -279,13 +279,18 @@ def test_the_records_line_says_span_sources_and_skipped_lines():
 
 
 def test_a_dataframe_of_another_tool_is_read_as_pull_records():
-    """A user's frame (no coverage): its first to last row is what it covers."""
-    plain = pd.DataFrame({"time": [NOW - 100 * DAY, NOW], "repository": ["web/api"] * 2,
-                          "reference": ["v2", "v3"], "method": ["GET", "GET"],
-                          "kind": ["manifest"] * 2})
+    """A user's frame (no coverage): its first to last row is what it covers, cut
+    where two rows lie more than a day apart."""
+    times = [NOW - 100 * DAY + k * DAY / 2 for k in range(200)] + [NOW]
+    plain = pd.DataFrame({"time": times, "repository": ["web/api"] * len(times),
+                          "reference": ["v2"] * (len(times) - 1) + ["v3"],
+                          "method": ["GET"] * len(times), "kind": ["manifest"] * len(times)})
     rows = _rows(report_data(SAMPLE, plots=False, pulls=plain)["usage"]["unused"])
     assert not rows["90 days"][0].startswith("unknown")
     assert rows["180 days"][0].startswith("unknown")
+    holed = plain[(plain["time"] < NOW - 60 * DAY) | (plain["time"] > NOW - 10 * DAY)]
+    rows = _rows(report_data(SAMPLE, plots=False, pulls=holed)["usage"]["unused"])
+    assert rows["90 days"][0].startswith("unknown")  # 50 days without a row: a hole
 
 
 def test_without_records_the_report_is_unchanged():

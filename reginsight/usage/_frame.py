@@ -3,6 +3,7 @@ source, and the time span its records cover. Pure: no I/O."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -106,7 +107,8 @@ def from_frame(frame: pd.DataFrame, *, source: str = "DataFrame") -> pd.DataFram
     records: Harbor's pull_time, ECR's lastRecordedPullTime, a proxy's log). Missing
     optional columns (digest, client, user_agent, user, source, status) become NA;
     time, repository, reference, method and kind are required. Its coverage is its
-    ``attrs["coverage"]`` when it has one, else from its first to its last row."""
+    ``attrs["coverage"]`` when it has one, else from its first to its last row, cut
+    where two rows lie more than a day apart."""
     if not isinstance(frame, pd.DataFrame):
         raise PullRecordsInvalid(f"expected a DataFrame, got {type(frame).__name__}")
     required = ["time", "repository", "reference", "method", "kind"]
@@ -139,7 +141,7 @@ def from_frame(frame: pd.DataFrame, *, source: str = "DataFrame") -> pd.DataFram
         raise PullRecordsInvalid("pull records: column 'status' is not numbers") from None
     spans = frame.attrs.get("coverage")
     if not spans:
-        spans = [Span(source, times.min(), times.max())] if n else []
+        spans = _spans_of(times, source)
     return pull_frame({c: list(v) if not isinstance(v, list) else v
                        for c, v in columns.items()}, spans=spans,
                       skipped=frame.attrs.get("skipped"))
@@ -155,6 +157,18 @@ def as_pulls(pulls: object) -> pd.DataFrame:
             raise PullRecordsInvalid(f"pull records need the columns {missing}")
         return pulls
     return from_frame(pulls)
+
+
+def _spans_of(times: pd.Series, source: str) -> list[Span]:
+    """The spans rows at these times cover: first to last, cut where two rows lie more
+    than :data:`SOURCE_GAP` apart (records with a hole are not taken to cover it)."""
+    ordered = times.sort_values(ignore_index=True)
+    if not len(ordered):
+        return []
+    cuts = ordered.diff().gt(SOURCE_GAP).to_numpy().nonzero()[0].tolist()
+    bounds = [0, *cuts, len(ordered)]
+    return [Span(source, ordered.iloc[a], ordered.iloc[b - 1])
+            for a, b in itertools.pairwise(bounds)]
 
 
 def covered(spans: Iterable[Span]) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
