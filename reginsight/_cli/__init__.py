@@ -1,9 +1,10 @@
 """The ``reginsight`` command line.
 
 One module per command (``_report``, ``_crawl``, ``_gcpreview``, ``_ls``, ``_rm``,
-``_cleanup``),
+``_cleanup``, ``_listen``),
 each a builder that adds its parser and a handler set with ``set_defaults(run=...)``;
-flags several share are in ``_options``, what TARGET names in ``_targets``. Here:
+flags several share are in ``_options`` (the pull records' in ``_pulls``), what TARGET
+names in ``_targets``. Here:
 the parser made of them, and the mapping of errors to exit codes.
 
 What came from a registry, a storage tree or a saved inventory (names, tags, error
