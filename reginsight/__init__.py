@@ -13,6 +13,8 @@ pyproject.toml)::
     ops         copy, delete_tag/delete_digest, cleanup plans and applying them
     analysis    pure DataFrame -> DataFrame/Series functions
     inventory   the facts model, one reachability, crawl -> frames -> Parquet
+    usage       pull records (beside inventory): registry logs and the listener's
+                events -> one frame
     registry    Registry (the I/O shell), auth, transport, the sans-I/O protocol
                 core, manifests, references, digests, hosts
     _artifacts  roles of manifests (signature, sbom, ...) and the subject conventions
