@@ -20,6 +20,7 @@ from .._artifacts import IMAGE_ROLES
 from .._errors import PlanError
 from .._policy import age_limit, protect_pattern
 from ..analysis._history import image_created
+from ..analysis._pulls import utc_now
 from ..analysis._reclaim import reclaimable, removed_by_tags
 from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
@@ -38,11 +39,6 @@ EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 def _age_limit(older_than: str | dt.timedelta | None) -> pd.Timedelta | None:
     limit = age_limit(older_than)
     return None if limit is None else pd.Timedelta(limit)
-
-
-def _utc(now: Any) -> pd.Timestamp:
-    when = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
 
 
 def _protected(frame: pd.DataFrame, protect: str | re.Pattern[str] | Iterable[str] | None
@@ -127,12 +123,12 @@ def plan_cleanup(
         raise PlanError("untagged=True needs an inventory read from the registry's storage "
                         "(reginsight.scan_storage): the API does not list untagged manifests")
     limit = _age_limit(older_than)
-    unused = unpulled_rule(inv, pulls, unpulled_for, _utc(now))
+    unused = unpulled_rule(inv, pulls, unpulled_for, utc_now(now))
     names = sorted({*inv.tags["repository"].astype(str), *inv.manifests["repository"].astype(str)})
     scope = set(select_repositories(names, repositories))
     created = image_created(inv)
     tagged = _by_rules(inv, scope, created, keep_last=keep_last, limit=limit,
-                       older_than=older_than, protect=protect, now=_utc(now), unused=unused)
+                       older_than=older_than, protect=protect, now=utc_now(now), unused=unused)
     plain_untagged = _untagged_rows(inv, scope if untagged else set(), created,
                                     referrers=False)
     spared = plain_untagged[:0]
