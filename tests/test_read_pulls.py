@@ -620,3 +620,17 @@ def test_sample_access_log_reads_as_its_requests(tmp_path: Path) -> None:
     # two lines a request; the health checks (GET /v2/) are not rows
     assert len(pulls) == lines // 2 - health
     assert pulls.attrs["skipped"] == {str(folder / f): 0 for f in files}
+
+
+def test_a_3_0_log_covers_time_only_with_its_access_log() -> None:
+    """3.0 logs a manifest HEAD only in its access log: its logrus lines alone cannot
+    show the checks a node makes, so they cover nothing; its access-log lines do, even
+    when they are only health checks."""
+    lines = [line for line in lines_of("3.0-json") if "/v2/ " in line or '"/v2/"' in line]
+    access = [line for line in lines if " HTTP/1.1\" " in line]
+    assert access and len(access) < len(lines)  # both kinds, of GET /v2/ only
+    assert ri.read_pulls(iter(lines)).attrs["coverage"]
+    logrus_only = [line for line in lines if line not in access]
+    assert ri.read_pulls(iter(logrus_only)).attrs["coverage"] == []
+    two_eight = [line for line in lines_of("2.8-json") if '"/v2/"' in line]
+    assert ri.read_pulls(iter(two_eight)).attrs["coverage"]  # 2.8's logrus lines show all

@@ -61,6 +61,7 @@ class Stamp(NamedTuple):
 
     time: str
     proves: bool = False
+    access_log: bool = False  # from the combined access log
 
 
 class Piece(NamedTuple):
@@ -370,7 +371,7 @@ def _combined(text: str) -> Request | Stamp | Skip:
     time, start = moment
     target = _target(method, uri)
     if target is None:
-        return Stamp(time, True)
+        return Stamp(time, True, True)
     if target is MALFORMED:
         return MALFORMED
     kind, repository, reference, digest = target

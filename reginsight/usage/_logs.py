@@ -166,7 +166,7 @@ def _read_stream(lines: Iterator[str | None], source: str) -> pd.DataFrame:
                     spans.see(parsed.time, access_log=parsed.access_log)
             elif kind is Stamp:
                 if parsed.proves:
-                    spans.see(parsed.time, access_log=None)
+                    spans.see(parsed.time, access_log=parsed.access_log)
             elif kind is Piece:
                 pieces[parsed.stream] = [parsed.text]
                 continue
@@ -310,8 +310,8 @@ class _Spans:
         self.access_log = False
         self.version_3 = False
 
-    def see(self, time: str, *, access_log: bool | None) -> None:
-        self.access_log = self.access_log or bool(access_log)
+    def see(self, time: str, *, access_log: bool) -> None:
+        self.access_log = self.access_log or access_log
         if not self.parts:
             self.parts.append([time, time])
         elif time[:13] != self.hour and _utc(time) - _utc(self.parts[-1][1]) > SOURCE_GAP:
