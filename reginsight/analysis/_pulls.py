@@ -10,12 +10,13 @@ sends only a HEAD, which counts as use too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..usage._frame import PULL_METHODS, as_pulls
+from ..usage._frame import PULL_METHODS, as_pulls, utc_now
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
@@ -32,25 +33,24 @@ def _times(values: object) -> pd.Series | pd.DatetimeIndex:
     return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
 
 
-def utc_now(now: object = None) -> pd.Timestamp:
-    """``now`` as a UTC timestamp (naive: taken as UTC); None: the current time."""
-    when = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-
-
 def _own(pulls: pd.DataFrame) -> pd.Series:
     """The reads reginsight made itself (a crawl GETs every manifest)."""
     return (pulls["method"].isin(PULL_METHODS)
             & pulls["user_agent"].astype("string").str.startswith(OWN_AGENT).fillna(False))
 
 
+def _served_manifests(pulls: pd.DataFrame) -> pd.DataFrame:
+    """The manifest requests of ``pulls`` not refused (a status under 400, or none: a
+    notification is sent only for a request served), reginsight's own reads left out."""
+    ok = ~(pulls["status"] >= 400).fillna(False)
+    return pulls[(pulls["kind"] == "manifest") & ok & ~_own(pulls)]
+
+
 def pull_uses(pulls: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``pulls`` that are uses of an image: manifest GETs and HEADs not
-    refused (a status under 400, or none: a notification is sent only for a request
-    served), reginsight's own reads left out."""
-    ok = ~(pulls["status"] >= 400).fillna(False)
-    return pulls[(pulls["kind"] == "manifest") & pulls["method"].isin(PULL_METHODS) & ok
-                 & ~_own(pulls)]
+    refused, reginsight's own reads left out."""
+    served = _served_manifests(pulls)
+    return served[served["method"].isin(PULL_METHODS)]
 
 
 def manifest_requests(inv: Inventory, pulls: pd.DataFrame) -> pd.DataFrame:
@@ -58,8 +58,7 @@ def manifest_requests(inv: Inventory, pulls: pd.DataFrame) -> pd.DataFrame:
     out), each with the digest it named: its own, else the digest its tag names in
     ``inv`` (dropped when the tag is not there). Columns: time, repository, reference,
     digest (object), method, client."""
-    rows = pulls[(pulls["kind"] == "manifest") & ~(pulls["status"] >= 400).fillna(False)
-                 & ~_own(pulls)]
+    rows = _served_manifests(pulls)
     frame = pd.DataFrame({
         "time": rows["time"].to_numpy(),
         "repository": rows["repository"].astype(object).to_numpy(),
@@ -83,22 +82,24 @@ def manifest_requests(inv: Inventory, pulls: pd.DataFrame) -> pd.DataFrame:
 
 
 def manifest_members(inv: Inventory) -> pd.DataFrame:
-    """(repository, root, member): every manifest each manifest reaches through
-    indexes, at any depth, itself included."""
-    roots = pd.DataFrame({"repository": inv.manifests["repository"].astype(object),
-                          "root": inv.manifests["digest"].astype(object)})
-    roots["member"] = roots["root"]
-    edges = inv.children[["repository", "parent", "digest"]].astype(object).rename(
-        columns={"parent": "member", "digest": "child"}).drop_duplicates()
-    pairs, frontier = roots, roots
-    while len(frontier):
-        step = frontier.merge(edges, on=["repository", "member"])[["repository", "root", "child"]]
-        step = step.rename(columns={"child": "member"})
-        fresh = step.merge(pairs, how="left", indicator=True)
-        frontier = fresh.loc[fresh["_merge"] == "left_only", ["repository", "root", "member"]
-                             ].drop_duplicates()
-        pairs = pd.concat([pairs, frontier], ignore_index=True)  # a loop of indexes ends
-    return pairs
+    """(repository, root, member): every manifest each ``manifests`` row reaches through
+    indexes, at any depth, itself included (the closure the inventory's reachability
+    takes, :func:`~reginsight.inventory._reach.manifest_closure`)."""
+    from ..inventory._reach import manifest_closure
+
+    manifests, children = inv.manifests, inv.children
+    digests = pd.Index(pd.unique(np.concatenate([
+        manifests["digest"].astype(object).to_numpy(),
+        children["parent"].astype(object).to_numpy(),
+        children["digest"].astype(object).to_numpy()])))
+    roots, members = manifest_closure(digests.get_indexer(children["parent"].astype(object)),
+                                      digests.get_indexer(children["digest"].astype(object)),
+                                      len(digests))
+    closure = pd.DataFrame({"root": digests.to_numpy()[roots],
+                            "member": digests.to_numpy()[members]})
+    return pd.DataFrame({"repository": manifests["repository"].astype(object).to_numpy(),
+                         "root": manifests["digest"].astype(object).to_numpy()}
+                        ).merge(closure, on="root")
 
 
 def image_use(inv: Inventory, pulls: pd.DataFrame, *, now: object = None) -> pd.DataFrame:
@@ -239,6 +240,41 @@ def unused_images(inv: Inventory, pulls: pd.DataFrame, *, days: int, now: pd.Tim
     return images[~used].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class UnusedWindow:
+    """One window of :func:`unused_windows`: its length in ``days``, its start
+    (``since``), why the records do not cover it (``unknown``; None: they do), and then
+    the unused ``images`` (distinct digests) and their tags (``tag_rows``: row numbers
+    of ``inv.tags``)."""
+
+    days: int
+    since: pd.Timestamp
+    unknown: str | None
+    images: int
+    tag_rows: np.ndarray
+
+
+def unused_windows(inv: Inventory, pulls: pd.DataFrame, *,
+                   days: tuple[int, ...] = COLD_WINDOWS, now: object = None
+                   ) -> list[UnusedWindow]:
+    """Per window of ``days`` before ``now`` (default the current time): the
+    :func:`unused_images` in it, or why the records cannot tell (no images then)."""
+    from ..usage._frame import coverage_gap
+
+    when = utc_now(now)
+    pulls = as_pulls(pulls)
+    use = image_use(inv, pulls, now=when)  # once: the windows differ only in their start
+    windows = []
+    for window in days:
+        start = when - pd.Timedelta(days=window)
+        gap = coverage_gap(pulls, start, when)
+        cold = (unused_images(inv, pulls, days=window, now=when, use=use) if gap is None
+                else top_level_images(inv)[:0])
+        windows.append(UnusedWindow(window, start, gap, len(cold), np.array(
+            [row for rows_of in cold["rows"] for row in rows_of], dtype=np.int64)))
+    return windows
+
+
 def unpulled_bytes(inv: Inventory, pulls: pd.DataFrame, *,
                    days: tuple[int, ...] = COLD_WINDOWS, collector: str | None = None,
                    now: object = None) -> pd.DataFrame:
@@ -261,24 +297,17 @@ def unpulled_bytes(inv: Inventory, pulls: pd.DataFrame, *,
     cover the window; NA when they do).
     """
     from ..inventory._reach import Reach
-    from ..usage._frame import coverage_gap
     from ._reclaim import reclaimable
 
-    when = utc_now(now)
-    pulls = as_pulls(pulls)
-    use = image_use(inv, pulls, now=when)  # once: the windows differ only in their start
     rows = []
-    for window in days:
-        start = when - pd.Timedelta(days=window)
-        gap = coverage_gap(pulls, start, when)
-        row: dict[str, object] = {"days": window, "since": start, "unknown": gap}
-        if gap is None:
-            cold = unused_images(inv, pulls, days=window, now=when, use=use)
-            tag_rows = np.array([r for rows_of in cold["rows"] for r in rows_of], dtype=np.int64)
-            tags = inv.tags.iloc[tag_rows][["repository", "tag"]].astype(str)
-            row.update(images=len(cold), tags=len(tags),
-                       stored_bytes=Reach.of(inv).reached(tag_rows).stored_bytes
-                       if len(tag_rows) else 0,
+    for window in unused_windows(inv, pulls, days=days, now=now):
+        row: dict[str, object] = {"days": window.days, "since": window.since,
+                                  "unknown": window.unknown}
+        if window.unknown is None:
+            tags = inv.tags.iloc[window.tag_rows][["repository", "tag"]].astype(str)
+            row.update(images=window.images, tags=len(tags),
+                       stored_bytes=Reach.of(inv).reached(window.tag_rows).stored_bytes
+                       if len(tags) else 0,
                        reclaimable_bytes=reclaimable(inv, tags, collector=collector)
                        if len(tags) else 0)
         rows.append(row)

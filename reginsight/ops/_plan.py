@@ -20,11 +20,11 @@ from .._artifacts import IMAGE_ROLES
 from .._errors import PlanError
 from .._policy import age_limit, protect_pattern
 from ..analysis._history import image_created
-from ..analysis._pulls import utc_now
 from ..analysis._reclaim import reclaimable, removed_by_tags
 from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
 from ..inventory._selection import RepositoryFilter, select_repositories
+from ..usage._frame import utc_now
 from ._fates import ReferrerFates
 from ._unpulled import UnpulledRule, unpulled_rule
 

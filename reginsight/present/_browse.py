@@ -30,8 +30,9 @@ from ..analysis._storage import (
     storage_by_repository,
 )
 from ..inventory._reach import Reach
+from ..usage._frame import covered_since
 from ._tables import columns, fill, grid, html_table, natural_key
-from ._usage import covered_since, last_pull_words
+from ._usage import last_pull_words
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory

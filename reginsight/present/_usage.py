@@ -19,18 +19,16 @@ import pandas as pd
 from .._errors import CollectorsDiffer
 from .._policy import age_limit
 from .._units import count, format_bytes
-from ..analysis._pulls import image_use, pull_uses, unused_images
+from ..analysis._pulls import image_use, pull_uses, unused_windows
 from ..analysis._reclaim import PartialInventoryWarning, reclaimable
 from ..analysis._referrers import manifest_roles
 from ..inventory._reach import Reach
-from ..usage._frame import RECORD_GAP, coverage_gap, covered
+from ..usage._frame import coverage_gap, covered
 from ._sections import column, redacted
 
 if TYPE_CHECKING:
     from ..inventory._inventory import Inventory
 
-#: the windows the section tells, in days
-WINDOWS = (30, 90, 180)
 #: the window the most pulled images are counted over (image_use's pulls_30d)
 RECENT_DAYS = 30
 #: sources named at most in the records' line; more are counted
@@ -76,22 +74,19 @@ def _freed(inv: Inventory, tags: pd.DataFrame, collector: str | None) -> tuple[i
 
 def unused_table(inv: Inventory, shown: Inventory, pulls: pd.DataFrame, *,
                  collector: str | None, now: pd.Timestamp) -> dict[str, Any]:
-    """One row per window of :data:`WINDOWS`: the images nobody used in it, their tags,
-    what deleting them frees after garbage collection, and the stored bytes they
-    reach; "unknown" and what the records lack where they do not cover it."""
+    """One row per window (30, 90, 180 days, as :func:`unused_windows`): the images
+    nobody used in it, their tags, what deleting them frees after garbage collection,
+    and the stored bytes they reach; "unknown" and what the records lack where they do
+    not cover it."""
     rows, notes = [], set()
-    use = image_use(shown, pulls, now=now)  # once: the windows differ only in its cut
-    for days in WINDOWS:
-        gap = coverage_gap(pulls, now - pd.Timedelta(days=days), now)
-        if gap is not None:
-            rows.append((f"{days} days", f"unknown: {gap}", "", "", ""))
+    for window in unused_windows(shown, pulls, now=now):
+        if window.unknown is not None:
+            rows.append((f"{window.days} days", f"unknown: {window.unknown}", "", "", ""))
             continue
-        cold = unused_images(shown, pulls, days=days, now=now, use=use)
-        tags = shown.tags.iloc[[row for rows_of in cold["rows"] for row in rows_of]]
-        tags = tags[["repository", "tag"]].astype(str)
+        tags = shown.tags.iloc[window.tag_rows][["repository", "tag"]].astype(str)
         freed, note = _freed(inv, tags, collector) if len(tags) else (0, "")
         notes.add(note)
-        rows.append((f"{days} days", f"{len(cold):,}", f"{len(tags):,}",
+        rows.append((f"{window.days} days", f"{window.images:,}", f"{len(tags):,}",
                      format_bytes(freed), format_bytes(_stored(inv, tags))))
     bound = "" if inv.complete else (" An upper bound: the inventory does not cover the "
                                      "whole registry.")
@@ -202,14 +197,6 @@ def unknown_use(pulls: pd.DataFrame, unpulled_for: str, now: pd.Timestamp) -> st
     return "" if gap is None else (
         f"The pull records do not cover the last {unpulled_for} ({gap}): the plan keeps "
         "every image without a pull in them, its use unknown, not unused.")
-
-
-def covered_since(pulls: pd.DataFrame, now: pd.Timestamp) -> pd.Timestamp | None:
-    """Since when the records cover the time up to ``now`` without a gap (None: they
-    end before it): a missing pull after this time means not pulled."""
-    reaching = [first for first, last in covered(pulls.attrs.get("coverage", []))
-                if last >= now - RECORD_GAP]
-    return reaching[-1] if reaching else None
 
 
 def last_pull_words(last: Any, created: Any, since: pd.Timestamp | None) -> str:

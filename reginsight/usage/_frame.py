@@ -21,7 +21,6 @@ TEXT_COLUMNS = [c for c in PULL_COLUMNS if c not in ("time", "status")]
 PULL_METHODS = ("GET", "HEAD")
 METHODS = (*PULL_METHODS, "PUT")
 KINDS = ("manifest", "blob")
-#: records further apart than this are not taken to cover the time between them, and
 #: records ending earlier than this before "now" leave the time since unknown
 RECORD_GAP = pd.Timedelta(hours=1)
 #: gaps between two sources (rotated files, listener restarts) up to this are bridged:
@@ -40,6 +39,13 @@ class Span:
     start: pd.Timestamp
     end: pd.Timestamp
     joins: bool = True
+
+
+def utc_now(now: object = None) -> pd.Timestamp:
+    """``now`` (a time or its text) as a UTC timestamp, naive taken as UTC; None: the
+    current time."""
+    when = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
 
 
 def empty_pulls() -> pd.DataFrame:
@@ -193,10 +199,19 @@ def coverage_gap(pulls: pd.DataFrame, start: pd.Timestamp, now: pd.Timestamp) ->
     for first, last in parts:
         if first <= start and last >= now - RECORD_GAP:
             return None
-    whole = [p for p in parts if p[1] >= now - RECORD_GAP]
-    if not whole:
+    since = covered_since(pulls, now)
+    if since is None:
         return f"the records end {_ago(now - parts[-1][1])} before now"
-    return f"the records cover only since {whole[-1][0]:%Y-%m-%d %H:%M} UTC"
+    return f"the records cover only since {since:%Y-%m-%d %H:%M} UTC"
+
+
+def covered_since(pulls: pd.DataFrame, now: pd.Timestamp) -> pd.Timestamp | None:
+    """Since when the records cover the time up to ``now`` without a gap (None: they
+    end more than :data:`RECORD_GAP` before it): a missing pull after this time means
+    not pulled."""
+    reaching = [first for first, last in covered(pulls.attrs.get("coverage", []))
+                if last >= now - RECORD_GAP]
+    return reaching[-1] if reaching else None
 
 
 def _ago(delta: pd.Timedelta) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PullRecordsInvalid
-from ._frame import PULL_COLUMNS, SOURCE_GAP, Span, empty_pulls
+from ._frame import PULL_COLUMNS, SOURCE_GAP, Span, empty_pulls, utc_now
 from ._lines import MALFORMED, Piece, Request, Stamp, parse_line, parse_message, piece_of
 
 #: a longer line is skipped as malformed, never held whole (characters)
@@ -292,11 +292,6 @@ _twin_key = itemgetter(*(Request._fields.index(column) for column in (
     "method", "repository", "kind", "reference", "status", "user_agent")))
 
 
-def _utc(time: str) -> pd.Timestamp:
-    when = pd.Timestamp(time)
-    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-
-
 class _Spans:
     """The time a stream's records cover: from line to line of those that show the log
     records served requests (:class:`Stamp`'s ``proves``), cut where two such lines
@@ -314,7 +309,7 @@ class _Spans:
         self.access_log = self.access_log or access_log
         if not self.parts:
             self.parts.append([time, time])
-        elif time[:13] != self.hour and _utc(time) - _utc(self.parts[-1][1]) > SOURCE_GAP:
+        elif time[:13] != self.hour and utc_now(time) - utc_now(self.parts[-1][1]) > SOURCE_GAP:
             self.parts.append([time, time])  # (parsed only once an hour of the log)
         else:
             self.parts[-1][1] = time
@@ -327,7 +322,7 @@ class _Spans:
     def coverage(self, source: str, frame: pd.DataFrame) -> list[Span]:
         if not self.parts or (self.version_3 and not self.access_log):
             return []
-        spans = [Span(source, _utc(first), _utc(last)) for first, last in self.parts]
+        spans = [Span(source, utc_now(first), utc_now(last)) for first, last in self.parts]
         if len(frame):  # an access-log line's time is its request's start: earlier
             spans[0] = Span(source, min(spans[0].start, frame["time"].iloc[0]), spans[0].end)
             spans[-1] = Span(source, spans[-1].start, max(spans[-1].end, frame["time"].iloc[-1]))

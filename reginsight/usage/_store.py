@@ -90,25 +90,26 @@ def read_store(path: str | os.PathLike) -> pd.DataFrame:
 
     root = Path(path)
     source = str(root)
-    events, skipped = _read(root, columns=_PULL_FIELDS, actions=("pull", "push"))
+    # every action read once: who posted when (any event) decides the spans' gaps
+    events, skipped = _read(root, columns=[*_PULL_FIELDS, "received", "source_instance"])
+    spans = _unbridged(_spans(root, source), events)
     keep = [is_pull_row(a, k, m) for a, k, m in
             zip(events["action"], events["kind"], events["method"], strict=True)]
     events = events[keep] if len(events) else events
     columns = pull_columns({c: events[c].tolist() if c != "time" else events[c]
                             for c in _PULL_FIELDS}, source=source)
-    return pull_frame(columns, spans=_unbridged(root, _spans(root, source)),
-                      skipped={source: skipped} if skipped else {})
+    return pull_frame(columns, spans=spans, skipped={source: skipped} if skipped else {})
 
 
-def _unbridged(root: Path, spans: list[Span]) -> list[Span]:
+def _unbridged(spans: list[Span], events: pd.DataFrame) -> list[Span]:
     """``spans`` with ``joins`` False after a gap across which a registry instance that
-    posted before it never posted again: it restarted while the listener was down, and
-    its in-memory queue of events was lost with it."""
+    posted before it (``events``' received, source_instance) never posted again: it
+    restarted while the listener was down, and its in-memory queue of events was lost
+    with it."""
     if len(spans) < 2:
         return spans
     import dataclasses
 
-    events, _ = _read(root, columns=["id", "received", "source_instance"])
     received = events["received"].to_numpy()
     instances = events["source_instance"].to_numpy(dtype=object)
     out = [spans[0]]
@@ -129,14 +130,12 @@ def read_events(path: str | os.PathLike) -> pd.DataFrame:
     return _read(Path(path))[0]
 
 
-def _read(root: Path, *, columns: list[str] | None = None,
-          actions: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, int]:
-    # the store's events (only these columns and actions), each id once, as a frame;
+def _read(root: Path, *, columns: list[str] | None = None) -> tuple[pd.DataFrame, int]:
+    # the store's events (only these columns), each id once, as a frame;
     # and the journal lines that could not be read. Segments before parts: a segment
     # compacted meanwhile is then in the parts listed.
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     tables, skipped = [], 0
     for segment in _files(root / JOURNAL, ".jsonl"):
@@ -151,8 +150,6 @@ def _read(root: Path, *, columns: list[str] | None = None,
     schema = _schema()
     schema = pa.schema([schema.field(c) for c in columns]) if columns else schema
     table = pa.concat_tables(tables) if tables else schema.empty_table()
-    if actions is not None:
-        table = table.filter(pc.is_in(table["action"], pa.array(actions)))
     frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     frame = frame.drop_duplicates("id", keep="first").reset_index(drop=True)
     for column in frame.columns:
