@@ -261,9 +261,15 @@ class LocalStore:
         info = handle if isinstance(handle, os.stat_result) else os.lstat(handle)
         return info.st_size, iso_time(info.st_mtime)
 
-    def read(self, paths: Iterable[str], *, limit: int
+    @staticmethod
+    def md5(handle: Any) -> None:
+        """No file's digest is known without reading it here (reading is cheap)."""
+        return None
+
+    def read(self, paths: Iterable[str], *, limit: int, sizes: Any = None
              ) -> Iterator[tuple[str, bytes | Exception]]:
-        """Each file's bytes, or why not: never more than ``limit`` bytes read."""
+        """Each file's bytes, or why not: never more than ``limit`` bytes read
+        (``sizes``, listed sizes, are not needed: each file is looked at as it is read)."""
         for path in paths:
             try:
                 yield path, self._read(path, limit)
