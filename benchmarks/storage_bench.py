@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -191,39 +192,54 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _blob(v2: Path, data: bytes) -> str:
-    hexa = hashlib.sha256(data).hexdigest()
-    _write(v2 / "blobs/sha256" / hexa[:2] / hexa / "data", data)
-    return f"sha256:{hexa}"
+V2 = "docker/registry/v2"
 
 
-def synthetic_tree(root: Path, manifests: int, repositories: int = 1000) -> None:
-    """A storage tree as the registry writes it: per manifest a config, a unique layer,
-    a shared base layer; two of three manifests tagged, the rest moved-off tags."""
-    v2 = root / "docker/registry/v2"
-    base = _blob(v2, b"base layer" * 1000)
+def synthetic_objects(manifests: int, repositories: int = 1000
+                      ) -> Iterator[tuple[str, bytes]]:
+    """A storage tree as the registry writes it, as (path under the storage root,
+    content): per manifest a config, a unique layer, a shared base layer; two of three
+    manifests tagged, the rest moved-off tags. A path comes again only for a tag's
+    ``current/link``, its last content the one that stays. The same tree whether it is
+    written to disk (synthetic_tree) or to an object store."""
+
+    def blob(data: bytes) -> tuple[str, tuple[str, bytes]]:
+        hexa = hashlib.sha256(data).hexdigest()
+        return f"sha256:{hexa}", (f"{V2}/blobs/sha256/{hexa[:2]}/{hexa}/data", data)
+
+    base, base_object = blob(b"base layer" * 1000)
+    yield base_object
     for n in range(manifests):
         repository = f"team{n % 10}/app{n % repositories:04d}"
         config = json.dumps({"architecture": "amd64", "os": "linux",
                              "created": f"2026-01-01T00:00:{n % 60:02d}Z", "n": n}).encode()
         layer = f"layer {n}".encode() * 20
-        doc = json.dumps({"schemaVersion": 2,
-                          "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                          "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                     "digest": _blob(v2, config), "size": len(config)},
-                          "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                      "digest": d, "size": s} for d, s in (
-                                          (base, 10_000), (_blob(v2, layer), len(layer)))]})
-        digest = _blob(v2, doc.encode())
-        hexa = digest[7:]
-        repo = v2 / "repositories" / repository
-        for linked in json.loads(doc)["layers"] + [json.loads(doc)["config"]]:
-            _write(repo / "_layers/sha256" / linked["digest"][7:] / "link",
+        config_digest, config_object = blob(config)
+        layer_digest, layer_object = blob(layer)
+        yield config_object
+        yield layer_object
+        doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                          "digest": config_digest, "size": len(config)},
+               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                           "digest": d, "size": s} for d, s in (
+                               (base, 10_000), (layer_digest, len(layer)))]}
+        digest, manifest_object = blob(json.dumps(doc).encode())
+        yield manifest_object
+        hexa, repo = digest[7:], f"{V2}/repositories/{repository}"
+        for linked in [*doc["layers"], doc["config"]]:
+            yield (f"{repo}/_layers/sha256/{linked['digest'][7:]}/link",
                    linked["digest"].encode())
-        _write(repo / "_manifests/revisions/sha256" / hexa / "link", digest.encode())
+        yield f"{repo}/_manifests/revisions/sha256/{hexa}/link", digest.encode()
         tag = f"v{n // repositories // 3}"  # three manifests per tag: the last one stays
-        _write(repo / "_manifests/tags" / tag / "index/sha256" / hexa / "link", digest.encode())
-        _write(repo / "_manifests/tags" / tag / "current/link", digest.encode())
+        yield f"{repo}/_manifests/tags/{tag}/index/sha256/{hexa}/link", digest.encode()
+        yield f"{repo}/_manifests/tags/{tag}/current/link", digest.encode()
+
+
+def synthetic_tree(root: Path, manifests: int, repositories: int = 1000) -> None:
+    """synthetic_objects written to disk under ``root``."""
+    for path, data in synthetic_objects(manifests, repositories):
+        _write(root / path, data)
 
 
 def synthetic(args: argparse.Namespace) -> None:
