@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pandas as pd
 import pytest
 
 import reginsight as ri
@@ -173,3 +174,187 @@ def test_on_s3_the_collector_meets_repositories_in_key_order(s3_filled, version,
     assert dict(zip(blobs["digest"], blobs["size"], strict=True)) == freed
     lost = {child.config, *child.layers} & set(freed)
     assert bool(lost) == (version == "2.8")
+
+
+# ------------------------------------------------ the concurrent listing and reads
+
+def _store(s3: S3Server, root: str, **attributes: object):
+    from reginsight.inventory._layout import V2
+    from reginsight.inventory._stores import open_store
+
+    store = open_store(f"s3://{BUCKET}{root}", s3.storage_options(), V2)
+    for name, value in attributes.items():
+        setattr(store, name, value)
+    return store
+
+
+def _one_listing(s3: S3Server, root: str) -> object:
+    """The same storage through fsspec's generic store: one recursive listing, every
+    file read (the independent way the split listing and the skipped reads are
+    checked against)."""
+    from reginsight.inventory._stores import FsspecStore
+
+    store = _store(s3, root)
+    return FsspecStore(store.fs, store.top, store.shown)
+
+
+def _listed(store) -> set[tuple[object, str, object]]:
+    return {(entry, path, None if entry.kind == "folder" else store.details(handle)[0])
+            for entry, path, handle in store.entries()}
+
+
+def _scan(store) -> ri.Inventory:
+    from reginsight.inventory._scan import _Scan
+
+    return _Scan(store, store.shown, progress=False).run()
+
+
+def _same_inventory(left: ri.Inventory, right: ri.Inventory) -> None:
+    for (name, frame), (_, other) in zip(left.frames(), right.frames(), strict=True):
+        if name in ("tag_history", "uploads"):
+            continue  # times and uploads are compared on their own below
+        pd.testing.assert_frame_equal(frame.reset_index(drop=True),
+                                      other.reset_index(drop=True), obj=name)
+
+
+@pytest.mark.parametrize("page_keys", [1, 3, 1000])
+def test_split_listing_finds_what_one_listing_finds(s3_filled, page_keys):
+    """Pages of 1 and 3 keys split every folder of the real registry's tree: the
+    concurrent walk must find every file and repository folder one listing finds."""
+    s3, _, _ = s3_filled
+    split = _store(s3, ROOT, page_keys=page_keys)
+    found = _listed(split)
+    assert found == _listed(_one_listing(s3, ROOT))
+    assert len(found) > 50
+
+
+def test_split_scan_equals_the_generic_scan_and_reads_no_matching_link(s3_filled,
+                                                                       monkeypatch):
+    s3, _, _ = s3_filled
+    from reginsight.inventory import _s3store
+
+    read: list[str] = []
+    in_flight, most = [0], [0]
+    real_get, real_call = _s3store.S3Store._get, None
+
+    async def spy_get(self, path, size, limit):
+        read.append(path)
+        return await real_get(self, path, size, limit)
+
+    monkeypatch.setattr(_s3store.S3Store, "_get", spy_get)
+    split = _store(s3, ROOT, page_keys=2)
+    real_call = split.fs._call_s3
+
+    async def counting_call(*args, **kwargs):
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        try:
+            return await real_call(*args, **kwargs)
+        finally:
+            in_flight[0] -= 1
+
+    monkeypatch.setattr(split.fs, "_call_s3", counting_call)
+    inv = _scan(split)
+    reference = _scan(_one_listing(s3, ROOT))
+    _same_inventory(inv, reference)
+    assert inv.uploads.equals(reference.uploads)
+    # every link's ETag named what it holds: no link was read, only the manifests,
+    # configs and upload start times
+    assert any("/blobs/" in path for path in read)
+    assert not [path for path in read if path.endswith("/link")]
+    assert 1 < most[0] <= _s3store.CONCURRENCY
+
+
+def test_a_link_holding_another_digest_than_its_path_is_read(s3_filled, tmp_path):
+    """The registry trusts a link's content, not its path: an ETag that does not match
+    the path's digest means the link is read, and what it holds is used."""
+    s3, _, _ = s3_filled
+    root = "/tampered"
+    s3.copy_prefix(BUCKET, ROOT.lstrip("/") + "/", root.lstrip("/") + "/")
+    client = s3.client()
+    links = sorted(key for key in s3.objects(BUCKET, root.lstrip("/") + "/")
+                   if "/_manifests/revisions/" in key or "/current/link" in key)
+    revision = next(k for k in links if "/_manifests/revisions/" in k)
+    tag = next(k for k in links if k.endswith("/current/link"))
+    other = next(k for k in links if "/_manifests/revisions/" in k
+                 and k.split("/_manifests/")[0] == tag.split("/_manifests/")[0]
+                 and k.split("/")[-2] != client.get_object(
+                     Bucket=BUCKET, Key=tag)["Body"].read().decode().split(":")[1])
+    other_digest = f"sha256:{other.split('/')[-2]}"
+    client.put_object(Bucket=BUCKET, Key=tag, Body=other_digest.encode())
+    client.put_object(Bucket=BUCKET, Key=revision, Body=b"sha256:" + b"0" * 64)
+    inv = _scan(_store(s3, root))
+    _same_inventory(inv, _scan(_one_listing(s3, root)))
+    name, tag_name = tag.split("/repositories/")[1].split("/_manifests/tags/")
+    assert set(inv.tags.loc[(inv.tags["repository"] == name)
+                            & (inv.tags["tag"] == tag_name.split("/")[0]), "digest"]) == {
+        other_digest}
+    assert (inv.errors["error"].str.contains("not in the storage")).any()
+
+
+TRICKY = [
+    "blobs/sha256/0a/0a{h}/data", "blobs/sha256/0a/0a{h}/stray", "blobs/sha256/ff/ff{h}/data",
+    "blobs/sha512/ab/ab{h}{h}/data",
+    "repositories/a/_layers/sha256/{h}/link", "repositories/a-b/_layers/sha256/{h}/link",
+    "repositories/a.b/_manifests/revisions/sha256/{h}/link", "repositories/a/README",
+    "repositories/a/b/_manifests/tags/t.1/current/link",
+    "repositories/a/b/_manifests/tags/t-1/index/sha256/{h}/link",
+    "repositories/a/b/_manifests/junk", "repositories/a/b/c/d/e/_uploads/u1/startedat",
+    "repositories/a/b/c/d/e/_uploads/u1/data", "repositories/z/_manifests/tags/x/junk",
+    "repositories/_x/_layers/sha256/{h}/link", "elsewhere/file",
+]
+
+
+@pytest.mark.parametrize("page_keys", [1, 2, 5, 1000])
+def test_split_listing_on_names_that_sort_around_the_slash(s3_filled, page_keys):
+    """``a-b`` and ``a.b`` sort before ``a/`` and ``a0`` after: folders and files
+    interleave in key order, stray files sit beside folders, names nest deep."""
+    s3, _, _ = s3_filled
+    root = "tricky"
+    client = s3.client()
+    for number, pattern in enumerate(TRICKY * 3):
+        key = f"{root}/docker/registry/v2/" + pattern.format(h=f"{number:02d}" * 31 + "ab")
+        client.put_object(Bucket=BUCKET, Key=key, Body=b"sha256:" + b"1" * 64)
+    split = _store(s3, f"/{root}", page_keys=page_keys)
+    assert _listed(split) == _listed(_one_listing(s3, f"/{root}"))
+
+
+class _Looping:
+    """An S3 whose listing answers the same truncated page again and again."""
+
+    def __init__(self, answer: dict) -> None:
+        self.answer, self.calls = answer, 0
+        import fsspec.asyn
+
+        self.loop = fsspec.asyn.get_loop()
+
+    async def _call_s3(self, method: str, **params: object) -> dict:
+        self.calls += 1
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", [
+    {"Contents": [{"Key": "r/docker/registry/v2/blobs/x", "Size": 1}], "IsTruncated": True,
+     "NextContinuationToken": "same", "CommonPrefixes": []},
+    {"Contents": [], "IsTruncated": True, "NextContinuationToken": "t"},
+    {"Contents": [{"Key": "elsewhere/x", "Size": 1}], "IsTruncated": False},
+    {"Contents": [{"Key": "r/docker/registry/v2/blobs/x", "Size": 1}], "IsTruncated": True,
+     "CommonPrefixes": [{"Prefix": "r/docker/registry/v2/blobs/"}],
+     "NextContinuationToken": "t"},
+], ids=["same-page", "empty-truncated", "other-prefix", "folder-is-itself"])
+def test_a_listing_that_does_not_advance_is_an_error_not_a_loop(answer):
+    from reginsight.inventory._s3store import S3Store
+
+    fake = _Looping(answer)
+    store = S3Store(fake, "bucket/r/docker/registry/v2", "s3://bucket/r")
+    with pytest.raises(ri.InventoryError, match="does not advance"):
+        list(store.entries())
+    assert fake.calls < 20
+
+
+def test_scan_progress_names_each_phase(s3_filled, capsys):
+    s3, _, _ = s3_filled
+    ri.scan_storage(f"s3://{BUCKET}{ROOT}", storage_options=s3.storage_options())
+    err = capsys.readouterr().err
+    for phase in ("list: ", "read manifests: ", "read configs: "):
+        assert f"scan s3://{BUCKET}{ROOT}: {phase}" in err, err

@@ -11,6 +11,7 @@ nothing is ever written.
 from __future__ import annotations
 
 import gc
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -52,8 +53,9 @@ class _Tree:
     """What the listing says, before any file is read."""
 
     blobs: dict[str, int] = field(default_factory=dict)  # digest -> bytes of data
-    revisions: list[tuple[str, str]] = field(default_factory=list)  # repo, link path
-    tags: list[tuple[str, str, str]] = field(default_factory=list)  # repo, tag, link path
+    # repo, digest (from the path), link path, the link's MD5 when the listing gave it
+    revisions: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    tags: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # repo, tag, ..
     history: list[tuple[str, str, str, Any]] = field(default_factory=list)  # + digest, time
     layer_links: list[tuple[str, str]] = field(default_factory=list)  # repo, digest
     folders: set[tuple[str, str]] = field(default_factory=set)  # repo, folder
@@ -111,7 +113,8 @@ class _Scan:
         self.facts = Facts()
 
     def run(self) -> Inventory:
-        tree = self._list()
+        with self._phase("list", "file") as bar:
+            tree = self._list(bar)
         for path, why in tree.refused:
             self.errors.append(("", printable(path, limit=_SHOWN), "path", why))
         revisions = self._revisions(tree)
@@ -133,11 +136,14 @@ class _Scan:
 
     # ------------------------------------------------------------------ list
 
-    def _list(self) -> _Tree:
+    def _list(self, bar: Any) -> _Tree:
         tree = _Tree()
-        details = self.store.details
+        details, md5 = self.store.details, self.store.md5
         names = _Names()
-        for entry, path, handle in self.store.entries():
+        count = 0
+        for count, (entry, path, handle) in enumerate(self.store.entries(), start=1):
+            if count % 1024 == 0:
+                bar.update(1024)
             kind = entry.kind
             if kind == "refused":
                 tree.refused.append((self._relative(path), handle))
@@ -154,9 +160,9 @@ class _Scan:
             elif kind == "folder":
                 tree.folders.add((entry.repository, entry.folder))
             elif kind == "revision":
-                tree.revisions.append((entry.repository, path))
+                tree.revisions.append((entry.repository, entry.digest, path, md5(handle)))
             elif kind == "tag":
-                tree.tags.append((entry.repository, entry.tag, path))
+                tree.tags.append((entry.repository, entry.tag, path, md5(handle)))
             elif kind == "tag_index":
                 tree.history.append((entry.repository, entry.tag, entry.digest,
                                      details(handle)[1]))
@@ -166,6 +172,7 @@ class _Scan:
                     upload["size"] = details(handle)[0]
                 else:
                     upload["started_path"] = path
+        bar.update(count % 1024)
         for path, size in self.store.multipart_sizes().items():
             entry = classify(self._relative(path))
             if entry is not None and entry.kind == "upload_data":
@@ -174,15 +181,25 @@ class _Scan:
 
     # ------------------------------------------------------------------ read
 
-    def _links(self, paths: list[str]) -> dict[str, str | Exception]:
+    def _links(self, links: list[tuple[str, str | None, Iterable[str]]], what: str
+               ) -> dict[str, str | Exception]:
+        """The digest each link holds, by path, from (path, its MD5 if listed, the
+        digests it likely holds). A link whose MD5 is one of those digests' holds
+        that digest, and is not read: the listing said what it holds."""
         out: dict[str, str | Exception] = {}
-        for path, content in self.store.read(paths, limit=SMALL_FILE_LIMIT):
-            if isinstance(content, Exception):
-                out[path] = content
-            else:
-                target = link_target(content)
-                out[path] = target if target else ValueError(
-                    "holds no digest" if not content.strip() else "does not hold a digest")
+        unread = []
+        for path, md5, likely in links:
+            if md5 is not None:
+                for digest in likely:
+                    if hashlib.md5(digest.encode(), usedforsecurity=False).hexdigest() == md5:
+                        out[path] = _target(digest.encode())
+                        break
+            if path not in out:
+                unread.append(path)
+        with self._phase(f"read {what} links", "link", total=len(unread)) as bar:
+            for path, content in self.store.read(unread, limit=SMALL_FILE_LIMIT):
+                bar.update()
+                out[path] = content if isinstance(content, Exception) else _target(content)
         return out
 
     def _documents(self, digests: list[str], sizes: Mapping[str, int], *, limit: int
@@ -195,8 +212,19 @@ class _Scan:
                 yield digest, too_large(sizes[digest], limit)
             else:
                 paths[f"{self.top}/{blob_path(digest)}"] = digest
-        for path, raw in self.store.read(list(paths), limit=limit):
+        for path, raw in self.store.read(list(paths), limit=limit,
+                                         sizes=[sizes[d] for d in paths.values()]):
             yield paths[path], raw
+
+    @contextmanager
+    def _phase(self, name: str, unit: str, *, total: int = 0) -> Iterator[Any]:
+        """A progress bar naming the phase (``scan s3://b/r: read manifests``)."""
+        bar = progress_bar(f"scan {self.shown}: {name}", unit=unit, total=total,
+                           enabled=self.progress)
+        try:
+            yield bar
+        finally:
+            bar.close()
 
     def _relative(self, path: str) -> str:
         return path[len(self.top.rstrip("/")) + 1:]
@@ -204,8 +232,9 @@ class _Scan:
     def _revisions(self, tree: _Tree) -> list[tuple[str, str]]:
         """(repository, digest) of each revision link, as the registry reads it."""
         found = []
-        links = self._links([path for _, path in tree.revisions])
-        for repo, path in tree.revisions:
+        links = self._links([(path, md5, (digest,)) for _, digest, path, md5 in tree.revisions],
+                            "revision")
+        for repo, _, path, _ in tree.revisions:
             target = links[path]
             if isinstance(target, Exception):
                 self.errors.append((repo, self._relative(path), "revision link",
@@ -219,8 +248,13 @@ class _Scan:
 
     def _tags(self, tree: _Tree) -> list[tuple[str, str, str, str | None]]:
         rows = []
-        links = self._links([path for _, _, path in tree.tags])
-        for repo, tag, path in tree.tags:
+        # a tag's current link names one of the digests its index lists, nearly always
+        history = defaultdict(list)
+        for repo, tag, digest, _ in tree.history:
+            history[repo, tag].append(digest)
+        links = self._links([(path, md5, history[repo, tag]) for repo, tag, path, md5
+                             in tree.tags], "tag")
+        for repo, tag, path, _ in tree.tags:
             target = links[path]
             if isinstance(target, Exception):
                 self.errors.append((repo, tag, "tag link", f"{type(target).__name__}: {target}"))
@@ -233,25 +267,31 @@ class _Scan:
         where = defaultdict(set)
         for repo, digest in revisions:
             where[digest].add(repo)
-        bar = progress_bar(f"scan {self.shown}", unit="manifest", total=len(where),
-                           enabled=self.progress)
         configs: dict[str, str] = {}  # config digest -> a manifest using it
-        for digest, raw in self._documents(sorted(where), tree.blobs, limit=MANIFEST_LIMIT):
-            bar.update()
-            try:
-                if isinstance(raw, Exception):
-                    raise raw
-                info = manifest_info(parse_manifest(raw, digest=digest))
-            except (ReginsightError, OSError, ValueError) as exc:
-                for repo in sorted(where[digest]):
-                    self.errors.append((repo, digest, "manifest", f"{type(exc).__name__}: {exc}"))
-                continue
-            self.facts.manifests[digest] = _sized(info, tree.blobs)
-            if info.config is not None and info.config.media_type in mt.IMAGE_CONFIGS:
-                configs.setdefault(info.config.digest, digest)
-        bar.close()
+        with self._phase("read manifests", "manifest", total=len(where)) as bar:
+            for digest, raw in self._documents(sorted(where), tree.blobs,
+                                               limit=MANIFEST_LIMIT):
+                bar.update()
+                try:
+                    if isinstance(raw, Exception):
+                        raise raw
+                    info = manifest_info(parse_manifest(raw, digest=digest))
+                except (ReginsightError, OSError, ValueError) as exc:
+                    for repo in sorted(where[digest]):
+                        self.errors.append((repo, digest, "manifest",
+                                            f"{type(exc).__name__}: {exc}"))
+                    continue
+                self.facts.manifests[digest] = _sized(info, tree.blobs)
+                if info.config is not None and info.config.media_type in mt.IMAGE_CONFIGS:
+                    configs.setdefault(info.config.digest, digest)
         on_disk = {d: m for d, m in configs.items() if d in tree.blobs}
-        for digest, raw in self._documents(sorted(on_disk), tree.blobs, limit=CONFIG_LIMIT):
+        with self._phase("read configs", "config", total=len(on_disk)) as bar:
+            self._configs(on_disk, tree.blobs, where, bar)
+
+    def _configs(self, on_disk: Mapping[str, str], sizes: Mapping[str, int],
+                 where: Mapping[str, set[str]], bar: Any) -> None:
+        for digest, raw in self._documents(sorted(on_disk), sizes, limit=CONFIG_LIMIT):
+            bar.update()
             try:
                 if isinstance(raw, Exception):
                     raise raw
@@ -336,6 +376,13 @@ def _invalid(path: str, what: str, validate: Any, name: str) -> tuple[str, str] 
         return (printable(path, limit=_SHOWN),
                 f"not a valid {what}: {printable(exc, limit=_SHOWN)}; not read")
     return None
+
+
+def _target(content: bytes) -> str | Exception:
+    """The digest a link's bytes hold, or why they are no link."""
+    target = link_target(content)
+    return target if target else ValueError(
+        "holds no digest" if not content.strip() else "does not hold a digest")
 
 
 def _foreign(media_type: str | None) -> bool:

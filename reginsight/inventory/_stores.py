@@ -79,7 +79,12 @@ class FsspecStore:
         modified = info.get("mtime", info.get("LastModified", info.get("last_modified")))
         return int(info.get("size") or 0), iso_time(modified)
 
-    def read(self, paths: Iterable[str], *, limit: int
+    @staticmethod
+    def md5(handle: Mapping[str, Any]) -> str | None:
+        """The digest of a file's bytes the listing gave, if any: none in general."""
+        return None
+
+    def read(self, paths: Iterable[str], *, limit: int, sizes: Any = None
              ) -> Iterator[tuple[str, bytes | Exception]]:
         """Each file's bytes, or why not: a ranged read of at most ``limit`` + 1 bytes
         (one more tells a file past the limit)."""
@@ -145,14 +150,26 @@ def shown(url: str) -> str:
 
 
 def open_store(root: str, storage_options: Mapping[str, Any] | None, top: str
-               ) -> LocalStore | FsspecStore:
+               ) -> LocalStore | FsspecStore:  # S3Store is an FsspecStore
     """The store for ``root`` (a local folder or an fsspec URL), at ``root``/``top``."""
     if "://" not in root or root.startswith("file://"):
         return LocalStore(os.path.abspath(root.removeprefix("file://")), top)
     import fsspec
 
+    # a filesystem of its own: fsspec's shared instances keep listings cached, and a
+    # second scan in the same process would see the first one's tree
+    options = {"skip_instance_cache": True, **(storage_options or {})}
+    if root.startswith(("s3://", "s3a://")):
+        from ._s3store import CONCURRENCY
+
+        # as many pooled connections as requests in flight (botocore's default is 10)
+        options["config_kwargs"] = {"max_pool_connections": CONCURRENCY,
+                                    **(options.get("config_kwargs") or {})}
     try:
-        fs, base = fsspec.core.url_to_fs(root, **dict(storage_options or {}))
+        fs, base = fsspec.core.url_to_fs(root, **options)
     except Exception as exc:  # noqa: BLE001 -- an unknown protocol, option or backend
         raise _backend_error("open", shown(root), exc) from None
-    return FsspecStore(fs, f"{base.rstrip('/')}/{top}", shown(root))
+    top = f"{base.rstrip('/')}/{top}"
+    from ._s3store import S3Store, is_s3
+
+    return S3Store(fs, top, shown(root)) if is_s3(fs) else FsspecStore(fs, top, shown(root))

@@ -1,0 +1,278 @@
+"""A registry storage in S3 (or anything speaking its API: MinIO, Ceph, R2 ...), read
+near the latency floor.
+
+Every S3 request is a round trip (tens of milliseconds to a bucket in another
+network); the registry's own collector makes one at a time, so its time is the number
+of requests times the round trip. This store makes as few requests as the layout
+allows and keeps many in flight:
+
+- **Listing split by prefix.** S3 pages one prefix sequentially (1,000 keys a page).
+  A prefix is listed whole when its first page holds it all; when not, the rest is
+  split at its sub-folders (one listing with ``Delimiter``), each listed concurrently
+  and split again the same way. Small trees cost a request or two; a large one
+  costs a few dependent round trips, not one per page.
+- **No request where a listing answered.** Sizes and times come from the listing. An
+  object's ETag is the MD5 of its bytes when it was written whole, unencrypted or
+  with S3's own keys (:meth:`S3Store.md5`): the scan checks a link's expected content
+  against it and reads only links that do not match.
+- **Small objects read concurrently**, in chunks bounded in files and bytes; the next
+  chunk is fetched while the caller parses this one. Each read is a ranged GET of at
+  most the caller's limit plus one byte.
+
+At most :data:`CONCURRENCY` requests are in flight (s3fs's connection pool is sized to
+match). Requests go through s3fs's own client (its credentials, endpoint, retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import InventoryError
+from .._text import printable
+from ._layout import FOLDERS, Found, classify, classify_folder, too_large
+from ._stores import FsspecStore
+
+#: S3 requests in flight at once
+CONCURRENCY = 64
+#: keys a listing page holds (S3's most)
+PAGE_KEYS = 1000
+#: one chunk of reads: at most this many files, and this many bytes (by listed size)
+CHUNK_FILES = 1024
+CHUNK_BYTES = 16 * 2**20
+
+
+class S3Store(FsspecStore):
+    """An s3fs filesystem, listed and read with concurrent requests on s3fs's own
+    event loop and client. A listed object's handle is ``(size, LastModified, ETag)``."""
+
+    def __init__(self, fs: Any, top: str, shown: str, *, page_keys: int = PAGE_KEYS
+                 ) -> None:
+        super().__init__(fs, top, shown)
+        self.page_keys = page_keys
+        self.bucket = top.partition("/")[0]
+        self._slots: asyncio.Semaphore | None = None  # made on the loop, when first used
+
+    # ------------------------------------------------------------------ list
+
+    def entries(self) -> Iterator[Found]:
+        """Every object below ``blobs/`` and ``repositories/`` classified by its path,
+        and each repository folder some object lies below (on S3 a folder is nothing
+        but a prefix, as the registry sees it); handed out page by page as the
+        concurrent listings bring them."""
+        pages: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        listing = asyncio.run_coroutine_threadsafe(self._walk_all(pages.put), self._loop())
+        listing.add_done_callback(lambda _: pages.put(None))
+        folders: set[str] = set()
+        skip = len(self.top) + 1
+        while (page := pages.get()) is not None:
+            for item in page:
+                path = f"{self.bucket}/{item['Key']}"
+                relative = path[skip:]
+                if relative.startswith("repositories/"):
+                    for folder in _folders_above(relative):
+                        if folder not in folders and (entry := classify_folder(folder)):
+                            folders.add(folder)
+                            yield (entry, f"{self.top}/{folder}", None)
+                if entry := classify(relative):
+                    yield (entry, path, (int(item.get("Size") or 0), item.get("LastModified"),
+                                         item.get("ETag")))
+        with self._errors("list"):
+            listing.result()
+
+    async def _walk_all(self, take: Callable[[list[dict[str, Any]]], None]) -> None:
+        key = self.top.partition("/")[2]
+        await _all([asyncio.ensure_future(self._walk(f"{key}/{area}/", None, take))
+                    for area in ("blobs", "repositories")])
+
+    async def _walk(self, prefix: str, after: str | None,
+                    take: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Every key below ``prefix`` (after ``after``): one page, and when that does not
+        hold it all, the rest split at the sub-folders, listed concurrently."""
+        first = await self._list(prefix, after=after)
+        take(first.keys)
+        if not first.truncated:
+            return
+        last = first.keys[-1]["Key"]
+        # the folder holding the last key listed: the rest of it, after that key (an S3
+        # listing after a key may leave out the folder it is in)
+        rest = last[len(prefix):]
+        inner = f"{prefix}{rest.split('/', 1)[0]}/" if "/" in rest else None
+        walks = [asyncio.ensure_future(self._walk(inner, last, take))] if inner else []
+        token = None
+        while True:  # what follows: the files of this folder, and its other folders
+            page = await self._list(prefix, after=last, token=token, folders=True)
+            take(page.keys)
+            walks.extend(asyncio.ensure_future(self._walk(folder, None, take))
+                         for folder in page.folders if folder != inner)
+            if not page.truncated:
+                break
+            token = page.token
+        await _all(walks)
+
+    async def _list(self, prefix: str, *, after: str | None, token: str | None = None,
+                    folders: bool = False) -> _Page:
+        """One page of ``prefix`` after the key ``after`` (with ``folders``: its files
+        and its sub-folders), checked: a listing that does not advance, or answers for
+        another prefix, is an error, never an endless loop."""
+        params = {"Prefix": prefix, "MaxKeys": self.page_keys,
+                  **({"StartAfter": after} if after else {}),
+                  **({"Delimiter": "/"} if folders else {}),
+                  **({"ContinuationToken": token} if token else {})}
+        async with self._semaphore():
+            answer = await self.fs._call_s3("list_objects_v2", Bucket=self.bucket, **params)
+        keys = answer.get("Contents") or []
+        subfolders = [common.get("Prefix", "") for common in answer.get("CommonPrefixes") or ()]
+        page = _Page(keys, subfolders, bool(answer.get("IsTruncated")),
+                     answer.get("NextContinuationToken"))
+        floor = after or ""
+        if (any(not (k.get("Key", "") > floor and k["Key"].startswith(prefix)) for k in keys)
+                or any(not _subfolder(f, prefix, floor) for f in subfolders)
+                or (page.truncated and not (page.token if folders else keys))
+                or (token is not None and page.token == token)):
+            raise InventoryError(f"cannot list {self.shown}: the store's answer for "
+                                 f"{printable(prefix, limit=200)} does not advance through "
+                                 "it (keys out of order or out of the prefix)")
+        return page
+
+    # ------------------------------------------------------------------ read
+
+    @staticmethod
+    def details(handle: tuple[int, Any, str | None]) -> tuple[int, str | None]:
+        from ._localstore import iso_time
+
+        return handle[0], iso_time(handle[1])
+
+    @staticmethod
+    def md5(handle: tuple[int, Any, str | None]) -> str | None:
+        """The MD5 of the object's bytes, when its ETag is one: S3 writes a single-part
+        object's MD5 as its ETag, unless a KMS or customer key encrypts it; anything
+        else (a multipart ``-N`` suffix, another provider's token) is not 32 hex
+        digits, or simply will not match, and the object is read."""
+        etag = (handle[2] or "").strip('"')
+        return etag if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag) else None
+
+    def read(self, paths: Iterable[str], *, limit: int, sizes: Sequence[int] | None = None
+             ) -> Iterator[tuple[str, bytes | Exception]]:
+        """Each file's bytes, or why not, in the order given: chunks read concurrently,
+        the next one fetched while this one is handed out."""
+        chunks = _chunks(list(paths), sizes, limit)
+        pending = self._submit(next(chunks, None), limit)
+        while pending is not None:
+            with self._errors("read"):
+                done = pending.result()
+            pending = self._submit(next(chunks, None), limit)
+            yield from done
+
+    def _submit(self, chunk: list[tuple[str, int | None]] | None, limit: int
+                ) -> concurrent.futures.Future | None:
+        if chunk is None:
+            return None
+        return asyncio.run_coroutine_threadsafe(self._read_chunk(chunk, limit), self._loop())
+
+    async def _read_chunk(self, chunk: list[tuple[str, int | None]], limit: int
+                          ) -> list[tuple[str, bytes | Exception]]:
+        got = await asyncio.gather(*(self._get(path, size, limit) for path, size in chunk))
+        return [(path, value) for (path, _), value in zip(chunk, got, strict=True)]
+
+    async def _get(self, path: str, size: int | None, limit: int) -> bytes | Exception:
+        if size == 0:  # nothing to read (and a ranged GET of nothing is an error on S3)
+            return b""
+        if size is not None and size > limit:
+            return too_large(size, limit)
+        key = path.partition("/")[2]
+        try:
+            async with self._semaphore():
+                answer = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key,
+                                                Range=f"bytes=0-{limit}")
+                body = answer["Body"]
+                try:
+                    data = await body.read(limit + 1)
+                finally:
+                    body.close()
+        except Exception as exc:  # noqa: BLE001 -- s3fs maps S3's errors to OSErrors
+            return exc
+        return too_large(len(data), limit) if len(data) > limit else data
+
+    # ------------------------------------------------------------------ loop
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        return self.fs.loop
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(CONCURRENCY)
+        return self._slots
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop()).result()
+
+
+async def _all(tasks: list[asyncio.Future]) -> None:
+    """Wait for every task; on the first failure cancel the others, then raise it."""
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One answer of ListObjectsV2."""
+
+    keys: list[dict[str, Any]]
+    folders: list[str]
+    truncated: bool
+    token: str | None
+
+
+def _subfolder(folder: str, prefix: str, after: str) -> bool:
+    """Whether a listed sub-folder is one level below ``prefix`` (and may hold keys
+    after ``after``): what a hostile answer might break to loop the walk."""
+    name = folder[len(prefix):]
+    return (folder.startswith(prefix) and name.endswith("/") and "/" not in name[:-1]
+            and len(name) > 1 and (folder > after or after.startswith(folder)))
+
+
+def _folders_above(relative: str) -> Iterator[str]:
+    """The repository folders (:data:`FOLDERS`) a key below ``repositories/`` lies in."""
+    parts = relative.split("/")
+    for index, part in enumerate(parts[1:-1], start=1):
+        if part.startswith("_"):
+            area = "/".join(parts[:index + 1])
+            if part in FOLDERS:
+                yield area
+            if part == "_manifests" and len(parts) > index + 2 and parts[index + 1] == "tags":
+                yield f"{area}/tags"
+            return
+
+
+def _chunks(paths: list[str], sizes: Sequence[int] | None, limit: int
+            ) -> Iterator[list[tuple[str, int | None]]]:
+    """``paths`` (with their listed sizes) in chunks of at most :data:`CHUNK_FILES`
+    files and :data:`CHUNK_BYTES` bytes (a file counts its size, at most ``limit``)."""
+    chunk: list[tuple[str, int | None]] = []
+    weight = 0
+    for index, path in enumerate(paths):
+        size = sizes[index] if sizes is not None else None
+        cost = min(size if size is not None else limit, limit + 1)
+        if chunk and (len(chunk) == CHUNK_FILES or weight + cost > CHUNK_BYTES):
+            yield chunk
+            chunk, weight = [], 0
+        chunk.append((path, size))
+        weight += cost
+    if chunk:
+        yield chunk
+
+
+def is_s3(fs: Any) -> bool:
+    """Whether ``fs`` is s3fs's filesystem (the only one this store reads)."""
+    return type(fs).__module__.split(".")[0] == "s3fs"
+
