@@ -86,32 +86,55 @@ class S3Store(FsspecStore):
 
     async def _walk_all(self, take: Callable[[list[dict[str, Any]]], None]) -> None:
         key = self.top.partition("/")[2]
-        await _all([asyncio.ensure_future(self._walk(f"{key}/{area}/", None, take))
+        await _all([asyncio.ensure_future(self._walk(f"{key}/{area}/", take))
                     for area in ("blobs", "repositories")])
 
-    async def _walk(self, prefix: str, after: str | None,
-                    take: Callable[[list[dict[str, Any]]], None]) -> None:
-        """Every key below ``prefix`` (after ``after``): one page, and when that does not
-        hold it all, the rest split at the sub-folders, listed concurrently."""
-        first = await self._list(prefix, after=after)
-        take(first.keys)
-        if not first.truncated:
-            return
-        last = first.keys[-1]["Key"]
+    async def _walk(self, prefix: str, take: Callable[[list[dict[str, Any]]], None], *,
+                    low: str = "", high: str | None = None, files: bool = True) -> None:
+        """Every key below ``prefix`` from ``low`` (included) to ``high`` (excluded),
+        those directly in ``prefix`` only with ``files``: one page, and when that does
+        not hold it all, the rest split at the sub-folders, which are listed
+        concurrently, as many to a listing as the first page suggests one page holds."""
+        after = _before(low)
+        while True:  # the keys just below ``low`` that StartAfter lets through: passed
+            first = await self._list(prefix, after=after)
+            if not first.truncated or first.keys[-1]["Key"] >= low:
+                break
+            after = first.keys[-1]["Key"]
+        listed = _within(first.keys, low, high)
+        take(listed if files else [k for k in listed if "/" in k["Key"][len(prefix):]])
+        if not first.truncated or (high is not None and first.keys[-1]["Key"] >= high):
+            return  # all of it, or past ``high``
+        last = listed[-1]["Key"]
         # the folder holding the last key listed: the rest of it, after that key (an S3
         # listing after a key may leave out the folder it is in)
         rest = last[len(prefix):]
         inner = f"{prefix}{rest.split('/', 1)[0]}/" if "/" in rest else None
-        walks = [asyncio.ensure_future(self._walk(inner, last, take))] if inner else []
+        walks = ([asyncio.ensure_future(self._walk(inner, take, low=f"{last}\0"))]
+                 if inner else [])
+        folders: list[str] = []
         token = None
         while True:  # what follows: the files of this folder, and its other folders
             page = await self._list(prefix, after=last, token=token, folders=True)
-            take(page.keys)
-            walks.extend(asyncio.ensure_future(self._walk(folder, None, take))
-                         for folder in page.folders if folder != inner)
-            if not page.truncated:
+            direct = _within(page.keys, low, high)
+            if files:
+                take(direct)
+            ahead = [f for f in page.folders if f != inner and (high is None or f < high)]
+            folders.extend(ahead)
+            if (not page.truncated or len(direct) < len(page.keys)
+                    or len(ahead) < len(page.folders) - (inner in page.folders)):
                 break
             token = page.token
+        # folders to a listing: as many as filled the first page, about
+        seen = len({key["Key"][len(prefix):].partition("/")[0] for key in listed})
+        group = max(1, self.page_keys * (seen - 1) // len(listed))
+        for start in range(0, len(folders), group):
+            chunk = folders[start:start + group]
+            walks.append(asyncio.ensure_future(
+                self._walk(chunk[0], take) if len(chunk) == 1 else
+                # the folders' keys only: the files between them were taken above
+                self._walk(prefix, take, low=chunk[0], high=f"{chunk[-1][:-1]}0",
+                           files=False)))
         await _all(walks)
 
     async def _list(self, prefix: str, *, after: str | None, token: str | None = None,
@@ -239,6 +262,24 @@ def _subfolder(folder: str, prefix: str, after: str) -> bool:
     name = folder[len(prefix):]
     return (folder.startswith(prefix) and name.endswith("/") and "/" not in name[:-1]
             and len(name) > 1 and (folder > after or after.startswith(folder)))
+
+
+def _before(low: str) -> str | None:
+    """What ``StartAfter`` is for keys from ``low`` on: the key itself when ``low`` is
+    the least string after it (``key + "\\0"``), otherwise a string just below
+    ``low`` (the keys between are dropped by :func:`_within`)."""
+    if not low:
+        return None
+    if low.endswith("\0"):
+        return low[:-1]
+    return low[:-1] + chr(ord(low[-1]) - 1) if ord(low[-1]) > 1 else low[:-1] or None
+
+
+def _within(keys: list[dict[str, Any]], low: str, high: str | None) -> list[dict[str, Any]]:
+    """The listed keys from ``low`` (included) to ``high`` (excluded)."""
+    if not keys or (keys[0]["Key"] >= low and (high is None or keys[-1]["Key"] < high)):
+        return keys
+    return [key for key in keys if key["Key"] >= low and (high is None or key["Key"] < high)]
 
 
 def _folders_above(relative: str) -> Iterator[str]:
