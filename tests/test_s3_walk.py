@@ -64,7 +64,7 @@ class MemoryS3:
                   "IsTruncated": more}
         if more:
             # a token the next page starts after: past the whole of a folder just given
-            answer["NextContinuationToken"] = (last[:-1] + chr(ord(Delimiter) + 1)
+            answer["NextContinuationToken"] = (last + "\U0010ffff"
                                                if last.endswith(Delimiter or "\0") else last)
         return answer
 

@@ -231,37 +231,30 @@ def test_split_listing_finds_what_one_listing_finds(s3_filled, page_keys):
 def test_split_scan_equals_the_generic_scan_and_reads_no_matching_link(s3_filled,
                                                                        monkeypatch):
     s3, _, _ = s3_filled
-    from reginsight.inventory import _s3store
+    from reginsight.inventory import _s3reads, _s3store
 
     read: list[str] = []
     in_flight, most = [0], [0]
-    real_get, real_call = _s3store.S3Store._get, None
+    real_get = _s3reads.PresignedReads.get
 
-    async def spy_get(self, path, size, limit):
-        read.append(path)
-        return await real_get(self, path, size, limit)
-
-    monkeypatch.setattr(_s3store.S3Store, "_get", spy_get)
-    split = _store(s3, ROOT, page_keys=2)
-    real_call = split.fs._call_s3
-
-    async def counting_call(*args, **kwargs):
+    async def spy_get(self, key, limit):
+        read.append(key)
         in_flight[0] += 1
         most[0] = max(most[0], in_flight[0])
         try:
-            return await real_call(*args, **kwargs)
+            return await real_get(self, key, limit)
         finally:
             in_flight[0] -= 1
 
-    monkeypatch.setattr(split.fs, "_call_s3", counting_call)
-    inv = _scan(split)
+    monkeypatch.setattr(_s3reads.PresignedReads, "get", spy_get)
+    inv = _scan(_store(s3, ROOT, page_keys=2))
     reference = _scan(_one_listing(s3, ROOT))
     _same_inventory(inv, reference)
     assert inv.uploads.equals(reference.uploads)
     # every link's ETag named what it holds: no link was read, only the manifests,
     # configs and upload start times
-    assert any("/blobs/" in path for path in read)
-    assert not [path for path in read if path.endswith("/link")]
+    assert any("/blobs/" in key for key in read)
+    assert not [key for key in read if key.endswith("/link")]
     assert 1 < most[0] <= _s3store.CONCURRENCY
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from .._errors import InventoryError
 from .._text import printable
 from ._layout import FOLDERS, Found, classify, classify_folder, too_large
+from ._s3reads import PresignedReads
 from ._stores import FsspecStore
 
 #: S3 requests in flight at once
@@ -184,25 +185,40 @@ class S3Store(FsspecStore):
         """Each file's bytes, or why not, in the order given: chunks read concurrently,
         the next one fetched while this one is handed out."""
         chunks = _chunks(list(paths), sizes, limit)
-        pending = self._submit(next(chunks, None), limit)
-        while pending is not None:
-            with self._errors("read"):
-                done = pending.result()
-            pending = self._submit(next(chunks, None), limit)
-            yield from done
+        first = next(chunks, None)
+        if first is None:
+            return
+        reads = (PresignedReads(self.fs, self.bucket, connections=CONCURRENCY)
+                 if PresignedReads.usable(self.fs) else None)
+        with self._errors("read"):
+            if reads is not None:
+                self._run(reads.__aenter__())
+        try:
+            pending = self._submit(first, limit, reads)
+            while pending is not None:
+                with self._errors("read"):
+                    done = pending.result()
+                pending = self._submit(next(chunks, None), limit, reads)
+                yield from done
+        finally:
+            if reads is not None:
+                self._run(reads.__aexit__(None, None, None))
 
-    def _submit(self, chunk: list[tuple[str, int | None]] | None, limit: int
-                ) -> concurrent.futures.Future | None:
+    def _submit(self, chunk: list[tuple[str, int | None]] | None, limit: int,
+                reads: PresignedReads | None) -> concurrent.futures.Future | None:
         if chunk is None:
             return None
-        return asyncio.run_coroutine_threadsafe(self._read_chunk(chunk, limit), self._loop())
+        return asyncio.run_coroutine_threadsafe(self._read_chunk(chunk, limit, reads),
+                                                self._loop())
 
-    async def _read_chunk(self, chunk: list[tuple[str, int | None]], limit: int
-                          ) -> list[tuple[str, bytes | Exception]]:
-        got = await asyncio.gather(*(self._get(path, size, limit) for path, size in chunk))
+    async def _read_chunk(self, chunk: list[tuple[str, int | None]], limit: int,
+                          reads: PresignedReads | None) -> list[tuple[str, bytes | Exception]]:
+        got = await asyncio.gather(*(self._get(path, size, limit, reads)
+                                     for path, size in chunk))
         return [(path, value) for (path, _), value in zip(chunk, got, strict=True)]
 
-    async def _get(self, path: str, size: int | None, limit: int) -> bytes | Exception:
+    async def _get(self, path: str, size: int | None, limit: int,
+                   reads: PresignedReads | None) -> bytes | Exception:
         if size == 0:  # nothing to read (and a ranged GET of nothing is an error on S3)
             return b""
         if size is not None and size > limit:
@@ -210,14 +226,17 @@ class S3Store(FsspecStore):
         key = path.partition("/")[2]
         try:
             async with self._semaphore():
-                answer = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key,
-                                                Range=f"bytes=0-{limit}")
-                body = answer["Body"]
-                try:
-                    data = await body.read(limit + 1)
-                finally:
-                    body.close()
-        except Exception as exc:  # noqa: BLE001 -- s3fs maps S3's errors to OSErrors
+                if reads is not None:
+                    data = await reads.get(key, limit)
+                else:
+                    answer = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key,
+                                                    Range=f"bytes=0-{limit}")
+                    body = answer["Body"]
+                    try:
+                        data = await body.read(limit + 1)
+                    finally:
+                        body.close()
+        except Exception as exc:  # noqa: BLE001 -- each way maps S3's errors to OSErrors
             return exc
         return too_large(len(data), limit) if len(data) > limit else data
 
