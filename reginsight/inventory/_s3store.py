@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import datetime
 import queue
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._errors import InventoryError
 from .._text import printable
 from ._layout import FOLDERS, Found, classify, classify_folder, too_large
-from ._s3reads import PresignedReads
+from ._s3http import PresignedRequests
 from ._stores import FsspecStore
 
 #: S3 requests in flight at once
@@ -57,6 +59,7 @@ class S3Store(FsspecStore):
         self.page_keys = page_keys
         self.bucket = top.partition("/")[0]
         self._slots: asyncio.Semaphore | None = None  # made on the loop, when first used
+        self._http: PresignedRequests | None = None  # while listing or reading
 
     # ------------------------------------------------------------------ list
 
@@ -87,8 +90,9 @@ class S3Store(FsspecStore):
 
     async def _walk_all(self, take: Callable[[list[dict[str, Any]]], None]) -> None:
         key = self.top.partition("/")[2]
-        await _all([asyncio.ensure_future(self._walk(f"{key}/{area}/", take))
-                    for area in ("blobs", "repositories")])
+        async with self._session():
+            await _all([asyncio.ensure_future(self._walk(f"{key}/{area}/", take))
+                        for area in ("blobs", "repositories")])
 
     async def _walk(self, prefix: str, take: Callable[[list[dict[str, Any]]], None], *,
                     low: str = "", high: str | None = None, files: bool = True) -> None:
@@ -148,7 +152,8 @@ class S3Store(FsspecStore):
                   **({"Delimiter": "/"} if folders else {}),
                   **({"ContinuationToken": token} if token else {})}
         async with self._semaphore():
-            answer = await self.fs._call_s3("list_objects_v2", Bucket=self.bucket, **params)
+            answer = await (self._http.list_objects(**params) if self._http else
+                            self.fs._call_s3("list_objects_v2", Bucket=self.bucket, **params))
         keys = answer.get("Contents") or []
         subfolders = [common.get("Prefix", "") for common in answer.get("CommonPrefixes") or ()]
         page = _Page(keys, subfolders, bool(answer.get("IsTruncated")),
@@ -169,7 +174,13 @@ class S3Store(FsspecStore):
     def details(handle: tuple[int, Any, str | None]) -> tuple[int, str | None]:
         from ._localstore import iso_time
 
-        return handle[0], iso_time(handle[1])
+        modified = handle[1]
+        if isinstance(modified, str):  # a listing's text: 2026-12-06T12:00:00.000Z
+            try:
+                modified = datetime.datetime.fromisoformat(modified)
+            except ValueError:
+                modified = None
+        return handle[0], iso_time(modified)
 
     @staticmethod
     def md5(handle: tuple[int, Any, str | None]) -> str | None:
@@ -188,37 +199,31 @@ class S3Store(FsspecStore):
         first = next(chunks, None)
         if first is None:
             return
-        reads = (PresignedReads(self.fs, self.bucket, connections=CONCURRENCY)
-                 if PresignedReads.usable(self.fs) else None)
+        session = self._session()
         with self._errors("read"):
-            if reads is not None:
-                self._run(reads.__aenter__())
+            self._run(session.__aenter__())
         try:
-            pending = self._submit(first, limit, reads)
+            pending = self._submit(first, limit)
             while pending is not None:
                 with self._errors("read"):
                     done = pending.result()
-                pending = self._submit(next(chunks, None), limit, reads)
+                pending = self._submit(next(chunks, None), limit)
                 yield from done
         finally:
-            if reads is not None:
-                self._run(reads.__aexit__(None, None, None))
+            self._run(session.__aexit__(None, None, None))
 
-    def _submit(self, chunk: list[tuple[str, int | None]] | None, limit: int,
-                reads: PresignedReads | None) -> concurrent.futures.Future | None:
+    def _submit(self, chunk: list[tuple[str, int | None]] | None, limit: int
+                ) -> concurrent.futures.Future | None:
         if chunk is None:
             return None
-        return asyncio.run_coroutine_threadsafe(self._read_chunk(chunk, limit, reads),
-                                                self._loop())
+        return asyncio.run_coroutine_threadsafe(self._read_chunk(chunk, limit), self._loop())
 
-    async def _read_chunk(self, chunk: list[tuple[str, int | None]], limit: int,
-                          reads: PresignedReads | None) -> list[tuple[str, bytes | Exception]]:
-        got = await asyncio.gather(*(self._get(path, size, limit, reads)
-                                     for path, size in chunk))
+    async def _read_chunk(self, chunk: list[tuple[str, int | None]], limit: int
+                          ) -> list[tuple[str, bytes | Exception]]:
+        got = await asyncio.gather(*(self._get(path, size, limit) for path, size in chunk))
         return [(path, value) for (path, _), value in zip(chunk, got, strict=True)]
 
-    async def _get(self, path: str, size: int | None, limit: int,
-                   reads: PresignedReads | None) -> bytes | Exception:
+    async def _get(self, path: str, size: int | None, limit: int) -> bytes | Exception:
         if size == 0:  # nothing to read (and a ranged GET of nothing is an error on S3)
             return b""
         if size is not None and size > limit:
@@ -226,8 +231,8 @@ class S3Store(FsspecStore):
         key = path.partition("/")[2]
         try:
             async with self._semaphore():
-                if reads is not None:
-                    data = await reads.get(key, limit)
+                if self._http is not None:
+                    data = await self._http.get(key, limit)
                 else:
                     answer = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key,
                                                     Range=f"bytes=0-{limit}")
@@ -244,6 +249,20 @@ class S3Store(FsspecStore):
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         return self.fs.loop
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[None]:
+        """Requests through :class:`PresignedRequests` while in it, when s3fs's
+        configuration allows (else through botocore's calls)."""
+        if not PresignedRequests.usable(self.fs):
+            yield
+            return
+        async with PresignedRequests(self.fs, self.bucket, connections=CONCURRENCY) as http:
+            self._http = http
+            try:
+                yield
+            finally:
+                self._http = None
 
     def _semaphore(self) -> asyncio.Semaphore:
         if self._slots is None:
