@@ -137,7 +137,7 @@ def install_indexed_listing() -> None:
     """Replace S3Backend.list_objects and list_objects_v2 by indexed ones."""
     from moto.s3.models import FakeTableStorageBucket, S3Backend
 
-    if getattr(S3Backend, "_standin_indexed", False):
+    if hasattr(S3Backend, "_standin_moto"):
         return
     moto_v1, moto_v2 = S3Backend.list_objects, S3Backend.list_objects_v2
 
@@ -180,7 +180,16 @@ def install_indexed_listing() -> None:
         return self._truncate_result(items, max_keys)
 
     S3Backend.list_objects, S3Backend.list_objects_v2 = list_objects, list_objects_v2
-    S3Backend._standin_indexed = True
+    S3Backend._standin_moto = moto_v1, moto_v2
+
+
+def remove_indexed_listing() -> None:
+    """Put moto's own listing back (install_indexed_listing undone)."""
+    from moto.s3.models import S3Backend
+
+    if hasattr(S3Backend, "_standin_moto"):
+        S3Backend.list_objects, S3Backend.list_objects_v2 = S3Backend._standin_moto
+        del S3Backend._standin_moto
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -202,14 +211,14 @@ def classify(method: str, path: str, query: str) -> tuple[str, str]:
             return "list", operation
         if method == "GET" and "uploads" in params:
             return "list", "ListMultipartUploads"
-        return "other", f"{method} bucket"
+        return "other", "bucket"
     if method == "GET":
         return ("other", "ListParts") if "uploadId" in params else ("get", "GetObject")
     if method == "HEAD":
         return "head", "HeadObject"
     if method == "PUT":
         return "put", "UploadPart" if "partNumber" in params else "PutObject"
-    return "other", f"{method} object"
+    return "other", "DeleteObject" if method == "DELETE" else "object"
 
 
 class _Counting:

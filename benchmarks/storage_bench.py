@@ -6,6 +6,7 @@ found as the tests find it) against ``collector="distribution-3"``.
 
     python -m benchmarks.storage_bench [--repositories 160] [--churn 3] [--rounds 5]
                                        [--synthetic-manifests 100000]
+    python -m benchmarks.storage_bench --s3 [--delay-ms 20] ...  (benchmarks.storage_s3_bench)
 
 1. The benchmark corpus (benchmarks.fill) plus churn: ``latest`` of every repository
    re-pushed ``--churn`` times, leaving untagged manifests, some manifests deleted,
@@ -273,21 +274,25 @@ def synthetic(args: argparse.Namespace) -> None:
     print("\n".join(rows))
 
 
-def measure(root: str, collector: str, delete_untagged: str, out: str) -> None:
+def measure(root: str, collector: str, delete_untagged: str, out: str,
+            storage_options: dict | None = None) -> None:
     """scan_storage + one gc_preview, timed, for the parent to compare."""
     start = time.perf_counter()
-    inv = ri.scan_storage(root, progress=False)
+    inv = ri.scan_storage(root, storage_options=storage_options, progress=False)
     scanned = time.perf_counter() - start
     preview, seconds = timed(partial(ri.gc_preview, inv, collector=collector,
                                      delete_untagged=delete_untagged == "True"))
     Path(out).write_text(json.dumps({
         "scan": scanned, "preview": seconds, "revisions": len(inv.manifests),
         "untagged": int((~inv.manifests["tagged"]).sum()), "blobs": len(inv.blobs),
+        "errors": len(inv.errors),
         "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "named": sorted(blobs_named(preview))}))
 
 
 def main() -> None:
+    from benchmarks import storage_s3_bench  # it imports this module
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repositories", type=int, default=160)
@@ -296,9 +301,13 @@ def main() -> None:
     parser.add_argument("--synthetic-manifests", type=int, default=100_000)
     parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS,
                         metavar=("ROOT", "COLLECTOR", "DELETE_UNTAGGED", "OUT"))
+    storage_s3_bench.add_arguments(parser)
     args = parser.parse_args()
     if args.measure:
         measure(*args.measure)
+        return
+    if args.s3:
+        storage_s3_bench.run(args)
         return
     corpus(args)
     if args.synthetic_manifests:

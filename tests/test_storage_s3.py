@@ -199,14 +199,20 @@ def _one_listing(s3: S3Server, root: str) -> object:
 
 
 def _listed(store) -> set[tuple[object, str, object]]:
-    return {(entry, path, None if entry.kind == "folder" else store.details(handle)[0])
-            for entry, path, handle in store.entries()}
+    try:
+        return {(entry, path, None if entry.kind == "folder" else store.details(handle)[0])
+                for entry, path, handle in store.entries()}
+    finally:
+        store.close()
 
 
 def _scan(store) -> ri.Inventory:
     from reginsight.inventory._scan import _Scan
 
-    return _Scan(store, store.shown, progress=False).run()
+    try:
+        return _Scan(store, store.shown, progress=False).run()
+    finally:
+        store.close()
 
 
 def _same_inventory(left: ri.Inventory, right: ri.Inventory) -> None:
@@ -365,6 +371,12 @@ def test_a_listing_that_does_not_advance_is_an_error_not_a_loop(answer):
     with pytest.raises(ri.InventoryError, match="does not advance"):
         list(store.entries())
     assert fake.calls < 20
+
+
+def test_a_missing_bucket_is_said(s3_filled):
+    s3, _, _ = s3_filled
+    with pytest.raises(ri.InventoryError, match="no such bucket: nosuchbucket"):
+        ri.scan_storage("s3://nosuchbucket/storage", storage_options=s3.storage_options())
 
 
 def test_scan_progress_names_each_phase(s3_filled, capsys):

@@ -83,8 +83,11 @@ class PresignedRequests:
         Contents with Key, Size, LastModified as text, ETag; CommonPrefixes;
         IsTruncated; NextContinuationToken)."""
         params = {"Bucket": self.bucket, "EncodingType": "url", **params}
-        raw = await self._send("list_objects_v2", params, params.get("Prefix", ""),
-                               LISTING_LIMIT, {})
+        try:
+            raw = await self._send("list_objects_v2", params, params.get("Prefix", ""),
+                                   LISTING_LIMIT, {})
+        except FileNotFoundError:  # a listing finds nothing only when there is no bucket
+            raise FileNotFoundError(f"no such bucket: {self.bucket}") from None
         if len(raw) >= LISTING_LIMIT:
             raise OSError(f"a listing page of more than {LISTING_LIMIT:,} bytes")
         return parse_listing(raw)

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import datetime
 import queue
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +58,8 @@ class S3Store(FsspecStore):
         self.page_keys = page_keys
         self.bucket = top.partition("/")[0]
         self._slots: asyncio.Semaphore | None = None  # made on the loop, when first used
-        self._http: PresignedRequests | None = None  # while listing or reading
+        self._http: PresignedRequests | None = None  # opened on first use, till close()
+        self._opened = False
 
     # ------------------------------------------------------------------ list
 
@@ -90,9 +90,9 @@ class S3Store(FsspecStore):
 
     async def _walk_all(self, take: Callable[[list[dict[str, Any]]], None]) -> None:
         key = self.top.partition("/")[2]
-        async with self._session():
-            await _all([asyncio.ensure_future(self._walk(f"{key}/{area}/", take))
-                        for area in ("blobs", "repositories")])
+        await self._open()
+        await _all([asyncio.ensure_future(self._walk(f"{key}/{area}/", take))
+                    for area in ("blobs", "repositories")])
 
     async def _walk(self, prefix: str, take: Callable[[list[dict[str, Any]]], None], *,
                     low: str = "", high: str | None = None, files: bool = True) -> None:
@@ -143,11 +143,11 @@ class S3Store(FsspecStore):
         await _all(walks)
 
     async def _list(self, prefix: str, *, after: str | None, token: str | None = None,
-                    folders: bool = False) -> _Page:
+                    folders: bool = False, most: int | None = None) -> _Page:
         """One page of ``prefix`` after the key ``after`` (with ``folders``: its files
         and its sub-folders), checked: a listing that does not advance, or answers for
         another prefix, is an error, never an endless loop."""
-        params = {"Prefix": prefix, "MaxKeys": self.page_keys,
+        params = {"Prefix": prefix, "MaxKeys": most or self.page_keys,
                   **({"StartAfter": after} if after else {}),
                   **({"Delimiter": "/"} if folders else {}),
                   **({"ContinuationToken": token} if token else {})}
@@ -199,18 +199,14 @@ class S3Store(FsspecStore):
         first = next(chunks, None)
         if first is None:
             return
-        session = self._session()
         with self._errors("read"):
-            self._run(session.__aenter__())
-        try:
-            pending = self._submit(first, limit)
-            while pending is not None:
-                with self._errors("read"):
-                    done = pending.result()
-                pending = self._submit(next(chunks, None), limit)
-                yield from done
-        finally:
-            self._run(session.__aexit__(None, None, None))
+            self._run(self._open())
+        pending = self._submit(first, limit)
+        while pending is not None:
+            with self._errors("read"):
+                done = pending.result()
+            pending = self._submit(next(chunks, None), limit)
+            yield from done
 
     def _submit(self, chunk: list[tuple[str, int | None]] | None, limit: int
                 ) -> concurrent.futures.Future | None:
@@ -250,19 +246,28 @@ class S3Store(FsspecStore):
     def _loop(self) -> asyncio.AbstractEventLoop:
         return self.fs.loop
 
-    @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[None]:
-        """Requests through :class:`PresignedRequests` while in it, when s3fs's
+    def exists(self) -> bool:
+        """Whether any key lies below the storage's top: one listing of one key."""
+        with self._errors("reach"):
+            self._run(self._open())
+            first = self._run(self._list(f"{self.top.partition('/')[2]}/", after=None,
+                                         most=1))
+        return bool(first.keys or first.folders)
+
+    async def _open(self) -> None:
+        """Requests through :class:`PresignedRequests` from now on, when s3fs's
         configuration allows (else through botocore's calls)."""
-        if not PresignedRequests.usable(self.fs):
-            yield
-            return
-        async with PresignedRequests(self.fs, self.bucket, connections=CONCURRENCY) as http:
-            self._http = http
-            try:
-                yield
-            finally:
-                self._http = None
+        if not self._opened:
+            self._opened = True
+            if PresignedRequests.usable(self.fs):
+                self._http = await PresignedRequests(self.fs, self.bucket,
+                                                     connections=CONCURRENCY).__aenter__()
+
+    def close(self) -> None:
+        """Close the connections the requests kept open."""
+        if self._http is not None:
+            http, self._http = self._http, None
+            self._run(http.__aexit__(None, None, None))
 
     def _semaphore(self) -> asyncio.Semaphore:
         if self._slots is None:

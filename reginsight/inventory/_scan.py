@@ -82,13 +82,17 @@ def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None =
     url = str(root)
     store = open_store(url, storage_options, V2)
     if not store.exists():
+        getattr(store, "close", lambda: None)()
         unreached = ("" if isinstance(store, LocalStore) else
                      " (or the store could not be read there: check the URL, the endpoint "
                      "and the credentials)")
         raise InventoryError(f"{shown(url)} is not a registry storage: it has no {V2}"
                              f"{unreached}")
-    with _collector_paused():
-        return _Scan(store, shown(url), progress=progress).run()
+    try:
+        with _collector_paused():
+            return _Scan(store, shown(url), progress=progress).run()
+    finally:
+        getattr(store, "close", lambda: None)()  # a local folder keeps nothing open
 
 
 @contextmanager

@@ -79,6 +79,9 @@ class FsspecStore:
         modified = info.get("mtime", info.get("LastModified", info.get("last_modified")))
         return int(info.get("size") or 0), iso_time(modified)
 
+    def close(self) -> None:
+        """Nothing is kept open."""
+
     @staticmethod
     def md5(handle: Mapping[str, Any]) -> str | None:
         """The digest of a file's bytes the listing gave, if any: none in general."""
