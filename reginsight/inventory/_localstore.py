@@ -67,6 +67,8 @@ _FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEX
 #: blocking, and what was opened is looked at after
 _LOOK_FIRST = hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd")
 _PATH_FLAGS = getattr(os, "O_PATH", 0) | _NOFOLLOW | _CLOEXEC
+#: what a read asks for past a file's listed size, should it have grown
+_GROWTH = 64 * 1024
 _READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
                | _CLOEXEC)
 
@@ -270,54 +272,78 @@ class LocalStore:
              ) -> Iterator[tuple[str, bytes | Exception]]:
         """Each file's bytes, or why not: never more than ``limit`` bytes read
         (``sizes``, listed sizes, are not needed: each file is looked at as it is read)."""
-        for path in paths:
-            try:
-                yield path, self._read(path, limit)
-            except (OSError, InventoryError) as exc:
-                yield path, exc
+        # /proc/self/fd opened once: each file's link there is then one name below it
+        procfd = os.open("/proc/self/fd", _FOLDER_FLAGS) if _LOOK_FIRST else None
+        try:
+            for path in paths:
+                try:
+                    yield path, self._read(path, limit, procfd)
+                except (OSError, InventoryError) as exc:
+                    yield path, exc
+        finally:
+            if procfd is not None:
+                os.close(procfd)
 
-    def _read(self, path: str, limit: int) -> bytes:
-        if _LOOK_FIRST:  # only what is a regular file now is opened for reading
+    def _read(self, path: str, limit: int, procfd: int | None) -> bytes:
+        if procfd is not None:  # only what is a regular file now is opened for reading
             handle = os.open(path, _PATH_FLAGS)
             try:
-                self._check(handle, path, limit)
-                fd = os.open(f"/proc/self/fd/{handle}", _READ_FLAGS)
+                size = self._check(handle, path, limit, procfd)
+                # the handle's link opens the very file just looked at (an inode keeps
+                # its type; a rename since does not change what the handle holds)
+                fd = os.open(str(handle), _READ_FLAGS, dir_fd=procfd)
             finally:
                 os.close(handle)
         else:
             fd = os.open(path, _READ_FLAGS | _NOFOLLOW)
         try:
-            self._check(fd, path, limit)  # what was opened, whatever happened since
-            chunks, size = [], 0
-            while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
-                chunks.append(chunk)
-                size += len(chunk)
-            if size > limit:  # it grew since it was looked at
-                raise too_large(size, limit)
-            return b"".join(chunks)
+            if procfd is None:
+                size = self._check(fd, path, limit, None)  # what was opened
+            return _read_open(fd, size, limit)
         finally:
             os.close(fd)
 
-    def _check(self, fd: int, path: str, limit: int) -> None:
+    def _check(self, fd: int, path: str, limit: int, procfd: int | None) -> int:
+        """The size of the open file, after checking it may be read."""
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InventoryError(_not_regular(info.st_mode))
-        if not self._inside(fd, path):
+        if not self._inside(fd, path, procfd):
             raise InventoryError("reached through a symbolic link, out of the storage: "
                                  "not read")
         if info.st_size > limit:
             raise too_large(info.st_size, limit)
+        return info.st_size
 
-    def _inside(self, fd: int, path: str) -> bool:
+    def _inside(self, fd: int, path: str, procfd: int | None) -> bool:
         """Whether the open file is the one at ``path`` below the storage's real top:
         a folder on the way swapped for a link since the listing is caught here."""
-        opened = _opened_path(fd)
+        opened = (os.readlink(str(fd), dir_fd=procfd) if procfd is not None
+                  else _opened_path(fd))
         if opened is None:  # no way to ask this system: the path, resolved now
             opened = os.path.realpath(path)
         return opened == f"{self._real_top}{path[len(self.top):]}"
 
     def multipart_sizes(self) -> dict[str, int]:
         return {}
+
+
+def _read_open(fd: int, size: int, limit: int) -> bytes:
+    """The bytes of an open regular file of ``size`` bytes (as fstat said), never more
+    than ``limit`` + 1 read: asked for what it holds plus one, not for ``limit`` (a
+    read allocates what it asks for: 16 MiB for each config would cost more than the
+    read itself)."""
+    chunks, got, ask = [], 0, min(size, limit) + 1
+    while got <= limit:
+        chunk = os.read(fd, ask)
+        chunks.append(chunk)
+        got += len(chunk)
+        if not chunk or (len(chunk) < ask and got >= size):  # its end
+            break
+        ask = min(limit + 1 - got, _GROWTH)
+    if got > limit:  # it grew since it was looked at
+        raise too_large(got, limit)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _opened_path(fd: int) -> str | None:
