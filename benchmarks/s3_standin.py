@@ -194,6 +194,8 @@ def remove_indexed_listing() -> None:
 
 # --- the server ----------------------------------------------------------------------------
 
+#: a presigned URL's signature (SigV2; SigV4's are X-Amz-*)
+_PRESIGNED = {"AWSAccessKeyId", "Signature", "Expires"}
 _LIST_PARAMS = {"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type",
                 "continuation-token", "start-after", "fetch-owner"}
 
@@ -202,7 +204,8 @@ def classify(method: str, path: str, query: str) -> tuple[str, str]:
     """(kind, operation) of a path-style S3 request, e.g. ("list", "ListObjectsV2
     delimiter"); kind is one of KINDS."""
     bucket, _, key = path.lstrip("/").partition("/")
-    params = parse_qs(query, keep_blank_values=True)
+    params = {name: value for name, value in parse_qs(query, keep_blank_values=True).items()
+              if not name.lower().startswith("x-amz-") and name not in _PRESIGNED}
     if not key:
         if method == "GET" and bucket and set(params) <= _LIST_PARAMS:
             operation = "ListObjectsV2" if params.get("list-type") == ["2"] else "ListObjects"
