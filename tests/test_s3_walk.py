@@ -30,7 +30,10 @@ class MemoryS3:
 
     async def _call_s3(self, method: str, *, Bucket: str, Prefix: str = "",
                        Delimiter: str | None = None, StartAfter: str = "",
-                       ContinuationToken: str | None = None, MaxKeys: int = 1000) -> dict:
+                       ContinuationToken: str | None = None, MaxKeys: int = 1000,
+                       **other: object) -> dict:
+        if method != "list_objects_v2":
+            return {}  # no unfinished uploads
         self.calls += 1
         await asyncio.sleep(0)
         after = ContinuationToken or StartAfter
@@ -102,3 +105,39 @@ def test_a_large_tree_costs_few_requests():
         found, calls = _walk(keys, 1000, keep)
         assert sorted(found) == sorted(set(keys))
         assert calls < 2.5 * len(set(keys)) / 1000, calls
+
+
+class PagedUploads:
+    """ListMultipartUploads and ListParts, a page of two at a time (moto answers all
+    uploads in one page whatever MaxUploads says)."""
+
+    def __init__(self, uploads: dict[str, list[int]]) -> None:
+        self.uploads = sorted(uploads.items())
+        self.loop = fsspec.asyn.get_loop()
+
+    async def _call_s3(self, method: str, **params: object) -> dict:
+        if method == "list_multipart_uploads":
+            after = params.get("KeyMarker") or ""
+            rest = [(key, parts) for key, parts in self.uploads
+                    if key > after and key.startswith(params["Prefix"])]
+            page = rest[:2]
+            answer = {"Uploads": [{"Key": key, "UploadId": f"id-{key}"} for key, _ in page],
+                      "IsTruncated": len(rest) > 2}
+            if len(rest) > 2:
+                answer.update(NextKeyMarker=page[-1][0], NextUploadIdMarker="x")
+            return answer
+        parts = dict(self.uploads)[params["Key"]]
+        start = params["PartNumberMarker"]
+        page = parts[start:start + 2]
+        return {"Parts": [{"Size": size} for size in page],
+                "IsTruncated": start + 2 < len(parts), "NextPartNumberMarker": start + 2}
+
+
+def test_every_unfinished_upload_and_part_is_counted_page_by_page():
+    uploads = {f"r/docker/registry/v2/repositories/o/_uploads/u{n}/data": [10] * n
+               for n in range(7)}
+    uploads["elsewhere/data"] = [1]
+    store = S3Store(PagedUploads(uploads), "bucket/r/docker/registry/v2", "s3://bucket/r")
+    assert store.multipart_sizes() == {f"bucket/{key}": sum(parts)
+                                       for key, parts in uploads.items()
+                                       if key.startswith("r/")}

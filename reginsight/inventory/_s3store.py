@@ -39,8 +39,8 @@ from ._layout import FOLDERS, Found, classify, classify_folder, too_large
 from ._s3http import PresignedRequests
 from ._stores import FsspecStore
 
-#: S3 requests in flight at once
-CONCURRENCY = 64
+#: S3 requests in flight at once (S3 serves thousands a second on one prefix)
+CONCURRENCY = 128
 #: keys a listing page holds (S3's most)
 PAGE_KEYS = 1000
 #: one chunk of reads: at most this many files, and this many bytes (by listed size)
@@ -60,6 +60,7 @@ class S3Store(FsspecStore):
         self._slots: asyncio.Semaphore | None = None  # made on the loop, when first used
         self._http: PresignedRequests | None = None  # opened on first use, till close()
         self._opened = False
+        self._uploads: asyncio.Future | None = None  # listed alongside the objects
 
     # ------------------------------------------------------------------ list
 
@@ -91,8 +92,55 @@ class S3Store(FsspecStore):
     async def _walk_all(self, take: Callable[[list[dict[str, Any]]], None]) -> None:
         key = self.top.partition("/")[2]
         await self._open()
+        self._uploads = asyncio.ensure_future(self._multipart())  # meanwhile: one round less
         await _all([asyncio.ensure_future(self._walk(f"{key}/{area}/", take))
                     for area in ("blobs", "repositories")])
+
+    def multipart_sizes(self) -> dict[str, int]:
+        """On S3 an upload's data is a multipart upload, not an object, until it is
+        finished: the bytes of its parts so far, by the object path it will have
+        (listed alongside the objects)."""
+        with self._errors("list the uploads of"):
+            return self._run(self._uploaded())
+
+    async def _uploaded(self) -> dict[str, int]:
+        if self._uploads is None:
+            self._uploads = asyncio.ensure_future(self._multipart())
+        return await self._uploads
+
+    async def _multipart(self) -> dict[str, int]:
+        prefix = f"{self.top.partition('/')[2]}/"
+        uploads, markers = [], {}
+        while True:  # every page of them (a registry's crashes leave thousands)
+            async with self._semaphore():
+                page = await self.fs._call_s3("list_multipart_uploads", Bucket=self.bucket,
+                                              Prefix=prefix, MaxUploads=self.page_keys,
+                                              **markers)
+            uploads += [u for u in page.get("Uploads") or () if
+                        u.get("Key", "").startswith(prefix)]
+            following = {"KeyMarker": page.get("NextKeyMarker"),
+                         "UploadIdMarker": page.get("NextUploadIdMarker")}
+            if not page.get("IsTruncated") or not following["KeyMarker"] or (
+                    following == markers):
+                break
+            markers = following
+        sizes = await asyncio.gather(*(self._parts(u["Key"], u["UploadId"]) for u in uploads))
+        return {f"{self.bucket}/{u['Key']}": size for u, size in zip(uploads, sizes,
+                                                                      strict=True)}
+
+    async def _parts(self, key: str, upload: str) -> int:
+        """The bytes of an unfinished upload's parts so far."""
+        total, marker = 0, 0
+        while True:
+            async with self._semaphore():
+                page = await self.fs._call_s3("list_parts", Bucket=self.bucket, Key=key,
+                                              UploadId=upload, PartNumberMarker=marker,
+                                              MaxParts=self.page_keys)
+            total += sum(int(part.get("Size", 0)) for part in page.get("Parts") or ())
+            following = page.get("NextPartNumberMarker", 0)
+            if not page.get("IsTruncated") or not following or following == marker:
+                return total
+            marker = following
 
     async def _walk(self, prefix: str, take: Callable[[list[dict[str, Any]]], None], *,
                     low: str = "", high: str | None = None, files: bool = True) -> None:

@@ -105,30 +105,8 @@ class FsspecStore:
                 yield path, value
 
     def multipart_sizes(self) -> dict[str, int]:
-        """On S3 an upload's data is a multipart upload, not an object, until it is
-        finished: the bytes of its parts so far, by the object path it will have."""
-        if not hasattr(self.fs, "list_multipart_uploads"):
-            return {}
-        with self._errors("list the uploads of"):
-            return self._multipart_sizes()
-
-    def _multipart_sizes(self) -> dict[str, int]:
-        bucket = self.top.partition("/")[0]
-        sizes = {}
-        for upload in self.fs.list_multipart_uploads(bucket):
-            path = f"{bucket}/{upload.get('Key', '')}"
-            if not path.startswith(self.top + "/"):
-                continue
-            total, marker = 0, 0
-            while True:
-                page = self.fs.call_s3("list_parts", Bucket=bucket, Key=upload["Key"],
-                                       UploadId=upload["UploadId"], PartNumberMarker=marker)
-                total += sum(int(part.get("Size", 0)) for part in page.get("Parts", ()))
-                if not page.get("IsTruncated"):
-                    break
-                marker = page.get("NextPartNumberMarker", 0)
-            sizes[path] = total
-        return sizes
+        """Unfinished uploads that are no objects yet: S3's (see ``S3Store``) only."""
+        return {}
 
 
 def _backend_error(action: str, where: str, exc: Exception) -> InventoryError:
