@@ -39,6 +39,8 @@ class PresignedRequests:
         self.fs, self.bucket, self.connections = fs, bucket, connections
         self.session: Any = None
         self.client: Any = None
+        self.proxy: Any = None
+        self.proxy_auth: Any = None
 
     @staticmethod
     def usable(fs: Any) -> bool:
@@ -49,13 +51,21 @@ class PresignedRequests:
 
     async def __aenter__(self) -> PresignedRequests:
         import aiohttp
+        import yarl
 
         await self.fs.set_session()
         self.client = self.fs.s3
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.connections, ssl=self._tls()),
             timeout=aiohttp.ClientTimeout(total=120, sock_connect=30, sock_read=60),
-            auto_decompress=False, trust_env=True)
+            auto_decompress=False)
+        # a proxy the environment names, as botocore would use (looked up once: aiohttp's
+        # trust_env reads the environment and ~/.netrc again for every request)
+        try:
+            self.proxy, self.proxy_auth = aiohttp.helpers.get_env_proxy_for_url(
+                yarl.URL(self.client.meta.endpoint_url))
+        except LookupError:
+            self.proxy = self.proxy_auth = None
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -102,7 +112,8 @@ class PresignedRequests:
             url = await self.client.generate_presigned_url(operation, Params=params,
                                                            ExpiresIn=EXPIRES)
             try:
-                async with self.session.get(url, headers=headers,
+                async with self.session.get(url, headers=headers, proxy=self.proxy,
+                                            proxy_auth=self.proxy_auth,
                                             allow_redirects=False) as answer:
                     if answer.status in (200, 206):
                         return await _read(answer.content, most)

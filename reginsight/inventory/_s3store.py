@@ -59,7 +59,8 @@ class S3Store(FsspecStore):
         self.bucket = top.partition("/")[0]
         self._slots: asyncio.Semaphore | None = None  # made on the loop, when first used
         self._http: PresignedRequests | None = None  # opened on first use, till close()
-        self._opened = False
+        self._opening: asyncio.Future | None = None  # the connection pool, being made
+        self._walking: tuple[queue.SimpleQueue, concurrent.futures.Future] | None = None
         self._uploads: asyncio.Future | None = None  # listed alongside the objects
 
     # ------------------------------------------------------------------ list
@@ -69,9 +70,7 @@ class S3Store(FsspecStore):
         and each repository folder some object lies below (on S3 a folder is nothing
         but a prefix, as the registry sees it); handed out page by page as the
         concurrent listings bring them."""
-        pages: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
-        listing = asyncio.run_coroutine_threadsafe(self._walk_all(pages.put), self._loop())
-        listing.add_done_callback(lambda _: pages.put(None))
+        pages, listing = self._listing()
         folders: set[str] = set()
         skip = len(self.top) + 1
         while (page := pages.get()) is not None:
@@ -88,6 +87,15 @@ class S3Store(FsspecStore):
                                          item.get("ETag")))
         with self._errors("list"):
             listing.result()
+
+    def _listing(self) -> tuple[queue.SimpleQueue, concurrent.futures.Future]:
+        """The pages the walk brings, and the walk, started once (by exists())."""
+        if self._walking is None:
+            pages: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+            walk = asyncio.run_coroutine_threadsafe(self._walk_all(pages.put), self._loop())
+            walk.add_done_callback(lambda _: pages.put(None))
+            self._walking = pages, walk
+        return self._walking
 
     async def _walk_all(self, take: Callable[[list[dict[str, Any]]], None]) -> None:
         key = self.top.partition("/")[2]
@@ -295,24 +303,34 @@ class S3Store(FsspecStore):
         return self.fs.loop
 
     def exists(self) -> bool:
-        """Whether any key lies below the storage's top: one listing of one key."""
+        """Whether any key lies below the storage's top: one listing of one key,
+        while the walk of the tree starts (a round trip less before the first page)."""
+        self._listing()
         with self._errors("reach"):
-            self._run(self._open())
-            first = self._run(self._list(f"{self.top.partition('/')[2]}/", after=None,
-                                         most=1))
+            first = self._run(self._exists())
         return bool(first.keys or first.folders)
+
+    async def _exists(self) -> _Page:
+        await self._open()
+        return await self._list(f"{self.top.partition('/')[2]}/", after=None, most=1)
 
     async def _open(self) -> None:
         """Requests through :class:`PresignedRequests` from now on, when s3fs's
-        configuration allows (else through botocore's calls)."""
-        if not self._opened:
-            self._opened = True
-            if PresignedRequests.usable(self.fs):
-                self._http = await PresignedRequests(self.fs, self.bucket,
-                                                     connections=CONCURRENCY).__aenter__()
+        configuration allows (else through botocore's calls); made once, whoever
+        asks first."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._connect())
+        await self._opening
+
+    async def _connect(self) -> None:
+        if PresignedRequests.usable(self.fs):
+            self._http = await PresignedRequests(self.fs, self.bucket,
+                                                 connections=CONCURRENCY).__aenter__()
 
     def close(self) -> None:
-        """Close the connections the requests kept open."""
+        """Stop a walk still under way, close the connections the requests kept open."""
+        if self._walking is not None and not self._walking[1].done():
+            self._walking[1].cancel()
         if self._http is not None:
             http, self._http = self._http, None
             self._run(http.__aexit__(None, None, None))
