@@ -2,9 +2,9 @@
 
 The tag API shows what tags reach; the storage holds everything: manifests a moved
 tag left behind, blobs of deleted manifests, unfinished uploads. This module lists
-the tree once (:mod:`._stores`: os.scandir locally, one paged listing on S3), reads
-the small link files and the manifest and config blobs, and hands the facts to the
-same assembly as a crawl. Any fsspec filesystem works (local, s3, gcs, az ...);
+the tree once (:mod:`._stores`: os.scandir locally, concurrent listings split by
+prefix on S3), reads the small link files and the manifest and config blobs, and
+hands the facts to the same assembly as a crawl. Any fsspec filesystem works (local, s3, gcs, az ...);
 nothing is ever written.
 """
 
@@ -76,6 +76,11 @@ def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None =
     frames ``uploads``, ``tag_history``, ``layer_links`` and ``folders``. Sizes are the bytes of
     the blob data. What cannot be read (a garbled link, a link to a missing blob,
     a corrupt manifest) becomes an ``errors`` row; the scan goes on.
+
+    On S3 (``s3://``) the listing is split by prefix and run concurrently, and
+    manifests and configs are read concurrently, at most 128 requests in flight;
+    ``progress`` shows a bar per phase (list, read links, read manifests, read
+    configs).
 
     Raises InventoryError when ``root`` holds no registry storage.
     """
