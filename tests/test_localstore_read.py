@@ -120,14 +120,55 @@ def test_reads_leave_no_descriptor_open(store, tmp_path):
     fifo = path.parent / "fifo"
     os.mkfifo(fifo)
     before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
-    for _ in range(200):
+    for _ in range(50):
         contents = dict(store.read([str(path), str(fifo), str(path.parent / "absent")],
                                    limit=512))
         assert contents[str(path)] == path.read_bytes()
         assert isinstance(contents[str(fifo)], InventoryError)
         assert isinstance(contents[str(path.parent / "absent")], FileNotFoundError)
-        abandoned = store.read([str(path)] * 3, limit=512)
+        abandoned = store.read([str(path)] * 100, limit=512)  # read ahead, then dropped
         next(abandoned)
         abandoned.close()  # a caller that stops early
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_many_files_come_back_in_order_each_as_one_read_says(store):
+    """Past a chunk, files are read ahead by threads: the same answers, in order, a
+    large file (past what is read ahead) and every refusal included."""
+    folder = _link(store).parent
+    paths, expected = [], []
+    for n in range(300):
+        path = folder / f"f{n}"
+        if n % 50 == 7:
+            os.mkfifo(path)
+            expected.append("a FIFO where the layout has a file: not read")
+        elif n % 50 == 8:
+            os.symlink(folder / "f0", path)
+            expected.append("a symbolic link: not followed")
+        elif n % 50 == 9:
+            expected.append(FileNotFoundError)  # listed, gone since
+        elif n % 50 == 10:
+            path.write_bytes(b"L" * 3_000_000)  # read when its turn comes
+            expected.append(b"L" * 3_000_000)
+        elif n % 50 == 11:
+            path.write_bytes(b"T" * 4_000_001)
+            expected.append("4,000,001 bytes, more than the 4,000,000")
+        else:
+            path.write_bytes(f"file {n}".encode())
+            expected.append(f"file {n}".encode())
+        paths.append(str(path))
+    result: list[tuple[str, bytes | Exception]] = []
+    thread = threading.Thread(target=lambda: result.extend(
+        store.read(paths, limit=4_000_000)), daemon=True)
+    thread.start()
+    thread.join(TIME_BOUND)
+    assert not thread.is_alive(), "reading ahead blocked"
+    assert [path for path, _ in result] == paths
+    for (path, content), want in zip(result, expected, strict=True):
+        if isinstance(want, bytes):
+            assert content == want, path
+        elif isinstance(want, str):
+            assert isinstance(content, InventoryError) and want in str(content), path
+        else:
+            assert isinstance(content, want), path

@@ -29,8 +29,11 @@ import errno
 import os
 import stat
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from .._errors import InventoryError
@@ -69,6 +72,9 @@ _LOOK_FIRST = hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd")
 _PATH_FLAGS = getattr(os, "O_PATH", 0) | _NOFOLLOW | _CLOEXEC
 #: what a read asks for past a file's listed size, should it have grown
 _GROWTH = 64 * 1024
+#: threads reading ahead of the caller, files per chunk each reads, and the largest
+#: file one reads ahead (a larger one waits for its turn)
+_READERS, _CHUNK, _AHEAD_MOST = 8, 16, 256 * 1024
 _READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
                | _CLOEXEC)
 
@@ -270,25 +276,62 @@ class LocalStore:
 
     def read(self, paths: Iterable[str], *, limit: int, sizes: Any = None
              ) -> Iterator[tuple[str, bytes | Exception]]:
-        """Each file's bytes, or why not: never more than ``limit`` bytes read
-        (``sizes``, listed sizes, are not needed: each file is looked at as it is read)."""
+        """Each file's bytes, or why not, in the order given: never more than ``limit``
+        bytes read (``sizes``, listed sizes, are not needed: each file is looked at as
+        it is read). Many files are read by a few threads at once, a chunk each, ahead
+        of the caller: a cold page cache answers each read from the disk, which serves
+        many at once (a warm one costs the threads little)."""
         # /proc/self/fd opened once: each file's link there is then one name below it
         procfd = os.open("/proc/self/fd", _FOLDER_FLAGS) if _LOOK_FIRST else None
         try:
-            for path in paths:
-                try:
-                    yield path, self._read(path, limit, procfd)
-                except (OSError, InventoryError) as exc:
-                    yield path, exc
+            if not isinstance(paths, list) or len(paths) <= _CHUNK:
+                for path in paths:
+                    yield path, self._one(path, limit, procfd)
+                return
+            yield from self._ahead(paths, limit, procfd)
         finally:
             if procfd is not None:
                 os.close(procfd)
 
-    def _read(self, path: str, limit: int, procfd: int | None) -> bytes:
+    def _ahead(self, paths: list[str], limit: int, procfd: int | None
+               ) -> Iterator[tuple[str, bytes | Exception]]:
+        """:meth:`read` by :data:`_READERS` threads, at most twice as many chunks in
+        flight; a file past :data:`_AHEAD_MOST` bytes is read here, when its turn
+        comes (what waits in memory stays small)."""
+        chunks = (paths[at:at + _CHUNK] for at in range(0, len(paths), _CHUNK))
+        with ThreadPoolExecutor(_READERS, thread_name_prefix="reginsight-read") as pool:
+            pending = deque((chunk, pool.submit(self._chunk, chunk, limit, procfd))
+                            for chunk in islice(chunks, 2 * _READERS))
+            while pending:
+                chunk, future = pending.popleft()
+                if (following := next(chunks, None)) is not None:
+                    pending.append((following, pool.submit(self._chunk, following, limit,
+                                                           procfd)))
+                for path, content in zip(chunk, future.result(), strict=True):
+                    yield path, (self._one(path, limit, procfd) if content is None
+                                 else content)
+
+    def _chunk(self, paths: list[str], limit: int, procfd: int | None
+               ) -> list[bytes | Exception | None]:
+        return [self._one(path, limit, procfd, most=_AHEAD_MOST) for path in paths]
+
+    def _one(self, path: str, limit: int, procfd: int | None, most: int | None = None
+             ) -> bytes | Exception | None:
+        try:
+            return self._read(path, limit, procfd, most)
+        except (OSError, InventoryError) as exc:
+            return exc
+
+    def _read(self, path: str, limit: int, procfd: int | None, most: int | None = None
+              ) -> bytes | None:
+        """The bytes of the file at ``path``; None, unread, when it holds more than
+        ``most``."""
         if procfd is not None:  # only what is a regular file now is opened for reading
             handle = os.open(path, _PATH_FLAGS)
             try:
                 size = self._check(handle, path, limit, procfd)
+                if most is not None and size > most:
+                    return None
                 # the handle's link opens the very file just looked at (an inode keeps
                 # its type; a rename since does not change what the handle holds)
                 fd = os.open(str(handle), _READ_FLAGS, dir_fd=procfd)
@@ -299,6 +342,8 @@ class LocalStore:
         try:
             if procfd is None:
                 size = self._check(fd, path, limit, None)  # what was opened
+                if most is not None and size > most:
+                    return None
             return _read_open(fd, size, limit)
         finally:
             os.close(fd)

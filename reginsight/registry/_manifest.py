@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,6 +22,11 @@ from .._json import json_object
 from ._digest import Digest, DigestVerifier, parse_digest, validate_digest
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+#: the digest nearly every descriptor holds, already in its one spelling: taken as it
+#: is, without building a Digest (anything else goes through validate_digest)
+_PLAIN_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+#: the keys of nearly every descriptor: nothing more to parse than these
+_PLAIN_DESCRIPTOR = frozenset({"mediaType", "digest", "size"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,6 +184,8 @@ def _platform(value: Any) -> Platform | None:
 def _digest_field(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise _fail(f"{where} has no digest string")
+    if _PLAIN_SHA256.fullmatch(value):
+        return value
     try:
         return validate_digest(value)
     except InvalidReference as exc:
@@ -190,6 +199,9 @@ def parse_descriptor(value: Any, *, where: str = "descriptor") -> Descriptor:
     size = value.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise _fail(f"{where} needs a non-negative integer 'size'")
+    if value.keys() <= _PLAIN_DESCRIPTOR:  # no urls, annotations, platform ...: as below
+        return Descriptor(media_type=_str(value, "mediaType"),
+                          digest=_digest_field(value.get("digest"), where), size=size)
     return Descriptor(
         media_type=_str(value, "mediaType"),
         digest=_digest_field(value.get("digest"), where),
@@ -257,6 +269,9 @@ def _verified(raw: bytes, digest: str) -> str:
     """Check ``raw`` against ``digest`` before anything else reads it: a signed schema1
     manifest by its signed payload, everything else by its bytes. Bytes that are not
     even JSON any more fail here as a DigestMismatch, which is what they are."""
+    if (isinstance(digest, str) and _PLAIN_SHA256.fullmatch(digest)
+            and b'"signatures"' not in raw and hashlib.sha256(raw).hexdigest() == digest[7:]):
+        return digest  # as nearly always: the bytes hash to what they were asked by
     expected = parse_digest(digest)
     payload = raw
     if b'"signatures"' in raw:
