@@ -270,6 +270,11 @@ class LocalStore:
         return info.st_size, iso_time(info.st_mtime)
 
     @staticmethod
+    def size(handle: str | os.stat_result) -> int:
+        """The bytes of a listed file."""
+        return (handle if isinstance(handle, os.stat_result) else os.lstat(handle)).st_size
+
+    @staticmethod
     def md5(handle: Any) -> None:
         """No file's digest is known without reading it here (reading is cheap)."""
         return None

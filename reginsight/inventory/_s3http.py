@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 from typing import Any
 from urllib.parse import unquote_plus
@@ -26,6 +27,8 @@ from xml.etree import ElementTree
 ATTEMPTS, BACKOFF = 4, 0.2
 #: a presigned URL's life: far longer than a scan's request waits
 EXPIRES = 3600
+#: seconds a request may take: to connect, between two reads, in all
+CONNECT_TIMEOUT, READ_TIMEOUT, TIMEOUT = 30, 60, 120
 _RETRIED = {500, 502, 503, 504}
 #: the bytes a listing page of 1,000 keys may take (keys of 1,024 bytes, escaped)
 LISTING_LIMIT = 8 * 2**20
@@ -45,9 +48,12 @@ class PresignedRequests:
     @staticmethod
     def usable(fs: Any) -> bool:
         """Whether ``fs`` is s3fs's and every request it would send is a plain one (no
-        customer keys or other extra arguments a URL cannot carry)."""
+        customer keys or other extra arguments a URL cannot carry, no proxy given to
+        botocore rather than by the environment)."""
+        config = getattr(fs, "config_kwargs", None) or {}
         return (type(fs).__module__.split(".")[0] == "s3fs"
-                and not getattr(fs, "s3_additional_kwargs", None))
+                and not getattr(fs, "s3_additional_kwargs", None)
+                and not config.get("proxies") and not config.get("proxies_config"))
 
     async def __aenter__(self) -> PresignedRequests:
         import aiohttp
@@ -55,9 +61,12 @@ class PresignedRequests:
 
         await self.fs.set_session()
         self.client = self.fs.s3
+        config = getattr(self.fs, "config_kwargs", None) or {}
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.connections, ssl=self._tls()),
-            timeout=aiohttp.ClientTimeout(total=120, sock_connect=30, sock_read=60),
+            timeout=aiohttp.ClientTimeout(  # botocore's own timeouts, when given
+                total=TIMEOUT, sock_connect=config.get("connect_timeout", CONNECT_TIMEOUT),
+                sock_read=config.get("read_timeout", READ_TIMEOUT)),
             auto_decompress=False)
         # a proxy the environment names, as botocore would use (looked up once: aiohttp's
         # trust_env reads the environment and ~/.netrc again for every request)
@@ -81,18 +90,20 @@ class PresignedRequests:
         bundle = verify if isinstance(verify, str) else os.environ.get("AWS_CA_BUNDLE")
         return ssl.create_default_context(cafile=bundle) if bundle else True
 
-    async def get(self, key: str, limit: int) -> bytes:
-        """At most ``limit`` + 1 bytes of the object (one more tells it is larger);
-        FileNotFoundError, PermissionError or OSError when S3 says no."""
+    async def get(self, key: str, last: int) -> bytes:
+        """The object's bytes up to offset ``last`` (``last`` + 1 at most: ask one more
+        than wanted to tell a larger object); FileNotFoundError, PermissionError or
+        OSError when S3 says no."""
         params = {"Bucket": self.bucket, "Key": key, **(self.fs.req_kw or {})}
-        return await self._send("get_object", params, key, limit + 1,
-                                {"Range": f"bytes=0-{limit}"})
+        return await self._send("get_object", params, key, last + 1,
+                                {"Range": f"bytes=0-{last}"})
 
     async def list_objects(self, **params: Any) -> dict[str, Any]:
         """One ListObjectsV2 page, as botocore gives it (the fields a walk reads:
         Contents with Key, Size, LastModified as text, ETag; CommonPrefixes;
         IsTruncated; NextContinuationToken)."""
-        params = {"Bucket": self.bucket, "EncodingType": "url", **params}
+        params = {"Bucket": self.bucket, "EncodingType": "url", **params,
+                  **(self.fs.req_kw or {})}  # a requester-pays bucket
         try:
             raw = await self._send("list_objects_v2", params, params.get("Prefix", ""),
                                    LISTING_LIMIT, {})
@@ -129,8 +140,17 @@ class PresignedRequests:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 if attempt == ATTEMPTS - 1:
                     raise OSError(f"cannot reach S3 for {what}: {type(exc).__name__}: "
-                                  f"{exc}") from None
+                                  f"{unsigned(str(exc))}") from None
         raise AssertionError("unreachable")  # every attempt returns, raises or retries
+
+
+def unsigned(text: str) -> str:
+    """``text`` without the query of any URL in it: a presigned URL's query is its
+    signature (and a session token), valid for an hour."""
+    return _QUERY.sub("?…", text)
+
+
+_QUERY = re.compile(r"\?[^\s'\"<>]*")
 
 
 def parse_listing(raw: bytes) -> dict[str, Any]:

@@ -126,11 +126,13 @@ class S3Store(FsspecStore):
                                               **markers)
             uploads += [u for u in page.get("Uploads") or () if
                         u.get("Key", "").startswith(prefix)]
-            following = {"KeyMarker": page.get("NextKeyMarker"),
-                         "UploadIdMarker": page.get("NextUploadIdMarker")}
-            if not page.get("IsTruncated") or not following["KeyMarker"] or (
-                    following == markers):
+            following = {"KeyMarker": page.get("NextKeyMarker") or "",
+                         "UploadIdMarker": page.get("NextUploadIdMarker") or ""}
+            if not page.get("IsTruncated"):
                 break
+            if tuple(following.values()) <= tuple(markers.values() or ("", "")):
+                raise InventoryError(f"cannot list the uploads of {self.shown}: the "
+                                     "store's markers do not advance")
             markers = following
         sizes = await asyncio.gather(*(self._parts(u["Key"], u["UploadId"]) for u in uploads))
         return {f"{self.bucket}/{u['Key']}": size for u, size in zip(uploads, sizes,
@@ -145,9 +147,12 @@ class S3Store(FsspecStore):
                                               UploadId=upload, PartNumberMarker=marker,
                                               MaxParts=self.page_keys)
             total += sum(int(part.get("Size", 0)) for part in page.get("Parts") or ())
-            following = page.get("NextPartNumberMarker", 0)
-            if not page.get("IsTruncated") or not following or following == marker:
+            if not page.get("IsTruncated"):
                 return total
+            following = int(page.get("NextPartNumberMarker") or 0)
+            if following <= marker:
+                raise InventoryError(f"cannot list the parts of an upload in {self.shown}: "
+                                     "the store's markers do not advance")
             marker = following
 
     async def _walk(self, prefix: str, take: Callable[[list[dict[str, Any]]], None], *,
@@ -173,19 +178,12 @@ class S3Store(FsspecStore):
         inner = f"{prefix}{rest.split('/', 1)[0]}/" if "/" in rest else None
         walks = ([asyncio.ensure_future(self._walk(inner, take, low=f"{last}\0"))]
                  if inner else [])
-        folders: list[str] = []
-        token = None
-        while True:  # what follows: the files of this folder, and its other folders
-            page = await self._list(prefix, after=last, token=token, folders=True)
-            direct = _within(page.keys, low, high)
-            if files:
-                take(direct)
-            ahead = [f for f in page.folders if f != inner and (high is None or f < high)]
-            folders.extend(ahead)
-            if (not page.truncated or len(direct) < len(page.keys)
-                    or len(ahead) < len(page.folders) - (inner in page.folders)):
-                break
-            token = page.token
+        try:
+            folders = await self._folders(prefix, last, inner, take, low=low, high=high,
+                                          files=files)
+        except BaseException:
+            await _cancel(walks)  # nothing goes on listing after a failure
+            raise
         # folders to a listing: as many as filled the first page, about
         seen = len({key["Key"][len(prefix):].partition("/")[0] for key in listed})
         group = max(1, self.page_keys * (seen - 1) // len(listed))
@@ -198,11 +196,35 @@ class S3Store(FsspecStore):
                            files=False)))
         await _all(walks)
 
+    async def _folders(self, prefix: str, last: str, inner: str | None,
+                       take: Callable[[list[dict[str, Any]]], None], *, low: str,
+                       high: str | None, files: bool) -> list[str]:
+        """The sub-folders of ``prefix`` after the key ``last`` (but ``inner``, and
+        below ``high``); its files there taken when ``files``."""
+        folders: list[str] = []
+        token, floor = None, last
+        while True:
+            page = await self._list(prefix, after=last, token=token, folders=True,
+                                    floor=floor)
+            direct = _within(page.keys, low, high)
+            if files:
+                take(direct)
+            ahead = [f for f in page.folders if f != inner and (high is None or f < high)]
+            folders.extend(ahead)
+            if (not page.truncated or len(direct) < len(page.keys)
+                    or len(ahead) < len(page.folders) - (inner in page.folders)):
+                return folders
+            token = page.token
+            # the next page starts after this one: answers that cycle are refused
+            floor = max([floor, *(k["Key"] for k in page.keys[-1:]), *page.folders[-1:]])
+
     async def _list(self, prefix: str, *, after: str | None, token: str | None = None,
-                    folders: bool = False, most: int | None = None) -> _Page:
+                    folders: bool = False, most: int | None = None,
+                    floor: str | None = None) -> _Page:
         """One page of ``prefix`` after the key ``after`` (with ``folders``: its files
-        and its sub-folders), checked: a listing that does not advance, or answers for
-        another prefix, is an error, never an endless loop."""
+        and its sub-folders), checked: a listing that does not advance (a page not
+        after ``floor``, the last page's end), or answers for another prefix, is an
+        error, never an endless loop."""
         params = {"Prefix": prefix, "MaxKeys": most or self.page_keys,
                   **({"StartAfter": after} if after else {}),
                   **({"Delimiter": "/"} if folders else {}),
@@ -214,9 +236,10 @@ class S3Store(FsspecStore):
         subfolders = [common.get("Prefix", "") for common in answer.get("CommonPrefixes") or ()]
         page = _Page(keys, subfolders, bool(answer.get("IsTruncated")),
                      answer.get("NextContinuationToken"))
-        floor = after or ""
+        floor = floor or after or ""
         if (any(not (k.get("Key", "") > floor and k["Key"].startswith(prefix)) for k in keys)
-                or any(not _subfolder(f, prefix, floor) for f in subfolders)
+                or any(not _subfolder(f, prefix, floor, first=token is None)
+                       for f in subfolders)
                 or (page.truncated and not (page.token if folders else keys))
                 or (token is not None and page.token == token)):
             raise InventoryError(f"cannot list {self.shown}: the store's answer for "
@@ -239,6 +262,10 @@ class S3Store(FsspecStore):
         return handle[0], iso_time(modified)
 
     @staticmethod
+    def size(handle: tuple[int, Any, str | None]) -> int:
+        return handle[0]
+
+    @staticmethod
     def md5(handle: tuple[int, Any, str | None]) -> str | None:
         """The MD5 of the object's bytes, when its ETag is one: S3 writes a single-part
         object's MD5 as its ETag, unless a KMS or customer key encrypts it; anything
@@ -258,11 +285,15 @@ class S3Store(FsspecStore):
         with self._errors("read"):
             self._run(self._open())
         pending = self._submit(first, limit)
-        while pending is not None:
-            with self._errors("read"):
-                done = pending.result()
-            pending = self._submit(next(chunks, None), limit)
-            yield from done
+        try:
+            while pending is not None:
+                with self._errors("read"):
+                    done = pending.result()
+                pending = self._submit(next(chunks, None), limit)
+                yield from done
+        finally:  # a caller that stops: the chunk fetched ahead is not wanted
+            if pending is not None:
+                pending.cancel()
 
     def _submit(self, chunk: list[tuple[str, int | None]] | None, limit: int
                 ) -> concurrent.futures.Future | None:
@@ -276,26 +307,33 @@ class S3Store(FsspecStore):
         return [(path, value) for (path, _), value in zip(chunk, got, strict=True)]
 
     async def _get(self, path: str, size: int | None, limit: int) -> bytes | Exception:
+        """The object's bytes: as many as listed and one more (a chunk's byte budget
+        holds whatever the store answers), never more than ``limit`` and one."""
         if size == 0:  # nothing to read (and a ranged GET of nothing is an error on S3)
             return b""
         if size is not None and size > limit:
             return too_large(size, limit)
-        key = path.partition("/")[2]
+        key, last = path.partition("/")[2], limit if size is None else size
         try:
             async with self._semaphore():
                 if self._http is not None:
-                    data = await self._http.get(key, limit)
+                    data = await self._http.get(key, last)
                 else:
                     answer = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key,
-                                                    Range=f"bytes=0-{limit}")
+                                                    Range=f"bytes=0-{last}")
                     body = answer["Body"]
                     try:
-                        data = await body.read(limit + 1)
+                        data = await body.read(last + 1)
                     finally:
                         body.close()
         except Exception as exc:  # noqa: BLE001 -- each way maps S3's errors to OSErrors
             return exc
-        return too_large(len(data), limit) if len(data) > limit else data
+        if len(data) > limit:
+            return too_large(len(data), limit)
+        if size is not None and len(data) > size:
+            return InventoryError(f"more than the {size:,} bytes listed: changed since it "
+                                  "was listed; not read")
+        return data
 
     # ------------------------------------------------------------------ loop
 
@@ -328,12 +366,18 @@ class S3Store(FsspecStore):
                                                  connections=CONCURRENCY).__aenter__()
 
     def close(self) -> None:
-        """Stop a walk still under way, close the connections the requests kept open."""
+        """Stop what is still under way (the walk, the uploads' listing), close the
+        connections the requests kept open."""
         if self._walking is not None and not self._walking[1].done():
             self._walking[1].cancel()
+        self._run(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        if self._uploads is not None:
+            await _cancel([self._uploads])
         if self._http is not None:
             http, self._http = self._http, None
-            self._run(http.__aexit__(None, None, None))
+            await http.__aexit__(None, None, None)
 
     def _semaphore(self) -> asyncio.Semaphore:
         if self._slots is None:
@@ -344,14 +388,18 @@ class S3Store(FsspecStore):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop()).result()
 
 
+async def _cancel(tasks: list[asyncio.Future]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _all(tasks: list[asyncio.Future]) -> None:
     """Wait for every task; on the first failure cancel the others, then raise it."""
     try:
         await asyncio.gather(*tasks)
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel(tasks)
         raise
 
 
@@ -365,12 +413,13 @@ class _Page:
     token: str | None
 
 
-def _subfolder(folder: str, prefix: str, after: str) -> bool:
-    """Whether a listed sub-folder is one level below ``prefix`` (and may hold keys
-    after ``after``): what a hostile answer might break to loop the walk."""
+def _subfolder(folder: str, prefix: str, after: str, *, first: bool) -> bool:
+    """Whether a listed sub-folder is one level below ``prefix`` (``P//`` too: an
+    empty name) and after ``after``, or on a first page the folder holding it: what a
+    hostile answer might break to loop the walk."""
     name = folder[len(prefix):]
     return (folder.startswith(prefix) and name.endswith("/") and "/" not in name[:-1]
-            and len(name) > 1 and (folder > after or after.startswith(folder)))
+            and (folder > after or (first and after.startswith(folder))))
 
 
 def _before(low: str) -> str | None:

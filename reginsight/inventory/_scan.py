@@ -4,8 +4,8 @@ The tag API shows what tags reach; the storage holds everything: manifests a mov
 tag left behind, blobs of deleted manifests, unfinished uploads. This module lists
 the tree once (:mod:`._stores`: os.scandir locally, concurrent listings split by
 prefix on S3), reads the small link files and the manifest and config blobs, and
-hands the facts to the same assembly as a crawl. Any fsspec filesystem works (local, s3, gcs, az ...);
-nothing is ever written.
+hands the facts to the same assembly as a crawl. Any fsspec filesystem works (local,
+s3, gcs, az ...); nothing is ever written.
 """
 
 from __future__ import annotations
@@ -53,9 +53,10 @@ class _Tree:
     """What the listing says, before any file is read."""
 
     blobs: dict[str, int] = field(default_factory=dict)  # digest -> bytes of data
-    # repo, digest (from the path), link path, the link's MD5 when the listing gave it
-    revisions: list[tuple[str, str, str, str | None]] = field(default_factory=list)
-    tags: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # repo, tag, ..
+    # repo, digest (from the path), link path, the link's MD5 when the listing gave it, size
+    revisions: list[tuple[str, str, str, str | None, int]] = field(default_factory=list)
+    # repo, tag, link path, MD5, size
+    tags: list[tuple[str, str, str, str | None, int]] = field(default_factory=list)
     history: list[tuple[str, str, str, Any]] = field(default_factory=list)  # + digest, time
     layer_links: list[tuple[str, str]] = field(default_factory=list)  # repo, digest
     folders: set[tuple[str, str]] = field(default_factory=set)  # repo, folder
@@ -86,14 +87,13 @@ def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None =
     """
     url = str(root)
     store = open_store(url, storage_options, V2)
-    if not store.exists():
-        getattr(store, "close", lambda: None)()
-        unreached = ("" if isinstance(store, LocalStore) else
-                     " (or the store could not be read there: check the URL, the endpoint "
-                     "and the credentials)")
-        raise InventoryError(f"{shown(url)} is not a registry storage: it has no {V2}"
-                             f"{unreached}")
     try:
+        if not store.exists():
+            unreached = ("" if isinstance(store, LocalStore) else
+                         " (or the store could not be read there: check the URL, the "
+                         "endpoint and the credentials)")
+            raise InventoryError(f"{shown(url)} is not a registry storage: it has no {V2}"
+                                 f"{unreached}")
         with _collector_paused():
             return _Scan(store, shown(url), progress=progress).run()
     finally:
@@ -147,7 +147,7 @@ class _Scan:
 
     def _list(self, bar: Any) -> _Tree:
         tree = _Tree()
-        details, md5 = self.store.details, self.store.md5
+        details, md5, size = self.store.details, self.store.md5, self.store.size
         names = _Names()
         count = 0
         for count, (entry, path, handle) in enumerate(self.store.entries(), start=1):
@@ -169,9 +169,11 @@ class _Scan:
             elif kind == "folder":
                 tree.folders.add((entry.repository, entry.folder))
             elif kind == "revision":
-                tree.revisions.append((entry.repository, entry.digest, path, md5(handle)))
+                tree.revisions.append((entry.repository, entry.digest, path, md5(handle),
+                                       size(handle)))
             elif kind == "tag":
-                tree.tags.append((entry.repository, entry.tag, path, md5(handle)))
+                tree.tags.append((entry.repository, entry.tag, path, md5(handle),
+                                  size(handle)))
             elif kind == "tag_index":
                 tree.history.append((entry.repository, entry.tag, entry.digest,
                                      details(handle)[1]))
@@ -180,7 +182,7 @@ class _Scan:
                 if kind == "upload_data":
                     upload["size"] = details(handle)[0]
                 else:
-                    upload["started_path"] = path
+                    upload["started"] = (path, size(handle))
         bar.update(count % 1024)
         for path, size in self.store.multipart_sizes().items():
             entry = classify(self._relative(path))
@@ -190,14 +192,14 @@ class _Scan:
 
     # ------------------------------------------------------------------ read
 
-    def _links(self, links: list[tuple[str, str | None, Iterable[str]]], what: str
+    def _links(self, links: list[tuple[str, str | None, int, Iterable[str]]], what: str
                ) -> dict[str, str | Exception]:
-        """The digest each link holds, by path, from (path, its MD5 if listed, the
-        digests it likely holds). A link whose MD5 is one of those digests' holds
-        that digest, and is not read: the listing said what it holds."""
+        """The digest each link holds, by path, from (path, its MD5 if listed, its
+        size, the digests it likely holds). A link whose MD5 is one of those digests'
+        holds that digest, and is not read: the listing said what it holds."""
         out: dict[str, str | Exception] = {}
-        unread = []
-        for path, md5, likely in links:
+        unread, sizes = [], []
+        for path, md5, size, likely in links:
             if md5 is not None:
                 for digest in likely:
                     if hashlib.md5(digest.encode(), usedforsecurity=False).hexdigest() == md5:
@@ -205,8 +207,10 @@ class _Scan:
                         break
             if path not in out:
                 unread.append(path)
+                sizes.append(size)
         with self._phase(f"read {what} links", "link", total=len(unread)) as bar:
-            for path, content in self.store.read(unread, limit=SMALL_FILE_LIMIT):
+            for path, content in self.store.read(unread, limit=SMALL_FILE_LIMIT,
+                                                 sizes=sizes):
                 bar.update()
                 out[path] = content if isinstance(content, Exception) else _target(content)
         return out
@@ -241,9 +245,9 @@ class _Scan:
     def _revisions(self, tree: _Tree) -> list[tuple[str, str]]:
         """(repository, digest) of each revision link, as the registry reads it."""
         found = []
-        links = self._links([(path, md5, (digest,)) for _, digest, path, md5 in tree.revisions],
-                            "revision")
-        for repo, _, path, _ in tree.revisions:
+        links = self._links([(path, md5, size, (digest,))
+                             for _, digest, path, md5, size in tree.revisions], "revision")
+        for repo, _, path, _, _ in tree.revisions:
             target = links[path]
             if isinstance(target, Exception):
                 self.errors.append((repo, self._relative(path), "revision link",
@@ -261,9 +265,9 @@ class _Scan:
         history = defaultdict(list)
         for repo, tag, digest, _ in tree.history:
             history[repo, tag].append(digest)
-        links = self._links([(path, md5, history[repo, tag]) for repo, tag, path, md5
-                             in tree.tags], "tag")
-        for repo, tag, path, _ in tree.tags:
+        links = self._links([(path, md5, size, history[repo, tag])
+                             for repo, tag, path, md5, size in tree.tags], "tag")
+        for repo, tag, path, _, _ in tree.tags:
             target = links[path]
             if isinstance(target, Exception):
                 self.errors.append((repo, tag, "tag link", f"{type(target).__name__}: {target}"))
@@ -326,11 +330,12 @@ class _Scan:
     # ---------------------------------------------------- storage-only frames
 
     def _uploads(self, tree: _Tree) -> pd.DataFrame:
-        started_paths = [u["started_path"] for u in tree.uploads.values() if "started_path" in u]
-        started = dict(self.store.read(started_paths, limit=SMALL_FILE_LIMIT))
+        begun = [upload["started"] for upload in tree.uploads.values() if "started" in upload]
+        started = dict(self.store.read([path for path, _ in begun], limit=SMALL_FILE_LIMIT,
+                                       sizes=[size for _, size in begun]))
         rows = []
         for (repo, uuid), upload in sorted(tree.uploads.items()):
-            when = started.get(upload.get("started_path", ""))
+            when = started.get(upload.get("started", ("",))[0])
             text = when.decode("ascii", "replace").strip() if isinstance(when, bytes) else None
             # an upload's folder name is no reference: kept, shown escaped when odd
             rows.append((repo, printable(uuid), text and printable(text), upload.get("size")))

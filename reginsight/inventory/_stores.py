@@ -83,6 +83,11 @@ class FsspecStore:
         """Nothing is kept open."""
 
     @staticmethod
+    def size(handle: Mapping[str, Any]) -> int:
+        """The bytes of a listed file."""
+        return int(handle.get("size") or 0)
+
+    @staticmethod
     def md5(handle: Mapping[str, Any]) -> str | None:
         """The digest of a file's bytes the listing gave, if any: none in general."""
         return None
