@@ -201,7 +201,7 @@ class _Stuck:
 
 def _mine(task: asyncio.Task, store: S3Store) -> bool:
     frame = getattr(task.get_coro(), "cr_frame", None)
-    return frame is not None and frame.f_locals.get("self") is store
+    return frame is not None and frame.f_locals.get("self") in (store, store.walker)
 
 
 def _still_running(store: S3Store) -> list[str]:

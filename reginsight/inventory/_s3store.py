@@ -6,11 +6,10 @@ network); the registry's own collector makes one at a time, so its time is the n
 of requests times the round trip. This store makes as few requests as the layout
 allows and keeps many in flight:
 
-- **Listing split by prefix.** S3 pages one prefix sequentially (1,000 keys a page).
-  A prefix is listed whole when its first page holds it all; when not, the rest is
-  split at its sub-folders (one listing with ``Delimiter``), each listed concurrently
-  and split again the same way. Small trees cost a request or two; a large one
-  costs a few dependent round trips, not one per page.
+- **Listing split by prefix** (:mod:`._s3walk`): S3 pages one prefix sequentially;
+  the rest of a prefix its first page does not hold is split at its sub-folders and
+  listed concurrently. Small trees cost a request or two; a large one a few dependent
+  round trips, not one per page. Unfinished uploads are listed meanwhile.
 - **No request where a listing answered.** Sizes and times come from the listing. An
   object's ETag is the MD5 of its bytes when it was written whole, unencrypted or
   with S3's own keys (:meth:`S3Store.md5`): the scan checks a link's expected content
@@ -19,8 +18,9 @@ allows and keeps many in flight:
   chunk is fetched while the caller parses this one. Each read is a ranged GET of at
   most the caller's limit plus one byte.
 
-At most :data:`CONCURRENCY` requests are in flight (s3fs's connection pool is sized to
-match). Requests go through s3fs's own client (its credentials, endpoint, retries).
+At most :data:`CONCURRENCY` requests are in flight. They are s3fs's own (its
+credentials, endpoint, addressing), presigned and sent with aiohttp
+(:mod:`._s3http`), or botocore's calls where a URL cannot carry the configuration.
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ import concurrent.futures
 import datetime
 import queue
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from .._errors import InventoryError
-from .._text import printable
 from ._layout import FOLDERS, Found, classify, classify_folder, too_large
 from ._s3http import PresignedRequests
+from ._s3walk import Page, PrefixWalk, cancel_all, gather_all
 from ._stores import FsspecStore
 
 #: S3 requests in flight at once (S3 serves thousands a second on one prefix)
@@ -55,13 +54,22 @@ class S3Store(FsspecStore):
     def __init__(self, fs: Any, top: str, shown: str, *, page_keys: int = PAGE_KEYS
                  ) -> None:
         super().__init__(fs, top, shown)
-        self.page_keys = page_keys
+        self.walker = PrefixWalk(self._list_page, page_keys=page_keys, shown=shown)
         self.bucket = top.partition("/")[0]
         self._slots: asyncio.Semaphore | None = None  # made on the loop, when first used
         self._http: PresignedRequests | None = None  # opened on first use, till close()
         self._opening: asyncio.Future | None = None  # the connection pool, being made
         self._walking: tuple[queue.SimpleQueue, concurrent.futures.Future] | None = None
         self._uploads: asyncio.Future | None = None  # listed alongside the objects
+
+    @property
+    def page_keys(self) -> int:
+        """Keys a listing page asks for (S3's most; fewer in tests)."""
+        return self.walker.page_keys
+
+    @page_keys.setter
+    def page_keys(self, value: int) -> None:
+        self.walker.page_keys = value
 
     # ------------------------------------------------------------------ list
 
@@ -101,8 +109,13 @@ class S3Store(FsspecStore):
         key = self.top.partition("/")[2]
         await self._open()
         self._uploads = asyncio.ensure_future(self._multipart())  # meanwhile: one round less
-        await _all([asyncio.ensure_future(self._walk(f"{key}/{area}/", take))
-                    for area in ("blobs", "repositories")])
+        await gather_all([asyncio.ensure_future(self.walker.walk(f"{key}/{area}/", take))
+                          for area in ("blobs", "repositories")])
+
+    async def _list_page(self, **params: Any) -> dict[str, Any]:
+        async with self._semaphore():
+            return await (self._http.list_objects(**params) if self._http else
+                          self.fs._call_s3("list_objects_v2", Bucket=self.bucket, **params))
 
     def multipart_sizes(self) -> dict[str, int]:
         """On S3 an upload's data is a multipart upload, not an object, until it is
@@ -154,98 +167,6 @@ class S3Store(FsspecStore):
                 raise InventoryError(f"cannot list the parts of an upload in {self.shown}: "
                                      "the store's markers do not advance")
             marker = following
-
-    async def _walk(self, prefix: str, take: Callable[[list[dict[str, Any]]], None], *,
-                    low: str = "", high: str | None = None, files: bool = True) -> None:
-        """Every key below ``prefix`` from ``low`` (included) to ``high`` (excluded),
-        those directly in ``prefix`` only with ``files``: one page, and when that does
-        not hold it all, the rest split at the sub-folders, which are listed
-        concurrently, as many to a listing as the first page suggests one page holds."""
-        after = _before(low)
-        while True:  # the keys just below ``low`` that StartAfter lets through: passed
-            first = await self._list(prefix, after=after)
-            if not first.truncated or first.keys[-1]["Key"] >= low:
-                break
-            after = first.keys[-1]["Key"]
-        listed = _within(first.keys, low, high)
-        take(listed if files else [k for k in listed if "/" in k["Key"][len(prefix):]])
-        if not first.truncated or (high is not None and first.keys[-1]["Key"] >= high):
-            return  # all of it, or past ``high``
-        last = listed[-1]["Key"]
-        # the folder holding the last key listed: the rest of it, after that key (an S3
-        # listing after a key may leave out the folder it is in)
-        rest = last[len(prefix):]
-        inner = f"{prefix}{rest.split('/', 1)[0]}/" if "/" in rest else None
-        walks = ([asyncio.ensure_future(self._walk(inner, take, low=f"{last}\0"))]
-                 if inner else [])
-        try:
-            folders = await self._folders(prefix, last, inner, take, low=low, high=high,
-                                          files=files)
-        except BaseException:
-            await _cancel(walks)  # nothing goes on listing after a failure
-            raise
-        # folders to a listing: as many as filled the first page, about
-        seen = len({key["Key"][len(prefix):].partition("/")[0] for key in listed})
-        group = max(1, self.page_keys * (seen - 1) // len(listed))
-        for start in range(0, len(folders), group):
-            chunk = folders[start:start + group]
-            walks.append(asyncio.ensure_future(
-                self._walk(chunk[0], take) if len(chunk) == 1 else
-                # the folders' keys only: the files between them were taken above
-                self._walk(prefix, take, low=chunk[0], high=f"{chunk[-1][:-1]}0",
-                           files=False)))
-        await _all(walks)
-
-    async def _folders(self, prefix: str, last: str, inner: str | None,
-                       take: Callable[[list[dict[str, Any]]], None], *, low: str,
-                       high: str | None, files: bool) -> list[str]:
-        """The sub-folders of ``prefix`` after the key ``last`` (but ``inner``, and
-        below ``high``); its files there taken when ``files``."""
-        folders: list[str] = []
-        token, floor = None, last
-        while True:
-            page = await self._list(prefix, after=last, token=token, folders=True,
-                                    floor=floor)
-            direct = _within(page.keys, low, high)
-            if files:
-                take(direct)
-            ahead = [f for f in page.folders if f != inner and (high is None or f < high)]
-            folders.extend(ahead)
-            if (not page.truncated or len(direct) < len(page.keys)
-                    or len(ahead) < len(page.folders) - (inner in page.folders)):
-                return folders
-            token = page.token
-            # the next page starts after this one: answers that cycle are refused
-            floor = max([floor, *(k["Key"] for k in page.keys[-1:]), *page.folders[-1:]])
-
-    async def _list(self, prefix: str, *, after: str | None, token: str | None = None,
-                    folders: bool = False, most: int | None = None,
-                    floor: str | None = None) -> _Page:
-        """One page of ``prefix`` after the key ``after`` (with ``folders``: its files
-        and its sub-folders), checked: a listing that does not advance (a page not
-        after ``floor``, the last page's end), or answers for another prefix, is an
-        error, never an endless loop."""
-        params = {"Prefix": prefix, "MaxKeys": most or self.page_keys,
-                  **({"StartAfter": after} if after else {}),
-                  **({"Delimiter": "/"} if folders else {}),
-                  **({"ContinuationToken": token} if token else {})}
-        async with self._semaphore():
-            answer = await (self._http.list_objects(**params) if self._http else
-                            self.fs._call_s3("list_objects_v2", Bucket=self.bucket, **params))
-        keys = answer.get("Contents") or []
-        subfolders = [common.get("Prefix", "") for common in answer.get("CommonPrefixes") or ()]
-        page = _Page(keys, subfolders, bool(answer.get("IsTruncated")),
-                     answer.get("NextContinuationToken"))
-        floor = floor or after or ""
-        if (any(not (k.get("Key", "") > floor and k["Key"].startswith(prefix)) for k in keys)
-                or any(not _subfolder(f, prefix, floor, first=token is None)
-                       for f in subfolders)
-                or (page.truncated and not (page.token if folders else keys))
-                or (token is not None and page.token == token)):
-            raise InventoryError(f"cannot list {self.shown}: the store's answer for "
-                                 f"{printable(prefix, limit=200)} does not advance through "
-                                 "it (keys out of order or out of the prefix)")
-        return page
 
     # ------------------------------------------------------------------ read
 
@@ -348,9 +269,9 @@ class S3Store(FsspecStore):
             first = self._run(self._exists())
         return bool(first.keys or first.folders)
 
-    async def _exists(self) -> _Page:
+    async def _exists(self) -> Page:
         await self._open()
-        return await self._list(f"{self.top.partition('/')[2]}/", after=None, most=1)
+        return await self.walker.page(f"{self.top.partition('/')[2]}/", after=None, most=1)
 
     async def _open(self) -> None:
         """Requests through :class:`PresignedRequests` from now on, when s3fs's
@@ -374,7 +295,7 @@ class S3Store(FsspecStore):
 
     async def _shutdown(self) -> None:
         if self._uploads is not None:
-            await _cancel([self._uploads])
+            await cancel_all([self._uploads])
         if self._http is not None:
             http, self._http = self._http, None
             await http.__aexit__(None, None, None)
@@ -386,58 +307,6 @@ class S3Store(FsspecStore):
 
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop()).result()
-
-
-async def _cancel(tasks: list[asyncio.Future]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _all(tasks: list[asyncio.Future]) -> None:
-    """Wait for every task; on the first failure cancel the others, then raise it."""
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        await _cancel(tasks)
-        raise
-
-
-@dataclass(frozen=True, slots=True)
-class _Page:
-    """One answer of ListObjectsV2."""
-
-    keys: list[dict[str, Any]]
-    folders: list[str]
-    truncated: bool
-    token: str | None
-
-
-def _subfolder(folder: str, prefix: str, after: str, *, first: bool) -> bool:
-    """Whether a listed sub-folder is one level below ``prefix`` (``P//`` too: an
-    empty name) and after ``after``, or on a first page the folder holding it: what a
-    hostile answer might break to loop the walk."""
-    name = folder[len(prefix):]
-    return (folder.startswith(prefix) and name.endswith("/") and "/" not in name[:-1]
-            and (folder > after or (first and after.startswith(folder))))
-
-
-def _before(low: str) -> str | None:
-    """What ``StartAfter`` is for keys from ``low`` on: the key itself when ``low`` is
-    the least string after it (``key + "\\0"``), otherwise a string just below
-    ``low`` (the keys between are dropped by :func:`_within`)."""
-    if not low:
-        return None
-    if low.endswith("\0"):
-        return low[:-1]
-    return low[:-1] + chr(ord(low[-1]) - 1) if ord(low[-1]) > 1 else low[:-1] or None
-
-
-def _within(keys: list[dict[str, Any]], low: str, high: str | None) -> list[dict[str, Any]]:
-    """The listed keys from ``low`` (included) to ``high`` (excluded)."""
-    if not keys or (keys[0]["Key"] >= low and (high is None or keys[-1]["Key"] < high)):
-        return keys
-    return [key for key in keys if key["Key"] >= low and (high is None or key["Key"] < high)]
 
 
 def _folders_above(relative: str) -> Iterator[str]:
