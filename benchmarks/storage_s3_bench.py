@@ -13,7 +13,8 @@ the S3 stand-in (benchmarks.s3_standin) through the latency proxy.
    counted by the stand-in; both must name the same blobs.
 2. A small synthetic tree (``--s3-small-revisions``), written straight into the bucket
    in the registry's layout (storage_bench.synthetic_objects, the filesystem tree's
-   generator): the same runs, the same check; Go's seconds per request measured here.
+   generator; stored in the stand-in's backend as PutObject stores them, without a
+   request each): the same runs, the same check; Go's seconds per request measured here.
 3. The big synthetic tree (``--s3-synthetic-revisions``): Go's requests counted
    WITHOUT the proxy (its serial dry run at 20 ms would take hours), its time
    extrapolated as requests x its per-request cost on the small tree; reginsight
@@ -74,15 +75,29 @@ class Run:
 
 
 def write_objects(s3: Standin, root: str, objects: Iterable[tuple[str, bytes]],
-                  workers: int = 32) -> int:
-    """Put ``objects`` (path under ``root``, content) into the bucket, concurrently,
-    straight to the stand-in; a path given twice keeps its last content. Returns the
+                  workers: int = 32, *, straight: bool = True, batch: int = 16 << 20
+                  ) -> int:
+    """Put ``objects`` (path under ``root``, content) into the bucket, straight to the
+    stand-in: by default into its backend in batches of ``batch`` bytes (as a plain
+    PutObject stores them, ~50x faster than a request each), else as PutObject requests
+    from ``workers`` threads; a path given twice keeps its last content. Returns the
     number of objects."""
     import boto3
     from botocore.config import Config
 
     above = f"{root.strip('/')}/".lstrip("/")
     latest = {above + path: data for path, data in objects}
+    if straight:
+        pending: list[tuple[str, bytes]] = []
+        size = 0
+        for item in latest.items():
+            pending.append(item)
+            size += len(item[0]) + len(item[1])
+            if size >= batch:
+                s3.server.put_objects(BUCKET, pending)
+                pending, size = [], 0
+        s3.server.put_objects(BUCKET, pending)
+        return len(latest)
     client = boto3.client("s3", endpoint_url=s3.server.endpoint, aws_access_key_id=KEY,
                           aws_secret_access_key=SECRET, region_name=REGION,
                           config=Config(max_pool_connections=workers))

@@ -1,5 +1,7 @@
 """The S3 stand-in of the benchmarks (benchmarks.s3_standin) and its latency proxy:
-its indexed listing answers exactly as moto's own, it counts what it serves, the proxy
+its indexed listing answers exactly as moto's own, its own answers to GET/HEAD and
+listings are moto's byte for byte (and parse as moto_server's do), objects written
+straight into it are what a PutObject stores, it counts what it serves, the proxy
 adds its delay and passes bytes intact over kept-alive, concurrent connections, and
 each real collector's dry run on a synthetic tree in the stand-in agrees with
 gc_preview."""
@@ -345,3 +347,236 @@ def test_a_standin_that_cannot_start_is_an_error(tmp_path):
         port = taken.getsockname()[1]
         with pytest.raises(s3_standin.S3StartError, match="did not start"):
             StandinServer(tmp_path, port=port).start(timeout=5)
+
+
+# --- the stand-in's own answers (fast_answer) against moto's -------------------------------
+
+#: keys a client must escape: space, '+', '%', '&', '<', unicode, '.', '-', '=', nested
+ESCAPED = ["a b/c+d%e/é", "a b/c", "a b/c+d%e/f g", "x&y<z>.txt", "日本/語/x", "a.b", "a-b/c",
+           "a/b", "a/b/c", "a=b/c", "a%2Fb", "empty", "plus+/x", "~tilde/ü.json"]
+RANGES = ["bytes=1-3", "bytes=2-", "bytes=-2", "bytes=0-0", "bytes=0-", "bytes=100-",
+          "bytes=3-1", "bytes=1-2,4-5", "bytes=x-y", "bytes=-0"]
+
+
+def _content(n: int) -> bytes:
+    return b"" if n == ESCAPED.index("empty") else bytes(range(n, n + 3 * n + 1))
+
+
+class _Signed:
+    """Requests signed as botocore signs them (moto reads the region and access key
+    from the signature), to a WSGI app in this process."""
+
+    def __init__(self, app) -> None:
+        from werkzeug.test import Client
+
+        self.client = Client(app)
+
+    def __call__(self, method: str, path: str, query: str = "", headers: dict | None = None,
+                 body: bytes = b""):
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        url = f"http://127.0.0.1:5000{path}" + (f"?{query}" if query else "")
+        request = AWSRequest(method=method, url=url, data=body, headers=headers or {})
+        SigV4Auth(Credentials(KEY, SECRET), "s3", REGION).add_auth(request)
+        return self.client.open(path, method=method, query_string=query or None,
+                                headers=dict(request.headers), data=body,
+                                base_url="http://127.0.0.1:5000")
+
+
+def _answer(response) -> tuple:
+    """Status, headers (any case, any order; moto's random request id left out) and
+    body (its error's request id left out)."""
+    import re
+
+    headers = sorted((name.lower(), value) for name, value in response.headers
+                     if name.lower() != "x-amzn-requestid")
+    return (response.status, headers,
+            re.sub(rb"<RequestId>[^<]*</RequestId>", b"", response.data))
+
+
+@pytest.fixture
+def two_apps(monkeypatch):
+    """One moto app in this process (its global backend), behind the stand-in's WSGI
+    app twice: with fast_answer and without (moto answers all); the indexed listing
+    installed, as in the server. Yields both callers and the answers fast_answer gave."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    s3_standin.install_indexed_listing()
+    answered: list[bool] = []
+    fast_answer = s3_standin.fast_answer
+
+    def spied(*args):
+        answer = fast_answer(*args)
+        answered.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(s3_standin, "fast_answer", spied)
+    try:
+        moto = DomainDispatcherApplication(create_backend_app)
+        yield (_Signed(s3_standin._Counting(moto, None, fast=True)),
+               _Signed(s3_standin._Counting(moto, None, fast=False)), answered)
+    finally:
+        s3_standin.remove_indexed_listing()
+
+
+def _query(**params) -> str:
+    from urllib.parse import quote
+
+    return "&".join(f"{name.replace('_', '-')}={quote(str(value), safe='')}"
+                    for name, value in params.items() if value is not None)
+
+
+def test_fast_answers_are_motos_byte_for_byte(two_apps):
+    """Every GET/HEAD the stand-in answers itself is moto's answer, status, headers and
+    body; what it leaves to moto (missing keys, bad ranges, conditions, other queries,
+    a bad token) moto answers."""
+    from urllib.parse import quote
+
+    fast, moto, answered = two_apps
+    assert moto("PUT", "/fast-bytes").status_code == 200
+    for n, key in enumerate(ESCAPED):
+        checksum = {"x-amz-sdk-checksum-algorithm": "CRC32",
+                    "x-amz-checksum-crc32": "AAAAAA=="} if n % 2 else {}
+        put = moto("PUT", "/fast-bytes/" + quote(key), headers={
+            **checksum, "x-amz-meta-n": str(n)}, body=_content(n))
+        assert put.status_code == 200, put.data
+    compared = 0
+
+    def same(*args, **kwargs) -> None:
+        nonlocal compared
+        ours, theirs = _answer(fast(*args, **kwargs)), _answer(moto(*args, **kwargs))
+        assert ours == theirs, (args, kwargs)
+        compared += 1
+
+    for key in [*ESCAPED, "missing", "a b"]:
+        for method in ("GET", "HEAD"):
+            for headers in [{}, {"x-amz-checksum-mode": "ENABLED"}, {"If-None-Match": "*"},
+                            *({"Range": r} for r in RANGES)]:
+                same(method, "/fast-bytes/" + quote(key), headers=headers)
+            same(method, "/fast-bytes/" + quote(key), "versionId=null")
+            same(method, "/no-such-bucket/" + quote(key))
+    tokens = []
+    for v2, prefix, delimiter, encoding, max_keys, after in itertools.product(
+            (True, False), (None, "", "a", "a b/", "日本", "zz"), (None, "/", "b", "+"),
+            (None, "url"), (None, 1, 3), (None, "a", "a b/c", "a/b")):
+        query = _query(**{"list-type": 2 if v2 else None}, prefix=prefix,
+                       delimiter=delimiter, encoding_type=encoding, max_keys=max_keys,
+                       **{"start-after" if v2 else "marker": after})
+        same("GET", "/fast-bytes", query)
+        page = fast("GET", "/fast-bytes", query).data
+        if b"<NextContinuationToken>" in page:
+            tokens.append((query, page.split(b"<NextContinuationToken>")[1].split(b"<")[0]))
+    for query, token in tokens[:50]:  # the next pages
+        same("GET", "/fast-bytes", f"{query}&continuation-token={token.decode()}")
+    same("GET", "/fast-bytes", "list-type=2&continuation-token=")
+    same("GET", "/fast-bytes", "list-type=2&fetch-owner=true")
+    same("GET", "/fast-bytes", "versions")
+    same("GET", "/no-such-bucket", "list-type=2")
+    assert compared > 1500
+    assert sum(answered) > 1000 and not all(answered)
+
+
+def _parsed(call, **params) -> dict:
+    """A boto3 answer as data, or its error's code and status; less what differs
+    between two servers for the same object (request ids, dates)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = call(**params)
+    except ClientError as error:
+        return {"error": error.response["Error"]["Code"],
+                "status": error.response["ResponseMetadata"]["HTTPStatusCode"]}
+    answer.pop("ResponseMetadata")
+    if "Body" in answer:
+        answer["Body"] = answer["Body"].read()
+    assert "LastModified" not in answer or answer.pop("LastModified").year > 2000
+    for item in answer.get("Contents", ()):
+        assert item.pop("LastModified").year > 2000
+    return answer
+
+
+def test_fast_answers_parse_as_moto_servers_over_http(s3, tmp_path):
+    """The same objects written to moto's own server and to the stand-in; boto3's
+    parsed answers compared field by field: GetObject with and without a Range,
+    HeadObject, ListObjectsV2 paged with and without a delimiter, StartAfter and an
+    explicit EncodingType, ListObjects (v1)."""
+    moto = S3Server(tmp_path / "moto").start()
+    try:
+        clients = [moto.client(), s3.server.client()]
+        for client in clients:
+            client.create_bucket(Bucket="fast-parsed")
+            for n, key in enumerate(ESCAPED):
+                client.put_object(Bucket="fast-parsed", Key=key, Body=_content(n))
+        compared = 0
+
+        def same(operation: str, **params) -> None:
+            nonlocal compared
+            ours, theirs = (_parsed(getattr(c, operation), Bucket="fast-parsed", **params)
+                            for c in reversed(clients))
+            assert ours == theirs, (operation, params)
+            compared += 1
+
+        for key in [*ESCAPED, "missing"]:
+            same("get_object", Key=key)
+            same("head_object", Key=key)
+            for byte_range in RANGES[:6]:
+                same("get_object", Key=key, Range=byte_range)
+                same("head_object", Key=key, Range=byte_range)
+        for v2, prefix, delimiter, encoding, max_keys, after in itertools.product(
+                (True, False), ("", "a", "a b/", "日本"), (None, "/"), (None, "url"), (2, 1000),
+                (None, "a b/c")):
+            params = {"Prefix": prefix, "MaxKeys": max_keys,
+                      **({"Delimiter": delimiter} if delimiter else {}),
+                      **({"EncodingType": encoding} if encoding else {})}
+            operation, start, token, next_token = (
+                ("list_objects_v2", "StartAfter", "ContinuationToken", "NextContinuationToken")
+                if v2 else ("list_objects", "Marker", "Marker", "NextMarker"))
+            more = {start: after} if after else {}
+            while True:  # every page, each asked of both
+                same(operation, **params, **more)
+                page = getattr(clients[1], operation)(Bucket="fast-parsed", **params, **more)
+                if not page["IsTruncated"]:
+                    break
+                more = {token: page[next_token]}
+        assert compared > 300
+    finally:
+        moto.stop()
+
+
+def test_objects_written_straight_are_what_a_put_stores(s3):
+    """write_objects puts into the stand-in's backend directly: the same content,
+    ETag, size, type and listing as a PutObject (no checksum asked) gives; each
+    counted as a put."""
+    from botocore.config import Config
+
+    client = s3.server.client()
+    plain = boto3.client("s3", endpoint_url=s3.server.endpoint, aws_access_key_id=KEY,
+                         aws_secret_access_key=SECRET, region_name=REGION,
+                         config=Config(request_checksum_calculation="when_required"))
+    objects = [(key, _content(n)) for n, key in enumerate(ESCAPED)]
+    before = s3.server.counts()
+    assert write_objects(s3, "/straight", objects) == len(objects)
+    got = counted(before, s3.server.counts())
+    assert got["kinds"]["put"] == len(objects) and got["requests"] == len(objects)
+    for key, data in objects:
+        plain.put_object(Bucket=BUCKET, Key=f"by-put/{key}", Body=data)
+
+    def seen(root: str) -> dict:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET,
+                                                                 Prefix=root + "/")
+        listed = {item["Key"][len(root) + 1:]: (item["ETag"], item["Size"],
+                                                  item.get("StorageClass"))
+                  for page in pages for item in page.get("Contents", ())}
+        read = {}
+        for key in listed:
+            answer = client.get_object(Bucket=BUCKET, Key=f"{root}/{key}")
+            read[key] = (answer["Body"].read(), answer["ETag"], answer["ContentLength"],
+                         answer["ContentType"], answer.get("Metadata"))
+        return {"listed": listed, "read": read}
+
+    straight = seen("straight")
+    assert straight == seen("by-put")
+    assert straight["read"]["a.b"][0] == dict(objects)["a.b"]
+    assert straight["listed"]["a.b"][0] == f'"{hashlib.md5(dict(objects)["a.b"]).hexdigest()}"'  # noqa: S324 - S3's ETag
