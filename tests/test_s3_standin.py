@@ -27,7 +27,7 @@ import pytest
 from botocore.config import Config
 
 import reginsight as ri
-from benchmarks import s3_standin
+from benchmarks import s3_moto, s3_standin
 from benchmarks.s3_standin import Standin, StandinServer, counted, standin
 from benchmarks.storage_bench import MODES, blobs_named, synthetic_objects
 from benchmarks.storage_s3_bench import BUCKET, go_run, write_objects
@@ -59,11 +59,11 @@ def backend() -> Iterator[object]:
     own kept beside it), undone after."""
     from moto.s3.models import S3Backend
 
-    s3_standin.install_indexed_listing()
+    s3_moto.install_indexed_listing()
     try:
         yield S3Backend(REGION, "123456789012")
     finally:
-        s3_standin.remove_indexed_listing()
+        s3_moto.remove_indexed_listing()
 
 
 def _pages_v2(listing, bucket, prefix, delimiter, start, max_keys) -> list:
@@ -122,7 +122,7 @@ def test_indexed_listing_answers_as_moto_page_for_page(backend):
         backend.delete_object("tricky", key)
     for key in ("a/b/new", "a.0", "c/d", "zz/top", "a/b/c/d/e/f"):
         backend.put_object("tricky", key, b"new!")
-    s3_standin.changed()
+    s3_moto.changed()
     assert _same_listings(backend, "tricky") > 2000
 
 
@@ -135,7 +135,7 @@ def test_indexed_listing_with_delete_markers_answers_as_moto(backend):
         backend.put_object("versioned", key, b"v1")
     for key in ("a/b", "a//x", "c/d/e/f", "a.txt"):
         backend.delete_object("versioned", key)
-    s3_standin.changed()
+    s3_moto.changed()
     assert _same_listings(backend, "versioned") > 2000
 
 
@@ -403,9 +403,9 @@ def two_apps(monkeypatch):
     installed, as in the server. Yields both callers and the answers fast_answer gave."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    s3_standin.install_indexed_listing()
+    s3_moto.install_indexed_listing()
     answered: list[bool] = []
-    fast_answer = s3_standin.fast_answer
+    fast_answer = s3_moto.fast_answer
 
     def spied(*args):
         answer = fast_answer(*args)
@@ -418,7 +418,7 @@ def two_apps(monkeypatch):
         yield (_Signed(s3_standin._Counting(moto, None, fast=True)),
                _Signed(s3_standin._Counting(moto, None, fast=False)), answered)
     finally:
-        s3_standin.remove_indexed_listing()
+        s3_moto.remove_indexed_listing()
 
 
 def _query(**params) -> str:
