@@ -271,6 +271,9 @@ class LocalStore:
         info = handle if isinstance(handle, os.stat_result) else os.lstat(handle)
         return info.st_size, iso_time(info.st_mtime)
 
+    def close(self) -> None:
+        """Nothing is kept open between reads."""
+
     @staticmethod
     def size(handle: str | os.stat_result) -> int:
         """The bytes of a listed file."""

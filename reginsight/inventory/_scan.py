@@ -97,7 +97,7 @@ def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None =
         with _collector_paused():
             return _Scan(store, shown(url), progress=progress).run()
     finally:
-        getattr(store, "close", lambda: None)()  # a local folder keeps nothing open
+        store.close()
 
 
 @contextmanager
