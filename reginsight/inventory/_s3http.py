@@ -51,8 +51,7 @@ class PresignedRequests:
         customer keys or other extra arguments a URL cannot carry, no proxy given to
         botocore rather than by the environment)."""
         config = getattr(fs, "config_kwargs", None) or {}
-        return (type(fs).__module__.split(".")[0] == "s3fs"
-                and not getattr(fs, "s3_additional_kwargs", None)
+        return (is_s3(fs) and not getattr(fs, "s3_additional_kwargs", None)
                 and not config.get("proxies") and not config.get("proxies_config"))
 
     async def __aenter__(self) -> PresignedRequests:
@@ -142,6 +141,11 @@ class PresignedRequests:
                     raise OSError(f"cannot reach S3 for {what}: {type(exc).__name__}: "
                                   f"{unsigned(str(exc))}") from None
         raise AssertionError("unreachable")  # every attempt returns, raises or retries
+
+
+def is_s3(fs: Any) -> bool:
+    """Whether ``fs`` is s3fs's filesystem."""
+    return type(fs).__module__.split(".")[0] == "s3fs"
 
 
 def unsigned(text: str) -> str:

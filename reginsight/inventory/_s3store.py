@@ -55,7 +55,8 @@ class S3Store(FsspecStore):
                  ) -> None:
         super().__init__(fs, top, shown)
         self.walker = PrefixWalk(self._list_page, page_keys=page_keys, shown=shown)
-        self.bucket = top.partition("/")[0]
+        self.bucket, _, key = top.partition("/")
+        self.prefix = f"{key}/"  # of every key of the storage, in the bucket
         self._slots: asyncio.Semaphore | None = None  # made on the loop, when first used
         self._http: PresignedRequests | None = None  # opened on first use, till close()
         self._opening: asyncio.Future | None = None  # the connection pool, being made
@@ -106,10 +107,10 @@ class S3Store(FsspecStore):
         return self._walking
 
     async def _walk_all(self, take: Callable[[list[dict[str, Any]]], None]) -> None:
-        key = self.top.partition("/")[2]
         await self._open()
         self._uploads = asyncio.ensure_future(self._multipart())  # meanwhile: one round less
-        await gather_all([asyncio.ensure_future(self.walker.walk(f"{key}/{area}/", take))
+        await gather_all([asyncio.ensure_future(self.walker.walk(f"{self.prefix}{area}/",
+                                                                 take))
                           for area in ("blobs", "repositories")])
 
     async def _list_page(self, **params: Any) -> dict[str, Any]:
@@ -130,7 +131,7 @@ class S3Store(FsspecStore):
         return await self._uploads
 
     async def _multipart(self) -> dict[str, int]:
-        prefix = f"{self.top.partition('/')[2]}/"
+        prefix = self.prefix
         uploads, markers = [], {}
         while True:  # every page of them (a registry's crashes leave thousands)
             async with self._semaphore():
@@ -271,7 +272,7 @@ class S3Store(FsspecStore):
 
     async def _exists(self) -> Page:
         await self._open()
-        return await self.walker.page(f"{self.top.partition('/')[2]}/", after=None, most=1)
+        return await self.walker.page(self.prefix, after=None, most=1)
 
     async def _open(self) -> None:
         """Requests through :class:`PresignedRequests` from now on, when s3fs's
@@ -338,9 +339,4 @@ def _chunks(paths: list[str], sizes: Sequence[int] | None, limit: int
         weight += cost
     if chunk:
         yield chunk
-
-
-def is_s3(fs: Any) -> bool:
-    """Whether ``fs`` is s3fs's filesystem (the only one this store reads)."""
-    return type(fs).__module__.split(".")[0] == "s3fs"
 

@@ -156,6 +156,7 @@ def open_store(root: str, storage_options: Mapping[str, Any] | None, top: str
     except Exception as exc:  # noqa: BLE001 -- an unknown protocol, option or backend
         raise _backend_error("open", shown(root), exc) from None
     top = f"{base.rstrip('/')}/{top}"
-    from ._s3store import S3Store, is_s3
+    from ._s3http import is_s3
+    from ._s3store import S3Store
 
     return S3Store(fs, top, shown(root)) if is_s3(fs) else FsspecStore(fs, top, shown(root))
