@@ -36,8 +36,8 @@ class PrefixWalk:
                  page_keys: int, shown: str) -> None:
         self.list_page, self.page_keys, self.shown = list_page, page_keys, shown
 
-    async def walk(self, prefix: str, take: Take, *,
-                    low: str = "", high: str | None = None, files: bool = True) -> None:
+    async def walk(self, prefix: str, take: Take, *, low: str = "", high: str | None = None,
+                   files: bool = True) -> None:
         """Every key below ``prefix`` from ``low`` (included) to ``high`` (excluded),
         those directly in ``prefix`` only with ``files``: one page, and when that does
         not hold it all, the rest split at the sub-folders, which are listed
@@ -74,19 +74,18 @@ class PrefixWalk:
                 self.walk(chunk[0], take) if len(chunk) == 1 else
                 # the folders' keys only: the files between them were taken above
                 self.walk(prefix, take, low=chunk[0], high=f"{chunk[-1][:-1]}0",
-                           files=False)))
+                          files=False)))
         await gather_all(walks)
 
-    async def _folders(self, prefix: str, last: str, inner: str | None,
-                       take: Take, *, low: str,
-                       high: str | None, files: bool) -> list[str]:
+    async def _folders(self, prefix: str, last: str, inner: str | None, take: Take, *,
+                       low: str, high: str | None, files: bool) -> list[str]:
         """The sub-folders of ``prefix`` after the key ``last`` (but ``inner``, and
         below ``high``); its files there taken when ``files``."""
         folders: list[str] = []
         token, floor = None, last
         while True:
             page = await self.page(prefix, after=last, token=token, folders=True,
-                                    floor=floor)
+                                   floor=floor)
             direct = _within(page.keys, low, high)
             if files:
                 take(direct)
@@ -100,8 +99,8 @@ class PrefixWalk:
             floor = max([floor, *(k["Key"] for k in page.keys[-1:]), *page.folders[-1:]])
 
     async def page(self, prefix: str, *, after: str | None, token: str | None = None,
-                    folders: bool = False, most: int | None = None,
-                    floor: str | None = None) -> Page:
+                   folders: bool = False, most: int | None = None,
+                   floor: str | None = None) -> Page:
         """One page of ``prefix`` after the key ``after`` (with ``folders``: its files
         and its sub-folders), checked: a listing that does not advance (a page not
         after ``floor``, the last page's end), or answers for another prefix, is an
@@ -114,7 +113,7 @@ class PrefixWalk:
         keys = answer.get("Contents") or []
         subfolders = [common.get("Prefix", "") for common in answer.get("CommonPrefixes") or ()]
         page = Page(keys, subfolders, bool(answer.get("IsTruncated")),
-                     answer.get("NextContinuationToken"))
+                    answer.get("NextContinuationToken"))
         floor = floor or after or ""
         if (any(not (k.get("Key", "") > floor and k["Key"].startswith(prefix)) for k in keys)
                 or any(not _subfolder(f, prefix, floor, first=token is None)
