@@ -35,7 +35,7 @@ LISTING_LIMIT = 8 * 2**20
 
 
 class PresignedRequests:
-    """``get(key, limit)`` and ``list_objects(**params)`` over one aiohttp session on
+    """``get(key, last)`` and ``list_objects(**params)`` over one aiohttp session on
     the s3fs loop; use as an async context manager (the session is closed on exit)."""
 
     def __init__(self, fs: Any, bucket: str, *, connections: int) -> None:
