@@ -691,7 +691,7 @@ def test_an_empty_link_is_a_link_holding_nothing(moto, monkeypatch, tmp_path, th
 
 def _s3_store(s3: FakeS3, **options: object) -> S3Store:
     from reginsight.inventory._layout import V2
-    from reginsight.inventory._stores import open_store
+    from reginsight.inventory._scan import open_store
 
     return open_store("s3://bucket/r", s3.options(**options), V2)
 

@@ -164,7 +164,8 @@ def test_a_repository_without_layers_is_never_visited_by_the_collector(storage,
 def test_the_local_walk_and_the_fsspec_listing_find_the_same_files(scenario_storage):
     import fsspec
 
-    from reginsight.inventory._stores import FsspecStore, LocalStore
+    from reginsight.inventory._localstore import LocalStore
+    from reginsight.inventory._stores import FsspecStore
 
     top = str(scenario_storage / V2)
     local = {(entry, path[len(top):]) for entry, path, _ in

@@ -180,7 +180,7 @@ def test_on_s3_the_collector_meets_repositories_in_key_order(s3_filled, version,
 
 def _store(s3: S3Server, root: str, **attributes: object):
     from reginsight.inventory._layout import V2
-    from reginsight.inventory._stores import open_store
+    from reginsight.inventory._scan import open_store
 
     store = open_store(f"s3://{BUCKET}{root}", s3.storage_options(), V2)
     for name, value in attributes.items():

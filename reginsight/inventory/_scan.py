@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -40,8 +41,11 @@ from ._facts import (
 from ._frames import build, conform, tidy
 from ._inventory import Inventory
 from ._layout import V2, Entry, blob_path, classify, link_target, too_large
+from ._localstore import LocalStore
 from ._progress import progress_bar
-from ._stores import FsspecStore, LocalStore, open_store, shown
+from ._s3http import is_s3
+from ._s3store import CONCURRENCY, S3Store
+from ._stores import FsspecStore, backend_error, shown
 
 #: a link holds one digest (``sha512:`` and 128 hex digits at most); ``startedat`` a
 #: timestamp. Anything past this is no such file, and is never read whole.
@@ -98,6 +102,28 @@ def scan_storage(root: str | Any, *, storage_options: Mapping[str, Any] | None =
             return _Scan(store, shown(url), progress=progress).run()
     finally:
         store.close()
+
+
+def open_store(root: str, storage_options: Mapping[str, Any] | None, top: str
+               ) -> LocalStore | FsspecStore:  # S3Store is an FsspecStore
+    """The store for ``root`` (a local folder or an fsspec URL), at ``root``/``top``."""
+    if "://" not in root or root.startswith("file://"):
+        return LocalStore(os.path.abspath(root.removeprefix("file://")), top)
+    import fsspec
+
+    # a filesystem of its own: fsspec's shared instances keep listings cached, and a
+    # second scan in the same process would see the first one's tree
+    options = {"skip_instance_cache": True, **(storage_options or {})}
+    if root.startswith(("s3://", "s3a://")):
+        # as many pooled connections as requests in flight (botocore's default is 10)
+        options["config_kwargs"] = {"max_pool_connections": CONCURRENCY,
+                                    **(options.get("config_kwargs") or {})}
+    try:
+        fs, base = fsspec.core.url_to_fs(root, **options)
+    except Exception as exc:  # noqa: BLE001 -- an unknown protocol, option or backend
+        raise backend_error("open", shown(root), exc) from None
+    top = f"{base.rstrip('/')}/{top}"
+    return S3Store(fs, top, shown(root)) if is_s3(fs) else FsspecStore(fs, top, shown(root))
 
 
 @contextmanager

@@ -1,14 +1,13 @@
 """Where a storage scan reads from: a local folder (:mod:`._localstore`, the fast
-path) or any fsspec filesystem (S3, GCS, Azure ...). Read-only: listing and reading,
-nothing else. Both yield every file the layout gives a meaning (:mod:`._layout`), with
-details for its size and modification time; what they refuse (a link, a file that is
-no regular file, a name or a depth no registry writes) is a ``refused`` entry naming
-the path and why, and the scan goes on.
+path), S3 (:mod:`._s3store`, concurrent) or any other fsspec filesystem (GCS, Azure
+...). Read-only: listing and reading, nothing else. Each yields every file the layout
+gives a meaning (:mod:`._layout`), with details for its size and modification time;
+what it refuses (a link, a file that is no regular file, a name or a depth no registry
+writes) is a ``refused`` entry naming the path and why, and the scan goes on.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from typing import Any
 from .._errors import InventoryError
 from .._text import printable
 from ._layout import LINK_REFUSED, REFUSED, Found, classify, classify_folder, too_large
-from ._localstore import LocalStore, iso_time
+from ._localstore import iso_time
 
 #: files read per batch (s3fs fetches a batch concurrently)
 BATCH = 512
@@ -39,7 +38,7 @@ class FsspecStore:
         except InventoryError:
             raise
         except Exception as exc:  # noqa: BLE001 -- each backend raises its own types
-            raise _backend_error(action, self.shown, exc) from None
+            raise backend_error(action, self.shown, exc) from None
 
     def exists(self) -> bool:
         with self._errors("reach"):
@@ -114,7 +113,7 @@ class FsspecStore:
         return {}
 
 
-def _backend_error(action: str, where: str, exc: Exception) -> InventoryError:
+def backend_error(action: str, where: str, exc: Exception) -> InventoryError:
     return InventoryError(f"cannot {action} {where}: {type(exc).__name__}: "
                           f"{printable(exc, limit=300)}")
 
@@ -133,30 +132,3 @@ def _below(path: str, links: set[str]) -> bool:
 def shown(url: str) -> str:
     """The root as an inventory records it: never a password in a URL."""
     return re.sub(r"//[^/@]*@", "//", url)
-
-
-def open_store(root: str, storage_options: Mapping[str, Any] | None, top: str
-               ) -> LocalStore | FsspecStore:  # S3Store is an FsspecStore
-    """The store for ``root`` (a local folder or an fsspec URL), at ``root``/``top``."""
-    if "://" not in root or root.startswith("file://"):
-        return LocalStore(os.path.abspath(root.removeprefix("file://")), top)
-    import fsspec
-
-    # a filesystem of its own: fsspec's shared instances keep listings cached, and a
-    # second scan in the same process would see the first one's tree
-    options = {"skip_instance_cache": True, **(storage_options or {})}
-    if root.startswith(("s3://", "s3a://")):
-        from ._s3store import CONCURRENCY
-
-        # as many pooled connections as requests in flight (botocore's default is 10)
-        options["config_kwargs"] = {"max_pool_connections": CONCURRENCY,
-                                    **(options.get("config_kwargs") or {})}
-    try:
-        fs, base = fsspec.core.url_to_fs(root, **options)
-    except Exception as exc:  # noqa: BLE001 -- an unknown protocol, option or backend
-        raise _backend_error("open", shown(root), exc) from None
-    top = f"{base.rstrip('/')}/{top}"
-    from ._s3http import is_s3
-    from ._s3store import S3Store
-
-    return S3Store(fs, top, shown(root)) if is_s3(fs) else FsspecStore(fs, top, shown(root))
