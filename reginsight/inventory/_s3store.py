@@ -29,15 +29,18 @@ import asyncio
 import concurrent.futures
 import datetime
 import queue
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .._errors import InventoryError
 from ._layout import FOLDERS, Found, classify, classify_folder, too_large
+from ._localstore import iso_time
 from ._s3http import PresignedRequests
 from ._s3walk import Page, PrefixWalk, cancel_all, gather_all
 from ._stores import FsspecStore
 
+_MD5 = re.compile(r"[0-9a-f]{32}")
 #: S3 requests in flight at once (S3 serves thousands a second on one prefix)
 CONCURRENCY = 128
 #: keys a listing page holds (S3's most)
@@ -173,8 +176,6 @@ class S3Store(FsspecStore):
 
     @staticmethod
     def details(handle: tuple[int, Any, str | None]) -> tuple[int, str | None]:
-        from ._localstore import iso_time
-
         modified = handle[1]
         if isinstance(modified, str):  # a listing's text: 2026-12-06T12:00:00.000Z
             try:
@@ -194,7 +195,7 @@ class S3Store(FsspecStore):
         else (a multipart ``-N`` suffix, another provider's token) is not 32 hex
         digits, or simply will not match, and the object is read."""
         etag = (handle[2] or "").strip('"')
-        return etag if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag) else None
+        return etag if _MD5.fullmatch(etag) else None
 
     def read(self, paths: Iterable[str], *, limit: int, sizes: Sequence[int] | None = None
              ) -> Iterator[tuple[str, bytes | Exception]]:

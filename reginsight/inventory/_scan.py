@@ -189,7 +189,7 @@ class _Scan:
                     tree.refused.append(why)
                 continue
             if kind == "blob":
-                tree.blobs[entry.digest] = details(handle)[0]
+                tree.blobs[entry.digest] = size(handle)  # no time: a blob's is not kept
             elif kind == "layer":
                 tree.layer_links.append((entry.repository, entry.digest))
             elif kind == "folder":
@@ -206,7 +206,7 @@ class _Scan:
             else:
                 upload = tree.uploads.setdefault((entry.repository, entry.upload), {})
                 if kind == "upload_data":
-                    upload["size"] = details(handle)[0]
+                    upload["size"] = size(handle)
                 else:
                     upload["started"] = (path, size(handle))
         bar.update(count % 1024)
@@ -287,11 +287,13 @@ class _Scan:
 
     def _tags(self, tree: _Tree) -> list[tuple[str, str, str, str | None]]:
         rows = []
-        # a tag's current link names one of the digests its index lists, nearly always
+        # a tag's current link names one of the digests its index lists, nearly always;
+        # looked for only when the store listed the links' MD5s (S3)
         history = defaultdict(list)
-        for repo, tag, digest, _ in tree.history:
-            history[repo, tag].append(digest)
-        links = self._links([(path, md5, size, history[repo, tag])
+        if any(md5 is not None for _, _, _, md5, _ in tree.tags):
+            for repo, tag, digest, _ in tree.history:
+                history[repo, tag].append(digest)
+        links = self._links([(path, md5, size, history.get((repo, tag), ()))
                              for repo, tag, path, md5, size in tree.tags], "tag")
         for repo, tag, path, _, _ in tree.tags:
             target = links[path]
